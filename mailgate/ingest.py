@@ -1,0 +1,595 @@
+"""The one front door: raw bytes in, a ticket or a threaded reply out, exactly once.
+
+Every transport (SMTP/LMTP listener, IMAP poller, ``mailgate ingest`` pipe)
+calls ``ingest()``. It works in two steps:
+
+1. **store** — the raw bytes go to the blob store and one ``receipt`` row is
+   committed. From here on nothing can be lost: a crash, a bug or a database
+   outage leaves the receipt behind, and a re-delivery of the same mail is
+   recognised (by Message-ID, or by the sha256 of mails without one).
+2. **process**, in ONE transaction: parse → classify → find the ticket →
+   decide → apply → queue notices. On an unexpected error everything rolls
+   back and the receipt is marked *quarantined* with the reason; a database
+   that is unavailable raises ``TemporaryFailure`` so the transport can
+   answer 451 (SMTP), leave the mail on the server (IMAP) or exit 75 (pipe).
+
+The outcome is a value (``Outcome``), never an exception. ``explain()`` runs
+the same steps as a dry run and writes nothing.
+
+Imports tickets, notify, models and ``mailgate.mail``; never a transport.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import email.utils
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee as pw
+
+from mailgate import models as m
+from mailgate import notify, tickets
+from mailgate.config import Mailbox
+from mailgate.context import Context
+from mailgate.errors import TemporaryFailure, UsageError
+from mailgate.logs import event, redact
+from mailgate.mail import classify as classifier
+from mailgate.mail import html as html_text
+from mailgate.mail import quotes
+from mailgate.mail.charsets import decode_header
+from mailgate.mail.parse import (
+    Address,
+    HashSink,
+    ParsedMail,
+    Unparseable,
+    first_message_id,
+    parse,
+    synthesized_message_id,
+)
+
+log = logging.getLogger("mailgate.ingest")
+
+# A mail that crashed the process this many times is quarantined without another try.
+MAX_ATTEMPTS = 3
+_HEADERS_ONLY = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the transport knows beyond the bytes (SMTP envelope, authenticated login)."""
+
+    mail_from: str | None = None
+    rcpt_tos: tuple[str, ...] = ()
+    authenticated_as: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: str  # created appended reopened duplicate ignored bounce quarantined
+    message_id: str
+    ticket: int | None = None
+    tag: str | None = None
+    reason: str = ""
+    trace: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "ticket": self.ticket,
+            "tag": self.tag,
+            "message_id": self.message_id,
+            "reason": self.reason,
+            "trace": list(self.trace),
+        }
+
+
+def ingest(
+    ctx: Context,
+    raw: bytes,
+    *,
+    source: str,
+    mailbox: str | None = None,
+    envelope: Envelope | None = None,
+) -> Outcome:
+    """Record one mail exactly once; raises only ``TemporaryFailure`` (retry later)."""
+    envelope = envelope or Envelope()
+    if mailbox is not None:
+        ctx.config.mailbox(mailbox)  # an unknown name is a usage error, before anything is stored
+    sha256 = hashlib.sha256(raw).hexdigest()
+    message_id, sender = _peek(raw, sha256)
+    ctx.blobs.put(raw, sha256)
+    receipt, duplicate = _receive(
+        message_id, sha256, sender, len(raw), source, mailbox or "", envelope
+    )
+    if duplicate is not None:
+        outcome = Outcome(
+            "duplicate",
+            receipt.message_id,
+            ticket=duplicate,
+            tag=tickets.tag(ctx.config, duplicate) if duplicate else None,
+            reason=f"already received {receipt.received_at:%Y-%m-%d %H:%M:%S} UTC",
+        )
+        _log(source, sender, outcome)
+        return outcome
+    outcome = process(ctx, receipt, raw, envelope)
+    _log(source, sender, outcome)
+    return outcome
+
+
+def _log(source: str, sender: str, outcome: Outcome) -> None:
+    event(
+        log,
+        "mail.ingested",
+        source=source,
+        sender=redact(sender),
+        action=outcome.action,
+        ticket=outcome.ticket,
+        message_id=outcome.message_id,
+        reason=outcome.reason if outcome.action in ("quarantined", "ignored") else None,
+    )
+
+
+def _peek(raw: bytes, sha256: str) -> tuple[str, str]:
+    """Message-ID and sender address from the header block alone: the idempotency key."""
+    end = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        end = crlf
+    head = raw[: end if end != -1 else min(len(raw), 256 * 1024)]
+    try:
+        headers = _HEADERS_ONLY.parsebytes(head)
+        message_id = first_message_id(decode_header(str(headers.get("Message-ID", ""))))
+        sender = email.utils.parseaddr(decode_header(str(headers.get("From", ""))))[1].lower()
+    except Exception:  # noqa: BLE001 - garbage headers: the full parse says why
+        message_id, sender = "", ""
+    return message_id or synthesized_message_id(sha256), sender
+
+
+def _receive(
+    message_id: str,
+    sha256: str,
+    sender: str,
+    size: int,
+    source: str,
+    mailbox: str,
+    envelope: Envelope,
+) -> tuple[m.Receipt, int | None]:
+    """Commit the receipt. Returns it and, for a duplicate, its ticket number (0 if none)."""
+    with m.write_transaction():
+        existing = m.Receipt.get_or_none(m.Receipt.message_id == message_id)
+        if existing is not None and existing.sender and sender and existing.sender != sender:
+            # Another sender reusing a Message-ID (broken clients do) is not a duplicate.
+            message_id = f"{message_id[:-1]}.{sha256[:16]}>"
+            existing = m.Receipt.get_or_none(m.Receipt.message_id == message_id)
+        if existing is not None:
+            if existing.status != "received":
+                number = existing.ticket.number if existing.ticket is not None else 0
+                return existing, number
+            # Received before but never finished (a crash, or the database went away).
+            existing.attempts += 1
+            if existing.attempts > MAX_ATTEMPTS:
+                existing.status = "quarantined"
+                existing.action = "quarantined"
+                existing.reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
+            existing.save()
+            return existing, None
+        receipt = m.Receipt.create(
+            message_id=message_id,
+            sha256=sha256,
+            size=size,
+            sender=sender[:320],
+            source=source,
+            mailbox=mailbox,
+            attempts=1,
+        )
+    return receipt, None
+
+
+def process(ctx: Context, receipt: m.Receipt, raw: bytes, envelope: Envelope) -> Outcome:
+    """Step 2 for a stored receipt (also used by ``quarantine retry`` and crash recovery)."""
+    if receipt.status == "quarantined":
+        return Outcome("quarantined", receipt.message_id, reason=receipt.reason)
+    try:
+        mail = parse(raw, ctx.blobs, sha256=receipt.sha256)
+    except Unparseable as exc:
+        return quarantine(receipt, str(exc))
+    except TemporaryFailure:
+        raise
+    except Exception as exc:
+        log.exception("parser failed", extra={"mailgate_fields": {"receipt": receipt.id}})
+        return quarantine(receipt, f"parser error: {type(exc).__name__}: {exc}")
+    for attempt in range(3):
+        try:
+            with m.write_transaction():
+                return _apply(ctx, receipt, mail, envelope)
+        except _Quarantine as exc:
+            return quarantine(receipt, str(exc))
+        except pw.IntegrityError as exc:
+            # Another process created the same contact or ticket number a moment ago.
+            if attempt == 2:
+                return quarantine(receipt, f"database conflict: {exc}")
+        except TemporaryFailure:
+            raise
+        except Exception as exc:
+            log.exception("processing failed", extra={"mailgate_fields": {"receipt": receipt.id}})
+            return quarantine(receipt, f"processing error: {type(exc).__name__}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def quarantine(receipt: m.Receipt, reason: str) -> Outcome:
+    with m.write_transaction():
+        m.Receipt.update(
+            status="quarantined",
+            action="quarantined",
+            reason=reason[:2000],
+            processed_at=m.utcnow(),
+        ).where(m.Receipt.id == receipt.id).execute()
+    return Outcome("quarantined", receipt.message_id, reason=reason)
+
+
+# --- the decision, as a plan --------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What processing a mail will do; ``explain`` prints it, ``_apply`` carries it out."""
+
+    mail: ParsedMail
+    verdict: classifier.Verdict
+    mailbox: Mailbox
+    sender: Address | None
+    found: tickets.Found | None = None
+    role: tickets.Role = "unknown"
+    decision: str = "ignore"
+    reason: str = ""
+    trace: list[str] = field(default_factory=list)
+
+
+def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str = "") -> Plan:
+    """Classify and thread a parsed mail. Reads the database, writes nothing."""
+    config = ctx.config
+    verdict = classifier.classify(
+        mail, own_addresses=config.own_addresses, loop_token=ctx.loop_token
+    )
+    box = _mailbox(ctx, mailbox_name, envelope, mail)
+    sender = mail.sender
+    if sender is None and envelope.mail_from:
+        sender = Address(envelope.mail_from.lower())
+    result = Plan(mail, verdict, box, sender)
+    result.trace.append(f"class {verdict.kind} ({verdict.reason})")
+    if verdict.kind == "loop":
+        result.reason = f"mail from this gateway ({verdict.reason})"
+        result.trace.append("recorded and ignored")
+        return result
+    if verdict.kind == "bounce":
+        result.found = _bounce_target(mail, config)
+        result.trace.extend(result.found.trace)
+        result.decision = "bounce" if result.found.ticket else "ignore"
+        result.reason = (
+            "delivery report for a mail of ours"
+            if result.found.ticket
+            else "delivery report about no mail of ours"
+        )
+        return result
+    if sender is None:
+        result.decision = "quarantine"
+        result.reason = "no sender address (no From header and no envelope sender)"
+        return result
+    found = tickets.find_ticket(mail, config, envelope.rcpt_tos)
+    result.found = found
+    result.trace.extend(found.trace)
+    role = tickets.sender_role(found.ticket, sender.email, config)
+    result.role = role
+    if found.ticket is None:
+        result.trace.append(
+            f"sender {sender.email} {'is an agent' if role == 'agent' else 'becomes the requester'}"
+        )
+    elif role == "unknown":
+        result.trace.append(f"sender {sender.email} is not on the ticket")
+    else:
+        result.trace.append(f"sender is {'the' if role == 'requester' else 'a'} {role}")
+    if found.ticket is None and verdict.kind in ("auto_reply", "bulk"):
+        result.reason = f"{verdict.kind.replace('_', '-')} about no ticket of ours"
+        result.trace.append("recorded and ignored")
+        return result
+    if verdict.kind == "bulk":
+        result.decision, result.reason = "append", "list mail on a known ticket, appended quietly"
+        result.trace.append(result.reason)
+        return result
+    decision, why = tickets.decide(found.ticket, role, verdict.kind, config, m.utcnow())
+    result.decision, result.reason = decision, why
+    result.trace.append(why)
+    return result
+
+
+def _mailbox(ctx: Context, name: str, envelope: Envelope, mail: ParsedMail) -> Mailbox:
+    config = ctx.config
+    if name:
+        return config.mailbox(name)
+    candidates = [
+        *envelope.rcpt_tos,
+        *(a.email for a in mail.recipients),
+        *mail.headers.get("delivered-to", ()),
+        *mail.headers.get("x-original-to", ()),
+    ]
+    return config.mailbox_for(candidates) or config.mailboxes[0]
+
+
+def _bounce_target(mail: ParsedMail, config: Any) -> tickets.Found:
+    report = mail.report
+    ids = [report.original_message_id] if report and report.original_message_id else []
+    ids += [*mail.in_reply_to, *reversed(mail.references)]
+    trace: list[str] = []
+    for message_id in ids:
+        row = (
+            m.Message.select(m.Message.ticket)
+            .where((m.Message.message_id == message_id) & (m.Message.direction == "out"))
+            .first()
+        )
+        if row is not None:
+            ticket = m.Ticket.get_by_id(row.ticket_id)
+            trace.append(
+                f"report is about our {message_id} of {tickets.tag(config, ticket.number)}"
+            )
+            return tickets.Found(ticket, "bounce", tuple(trace))
+    trace.append("the report names no message we sent")
+    return tickets.Found(None, "bounce", tuple(trace))
+
+
+# --- applying -----------------------------------------------------------------------------
+
+
+def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelope) -> Outcome:
+    config = ctx.config
+    p = plan(ctx, mail, envelope, receipt.mailbox)
+    changes = tickets.Changes()
+    action, ticket = "ignored", None
+    if p.decision == "quarantine":
+        raise _Quarantine(p.reason)
+    if p.decision == "bounce" and p.found is not None and p.found.ticket is not None:
+        ticket = tickets.lock(p.found.ticket)
+        message = _store_message(ctx, ticket, receipt, p, kind="bounce", text=mail.text)
+        notify.record_bounce(ctx, ticket, mail, message, changes)
+        action = "bounce"
+    elif p.decision == "create":
+        assert p.sender is not None
+        actor = _actor(p)
+        ticket = tickets.create_ticket(
+            mail, p.mailbox, config, changes, actor=actor, requester=p.sender
+        )
+        tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
+        message = _store_message(
+            ctx,
+            ticket,
+            receipt,
+            p,
+            kind=tickets.message_kind("requester", p.verdict.kind),
+            text=mail.text,
+        )
+        changes.add(tickets.Change(ticket, "message", actor, new="customer", message=message))
+        action = "created"
+    elif p.decision == "follow_up":
+        assert p.sender is not None and p.found is not None and p.found.ticket is not None
+        actor = _actor(p)
+        old = p.found.ticket
+        ticket = tickets.create_ticket(
+            mail, p.mailbox, config, changes, actor=actor, requester=p.sender
+        )
+        tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
+        tickets.link(ticket, old, changes, actor=actor)
+        message = _store_message(ctx, ticket, receipt, p, kind="customer", text=_visible(mail))
+        changes.add(tickets.Change(ticket, "message", actor, new="customer", message=message))
+        action = "created"
+    elif p.decision in ("append", "reopen"):
+        assert p.found is not None and p.found.ticket is not None
+        actor = _actor(p)
+        ticket = tickets.lock(p.found.ticket)
+        kind = tickets.message_kind(p.role, p.verdict.kind)
+        message = _store_message(ctx, ticket, receipt, p, kind=kind, text=_visible(mail))
+        changes.add(tickets.Change(ticket, "message", actor, new=kind, message=message))
+        if p.decision == "reopen":
+            tickets.reopen(ticket, changes, actor=actor, message=message)
+            action = "reopened"
+        else:
+            action = "appended"
+            if kind == "customer" and ticket.status == "pending":
+                tickets.set_status(ticket, "open", changes, actor=actor)
+        if kind == "customer" and p.verdict.kind == "person":
+            tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
+    notify.queue(ctx, changes.items, mail=mail, verdict=p.verdict)
+    m.Receipt.update(
+        status="processed",
+        action=action,
+        reason=p.reason if action == "ignored" else "",
+        ticket=ticket.id if ticket is not None else None,
+        processed_at=m.utcnow(),
+        mailbox=p.mailbox.name,
+    ).where(m.Receipt.id == receipt.id).execute()
+    number = ticket.number if ticket is not None else None
+    return Outcome(
+        action,
+        receipt.message_id,
+        ticket=number,
+        tag=tickets.tag(config, number) if number else None,
+        reason=p.reason,
+        trace=tuple(p.trace),
+    )
+
+
+class _Quarantine(Exception):
+    """Raised inside the transaction to roll it back and quarantine with a reason."""
+
+
+def _actor(p: Plan) -> str:
+    assert p.sender is not None
+    if p.role == "agent":
+        return f"agent:{p.sender.email}"
+    return f"customer:{p.sender.email}"
+
+
+def _visible(mail: ParsedMail) -> str:
+    return quotes.visible_text(mail.text)
+
+
+def _store_message(
+    ctx: Context, ticket: m.Ticket, receipt: m.Receipt, p: Plan, *, kind: str, text: str
+) -> m.Message:
+    mail = p.mail
+    message = tickets.add_message(
+        ticket,
+        direction="in",
+        kind=kind,
+        message_id=receipt.message_id,
+        sender=p.sender,
+        to=[str(a) for a in mail.to],
+        cc=[str(a) for a in mail.cc],
+        subject=mail.subject,
+        date=mail.date,
+        text=text,
+        full_text=mail.text,
+        html=html_text.sanitize_html(mail.html) if mail.html else "",
+        raw_sha256=mail.sha256,
+        trace=p.trace,
+        receipt=receipt,
+    )
+    if mail.attachments:
+        m.Attachment.insert_many(
+            [
+                {
+                    "message": message.id,
+                    "sha256": a.sha256,
+                    "size": a.size,
+                    "content_type": a.content_type[:200],
+                    "filename": a.filename[:255],
+                    "content_id": a.content_id,
+                    "inline": a.inline,
+                }
+                for a in mail.attachments
+            ]
+        ).execute()
+    return message
+
+
+# --- dry run, quarantine and recovery -----------------------------------------------------
+
+
+def explain(
+    ctx: Context, raw: bytes, *, mailbox: str | None = None, envelope: Envelope | None = None
+) -> dict[str, Any]:
+    """What ``ingest`` would do with ``raw``, as one JSON-able object; writes nothing."""
+    envelope = envelope or Envelope()
+    sha256 = hashlib.sha256(raw).hexdigest()
+    message_id, _sender = _peek(raw, sha256)
+    existing = m.Receipt.get_or_none(m.Receipt.message_id == message_id)
+    try:
+        mail = parse(raw, HashSink(), sha256=sha256)
+    except Unparseable as exc:
+        return {
+            "action": "quarantined",
+            "reason": str(exc),
+            "message_id": message_id,
+            "trace": [f"cannot be parsed: {exc}"],
+        }
+    p = plan(ctx, mail, envelope, mailbox or "")
+    if existing is not None and existing.status != "received":
+        p.trace.insert(0, f"already received {existing.received_at:%Y-%m-%d %H:%M} → duplicate")
+    report = mail.report
+    visible = _visible(mail) if p.decision in ("append", "reopen", "follow_up") else mail.text
+    return {
+        "action": _would(p, existing),
+        "from": p.sender.email if p.sender else None,
+        "from_name": p.sender.name if p.sender else "",
+        "to": [a.email for a in mail.to],
+        "cc": [a.email for a in mail.cc],
+        "subject": mail.subject,
+        "message_id": mail.message_id,
+        "class": p.verdict.kind,
+        "answerable": p.verdict.answerable,
+        "mailbox": p.mailbox.name,
+        "failed_recipients": [
+            {
+                "address": r.address,
+                "status": r.status,
+                "action": r.action,
+                "diagnostic": r.diagnostic,
+                "permanent": r.permanent,
+            }
+            for r in (report.recipients if report else ())
+            if r.action not in ("delivered", "relayed", "expanded")
+        ],
+        "text": visible,
+        "full_text": mail.text,
+        "attachments": [
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+                "inline": a.inline,
+            }
+            for a in mail.attachments
+        ],
+        "thread": {
+            "ticket": p.found.ticket.number if p.found and p.found.ticket else None,
+            "how": p.found.how if p.found else None,
+            "decision": p.decision,
+            "sender_role": p.role,
+        },
+        "reason": p.reason,
+        "defects": list(mail.defects),
+        "trace": p.trace,
+    }
+
+
+def _would(p: Plan, existing: m.Receipt | None) -> str:
+    if existing is not None and existing.status != "received":
+        return "duplicate"
+    return {
+        "create": "created",
+        "follow_up": "created",
+        "append": "appended",
+        "reopen": "reopened",
+        "bounce": "bounce",
+        "quarantine": "quarantined",
+    }.get(p.decision, "ignored")
+
+
+def retry(ctx: Context, receipt_id: int) -> Outcome:
+    """Process a quarantined mail again (after a fix), from its stored raw bytes."""
+    receipt = m.Receipt.get_or_none(m.Receipt.id == receipt_id)
+    if receipt is None:
+        raise UsageError(f"no received mail with id {receipt_id}")
+    if receipt.status != "quarantined":
+        raise UsageError(f"mail {receipt_id} is not quarantined (it is {receipt.status})")
+    raw = ctx.blobs.get(receipt.sha256)
+    with m.write_transaction():
+        m.Receipt.update(status="received", attempts=1, reason="").where(
+            m.Receipt.id == receipt.id
+        ).execute()
+    receipt = m.Receipt.get_by_id(receipt.id)
+    return process(ctx, receipt, raw, Envelope())
+
+
+def recover(ctx: Context, older_than_seconds: int = 60) -> list[Outcome]:
+    """Finish mails whose processing was interrupted (crash, database outage)."""
+    import datetime as dt
+
+    cutoff = m.utcnow() - dt.timedelta(seconds=older_than_seconds)
+    pending = list(
+        m.Receipt.select().where(
+            (m.Receipt.status == "received") & (m.Receipt.received_at < cutoff)
+        )
+    )
+    outcomes = []
+    for receipt in pending:
+        try:
+            raw = ctx.blobs.get(receipt.sha256)
+        except OSError as exc:
+            outcomes.append(quarantine(receipt, f"raw mail missing from the blob store: {exc}"))
+            continue
+        outcomes.append(process(ctx, receipt, raw, Envelope()))
+    return outcomes

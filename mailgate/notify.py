@@ -1,0 +1,812 @@
+"""Events → notices: which mail goes to whom, rendered from templates, queued in the outbox.
+
+Called inside the transaction of the change that causes the notices, so a
+change never commits without its notices and a notice never outlives a change
+that rolled back. Delivery is ``outbox.py``'s job.
+
+The rules, in one place:
+
+=================  ==========================================  ==============================
+change             notice                                      to
+=================  ==========================================  ==============================
+created (by mail)  acknowledgement                             requester (RFC 3834 permitting)
+created            assignment (queue)                          team members, if unassigned
+assignee           assignment                                  the new assignee
+message customer   customer_reply                              assignee, else the team
+reopened           reopened (instead of customer_reply)        assignee, else the team
+agent_reply        agent_reply                                 requester, Cc collaborators
+status resolved    resolution                                  requester, Cc collaborators
+status closed      closed (off by default)                     requester
+=================  ==========================================  ==============================
+
+Every automatic notice passes the circuit breaker (sliding windows per
+recipient, per ticket, overall) and the recipient-health check (a recent
+permanent bounce); what is held back is recorded as an event on the ticket.
+Notices to agents carry a reply address signed for that agent and ticket.
+
+Imports models, tickets, config and ``mailgate.mail``; never a transport.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.exceptions
+import jinja2.sandbox
+
+from mailgate import models as m
+from mailgate import tickets
+from mailgate.config import NOTICE_KINDS, Config, Limits, Mailbox, base_address, parse_rate
+from mailgate.context import Context
+from mailgate.errors import TemplateError, UsageError
+from mailgate.logs import event
+from mailgate.mail import compose, tokens
+from mailgate.mail.classify import Verdict, is_noreply_address
+from mailgate.mail.parse import Address, ParsedMail
+
+log = logging.getLogger("mailgate.notify")
+
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+CUSTOMER_FACING = ("acknowledgement", "agent_reply", "resolution", "closed")
+TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _environment(search_path: tuple[str, ...]) -> jinja2.sandbox.SandboxedEnvironment:
+    return jinja2.sandbox.SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(list(search_path)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=True,
+    )
+
+
+def search_path(config: Config, mailbox: Mailbox | None) -> tuple[str, ...]:
+    """Mailbox directory first, then the site directory, then the shipped templates."""
+    paths = []
+    if mailbox is not None and mailbox.templates:
+        paths.append(mailbox.templates)
+    if config.templates.dir:
+        paths.append(config.templates.dir)
+    paths.append(str(SHIPPED_TEMPLATES))
+    return tuple(paths)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render(
+    config: Config, mailbox: Mailbox | None, kind: str, variables: dict[str, Any]
+) -> Rendered:
+    env = _environment(search_path(config, mailbox))
+    try:
+        subject = env.get_template(f"{kind}/subject.txt").render(variables)
+        text = env.get_template(f"{kind}/body.txt").render(variables)
+        try:
+            html_template = env.get_template(f"{kind}/body.html")
+        except jinja2.TemplateNotFound:
+            html = ""
+        else:
+            html = html_template.render(variables)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateNotFound as exc:
+        where = ", ".join(search_path(config, mailbox))
+        raise TemplateError(f"template {exc.name} not found in {where}") from exc
+    except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError, ValueError) as exc:
+        where = _template_line(exc)
+        raise TemplateError(f"{where}{type(exc).__name__}: {exc}") from exc
+    return Rendered(compose.one_line(subject), text.strip("\n") + "\n", html)
+
+
+def _template_line(exc: BaseException) -> str:
+    """file:line of the template frame in a rendering traceback (Jinja rewrites them)."""
+    tb = exc.__traceback__
+    where = ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".txt", ".html")):
+            where = f"{filename}:{tb.tb_lineno}: "
+        tb = tb.tb_next
+    return where
+
+
+# --- what to send -------------------------------------------------------------------------
+
+
+@dataclass
+class Intent:
+    """One notice to queue: its template, the people it goes to, what it is about."""
+
+    kind: str
+    ticket: m.Ticket
+    to: list[Address]
+    cc: list[Address] = field(default_factory=list)
+    agent: m.Agent | None = None  # the agent it is about: the assignee, or who answered
+    message: m.Message | None = None
+    previous_status: str = ""
+    # The agent it goes to: gets a reply address signed for them and this ticket.
+    for_agent: m.Agent | None = None
+
+
+def queue(
+    ctx: Context,
+    changes: Sequence[tickets.Change],
+    *,
+    mail: ParsedMail | None,
+    verdict: Verdict | None,
+) -> None:
+    """Turn one transaction's changes into outbox rows (inside that transaction)."""
+    by_ticket: dict[int, list[tickets.Change]] = {}
+    for change in changes:
+        by_ticket.setdefault(change.ticket.id, []).append(change)
+    for ticket_changes in by_ticket.values():
+        for intent in _intents(ctx, ticket_changes, mail, verdict):
+            _queue_intent(ctx, intent, mail)
+
+
+def _intents(
+    ctx: Context, changes: list[tickets.Change], mail: ParsedMail | None, verdict: Verdict | None
+) -> list[Intent]:
+    ticket = m.Ticket.get_by_id(changes[0].ticket.id)
+    box = _mailbox(ctx.config, ticket)
+    on = box.notices
+    kinds = {c.kind: c for c in changes}
+    message_change = next((c for c in changes if c.kind == "message"), None)
+    message = message_change.message if message_change else None
+    intents: list[Intent] = []
+    requester = _requester(ticket)
+    collaborators = _collaborators(ticket)
+
+    if "created" in kinds and mail is not None and on.acknowledgement:
+        if verdict is not None and verdict.answerable and not is_noreply_address(requester.email):
+            intents.append(Intent("acknowledgement", ticket, [requester], message=message))
+    new_assignee = kinds.get("assignee")
+    if new_assignee is not None and new_assignee.new and on.assignment:
+        agent = m.Agent.get_or_none(m.Agent.key == new_assignee.new)
+        if agent is not None and new_assignee.actor != f"agent:{agent.key}":
+            intents.append(
+                Intent(
+                    "assignment",
+                    ticket,
+                    [],
+                    agent=agent,
+                    for_agent=agent,
+                    message=_latest_customer(ticket),
+                )
+            )
+    elif "created" in kinds and ticket.assignee_id is None and on.assignment and on.notify_team:
+        intents.extend(_team_intents(ctx, "assignment", ticket, message))
+    customer_message = message is not None and message.kind in ("customer", "external")
+    if "reopened" in kinds and on.reopened:
+        intents.extend(_staff_intents(ctx, "reopened", ticket, message, kinds["reopened"].old))
+    elif customer_message and "created" not in kinds and on.customer_reply:
+        intents.extend(_staff_intents(ctx, "customer_reply", ticket, message, ""))
+    if "agent_reply" in kinds and on.agent_reply:
+        change = kinds["agent_reply"]
+        intents.append(
+            Intent(
+                "agent_reply",
+                ticket,
+                [requester],
+                cc=collaborators,
+                agent=_agent_of(change.actor),
+                message=change.message,
+            )
+        )
+    status = kinds.get("status")
+    if status is not None and status.new == "resolved" and on.resolution:
+        resolution = kinds.get("resolution_text")
+        intents.append(
+            Intent(
+                "resolution",
+                ticket,
+                [requester],
+                cc=collaborators,
+                agent=_agent_of(status.actor),
+                message=resolution.message if resolution else None,
+            )
+        )
+    if status is not None and status.new == "closed" and on.closed:
+        intents.append(Intent("closed", ticket, [requester], agent=_agent_of(status.actor)))
+    return intents
+
+
+def _staff_intents(
+    ctx: Context, kind: str, ticket: m.Ticket, message: m.Message | None, previous: str
+) -> list[Intent]:
+    if ticket.assignee_id:
+        agent = m.Agent.get_by_id(ticket.assignee_id)
+        return [
+            Intent(
+                kind,
+                ticket,
+                [],
+                agent=agent,
+                for_agent=agent,
+                message=message,
+                previous_status=previous,
+            )
+        ]
+    intents = _team_intents(ctx, kind, ticket, message)
+    for intent in intents:
+        intent.previous_status = previous
+    return intents
+
+
+def _team_intents(
+    ctx: Context, kind: str, ticket: m.Ticket, message: m.Message | None
+) -> list[Intent]:
+    """A team hears of its queue: each member with a reply address signed for them."""
+    if not ticket.team_id:
+        return []
+    team_row = m.Team.get_by_id(ticket.team_id)
+    team = ctx.config.team(team_row.key)
+    if team is None:
+        return []
+    if team.members:
+        return [
+            Intent(kind, ticket, [], for_agent=tickets.agent_row(key, ctx.config), message=message)
+            for key in team.members
+        ]
+    if team.address:
+        return [Intent(kind, ticket, [Address(team.address, team.name)], message=message)]
+    return []
+
+
+def _agent_of(actor: str) -> m.Agent | None:
+    if actor.startswith("agent:"):
+        key = actor.split(":", 1)[1]
+        return m.Agent.get_or_none(m.Agent.key == key)
+    return None
+
+
+def _mailbox(config: Config, ticket: m.Ticket) -> Mailbox:
+    for box in config.mailboxes:
+        if box.name == ticket.mailbox:
+            return box
+    return config.mailboxes[0]
+
+
+def _requester(ticket: m.Ticket) -> Address:
+    person = m.Contact.get_by_id(ticket.requester_id)
+    return Address(person.email, person.name)
+
+
+def _collaborators(ticket: m.Ticket) -> list[Address]:
+    rows = (
+        m.Contact.select(m.Contact.email, m.Contact.name)
+        .join(m.Participant)
+        .where((m.Participant.ticket == ticket.id) & (m.Participant.role == "collaborator"))
+        .order_by(m.Participant.id)
+    )
+    return [Address(r.email, r.name) for r in rows]
+
+
+def _latest_customer(ticket: m.Ticket) -> m.Message | None:
+    return (  # type: ignore[no-any-return]
+        m.Message.select()
+        .where(
+            (m.Message.ticket == ticket.id)
+            & (m.Message.direction == "in")
+            & (m.Message.kind.in_(["customer", "external"]))
+        )
+        .order_by(m.Message.id.desc())
+        .first()
+    )
+
+
+# --- queuing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A notice rendered and composed, ready to queue (or to print for a preview)."""
+
+    kind: str
+    ticket: m.Ticket
+    outgoing: compose.Outgoing
+    content: bytes
+    automatic: bool
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.email for a in (*self.outgoing.to, *self.outgoing.cc)]
+
+
+def prepare(
+    ctx: Context, intent: Intent, mail: ParsedMail | None, *, dry_run: bool = False
+) -> Prepared | None:
+    """Render and compose one notice; None when nobody may receive it now.
+
+    Without ``dry_run`` the recipients pass the health check and the circuit
+    breaker, and whoever is held back is recorded on the ticket.
+    """
+    config = ctx.config
+    ticket = intent.ticket
+    to = list(intent.to)
+    if intent.for_agent is not None and not to:
+        to = [Address(intent.for_agent.emails[0], intent.for_agent.name)]
+    cc = list(intent.cc)
+    automatic = intent.kind != "agent_reply"
+    now = m.utcnow()
+    if not dry_run:
+        to = _deliverable(config, ticket, intent.kind, to, automatic, now)
+        cc = _deliverable(config, ticket, intent.kind, cc, automatic, now)
+    if not to and cc:
+        to, cc = cc[:1], cc[1:]
+    if not to:
+        return None
+    box = _mailbox(config, ticket)
+    token = ""
+    if intent.for_agent is not None:
+        token = tokens.sign(ctx.secret, intent.for_agent.key, ticket.number)
+    reply_address = box.address
+    if box.plus_reply_to or token:
+        reply_address = tokens.reply_address(box.address, ticket.number, token)
+    rendered = render(config, box, intent.kind, variables_for(ctx, intent, box, reply_address))
+    in_reply_to, references = _thread(ticket, intent.message, mail)
+    subject = rendered.subject
+    foreign = [t for t in (ticket.foreign_tags or []) if t not in subject]
+    if foreign and intent.kind in CUSTOMER_FACING:
+        subject = f"{subject} {' '.join(foreign)}"
+    outgoing = compose.Outgoing(
+        sender=Address(box.address, config.gateway.name),
+        to=tuple(to),
+        cc=tuple(cc),
+        reply_to=reply_address,
+        subject=subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=f"<{uuid.uuid4().hex}.{ticket.number}@{config.gateway.domain}>",
+        in_reply_to=in_reply_to,
+        references=references,
+        auto_submitted=_AUTO_SUBMITTED.get(intent.kind, "auto-generated"),
+        loop_token=ctx.loop_token,
+        thread_topic=ticket.subject,
+        thread_index=compose.thread_index(
+            f"{config.gateway.domain}#{ticket.number}", ticket.created_at, now
+        ),
+        date=now,
+    )
+    return Prepared(intent.kind, ticket, outgoing, compose.build(outgoing), automatic)
+
+
+# Acknowledgements answer a person (RFC 3834 auto-replied); an agent's reply is written
+# by a person and carries no marker; every other notice is auto-generated.
+_AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "agent_reply": ""}
+
+
+def _queue_intent(ctx: Context, intent: Intent, mail: ParsedMail | None) -> None:
+    prepared = prepare(ctx, intent, mail)
+    if prepared is None:
+        return
+    out = prepared.outgoing
+    ticket = prepared.ticket
+    now = m.utcnow()
+    m.OutboxItem.insert(
+        message_id=out.message_id,
+        ticket=ticket.id,
+        notice=prepared.kind,
+        sender=out.sender.email,
+        recipients=prepared.recipients,
+        content=prepared.content,
+        automatic=prepared.automatic,
+        status="queued",
+        next_attempt_at=now,
+        created_at=now,
+    ).execute()
+    tickets.add_message(
+        ticket,
+        direction="out",
+        kind="agent" if prepared.kind == "agent_reply" else "system",
+        message_id=out.message_id,
+        sender=out.sender,
+        to=[str(a) for a in out.to],
+        cc=[str(a) for a in out.cc],
+        subject=out.subject,
+        date=now,
+        text=out.text,
+        full_text=out.text,
+        verified=True,
+        trace=[f"notice {prepared.kind}"],
+    )
+    if prepared.automatic:
+        m.AutoMailLog.insert_many(
+            [
+                {"recipient": r.lower(), "ticket_id": ticket.id, "at": now}
+                for r in prepared.recipients
+            ]
+        ).execute()
+    event(
+        log,
+        "notice.queued",
+        logging.DEBUG,
+        notice=prepared.kind,
+        ticket=ticket.number,
+        recipients=len(prepared.recipients),
+        message_id=out.message_id,
+    )
+
+
+def _deliverable(
+    config: Config,
+    ticket: m.Ticket,
+    kind: str,
+    people: list[Address],
+    automatic: bool,
+    now: dt.datetime,
+) -> list[Address]:
+    """Recipients that may get this mail now; the others are recorded on the ticket."""
+    if not people:
+        return []
+    emails = [p.email.lower() for p in people]
+    unhealthy = {
+        c.email: c
+        for c in m.Contact.select().where(
+            (m.Contact.email.in_(emails)) & (m.Contact.undeliverable_until > now)
+        )
+    }
+    kept = []
+    seen: set[str] = set()
+    for person in people:
+        email = person.email.lower()
+        if email in seen or base_address(email) in config.own_addresses:
+            continue
+        seen.add(email)
+        reason = ""
+        if email in unhealthy:
+            bad = unhealthy[email]
+            reason = (
+                f"address undeliverable until {bad.undeliverable_until:%Y-%m-%d %H:%M} UTC"
+                f" after a permanent bounce ({bad.undeliverable_reason[:200]})"
+            )
+        elif automatic:
+            reason = _limited(_rates(config.outbound.limits), email, ticket.id, now)
+        if reason:
+            tickets.Changes().add(
+                tickets.Change(
+                    ticket, "notice_suppressed", "system", new=email, detail=f"{kind}: {reason}"
+                )
+            )
+            event(log, "notice.suppressed", notice=kind, ticket=ticket.number, reason=reason)
+            continue
+        kept.append(person)
+    return kept
+
+
+@functools.lru_cache(maxsize=8)
+def _rates(limits: Limits) -> tuple[tuple[tuple[int, int], ...], ...]:
+    return tuple(
+        tuple(parse_rate(r) for r in rates)
+        for rates in (limits.per_recipient, limits.per_ticket, limits.overall)
+    )
+
+
+def _limited(
+    rates: tuple[tuple[tuple[int, int], ...], ...], recipient: str, ticket_id: int, now: dt.datetime
+) -> str:
+    """The circuit breaker: a reason when a sliding window is full, else ''."""
+    for label, window_rates, condition in (
+        ("per recipient", rates[0], m.AutoMailLog.recipient == recipient),
+        ("per ticket", rates[1], m.AutoMailLog.ticket_id == ticket_id),
+        ("overall", rates[2], None),
+    ):
+        for count, seconds in window_rates:
+            since = now - dt.timedelta(seconds=seconds)
+            query = m.AutoMailLog.select().where(m.AutoMailLog.at > since)
+            if condition is not None:
+                query = query.where(condition)
+            if query.limit(count).count() >= count:
+                return f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
+    return ""
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _thread(
+    ticket: m.Ticket, about: m.Message | None, mail: ParsedMail | None
+) -> tuple[str, tuple[str, ...]]:
+    """In-Reply-To the customer's message this answers; References along the conversation."""
+    inbound = list(
+        m.Message.select(m.Message.message_id)
+        .where((m.Message.ticket == ticket.id) & (m.Message.direction == "in"))
+        .order_by(m.Message.id)
+        .limit(1)
+    )
+    latest = (
+        m.Message.select(m.Message.message_id)
+        .where((m.Message.ticket == ticket.id) & (m.Message.kind.in_(["customer", "external"])))
+        .order_by(m.Message.id.desc())
+        .limit(3)
+    )
+    answered = about.message_id if about is not None and about.direction == "in" else ""
+    if not answered and mail is not None:
+        answered = mail.message_id
+    chain = [r.message_id for r in inbound] + [r.message_id for r in reversed(list(latest))]
+    if answered:
+        chain.append(answered)
+    in_reply_to = answered or (chain[-1] if chain else "")
+    return in_reply_to, compose.trim_references(chain)
+
+
+def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str) -> dict[str, Any]:
+    """The template variables (documented in templates/README.md): plain values only."""
+    config = ctx.config
+    ticket = intent.ticket
+    requester = _requester(ticket)
+    team = m.Team.get_by_id(ticket.team_id) if ticket.team_id else None
+    assignee = m.Agent.get_by_id(ticket.assignee_id) if ticket.assignee_id else None
+    url = (
+        config.gateway.ticket_url.replace("{number}", str(ticket.number))
+        if config.gateway.ticket_url
+        else ""
+    )
+    message = intent.message
+    return {
+        "gateway": {"name": config.gateway.name, "domain": config.gateway.domain},
+        "mailbox": {"name": box.name, "address": box.address},
+        "ticket": {
+            "number": ticket.number,
+            "tag": tickets.tag(config, ticket.number),
+            "subject": ticket.subject,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "team": team.name if team else "",
+            "assignee": assignee.name if assignee else "",
+            "created_at": ticket.created_at,
+            "url": url,
+        },
+        "requester": {"name": requester.name, "email": requester.email},
+        "agent": _agent_vars(intent.agent),
+        "recipient": _agent_vars(intent.for_agent),
+        "team": {"name": team.name, "address": team.address} if team else None,
+        "message": (
+            {
+                "from": _sender_label(message),
+                "subject": message.subject,
+                "text": message.text,
+                "date": message.created_at,
+            }
+            if message is not None
+            else None
+        ),
+        "previous_status": intent.previous_status,
+        "reply_address": reply_address,
+        "ticket_url": url,
+        "reopen_window_days": config.lifecycle.reopen_window_days,
+    }
+
+
+def _agent_vars(agent: m.Agent | None) -> dict[str, str] | None:
+    if agent is None:
+        return None
+    return {"name": agent.name, "email": agent.emails[0], "key": agent.key}
+
+
+def _sender_label(message: m.Message) -> str:
+    name = getattr(message, "from_name", "") or ""
+    return f"{name} <{message.from_addr}>" if name else message.from_addr
+
+
+def record_bounce(
+    ctx: Context, ticket: m.Ticket, mail: ParsedMail, message: m.Message, changes: tickets.Changes
+) -> None:
+    """A delivery report on one of our mails: an event per recipient; permanent ones suppress."""
+    report = mail.report
+    recipients = report.recipients if report else ()
+    if not recipients:
+        changes.add(
+            tickets.Change(
+                ticket,
+                "delivery_failed",
+                "system",
+                message=message,
+                detail="a delivery report without recipient details",
+            )
+        )
+        return
+    days = ctx.config.outbound.limits.undeliverable_days
+    for r in recipients:
+        if r.action in ("delivered", "relayed", "expanded"):
+            changes.add(
+                tickets.Change(
+                    ticket,
+                    "delivery_report",
+                    "system",
+                    new=r.address,
+                    message=message,
+                    detail=f"{r.action} {r.status}".strip(),
+                )
+            )
+            continue
+        kind = "delivery_failed" if r.permanent else "delivery_delayed"
+        detail = " ".join(x for x in (r.status, r.diagnostic) if x)
+        changes.add(
+            tickets.Change(
+                ticket, kind, "system", new=r.address, message=message, detail=detail[:1000]
+            )
+        )
+        if r.permanent and days > 0 and base_address(r.address) not in ctx.config.own_addresses:
+            until = m.utcnow() + dt.timedelta(days=days)
+            person = tickets.contact(r.address)
+            m.Contact.update(undeliverable_until=until, undeliverable_reason=detail[:1000]).where(
+                m.Contact.id == person.id
+            ).execute()
+
+
+# --- checking and previewing templates ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    severity: str  # error | warning
+    where: str  # file[:line]
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.where}: {self.message}"
+
+
+def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
+    """Variables of a made-up ticket, shaped exactly like ``variables_for``'s."""
+    team = config.team(box.team) if box.team else None
+    agent = config.agents[0] if config.agents else None
+    tag = tickets.tag(config, 482913)
+    url = (
+        config.gateway.ticket_url.replace("{number}", "482913") if config.gateway.ticket_url else ""
+    )
+    agent_vars = {"name": agent.name, "email": agent.emails[0], "key": agent.key} if agent else None
+    return {
+        "gateway": {"name": config.gateway.name, "domain": config.gateway.domain},
+        "mailbox": {"name": box.name, "address": box.address},
+        "ticket": {
+            "number": 482913,
+            "tag": tag,
+            "subject": "The mobile online banking is down <b>&",
+            "status": "open",
+            "priority": "normal",
+            "team": team.name if team else "",
+            "assignee": agent.name if agent else "",
+            "created_at": dt.datetime(2026, 11, 22, 8, 0),
+            "url": url,
+        },
+        "requester": {"name": "Carla Customer", "email": "carla@customer.example"},
+        "agent": agent_vars,
+        "recipient": agent_vars if kind in ("assignment", "customer_reply", "reopened") else None,
+        "team": {"name": team.name, "address": team.address} if team else None,
+        "message": {
+            "from": "Carla Customer <carla@customer.example>",
+            "subject": "The mobile online banking is down",
+            "text": "Hello,\n\nthe mobile online banking is down.\n<script>x</script>",
+            "date": dt.datetime(2026, 11, 22, 8, 0),
+        },
+        "previous_status": "resolved",
+        "reply_address": tokens.reply_address(box.address, 482913),
+        "ticket_url": url,
+        "reopen_window_days": config.lifecycle.reopen_window_days,
+    }
+
+
+def check_templates(config: Config) -> list[TemplateProblem]:
+    """Render every template (shipped and every override) against a sample ticket."""
+    problems: list[TemplateProblem] = []
+    sources: list[tuple[str, Mailbox]] = [(str(SHIPPED_TEMPLATES), config.mailboxes[0])]
+    if config.templates.dir:
+        sources.append((config.templates.dir, config.mailboxes[0]))
+    sources.extend((box.templates, box) for box in config.mailboxes if box.templates)
+    for directory, box in sources:
+        if not Path(directory).is_dir():
+            problems.append(
+                TemplateProblem("error", directory, "template directory does not exist")
+            )
+            continue
+        chain = search_path(config, box)
+        env = _environment(chain[chain.index(directory) :] if directory in chain else (directory,))
+        for kind in NOTICE_KINDS:
+            for name in TEMPLATE_FILES:
+                path = Path(directory) / kind / name
+                if not path.is_file():
+                    continue
+                problems.extend(_check_one(env, config, box, kind, name, path))
+    for box in config.mailboxes:
+        for kind in CUSTOMER_FACING:
+            try:
+                rendered = render(config, box, kind, sample_variables(config, box, kind))
+            except TemplateError:
+                continue  # reported above with its file and line
+            if tickets.tag(config, 482913) not in rendered.subject:
+                problems.append(
+                    TemplateProblem(
+                        "warning",
+                        f"{kind}/subject.txt (mailbox {box.name})",
+                        "the subject lacks {{ ticket.tag }}: replies would not thread by subject",
+                    )
+                )
+    return problems
+
+
+def _check_one(
+    env: jinja2.sandbox.SandboxedEnvironment,
+    config: Config,
+    box: Mailbox,
+    kind: str,
+    name: str,
+    path: Path,
+) -> list[TemplateProblem]:
+    try:
+        env.get_template(f"{kind}/{name}").render(sample_variables(config, box, kind))
+    except jinja2.TemplateSyntaxError as exc:
+        return [TemplateProblem("error", f"{path}:{exc.lineno}", exc.message or "syntax error")]
+    except Exception as exc:  # noqa: BLE001 - any rendering failure is the admin's to see
+        where = _template_line(exc).rstrip(": ") or str(path)
+        return [TemplateProblem("error", where, f"{type(exc).__name__}: {exc}")]
+    return []
+
+
+def preview(ctx: Context, kind: str, number: int | None) -> bytes:
+    """The complete message ``kind`` would send for ticket ``number`` (a sample without one)."""
+    if kind not in NOTICE_KINDS:
+        raise UsageError(f"no notice {kind!r}; one of {', '.join(NOTICE_KINDS)}")
+    config = ctx.config
+    if number is None:
+        box = config.mailboxes[0]
+        variables = sample_variables(config, box, kind)
+        rendered = render(config, box, kind, variables)
+        outgoing = compose.Outgoing(
+            sender=Address(box.address, config.gateway.name),
+            to=(Address("carla@customer.example", "Carla Customer"),),
+            reply_to=variables["reply_address"],
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=f"<preview.482913@{config.gateway.domain}>",
+            auto_submitted=_AUTO_SUBMITTED.get(kind, "auto-generated"),
+            loop_token=ctx.loop_token,
+        )
+        return compose.build(outgoing)
+    ticket = m.Ticket.get_or_none(m.Ticket.number == number)
+    if ticket is None:
+        raise UsageError(f"no ticket #{number}")
+    requester = _requester(ticket)
+    agent = m.Agent.get_by_id(ticket.assignee_id) if ticket.assignee_id else None
+    staff = kind in ("assignment", "customer_reply", "reopened")
+    if staff and agent is None:
+        agent = m.Agent.select().where(m.Agent.active == True).first()  # noqa: E712
+    intent = Intent(
+        kind,
+        ticket,
+        [] if staff else [requester],
+        cc=[] if staff else _collaborators(ticket),
+        agent=agent,
+        for_agent=agent if staff else None,
+        message=_latest_customer(ticket),
+        previous_status="resolved",
+    )
+    prepared = prepare(ctx, intent, None, dry_run=True)
+    if prepared is None:
+        raise UsageError(f"nobody would receive {kind} for #{number}")
+    return prepared.content

@@ -1,0 +1,417 @@
+"""Deliver the outbox: queued mail leaves through the configured transport, exactly once.
+
+States of an outbox item::
+
+    queued ──claim──▶ claimed ──▶ sending ──250──▶ sent
+      ▲                  │           │ 4xx / refused: back to queued, later (backoff)
+      └── lease expired ─┘           │ 5xx: failed (event on the ticket)
+                                     └ crash: uncertain — see below
+
+``sending`` is committed right before a mail is handed over and ``sent``
+right after, with the mail's Message-ID as the idempotency key. A crash in
+between leaves the row ``sending``: for the Maildir transport we look whether
+the file is there; for SMTP we cannot ask the relay, so the row becomes
+``uncertain`` with an event on the ticket instead of being sent a second time
+(``mailgate outbox retry ID`` sends it again on purpose). A ``claimed`` row
+was never handed over: when its lease expires it is simply queued again, so a
+crash never loses a queued notice.
+
+One delivery run keeps one SMTP connection open for its whole batch; several
+gateway processes may run this at once (claims use SKIP LOCKED on PostgreSQL).
+Imports models, tickets, config and errors; the SMTP client is the stdlib's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import smtplib
+import ssl
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from mailgate import models as m
+from mailgate import tickets
+from mailgate.config import Config, read_password
+from mailgate.errors import UsageError
+from mailgate.logs import event, redact
+
+log = logging.getLogger("mailgate.outbox")
+
+LEASE = dt.timedelta(minutes=5)
+_BACKOFF_FIRST = 30
+_BACKOFF_MAX = 6 * 3600
+
+
+class TemporaryError(Exception):
+    """The mail could not be handed over now; try again later.
+
+    ``unavailable`` means the transport itself is down (no connection): the rest
+    of the batch is not tried now either.
+    """
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
+
+
+class PermanentError(Exception):
+    """The relay refused the mail for good (5xx)."""
+
+
+class Transport(Protocol):
+    def send(
+        self, sender: str, recipients: list[str], content: bytes, message_id: str
+    ) -> list[str]:
+        """Hand one mail over; returns refused recipients (others were accepted)."""
+
+    def delivered(self, message_id: str) -> bool | None:
+        """Whether a mail with this Message-ID was handed over; None when unknowable."""
+
+    def close(self) -> None: ...
+
+
+# --- transports ---------------------------------------------------------------------------
+
+
+class MaildirTransport:
+    """Writes each mail into a Maildir (``new/``), named after its Message-ID: idempotent."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.root = Path(directory)
+
+    def _name(self, message_id: str) -> str:
+        return hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".mailgate"
+
+    def delivered(self, message_id: str) -> bool | None:
+        name = self._name(message_id)
+        return (self.root / "new" / name).exists() or any(
+            p.name.startswith(name) for p in (self.root / "cur").glob(name + "*")
+        )
+
+    def send(
+        self, sender: str, recipients: list[str], content: bytes, message_id: str
+    ) -> list[str]:
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            name = self._name(message_id)
+            if self.delivered(message_id):
+                return []
+            tmp = self.root / "tmp" / f"{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            envelope = (
+                f"Return-Path: <{sender}>\r\nDelivered-To: {', '.join(recipients)}\r\n"
+            ).encode()
+            tmp.write_bytes(envelope + content)
+            os.replace(tmp, self.root / "new" / name)
+        except OSError as exc:
+            raise TemporaryError(
+                f"maildir {self.root}: {exc.strerror or exc}", unavailable=True
+            ) from exc
+        return []
+
+    def close(self) -> None:
+        return None
+
+
+class SmtpTransport:
+    """A relay over SMTP: STARTTLS or implicit TLS, optional AUTH; one connection per batch."""
+
+    def __init__(self, config: Config) -> None:
+        self.settings = config.outbound.smtp
+        self.helo = config.gateway.domain
+        self._client: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        if not s.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        try:
+            client: smtplib.SMTP
+            if s.security == "tls":
+                client = smtplib.SMTP_SSL(
+                    s.host, s.port, local_hostname=self.helo, timeout=s.timeout, context=context
+                )
+            else:
+                client = smtplib.SMTP(s.host, s.port, local_hostname=self.helo, timeout=s.timeout)
+                if s.security == "starttls":
+                    client.starttls(context=context)
+                    client.ehlo()
+            if s.username:
+                client.login(
+                    s.username, read_password(s.password_env, s.password_file, "outbound.smtp")
+                )
+        except smtplib.SMTPAuthenticationError as exc:
+            detail = f"relay refused our login: {exc.smtp_code} {_text(exc.smtp_error)}"
+            raise TemporaryError(detail, unavailable=True) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            detail = f"relay {s.host}:{s.port} unreachable: {exc}"
+            raise TemporaryError(detail, unavailable=True) from exc
+        return client
+
+    def delivered(self, message_id: str) -> bool | None:
+        return None
+
+    def send(
+        self, sender: str, recipients: list[str], content: bytes, message_id: str
+    ) -> list[str]:
+        if self._client is None:
+            self._client = self._connect()
+        try:
+            refused = self._client.sendmail(sender, recipients, content)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self._reset()
+            codes = [code for code, _ in exc.recipients.values()]
+            detail = "; ".join(f"{r}: {c} {_text(t)}" for r, (c, t) in exc.recipients.items())
+            if all(400 <= c < 500 for c in codes):
+                raise TemporaryError(detail) from exc
+            raise PermanentError(detail) from exc
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            detail = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            if 500 <= exc.smtp_code < 600:
+                raise PermanentError(detail) from exc
+            raise TemporaryError(detail) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            raise TemporaryError(f"relay connection failed: {exc}", unavailable=True) from exc
+        return [f"{r}: {code} {_text(text)}" for r, (code, text) in refused.items()]
+
+    def _reset(self) -> None:
+        try:
+            if self._client is not None:
+                self._client.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            finally:
+                self._client = None
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._client.quit()
+            self._drop()
+
+
+def _text(value: bytes | str) -> str:
+    return (value.decode("utf-8", "replace") if isinstance(value, bytes) else value).strip()
+
+
+def transport_for(config: Config) -> Transport:
+    if config.outbound.transport == "smtp":
+        return SmtpTransport(config)
+    return MaildirTransport(config.outbound.maildir)
+
+
+# --- delivery -----------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(_BACKOFF_FIRST * 2 ** max(attempts - 1, 0), _BACKOFF_MAX))
+
+
+def deliver(
+    config: Config, transport: Transport | None = None, *, limit: int | None = None
+) -> Report:
+    """Send what is due, batch by batch, until nothing is due (or ``limit`` mails were tried)."""
+    own_transport = transport is None
+    transport = transport or transport_for(config)
+    report = Report()
+    worker = uuid.uuid4().hex
+    try:
+        recover(config, transport)
+        tried = 0
+        while limit is None or tried < limit:
+            batch = _claim(
+                config.outbound.batch_size
+                if limit is None
+                else min(config.outbound.batch_size, limit - tried),
+                worker,
+            )
+            if not batch:
+                break
+            for index, item_id in enumerate(batch):
+                tried += 1
+                if not _send_one(config, transport, item_id, report):
+                    # The relay is down: give back what was claimed, try again later.
+                    _release(batch[index + 1 :])
+                    return report
+    finally:
+        if own_transport:
+            transport.close()
+    return report
+
+
+def _claim(size: int, worker: str) -> list[int]:
+    now = m.utcnow()
+    with m.write_transaction():
+        query = (
+            m.OutboxItem.select(m.OutboxItem.id)
+            .where((m.OutboxItem.status == "queued") & (m.OutboxItem.next_attempt_at <= now))
+            .order_by(m.OutboxItem.id)
+            .limit(size)
+        )
+        if not m.is_sqlite():
+            query = query.for_update(skip_locked=True)
+        ids = [row.id for row in query]
+        if ids:
+            m.OutboxItem.update(
+                status="claimed", last_error=f"claimed by {worker}", next_attempt_at=now + LEASE
+            ).where(m.OutboxItem.id.in_(ids)).execute()
+    return ids
+
+
+def _release(ids: list[int]) -> None:
+    if ids:
+        with m.write_transaction():
+            m.OutboxItem.update(status="queued", next_attempt_at=m.utcnow()).where(
+                (m.OutboxItem.id.in_(ids)) & (m.OutboxItem.status == "claimed")
+            ).execute()
+
+
+def _send_one(config: Config, transport: Transport, item_id: int, report: Report) -> bool:
+    """Returns False when the transport is unavailable (stop the batch)."""
+    with m.write_transaction():
+        item = m.OutboxItem.get_by_id(item_id)
+        if item.status != "claimed":
+            return True
+        m.OutboxItem.update(status="sending", attempts=item.attempts + 1).where(
+            m.OutboxItem.id == item_id
+        ).execute()
+    recipients = list(item.recipients)
+    try:
+        refused = transport.send(item.sender, recipients, item.content, item.message_id)
+    except TemporaryError as exc:
+        attempts = item.attempts + 1
+        give_up = attempts >= config.outbound.max_attempts
+        with m.write_transaction():
+            m.OutboxItem.update(
+                status="failed" if give_up else "queued",
+                last_error=str(exc)[:2000],
+                next_attempt_at=m.utcnow() + backoff(attempts),
+            ).where(m.OutboxItem.id == item_id).execute()
+            if give_up:
+                _ticket_event(item, "notice_failed", f"gave up after {attempts} attempts: {exc}")
+        if give_up:
+            report.failed += 1
+        else:
+            report.retried += 1
+        report.errors.append(str(exc))
+        event(
+            log,
+            "notice.deferred",
+            logging.WARNING,
+            id=item_id,
+            notice=item.notice,
+            attempts=attempts,
+            error=redact(str(exc)),
+        )
+        return not exc.unavailable
+    except PermanentError as exc:
+        with m.write_transaction():
+            m.OutboxItem.update(status="failed", last_error=str(exc)[:2000]).where(
+                m.OutboxItem.id == item_id
+            ).execute()
+            _ticket_event(item, "notice_failed", str(exc))
+        report.failed += 1
+        report.errors.append(str(exc))
+        event(
+            log,
+            "notice.failed",
+            logging.WARNING,
+            id=item_id,
+            notice=item.notice,
+            error=redact(str(exc)),
+        )
+        return True
+    with m.write_transaction():
+        m.OutboxItem.update(
+            status="sent", sent_at=m.utcnow(), last_error="; ".join(refused)[:2000]
+        ).where(m.OutboxItem.id == item_id).execute()
+        if refused:
+            _ticket_event(item, "notice_failed", "some recipients refused: " + "; ".join(refused))
+    report.sent += 1
+    event(
+        log,
+        "notice.sent",
+        id=item_id,
+        notice=item.notice,
+        recipients=len(recipients),
+        message_id=item.message_id,
+    )
+    return True
+
+
+def _ticket_event(item: m.OutboxItem, kind: str, detail: str) -> None:
+    if item.ticket_id is None:
+        return
+    ticket = m.Ticket.get_or_none(m.Ticket.id == item.ticket_id)
+    if ticket is None:
+        return
+    tickets.Changes().add(
+        tickets.Change(ticket, kind, "system", new=item.notice, detail=redact(detail)[:1000])
+    )
+
+
+def recover(config: Config, transport: Transport) -> None:
+    """Settle rows a crashed sender left behind (expired claims, interrupted sends)."""
+    now = m.utcnow()
+    with m.write_transaction():
+        m.OutboxItem.update(status="queued", next_attempt_at=now).where(
+            (m.OutboxItem.status == "claimed") & (m.OutboxItem.next_attempt_at <= now)
+        ).execute()
+        stale = list(
+            m.OutboxItem.select().where(
+                (m.OutboxItem.status == "sending") & (m.OutboxItem.next_attempt_at <= now)
+            )
+        )
+        for item in stale:
+            done = transport.delivered(item.message_id)
+            if done is True:
+                item.status, item.sent_at = "sent", now
+            elif done is False:
+                item.status, item.next_attempt_at = "queued", now
+            else:
+                item.status = "uncertain"
+                item.last_error = "the sender stopped while handing this mail over; not resent"
+                _ticket_event(
+                    item,
+                    "notice_uncertain",
+                    "delivery uncertain after a crash; not sent again to avoid a duplicate"
+                    f" (mailgate outbox retry {item.id} sends it)",
+                )
+            item.save()
+
+
+def retry(item_id: int) -> m.OutboxItem:
+    """Queue a failed or uncertain mail again, due now (an admin's decision)."""
+    with m.write_transaction():
+        item = m.OutboxItem.get_or_none(m.OutboxItem.id == item_id)
+        if item is None:
+            raise UsageError(f"no outbox item {item_id}")
+        if item.status in ("queued", "claimed", "sending"):
+            raise UsageError(f"outbox item {item_id} is {item.status} already")
+        item.status, item.next_attempt_at, item.last_error = "queued", m.utcnow(), ""
+        item.save()
+    return item

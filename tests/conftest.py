@@ -1,0 +1,105 @@
+"""Fixtures: every database test runs against a SQLite file AND the real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailgate import models, tickets
+from mailgate.config import Config
+from mailgate.context import Context, open_context
+from tests.relay import Relay
+from tests.support import (
+    config_data,
+    load_config,
+    merge,
+    new_schema_name,
+    service_missing,
+    write_config,
+)
+
+PG_ENV = "MAILGATE_TEST_DATABASE_URL"
+pytest_plugins = ["tests.relay"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mailgate.db'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        service_missing(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://127.0.0.1:5432/test)")
+    import psycopg2
+
+    schema = new_schema_name()
+    try:
+        conn = psycopg2.connect(base)
+    except psycopg2.OperationalError as exc:
+        service_missing(f"PostgreSQL at {base} is not reachable: {exc}")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    try:
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}options=-c%20search_path%3D{schema}"
+    finally:
+        models.db.close() if models.db.obj is not None else None
+        with conn.cursor() as cur:
+            cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> Path:
+    """A real config file for this test; ``@pytest.mark.config({...})`` adds overrides."""
+    marker = request.node.get_closest_marker("config")
+    overrides: dict[str, Any] = marker.args[0] if marker else {}
+    return write_config(tmp_path / "mailgate.toml", config_data(tmp_path, database_url, overrides))
+
+
+@pytest.fixture
+def config(config_path: Path) -> Config:
+    return load_config(config_path)
+
+
+def open_gateway(config: Config) -> Context:
+    """Connect to the test database, upgrade the schema, mirror agents and teams."""
+    context = open_context(config)
+    models.upgrade()
+    with models.write_transaction():
+        tickets.sync_directory(config)
+    return context
+
+
+@pytest.fixture
+def ctx(config: Config) -> Iterator[Context]:
+    """An open gateway on a freshly upgraded database."""
+    yield open_gateway(config)
+    models.db.close()
+
+
+@pytest.fixture
+def smtp_ctx(tmp_path: Path, database_url: str, relay: Relay,
+             request: pytest.FixtureRequest) -> Iterator[Context]:
+    """A gateway whose outbound transport is the real SMTP relay fixture."""
+    marker = request.node.get_closest_marker("config")
+    overrides: dict[str, Any] = {
+        "outbound": {"transport": "smtp",
+                     "smtp": {"host": relay.host, "port": relay.port, "security": "none",
+                              "timeout": 5}},
+    }
+    data = config_data(tmp_path, database_url, overrides)
+    if marker:
+        merge(data, marker.args[0])
+    path = write_config(tmp_path / "mailgate.toml", data)
+    yield open_gateway(load_config(path))
+    models.db.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "config(overrides): extra config for the test's gateway")

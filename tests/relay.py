@@ -1,0 +1,98 @@
+"""A real SMTP relay for tests: an aiosmtpd server that records what it receives.
+
+It answers like a real relay: 250, or the 4xx/5xx a test asks for, per
+recipient or for the whole transaction; it can also hold a transaction open
+until the test lets it go (to kill a sender in the middle of a delivery).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    session: int
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class RelayHandler:
+    received: list[Received] = field(default_factory=list)
+    data_answer: str = "250 2.0.0 Ok: queued"
+    rcpt_answers: dict[str, str] = field(default_factory=dict)
+    hold: threading.Event | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        answer = self.rcpt_answers.get(address.lower())
+        if answer:
+            return answer
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if not self.data_answer.startswith("250"):
+            return self.data_answer
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                      bytes(envelope.original_content), id(session)))
+        self.arrived.set()
+        if self.hold is not None:
+            # Keep the client waiting for its 250: the test kills it meanwhile.
+            import asyncio
+
+            while not self.hold.is_set():
+                await asyncio.sleep(0.02)
+        return self.data_answer
+
+    def by_message_id(self, message_id: str) -> list[Received]:
+        return [r for r in self.received if r.message["Message-ID"] == message_id]
+
+
+@dataclass
+class Relay:
+    host: str
+    port: int
+    handler: RelayHandler
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    handler = RelayHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, data_size_limit=50 * 2**20)
+    controller.start()
+    try:
+        yield Relay("127.0.0.1", port, handler)
+    finally:
+        if handler.hold is not None:
+            handler.hold.set()
+        controller.stop()

@@ -1,0 +1,294 @@
+"""The admin CLI as users run it: real config files, real databases, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailgate.cli import main
+from tests.support import BASE, compose, config_data, to_toml, write_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    returncode: int
+    raw_stdout: bytes
+    stderr: str
+
+    @property
+    def stdout(self) -> str:
+        return self.raw_stdout.decode("utf-8", "replace")
+
+
+def run(
+    config_path: Path, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> Result:
+    """mailgate in its own process, as an admin or an MTA runs it."""
+    command = [sys.executable, "-m", "mailgate", "--config", str(config_path), *args]
+    done = subprocess.run(
+        command,
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        cwd=config_path.parent,
+        env={**os.environ, **(env or {})},
+    )
+    return Result(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def upgraded(config_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    code, out, _ = cli(capsys, "--config", str(config_path), "db", "upgrade")
+    assert code == 0, out
+    return config_path
+
+
+def test_db_upgrade_is_safe_to_run_twice(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "--config", str(config_path), "db", "upgrade")[1].startswith(
+        "database schema upgraded from version 0"
+    )
+    code, out, _ = cli(capsys, "--config", str(config_path), "db", "upgrade")
+    assert code == 0 and "up to date" in out
+
+
+def test_ingest_json_and_ticket_commands(
+    upgraded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    mail = tmp_path / "mail.eml"
+    mail.write_bytes(compose(cc="boss@customer.example"))
+    code, out, _ = cli(capsys, "--config", str(upgraded), "ingest", str(mail), "--json")
+    assert code == 0
+    outcome = json.loads(out)
+    assert set(outcome) >= {"action", "ticket", "tag", "message_id", "reason"}
+    assert outcome["action"] == "created"
+    number = str(outcome["ticket"])
+    assert (
+        json.loads(cli(capsys, "--config", str(upgraded), "ingest", str(mail), "--json")[1])[
+            "action"
+        ]
+        == "duplicate"
+    )
+
+    code, out, _ = cli(capsys, "--config", str(upgraded), "tickets", "list", "--json")
+    (row,) = json.loads(out)
+    assert set(row) >= {
+        "number",
+        "subject",
+        "status",
+        "priority",
+        "requester",
+        "assignee",
+        "team",
+        "updated_at",
+    }
+
+    assert cli(capsys, "--config", str(upgraded), "tickets", "assign", number, "jane")[0] == 0
+    assert (
+        cli(capsys, "--config", str(upgraded), "tickets", "priority", number, "emergency")[0] == 0
+    )
+    assert cli(capsys, "--config", str(upgraded), "tickets", "status", number, "pending")[0] == 0
+    code, out, _ = cli(capsys, "--config", str(upgraded), "tickets", "show", number, "--json")
+    detail = json.loads(out)
+    assert set(detail) >= {
+        "number",
+        "tag",
+        "subject",
+        "status",
+        "priority",
+        "team",
+        "assignee",
+        "requester",
+        "collaborators",
+        "links",
+        "created_at",
+        "updated_at",
+        "messages",
+        "events",
+    }
+    assert (detail["assignee"], detail["priority"], detail["status"]) == (
+        "jane",
+        "emergency",
+        "pending",
+    )
+    assert detail["tag"] == f"[EB#{number}]"
+    message = detail["messages"][0]
+    assert set(message) >= {
+        "direction",
+        "kind",
+        "from",
+        "to",
+        "subject",
+        "message_id",
+        "text",
+        "trace",
+        "attachments",
+    }
+    events = [(e["kind"], e["old"], e["new"], e["actor"]) for e in detail["events"]]
+    assert ("assignee", "", "jane", "admin:cli") in events
+    assert ("priority", "normal", "emergency", "admin:cli") in events
+    assert ("status", "new", "pending", "admin:cli") in events
+    assert all(e["at"].endswith("Z") for e in detail["events"])
+
+    code, out, _ = cli(capsys, "--config", str(upgraded), "tickets", "show", number)
+    assert f"[EB#{number}]" in out and "events:" in out
+    code, _, err = cli(capsys, "--config", str(upgraded), "tickets", "show", "999")
+    assert code == 1 and err.strip() == "mailgate: no ticket #999"
+    code, _, err = cli(capsys, "--config", str(upgraded), "tickets", "assign", number, "nobody")
+    assert code == 1 and "no agent 'nobody'" in err
+
+
+def test_explain_json_reports_what_parser_and_classifier_saw(
+    upgraded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    mail = tmp_path / "mail.eml"
+    mail.write_bytes(compose(attachments=[("log.txt", "text/plain", b"error 42\n")]))
+    _code, out, _ = cli(capsys, "--config", str(upgraded), "explain", str(mail), "--json")
+    result = json.loads(out)
+    for key in (
+        "from",
+        "from_name",
+        "to",
+        "cc",
+        "subject",
+        "message_id",
+        "class",
+        "failed_recipients",
+        "text",
+        "full_text",
+        "attachments",
+        "trace",
+    ):
+        assert key in result
+    assert result["attachments"][0]["filename"] == "log.txt"
+    assert result["attachments"][0]["size"] == 9
+    assert cli(capsys, "--config", str(upgraded), "tickets", "list", "--json")[1].strip() == "[]"
+
+
+def test_pipe_entry_exit_codes_for_an_mta(upgraded: Path, tmp_path: Path) -> None:
+    done = run(upgraded, "ingest", "-", stdin=compose())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("created [EB#")
+    garbage = run(upgraded, "ingest", "-", stdin=b"\x01\x02 not a mail")
+    assert garbage.returncode == 0 and garbage.stdout.startswith("quarantined")
+
+
+def test_database_down_means_tempfail_so_the_mta_keeps_the_mail(tmp_path: Path) -> None:
+    data = config_data(tmp_path, "postgresql://127.0.0.1:1/nothing")
+    path = write_config(tmp_path / "down.toml", data)
+    result = run(path, "ingest", "-", stdin=compose())
+    assert result.returncode == 75, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "temporary failure" in result.stderr
+
+
+def test_full_or_broken_blob_store_means_tempfail(tmp_path: Path, database_url: str) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    data = config_data(tmp_path, database_url, {"storage": {"blob_dir": str(blocker / "blobs")}})
+    path = write_config(tmp_path / "mailgate.toml", data)
+    assert run(path, "db", "upgrade").returncode == 0
+    result = run(path, "ingest", "-", stdin=compose())
+    assert result.returncode == 75, result.stderr
+    assert "blob store" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_quarantine_commands(
+    upgraded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(b"\x00garbage\xff")
+    cli(capsys, "--config", str(upgraded), "ingest", str(bad))
+    code, out, _ = cli(capsys, "--config", str(upgraded), "quarantine", "list", "--json")
+    (entry,) = json.loads(out)
+    assert entry["status"] == "quarantined" and entry["reason"]
+    code, out, _ = cli(capsys, "--config", str(upgraded), "quarantine", "show", str(entry["id"]))
+    assert "reason:" in out
+    result = run(upgraded, "quarantine", "show", str(entry["id"]), "--raw")
+    assert result.raw_stdout == b"\x00garbage\xff"
+    code, _, _ = cli(capsys, "--config", str(upgraded), "quarantine", "retry", str(entry["id"]))
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gateway": {"naem": "x"}}, "gateway.naem: unknown key"),
+        ({"gateway": {"max_message_size": "big"}}, "gateway.max_message_size: must be an integer"),
+        ({"database": {"url": "oracle://db"}}, "database.url: unsupported database 'oracle'"),
+        ({"database": {"url": "sqlite://"}}, "database.url: a SQLite URL needs a path"),
+        (
+            {"outbound": {"smtp": {"password": "hunter2"}}},
+            "outbound.smtp.password: secrets do not belong",
+        ),
+        ({"lifecycle": {"unknown_sender": "drop"}}, "lifecycle.unknown_sender: must be one of"),
+    ],
+)
+def test_config_errors_are_one_line_naming_key_and_file(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    path = write_config(tmp_path / "bad.toml", config_data(tmp_path, "sqlite:///x.db", change))
+    result = run(path, "tickets", "list")
+    assert result.returncode == 78
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr and str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_mailbox_address_is_named(tmp_path: Path) -> None:
+    data = config_data(tmp_path, "sqlite:///x.db")
+    del data["mailbox"][0]["address"]
+    path = write_config(tmp_path / "bad.toml", data)
+    result = run(path, "tickets", "list")
+    assert result.returncode == 78
+    assert f"mailbox[0].address: missing (in {path})" in result.stderr
+
+
+def test_pipe_with_a_broken_config_tempfails_instead_of_bouncing(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(to_toml(BASE) + "\n[oops]\n")
+    result = run(path, "ingest", "-", stdin=compose())
+    assert result.returncode == 75
+    assert "oops: unknown key" in result.stderr
+
+
+def test_config_file_from_the_environment(tmp_path: Path, database_url: str) -> None:
+    path = write_config(tmp_path / "env.toml", config_data(tmp_path, database_url))
+    command = [sys.executable, "-m", "mailgate", "db", "upgrade"]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={**os.environ, "MAILGATE_CONFIG": str(path)},
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_shipped_example_config_is_a_realistic_helpdesk(tmp_path: Path) -> None:
+    from mailgate.config import load
+
+    config = load(REPO / "config" / "mailgate.toml")
+    support = config.mailbox("support")
+    assert support.address == "support@example.org"
+    assert config.team(support.team) is not None and config.team(support.team).name == "Level 1"
+    assert {"Online Banking", "System Administrators"} <= {t.name for t in config.teams}
+    assert len(config.agents) >= 3
+    assert config.outbound.transport == "maildir" and config.outbound.maildir.startswith("var/")
+    assert config.database.url == "sqlite:///var/mailgate.db"

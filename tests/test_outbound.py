@@ -1,0 +1,377 @@
+"""Outbound notices: templates, the transactional outbox, real SMTP delivery, threading headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from email import policy
+from email.header import decode_header, make_header
+from pathlib import Path
+
+import pytest
+
+from mailgate import models as m
+from mailgate import outbox, queries, tickets
+from mailgate.context import Context
+from mailgate.ingest import ingest
+from mailgate.notify import check_templates
+from tests.relay import Relay
+from tests.support import compose, config_data, reply_to, write_config
+
+
+def deliver(ctx: Context) -> outbox.Report:
+    return outbox.deliver(ctx.config)
+
+
+def items(notice: str | None = None) -> list[m.OutboxItem]:
+    query = m.OutboxItem.select().order_by(m.OutboxItem.id)
+    if notice:
+        query = query.where(m.OutboxItem.notice == notice)
+    return list(query)
+
+
+def header(msg: email.message.Message, name: str) -> str:
+    return str(make_header(decode_header(msg[name])))
+
+
+def test_acknowledgement_reaches_the_customer_with_threading_headers(
+        smtp_ctx: Context, relay: Relay) -> None:
+    raw = compose(sender="Jörg Müller <joerg@kunde.example>",
+                  subject="Überweisung hängt 🙁 [Ticket#2026112210000012]")
+    created = ingest(smtp_ctx, raw, source="smtp")
+    report = deliver(smtp_ctx)
+    assert report.sent == len(items()) and report.failed == 0
+    (ack,) = [r for r in relay.received if r.rcpt_tos == ["joerg@kunde.example"]]
+    msg = ack.message
+    customer = email.message_from_bytes(raw)
+    assert msg["In-Reply-To"] == customer["Message-ID"]
+    assert customer["Message-ID"] in msg["References"]
+    assert msg["Message-ID"].endswith("@helpdesk.example.org>")
+    subject = str(msg["Subject"])
+    assert subject.startswith(f"[EB#{created.ticket}] Überweisung hängt 🙁")
+    assert "[Ticket#2026112210000012]" in subject
+    assert str(msg["To"]) == "Jörg Müller <joerg@kunde.example>"
+    assert msg["Reply-To"].addresses[0].addr_spec == f"support+{created.ticket}@example.org"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["X-Auto-Response-Suppress"] == "All"
+    assert msg["X-Mailgate-Loop"] == "helpdesk.example.org"
+    assert msg["Thread-Topic"] and msg["Thread-Index"]
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()
+    assert f"[EB#{created.ticket}]" in text
+    assert ack.mail_from == "support@example.org"
+    # The stored outbound message is found again by its Message-ID.
+    assert m.Message.get(m.Message.message_id == msg["Message-ID"]).direction == "out"
+
+
+def test_round_trip_customer_reply_to_the_acknowledgement_lands_quote_stripped(
+        smtp_ctx: Context, relay: Relay) -> None:
+    created = ingest(smtp_ctx, compose(), source="smtp")
+    deliver(smtp_ctx)
+    (ack,) = [r for r in relay.received if r.rcpt_tos == ["carla@customer.example"]]
+    reply = reply_to(ack.content, sender="Carla Customer <carla@customer.example>",
+                     body="It is still down this morning.")
+    outcome = ingest(smtp_ctx, reply, source="smtp")
+    assert (outcome.action, outcome.ticket) == ("appended", created.ticket)
+    detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
+    last_in = [x for x in detail["messages"] if x["direction"] == "in"][-1]
+    assert last_in["text"] == "It is still down this morning."
+
+
+def test_a_batch_goes_over_one_smtp_connection(smtp_ctx: Context, relay: Relay) -> None:
+    for i in range(5):
+        ingest(smtp_ctx, compose(sender=f"c{i}@customer.example"), source="smtp")
+    report = deliver(smtp_ctx)
+    assert report.sent == 15  # an acknowledgement and two queue notices each
+    assert len({r.session for r in relay.received}) == 1
+
+
+def test_temporary_failure_is_retried_with_backoff(smtp_ctx: Context, relay: Relay) -> None:
+    ingest(smtp_ctx, compose(), source="smtp")
+    relay.handler.data_answer = "451 4.3.0 try again later"
+    report = deliver(smtp_ctx)
+    assert report.sent == 0 and report.retried >= 1
+    first = items()[0]
+    assert first.status == "queued" and first.attempts == 1 and "451" in first.last_error
+    assert first.next_attempt_at > m.utcnow() + dt.timedelta(seconds=20)
+    assert deliver(smtp_ctx).sent == 0  # not due yet
+    relay.handler.data_answer = "250 2.0.0 Ok"
+    m.OutboxItem.update(next_attempt_at=m.utcnow()).execute()
+    assert deliver(smtp_ctx).sent == 3
+    assert {i.status for i in items()} == {"sent"}
+
+
+@pytest.mark.config({"outbound": {"smtp": {"port": 1}}})
+def test_relay_unreachable_keeps_everything_queued(smtp_ctx: Context) -> None:
+    ingest(smtp_ctx, compose(), source="smtp")
+    report = deliver(smtp_ctx)
+    assert report.sent == 0
+    statuses = [i.status for i in items()]
+    assert statuses == ["queued"] * 3
+    assert "unreachable" in items()[0].last_error
+
+
+def test_permanent_failure_is_marked_failed_and_shown_on_the_ticket(
+        smtp_ctx: Context, relay: Relay) -> None:
+    created = ingest(smtp_ctx, compose(), source="smtp")
+    relay.handler.rcpt_answers["carla@customer.example"] = "550 5.1.1 <carla@customer.example>: no such user"
+    deliver(smtp_ctx)
+    (ack,) = items("acknowledgement")
+    assert ack.status == "failed" and "550" in ack.last_error
+    detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
+    failed = [e for e in detail["events"] if e["kind"] == "notice_failed"]
+    assert failed and "550" in failed[0]["detail"] and "c***@customer.example" in failed[0]["detail"]
+    assert {i.status for i in items("assignment")} == {"sent"}
+
+
+def _flush_in_subprocess(config_path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "mailgate", "--config", str(config_path),
+                             "outbox", "flush"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_crash_between_sending_and_marking_never_sends_twice(
+        tmp_path: Path, database_url: str, relay: Relay) -> None:
+    data = config_data(tmp_path, database_url, {"outbound": {
+        "transport": "smtp", "batch_size": 1,
+        "smtp": {"host": relay.host, "port": relay.port, "security": "none"}}})
+    path = write_config(tmp_path / "mailgate.toml", data)
+    from tests.conftest import open_gateway
+    from tests.support import load_config
+
+    ctx = open_gateway(load_config(path))
+    ingest(ctx, compose(), source="smtp")
+    m.OutboxItem.update(status="failed").where(m.OutboxItem.notice != "acknowledgement").execute()
+    (ack,) = items("acknowledgement")
+    relay.handler.hold = threading.Event()
+    sender = _flush_in_subprocess(path)
+    assert relay.handler.arrived.wait(20), "the relay never got the mail"
+    sender.send_signal(signal.SIGKILL)  # the relay has the mail; the sender never saw its 250
+    sender.wait(10)
+    relay.handler.hold.set()
+    assert m.OutboxItem.get_by_id(ack.id).status == "sending"
+    # After the lease, the next run settles the row instead of sending it again.
+    m.OutboxItem.update(next_attempt_at=m.utcnow() - dt.timedelta(seconds=1)).execute()
+    relay.handler.hold = None
+    assert deliver(ctx).sent == 0
+    assert m.OutboxItem.get_by_id(ack.id).status == "uncertain"
+    assert len(relay.handler.by_message_id(ack.message_id)) == 1
+    events = [e.kind for e in m.Event.select()]
+    assert "notice_uncertain" in events
+    # An admin who knows it was lost sends it again on purpose.
+    outbox.retry(ack.id)
+    assert deliver(ctx).sent == 1
+    assert len(relay.handler.by_message_id(ack.message_id)) == 2
+    m.db.close()
+
+
+def test_a_crash_after_claiming_loses_no_notice(smtp_ctx: Context, relay: Relay) -> None:
+    ingest(smtp_ctx, compose(), source="smtp")
+    # A sender claimed the batch and died before handing anything over.
+    m.OutboxItem.update(status="claimed", next_attempt_at=m.utcnow() - dt.timedelta(seconds=1)).execute()
+    assert deliver(smtp_ctx).sent == 3
+    assert len(relay.received) == 3
+
+
+def test_maildir_crash_recovery_checks_the_file(ctx: Context) -> None:
+    ingest(ctx, compose(), source="smtp")
+    assert outbox.deliver(ctx.config).sent == 3
+    # Pretend the sender died after writing the file but before marking it sent.
+    m.OutboxItem.update(status="sending", next_attempt_at=m.utcnow() - dt.timedelta(seconds=1)).execute()
+    assert outbox.deliver(ctx.config).sent == 0
+    assert {i.status for i in items()} == {"sent"}
+    assert len(os.listdir(Path(ctx.config.outbound.maildir) / "new")) == 3
+
+
+@pytest.mark.config({"outbound": {"limits": {"per_recipient": ["3/10m"]}}})
+def test_circuit_breaker_stops_a_flood_and_records_it(smtp_ctx: Context) -> None:
+    for i in range(6):
+        ingest(smtp_ctx, compose(subject=f"flood {i}", body=f"mail {i}"), source="smtp")
+    acks = items("acknowledgement")
+    assert len(acks) == 3
+    suppressed = m.Event.select().where(m.Event.kind == "notice_suppressed")
+    assert suppressed.count() >= 3
+    assert all("circuit breaker" in e.detail for e in suppressed)
+
+
+def test_two_autoresponders_cannot_ping_pong(smtp_ctx: Context, relay: Relay) -> None:
+    created = ingest(smtp_ctx, compose(sender="robot@vendor.example"), source="smtp")
+    deliver(smtp_ctx)
+    (ack,) = [r for r in relay.received if r.rcpt_tos == ["robot@vendor.example"]]
+    # The robot answers our acknowledgement with its own auto-reply, again and again.
+    for i in range(5):
+        answer = reply_to(ack.content, sender="robot@vendor.example", body=f"Thank you ({i})",
+                          headers={"Auto-Submitted": "auto-replied"})
+        ingest(smtp_ctx, answer, source="smtp")
+        deliver(smtp_ctx)
+    # A dumb robot without any auto-reply header is a customer reply: agents hear of it,
+    # the robot does not.
+    dumb = reply_to(ack.content, sender="robot@vendor.example", body="We got your mail.")
+    ingest(smtp_ctx, dumb, source="smtp")
+    deliver(smtp_ctx)
+    to_robot = [r for r in relay.received if "robot@vendor.example" in r.rcpt_tos]
+    assert len(to_robot) == 1
+    assert queries.ticket(created.ticket).status == "new"
+
+
+def test_no_acknowledgement_for_noreply_senders_or_where_switched_off(smtp_ctx: Context) -> None:
+    ingest(smtp_ctx, compose(sender="no-reply@shop.example"), source="smtp")
+    ingest(smtp_ctx, compose(sender="carla@customer.example", to="banking@example.org"), source="smtp")
+    assert items("acknowledgement") == []
+
+
+def test_undeliverable_address_is_suppressed_for_every_kind_of_mail(smtp_ctx: Context) -> None:
+    original = compose()
+    created = ingest(smtp_ctx, original, source="smtp")
+    m.Contact.update(undeliverable_until=m.utcnow() + dt.timedelta(days=3),
+                     undeliverable_reason="5.1.1 user unknown").execute()
+    with m.write_transaction():
+        changes = tickets.Changes()
+        ticket = queries.ticket(created.ticket)
+        tickets.set_status(ticket, "resolved", changes, actor="admin:cli")
+        from mailgate import notify
+
+        notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
+    assert items("resolution") == []
+    detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
+    (held,) = [e for e in detail["events"] if e["kind"] == "notice_suppressed"]
+    assert "undeliverable" in held["detail"] and "5.1.1" in held["detail"]
+
+
+def test_collaborators_get_one_mail_with_the_real_to_and_cc(smtp_ctx: Context, relay: Relay) -> None:
+    created = ingest(smtp_ctx, compose(cc="Boss <boss@customer.example>, it@customer.example"),
+                     source="smtp")
+    with m.write_transaction():
+        changes = tickets.Changes()
+        tickets.set_status(queries.ticket(created.ticket), "resolved", changes, actor="admin:cli")
+        from mailgate import notify
+
+        notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
+    deliver(smtp_ctx)
+    (resolution,) = [r for r in relay.received if "Resolved" in str(r.message["Subject"])]
+    assert sorted(resolution.rcpt_tos) == ["boss@customer.example", "carla@customer.example",
+                                           "it@customer.example"]
+    assert resolution.message["To"].addresses[0].addr_spec == "carla@customer.example"
+    assert [a.addr_spec for a in resolution.message["Cc"].addresses] == [
+        "boss@customer.example", "it@customer.example"]
+
+
+def test_customer_text_cannot_inject_headers_or_markup(smtp_ctx: Context, relay: Relay) -> None:
+    evil_subject = "=?utf-8?b?" + __import__("base64").b64encode(
+        b"Help\r\nBcc: victim@evil.example\r\n\r\n<script>alert(1)</script>").decode() + "?="
+    raw = compose(subject="placeholder", sender='"Eve <b>" <eve@evil.example>').replace(
+        b"Subject: placeholder", b"Subject: " + evil_subject.encode())
+    ingest(smtp_ctx, raw, source="smtp")
+    deliver(smtp_ctx)
+    (ack,) = [r for r in relay.received if r.rcpt_tos == ["eve@evil.example"]]
+    assert b"\r\nBcc:" not in ack.content and b"\nBcc:" not in ack.content
+    assert "victim@evil.example" not in ack.rcpt_tos
+    html = ack.message.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_references_stay_bounded_on_a_long_thread(smtp_ctx: Context) -> None:
+    original = compose()
+    created = ingest(smtp_ctx, original, source="smtp")
+    previous = original
+    for i in range(30):
+        previous = reply_to(previous, sender="carla@customer.example", body=f"note {i}")
+        ingest(smtp_ctx, previous, source="smtp")
+    last = items()[-1]
+    refs = email.message_from_bytes(last.content)["References"].split()
+    assert 2 <= len(refs) <= 12
+    first_in = m.Message.select().where(m.Message.ticket == queries.ticket(created.ticket).id).first()
+    assert refs[0] == first_in.message_id
+
+
+def test_one_overridden_file_changes_one_template(tmp_path: Path, database_url: str) -> None:
+    override = tmp_path / "support-templates" / "acknowledgement"
+    override.mkdir(parents=True)
+    (override / "subject.txt").write_text("{{ ticket.tag }} Wir haben Ihre Anfrage erhalten\n")
+    data = config_data(tmp_path, database_url)
+    data["mailbox"][0]["templates"] = str(tmp_path / "support-templates")
+    from tests.conftest import open_gateway
+    from tests.support import load_config
+
+    ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+    created = ingest(ctx, compose(), source="smtp")
+    (ack,) = items("acknowledgement")
+    msg = email.message_from_bytes(ack.content, policy=policy.default)
+    assert str(msg["Subject"]) == f"[EB#{created.ticket}] Wir haben Ihre Anfrage erhalten"
+    assert "thank you for writing" in msg.get_body(("plain",)).get_content()
+    m.db.close()
+
+
+def test_templates_check_reports_file_and_line_and_missing_tags(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "acknowledgement").mkdir(parents=True)
+    (site / "acknowledgement" / "subject.txt").write_text("Thanks for your mail\n")
+    (site / "resolution").mkdir()
+    (site / "resolution" / "body.txt").write_text("Hello\n\n{{ ticket.subjekt }}\n{% if %}\n")
+    (site / "closed").mkdir()
+    (site / "closed" / "body.txt").write_text("Hi {{ requester.name }}\n\nBye {{ no_such_thing }}\n")
+    data = config_data(tmp_path, "sqlite:///x.db", {"templates": {"dir": str(site)}})
+    from tests.support import load_config
+
+    problems = check_templates(load_config(write_config(tmp_path / "c.toml", data)))
+    text = "\n".join(map(str, problems))
+    assert f"error: {site}/resolution/body.txt:4:" in text
+    assert f"error: {site}/closed/body.txt:3:" in text and "no_such_thing" in text
+    assert "warning: acknowledgement/subject.txt" in text and "ticket.tag" in text
+    result = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(tmp_path / "c.toml"),
+                             "templates", "check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_shipped_templates_check_clean(config_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(config_path),
+                             "templates", "check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+    assert "0 error(s), 0 warning(s)" in result.stdout
+
+
+def test_template_preview_prints_the_whole_message(ctx: Context, config_path: Path) -> None:
+    created = ingest(ctx, compose(), source="smtp")
+    result = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(config_path),
+                             "templates", "preview", "acknowledgement", "--ticket", str(created.ticket)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "From: Example Bank Helpdesk <support@example.org>" in result.stdout
+    assert f"Subject: [EB#{created.ticket}]" in result.stdout
+    assert "Content-Type: multipart/alternative" in result.stdout
+    assert len(items("acknowledgement")) == 1  # a preview queues nothing
+
+
+def test_outbox_commands(ctx: Context, config_path: Path) -> None:
+    ingest(ctx, compose(), source="smtp")
+    run = [sys.executable, "-m", "mailgate", "--config", str(config_path), "outbox"]
+    listed = subprocess.run([*run, "list", "--json"], capture_output=True, text=True, timeout=60)
+    import json
+
+    rows = json.loads(listed.stdout)
+    assert [r["status"] for r in rows] == ["queued"] * 3
+    flushed = subprocess.run([*run, "flush"], capture_output=True, text=True, timeout=60)
+    assert flushed.returncode == 0 and "sent 3" in flushed.stdout
+    again = subprocess.run([*run, "retry", str(rows[0]["id"])], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0
+    assert subprocess.run([*run, "retry", "999"], capture_output=True, text=True,
+                          timeout=60).returncode == 1
+    time.sleep(0)
+
+
+def test_sample_variables_have_the_shape_of_real_ones(ctx: Context) -> None:
+    from mailgate import notify
+
+    created = ingest(ctx, compose(), source="smtp")
+    ticket = queries.ticket(created.ticket)
+    box = ctx.config.mailbox("support")
+    intent = notify.Intent("acknowledgement", ticket, [])
+    real = notify.variables_for(ctx, intent, box, "support@example.org")
+    sample = notify.sample_variables(ctx.config, box, "acknowledgement")
+    assert set(real) == set(sample)
+    assert set(real["ticket"]) == set(sample["ticket"])
