@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from mailgate import models, tickets
 from mailgate.config import Config
 from mailgate.context import Context, open_context
-from tests.relay import Relay
 from tests.support import (
     config_data,
     load_config,
@@ -21,6 +20,9 @@ from tests.support import (
     service_missing,
     write_config,
 )
+
+if TYPE_CHECKING:
+    from tests.relay import Relay
 
 PG_ENV = "MAILGATE_TEST_DATABASE_URL"
 pytest_plugins = ["tests.relay"]
