@@ -92,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    p = command("serve", _serve, "run the gateway: SMTP/LMTP listener, IMAP pollers, outbox, jobs")
+    p.add_argument("--no-smtp", action="store_true", help="do not start the SMTP/LMTP listener")
+    p.add_argument("--no-imap", action="store_true", help="do not start the IMAP pollers")
+    command("check", _check, "check config, database, IMAP logins, relay and templates")
+
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     command("upgrade", _db_upgrade, "create or migrate the schema (safe to run twice)", db)
 
@@ -480,3 +485,25 @@ def _templates_preview(args: argparse.Namespace) -> int:
         content = notify.preview(ctx, args.name, queries.ticket(args.ticket).number)
     sys.stdout.write(content.decode("utf-8", "replace").replace("\r\n", "\n"))
     return EX_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mailgate import app
+
+    ctx = _context(args)
+    with m.write_transaction():
+        from mailgate import tickets
+
+        tickets.sync_directory(ctx.config)
+    return app.serve(ctx, smtp=not args.no_smtp, imap=not args.no_imap)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from mailgate import app
+
+    results = app.checks(load_config(args))
+    for result in results:
+        print(result)
+    failed = sum(1 for r in results if not r.ok)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return EX_FAIL if failed else EX_OK

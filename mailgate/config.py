@@ -163,6 +163,51 @@ class Templates:
 
 
 @dataclass(frozen=True)
+class Listener:
+    enabled: bool = True
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    host: str = "127.0.0.1"
+    port: int = 2525
+    socket: str = ""
+    hostname: str = ""
+    max_connections: int = 100
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_tls: bool = False
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    name: str
+    host: str
+    user: str
+    mailbox: str = ""
+    port: int = 993
+    security: Literal["tls", "starttls", "none"] = "tls"
+    verify: bool = True
+    auth: Literal["password", "xoauth2"] = "password"
+    password_env: str = ""
+    password_file: str = ""
+    oauth2_token_command: str = ""
+    oauth2_token_url: str = ""
+    oauth2_client_id: str = ""
+    oauth2_client_secret_env: str = ""
+    oauth2_refresh_token_file: str = ""
+    folder: str = "INBOX"
+    after: Literal["move", "flag", "delete"] = "move"
+    move_to: str = "Processed"
+    idle: bool = True
+    poll_seconds: int = 60
+    batch_size: int = 50
+
+
+@dataclass(frozen=True)
+class Jobs:
+    outbox_seconds: int = 5
+    recover_seconds: int = 300
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     mailboxes: tuple[Mailbox, ...]
@@ -174,6 +219,9 @@ class Config:
     agents: tuple[Agent, ...] = ()
     outbound: Outbound = field(default_factory=Outbound)
     templates: Templates = field(default_factory=Templates)
+    listener: Listener = field(default_factory=Listener)
+    imap: tuple[ImapAccount, ...] = ()
+    jobs: Jobs = field(default_factory=Jobs)
 
     # --- lookups used all over the core -------------------------------------------------
 
@@ -242,7 +290,7 @@ def parse_rate(text: str) -> tuple[int, int]:
 # --- loading ----------------------------------------------------------------------------
 
 # TOML spells lists of tables in the singular ([[mailbox]]); the dataclass field is plural.
-_TABLE_ARRAYS = {"mailbox": "mailboxes", "team": "teams", "agent": "agents"}
+_TABLE_ARRAYS = {"mailbox": "mailboxes", "team": "teams", "agent": "agents", "imap": "imap"}
 _SECRET_KEYS = {"password", "secret", "secret_key", "token", "client_secret", "refresh_token"}
 
 
@@ -411,6 +459,33 @@ def _check_references(config: Config, path: Path) -> None:
     smtp = config.outbound.smtp
     if smtp.username and not (smtp.password_env or smtp.password_file):
         fail("outbound.smtp.password_env", "a username needs password_env or password_file")
+    listener = config.listener
+    if bool(listener.tls_cert) != bool(listener.tls_key):
+        fail("listener.tls_key", "tls_cert and tls_key go together")
+    if listener.require_tls and not listener.tls_cert:
+        fail("listener.require_tls", "needs tls_cert and tls_key")
+    if not (0 < listener.port < 65536):
+        fail("listener.port", f"{listener.port} is not a port number")
+    names: set[str] = set()
+    for i, account in enumerate(config.imap):
+        where = f"imap[{i}]"
+        if account.name in names:
+            fail(f"{where}.name", f"duplicate IMAP account name {account.name!r}")
+        names.add(account.name)
+        if account.mailbox and account.mailbox not in seen_boxes:
+            fail(f"{where}.mailbox", f"no [[mailbox]] named {account.mailbox!r}")
+        if account.auth == "password" and not (account.password_env or account.password_file):
+            fail(f"{where}.password_env", "name an environment variable or a password_file")
+        if account.auth == "xoauth2" and not (
+            account.oauth2_token_command
+            or (account.oauth2_token_url and account.oauth2_refresh_token_file)
+        ):
+            fail(
+                f"{where}.oauth2_token_command",
+                "xoauth2 needs a token command, or a token URL and a refresh-token file",
+            )
+        if account.poll_seconds < 1:
+            fail(f"{where}.poll_seconds", "must be at least 1")
 
 
 def _check_database_url(url: str, path: Path) -> None:

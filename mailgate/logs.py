@@ -35,7 +35,7 @@ class KeyValueFormatter(logging.Formatter):
             record.levelname.lower(),
             record.getMessage(),
         ]
-        parts.extend(f"{k}={_kv(v)}" for k, v in fields.items())
+        parts.extend(f"{k}={_kv(v)}" for k, v in fields.items() if v is not None)
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -50,7 +50,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        data.update(getattr(record, _FIELDS, {}))
+        data.update({k: v for k, v in getattr(record, _FIELDS, {}).items() if v is not None})
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)

@@ -267,7 +267,7 @@ class ImapState(BaseModel):
     name = pw.CharField(unique=True, max_length=200)
     uidvalidity = pw.BigIntegerField(default=0)
     last_uid = pw.BigIntegerField(default=0)
-    fetched = pw.IntegerField(default=0)
+    fetched = pw.IntegerField(default=0)  # ingested + duplicate + quarantined
     ingested = pw.IntegerField(default=0)
     duplicate = pw.IntegerField(default=0)
     quarantined = pw.IntegerField(default=0)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tests.relay import Relay
 
 PG_ENV = "MAILGATE_TEST_DATABASE_URL"
-pytest_plugins = ["tests.relay"]
+pytest_plugins = ["tests.relay", "tests.dovecot"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -86,14 +86,16 @@ def ctx(config: Config) -> Iterator[Context]:
 
 
 @pytest.fixture
-def smtp_ctx(tmp_path: Path, database_url: str, relay: Relay,
-             request: pytest.FixtureRequest) -> Iterator[Context]:
+def smtp_ctx(
+    tmp_path: Path, database_url: str, relay: Relay, request: pytest.FixtureRequest
+) -> Iterator[Context]:
     """A gateway whose outbound transport is the real SMTP relay fixture."""
     marker = request.node.get_closest_marker("config")
     overrides: dict[str, Any] = {
-        "outbound": {"transport": "smtp",
-                     "smtp": {"host": relay.host, "port": relay.port, "security": "none",
-                              "timeout": 5}},
+        "outbound": {
+            "transport": "smtp",
+            "smtp": {"host": relay.host, "port": relay.port, "security": "none", "timeout": 5},
+        },
     }
     data = config_data(tmp_path, database_url, overrides)
     if marker:
@@ -105,3 +107,42 @@ def smtp_ctx(tmp_path: Path, database_url: str, relay: Relay,
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "config(overrides): extra config for the test's gateway")
+
+
+class RunningGateway:
+    """``mailgate serve`` in a thread of the test process, on the test's database."""
+
+    def __init__(self, ctx: Context, *, smtp: bool, imap: bool) -> None:
+        import asyncio
+        import threading
+
+        from mailgate.app import Gateway
+
+        self.gateway = Gateway(ctx, smtp=smtp, imap=imap)
+        self.result: list[object] = []
+        self.thread = threading.Thread(
+            target=lambda: self.result.append(asyncio.run(self.gateway.run())), daemon=True
+        )
+        self.thread.start()
+        if not self.gateway.ready.wait(15):
+            raise RuntimeError("the gateway did not start")
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the gateway did not stop"
+
+
+@pytest.fixture
+def serve_in_thread() -> Iterator[Any]:
+    started: list[RunningGateway] = []
+
+    def start(ctx: Context, *, smtp: bool = True, imap: bool = True) -> RunningGateway:
+        running = RunningGateway(ctx, smtp=smtp, imap=imap)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.thread.is_alive():
+            running.stop()

@@ -446,9 +446,7 @@ class _Walk:
     def report_part(self, part: email.message.Message) -> None:
         payload = part.get_payload()
         if isinstance(payload, list):
-            data = b"\n".join(
-                p.as_bytes() for p in payload if isinstance(p, email.message.Message)
-            )
+            data = b"\n".join(p.as_bytes() for p in payload if isinstance(p, email.message.Message))
         else:
             decoded = part.get_payload(decode=True)
             data = decoded if isinstance(decoded, bytes) else b""

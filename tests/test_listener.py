@@ -1,0 +1,208 @@
+"""The SMTP/LMTP listener, reached with smtplib over loopback like any MTA would."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailgate import models as m
+from mailgate.context import Context
+from tests.conftest import open_gateway
+from tests.relay import free_port
+from tests.support import compose, config_data, load_config, write_config
+
+
+def gateway_with(tmp_path: Path, database_url: str, **overrides: Any) -> Context:
+    listener = {"port": free_port(), **overrides.pop("listener", {})}
+    data = config_data(tmp_path, database_url, {"listener": listener, **overrides})
+    return open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+
+
+@pytest.fixture
+def listening(tmp_path: Path, database_url: str, serve_in_thread: Any) -> Context:
+    ctx = gateway_with(tmp_path, database_url, gateway={"max_message_size": 200_000})
+    serve_in_thread(ctx, imap=False)
+    return ctx
+
+
+def smtp(ctx: Context) -> smtplib.SMTP:
+    return smtplib.SMTP(ctx.config.listener.host, ctx.config.listener.port, timeout=10)
+
+
+def test_mail_for_our_mailbox_gets_250_after_it_is_stored(listening: Context) -> None:
+    with smtp(listening) as client:
+        client.ehlo("mx.customer.example")
+        code, reply = client.docmd("MAIL FROM:<carla@customer.example>")
+        assert code == 250
+        assert client.docmd("RCPT TO:<support@example.org>")[0] == 250
+        code, reply = client.data(compose())
+    assert code == 250 and b"created ticket [EB#" in reply
+    assert m.Ticket.select().count() == 1  # committed before the 250
+
+
+def test_we_are_never_an_open_relay(listening: Context) -> None:
+    with smtp(listening) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        client.sendmail("spammer@evil.example", ["victim@gmail.example"], compose())
+    assert refused.value.recipients["victim@gmail.example"][0] == 550
+    with smtp(listening) as client:
+        result = client.sendmail(
+            "carla@customer.example", ["victim@gmail.example", "support+123@example.org"], compose()
+        )
+    assert result == {
+        "victim@gmail.example": (550, b"5.1.1 No such mailbox here; this server is not a relay")
+    }
+
+
+def test_size_limit_is_announced_and_enforced(listening: Context) -> None:
+    big = compose(body="x" * 300_000)
+    with smtp(listening) as client:
+        client.ehlo()
+        assert client.esmtp_features["size"] == "200000"
+        with pytest.raises(smtplib.SMTPSenderRefused) as declared:
+            client.sendmail("carla@customer.example", ["support@example.org"], big)
+        assert declared.value.smtp_code == 552
+    with smtp(listening) as client:
+        client.ehlo()
+        client.esmtp_features.pop("size")  # a client that does not declare SIZE
+        with pytest.raises(smtplib.SMTPDataError) as undeclared:
+            client.sendmail("carla@customer.example", ["support@example.org"], big)
+        assert undeclared.value.smtp_code == 552
+    assert m.Ticket.select().count() == 0
+
+
+def test_8bit_smtputf8_and_long_lines_are_accepted(listening: Context) -> None:
+    raw = (
+        "From: Jörg <jörg@kunde.example>\r\nTo: support@example.org\r\n"
+        "Subject: Grüße 👋\r\nMessage-ID: <utf8-1@kunde.example>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Überweisung hängt. " + "long line " * 200 + "\r\n"
+    ).encode("utf-8")
+    with smtp(listening) as client:
+        client.ehlo()
+        assert client.has_extn("smtputf8") and client.has_extn("8bitmime")
+        client.sendmail(
+            "jörg@kunde.example",
+            ["support@example.org"],
+            raw,
+            mail_options=["SMTPUTF8", "BODY=8BITMIME"],
+        )
+    ticket = m.Ticket.get()
+    assert ticket.subject == "Grüße 👋"
+    assert m.Contact.get_by_id(ticket.requester_id).email == "jörg@kunde.example"
+
+
+def test_451_when_the_mail_cannot_be_stored(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    blocker = tmp_path / "store"
+    blocker.write_text("not a directory")
+    ctx = gateway_with(tmp_path, database_url, storage={"blob_dir": str(blocker / "blobs")})
+    serve_in_thread(ctx, imap=False)
+    with smtp(ctx) as client, pytest.raises(smtplib.SMTPDataError) as deferred:
+        client.sendmail("carla@customer.example", ["support@example.org"], compose())
+    assert deferred.value.smtp_code == 451
+    assert m.Receipt.select().count() == 0
+
+
+def test_a_slow_session_does_not_stall_the_others(listening: Context) -> None:
+    slow = smtp(listening)
+    slow.ehlo()
+    slow.docmd("MAIL FROM:<slow@customer.example>")
+    slow.docmd("RCPT TO:<support@example.org>")
+    slow.docmd("DATA")
+    slow.send(b"From: slow@customer.example\r\nSubject: half\r\n")  # ... and then nothing
+    started = time.monotonic()
+    with smtp(listening) as client:
+        client.sendmail(
+            "fast@customer.example",
+            ["support@example.org"],
+            compose(sender="fast@customer.example"),
+        )
+    assert time.monotonic() - started < 2
+    slow.close()
+
+
+def test_connection_limit_answers_421(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    ctx = gateway_with(tmp_path, database_url, listener={"max_connections": 2})
+    serve_in_thread(ctx, imap=False)
+    first, second = smtp(ctx), smtp(ctx)
+    with socket.create_connection((ctx.config.listener.host, ctx.config.listener.port), 5) as third:
+        assert third.recv(200).startswith(b"421")
+    first.close()
+    second.close()
+
+
+def test_lmtp_on_a_unix_socket_answers_per_recipient(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    path = tmp_path / "lmtp.sock"
+    ctx = gateway_with(tmp_path, database_url, listener={"protocol": "lmtp", "socket": str(path)})
+    serve_in_thread(ctx, imap=False)
+    client = smtplib.LMTP(str(path))
+    client.ehlo_or_helo_if_needed()
+    client.mail("carla@customer.example")
+    client.rcpt("support@example.org")
+    client.rcpt("banking@example.org")
+    client.putcmd("data")
+    assert client.getreply()[0] == 354
+    client.send(
+        compose(to="support@example.org, banking@example.org").replace(b"\n.", b"\n..")
+        + b"\r\n.\r\n"
+    )
+    replies = [client.getreply(), client.getreply()]
+    assert [code for code, _ in replies] == [250, 250]
+    client.quit()
+    assert m.Ticket.select().count() == 1
+
+
+def test_starttls_with_a_configured_certificate(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    ctx = gateway_with(
+        tmp_path,
+        database_url,
+        listener={"tls_cert": str(cert), "tls_key": str(key), "require_tls": True},
+    )
+    serve_in_thread(ctx, imap=False)
+    with smtp(ctx) as plain:
+        plain.ehlo()
+        assert plain.has_extn("starttls")
+        code, _ = plain.docmd("MAIL FROM:<a@b.example>")
+        assert code == 530  # TLS required first
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    with smtp(ctx) as client:
+        client.starttls(context=context)
+        client.sendmail("carla@customer.example", ["support@example.org"], compose())
+    assert m.Ticket.select().count() == 1
