@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,19 +25,24 @@ from mailgate.errors import TemporaryFailure
 class BlobStore:
     def __init__(self, root: str | Path, *, fsync: bool = False) -> None:
         self.root = Path(root)
+        self._root = str(root)
         self.fsync = fsync
-        self._made: set[Path] = set()
+        self._made: set[str] = set()
+        self._serial = itertools.count()
 
     def path(self, sha256: str) -> Path:
+        return Path(self._path(sha256))
+
+    def _path(self, sha256: str) -> str:
         if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
             raise ValueError(f"not a sha256: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return os.path.join(self._root, sha256[:2], sha256[2:4], sha256)
 
     def put(self, data: bytes, sha256: str | None = None) -> str:
         """Store ``data``; returns its sha256."""
         sha256 = sha256 or hashlib.sha256(data).hexdigest()
-        target = self.path(sha256)
-        if not target.exists():
+        target = self._path(sha256)
+        if not os.path.exists(target):
             self._write(target, (data,))
         return sha256
 
@@ -45,39 +50,47 @@ class BlobStore:
         """Store a stream without holding it in memory; returns (sha256, size)."""
         digest = hashlib.sha256()
         size = 0
-        self._ensure_dir(self.root)
+        tmp = self._temporary(self._root)
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
-            with os.fdopen(fd, "wb") as handle:
+            self._ensure_dir(self._root)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
                 for chunk in chunks:
                     digest.update(chunk)
                     size += len(chunk)
-                    handle.write(chunk)
-                self._sync(handle.fileno())
-            sha256 = digest.hexdigest()
-            target = self.path(sha256)
-            self._ensure_dir(target.parent)
+                    _write_all(fd, chunk)
+                self._sync(fd)
+            finally:
+                os.close(fd)
+            target = self._path(digest.hexdigest())
+            self._ensure_dir(os.path.dirname(target))
             os.replace(tmp, target)
         except OSError as exc:
-            _remove_quietly(locals().get("tmp"))
+            _remove_quietly(tmp)
             raise TemporaryFailure(f"blob store {self.root}: {exc.strerror or exc}") from exc
-        return sha256, size
+        return digest.hexdigest(), size
 
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
 
     def exists(self, sha256: str) -> bool:
-        return self.path(sha256).exists()
+        return os.path.exists(self._path(sha256))
 
-    def _write(self, target: Path, chunks: Iterable[bytes]) -> None:
-        tmp: str | None = None
+    def _temporary(self, directory: str) -> str:
+        return os.path.join(directory, f".incoming-{os.getpid()}-{next(self._serial)}")
+
+    def _write(self, target: str, chunks: Iterable[bytes]) -> None:
+        directory = os.path.dirname(target)
+        tmp = self._temporary(directory)
         try:
-            self._ensure_dir(target.parent)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            with os.fdopen(fd, "wb") as handle:
+            self._ensure_dir(directory)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            try:
                 for chunk in chunks:
-                    handle.write(chunk)
-                self._sync(handle.fileno())
+                    _write_all(fd, chunk)
+                self._sync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, target)
         except OSError as exc:
             _remove_quietly(tmp)
@@ -87,13 +100,19 @@ class BlobStore:
         if self.fsync:
             os.fsync(fd)
 
-    def _ensure_dir(self, directory: Path) -> None:
+    def _ensure_dir(self, directory: str) -> None:
         if directory not in self._made:
-            directory.mkdir(parents=True, exist_ok=True)
+            os.makedirs(directory, exist_ok=True)
             self._made.add(directory)
 
 
-def _remove_quietly(path: object) -> None:
-    if isinstance(path, str):
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

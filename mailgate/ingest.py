@@ -21,18 +21,17 @@ Imports tickets, notify, models and ``mailgate.mail``; never a transport.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import email.utils
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import peewee as pw
 
 from mailgate import models as m
-from mailgate import notify, tickets
+from mailgate import notify, sql, tickets
 from mailgate.config import Mailbox
 from mailgate.context import Context
 from mailgate.errors import TemporaryFailure, UsageError
@@ -55,7 +54,6 @@ log = logging.getLogger("mailgate.ingest")
 
 # A mail that crashed the process this many times is quarantined without another try.
 MAX_ATTEMPTS = 3
-_HEADERS_ONLY = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 
 
 @dataclass(frozen=True)
@@ -133,19 +131,27 @@ def _log(source: str, sender: str, outcome: Outcome) -> None:
     )
 
 
+_HEADER_LINE = re.compile(rb"^(message-id|from)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+
+
 def _peek(raw: bytes, sha256: str) -> tuple[str, str]:
-    """Message-ID and sender address from the header block alone: the idempotency key."""
+    """Message-ID and sender address from the header block alone: the idempotency key.
+
+    A regular expression over the header bytes, not a parser: this runs before the
+    mail is safely stored, so it must be cheap and must not fail on garbage.
+    """
     end = raw.find(b"\n\n")
     crlf = raw.find(b"\r\n\r\n")
     if crlf != -1 and (end == -1 or crlf < end):
         end = crlf
     head = raw[: end if end != -1 else min(len(raw), 256 * 1024)]
-    try:
-        headers = _HEADERS_ONLY.parsebytes(head)
-        message_id = first_message_id(decode_header(str(headers.get("Message-ID", ""))))
-        sender = email.utils.parseaddr(decode_header(str(headers.get("From", ""))))[1].lower()
-    except Exception:  # noqa: BLE001 - garbage headers: the full parse says why
-        message_id, sender = "", ""
+    found: dict[bytes, str] = {}
+    for match in _HEADER_LINE.finditer(head):
+        name = match.group(1).lower()
+        if name not in found:
+            found[name] = decode_header(match.group(2).decode("ascii", "surrogateescape"))
+    message_id = first_message_id(found.get(b"message-id", ""))
+    sender = email.utils.parseaddr(found.get(b"from", ""))[1].lower()
     return message_id or synthesized_message_id(sha256), sender
 
 
@@ -160,33 +166,82 @@ def _receive(
 ) -> tuple[m.Receipt, int | None]:
     """Commit the receipt. Returns it and, for a duplicate, its ticket number (0 if none)."""
     with m.write_transaction():
-        existing = m.Receipt.get_or_none(m.Receipt.message_id == message_id)
+        existing = _receipt_by_message_id(message_id)
         if existing is not None and existing.sender and sender and existing.sender != sender:
             # Another sender reusing a Message-ID (broken clients do) is not a duplicate.
             message_id = f"{message_id[:-1]}.{sha256[:16]}>"
-            existing = m.Receipt.get_or_none(m.Receipt.message_id == message_id)
+            existing = _receipt_by_message_id(message_id)
         if existing is not None:
             if existing.status != "received":
-                number = existing.ticket.number if existing.ticket is not None else 0
-                return existing, number
+                number = sql.value("SELECT number FROM ticket WHERE id = ?", existing.ticket_id)
+                return existing, int(number or 0)
             # Received before but never finished (a crash, or the database went away).
             existing.attempts += 1
             if existing.attempts > MAX_ATTEMPTS:
-                existing.status = "quarantined"
-                existing.action = "quarantined"
+                existing.status = existing.action = "quarantined"
                 existing.reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
-            existing.save()
+            sql.run(
+                "UPDATE receipt SET attempts = ?, status = ?, action = ?, reason = ? WHERE id = ?",
+                existing.attempts,
+                existing.status,
+                existing.action,
+                existing.reason,
+                existing.id,
+            )
             return existing, None
-        receipt = m.Receipt.create(
-            message_id=message_id,
-            sha256=sha256,
-            size=size,
-            sender=sender[:320],
-            source=source,
-            mailbox=mailbox,
-            attempts=1,
+        now = m.utcnow()
+        receipt_id = sql.insert(
+            "INSERT INTO receipt (message_id, sha256, size, sender, source, mailbox, status,"
+            " action, reason, attempts, received_at) VALUES (?, ?, ?, ?, ?, ?, 'received', '', '',"
+            " 1, ?)",
+            message_id,
+            sha256,
+            size,
+            sender[:320],
+            source,
+            mailbox,
+            sql.ts(now),
         )
+    receipt = m.Receipt(
+        id=receipt_id,
+        message_id=message_id,
+        sha256=sha256,
+        size=size,
+        sender=sender[:320],
+        source=source,
+        mailbox=mailbox,
+        status="received",
+        action="",
+        reason="",
+        attempts=1,
+        received_at=now,
+    )
     return receipt, None
+
+
+def _receipt_by_message_id(message_id: str) -> m.Receipt | None:
+    row = sql.one(
+        "SELECT id, sha256, size, sender, source, mailbox, status, action, reason, attempts,"
+        " ticket_id, received_at FROM receipt WHERE message_id = ?",
+        message_id,
+    )
+    if row is None:
+        return None
+    return m.Receipt(
+        id=row[0],
+        message_id=message_id,
+        sha256=row[1],
+        size=row[2],
+        sender=row[3],
+        source=row[4],
+        mailbox=row[5],
+        status=row[6],
+        action=row[7],
+        reason=row[8],
+        attempts=row[9],
+        ticket=row[10],
+        received_at=sql.read_ts(row[11]),
+    )
 
 
 def process(ctx: Context, receipt: m.Receipt, raw: bytes, envelope: Envelope) -> Outcome:
@@ -325,13 +380,11 @@ def _bounce_target(mail: ParsedMail, config: Any) -> tickets.Found:
     ids += [*mail.in_reply_to, *reversed(mail.references)]
     trace: list[str] = []
     for message_id in ids:
-        row = (
-            m.Message.select(m.Message.ticket)
-            .where((m.Message.message_id == message_id) & (m.Message.direction == "out"))
-            .first()
+        ticket_id = sql.value(
+            "SELECT ticket_id FROM message WHERE message_id = ? AND direction = 'out'", message_id
         )
-        if row is not None:
-            ticket = m.Ticket.get_by_id(row.ticket_id)
+        if ticket_id is not None:
+            ticket = tickets.by_id(int(ticket_id))
             trace.append(
                 f"report is about our {message_id} of {tickets.tag(config, ticket.number)}"
             )
@@ -345,6 +398,11 @@ def _bounce_target(mail: ParsedMail, config: Any) -> tickets.Found:
 
 def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelope) -> Outcome:
     config = ctx.config
+    # Another process may have finished this mail meanwhile (the same mail delivered to
+    # two gateway processes at once): the row lock makes the second one see it.
+    lock = "" if m.is_sqlite() else " FOR UPDATE"
+    if sql.value(f"SELECT status FROM receipt WHERE id = ?{lock}", receipt.id) != "received":
+        return Outcome("duplicate", receipt.message_id, reason="processed by another process")
     p = plan(ctx, mail, envelope, receipt.mailbox)
     changes = tickets.Changes()
     action, ticket = "ignored", None
@@ -401,14 +459,16 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
         if kind == "customer" and p.verdict.kind == "person":
             tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
     notify.queue(ctx, changes.items, mail=mail, verdict=p.verdict)
-    m.Receipt.update(
-        status="processed",
-        action=action,
-        reason=p.reason if action == "ignored" else "",
-        ticket=ticket.id if ticket is not None else None,
-        processed_at=m.utcnow(),
-        mailbox=p.mailbox.name,
-    ).where(m.Receipt.id == receipt.id).execute()
+    sql.run(
+        "UPDATE receipt SET status = 'processed', action = ?, reason = ?, ticket_id = ?,"
+        " processed_at = ?, mailbox = ? WHERE id = ?",
+        action,
+        p.reason if action == "ignored" else "",
+        ticket.id if ticket is not None else None,
+        sql.ts(m.utcnow()),
+        p.mailbox.name,
+        receipt.id,
+    )
     number = ticket.number if ticket is not None else None
     return Outcome(
         action,
@@ -456,21 +516,22 @@ def _store_message(
         trace=p.trace,
         receipt=receipt,
     )
-    if mail.attachments:
-        m.Attachment.insert_many(
-            [
-                {
-                    "message": message.id,
-                    "sha256": a.sha256,
-                    "size": a.size,
-                    "content_type": a.content_type[:200],
-                    "filename": a.filename[:255],
-                    "content_id": a.content_id,
-                    "inline": a.inline,
-                }
-                for a in mail.attachments
-            ]
-        ).execute()
+    sql.insert_many(
+        "attachment",
+        ("message_id", "sha256", "size", "content_type", "filename", "content_id", "inline"),
+        [
+            (
+                message.id,
+                a.sha256,
+                a.size,
+                a.content_type[:200],
+                a.filename[:255],
+                a.content_id,
+                a.inline,
+            )
+            for a in mail.attachments
+        ],
+    )
     return message
 
 

@@ -108,12 +108,14 @@ class Ticket(BaseModel):
     mailbox = pw.CharField(max_length=100)
     team = pw.ForeignKeyField(Team, null=True, backref="tickets", on_delete="SET NULL")
     assignee = pw.ForeignKeyField(Agent, null=True, backref="tickets", on_delete="SET NULL")
-    requester = pw.ForeignKeyField(Contact, backref="tickets")
+    requester = pw.ForeignKeyField(Contact, backref="tickets", index=False)
     category = pw.CharField(max_length=100, default="")
     tags = JSONField(default=list)
     # Foreign tags (a vendor's "[Ticket#123]") seen in the subject, kept on our replies.
     foreign_tags = JSONField(default=list)
-    merged_into = pw.ForeignKeyField("self", null=True, backref="merged", on_delete="SET NULL")
+    merged_into = pw.ForeignKeyField(
+        "self", null=True, backref="merged", on_delete="SET NULL", index=False
+    )
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow, index=True)
     first_response_at = pw.DateTimeField(null=True)
@@ -129,7 +131,7 @@ class Participant(BaseModel):
         contact_id: Any
 
     ticket = pw.ForeignKeyField(Ticket, backref="participants", on_delete="CASCADE")
-    contact = pw.ForeignKeyField(Contact, backref="participations")
+    contact = pw.ForeignKeyField(Contact, backref="participations", index=False)
     role = pw.CharField(max_length=20)  # requester | collaborator
 
     class Meta:
@@ -159,16 +161,16 @@ class Receipt(BaseModel):
         ticket_id: Any
 
     message_id = pw.CharField(unique=True, max_length=998)
-    sha256 = pw.CharField(max_length=64, index=True)
+    sha256 = pw.CharField(max_length=64)
     size = pw.IntegerField()
     sender = pw.CharField(max_length=320, default="")
     source = pw.CharField(max_length=20)
     mailbox = pw.CharField(max_length=100, default="")
-    status = pw.CharField(max_length=20, default="received", index=True)
+    status = pw.CharField(max_length=20, default="received")
     action = pw.CharField(max_length=20, default="")
     reason = pw.TextField(default="")
     attempts = pw.IntegerField(default=0)
-    ticket = pw.ForeignKeyField(Ticket, null=True, backref="+", on_delete="SET NULL")
+    ticket = pw.ForeignKeyField(Ticket, null=True, backref="+", on_delete="SET NULL", index=False)
     received_at = pw.DateTimeField(default=utcnow)
     processed_at = pw.DateTimeField(null=True)
 
@@ -181,7 +183,7 @@ class Message(BaseModel):
         receipt_id: Any
 
     ticket = pw.ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
-    receipt = pw.ForeignKeyField(Receipt, null=True, backref="+", on_delete="SET NULL")
+    receipt = pw.ForeignKeyField(Receipt, null=True, backref="+", on_delete="SET NULL", index=False)
     direction = pw.CharField(max_length=3)  # in | out
     kind = pw.CharField(max_length=20)  # customer agent note system auto_reply bounce external
     message_id = pw.CharField(max_length=998, index=True)
@@ -205,7 +207,7 @@ class Attachment(BaseModel):
         message_id: Any
 
     message = pw.ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
-    sha256 = pw.CharField(max_length=64, index=True)
+    sha256 = pw.CharField(max_length=64)
     size = pw.BigIntegerField()
     content_type = pw.CharField(max_length=200)
     filename = pw.CharField(max_length=255)
@@ -225,7 +227,7 @@ class Event(BaseModel):
     kind = pw.CharField(max_length=40)
     old = pw.TextField(default="")
     new = pw.TextField(default="")
-    message = pw.ForeignKeyField(Message, null=True, backref="+", on_delete="SET NULL")
+    message = pw.ForeignKeyField(Message, null=True, backref="+", on_delete="SET NULL", index=False)
     detail = pw.TextField(default="")
 
 
@@ -242,12 +244,15 @@ class OutboxItem(BaseModel):
     recipients = JSONField()
     content = BytesField()  # the mail as it goes on the wire
     automatic = pw.BooleanField(default=True)
-    status = pw.CharField(max_length=20, default="queued", index=True)
+    status = pw.CharField(max_length=20, default="queued")
     attempts = pw.IntegerField(default=0)
-    next_attempt_at = pw.DateTimeField(default=utcnow, index=True)
+    next_attempt_at = pw.DateTimeField(default=utcnow)
     last_error = pw.TextField(default="")
     created_at = pw.DateTimeField(default=utcnow)
     sent_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False),)
 
 
 class AutoMailLog(BaseModel):
@@ -376,6 +381,12 @@ def upgrade() -> tuple[int, int]:
             )
         if before < SCHEMA_VERSION:
             db.create_tables(TABLES, safe=True)
+            # Only unfinished receipts are looked up by status (recovery, quarantine list):
+            # a partial index keeps the processed majority out of it.
+            db.execute_sql(
+                "CREATE INDEX IF NOT EXISTS receipt_unfinished ON receipt (status)"
+                " WHERE status <> 'processed'"
+            )
             SchemaVersion.insert(version=SCHEMA_VERSION).on_conflict_ignore().execute()
         return before, SCHEMA_VERSION
 

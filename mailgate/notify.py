@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ import jinja2.exceptions
 import jinja2.sandbox
 
 from mailgate import models as m
-from mailgate import tickets
+from mailgate import sql, tickets
 from mailgate.config import NOTICE_KINDS, Config, Limits, Mailbox, base_address, parse_rate
 from mailgate.context import Context
 from mailgate.errors import TemplateError, UsageError
@@ -145,6 +146,44 @@ class Intent:
     previous_status: str = ""
     # The agent it goes to: gets a reply address signed for them and this ticket.
     for_agent: m.Agent | None = None
+    people: People | None = None
+
+
+@dataclass(frozen=True)
+class People:
+    """Who a ticket concerns, read once per transaction for all its notices."""
+
+    requester: Address
+    collaborators: list[Address]
+    team: m.Team | None
+    assignee: m.Agent | None
+
+
+def people_of(ticket: m.Ticket) -> People:
+    requester = sql.one("SELECT email, name FROM contact WHERE id = ?", ticket.requester_id)
+    collaborators = sql.rows(
+        "SELECT c.email, c.name FROM participant p JOIN contact c ON c.id = p.contact_id"
+        " WHERE p.ticket_id = ? AND p.role = 'collaborator' ORDER BY p.id",
+        ticket.id,
+    )
+    team = None
+    if ticket.team_id:
+        row = sql.one("SELECT key, name, address FROM team WHERE id = ?", ticket.team_id)
+        if row is not None:
+            team = m.Team(id=ticket.team_id, key=row[0], name=row[1], address=row[2])
+    return People(
+        requester=Address(str(requester[0]), str(requester[1] or "")) if requester else Address(""),
+        collaborators=[Address(str(e), str(n or "")) for e, n in collaborators],
+        team=team,
+        assignee=_agent("id", ticket.assignee_id) if ticket.assignee_id else None,
+    )
+
+
+def _agent(column: str, value: object) -> m.Agent | None:
+    row = sql.one(f"SELECT id, key, name, emails, role FROM agent WHERE {column} = ?", value)
+    if row is None:
+        return None
+    return m.Agent(id=row[0], key=row[1], name=row[2], emails=json.loads(row[3]), role=row[4])
 
 
 def queue(
@@ -163,25 +202,34 @@ def queue(
             _queue_intent(ctx, intent, mail)
 
 
+def _latest(changes: list[tickets.Change]) -> m.Ticket:
+    """The ticket as this transaction left it (writers update the instance they change)."""
+    for change in reversed(changes):
+        if change.kind not in ("linked", "merged"):
+            return change.ticket
+    return tickets.by_id(changes[0].ticket.id)
+
+
 def _intents(
     ctx: Context, changes: list[tickets.Change], mail: ParsedMail | None, verdict: Verdict | None
 ) -> list[Intent]:
-    ticket = m.Ticket.get_by_id(changes[0].ticket.id)
+    ticket = _latest(changes)
     box = _mailbox(ctx.config, ticket)
     on = box.notices
     kinds = {c.kind: c for c in changes}
     message_change = next((c for c in changes if c.kind == "message"), None)
     message = message_change.message if message_change else None
     intents: list[Intent] = []
-    requester = _requester(ticket)
-    collaborators = _collaborators(ticket)
+    people = people_of(ticket)
+    requester = people.requester
+    collaborators = people.collaborators
 
     if "created" in kinds and mail is not None and on.acknowledgement:
         if verdict is not None and verdict.answerable and not is_noreply_address(requester.email):
             intents.append(Intent("acknowledgement", ticket, [requester], message=message))
     new_assignee = kinds.get("assignee")
     if new_assignee is not None and new_assignee.new and on.assignment:
-        agent = m.Agent.get_or_none(m.Agent.key == new_assignee.new)
+        agent = _agent("key", new_assignee.new)
         if agent is not None and new_assignee.actor != f"agent:{agent.key}":
             intents.append(
                 Intent(
@@ -227,14 +275,16 @@ def _intents(
         )
     if status is not None and status.new == "closed" and on.closed:
         intents.append(Intent("closed", ticket, [requester], agent=_agent_of(status.actor)))
+    for intent in intents:
+        intent.people = people
     return intents
 
 
 def _staff_intents(
     ctx: Context, kind: str, ticket: m.Ticket, message: m.Message | None, previous: str
 ) -> list[Intent]:
-    if ticket.assignee_id:
-        agent = m.Agent.get_by_id(ticket.assignee_id)
+    agent = _agent("id", ticket.assignee_id) if ticket.assignee_id else None
+    if agent is not None:
         return [
             Intent(
                 kind,
@@ -256,16 +306,16 @@ def _team_intents(
     ctx: Context, kind: str, ticket: m.Ticket, message: m.Message | None
 ) -> list[Intent]:
     """A team hears of its queue: each member with a reply address signed for them."""
-    if not ticket.team_id:
-        return []
-    team_row = m.Team.get_by_id(ticket.team_id)
-    team = ctx.config.team(team_row.key)
+    key = sql.value("SELECT key FROM team WHERE id = ?", ticket.team_id) if ticket.team_id else None
+    team = ctx.config.team(str(key)) if key else None
     if team is None:
         return []
     if team.members:
         return [
-            Intent(kind, ticket, [], for_agent=tickets.agent_row(key, ctx.config), message=message)
-            for key in team.members
+            Intent(
+                kind, ticket, [], for_agent=tickets.agent_row(member, ctx.config), message=message
+            )
+            for member in team.members
         ]
     if team.address:
         return [Intent(kind, ticket, [Address(team.address, team.name)], message=message)]
@@ -274,8 +324,7 @@ def _team_intents(
 
 def _agent_of(actor: str) -> m.Agent | None:
     if actor.startswith("agent:"):
-        key = actor.split(":", 1)[1]
-        return m.Agent.get_or_none(m.Agent.key == key)
+        return _agent("key", actor.split(":", 1)[1])
     return None
 
 
@@ -286,31 +335,26 @@ def _mailbox(config: Config, ticket: m.Ticket) -> Mailbox:
     return config.mailboxes[0]
 
 
-def _requester(ticket: m.Ticket) -> Address:
-    person = m.Contact.get_by_id(ticket.requester_id)
-    return Address(person.email, person.name)
-
-
-def _collaborators(ticket: m.Ticket) -> list[Address]:
-    rows = (
-        m.Contact.select(m.Contact.email, m.Contact.name)
-        .join(m.Participant)
-        .where((m.Participant.ticket == ticket.id) & (m.Participant.role == "collaborator"))
-        .order_by(m.Participant.id)
-    )
-    return [Address(r.email, r.name) for r in rows]
-
-
 def _latest_customer(ticket: m.Ticket) -> m.Message | None:
-    return (  # type: ignore[no-any-return]
-        m.Message.select()
-        .where(
-            (m.Message.ticket == ticket.id)
-            & (m.Message.direction == "in")
-            & (m.Message.kind.in_(["customer", "external"]))
-        )
-        .order_by(m.Message.id.desc())
-        .first()
+    row = sql.one(
+        "SELECT id, message_id, subject, text, from_addr, from_name, created_at, kind FROM message"
+        " WHERE ticket_id = ? AND direction = 'in' AND kind IN ('customer', 'external')"
+        " ORDER BY id DESC LIMIT 1",
+        ticket.id,
+    )
+    if row is None:
+        return None
+    return m.Message(
+        id=row[0],
+        ticket=ticket.id,
+        message_id=row[1],
+        subject=row[2],
+        text=row[3],
+        from_addr=row[4],
+        from_name=row[5],
+        created_at=sql.read_ts(row[6]),
+        direction="in",
+        kind=row[7],
     )
 
 
@@ -402,18 +446,20 @@ def _queue_intent(ctx: Context, intent: Intent, mail: ParsedMail | None) -> None
     out = prepared.outgoing
     ticket = prepared.ticket
     now = m.utcnow()
-    m.OutboxItem.insert(
-        message_id=out.message_id,
-        ticket=ticket.id,
-        notice=prepared.kind,
-        sender=out.sender.email,
-        recipients=prepared.recipients,
-        content=prepared.content,
-        automatic=prepared.automatic,
-        status="queued",
-        next_attempt_at=now,
-        created_at=now,
-    ).execute()
+    sql.run(
+        "INSERT INTO outbox_item (message_id, ticket_id, notice, sender, recipients, content,"
+        " automatic, status, attempts, next_attempt_at, last_error, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, '', ?)",
+        out.message_id,
+        ticket.id,
+        prepared.kind,
+        out.sender.email,
+        sql.js(prepared.recipients),
+        prepared.content,
+        prepared.automatic,
+        sql.ts(now),
+        sql.ts(now),
+    )
     tickets.add_message(
         ticket,
         direction="out",
@@ -430,12 +476,11 @@ def _queue_intent(ctx: Context, intent: Intent, mail: ParsedMail | None) -> None
         trace=[f"notice {prepared.kind}"],
     )
     if prepared.automatic:
-        m.AutoMailLog.insert_many(
-            [
-                {"recipient": r.lower(), "ticket_id": ticket.id, "at": now}
-                for r in prepared.recipients
-            ]
-        ).execute()
+        sql.insert_many(
+            "auto_mail_log",
+            ("recipient", "ticket_id", "at"),
+            [(r.lower(), ticket.id, sql.ts(now)) for r in prepared.recipients],
+        )
     event(
         log,
         "notice.queued",
@@ -460,9 +505,12 @@ def _deliverable(
         return []
     emails = [p.email.lower() for p in people]
     unhealthy = {
-        c.email: c
-        for c in m.Contact.select().where(
-            (m.Contact.email.in_(emails)) & (m.Contact.undeliverable_until > now)
+        str(email): (sql.read_ts(until), str(reason or ""))
+        for email, until, reason in sql.rows(
+            "SELECT email, undeliverable_until, undeliverable_reason FROM contact"
+            f" WHERE email IN ({sql.placeholders(len(emails))}) AND undeliverable_until > ?",
+            *emails,
+            sql.ts(now),
         )
     }
     kept = []
@@ -474,10 +522,10 @@ def _deliverable(
         seen.add(email)
         reason = ""
         if email in unhealthy:
-            bad = unhealthy[email]
+            until, why = unhealthy[email]
             reason = (
-                f"address undeliverable until {bad.undeliverable_until:%Y-%m-%d %H:%M} UTC"
-                f" after a permanent bounce ({bad.undeliverable_reason[:200]})"
+                f"address undeliverable until {until:%Y-%m-%d %H:%M} UTC"
+                f" after a permanent bounce ({why[:200]})"
             )
         elif automatic:
             reason = _limited(_rates(config.outbound.limits), email, ticket.id, now)
@@ -504,18 +552,23 @@ def _rates(limits: Limits) -> tuple[tuple[tuple[int, int], ...], ...]:
 def _limited(
     rates: tuple[tuple[tuple[int, int], ...], ...], recipient: str, ticket_id: int, now: dt.datetime
 ) -> str:
-    """The circuit breaker: a reason when a sliding window is full, else ''."""
-    for label, window_rates, condition in (
-        ("per recipient", rates[0], m.AutoMailLog.recipient == recipient),
-        ("per ticket", rates[1], m.AutoMailLog.ticket_id == ticket_id),
-        ("overall", rates[2], None),
+    """The circuit breaker: a reason when a sliding window is full, else ''.
+
+    One query per scope counts every window of that scope at once.
+    """
+    for label, window_rates, where, value in (
+        ("per recipient", rates[0], " AND recipient = ?", recipient),
+        ("per ticket", rates[1], " AND ticket_id = ?", ticket_id),
+        ("overall", rates[2], "", None),
     ):
-        for count, seconds in window_rates:
-            since = now - dt.timedelta(seconds=seconds)
-            query = m.AutoMailLog.select().where(m.AutoMailLog.at > since)
-            if condition is not None:
-                query = query.where(condition)
-            if query.limit(count).count() >= count:
+        if not window_rates:
+            continue
+        sinces = [sql.ts(now - dt.timedelta(seconds=seconds)) for _, seconds in window_rates]
+        sums = ", ".join("SUM(CASE WHEN at > ? THEN 1 ELSE 0 END)" for _ in window_rates)
+        params = [*sinces, min(sinces), *([value] if value is not None else [])]
+        counts = sql.one(f"SELECT {sums} FROM auto_mail_log WHERE at > ?{where}", *params)
+        for (count, seconds), seen in zip(window_rates, counts or (), strict=False):
+            if (seen or 0) >= count:
                 return f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
     return ""
 
@@ -531,22 +584,20 @@ def _thread(
     ticket: m.Ticket, about: m.Message | None, mail: ParsedMail | None
 ) -> tuple[str, tuple[str, ...]]:
     """In-Reply-To the customer's message this answers; References along the conversation."""
-    inbound = list(
-        m.Message.select(m.Message.message_id)
-        .where((m.Message.ticket == ticket.id) & (m.Message.direction == "in"))
-        .order_by(m.Message.id)
-        .limit(1)
+    first = sql.rows(
+        "SELECT message_id FROM message WHERE ticket_id = ? AND direction = 'in'"
+        " ORDER BY id LIMIT 1",
+        ticket.id,
     )
-    latest = (
-        m.Message.select(m.Message.message_id)
-        .where((m.Message.ticket == ticket.id) & (m.Message.kind.in_(["customer", "external"])))
-        .order_by(m.Message.id.desc())
-        .limit(3)
+    latest = sql.rows(
+        "SELECT message_id FROM message WHERE ticket_id = ? AND kind IN ('customer', 'external')"
+        " ORDER BY id DESC LIMIT 3",
+        ticket.id,
     )
     answered = about.message_id if about is not None and about.direction == "in" else ""
     if not answered and mail is not None:
         answered = mail.message_id
-    chain = [r.message_id for r in inbound] + [r.message_id for r in reversed(list(latest))]
+    chain = [str(r[0]) for r in first] + [str(r[0]) for r in reversed(latest)]
     if answered:
         chain.append(answered)
     in_reply_to = answered or (chain[-1] if chain else "")
@@ -557,9 +608,8 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
     """The template variables (documented in templates/README.md): plain values only."""
     config = ctx.config
     ticket = intent.ticket
-    requester = _requester(ticket)
-    team = m.Team.get_by_id(ticket.team_id) if ticket.team_id else None
-    assignee = m.Agent.get_by_id(ticket.assignee_id) if ticket.assignee_id else None
+    people = intent.people or people_of(ticket)
+    requester, team, assignee = people.requester, people.team, people.assignee
     url = (
         config.gateway.ticket_url.replace("{number}", str(ticket.number))
         if config.gateway.ticket_url
@@ -791,20 +841,22 @@ def preview(ctx: Context, kind: str, number: int | None) -> bytes:
     ticket = m.Ticket.get_or_none(m.Ticket.number == number)
     if ticket is None:
         raise UsageError(f"no ticket #{number}")
-    requester = _requester(ticket)
-    agent = m.Agent.get_by_id(ticket.assignee_id) if ticket.assignee_id else None
+    people = people_of(ticket)
     staff = kind in ("assignment", "customer_reply", "reopened")
-    if staff and agent is None:
-        agent = m.Agent.select().where(m.Agent.active == True).first()  # noqa: E712
+    recipient = people.assignee
+    if staff and recipient is None:
+        first = sql.value("SELECT key FROM agent WHERE active = ? ORDER BY id LIMIT 1", True)
+        recipient = _agent("key", first) if first else None
     intent = Intent(
         kind,
         ticket,
-        [] if staff else [requester],
-        cc=[] if staff else _collaborators(ticket),
-        agent=agent,
-        for_agent=agent if staff else None,
+        [] if staff else [people.requester],
+        cc=[] if staff else people.collaborators,
+        agent=people.assignee,
+        for_agent=recipient if staff else None,
         message=_latest_customer(ticket),
         previous_status="resolved",
+        people=people,
     )
     prepared = prepare(ctx, intent, None, dry_run=True)
     if prepared is None:

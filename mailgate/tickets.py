@@ -11,6 +11,7 @@ Imports models, config and ``mailgate.mail``; never a transport.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Literal
 import peewee as pw
 
 from mailgate import models as m
+from mailgate import sql
 from mailgate.config import PRIORITIES, STATUSES, Config, Mailbox, base_address
 from mailgate.errors import UsageError
 from mailgate.mail import subject as subjects
@@ -59,16 +61,18 @@ class Changes:
     items: list[Change] = field(default_factory=list)
 
     def add(self, change: Change) -> Change:
-        m.Event.insert(
-            ticket=change.ticket.id,
-            actor=change.actor,
-            kind=change.kind,
-            old=change.old,
-            new=change.new,
-            message=change.message.id if change.message is not None else None,
-            detail=change.detail,
-            at=m.utcnow(),
-        ).execute()
+        sql.run(
+            "INSERT INTO event (ticket_id, at, actor, kind, old, new, message_id, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            change.ticket.id,
+            sql.ts(m.utcnow()),
+            change.actor[:400],
+            change.kind,
+            change.old,
+            change.new,
+            change.message.id if change.message is not None else None,
+            change.detail,
+        )
         self.items.append(change)
         return change
 
@@ -128,26 +132,74 @@ def _number_from_reply_address(addresses: Iterable[str], config: Config) -> int 
     return None
 
 
+_TICKET_COLUMNS = (
+    "id",
+    "number",
+    "subject",
+    "status",
+    "priority",
+    "mailbox",
+    "team_id",
+    "assignee_id",
+    "requester_id",
+    "category",
+    "merged_into_id",
+    "created_at",
+    "updated_at",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "foreign_tags",
+)
+_TICKET_SELECT = f"SELECT {', '.join(_TICKET_COLUMNS)} FROM ticket"
+_TIMESTAMPS = {"created_at", "updated_at", "first_response_at", "resolved_at", "closed_at"}
+
+
+def _ticket(row: tuple[object, ...] | None) -> m.Ticket | None:
+    """A ticket model built from a raw row (no further query)."""
+    if row is None:
+        return None
+    data = dict(zip(_TICKET_COLUMNS, row, strict=True))
+    for name in _TIMESTAMPS:
+        data[name] = sql.read_ts(data[name])
+    data["foreign_tags"] = json.loads(str(data["foreign_tags"] or "[]"))
+    fks = {
+        "team_id": "team",
+        "assignee_id": "assignee",
+        "requester_id": "requester",
+        "merged_into_id": "merged_into",
+    }
+    ticket = m.Ticket(**{fks.get(k, k): v for k, v in data.items()})
+    return ticket
+
+
+def by_id(ticket_id: int) -> m.Ticket:
+    ticket = _ticket(sql.one(f"{_TICKET_SELECT} WHERE id = ?", ticket_id))
+    if ticket is None:
+        raise LookupError(f"no ticket with id {ticket_id}")
+    return ticket
+
+
 def _by_number(number: int) -> m.Ticket | None:
-    return m.Ticket.get_or_none(m.Ticket.number == number)
+    return _ticket(sql.one(f"{_TICKET_SELECT} WHERE number = ?", number))
 
 
 def _by_message_ids(ids: Sequence[str]) -> tuple[m.Ticket, str, str] | None:
-    rows = list(
-        m.Message.select(m.Message.ticket, m.Message.message_id, m.Message.direction)
-        .where(m.Message.message_id.in_(list(ids)))
-        .order_by(m.Message.id.desc())
+    found = sql.rows(
+        "SELECT ticket_id, message_id, direction FROM message"
+        f" WHERE message_id IN ({sql.placeholders(len(ids))}) ORDER BY id DESC",
+        *ids,
     )
-    if not rows:
+    if not found:
         return None
     # The earliest reference in our list wins: In-Reply-To first, then References newest first.
-    by_id: dict[str, m.Message] = {}
-    for row in rows:
-        by_id.setdefault(row.message_id, row)
+    by_message_id: dict[str, tuple[object, ...]] = {}
+    for row in found:
+        by_message_id.setdefault(str(row[1]), row)
     for message_id in ids:
-        if message_id in by_id:
-            row = by_id[message_id]
-            return m.Ticket.get_by_id(row.ticket_id), message_id, row.direction
+        if message_id in by_message_id:
+            ticket_id, _, direction = by_message_id[message_id]
+            return by_id(int(str(ticket_id))), message_id, str(direction)
     return None
 
 
@@ -156,7 +208,7 @@ def _follow_merges(found: Found) -> Found:
     seen: set[int] = set()
     while ticket is not None and ticket.merged_into_id and ticket.id not in seen:
         seen.add(ticket.id)
-        target = m.Ticket.get_by_id(ticket.merged_into_id)
+        target = by_id(ticket.merged_into_id)
         trace.append(f"#{ticket.number} was merged into #{target.number}")
         ticket = target
     return Found(ticket, found.how, tuple(trace))
@@ -171,15 +223,15 @@ def sender_role(ticket: m.Ticket | None, address: str, config: Config) -> Role:
         return "agent"
     if ticket is None:
         return "unknown"
-    row = (
-        m.Participant.select(m.Participant.role)
-        .join(m.Contact)
-        .where((m.Participant.ticket == ticket.id) & (m.Contact.email == address))
-        .first()
+    role = sql.value(
+        "SELECT p.role FROM participant p JOIN contact c ON c.id = p.contact_id"
+        " WHERE p.ticket_id = ? AND c.email = ?",
+        ticket.id,
+        address,
     )
-    if row is None:
+    if role is None:
         return "unknown"
-    return "requester" if row.role == "requester" else "collaborator"
+    return "requester" if role == "requester" else "collaborator"
 
 
 def decide(
@@ -238,14 +290,23 @@ def message_kind(role: Role, mail_class: str) -> str:
 def contact(address: Address | str) -> m.Contact:
     """The contact row of an address, created on first sight."""
     email, name = (address.email, address.name) if isinstance(address, Address) else (address, "")
-    email = email.lower()
-    row = m.Contact.get_or_none(m.Contact.email == email)
+    email, name = email.lower()[:320], name[:300]
+    row = sql.one("SELECT id, name FROM contact WHERE email = ?", email)
     if row is None:
-        row = m.Contact.create(email=email, name=name[:300])
-    elif name and not row.name:
-        row.name = name[:300]
-        m.Contact.update(name=row.name).where(m.Contact.id == row.id).execute()
-    return row
+        contact_id = sql.insert(
+            "INSERT INTO contact (email, name, created_at, undeliverable_reason)"
+            " VALUES (?, ?, ?, '')",
+            email,
+            name,
+            sql.ts(m.utcnow()),
+        )
+        known = name
+    else:
+        contact_id, known = int(row[0]), str(row[1] or "")
+        if name and not known:
+            sql.run("UPDATE contact SET name = ? WHERE id = ?", name, contact_id)
+            known = name
+    return m.Contact(id=contact_id, email=email, name=known)
 
 
 def new_ticket_number(config: Config) -> int:
@@ -264,7 +325,7 @@ def _random_number() -> int:
         digits = _random_digits[0]
         for _ in range(4):
             number = secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)
-            if not m.Ticket.select().where(m.Ticket.number == number).exists():
+            if sql.one("SELECT 1 FROM ticket WHERE number = ?", number) is None:
                 return int(number)
         _random_digits[0] = digits + 1
 
@@ -281,7 +342,10 @@ def _next_sequence(key: str, *, start: int) -> int:
 def team_row(key: str, config: Config) -> m.Team | None:
     if not key:
         return None
-    row = m.Team.get_or_none(m.Team.key == key)
+    found = sql.one("SELECT id, name, address FROM team WHERE key = ?", key)
+    if found is not None:
+        return m.Team(id=found[0], key=key, name=found[1], address=found[2])
+    row = None
     if row is None:
         team = config.team(key)
         if team is None:
@@ -291,7 +355,12 @@ def team_row(key: str, config: Config) -> m.Team | None:
 
 
 def agent_row(key: str, config: Config) -> m.Agent:
-    row = m.Agent.get_or_none(m.Agent.key == key)
+    found = sql.one("SELECT id, name, emails, role FROM agent WHERE key = ?", key)
+    if found is not None:
+        return m.Agent(
+            id=found[0], key=key, name=found[1], emails=json.loads(found[2]), role=found[3]
+        )
+    row = None
     if row is None:
         agent = next((a for a in config.agents if a.key == key), None)
         if agent is None:
@@ -332,19 +401,44 @@ def create_ticket(
     now = m.utcnow()
     person = contact(requester)
     team = team_row(mailbox.team, config)
-    ticket = m.Ticket.create(
+    prefix = config.gateway.ticket_prefix
+    ticket = m.Ticket(
         number=new_ticket_number(config),
-        subject=subjects.clean_subject(mail.subject, config.gateway.ticket_prefix)[:1000],
+        subject=subjects.clean_subject(mail.subject, prefix)[:1000],
         status="new",
         priority=mailbox.priority,
         mailbox=mailbox.name,
         team=team.id if team else None,
+        assignee=None,
         requester=person.id,
-        foreign_tags=subjects.foreign_tags(mail.subject, config.gateway.ticket_prefix),
+        category="",
+        merged_into=None,
+        foreign_tags=subjects.foreign_tags(mail.subject, prefix),
         created_at=now,
         updated_at=now,
+        first_response_at=None,
+        resolved_at=None,
+        closed_at=None,
     )
-    m.Participant.insert(ticket=ticket.id, contact=person.id, role="requester").execute()
+    ticket.id = sql.insert(
+        "INSERT INTO ticket (number, subject, status, priority, mailbox, team_id, requester_id,"
+        " category, tags, foreign_tags, created_at, updated_at)"
+        " VALUES (?, ?, 'new', ?, ?, ?, ?, '', '[]', ?, ?, ?)",
+        ticket.number,
+        ticket.subject,
+        ticket.priority,
+        ticket.mailbox,
+        ticket.team_id,
+        person.id,
+        sql.js(ticket.foreign_tags),
+        sql.ts(now),
+        sql.ts(now),
+    )
+    sql.run(
+        "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'requester')",
+        ticket.id,
+        person.id,
+    )
     changes.add(Change(ticket, "created", actor, new=ticket.subject))
     return ticket
 
@@ -354,10 +448,12 @@ def add_collaborators(
 ) -> None:
     """Cc'd people join the conversation; our own addresses and agents never do."""
     known = {
-        row.contact.email
-        for row in m.Participant.select(m.Participant, m.Contact)
-        .join(m.Contact)
-        .where(m.Participant.ticket == ticket.id)
+        str(row[0])
+        for row in sql.rows(
+            "SELECT c.email FROM participant p JOIN contact c ON c.id = p.contact_id"
+            " WHERE p.ticket_id = ?",
+            ticket.id,
+        )
     }
     for address in addresses:
         email = address.email.lower()
@@ -369,7 +465,11 @@ def add_collaborators(
             continue
         known.add(email)
         person = contact(address)
-        m.Participant.insert(ticket=ticket.id, contact=person.id, role="collaborator").execute()
+        sql.run(
+            "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'collaborator')",
+            ticket.id,
+            person.id,
+        )
         changes.add(Change(ticket, "collaborator_added", actor, new=email))
 
 
@@ -393,27 +493,31 @@ def add_message(
     receipt: m.Receipt | None = None,
 ) -> m.Message:
     now = m.utcnow()
-    message_pk = m.Message.insert(
-        ticket=ticket.id,
-        receipt=receipt.id if receipt is not None else None,
-        direction=direction,
-        kind=kind,
-        message_id=message_id,
-        from_addr=sender.email.lower() if sender else "",
-        from_name=sender.name[:300] if sender else "",
-        to_addrs=list(to),
-        cc_addrs=list(cc),
-        subject=subject,
-        date=date,
-        text=text,
-        full_text=full_text,
-        html=html,
-        raw_sha256=raw_sha256,
-        trace=list(trace),
-        verified=verified,
-        created_at=now,
-    ).execute()
-    m.Ticket.update(updated_at=now).where(m.Ticket.id == ticket.id).execute()
+    message_pk = sql.insert(
+        "INSERT INTO message (ticket_id, receipt_id, direction, kind, message_id, from_addr,"
+        " from_name, to_addrs, cc_addrs, subject, date, text, full_text, html, raw_sha256, trace,"
+        " verified, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ticket.id,
+        receipt.id if receipt is not None else None,
+        direction,
+        kind,
+        message_id,
+        sender.email.lower() if sender else "",
+        sender.name[:300] if sender else "",
+        sql.js(list(to)),
+        sql.js(list(cc)),
+        subject,
+        sql.ts(date),
+        text,
+        full_text,
+        html,
+        raw_sha256,
+        sql.js(list(trace)),
+        verified,
+        sql.ts(now),
+    )
+    sql.run("UPDATE ticket SET updated_at = ? WHERE id = ?", sql.ts(now), ticket.id)
+    ticket.updated_at = now
     return m.Message(
         id=message_pk,
         ticket=ticket.id,
@@ -549,7 +653,8 @@ def merge(source: m.Ticket, target: m.Ticket, changes: Changes, *, actor: str) -
 
 def lock(ticket: m.Ticket) -> m.Ticket:
     """Re-read a ticket for update (PostgreSQL row lock; SQLite is already serialised)."""
-    query = m.Ticket.select().where(m.Ticket.id == ticket.id)
-    if not m.is_sqlite():
-        query = query.for_update()
-    return query.get()
+    lock_clause = "" if m.is_sqlite() else " FOR UPDATE"
+    fresh = _ticket(sql.one(f"{_TICKET_SELECT} WHERE id = ?{lock_clause}", ticket.id))
+    if fresh is None:
+        raise LookupError(f"ticket {ticket.id} vanished")
+    return fresh

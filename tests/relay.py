@@ -47,8 +47,9 @@ class RelayHandler:
     hold: threading.Event | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         answer = self.rcpt_answers.get(address.lower())
         if answer:
             return answer
@@ -58,8 +59,14 @@ class RelayHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if not self.data_answer.startswith("250"):
             return self.data_answer
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      bytes(envelope.original_content), id(session)))
+        self.received.append(
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content),
+                id(session),
+            )
+        )
         self.arrived.set()
         if self.hold is not None:
             # Keep the client waiting for its 250: the test kills it meanwhile.

@@ -41,9 +41,12 @@ def header(msg: email.message.Message, name: str) -> str:
 
 
 def test_acknowledgement_reaches_the_customer_with_threading_headers(
-        smtp_ctx: Context, relay: Relay) -> None:
-    raw = compose(sender="Jörg Müller <joerg@kunde.example>",
-                  subject="Überweisung hängt 🙁 [Ticket#2026112210000012]")
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    raw = compose(
+        sender="Jörg Müller <joerg@kunde.example>",
+        subject="Überweisung hängt 🙁 [Ticket#2026112210000012]",
+    )
     created = ingest(smtp_ctx, raw, source="smtp")
     report = deliver(smtp_ctx)
     assert report.sent == len(items()) and report.failed == 0
@@ -71,12 +74,16 @@ def test_acknowledgement_reaches_the_customer_with_threading_headers(
 
 
 def test_round_trip_customer_reply_to_the_acknowledgement_lands_quote_stripped(
-        smtp_ctx: Context, relay: Relay) -> None:
+    smtp_ctx: Context, relay: Relay
+) -> None:
     created = ingest(smtp_ctx, compose(), source="smtp")
     deliver(smtp_ctx)
     (ack,) = [r for r in relay.received if r.rcpt_tos == ["carla@customer.example"]]
-    reply = reply_to(ack.content, sender="Carla Customer <carla@customer.example>",
-                     body="It is still down this morning.")
+    reply = reply_to(
+        ack.content,
+        sender="Carla Customer <carla@customer.example>",
+        body="It is still down this morning.",
+    )
     outcome = ingest(smtp_ctx, reply, source="smtp")
     assert (outcome.action, outcome.ticket) == ("appended", created.ticket)
     detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
@@ -118,28 +125,45 @@ def test_relay_unreachable_keeps_everything_queued(smtp_ctx: Context) -> None:
 
 
 def test_permanent_failure_is_marked_failed_and_shown_on_the_ticket(
-        smtp_ctx: Context, relay: Relay) -> None:
+    smtp_ctx: Context, relay: Relay
+) -> None:
     created = ingest(smtp_ctx, compose(), source="smtp")
-    relay.handler.rcpt_answers["carla@customer.example"] = "550 5.1.1 <carla@customer.example>: no such user"
+    relay.handler.rcpt_answers["carla@customer.example"] = (
+        "550 5.1.1 <carla@customer.example>: no such user"
+    )
     deliver(smtp_ctx)
     (ack,) = items("acknowledgement")
     assert ack.status == "failed" and "550" in ack.last_error
     detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
     failed = [e for e in detail["events"] if e["kind"] == "notice_failed"]
-    assert failed and "550" in failed[0]["detail"] and "c***@customer.example" in failed[0]["detail"]
+    assert (
+        failed and "550" in failed[0]["detail"] and "c***@customer.example" in failed[0]["detail"]
+    )
     assert {i.status for i in items("assignment")} == {"sent"}
 
 
 def _flush_in_subprocess(config_path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "mailgate", "--config", str(config_path),
-                             "outbox", "flush"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailgate", "--config", str(config_path), "outbox", "flush"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_a_crash_between_sending_and_marking_never_sends_twice(
-        tmp_path: Path, database_url: str, relay: Relay) -> None:
-    data = config_data(tmp_path, database_url, {"outbound": {
-        "transport": "smtp", "batch_size": 1,
-        "smtp": {"host": relay.host, "port": relay.port, "security": "none"}}})
+    tmp_path: Path, database_url: str, relay: Relay
+) -> None:
+    data = config_data(
+        tmp_path,
+        database_url,
+        {
+            "outbound": {
+                "transport": "smtp",
+                "batch_size": 1,
+                "smtp": {"host": relay.host, "port": relay.port, "security": "none"},
+            }
+        },
+    )
     path = write_config(tmp_path / "mailgate.toml", data)
     from tests.conftest import open_gateway
     from tests.support import load_config
@@ -173,7 +197,9 @@ def test_a_crash_between_sending_and_marking_never_sends_twice(
 def test_a_crash_after_claiming_loses_no_notice(smtp_ctx: Context, relay: Relay) -> None:
     ingest(smtp_ctx, compose(), source="smtp")
     # A sender claimed the batch and died before handing anything over.
-    m.OutboxItem.update(status="claimed", next_attempt_at=m.utcnow() - dt.timedelta(seconds=1)).execute()
+    m.OutboxItem.update(
+        status="claimed", next_attempt_at=m.utcnow() - dt.timedelta(seconds=1)
+    ).execute()
     assert deliver(smtp_ctx).sent == 3
     assert len(relay.received) == 3
 
@@ -182,7 +208,9 @@ def test_maildir_crash_recovery_checks_the_file(ctx: Context) -> None:
     ingest(ctx, compose(), source="smtp")
     assert outbox.deliver(ctx.config).sent == 3
     # Pretend the sender died after writing the file but before marking it sent.
-    m.OutboxItem.update(status="sending", next_attempt_at=m.utcnow() - dt.timedelta(seconds=1)).execute()
+    m.OutboxItem.update(
+        status="sending", next_attempt_at=m.utcnow() - dt.timedelta(seconds=1)
+    ).execute()
     assert outbox.deliver(ctx.config).sent == 0
     assert {i.status for i in items()} == {"sent"}
     assert len(os.listdir(Path(ctx.config.outbound.maildir) / "new")) == 3
@@ -205,8 +233,12 @@ def test_two_autoresponders_cannot_ping_pong(smtp_ctx: Context, relay: Relay) ->
     (ack,) = [r for r in relay.received if r.rcpt_tos == ["robot@vendor.example"]]
     # The robot answers our acknowledgement with its own auto-reply, again and again.
     for i in range(5):
-        answer = reply_to(ack.content, sender="robot@vendor.example", body=f"Thank you ({i})",
-                          headers={"Auto-Submitted": "auto-replied"})
+        answer = reply_to(
+            ack.content,
+            sender="robot@vendor.example",
+            body=f"Thank you ({i})",
+            headers={"Auto-Submitted": "auto-replied"},
+        )
         ingest(smtp_ctx, answer, source="smtp")
         deliver(smtp_ctx)
     # A dumb robot without any auto-reply header is a customer reply: agents hear of it,
@@ -221,15 +253,19 @@ def test_two_autoresponders_cannot_ping_pong(smtp_ctx: Context, relay: Relay) ->
 
 def test_no_acknowledgement_for_noreply_senders_or_where_switched_off(smtp_ctx: Context) -> None:
     ingest(smtp_ctx, compose(sender="no-reply@shop.example"), source="smtp")
-    ingest(smtp_ctx, compose(sender="carla@customer.example", to="banking@example.org"), source="smtp")
+    ingest(
+        smtp_ctx, compose(sender="carla@customer.example", to="banking@example.org"), source="smtp"
+    )
     assert items("acknowledgement") == []
 
 
 def test_undeliverable_address_is_suppressed_for_every_kind_of_mail(smtp_ctx: Context) -> None:
     original = compose()
     created = ingest(smtp_ctx, original, source="smtp")
-    m.Contact.update(undeliverable_until=m.utcnow() + dt.timedelta(days=3),
-                     undeliverable_reason="5.1.1 user unknown").execute()
+    m.Contact.update(
+        undeliverable_until=m.utcnow() + dt.timedelta(days=3),
+        undeliverable_reason="5.1.1 user unknown",
+    ).execute()
     with m.write_transaction():
         changes = tickets.Changes()
         ticket = queries.ticket(created.ticket)
@@ -243,9 +279,12 @@ def test_undeliverable_address_is_suppressed_for_every_kind_of_mail(smtp_ctx: Co
     assert "undeliverable" in held["detail"] and "5.1.1" in held["detail"]
 
 
-def test_collaborators_get_one_mail_with_the_real_to_and_cc(smtp_ctx: Context, relay: Relay) -> None:
-    created = ingest(smtp_ctx, compose(cc="Boss <boss@customer.example>, it@customer.example"),
-                     source="smtp")
+def test_collaborators_get_one_mail_with_the_real_to_and_cc(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    created = ingest(
+        smtp_ctx, compose(cc="Boss <boss@customer.example>, it@customer.example"), source="smtp"
+    )
     with m.write_transaction():
         changes = tickets.Changes()
         tickets.set_status(queries.ticket(created.ticket), "resolved", changes, actor="admin:cli")
@@ -254,18 +293,29 @@ def test_collaborators_get_one_mail_with_the_real_to_and_cc(smtp_ctx: Context, r
         notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
     deliver(smtp_ctx)
     (resolution,) = [r for r in relay.received if "Resolved" in str(r.message["Subject"])]
-    assert sorted(resolution.rcpt_tos) == ["boss@customer.example", "carla@customer.example",
-                                           "it@customer.example"]
+    assert sorted(resolution.rcpt_tos) == [
+        "boss@customer.example",
+        "carla@customer.example",
+        "it@customer.example",
+    ]
     assert resolution.message["To"].addresses[0].addr_spec == "carla@customer.example"
     assert [a.addr_spec for a in resolution.message["Cc"].addresses] == [
-        "boss@customer.example", "it@customer.example"]
+        "boss@customer.example",
+        "it@customer.example",
+    ]
 
 
 def test_customer_text_cannot_inject_headers_or_markup(smtp_ctx: Context, relay: Relay) -> None:
-    evil_subject = "=?utf-8?b?" + __import__("base64").b64encode(
-        b"Help\r\nBcc: victim@evil.example\r\n\r\n<script>alert(1)</script>").decode() + "?="
+    evil_subject = (
+        "=?utf-8?b?"
+        + __import__("base64")
+        .b64encode(b"Help\r\nBcc: victim@evil.example\r\n\r\n<script>alert(1)</script>")
+        .decode()
+        + "?="
+    )
     raw = compose(subject="placeholder", sender='"Eve <b>" <eve@evil.example>').replace(
-        b"Subject: placeholder", b"Subject: " + evil_subject.encode())
+        b"Subject: placeholder", b"Subject: " + evil_subject.encode()
+    )
     ingest(smtp_ctx, raw, source="smtp")
     deliver(smtp_ctx)
     (ack,) = [r for r in relay.received if r.rcpt_tos == ["eve@evil.example"]]
@@ -285,7 +335,9 @@ def test_references_stay_bounded_on_a_long_thread(smtp_ctx: Context) -> None:
     last = items()[-1]
     refs = email.message_from_bytes(last.content)["References"].split()
     assert 2 <= len(refs) <= 12
-    first_in = m.Message.select().where(m.Message.ticket == queries.ticket(created.ticket).id).first()
+    first_in = (
+        m.Message.select().where(m.Message.ticket == queries.ticket(created.ticket).id).first()
+    )
     assert refs[0] == first_in.message_id
 
 
@@ -314,7 +366,9 @@ def test_templates_check_reports_file_and_line_and_missing_tags(tmp_path: Path) 
     (site / "resolution").mkdir()
     (site / "resolution" / "body.txt").write_text("Hello\n\n{{ ticket.subjekt }}\n{% if %}\n")
     (site / "closed").mkdir()
-    (site / "closed" / "body.txt").write_text("Hi {{ requester.name }}\n\nBye {{ no_such_thing }}\n")
+    (site / "closed" / "body.txt").write_text(
+        "Hi {{ requester.name }}\n\nBye {{ no_such_thing }}\n"
+    )
     data = config_data(tmp_path, "sqlite:///x.db", {"templates": {"dir": str(site)}})
     from tests.support import load_config
 
@@ -323,23 +377,53 @@ def test_templates_check_reports_file_and_line_and_missing_tags(tmp_path: Path) 
     assert f"error: {site}/resolution/body.txt:4:" in text
     assert f"error: {site}/closed/body.txt:3:" in text and "no_such_thing" in text
     assert "warning: acknowledgement/subject.txt" in text and "ticket.tag" in text
-    result = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(tmp_path / "c.toml"),
-                             "templates", "check"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailgate",
+            "--config",
+            str(tmp_path / "c.toml"),
+            "templates",
+            "check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
 
 def test_shipped_templates_check_clean(config_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(config_path),
-                             "templates", "check"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(config_path), "templates", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout
     assert "0 error(s), 0 warning(s)" in result.stdout
 
 
 def test_template_preview_prints_the_whole_message(ctx: Context, config_path: Path) -> None:
     created = ingest(ctx, compose(), source="smtp")
-    result = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(config_path),
-                             "templates", "preview", "acknowledgement", "--ticket", str(created.ticket)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailgate",
+            "--config",
+            str(config_path),
+            "templates",
+            "preview",
+            "acknowledgement",
+            "--ticket",
+            str(created.ticket),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "From: Example Bank Helpdesk <support@example.org>" in result.stdout
     assert f"Subject: [EB#{created.ticket}]" in result.stdout
@@ -357,10 +441,16 @@ def test_outbox_commands(ctx: Context, config_path: Path) -> None:
     assert [r["status"] for r in rows] == ["queued"] * 3
     flushed = subprocess.run([*run, "flush"], capture_output=True, text=True, timeout=60)
     assert flushed.returncode == 0 and "sent 3" in flushed.stdout
-    again = subprocess.run([*run, "retry", str(rows[0]["id"])], capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [*run, "retry", str(rows[0]["id"])], capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 0
-    assert subprocess.run([*run, "retry", "999"], capture_output=True, text=True,
-                          timeout=60).returncode == 1
+    assert (
+        subprocess.run(
+            [*run, "retry", "999"], capture_output=True, text=True, timeout=60
+        ).returncode
+        == 1
+    )
     time.sleep(0)
 
 

@@ -319,32 +319,61 @@ def test_short_undated_name_wrote_header_is_removed_with_its_quote() -> None:
 
 LOCALIZED_HEADERS = [
     pytest.param("Am 22.11.2026 um 10:00 schrieb Jana Schmidt <jana@example.de>:", id="de-apple"),
-    pytest.param("Am So., 22. Nov. 2026 um 10:00 Uhr schrieb Jana Schmidt <jana@example.de>:", id="de-gmail"),
-    pytest.param("Jana Schmidt <jana@example.de> schrieb am 22.11.2026 um 10:00:", id="de-name-first"),
-    pytest.param("Le dim. 22 nov. 2026 à 10:00, Jean Dupont <jean@example.fr> a écrit :", id="fr-gmail"),
+    pytest.param(
+        "Am So., 22. Nov. 2026 um 10:00 Uhr schrieb Jana Schmidt <jana@example.de>:", id="de-gmail"
+    ),
+    pytest.param(
+        "Jana Schmidt <jana@example.de> schrieb am 22.11.2026 um 10:00:", id="de-name-first"
+    ),
+    pytest.param(
+        "Le dim. 22 nov. 2026 à 10:00, Jean Dupont <jean@example.fr> a écrit :", id="fr-gmail"
+    ),
     pytest.param("Le 22/11/2026 à 10:00, Jean Dupont a écrit\u00a0:", id="fr-thunderbird-nbsp"),
-    pytest.param("El dom, 22 nov 2026 a las 10:00, Ana García (<ana@example.es>) escribió:", id="es-gmail"),
-    pytest.param("Il giorno dom 22 nov 2026 alle ore 10:00 Marco Rossi <marco@example.it> ha scritto:", id="it-gmail"),
-    pytest.param("Op zo 22 nov. 2026 om 10:00 schreef Daan de Vries <daan@example.nl>:", id="nl-gmail"),
-    pytest.param("Op 22 nov. 2026 om 10:00 heeft Daan de Vries <daan@example.nl> het volgende geschreven:", id="nl-apple"),
-    pytest.param("Em dom., 22 de nov. de 2026 às 10:00, João Silva <joao@example.pt> escreveu:", id="pt-gmail"),
+    pytest.param(
+        "El dom, 22 nov 2026 a las 10:00, Ana García (<ana@example.es>) escribió:", id="es-gmail"
+    ),
+    pytest.param(
+        "Il giorno dom 22 nov 2026 alle ore 10:00 Marco Rossi <marco@example.it> ha scritto:",
+        id="it-gmail",
+    ),
+    pytest.param(
+        "Op zo 22 nov. 2026 om 10:00 schreef Daan de Vries <daan@example.nl>:", id="nl-gmail"
+    ),
+    pytest.param(
+        "Op 22 nov. 2026 om 10:00 heeft Daan de Vries <daan@example.nl> het volgende geschreven:",
+        id="nl-apple",
+    ),
+    pytest.param(
+        "Em dom., 22 de nov. de 2026 às 10:00, João Silva <joao@example.pt> escreveu:",
+        id="pt-gmail",
+    ),
     pytest.param("Den sön 22 nov. 2026 kl 10:00 skrev Sven Berg <sven@example.se>:", id="sv-gmail"),
     pytest.param("22 nov. 2026 kl. 10:00 skrev Sven Berg <sven@example.se>:", id="sv-apple"),
     pytest.param("Den 22. nov. 2026 kl. 10.00 skrev Ola Nordmann <ola@example.no>:", id="no-apple"),
-    pytest.param("søn. 22. nov. 2026 kl. 10.00 skrev Mette Hansen <mette@example.dk>:", id="da-gmail"),
+    pytest.param(
+        "søn. 22. nov. 2026 kl. 10.00 skrev Mette Hansen <mette@example.dk>:", id="da-gmail"
+    ),
     pytest.param("Mette Hansen skrev:", id="da-name-only"),
     pytest.param("W dniu 22.11.2026 o 10:00, Jan Kowalski pisze:", id="pl-thunderbird"),
-    pytest.param("niedz., 22 lis 2026 o 10:00 Jan Kowalski <jan@example.pl> napisał(a):", id="pl-gmail"),
+    pytest.param(
+        "niedz., 22 lis 2026 o 10:00 Jan Kowalski <jan@example.pl> napisał(a):", id="pl-gmail"
+    ),
     pytest.param("22.11.2026 10:00, Иван Петров пишет:", id="ru-thunderbird"),
     pytest.param("вс, 22 нояб. 2026 г. в 10:00, Иван Петров <ivan@example.ru>:", id="ru-gmail"),
-    pytest.param("22 нояб. 2026 г., в 10:00, Иван Петров <ivan@example.ru> написал(а):", id="ru-apple"),
+    pytest.param(
+        "22 нояб. 2026 г., в 10:00, Иван Петров <ivan@example.ru> написал(а):", id="ru-apple"
+    ),
     pytest.param("2026年11月22日(日) 10:00 山田太郎 <taro@example.jp>:", id="ja-gmail"),
     pytest.param("2026/11/22 10:00、山田太郎 <taro@example.jp> のメッセージ:", id="ja-apple"),
     pytest.param("王伟 <wei@example.cn> 于2026年11月22日周日 10:00写道：", id="zh-gmail"),
     pytest.param("在 2026年11月22日，10:00，王伟 <wei@example.cn> 写道：", id="zh-apple"),
     pytest.param("Dne 22.11.2026 v 10:00 Petr Novák napsal(a):", id="cs-thunderbird"),
-    pytest.param("su 22. marrask. 2026 klo 10.00 Matti Virtanen (matti@example.fi) kirjoitti:", id="fi-gmail"),
-    pytest.param("2026년 11월 22일 (일) 오전 10:00, 김민수 <minsu@example.kr>님이 작성:", id="ko-gmail"),
+    pytest.param(
+        "su 22. marrask. 2026 klo 10.00 Matti Virtanen (matti@example.fi) kirjoitti:", id="fi-gmail"
+    ),
+    pytest.param(
+        "2026년 11월 22일 (일) 오전 10:00, 김민수 <minsu@example.kr>님이 작성:", id="ko-gmail"
+    ),
 ]
 
 
@@ -368,8 +397,12 @@ def test_localized_dated_header_without_quote_markers_cuts_the_rest(header: str)
 @pytest.mark.parametrize(
     "header",
     [
-        pytest.param("Kovács Béla <bela@example.hu> ezt írta (időpont: 2026. nov. 22., V, 10:00):", id="hu"),
-        pytest.param("Ali Yılmaz <ali@example.tr>, 22 Kas 2026 Paz, 10:00 tarihinde şunu yazdı:", id="tr"),
+        pytest.param(
+            "Kovács Béla <bela@example.hu> ezt írta (időpont: 2026. nov. 22., V, 10:00):", id="hu"
+        ),
+        pytest.param(
+            "Ali Yılmaz <ali@example.tr>, 22 Kas 2026 Paz, 10:00 tarihinde şunu yazdı:", id="tr"
+        ),
     ],
 )
 def test_more_gmail_quote_headers_are_removed(header: str) -> None:
@@ -601,7 +634,9 @@ def test_header_fields_separated_by_blank_lines_are_not_a_cut() -> None:
     ],
 )
 def test_forwarded_message_marker_is_cut(marker: str) -> None:
-    body = f"FYI, see below.\n\n{marker}\nFrom: Kim <kim@example.com>\nSubject: Invoice\n\nOld text\n"
+    body = (
+        f"FYI, see below.\n\n{marker}\nFrom: Kim <kim@example.com>\nSubject: Invoice\n\nOld text\n"
+    )
     reply = split_reply(body)
     assert reply.new_text == "FYI, see below."
     assert reply.quoted.startswith(marker)
@@ -757,7 +792,11 @@ def test_mobile_footer_above_the_quote_is_a_signature() -> None:
         "On Apr 3, 2026, at 4:19 PM, bob <bob@example.com> wrote:\n\n> Hi\n"
     )
     reply = split_reply(body)
-    assert reply == Reply("Hello", "Sent from my iPhone", "On Apr 3, 2026, at 4:19 PM, bob <bob@example.com> wrote:\n\n> Hi")
+    assert reply == Reply(
+        "Hello",
+        "Sent from my iPhone",
+        "On Apr 3, 2026, at 4:19 PM, bob <bob@example.com> wrote:\n\n> Hi",
+    )
 
 
 @pytest.mark.parametrize(

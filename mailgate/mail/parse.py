@@ -40,12 +40,19 @@ import mailparser
 
 from mailgate.mail import bounces, html
 from mailgate.mail.charsets import decode_bytes, decode_header
-from mailgate.mail.mime import MARK_HEADER, ExtractedPart, PartSink, extract_large_parts
+from mailgate.mail.mime import (
+    MARK_HEADER,
+    ExtractedPart,
+    Irregular,
+    PartSink,
+    build_tree,
+    extract_large_parts,
+)
 
 # Mails above this size go through the streaming extractor first.
-STREAM_ABOVE = 256 * 1024
+STREAM_ABOVE = 16 * 1024
 # Leaf parts above this size are streamed out; body text only above TEXT_LIMIT.
-PART_LIMIT = 64 * 1024
+PART_LIMIT = 8 * 1024
 TEXT_LIMIT = 2 * 1024 * 1024
 _MAX_REFERENCES = 200
 
@@ -187,25 +194,35 @@ class _HeaderLayer(mailparser.MailParser):  # type: ignore[misc]
         return self
 
 
-def _read(raw: bytes, defects: list[str]) -> tuple[email.message.Message, dict[str, list[Address]]]:
+_ADDRESS_HEADERS = (("from", "from_"), ("to", "to"), ("cc", "cc"), ("reply-to", "reply_to"))
+
+
+def _tree(raw: bytes) -> email.message.Message:
+    """The message tree: our fast builder, or the stdlib parser for anything irregular."""
     try:
-        layer = _HeaderLayer.from_bytes(raw)
-        message = layer.message
-        addresses = {
-            name: _addresses(layer._address_headers.get(name, []), name, message)
-            for name in ("from", "to", "cc", "reply-to")
-        }
-        defects.extend(_defect_lines(layer.defects))
-        return message, addresses
-    except Exception as exc:  # noqa: BLE001 - mail-parser failing is what we fall back for
-        defects.append(f"mail-parser failed: {type(exc).__name__}: {exc}")
+        return build_tree(raw)
+    except Irregular:
+        pass
+    except RecursionError as exc:
+        raise Unparseable("MIME nesting too deep to parse") from exc
     try:
-        message = email.message_from_bytes(raw)
+        return email.message_from_bytes(raw)
     except Exception as exc:
         raise Unparseable(f"unreadable MIME structure: {type(exc).__name__}: {exc}") from exc
-    addresses = {
-        name: _stdlib_addresses(message, name) for name in ("from", "to", "cc", "reply-to")
-    }
+
+
+def _read(raw: bytes, defects: list[str]) -> tuple[email.message.Message, dict[str, list[Address]]]:
+    message = _tree(raw)
+    try:
+        layer = _HeaderLayer(message)
+        addresses = {
+            name: _addresses(getattr(layer, attribute), name, message)
+            for name, attribute in _ADDRESS_HEADERS
+        }
+        defects.extend(_defect_lines(layer.defects))
+    except Exception as exc:  # noqa: BLE001 - mail-parser failing is what we fall back for
+        defects.append(f"mail-parser failed: {type(exc).__name__}: {exc}")
+        addresses = {name: _stdlib_addresses(message, name) for name, _ in _ADDRESS_HEADERS}
     return message, addresses
 
 

@@ -1,0 +1,309 @@
+"""Benchmark: ingest rate against parse-only rate, memory, a big database, end to end.
+
+    python bench/ingest.py [--count 3000] [--big-db 1000000] [--quick]
+
+Every figure is measured in this one run and reported next to its reference as
+a ratio (these machines are shared and noisy; absolute numbers drift):
+
+* ingest through ``mailgate.ingest.ingest`` into a fresh SQLite database
+  (acknowledgement and team notices rendered and queued in the same
+  transaction) versus parsing alone with mail-parser and with the stdlib;
+* peak memory of one mail with a 25 MiB attachment, as a multiple of its size;
+* the ingest rate with 1,000,000 tickets in the database versus 1,000;
+* end to end: ingest + the queued notices delivered over SMTP to a local sink,
+  versus ingest only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import gc
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mailparser
+
+from bench.corpus import big_mail, corpus
+from mailgate import models, outbox, tickets
+from mailgate.config import from_dict
+from mailgate.context import Context, open_context
+from mailgate.ingest import ingest
+
+
+def config(root: Path, **outbound: Any) -> Any:
+    data = {
+        "gateway": {
+            "name": "Bench Helpdesk",
+            "domain": "helpdesk.example.org",
+            "ticket_prefix": "EB",
+            "secret_key_file": str(root / "secret.key"),
+        },
+        "storage": {"blob_dir": str(root / "blobs")},
+        "database": {"url": f"sqlite:///{root / 'mailgate.db'}"},
+        "outbound": {"transport": "maildir", "maildir": str(root / "sent"), **outbound},
+        "mailbox": [{"name": "support", "address": "support@example.org", "team": "level1"}],
+        "team": [{"key": "level1", "name": "Level 1", "members": ["alice"]}],
+        "agent": [{"key": "alice", "name": "Alice", "emails": ["alice@example.org"]}],
+    }
+    return from_dict(data, root / "bench.toml")
+
+
+def fresh(root: Path, **outbound: Any) -> Context:
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    ctx = open_context(config(root, **outbound))
+    models.upgrade()
+    with models.write_transaction():
+        tickets.sync_directory(ctx.config)
+    return ctx
+
+
+def rate(label: str, mails: list[bytes], work: Callable[[bytes], Any]) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    for raw in mails:
+        work(raw)
+    elapsed = time.perf_counter() - started
+    per_second = len(mails) / elapsed
+    print(f"  {label:<44} {per_second:8.0f} mails/s  ({elapsed:.2f} s)")
+    return per_second
+
+
+def stdlib_extract(raw: bytes) -> None:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    _ = (
+        msg["From"],
+        msg["To"],
+        msg["Cc"],
+        msg["Subject"],
+        msg["Message-ID"],
+        msg["In-Reply-To"],
+        msg["References"],
+        msg["Date"],
+    )
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        try:
+            part.get_content()
+        except (LookupError, KeyError, ValueError):
+            part.get_payload(decode=True)
+
+
+def ingest_all(ctx: Context, mails: list[bytes], label: str) -> float:
+    return rate(label, mails, lambda raw: ingest(ctx, raw, source="bench"))
+
+
+def peak_memory(ctx: Context, raw: bytes) -> float:
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    ingest(ctx, raw, source="bench")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def fill(count: int) -> None:
+    """``count`` tickets with a requester, a message and a receipt each, in bulk."""
+    now = models.utcnow()
+    db = models.db
+    batch = 20_000
+    started = time.perf_counter()
+    for offset in range(0, count, batch):
+        rows = range(offset, min(offset + batch, count))
+        with db.atomic():
+            models.Contact.insert_many(
+                [{"email": f"filler{i}@old.example", "name": "", "created_at": now} for i in rows]
+            ).execute()
+            first = (
+                models.Contact.select(models.Contact.id)
+                .where(models.Contact.email == f"filler{offset}@old.example")
+                .scalar()
+            )
+            models.Ticket.insert_many(
+                [
+                    {
+                        "number": 10_000_000 + i,
+                        "subject": f"old ticket {i}",
+                        "status": "closed",
+                        "priority": "normal",
+                        "mailbox": "support",
+                        "requester": first + (i - offset),
+                        "created_at": now,
+                        "updated_at": now,
+                        "tags": "[]",
+                        "foreign_tags": "[]",
+                    }
+                    for i in rows
+                ]
+            ).execute()
+            first_ticket = (
+                models.Ticket.select(models.Ticket.id)
+                .where(models.Ticket.number == 10_000_000 + offset)
+                .scalar()
+            )
+            models.Receipt.insert_many(
+                [
+                    {
+                        "message_id": f"<old-{i}@old.example>",
+                        "sha256": f"{i:064x}",
+                        "size": 1000,
+                        "source": "bench",
+                        "status": "processed",
+                        "action": "created",
+                        "received_at": now,
+                    }
+                    for i in rows
+                ]
+            ).execute()
+            models.Message.insert_many(
+                [
+                    {
+                        "ticket": first_ticket + (i - offset),
+                        "direction": "in",
+                        "kind": "customer",
+                        "message_id": f"<old-{i}@old.example>",
+                        "to_addrs": "[]",
+                        "cc_addrs": "[]",
+                        "trace": "[]",
+                        "created_at": now,
+                    }
+                    for i in rows
+                ]
+            ).execute()
+            models.Participant.insert_many(
+                [
+                    {
+                        "ticket": first_ticket + (i - offset),
+                        "contact": first + (i - offset),
+                        "role": "requester",
+                    }
+                    for i in rows
+                ]
+            ).execute()
+        print(
+            f"\r  filling: {min(offset + batch, count):,} tickets ({time.perf_counter() - started:.0f} s)",
+            end="",
+            flush=True,
+        )
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--big-db", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="skip the big database")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+    mails = corpus(args.count)
+    size = sum(map(len, mails))
+    print(
+        f"corpus: {len(mails)} mails, {size / 2**20:.1f} MiB, every 10th with an attachment, "
+        f"40% replies\n"
+    )
+
+    print("parse only (the reference)")
+    parse_rate = rate("mail-parser parse_from_bytes", mails, mailparser.parse_from_bytes)
+    stdlib_rate = rate("stdlib email, policy.default, same fields", mails, stdlib_extract)
+
+    print("\ningest (same path as every transport; fresh SQLite, WAL, synchronous=normal)")
+    ctx = fresh(work / "ingest")
+    ingest_rate = ingest_all(ctx, mails, "ingest()")
+    print(f"  → ingest / mail-parser parse-only = {ingest_rate / parse_rate:.2f}  (target ≥ 0.70)")
+    print(f"  → ingest / stdlib parse-only      = {ingest_rate / stdlib_rate:.2f}")
+
+    print("\nmemory")
+    big = big_mail()
+    ctx = fresh(work / "memory")
+    peak = peak_memory(ctx, big)
+    print(
+        f"  one mail with a 25 MiB attachment ({len(big) / 2**20:.1f} MiB raw): peak "
+        f"{peak / 2**20:.1f} MiB traced = {peak / len(big):.2f}× the mail  (target ≤ 4×)"
+    )
+    reference = tracemalloc_peak(lambda: mailparser.parse_from_bytes(big))
+    print(
+        f"  mail-parser alone on the same mail: {reference / 2**20:.1f} MiB = "
+        f"{reference / len(big):.2f}×"
+    )
+
+    print("\nend to end: ingest + notices delivered over one SMTP connection to a local sink")
+    e2e_ratio(work, mails[: min(len(mails), 2000)])
+
+    if not args.quick:
+        print(f"\nbig database: ingest rate with {args.big_db:,} tickets vs 1,000")
+        fresh_mails = corpus(2000, seed=99, attachment_every=10)
+        small = fresh(work / "small")
+        fill(1000)
+        small_rate = ingest_all(small, fresh_mails, "ingest() into 1,000 tickets")
+        large = fresh(work / "large")
+        fill(args.big_db)
+        large_rate = ingest_all(large, fresh_mails, f"ingest() into {args.big_db:,} tickets")
+        print(f"  → {args.big_db:,} / 1,000 = {large_rate / small_rate:.2f}  (target ≥ 0.90)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def tracemalloc_peak(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def e2e_ratio(work: Path, mails: list[bytes]) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        count = 0
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            Sink.count += 1
+            return "250 OK"
+
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        ctx = fresh(work / "e2e-only")
+        only = ingest_all(ctx, mails, "ingest() only")
+        ctx = fresh(
+            work / "e2e",
+            transport="smtp",
+            batch_size=500,
+            smtp={"host": "127.0.0.1", "port": port, "security": "none"},
+        )
+        started = time.perf_counter()
+        for raw in mails:
+            ingest(ctx, raw, source="bench")
+        report = outbox.deliver(ctx.config)
+        elapsed = time.perf_counter() - started
+        both = len(mails) / elapsed
+        print(
+            f"  {'ingest() + delivery of its notices':<44} {both:8.0f} mails/s  ({elapsed:.2f} s, "
+            f"{report.sent} notices sent, sink got {Sink.count})"
+        )
+        print(f"  → end to end / ingest only = {both / only:.2f}  (target ≥ 0.65)")
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
