@@ -386,3 +386,55 @@ def test_every_corpus_mail_parses_without_an_exception() -> None:
         except Exception as exc:  # noqa: BLE001 - the point is to list them all
             failures.append(f"{path.relative_to(root)}: {exc!r}")
     assert failures == []
+
+
+def _shape(message: email.message.Message) -> list[tuple[object, ...]]:
+    shape: list[tuple[object, ...]] = []
+    for part in message.walk():
+        multipart = part.is_multipart()
+        shape.append(
+            (
+                part.get_content_type(),
+                tuple(part.items()),
+                None if multipart else part.get_payload(decode=True),
+                part.preamble if multipart else None,
+                (part.epilogue or "") if multipart else None,
+            )
+        )
+    return shape
+
+
+def _tree_cases() -> list[bytes]:
+    from bench.corpus import corpus
+
+    return [OUTLOOK_REPLY, APPLE_MAIL_INLINE_IMAGE, GMAIL_HTML_ONLY, FORWARDED, *corpus(60)]
+
+
+def test_fast_tree_builder_builds_what_the_stdlib_builds() -> None:
+    from mailgate.mail.mime import Irregular, build_tree
+
+    built = 0
+    for raw in _tree_cases():
+        try:
+            tree = build_tree(raw)
+        except Irregular:
+            continue
+        built += 1
+        assert _shape(tree) == _shape(email.message_from_bytes(raw))
+    assert built >= 60
+
+
+def test_fast_tree_builder_matches_the_stdlib_on_the_corpus_or_steps_aside() -> None:
+    from mailgate.mail.mime import Irregular, build_tree
+
+    root = corpus_dir()
+    same = 0
+    for path in root.rglob("*.eml"):
+        raw = path.read_bytes()
+        try:
+            tree = build_tree(raw)
+        except Irregular:
+            continue
+        assert _shape(tree) == _shape(email.message_from_bytes(raw)), path
+        same += 1
+    assert same > 300
