@@ -50,7 +50,17 @@ def config(root: Path, **outbound: Any) -> Any:
         },
         "storage": {"blob_dir": str(root / "blobs")},
         "database": {"url": f"sqlite:///{root / 'mailgate.db'}"},
-        "outbound": {"transport": "maildir", "maildir": str(root / "sent"), **outbound},
+        "outbound": {
+            "transport": "maildir",
+            "maildir": str(root / "sent"),
+            # A busy helpdesk: the breaker's windows are counted, never full.
+            "limits": {
+                "per_recipient": ["10/10m", "30/1h"],
+                "per_ticket": ["20/1h"],
+                "overall": ["20000/1h"],
+            },
+            **outbound,
+        },
         "mailbox": [{"name": "support", "address": "support@example.org", "team": "level1"}],
         "team": [{"key": "level1", "name": "Level 1", "members": ["alice"]}],
         "agent": [{"key": "alice", "name": "Alice", "emails": ["alice@example.org"]}],
@@ -101,6 +111,19 @@ def stdlib_extract(raw: bytes) -> None:
             part.get_payload(decode=True)
 
 
+def compare(work: Path, title: str, mails: list[bytes], name: str) -> None:
+    size = sum(map(len, mails))
+    print(f"{title}: {len(mails)} mails, {size / 2**20:.1f} MiB")
+    parse_rate = rate(
+        "parse only: mail-parser parse_from_bytes", mails, mailparser.parse_from_bytes
+    )
+    stdlib_rate = rate("parse only: stdlib email, policy.default", mails, stdlib_extract)
+    ctx = fresh(work / name)
+    ingest_rate = ingest_all(ctx, mails, "ingest() into fresh SQLite (WAL)")
+    print(f"  → ingest / mail-parser parse-only = {ingest_rate / parse_rate:.2f}  (target ≥ 0.70)")
+    print(f"  → ingest / stdlib parse-only      = {ingest_rate / stdlib_rate:.2f}\n")
+
+
 def ingest_all(ctx: Context, mails: list[bytes], label: str) -> float:
     return rate(label, mails, lambda raw: ingest(ctx, raw, source="bench"))
 
@@ -116,83 +139,54 @@ def peak_memory(ctx: Context, raw: bytes) -> float:
 
 
 def fill(count: int) -> None:
-    """``count`` tickets with a requester, a message and a receipt each, in bulk."""
-    now = models.utcnow()
-    db = models.db
-    batch = 20_000
+    """``count`` old tickets, each with a requester, a message and a receipt (bulk inserts)."""
+    now = models.utcnow().isoformat(" ")
+    connection = models.db.connection()
+    batch = 50_000
     started = time.perf_counter()
+    base = int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM ticket").fetchone()[0])
+    contact_base = int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM contact").fetchone()[0])
     for offset in range(0, count, batch):
         rows = range(offset, min(offset + batch, count))
-        with db.atomic():
-            models.Contact.insert_many(
-                [{"email": f"filler{i}@old.example", "name": "", "created_at": now} for i in rows]
-            ).execute()
-            first = (
-                models.Contact.select(models.Contact.id)
-                .where(models.Contact.email == f"filler{offset}@old.example")
-                .scalar()
+        with models.db.atomic():
+            connection.executemany(
+                "INSERT INTO contact (id, email, name, created_at, undeliverable_reason)"
+                " VALUES (?, ?, '', ?, '')",
+                [(contact_base + i + 1, f"filler{i}@old.example", now) for i in rows],
             )
-            models.Ticket.insert_many(
+            connection.executemany(
+                "INSERT INTO ticket (id, number, subject, status, priority, mailbox, requester_id,"
+                " category, tags, foreign_tags, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'closed', 'normal', 'support', ?, '', '[]', '[]', ?, ?)",
                 [
-                    {
-                        "number": 10_000_000 + i,
-                        "subject": f"old ticket {i}",
-                        "status": "closed",
-                        "priority": "normal",
-                        "mailbox": "support",
-                        "requester": first + (i - offset),
-                        "created_at": now,
-                        "updated_at": now,
-                        "tags": "[]",
-                        "foreign_tags": "[]",
-                    }
+                    (
+                        base + i + 1,
+                        10_000_000 + i,
+                        f"old ticket {i}",
+                        contact_base + i + 1,
+                        now,
+                        now,
+                    )
                     for i in rows
-                ]
-            ).execute()
-            first_ticket = (
-                models.Ticket.select(models.Ticket.id)
-                .where(models.Ticket.number == 10_000_000 + offset)
-                .scalar()
+                ],
             )
-            models.Receipt.insert_many(
-                [
-                    {
-                        "message_id": f"<old-{i}@old.example>",
-                        "sha256": f"{i:064x}",
-                        "size": 1000,
-                        "source": "bench",
-                        "status": "processed",
-                        "action": "created",
-                        "received_at": now,
-                    }
-                    for i in rows
-                ]
-            ).execute()
-            models.Message.insert_many(
-                [
-                    {
-                        "ticket": first_ticket + (i - offset),
-                        "direction": "in",
-                        "kind": "customer",
-                        "message_id": f"<old-{i}@old.example>",
-                        "to_addrs": "[]",
-                        "cc_addrs": "[]",
-                        "trace": "[]",
-                        "created_at": now,
-                    }
-                    for i in rows
-                ]
-            ).execute()
-            models.Participant.insert_many(
-                [
-                    {
-                        "ticket": first_ticket + (i - offset),
-                        "contact": first + (i - offset),
-                        "role": "requester",
-                    }
-                    for i in rows
-                ]
-            ).execute()
+            connection.executemany(
+                "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'requester')",
+                [(base + i + 1, contact_base + i + 1) for i in rows],
+            )
+            connection.executemany(
+                "INSERT INTO receipt (message_id, sha256, size, sender, source, mailbox, status,"
+                " action, reason, attempts, received_at) VALUES (?, ?, 1000, '', 'bench', 'support',"
+                " 'processed', 'created', '', 1, ?)",
+                [(f"<old-{i}@old.example>", f"{i:064x}", now) for i in rows],
+            )
+            connection.executemany(
+                "INSERT INTO message (ticket_id, direction, kind, message_id, from_addr, from_name,"
+                " to_addrs, cc_addrs, subject, text, full_text, html, raw_sha256, trace, verified,"
+                " created_at) VALUES (?, 'in', 'customer', ?, '', '', '[]', '[]', '', 'old', '', '',"
+                " '', '[]', 1, ?)",
+                [(base + i + 1, f"<old-{i}@old.example>", now) for i in rows],
+            )
         print(
             f"\r  filling: {min(offset + batch, count):,} tickets ({time.perf_counter() - started:.0f} s)",
             end="",
@@ -209,21 +203,19 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
     mails = corpus(args.count)
-    size = sum(map(len, mails))
-    print(
-        f"corpus: {len(mails)} mails, {size / 2**20:.1f} MiB, every 10th with an attachment, "
-        f"40% replies\n"
+    compare(
+        work,
+        "realistic mail (delivery headers, 70% with HTML, every 10th with an attachment,"
+        " 40% replies)",
+        mails,
+        "realistic",
     )
-
-    print("parse only (the reference)")
-    parse_rate = rate("mail-parser parse_from_bytes", mails, mailparser.parse_from_bytes)
-    stdlib_rate = rate("stdlib email, policy.default, same fields", mails, stdlib_extract)
-
-    print("\ningest (same path as every transport; fresh SQLite, WAL, synchronous=normal)")
-    ctx = fresh(work / "ingest")
-    ingest_rate = ingest_all(ctx, mails, "ingest()")
-    print(f"  → ingest / mail-parser parse-only = {ingest_rate / parse_rate:.2f}  (target ≥ 0.70)")
-    print(f"  → ingest / stdlib parse-only      = {ingest_rate / stdlib_rate:.2f}")
+    compare(
+        work,
+        "minimal mail (five headers, text only; shows the fixed cost per mail)",
+        corpus(args.count, minimal=True, attachment_every=0),
+        "minimal",
+    )
 
     print("\nmemory")
     big = big_mail()

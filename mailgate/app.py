@@ -75,9 +75,16 @@ def _recover(ctx: Context) -> None:
         )
 
 
+def _prune(ctx: Context) -> None:
+    from mailgate import notify
+
+    notify.prune(ctx.config)
+
+
 PERIODIC: list[Periodic] = [
     Periodic("outbox", lambda c: c.jobs.outbox_seconds, _deliver, "outbox"),
     Periodic("recover", lambda c: c.jobs.recover_seconds, _recover, "db"),
+    Periodic("prune", lambda c: 3600, _prune, "db"),
 ]
 
 

@@ -328,9 +328,9 @@ def _change(
     ctx = _context(args)
     with m.write_transaction():
         t = tickets.lock(queries.ticket(args.number))
-        changes = tickets.Changes()
-        changed = apply(ctx, t, changes)
-        notify.queue(ctx, changes.items, mail=None, verdict=None)
+        with tickets.Changes() as changes:
+            changed = apply(ctx, t, changes)
+            notify.queue(ctx, changes.items, mail=None, verdict=None)
     print(
         f"{tickets.tag(ctx.config, t.number)} {what}"
         if changed

@@ -132,6 +132,7 @@ def _log(source: str, sender: str, outcome: Outcome) -> None:
 
 
 _HEADER_LINE = re.compile(rb"^(message-id|from)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+_BRACKETED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
 def _peek(raw: bytes, sha256: str) -> tuple[str, str]:
@@ -147,11 +148,19 @@ def _peek(raw: bytes, sha256: str) -> tuple[str, str]:
     head = raw[: end if end != -1 else min(len(raw), 256 * 1024)]
     found: dict[bytes, str] = {}
     for match in _HEADER_LINE.finditer(head):
-        name = match.group(1).lower()
-        if name not in found:
-            found[name] = decode_header(match.group(2).decode("ascii", "surrogateescape"))
+        found.setdefault(match.group(1).lower(), match.group(2).decode("ascii", "surrogateescape"))
     message_id = first_message_id(found.get(b"message-id", ""))
-    sender = email.utils.parseaddr(found.get(b"from", ""))[1].lower()
+    sender_field = found.get(b"from", "")
+    bracketed = _BRACKETED.search(sender_field)
+    if bracketed:
+        sender = bracketed.group(1)
+    else:
+        sender = email.utils.parseaddr(decode_header(sender_field))[1]
+    sender = "".join(sender.split()).lower()
+    try:
+        sender.encode("utf-8")
+    except UnicodeEncodeError:
+        sender = decode_header(sender)
     return message_id or synthesized_message_id(sha256), sender
 
 
@@ -420,14 +429,8 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
             mail, p.mailbox, config, changes, actor=actor, requester=p.sender
         )
         tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
-        message = _store_message(
-            ctx,
-            ticket,
-            receipt,
-            p,
-            kind=tickets.message_kind("requester", p.verdict.kind),
-            text=mail.text,
-        )
+        kind = tickets.message_kind("requester", p.verdict.kind)
+        message = _store_message(ctx, ticket, receipt, p, kind=kind, text=mail.text, touch=False)
         changes.add(tickets.Change(ticket, "message", actor, new="customer", message=message))
         action = "created"
     elif p.decision == "follow_up":
@@ -439,7 +442,9 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
         )
         tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
         tickets.link(ticket, old, changes, actor=actor)
-        message = _store_message(ctx, ticket, receipt, p, kind="customer", text=_visible(mail))
+        message = _store_message(
+            ctx, ticket, receipt, p, kind="customer", text=_visible(mail), touch=False
+        )
         changes.add(tickets.Change(ticket, "message", actor, new="customer", message=message))
         action = "created"
     elif p.decision in ("append", "reopen"):
@@ -459,6 +464,7 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
         if kind == "customer" and p.verdict.kind == "person":
             tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
     notify.queue(ctx, changes.items, mail=mail, verdict=p.verdict)
+    changes.flush()
     sql.run(
         "UPDATE receipt SET status = 'processed', action = ?, reason = ?, ticket_id = ?,"
         " processed_at = ?, mailbox = ? WHERE id = ?",
@@ -496,7 +502,14 @@ def _visible(mail: ParsedMail) -> str:
 
 
 def _store_message(
-    ctx: Context, ticket: m.Ticket, receipt: m.Receipt, p: Plan, *, kind: str, text: str
+    ctx: Context,
+    ticket: m.Ticket,
+    receipt: m.Receipt,
+    p: Plan,
+    *,
+    kind: str,
+    text: str,
+    touch: bool = True,
 ) -> m.Message:
     mail = p.mail
     message = tickets.add_message(
@@ -515,6 +528,7 @@ def _store_message(
         raw_sha256=mail.sha256,
         trace=p.trace,
         receipt=receipt,
+        touch=touch,
     )
     sql.insert_many(
         "attachment",

@@ -266,6 +266,18 @@ class AutoMailLog(BaseModel):
         indexes = ((("recipient", "at"), False), (("ticket_id", "at"), False))
 
 
+class MailCounter(BaseModel):
+    """Automatic mail per minute, all recipients: the overall window of the circuit breaker.
+
+    Counting the rows of ``auto_mail_log`` for "all mail in the last hour" would
+    cost as much as the hour was busy; a row per minute keeps it at most 1,440 rows
+    for a day's window.
+    """
+
+    minute = pw.BigIntegerField(primary_key=True)
+    count = pw.IntegerField(default=0)
+
+
 class ImapState(BaseModel):
     """Where each IMAP mailbox stands, and its ledger of what became of fetched mail."""
 
@@ -296,6 +308,7 @@ TABLES: list[type[BaseModel]] = [
     Event,
     OutboxItem,
     AutoMailLog,
+    MailCounter,
     ImapState,
 ]
 
@@ -323,6 +336,7 @@ def open_database(url: str, *, sync: str = "normal") -> pw.Database:
             "foreign_keys": 1,
             "busy_timeout": 30000,
             "cache_size": -16000,
+            "wal_autocheckpoint": 10000,
         }
         kwargs["timeout"] = 30
     try:

@@ -193,13 +193,23 @@ def queue(
     mail: ParsedMail | None,
     verdict: Verdict | None,
 ) -> None:
-    """Turn one transaction's changes into outbox rows (inside that transaction)."""
+    """Turn one transaction's changes into outbox rows (inside that transaction).
+
+    The statements do not grow with the number of notices: recipient health, the
+    circuit breaker and the thread references are read once per ticket, and all
+    rows are written with one INSERT per table.
+    """
     by_ticket: dict[int, list[tickets.Change]] = {}
     for change in changes:
         by_ticket.setdefault(change.ticket.id, []).append(change)
     for ticket_changes in by_ticket.values():
-        for intent in _intents(ctx, ticket_changes, mail, verdict):
-            _queue_intent(ctx, intent, mail)
+        intents = _intents(ctx, ticket_changes, mail, verdict)
+        if not intents:
+            continue
+        ticket = intents[0].ticket
+        thread = _thread(ticket, mail)
+        admitted = _admit(ctx.config, ticket, intents, m.utcnow())
+        _insert([p for i in admitted if (p := prepare(ctx, i, mail, thread=thread)) is not None])
 
 
 def _latest(changes: list[tickets.Change]) -> m.Ticket:
@@ -377,13 +387,13 @@ class Prepared:
 
 
 def prepare(
-    ctx: Context, intent: Intent, mail: ParsedMail | None, *, dry_run: bool = False
+    ctx: Context,
+    intent: Intent,
+    mail: ParsedMail | None,
+    *,
+    thread: tuple[str, tuple[str, ...]] | None = None,
 ) -> Prepared | None:
-    """Render and compose one notice; None when nobody may receive it now.
-
-    Without ``dry_run`` the recipients pass the health check and the circuit
-    breaker, and whoever is held back is recorded on the ticket.
-    """
+    """Render and compose one notice for the recipients of ``intent``; None if there are none."""
     config = ctx.config
     ticket = intent.ticket
     to = list(intent.to)
@@ -392,9 +402,6 @@ def prepare(
     cc = list(intent.cc)
     automatic = intent.kind != "agent_reply"
     now = m.utcnow()
-    if not dry_run:
-        to = _deliverable(config, ticket, intent.kind, to, automatic, now)
-        cc = _deliverable(config, ticket, intent.kind, cc, automatic, now)
     if not to and cc:
         to, cc = cc[:1], cc[1:]
     if not to:
@@ -407,7 +414,9 @@ def prepare(
     if box.plus_reply_to or token:
         reply_address = tokens.reply_address(box.address, ticket.number, token)
     rendered = render(config, box, intent.kind, variables_for(ctx, intent, box, reply_address))
-    in_reply_to, references = _thread(ticket, intent.message, mail)
+    in_reply_to, references = thread if thread is not None else _thread(ticket, mail)
+    if intent.message is not None and intent.message.direction == "in":
+        in_reply_to = intent.message.message_id
     subject = rendered.subject
     foreign = [t for t in (ticket.foreign_tags or []) if t not in subject]
     if foreign and intent.kind in CUSTOMER_FACING:
@@ -439,71 +448,127 @@ def prepare(
 _AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "agent_reply": ""}
 
 
-def _queue_intent(ctx: Context, intent: Intent, mail: ParsedMail | None) -> None:
-    prepared = prepare(ctx, intent, mail)
-    if prepared is None:
+def _insert(notices: list[Prepared]) -> None:
+    """Outbox rows, the thread's outbound messages and the breaker log: one INSERT each."""
+    if not notices:
         return
-    out = prepared.outgoing
-    ticket = prepared.ticket
-    now = m.utcnow()
-    sql.run(
-        "INSERT INTO outbox_item (message_id, ticket_id, notice, sender, recipients, content,"
-        " automatic, status, attempts, next_attempt_at, last_error, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, '', ?)",
-        out.message_id,
-        ticket.id,
-        prepared.kind,
-        out.sender.email,
-        sql.js(prepared.recipients),
-        prepared.content,
-        prepared.automatic,
-        sql.ts(now),
-        sql.ts(now),
+    now = sql.ts(m.utcnow())
+    sql.insert_many(
+        "outbox_item",
+        (
+            "message_id",
+            "ticket_id",
+            "notice",
+            "sender",
+            "recipients",
+            "content",
+            "automatic",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+        ),
+        [
+            (
+                p.outgoing.message_id,
+                p.ticket.id,
+                p.kind,
+                p.outgoing.sender.email,
+                sql.js(p.recipients),
+                p.content,
+                p.automatic,
+                "queued",
+                0,
+                now,
+                "",
+                now,
+            )
+            for p in notices
+        ],
     )
-    tickets.add_message(
-        ticket,
-        direction="out",
-        kind="agent" if prepared.kind == "agent_reply" else "system",
-        message_id=out.message_id,
-        sender=out.sender,
-        to=[str(a) for a in out.to],
-        cc=[str(a) for a in out.cc],
-        subject=out.subject,
-        date=now,
-        text=out.text,
-        full_text=out.text,
-        verified=True,
-        trace=[f"notice {prepared.kind}"],
+    sql.insert_many(
+        "message",
+        (
+            "ticket_id",
+            "direction",
+            "kind",
+            "message_id",
+            "from_addr",
+            "from_name",
+            "to_addrs",
+            "cc_addrs",
+            "subject",
+            "date",
+            "text",
+            "full_text",
+            "html",
+            "raw_sha256",
+            "trace",
+            "verified",
+            "created_at",
+        ),
+        [
+            (
+                p.ticket.id,
+                "out",
+                "agent" if p.kind == "agent_reply" else "system",
+                p.outgoing.message_id,
+                p.outgoing.sender.email,
+                p.outgoing.sender.name,
+                sql.js([str(a) for a in p.outgoing.to]),
+                sql.js([str(a) for a in p.outgoing.cc]),
+                p.outgoing.subject,
+                now,
+                p.outgoing.text,
+                p.outgoing.text,
+                "",
+                "",
+                sql.js([f"notice {p.kind}"]),
+                True,
+                now,
+            )
+            for p in notices
+        ],
     )
-    if prepared.automatic:
-        sql.insert_many(
-            "auto_mail_log",
-            ("recipient", "ticket_id", "at"),
-            [(r.lower(), ticket.id, sql.ts(now)) for r in prepared.recipients],
+    automatic = [
+        (r.lower(), p.ticket.id, now) for p in notices if p.automatic for r in p.recipients
+    ]
+    if automatic:
+        sql.insert_many("auto_mail_log", ("recipient", "ticket_id", "at"), automatic)
+        sql.run(
+            "INSERT INTO mail_counter (minute, count) VALUES (?, ?) ON CONFLICT (minute)"
+            " DO UPDATE SET count = mail_counter.count + excluded.count",
+            _minute(m.utcnow()),
+            len(automatic),
         )
-    event(
-        log,
-        "notice.queued",
-        logging.DEBUG,
-        notice=prepared.kind,
-        ticket=ticket.number,
-        recipients=len(prepared.recipients),
-        message_id=out.message_id,
-    )
+    for p in notices:
+        event(
+            log,
+            "notice.queued",
+            logging.DEBUG,
+            notice=p.kind,
+            ticket=p.ticket.number,
+            recipients=len(p.recipients),
+            message_id=p.outgoing.message_id,
+        )
 
 
-def _deliverable(
-    config: Config,
-    ticket: m.Ticket,
-    kind: str,
-    people: list[Address],
-    automatic: bool,
-    now: dt.datetime,
-) -> list[Address]:
-    """Recipients that may get this mail now; the others are recorded on the ticket."""
-    if not people:
+def _admit(
+    config: Config, ticket: m.Ticket, intents: list[Intent], now: dt.datetime
+) -> list[Intent]:
+    """The intents with only the recipients that may get mail now.
+
+    Everybody held back — an address that bounced permanently, or a full window of
+    the circuit breaker — is recorded as an event on the ticket, never dropped
+    silently. Counts include the notices admitted earlier in this same transaction.
+    """
+    for intent in intents:
+        if intent.for_agent is not None and not intent.to:
+            intent.to = [Address(intent.for_agent.emails[0], intent.for_agent.name)]
+    emails = sorted({a.email.lower() for i in intents for a in (*i.to, *i.cc)})
+    if not emails:
         return []
-    emails = [p.email.lower() for p in people]
     unhealthy = {
         str(email): (sql.read_ts(until), str(reason or ""))
         for email, until, reason in sql.rows(
@@ -513,32 +578,122 @@ def _deliverable(
             sql.ts(now),
         )
     }
-    kept = []
-    seen: set[str] = set()
-    for person in people:
-        email = person.email.lower()
-        if email in seen or base_address(email) in config.own_addresses:
-            continue
-        seen.add(email)
-        reason = ""
-        if email in unhealthy:
-            until, why = unhealthy[email]
-            reason = (
-                f"address undeliverable until {until:%Y-%m-%d %H:%M} UTC"
-                f" after a permanent bounce ({why[:200]})"
-            )
-        elif automatic:
-            reason = _limited(_rates(config.outbound.limits), email, ticket.id, now)
-        if reason:
-            tickets.Changes().add(
-                tickets.Change(
-                    ticket, "notice_suppressed", "system", new=email, detail=f"{kind}: {reason}"
+    breaker = _Breaker(_rates(config.outbound.limits), ticket.id, emails, now)
+    admitted = []
+    for intent in intents:
+        automatic = intent.kind != "agent_reply"
+        kept: dict[str, list[Address]] = {"to": [], "cc": []}
+        for field_name in ("to", "cc"):
+            for person in getattr(intent, field_name):
+                email = person.email.lower()
+                if base_address(email) in config.own_addresses:
+                    continue
+                if email in unhealthy:
+                    until, why = unhealthy[email]
+                    reason = (
+                        f"address undeliverable until {until:%Y-%m-%d %H:%M} UTC"
+                        f" after a permanent bounce ({why[:200]})"
+                    )
+                else:
+                    reason = breaker.check(email) if automatic else ""
+                if reason:
+                    tickets.record(
+                        tickets.Change(
+                            ticket,
+                            "notice_suppressed",
+                            "system",
+                            new=email,
+                            detail=f"{intent.kind}: {reason}",
+                        )
+                    )
+                    event(
+                        log,
+                        "notice.suppressed",
+                        notice=intent.kind,
+                        ticket=ticket.number,
+                        reason=reason,
+                    )
+                    continue
+                kept[field_name].append(person)
+        if automatic:
+            breaker.count([p.email.lower() for p in (*kept["to"], *kept["cc"])])
+        if kept["to"] or kept["cc"]:
+            intent.to, intent.cc = kept["to"], kept["cc"]
+            admitted.append(intent)
+    return admitted
+
+
+class _Breaker:
+    """Sliding-window counts of automatic mail: per recipient, per ticket, overall.
+
+    Read once per transaction (one query per scope and window, each stopping at its
+    limit, so a busy hour costs no more than the limit), then counted in memory.
+    """
+
+    def __init__(
+        self,
+        rates: tuple[tuple[tuple[int, int], ...], ...],
+        ticket_id: int,
+        recipients: list[str],
+        now: dt.datetime,
+    ) -> None:
+        per_recipient, per_ticket, overall = rates
+        self.windows: list[tuple[str, str, int, int, dict[str, int]]] = []
+        for count, seconds in per_recipient:
+            since = sql.ts(now - dt.timedelta(seconds=seconds))
+            seen = dict(
+                sql.rows(
+                    "SELECT recipient, COUNT(*) FROM auto_mail_log WHERE recipient IN"
+                    f" ({sql.placeholders(len(recipients))}) AND at > ? GROUP BY recipient",
+                    *recipients,
+                    since,
                 )
             )
-            event(log, "notice.suppressed", notice=kind, ticket=ticket.number, reason=reason)
-            continue
-        kept.append(person)
-    return kept
+            self.windows.append(
+                (
+                    "per recipient",
+                    "recipient",
+                    count,
+                    seconds,
+                    {str(k): int(v) for k, v in seen.items()},
+                )
+            )
+        for count, seconds in per_ticket:
+            since = sql.ts(now - dt.timedelta(seconds=seconds))
+            seen_count = sql.value(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM auto_mail_log WHERE ticket_id = ? AND at > ?"
+                " LIMIT ?) AS recent",
+                ticket_id,
+                since,
+                count,
+            )
+            self.windows.append(
+                ("per ticket", "ticket", count, seconds, {"": int(seen_count or 0)})
+            )
+        for count, seconds in overall:
+            # Minute buckets: the window is rounded to whole minutes.
+            seen_count = sql.value(
+                "SELECT COALESCE(SUM(count), 0) FROM mail_counter WHERE minute > ?",
+                _minute(now) - max(seconds // 60, 1),
+            )
+            self.windows.append(("overall", "all", count, seconds, {"": int(seen_count or 0)}))
+
+    def check(self, recipient: str) -> str:
+        for label, scope, count, seconds, seen in self.windows:
+            key = recipient if scope == "recipient" else ""
+            if seen.get(key, 0) >= count:
+                return f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
+        return ""
+
+    def count(self, recipients: list[str]) -> None:
+        if not recipients:
+            return
+        for _label, scope, _count, _seconds, seen in self.windows:
+            if scope == "recipient":
+                for recipient in recipients:
+                    seen[recipient] = seen.get(recipient, 0) + 1
+            else:
+                seen[""] = seen.get("", 0) + len(recipients)
 
 
 @functools.lru_cache(maxsize=8)
@@ -549,28 +704,17 @@ def _rates(limits: Limits) -> tuple[tuple[tuple[int, int], ...], ...]:
     )
 
 
-def _limited(
-    rates: tuple[tuple[tuple[int, int], ...], ...], recipient: str, ticket_id: int, now: dt.datetime
-) -> str:
-    """The circuit breaker: a reason when a sliding window is full, else ''.
+def _minute(when: dt.datetime) -> int:
+    return int(when.replace(tzinfo=dt.UTC).timestamp() // 60)
 
-    One query per scope counts every window of that scope at once.
-    """
-    for label, window_rates, where, value in (
-        ("per recipient", rates[0], " AND recipient = ?", recipient),
-        ("per ticket", rates[1], " AND ticket_id = ?", ticket_id),
-        ("overall", rates[2], "", None),
-    ):
-        if not window_rates:
-            continue
-        sinces = [sql.ts(now - dt.timedelta(seconds=seconds)) for _, seconds in window_rates]
-        sums = ", ".join("SUM(CASE WHEN at > ? THEN 1 ELSE 0 END)" for _ in window_rates)
-        params = [*sinces, min(sinces), *([value] if value is not None else [])]
-        counts = sql.one(f"SELECT {sums} FROM auto_mail_log WHERE at > ?{where}", *params)
-        for (count, seconds), seen in zip(window_rates, counts or (), strict=False):
-            if (seen or 0) >= count:
-                return f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
-    return ""
+
+def prune(config: Config) -> None:
+    """Drop breaker bookkeeping older than the longest window (a scheduled job)."""
+    longest = max((s for rates in _rates(config.outbound.limits) for _, s in rates), default=3600)
+    cutoff = m.utcnow() - dt.timedelta(seconds=longest)
+    with m.write_transaction():
+        sql.run("DELETE FROM auto_mail_log WHERE at < ?", sql.ts(cutoff))
+        sql.run("DELETE FROM mail_counter WHERE minute < ?", _minute(cutoff))
 
 
 def _span(seconds: int) -> str:
@@ -580,10 +724,8 @@ def _span(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def _thread(
-    ticket: m.Ticket, about: m.Message | None, mail: ParsedMail | None
-) -> tuple[str, tuple[str, ...]]:
-    """In-Reply-To the customer's message this answers; References along the conversation."""
+def _thread(ticket: m.Ticket, mail: ParsedMail | None) -> tuple[str, tuple[str, ...]]:
+    """In-Reply-To the customer's message being answered; References along the conversation."""
     first = sql.rows(
         "SELECT message_id FROM message WHERE ticket_id = ? AND direction = 'in'"
         " ORDER BY id LIMIT 1",
@@ -594,14 +736,11 @@ def _thread(
         " ORDER BY id DESC LIMIT 3",
         ticket.id,
     )
-    answered = about.message_id if about is not None and about.direction == "in" else ""
-    if not answered and mail is not None:
-        answered = mail.message_id
     chain = [str(r[0]) for r in first] + [str(r[0]) for r in reversed(latest)]
+    answered = mail.message_id if mail is not None else (chain[-1] if chain else "")
     if answered:
         chain.append(answered)
-    in_reply_to = answered or (chain[-1] if chain else "")
-    return in_reply_to, compose.trim_references(chain)
+    return answered, compose.trim_references(chain)
 
 
 def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str) -> dict[str, Any]:
@@ -858,7 +997,7 @@ def preview(ctx: Context, kind: str, number: int | None) -> bytes:
         previous_status="resolved",
         people=people,
     )
-    prepared = prepare(ctx, intent, None, dry_run=True)
+    prepared = prepare(ctx, intent, None)
     if prepared is None:
         raise UsageError(f"nobody would receive {kind} for #{number}")
     return prepared.content

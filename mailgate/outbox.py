@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import smtplib
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mailgate import models as m
-from mailgate import tickets
+from mailgate import sql, tickets
 from mailgate.config import Config, read_password
 from mailgate.errors import UsageError
 from mailgate.logs import event, redact
@@ -231,6 +232,18 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(_BACKOFF_FIRST * 2 ** max(attempts - 1, 0), _BACKOFF_MAX))
 
 
+@dataclass(frozen=True)
+class _Item:
+    id: int
+    ticket_id: int | None
+    notice: str
+    sender: str
+    recipients: list[str]
+    content: bytes
+    message_id: str
+    attempts: int
+
+
 def deliver(
     config: Config, transport: Transport | None = None, *, limit: int | None = None
 ) -> Report:
@@ -243,20 +256,13 @@ def deliver(
         recover(config, transport)
         tried = 0
         while limit is None or tried < limit:
-            batch = _claim(
-                config.outbound.batch_size
-                if limit is None
-                else min(config.outbound.batch_size, limit - tried),
-                worker,
-            )
+            size = config.outbound.batch_size
+            batch = _claim(size if limit is None else min(size, limit - tried), worker)
             if not batch:
                 break
-            for index, item_id in enumerate(batch):
-                tried += 1
-                if not _send_one(config, transport, item_id, report):
-                    # The relay is down: give back what was claimed, try again later.
-                    _release(batch[index + 1 :])
-                    return report
+            tried += len(batch)
+            if not _send_batch(config, transport, batch, report):
+                break
     finally:
         if own_transport:
             transport.close()
@@ -265,113 +271,179 @@ def deliver(
 
 def _claim(size: int, worker: str) -> list[int]:
     now = m.utcnow()
+    lock = "" if m.is_sqlite() else " FOR UPDATE SKIP LOCKED"
     with m.write_transaction():
-        query = (
-            m.OutboxItem.select(m.OutboxItem.id)
-            .where((m.OutboxItem.status == "queued") & (m.OutboxItem.next_attempt_at <= now))
-            .order_by(m.OutboxItem.id)
-            .limit(size)
-        )
-        if not m.is_sqlite():
-            query = query.for_update(skip_locked=True)
-        ids = [row.id for row in query]
+        ids = [
+            int(r[0])
+            for r in sql.rows(
+                "SELECT id FROM outbox_item WHERE status = 'queued' AND next_attempt_at <= ?"
+                f" ORDER BY id LIMIT ?{lock}",
+                sql.ts(now),
+                size,
+            )
+        ]
         if ids:
-            m.OutboxItem.update(
-                status="claimed", last_error=f"claimed by {worker}", next_attempt_at=now + LEASE
-            ).where(m.OutboxItem.id.in_(ids)).execute()
+            sql.run(
+                "UPDATE outbox_item SET status = 'claimed', last_error = ?, next_attempt_at = ?"
+                f" WHERE id IN ({sql.placeholders(len(ids))})",
+                f"claimed by {worker}",
+                sql.ts(now + LEASE),
+                *ids,
+            )
     return ids
 
 
 def _release(ids: list[int]) -> None:
     if ids:
         with m.write_transaction():
-            m.OutboxItem.update(status="queued", next_attempt_at=m.utcnow()).where(
-                (m.OutboxItem.id.in_(ids)) & (m.OutboxItem.status == "claimed")
-            ).execute()
+            sql.run(
+                "UPDATE outbox_item SET status = 'queued', next_attempt_at = ?"
+                f" WHERE status = 'claimed' AND id IN ({sql.placeholders(len(ids))})",
+                sql.ts(m.utcnow()),
+                *ids,
+            )
 
 
-def _send_one(config: Config, transport: Transport, item_id: int, report: Report) -> bool:
-    """Returns False when the transport is unavailable (stop the batch)."""
-    with m.write_transaction():
-        item = m.OutboxItem.get_by_id(item_id)
-        if item.status != "claimed":
-            return True
-        m.OutboxItem.update(status="sending", attempts=item.attempts + 1).where(
-            m.OutboxItem.id == item_id
-        ).execute()
-    recipients = list(item.recipients)
-    try:
-        refused = transport.send(item.sender, recipients, item.content, item.message_id)
-    except TemporaryError as exc:
-        attempts = item.attempts + 1
-        give_up = attempts >= config.outbound.max_attempts
+def _send_batch(config: Config, transport: Transport, batch: list[int], report: Report) -> bool:
+    """Send a claimed batch; returns False when the transport is down (the rest is released).
+
+    Each mail is marked ``sending`` in a commit of its own before it is handed over;
+    the ``sent`` mark of the previous mail rides along in that same commit, so a
+    mail costs one commit, and a crash leaves at most one mail ``sending``.
+    """
+    done: tuple[_Item, list[str]] | None = None
+    for index, item_id in enumerate(batch):
         with m.write_transaction():
-            m.OutboxItem.update(
-                status="failed" if give_up else "queued",
-                last_error=str(exc)[:2000],
-                next_attempt_at=m.utcnow() + backoff(attempts),
-            ).where(m.OutboxItem.id == item_id).execute()
-            if give_up:
-                _ticket_event(item, "notice_failed", f"gave up after {attempts} attempts: {exc}")
-        if give_up:
-            report.failed += 1
-        else:
-            report.retried += 1
-        report.errors.append(str(exc))
-        event(
-            log,
-            "notice.deferred",
-            logging.WARNING,
-            id=item_id,
-            notice=item.notice,
-            attempts=attempts,
-            error=redact(str(exc)),
-        )
-        return not exc.unavailable
-    except PermanentError as exc:
+            if done is not None:
+                _mark_sent(*done, report)
+                done = None
+            item = _start(item_id)
+        if item is None:
+            continue
+        try:
+            refused = transport.send(item.sender, item.recipients, item.content, item.message_id)
+        except TemporaryError as exc:
+            _deferred(config, item, exc, report)
+            if exc.unavailable:
+                _release(batch[index + 1 :])
+                return False
+            continue
+        except PermanentError as exc:
+            _failed(item, exc, report)
+            continue
+        done = (item, refused)
+    if done is not None:
         with m.write_transaction():
-            m.OutboxItem.update(status="failed", last_error=str(exc)[:2000]).where(
-                m.OutboxItem.id == item_id
-            ).execute()
-            _ticket_event(item, "notice_failed", str(exc))
-        report.failed += 1
-        report.errors.append(str(exc))
-        event(
-            log,
-            "notice.failed",
-            logging.WARNING,
-            id=item_id,
-            notice=item.notice,
-            error=redact(str(exc)),
+            _mark_sent(*done, report)
+    return True
+
+
+def _start(item_id: int) -> _Item | None:
+    row = sql.one(
+        "SELECT id, ticket_id, notice, sender, recipients, content, message_id, attempts, status"
+        " FROM outbox_item WHERE id = ?",
+        item_id,
+    )
+    if row is None or row[8] != "claimed":
+        return None
+    sql.run(
+        "UPDATE outbox_item SET status = 'sending', attempts = ? WHERE id = ?", row[7] + 1, item_id
+    )
+    return _Item(
+        id=row[0],
+        ticket_id=row[1],
+        notice=row[2],
+        sender=row[3],
+        recipients=json.loads(row[4]),
+        content=bytes(row[5]),
+        message_id=row[6],
+        attempts=row[7] + 1,
+    )
+
+
+def _mark_sent(item: _Item, refused: list[str], report: Report) -> None:
+    sql.run(
+        "UPDATE outbox_item SET status = 'sent', sent_at = ?, last_error = ? WHERE id = ?",
+        sql.ts(m.utcnow()),
+        "; ".join(refused)[:2000],
+        item.id,
+    )
+    if refused:
+        _ticket_event(
+            item.ticket_id,
+            item.notice,
+            "notice_failed",
+            "some recipients refused: " + "; ".join(refused),
         )
-        return True
-    with m.write_transaction():
-        m.OutboxItem.update(
-            status="sent", sent_at=m.utcnow(), last_error="; ".join(refused)[:2000]
-        ).where(m.OutboxItem.id == item_id).execute()
-        if refused:
-            _ticket_event(item, "notice_failed", "some recipients refused: " + "; ".join(refused))
     report.sent += 1
     event(
         log,
         "notice.sent",
-        id=item_id,
+        id=item.id,
         notice=item.notice,
-        recipients=len(recipients),
+        recipients=len(item.recipients),
         message_id=item.message_id,
     )
-    return True
 
 
-def _ticket_event(item: m.OutboxItem, kind: str, detail: str) -> None:
-    if item.ticket_id is None:
-        return
-    ticket = m.Ticket.get_or_none(m.Ticket.id == item.ticket_id)
-    if ticket is None:
-        return
-    tickets.Changes().add(
-        tickets.Change(ticket, kind, "system", new=item.notice, detail=redact(detail)[:1000])
+def _deferred(config: Config, item: _Item, exc: TemporaryError, report: Report) -> None:
+    give_up = item.attempts >= config.outbound.max_attempts
+    with m.write_transaction():
+        sql.run(
+            "UPDATE outbox_item SET status = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
+            "failed" if give_up else "queued",
+            str(exc)[:2000],
+            sql.ts(m.utcnow() + backoff(item.attempts)),
+            item.id,
+        )
+        if give_up:
+            _ticket_event(
+                item.ticket_id,
+                item.notice,
+                "notice_failed",
+                f"gave up after {item.attempts} attempts: {exc}",
+            )
+    if give_up:
+        report.failed += 1
+    else:
+        report.retried += 1
+    report.errors.append(str(exc))
+    event(
+        log,
+        "notice.deferred",
+        logging.WARNING,
+        id=item.id,
+        notice=item.notice,
+        attempts=item.attempts,
+        error=redact(str(exc)),
     )
+
+
+def _failed(item: _Item, exc: PermanentError, report: Report) -> None:
+    with m.write_transaction():
+        sql.run(
+            "UPDATE outbox_item SET status = 'failed', last_error = ? WHERE id = ?",
+            str(exc)[:2000],
+            item.id,
+        )
+        _ticket_event(item.ticket_id, item.notice, "notice_failed", str(exc))
+    report.failed += 1
+    report.errors.append(str(exc))
+    event(
+        log,
+        "notice.failed",
+        logging.WARNING,
+        id=item.id,
+        notice=item.notice,
+        error=redact(str(exc)),
+    )
+
+
+def _ticket_event(ticket_id: int | None, notice: str, kind: str, detail: str) -> None:
+    if ticket_id is None:
+        return
+    ticket = m.Ticket(id=ticket_id)
+    tickets.record(tickets.Change(ticket, kind, "system", new=notice, detail=redact(detail)[:1000]))
 
 
 def recover(config: Config, transport: Transport) -> None:
@@ -396,7 +468,8 @@ def recover(config: Config, transport: Transport) -> None:
                 item.status = "uncertain"
                 item.last_error = "the sender stopped while handing this mail over; not resent"
                 _ticket_event(
-                    item,
+                    item.ticket_id,
+                    item.notice,
                     "notice_uncertain",
                     "delivery uncertain after a crash; not sent again to avoid a duplicate"
                     f" (mailgate outbox retry {item.id} sends it)",

@@ -52,32 +52,60 @@ class Change:
     new: str = ""
     message: m.Message | None = None
     detail: str = ""
+    at: dt.datetime = field(default_factory=m.utcnow)
+
+
+_EVENT_COLUMNS = ("ticket_id", "at", "actor", "kind", "old", "new", "message_id", "detail")
+
+
+def _event_row(change: Change) -> tuple[object, ...]:
+    return (
+        change.ticket.id,
+        sql.ts(change.at),
+        change.actor[:400],
+        change.kind,
+        change.old,
+        change.new,
+        change.message.id if change.message is not None else None,
+        change.detail,
+    )
+
+
+def record(change: Change) -> Change:
+    """Write one event now (outside a ``Changes`` batch)."""
+    sql.insert_many("event", _EVENT_COLUMNS, [_event_row(change)])
+    return change
 
 
 @dataclass
 class Changes:
-    """Events collected during one transaction, in order."""
+    """The events of one transaction, in order; ``flush()`` writes them in one INSERT.
+
+    Use it as a context manager inside the transaction: leaving the block flushes.
+    """
 
     items: list[Change] = field(default_factory=list)
+    _written: int = 0
 
     def add(self, change: Change) -> Change:
-        sql.run(
-            "INSERT INTO event (ticket_id, at, actor, kind, old, new, message_id, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            change.ticket.id,
-            sql.ts(m.utcnow()),
-            change.actor[:400],
-            change.kind,
-            change.old,
-            change.new,
-            change.message.id if change.message is not None else None,
-            change.detail,
-        )
         self.items.append(change)
         return change
 
+    def flush(self) -> None:
+        pending = self.items[self._written :]
+        if pending:
+            sql.insert_many("event", _EVENT_COLUMNS, [_event_row(c) for c in pending])
+            self._written = len(self.items)
+
     def kinds(self) -> list[str]:
         return [c.kind for c in self.items]
+
+    def __enter__(self) -> Changes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.flush()
 
 
 def tag(config: Config, number: int) -> str:
@@ -491,6 +519,7 @@ def add_message(
     trace: Sequence[str] = (),
     verified: bool = False,
     receipt: m.Receipt | None = None,
+    touch: bool = True,
 ) -> m.Message:
     now = m.utcnow()
     message_pk = sql.insert(
@@ -516,8 +545,9 @@ def add_message(
         verified,
         sql.ts(now),
     )
-    sql.run("UPDATE ticket SET updated_at = ? WHERE id = ?", sql.ts(now), ticket.id)
-    ticket.updated_at = now
+    if touch:  # a ticket created in this transaction is up to date already
+        sql.run("UPDATE ticket SET updated_at = ? WHERE id = ?", sql.ts(now), ticket.id)
+        ticket.updated_at = now
     return m.Message(
         id=message_pk,
         ticket=ticket.id,

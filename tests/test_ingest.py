@@ -334,11 +334,9 @@ def test_a_reply_to_a_merged_ticket_lands_on_the_target(ctx: Context) -> None:
     first_raw = compose()
     first = ingest(ctx, first_raw, source="smtp")
     second = ingest(ctx, compose(subject="Banking app down too"), source="smtp")
-    with m.write_transaction():
-        changes = tickets.Changes()
-        tickets.merge(
-            queries.ticket(first.ticket), queries.ticket(second.ticket), changes, actor="admin:cli"
-        )
+    with m.write_transaction(), tickets.Changes() as changes:
+        tickets.merge(queries.ticket(first.ticket), queries.ticket(second.ticket), changes,
+                      actor="admin:cli")
     outcome = ingest(
         ctx, reply_to(first_raw, sender="carla@customer.example", body="more info"), source="smtp"
     )

@@ -267,12 +267,12 @@ def test_undeliverable_address_is_suppressed_for_every_kind_of_mail(smtp_ctx: Co
         undeliverable_reason="5.1.1 user unknown",
     ).execute()
     with m.write_transaction():
-        changes = tickets.Changes()
-        ticket = queries.ticket(created.ticket)
-        tickets.set_status(ticket, "resolved", changes, actor="admin:cli")
         from mailgate import notify
 
-        notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
+        with tickets.Changes() as changes:
+            ticket = queries.ticket(created.ticket)
+            tickets.set_status(ticket, "resolved", changes, actor="admin:cli")
+            notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
     assert items("resolution") == []
     detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
     (held,) = [e for e in detail["events"] if e["kind"] == "notice_suppressed"]
@@ -286,11 +286,12 @@ def test_collaborators_get_one_mail_with_the_real_to_and_cc(
         smtp_ctx, compose(cc="Boss <boss@customer.example>, it@customer.example"), source="smtp"
     )
     with m.write_transaction():
-        changes = tickets.Changes()
-        tickets.set_status(queries.ticket(created.ticket), "resolved", changes, actor="admin:cli")
         from mailgate import notify
 
-        notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
+        with tickets.Changes() as changes:
+            tickets.set_status(queries.ticket(created.ticket), "resolved", changes,
+                               actor="admin:cli")
+            notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
     deliver(smtp_ctx)
     (resolution,) = [r for r in relay.received if "Resolved" in str(r.message["Subject"])]
     assert sorted(resolution.rcpt_tos) == [

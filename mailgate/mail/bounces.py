@@ -38,6 +38,7 @@ import html as html_lib
 import json
 import quopri
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -183,7 +184,7 @@ def is_daemon_sender(value: str) -> bool:
     return _DAEMON_NAME.search(value[:300]) is not None
 
 
-def looks_like_bounce(headers: dict[str, tuple[str, ...]]) -> bool:
+def looks_like_bounce(headers: Mapping[str, tuple[str, ...]]) -> bool:
     """Cheap header test: might this mail be a delivery or abuse report?
 
     False positives cost one ``read_report`` call, which decides for real;
@@ -224,7 +225,7 @@ _MACHINE_LOCAL = re.compile(
 )
 
 
-def _first(headers: dict[str, tuple[str, ...]], name: str) -> str:
+def _first(headers: Mapping[str, tuple[str, ...]], name: str) -> str:
     values = headers.get(name)
     return values[0] if values else ""
 

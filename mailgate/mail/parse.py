@@ -4,19 +4,22 @@ Pure: no database, no network, no config. Attachment bodies go to an injected
 sink (the blob store, or only a hash for ``mailgate explain``), so a 25 MiB
 attachment is never held in memory more than a chunk at a time.
 
-Who does what, and why:
+Who does what, and why (each choice measured; see bench/ingest.py):
 
-* ``mail.mime`` first streams large leaf parts out of the raw bytes, so the
-  parser only ever sees a small skeleton.
-* mail-parser reads the header layer (addresses with display names, dates,
-  defects) and gives us the stdlib message tree it built. Its body walk is not
-  used: it decodes charsets without the mislabel table of ``mail.charsets``
-  and re-encodes every attachment as base64 text, which costs more than the
-  rest of ingest together.
-* Our own walk over that tree picks the body (text and HTML alternatives),
+* ``mail.mime`` streams large leaf parts out of the raw bytes, so no parser
+  ever holds a big attachment; then it builds the message tree itself, finding
+  MIME boundaries with ``bytes.find`` (the stdlib feed parser reads every line
+  in Python and compiles a regex per boundary). Anything irregular goes to the
+  stdlib parser instead, which has a rule for every malformation.
+* mail-parser parses the address headers (From, To, Cc, Reply-To): its
+  hardened RFC 5322 address parser recovers display names and addresses from
+  the broken forms real mail has; the stdlib parser is its fallback. Its other
+  layers are not used: the body walk decodes charsets without the mislabel
+  table of ``mail.charsets`` and re-encodes every attachment as base64 text,
+  and its Received-header analysis costs more than the rest of ingest.
+* Our own walk over the tree picks the body (text and HTML alternatives),
   decodes every charset with ``mail.charsets`` and hands attachments to the sink.
-* If mail-parser fails, the stdlib parser alone is the fallback; only what
-  neither can read raises ``Unparseable`` — the caller quarantines it.
+* Only what nothing can read raises ``Unparseable``; the caller quarantines it.
 
 Imports only the standard library, mail-parser and ``mailgate.mail``.
 """
@@ -32,11 +35,11 @@ import mimetypes
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import mailparser
+from mailparser.utils import get_addresses
 
 from mailgate.mail import bounces, html
 from mailgate.mail.charsets import decode_bytes, decode_header
@@ -103,7 +106,7 @@ class ParsedMail:
     text: str
     html: str
     attachments: tuple[Attachment, ...]
-    headers: dict[str, tuple[str, ...]] = field(repr=False)
+    headers: Mapping[str, tuple[str, ...]] = field(repr=False)
     content_type: str = "text/plain"
     report: bounces.Report | None = None
     defects: tuple[str, ...] = ()
@@ -186,15 +189,7 @@ def parse(raw: bytes, sink: PartSink, *, sha256: str | None = None) -> ParsedMai
 # --- reading the tree ---------------------------------------------------------------------
 
 
-class _HeaderLayer(mailparser.MailParser):  # type: ignore[misc]
-    """mail-parser limited to its header layer; see the module docstring for why."""
-
-    def parse(self) -> _HeaderLayer:
-        self._reset()
-        return self
-
-
-_ADDRESS_HEADERS = (("from", "from_"), ("to", "to"), ("cc", "cc"), ("reply-to", "reply_to"))
+_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 
 
 def _tree(raw: bytes) -> email.message.Message:
@@ -213,31 +208,28 @@ def _tree(raw: bytes) -> email.message.Message:
 
 def _read(raw: bytes, defects: list[str]) -> tuple[email.message.Message, dict[str, list[Address]]]:
     message = _tree(raw)
-    try:
-        layer = _HeaderLayer(message)
-        addresses = {
-            name: _addresses(getattr(layer, attribute), name, message)
-            for name, attribute in _ADDRESS_HEADERS
-        }
-        defects.extend(_defect_lines(layer.defects))
-    except Exception as exc:  # noqa: BLE001 - mail-parser failing is what we fall back for
-        defects.append(f"mail-parser failed: {type(exc).__name__}: {exc}")
-        addresses = {name: _stdlib_addresses(message, name) for name, _ in _ADDRESS_HEADERS}
+    addresses = {name: _addresses(message, name, defects) for name in _ADDRESS_HEADERS}
+    for defect in message.defects[:20]:
+        defects.append(f"{type(defect).__name__}: {defect}")
     return message, addresses
 
 
-def _addresses(
-    parsed: list[tuple[str, str]], name: str, message: email.message.Message
-) -> list[Address]:
+def _addresses(message: email.message.Message, name: str, defects: list[str]) -> list[Address]:
+    """Address headers through mail-parser's address parser, the stdlib's as the fallback."""
+    values = message.get_all(name, [])
+    if not values:
+        return []
     result: list[Address] = []
-    for display, addr in parsed:
-        addr = _clean_address(addr)
-        if not addr:
-            continue
-        result.append(Address(addr, _display_name(display, addr)))
-    if not result and message.get(name):
-        return _stdlib_addresses(message, name)
-    return result
+    try:
+        for value in values:
+            for display, addr in get_addresses(value, defects=[], decode_names=True):
+                clean = _clean_address(addr)
+                if clean:
+                    result.append(Address(clean, _display_name(display, clean)))
+    except Exception as exc:  # noqa: BLE001 - mail-parser failing is what we fall back for
+        defects.append(f"mail-parser could not read {name}: {type(exc).__name__}: {exc}")
+        result = []
+    return result or _stdlib_addresses(message, name)
 
 
 def _stdlib_addresses(message: email.message.Message, name: str) -> list[Address]:
@@ -277,11 +269,38 @@ def _has_headers(message: email.message.Message) -> bool:
     return bool(keys & {"from", "sender", "to", "subject", "message-id", "date", "return-path"})
 
 
-def _header_map(message: email.message.Message) -> dict[str, tuple[str, ...]]:
-    result: dict[str, list[str]] = {}
+class Headers(Mapping[str, tuple[str, ...]]):
+    """Header values by lowercased name, decoded on first access.
+
+    A delivered mail carries dozens of headers (Received chains, signatures) that
+    nothing reads; decoding only what is asked for keeps them free.
+    """
+
+    def __init__(self, raw: dict[str, list[str]]) -> None:
+        self._raw = raw
+        self._decoded: dict[str, tuple[str, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        decoded = self._decoded.get(name)
+        if decoded is None:
+            decoded = self._decoded[name] = tuple(decode_header(v) for v in self._raw[name])
+        return decoded
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+def _header_map(message: email.message.Message) -> Headers:
+    raw: dict[str, list[str]] = {}
     for name, value in message.raw_items():
-        result.setdefault(name.lower(), []).append(decode_header(str(value)))
-    return {k: tuple(v) for k, v in result.items()}
+        raw.setdefault(name.lower(), []).append(str(value))
+    return Headers(raw)
 
 
 def _defect_lines(defects: Any) -> list[str]:
@@ -346,7 +365,7 @@ def _date(value: str) -> dt.datetime | None:
     return parsed
 
 
-def _maybe_report(message: email.message.Message, headers: dict[str, tuple[str, ...]]) -> bool:
+def _maybe_report(message: email.message.Message, headers: Mapping[str, tuple[str, ...]]) -> bool:
     return message.get_content_type() == "multipart/report" or bounces.looks_like_bounce(headers)
 
 
