@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import hmac
 import logging
 import signal
 import socket
@@ -33,9 +34,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mailgate import ingest as front_door
 from mailgate import ledger, outbox
-from mailgate.config import Config, ImapAccount
+from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
-from mailgate.errors import TemporaryFailure
+from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.ingest import Envelope, Outcome
 from mailgate.logs import event
 from mailgate.transports import imap as imap_transport
@@ -119,6 +120,24 @@ class Gateway:
         self.kick_outbox()
         return outcome
 
+    def check_login(self, login: str, password: str) -> str | None:
+        """SMTP AUTH for agents: the agent's key (or address) and its password."""
+        config = self.ctx.config
+        agent = config.agent(login) or config.agent_for(login)
+        if agent is None or not (agent.smtp_password_env or agent.smtp_password_file):
+            return None
+        try:
+            expected = read_password(
+                agent.smtp_password_env,
+                agent.smtp_password_file,
+                f"agent[{agent.key}].smtp_password",
+            )
+        except ConfigError:
+            return None
+        if expected and hmac.compare_digest(expected.encode(), password.encode()):
+            return agent.key
+        return None
+
     def accepts(self, address: str) -> bool:
         return self.ctx.config.mailbox_for([address]) is not None
 
@@ -196,6 +215,7 @@ class Gateway:
                 else None
             ),
             require_tls=listener.require_tls,
+            check_login=self.check_login if _agents_may_log_in(config) else None,
         )
         self.server, self.counter = await smtp_transport.start(options, self.ingest, self.accepts)
 
@@ -278,6 +298,10 @@ class _ImapSink:
 
     def note(self, account: ImapAccount, text: str) -> None:
         self.gateway.in_db(ledger.note, account.name, text)
+
+
+def _agents_may_log_in(config: Config) -> bool:
+    return any(a.smtp_password_env or a.smtp_password_file for a in config.agents)
 
 
 def _now() -> Any:

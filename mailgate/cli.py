@@ -129,6 +129,27 @@ def _parser() -> argparse.ArgumentParser:
     p = command("priority", _tickets_priority, "set a ticket's priority", t)
     p.add_argument("number")
     p.add_argument("priority", choices=("low", "normal", "high", "emergency"))
+    p = command("team", _tickets_team, "move a ticket to a team (auto-assignment applies)", t)
+    p.add_argument("number")
+    p.add_argument("team")
+    p = command("reply", _tickets_reply, "answer the customer as an agent (sent as agent_reply)", t)
+    p.add_argument("number")
+    p.add_argument("--as", dest="agent", required=True, metavar="AGENT", help="the agent answering")
+    _text_arguments(p)
+    p = command("note", _tickets_note, "add an internal note (never sent to the customer)", t)
+    p.add_argument("number")
+    p.add_argument("--as", dest="agent", metavar="AGENT", help="the agent writing it")
+    _text_arguments(p)
+    p = command("merge", _tickets_merge, "merge ticket A into ticket B", t)
+    p.add_argument("source", metavar="A")
+    p.add_argument("target", metavar="B")
+
+    a = sub.add_parser("agents", help="agents from the config").add_subparsers(metavar="ACTION")
+    p = command("list", _agents_list, "list agents, their teams and open tickets", a)
+    p.add_argument("--json", action="store_true")
+    tm = sub.add_parser("teams", help="teams from the config").add_subparsers(metavar="ACTION")
+    p = command("list", _teams_list, "list teams, members and queues", tm)
+    p.add_argument("--json", action="store_true")
 
     o = sub.add_parser("outbox", help="mail waiting to leave").add_subparsers(metavar="ACTION")
     p = command("list", _outbox_list, "list outbox items, newest first", o)
@@ -320,54 +341,142 @@ def _tickets_show(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _change(
-    args: argparse.Namespace, apply: Callable[[Context, m.Ticket, Any], bool], what: str
-) -> int:
-    from mailgate import notify, tickets
+def _number(text: str) -> int:
+    try:
+        return int(str(text).strip().lstrip("#"))
+    except ValueError:
+        raise UsageError(f"not a ticket number: {text!r}") from None
 
-    ctx = _context(args)
-    with m.write_transaction():
-        t = tickets.lock(queries.ticket(args.number))
-        with tickets.Changes() as changes:
-            changed = apply(ctx, t, changes)
-            notify.queue(ctx, changes.items, mail=None, verdict=None)
-    print(
-        f"{tickets.tag(ctx.config, t.number)} {what}"
-        if changed
-        else f"{tickets.tag(ctx.config, t.number)} unchanged"
-    )
+
+def _done(ctx: Context, number: int, changed: bool, what: str) -> int:
+    from mailgate import tickets
+
+    tag = tickets.tag(ctx.config, number)
+    print(f"{tag} {what}" if changed else f"{tag} unchanged")
     return EX_OK
 
 
 def _tickets_assign(args: argparse.Namespace) -> int:
-    from mailgate import tickets
+    from mailgate import actions
 
+    ctx = _context(args)
     agent = None if args.agent in ("none", "-") else args.agent
-    return _change(
-        args,
-        lambda ctx, t, ch: tickets.assign(t, agent, ctx.config, ch, actor="admin:cli"),
-        f"assigned to {agent}" if agent else "unassigned",
-    )
+    number = _number(args.number)
+    changed = actions.assign(ctx, number, agent, "admin:cli")
+    return _done(ctx, number, changed, f"assigned to {agent}" if agent else "unassigned")
 
 
 def _tickets_status(args: argparse.Namespace) -> int:
-    from mailgate import tickets
+    from mailgate import actions
 
-    return _change(
-        args,
-        lambda ctx, t, ch: tickets.set_status(t, args.status, ch, actor="admin:cli"),
-        f"is now {args.status}",
-    )
+    ctx = _context(args)
+    number = _number(args.number)
+    changed = actions.set_status(ctx, number, args.status, "admin:cli")
+    return _done(ctx, number, changed, f"is now {args.status}")
 
 
 def _tickets_priority(args: argparse.Namespace) -> int:
-    from mailgate import tickets
+    from mailgate import actions
 
-    return _change(
-        args,
-        lambda ctx, t, ch: tickets.set_priority(t, args.priority, ch, actor="admin:cli"),
-        f"has priority {args.priority}",
-    )
+    ctx = _context(args)
+    number = _number(args.number)
+    changed = actions.set_priority(ctx, number, args.priority, "admin:cli")
+    return _done(ctx, number, changed, f"has priority {args.priority}")
+
+
+def _tickets_team(args: argparse.Namespace) -> int:
+    from mailgate import actions
+
+    ctx = _context(args)
+    number = _number(args.number)
+    actions.set_team(ctx, number, args.team, "admin:cli")
+    return _done(ctx, number, True, f"is now with team {args.team}")
+
+
+def _text_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--text", help="the text")
+    group.add_argument("--file", help="read the text from a file ('-' for stdin)")
+
+
+def _text(args: argparse.Namespace) -> str:
+    if args.text is not None:
+        return str(args.text)
+    if args.file == "-":
+        return sys.stdin.read()
+    try:
+        return Path(args.file).read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+
+
+def _tickets_reply(args: argparse.Namespace) -> int:
+    from mailgate import actions
+
+    ctx = _context(args)
+    number = _number(args.number)
+    actions.reply(ctx, number, args.agent, _text(args))
+    return _done(ctx, number, True, "reply queued for the customer")
+
+
+def _tickets_note(args: argparse.Namespace) -> int:
+    from mailgate import actions
+
+    ctx = _context(args)
+    number = _number(args.number)
+    actions.note(ctx, number, args.agent, _text(args))
+    return _done(ctx, number, True, "note added")
+
+
+def _tickets_merge(args: argparse.Namespace) -> int:
+    from mailgate import actions
+
+    ctx = _context(args)
+    source, target = _number(args.source), _number(args.target)
+    actions.merge(ctx, source, target, "admin:cli")
+    return _done(ctx, source, True, f"merged into #{target}")
+
+
+def _agents_list(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    rows = queries.agents(ctx.config)
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(
+            rows,
+            [
+                ("key", "AGENT"),
+                ("name", "NAME"),
+                ("role", "ROLE"),
+                ("emails", "ADDRESSES"),
+                ("teams", "TEAMS"),
+                ("open_tickets", "OPEN"),
+            ],
+        )
+    return EX_OK
+
+
+def _teams_list(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    rows = queries.teams(ctx.config)
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(
+            rows,
+            [
+                ("key", "TEAM"),
+                ("name", "NAME"),
+                ("address", "ADDRESS"),
+                ("members", "MEMBERS"),
+                ("assignment", "ASSIGNMENT"),
+                ("escalation", "ESCALATION"),
+                ("queue", "UNASSIGNED"),
+                ("open_tickets", "OPEN"),
+            ],
+        )
+    return EX_OK
 
 
 def _quarantine_list(args: argparse.Namespace) -> int:

@@ -125,6 +125,39 @@ class Agent:
     name: str
     emails: tuple[str, ...]
     role: Literal["agent", "admin"] = "agent"
+    # For mail submitted through the listener with SMTP AUTH (over TLS): login is the key.
+    smtp_password_env: str = ""
+    smtp_password_file: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """A routing rule: every condition given must match; first matching rule wins."""
+
+    name: str
+    mailbox: str = ""
+    to: tuple[str, ...] = ()
+    sender: tuple[str, ...] = ()
+    subject: tuple[str, ...] = ()
+    body: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()
+    team: str = ""
+    priority: Literal["", "low", "normal", "high", "emergency"] = ""
+    category: str = ""
+    tags: tuple[str, ...] = ()
+    assignee: str = ""
+
+
+@dataclass(frozen=True)
+class Security:
+    # authserv-ids of our own receiving servers: only their Authentication-Results count.
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentMail:
+    # Keep the agent's signature in replies relayed to the customer (quotes are always cut).
+    keep_signature: bool = True
 
 
 @dataclass(frozen=True)
@@ -222,6 +255,9 @@ class Config:
     listener: Listener = field(default_factory=Listener)
     imap: tuple[ImapAccount, ...] = ()
     jobs: Jobs = field(default_factory=Jobs)
+    routes: tuple[Route, ...] = ()
+    security: Security = field(default_factory=Security)
+    agent_mail: AgentMail = field(default_factory=AgentMail)
 
     # --- lookups used all over the core -------------------------------------------------
 
@@ -246,6 +282,12 @@ class Config:
 
     def agent_for(self, address: str) -> Agent | None:
         return self._agents_by_email.get(address.lower())
+
+    def agent(self, key: str) -> Agent | None:
+        for agent in self.agents:
+            if agent.key == key:
+                return agent
+        return None
 
     def team(self, key: str) -> Team | None:
         for team in self.teams:
@@ -290,7 +332,13 @@ def parse_rate(text: str) -> tuple[int, int]:
 # --- loading ----------------------------------------------------------------------------
 
 # TOML spells lists of tables in the singular ([[mailbox]]); the dataclass field is plural.
-_TABLE_ARRAYS = {"mailbox": "mailboxes", "team": "teams", "agent": "agents", "imap": "imap"}
+_TABLE_ARRAYS = {
+    "mailbox": "mailboxes",
+    "team": "teams",
+    "agent": "agents",
+    "imap": "imap",
+    "route": "routes",
+}
 _SECRET_KEYS = {"password", "secret", "secret_key", "token", "client_secret", "refresh_token"}
 
 
@@ -460,12 +508,38 @@ def _check_references(config: Config, path: Path) -> None:
     if smtp.username and not (smtp.password_env or smtp.password_file):
         fail("outbound.smtp.password_env", "a username needs password_env or password_file")
     listener = config.listener
+    for i, agent in enumerate(config.agents):
+        if (agent.smtp_password_env or agent.smtp_password_file) and not listener.tls_cert:
+            fail(
+                f"agent[{i}].smtp_password_env",
+                "SMTP AUTH for agents needs STARTTLS: set listener.tls_cert and listener.tls_key",
+            )
     if bool(listener.tls_cert) != bool(listener.tls_key):
         fail("listener.tls_key", "tls_cert and tls_key go together")
     if listener.require_tls and not listener.tls_cert:
         fail("listener.require_tls", "needs tls_cert and tls_key")
     if not (0 < listener.port < 65536):
         fail("listener.port", f"{listener.port} is not a port number")
+    for i, route in enumerate(config.routes):
+        where = f"route[{i}]"
+        if route.mailbox and route.mailbox not in seen_boxes:
+            fail(f"{where}.mailbox", f"no [[mailbox]] named {route.mailbox!r}")
+        if route.team and route.team not in team_keys:
+            fail(f"{where}.team", f"no [[team]] with key {route.team!r}")
+        if route.assignee and route.assignee not in agent_keys:
+            fail(f"{where}.assignee", f"no [[agent]] with key {route.assignee!r}")
+        for j, header in enumerate(route.header):
+            if ":" not in header:
+                fail(f"{where}.header[{j}]", "write it as 'Header-Name: text'")
+        if not any(
+            (route.to, route.sender, route.subject, route.body, route.header, route.mailbox)
+        ):
+            fail(where, "a route needs at least one condition (to, sender, subject, body, header)")
+        if not any((route.team, route.priority, route.category, route.tags, route.assignee)):
+            fail(
+                where,
+                "a route needs at least one action (team, priority, category, tags, assignee)",
+            )
     names: set[str] = set()
     for i, account in enumerate(config.imap):
         where = f"imap[{i}]"

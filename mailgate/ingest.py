@@ -30,8 +30,8 @@ from typing import Any
 
 import peewee as pw
 
+from mailgate import agents, notify, routing, sql, tickets
 from mailgate import models as m
-from mailgate import notify, sql, tickets
 from mailgate.config import Mailbox
 from mailgate.context import Context
 from mailgate.errors import TemporaryFailure, UsageError
@@ -311,6 +311,10 @@ class Plan:
     decision: str = "ignore"
     reason: str = ""
     trace: list[str] = field(default_factory=list)
+    identity: agents.Identity | None = None
+    request: agents.AgentMail | None = None
+    routed: routing.Routed | None = None
+    recipients: tuple[str, ...] = ()
 
 
 def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str = "") -> Plan:
@@ -346,9 +350,23 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     found = tickets.find_ticket(mail, config, envelope.rcpt_tos)
     result.found = found
     result.trace.extend(found.trace)
+    result.recipients = (*envelope.rcpt_tos, *(a.email for a in mail.recipients))
     role = tickets.sender_role(found.ticket, sender.email, config)
     result.role = role
-    if found.ticket is None:
+    if role == "agent" and found.ticket is not None and verdict.kind == "person":
+        identity = agents.identify(
+            ctx, mail, found.ticket, result.recipients, envelope.authenticated_as
+        )
+        result.identity = identity
+        if identity is not None and identity.verified:
+            result.trace.append(f"sender is agent {identity.agent.key}: authentic ({identity.how})")
+            result.request = agents.read_mail(ctx, found.ticket, identity, mail, result.recipients)
+        elif identity is not None:
+            result.trace.append(
+                f"sender claims to be agent {identity.agent.key} but is unverified ({identity.how})"
+                " → stored as an external message, nothing relayed, no command run"
+            )
+    elif found.ticket is None:
         result.trace.append(
             f"sender {sender.email} {'is an agent' if role == 'agent' else 'becomes the requester'}"
         )
@@ -367,6 +385,9 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     decision, why = tickets.decide(found.ticket, role, verdict.kind, config, m.utcnow())
     result.decision, result.reason = decision, why
     result.trace.append(why)
+    if decision in ("create", "follow_up"):
+        result.routed = routing.route(config, box, mail, result.recipients)
+        result.trace.append(result.routed.describe())
     return result
 
 
@@ -425,10 +446,7 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
     elif p.decision == "create":
         assert p.sender is not None
         actor = _actor(p)
-        ticket = tickets.create_ticket(
-            mail, p.mailbox, config, changes, actor=actor, requester=p.sender
-        )
-        tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
+        ticket = _new_ticket(ctx, p, changes, actor)
         kind = tickets.message_kind("requester", p.verdict.kind)
         message = _store_message(ctx, ticket, receipt, p, kind=kind, text=mail.text, touch=False)
         changes.add(tickets.Change(ticket, "message", actor, new="customer", message=message))
@@ -437,10 +455,7 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
         assert p.sender is not None and p.found is not None and p.found.ticket is not None
         actor = _actor(p)
         old = p.found.ticket
-        ticket = tickets.create_ticket(
-            mail, p.mailbox, config, changes, actor=actor, requester=p.sender
-        )
-        tickets.add_collaborators(ticket, mail.recipients, config, changes, actor=actor)
+        ticket = _new_ticket(ctx, p, changes, actor)
         tickets.link(ticket, old, changes, actor=actor)
         message = _store_message(
             ctx, ticket, receipt, p, kind="customer", text=_visible(mail), touch=False
@@ -451,9 +466,28 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
         assert p.found is not None and p.found.ticket is not None
         actor = _actor(p)
         ticket = tickets.lock(p.found.ticket)
-        kind = tickets.message_kind(p.role, p.verdict.kind)
-        message = _store_message(ctx, ticket, receipt, p, kind=kind, text=_visible(mail))
-        changes.add(tickets.Change(ticket, "message", actor, new=kind, message=message))
+        if p.identity is not None and p.request is not None:
+            kind = agents.message_kind(p.request)
+            message = _store_message(
+                ctx, ticket, receipt, p, kind=kind, text=p.request.text, verified=True
+            )
+            changes.add(tickets.Change(ticket, "message", actor, new=kind, message=message))
+            agents.handle_mail(ctx, ticket, p.identity, p.request, message, changes, p.trace)
+            sql.run("UPDATE message SET trace = ? WHERE id = ?", sql.js(p.trace), message.id)
+            kind = "agent"
+        elif p.identity is not None:
+            kind = "external"
+            message = _store_message(ctx, ticket, receipt, p, kind=kind, text=_visible(mail))
+            changes.add(tickets.Change(ticket, "message", actor, new=kind, message=message))
+            changes.add(
+                tickets.Change(
+                    ticket, "unverified_agent_mail", actor, message=message, detail=p.identity.how
+                )
+            )
+        else:
+            kind = tickets.message_kind(p.role, p.verdict.kind)
+            message = _store_message(ctx, ticket, receipt, p, kind=kind, text=_visible(mail))
+            changes.add(tickets.Change(ticket, "message", actor, new=kind, message=message))
         if p.decision == "reopen":
             tickets.reopen(ticket, changes, actor=actor, message=message)
             action = "reopened"
@@ -492,9 +526,42 @@ class _Quarantine(Exception):
 
 def _actor(p: Plan) -> str:
     assert p.sender is not None
+    if p.identity is not None and p.identity.verified:
+        return p.identity.actor
+    if p.identity is not None:
+        return f"unverified:{p.sender.email}"
     if p.role == "agent":
         return f"agent:{p.sender.email}"
     return f"customer:{p.sender.email}"
+
+
+def _new_ticket(ctx: Context, p: Plan, changes: tickets.Changes, actor: str) -> m.Ticket:
+    """Create the ticket where routing sends it; Cc'd people join; the team may auto-assign."""
+    assert p.sender is not None
+    config = ctx.config
+    routed = p.routed or routing.route(config, p.mailbox, p.mail, p.recipients)
+    ticket = tickets.create_ticket(
+        p.mail,
+        p.mailbox,
+        config,
+        changes,
+        actor=actor,
+        requester=p.sender,
+        team_key=routed.team,
+        priority=routed.priority,
+        category=routed.category,
+        tags=routed.tags,
+    )
+    tickets.add_collaborators(ticket, p.mail.recipients, config, changes, actor=actor)
+    if routed.assignee:
+        tickets.assign(
+            ticket, routed.assignee, config, changes, actor=f"system:route:{routed.rule}"
+        )
+    elif routed.team:
+        pick = routing.pick_agent(config, routed.team)
+        if pick:
+            tickets.assign(ticket, pick, config, changes, actor="system:auto-assign")
+    return ticket
 
 
 def _visible(mail: ParsedMail) -> str:
@@ -510,6 +577,7 @@ def _store_message(
     kind: str,
     text: str,
     touch: bool = True,
+    verified: bool = False,
 ) -> m.Message:
     mail = p.mail
     message = tickets.add_message(
@@ -529,6 +597,7 @@ def _store_message(
         trace=p.trace,
         receipt=receipt,
         touch=touch,
+        verified=verified,
     )
     sql.insert_many(
         "attachment",

@@ -57,6 +57,9 @@ log = logging.getLogger("mailgate.notify")
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CUSTOMER_FACING = ("acknowledgement", "agent_reply", "resolution", "closed")
+_STAFF_KINDS = ("assignment", "customer_reply", "reopened", "command_error")
+# Every template set: the configurable notices, and the answer to commands not understood.
+TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error")
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 
 
@@ -147,6 +150,7 @@ class Intent:
     # The agent it goes to: gets a reply address signed for them and this ticket.
     for_agent: m.Agent | None = None
     people: People | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -272,7 +276,7 @@ def _intents(
         )
     status = kinds.get("status")
     if status is not None and status.new == "resolved" and on.resolution:
-        resolution = kinds.get("resolution_text")
+        resolution = kinds.get("resolution")
         intents.append(
             Intent(
                 "resolution",
@@ -283,6 +287,21 @@ def _intents(
                 message=resolution.message if resolution else None,
             )
         )
+    if "command_error" in kinds:
+        change = kinds["command_error"]
+        agent = _agent_of(change.actor)
+        if agent is not None:
+            intents.append(
+                Intent(
+                    "command_error",
+                    ticket,
+                    [],
+                    agent=agent,
+                    for_agent=agent,
+                    message=change.message,
+                    detail=change.detail,
+                )
+            )
     if status is not None and status.new == "closed" and on.closed:
         intents.append(Intent("closed", ticket, [requester], agent=_agent_of(status.actor)))
     for intent in intents:
@@ -415,7 +434,7 @@ def prepare(
         reply_address = tokens.reply_address(box.address, ticket.number, token)
     rendered = render(config, box, intent.kind, variables_for(ctx, intent, box, reply_address))
     in_reply_to, references = thread if thread is not None else _thread(ticket, mail)
-    if intent.message is not None and intent.message.direction == "in":
+    if intent.message is not None and intent.message.kind in ("customer", "external"):
         in_reply_to = intent.message.message_id
     subject = rendered.subject
     foreign = [t for t in (ticket.foreign_tags or []) if t not in subject]
@@ -736,10 +755,10 @@ def _thread(ticket: m.Ticket, mail: ParsedMail | None) -> tuple[str, tuple[str, 
         " ORDER BY id DESC LIMIT 3",
         ticket.id,
     )
+    # The customer's latest mail is what every notice answers (it is stored already when
+    # the notice comes from it); the first one roots the conversation.
     chain = [str(r[0]) for r in first] + [str(r[0]) for r in reversed(latest)]
-    answered = mail.message_id if mail is not None else (chain[-1] if chain else "")
-    if answered:
-        chain.append(answered)
+    answered = chain[-1] if chain else ""
     return answered, compose.trim_references(chain)
 
 
@@ -784,6 +803,7 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
             else None
         ),
         "previous_status": intent.previous_status,
+        "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
         "reply_address": reply_address,
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,
@@ -885,7 +905,7 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         },
         "requester": {"name": "Carla Customer", "email": "carla@customer.example"},
         "agent": agent_vars,
-        "recipient": agent_vars if kind in ("assignment", "customer_reply", "reopened") else None,
+        "recipient": agent_vars if kind in _STAFF_KINDS else None,
         "team": {"name": team.name, "address": team.address} if team else None,
         "message": {
             "from": "Carla Customer <carla@customer.example>",
@@ -894,6 +914,7 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
             "date": dt.datetime(2026, 11, 22, 8, 0),
         },
         "previous_status": "resolved",
+        "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
         "reply_address": tokens.reply_address(box.address, 482913),
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,
@@ -915,7 +936,7 @@ def check_templates(config: Config) -> list[TemplateProblem]:
             continue
         chain = search_path(config, box)
         env = _environment(chain[chain.index(directory) :] if directory in chain else (directory,))
-        for kind in NOTICE_KINDS:
+        for kind in TEMPLATE_KINDS:
             for name in TEMPLATE_FILES:
                 path = Path(directory) / kind / name
                 if not path.is_file():
@@ -958,8 +979,8 @@ def _check_one(
 
 def preview(ctx: Context, kind: str, number: int | None) -> bytes:
     """The complete message ``kind`` would send for ticket ``number`` (a sample without one)."""
-    if kind not in NOTICE_KINDS:
-        raise UsageError(f"no notice {kind!r}; one of {', '.join(NOTICE_KINDS)}")
+    if kind not in TEMPLATE_KINDS:
+        raise UsageError(f"no notice {kind!r}; one of {', '.join(TEMPLATE_KINDS)}")
     config = ctx.config
     if number is None:
         box = config.mailboxes[0]
@@ -981,7 +1002,7 @@ def preview(ctx: Context, kind: str, number: int | None) -> bytes:
     if ticket is None:
         raise UsageError(f"no ticket #{number}")
     people = people_of(ticket)
-    staff = kind in ("assignment", "customer_reply", "reopened")
+    staff = kind in _STAFF_KINDS
     recipient = people.assignee
     if staff and recipient is None:
         first = sql.value("SELECT key FROM agent WHERE active = ? ORDER BY id LIMIT 1", True)

@@ -12,6 +12,7 @@ from typing import Any
 import peewee as pw
 
 from mailgate import models as m
+from mailgate import sql
 from mailgate.config import STATUSES, Config
 from mailgate.errors import UsageError
 from mailgate.mail.subject import format_tag
@@ -200,4 +201,54 @@ def outbox(status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
             "last_error": i.last_error,
         }
         for i in query
+    ]
+
+
+def _open_counts(column: str) -> dict[int, int]:
+    rows = sql.rows(
+        f"SELECT {column}, COUNT(*) FROM ticket WHERE status IN ('new', 'open', 'pending')"
+        f" AND merged_into_id IS NULL AND {column} IS NOT NULL GROUP BY {column}"
+    )
+    return {int(k): int(v) for k, v in rows}
+
+
+def agents(config: Config) -> list[dict[str, Any]]:
+    ids = {a.key: a.id for a in m.Agent.select(m.Agent.key, m.Agent.id)}
+    counts = _open_counts("assignee_id")
+    return [
+        {
+            "key": agent.key,
+            "name": agent.name,
+            "role": agent.role,
+            "emails": list(agent.emails),
+            "teams": [t.key for t in config.teams if agent.key in t.members],
+            "open_tickets": counts.get(ids.get(agent.key, -1), 0),
+        }
+        for agent in config.agents
+    ]
+
+
+def teams(config: Config) -> list[dict[str, Any]]:
+    ids = {t.key: t.id for t in m.Team.select(m.Team.key, m.Team.id)}
+    counts = _open_counts("team_id")
+    queue = {
+        int(k): int(v)
+        for k, v in sql.rows(
+            "SELECT team_id, COUNT(*) FROM ticket WHERE status IN ('new', 'open', 'pending')"
+            " AND assignee_id IS NULL AND merged_into_id IS NULL AND team_id IS NOT NULL"
+            " GROUP BY team_id"
+        )
+    }
+    return [
+        {
+            "key": team.key,
+            "name": team.name,
+            "address": team.address,
+            "members": list(team.members),
+            "assignment": team.assignment,
+            "escalation": team.escalation,
+            "open_tickets": counts.get(ids.get(team.key, -1), 0),
+            "queue": queue.get(ids.get(team.key, -1), 0),
+        }
+        for team in config.teams
     ]

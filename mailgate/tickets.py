@@ -24,6 +24,7 @@ from mailgate import sql
 from mailgate.config import PRIORITIES, STATUSES, Config, Mailbox, base_address
 from mailgate.errors import UsageError
 from mailgate.mail import subject as subjects
+from mailgate.mail import tokens
 from mailgate.mail.parse import Address, ParsedMail
 
 Role = Literal["requester", "collaborator", "agent", "unknown"]
@@ -122,7 +123,7 @@ def find_ticket(mail: ParsedMail, config: Config, envelope_recipients: Sequence[
         [*envelope_recipients, *(a.email for a in mail.recipients)], config
     )
     if number is not None:
-        ticket = _by_number(number)
+        ticket = by_number(number)
         if ticket is not None:
             trace.append(f"reply address carries {tag(config, number)}")
             return _follow_merges(Found(ticket, "reply-address", tuple(trace)))
@@ -139,7 +140,7 @@ def find_ticket(mail: ParsedMail, config: Config, envelope_recipients: Sequence[
         trace.append(f"none of {len(ids)} referenced Message-IDs is known")
     number = subjects.find_tag(mail.subject, config.gateway.ticket_prefix)
     if number is not None:
-        ticket = _by_number(number)
+        ticket = by_number(number)
         if ticket is not None:
             trace.append(f"subject tag {tag(config, number)} matched")
             return _follow_merges(Found(ticket, "subject-tag", tuple(trace)))
@@ -149,14 +150,14 @@ def find_ticket(mail: ParsedMail, config: Config, envelope_recipients: Sequence[
 
 
 def _number_from_reply_address(addresses: Iterable[str], config: Config) -> int | None:
+    """The ticket number of a plus-address of ours: ``support+482913[-token]@``, ``+note-…``."""
     for address in addresses:
         local, at, domain = address.lower().rpartition("@")
-        name, plus, detail = local.partition("+")
-        if not (at and plus) or config.mailbox_for([f"{name}@{domain}"]) is None:
+        if not at or config.mailbox_for([f"{local.split('+', 1)[0]}@{domain}"]) is None:
             continue
-        digits = detail.split("-", 1)[0]
-        if digits.isdigit() and len(digits) <= 18:
-            return int(digits)
+        detail = tokens.parse_detail(local)
+        if detail is not None:
+            return detail.number
     return None
 
 
@@ -208,7 +209,7 @@ def by_id(ticket_id: int) -> m.Ticket:
     return ticket
 
 
-def _by_number(number: int) -> m.Ticket | None:
+def by_number(number: int) -> m.Ticket | None:
     return _ticket(sql.one(f"{_TICKET_SELECT} WHERE number = ?", number))
 
 
@@ -422,24 +423,30 @@ def create_ticket(
     *,
     actor: str,
     requester: Address | None = None,
+    team_key: str | None = None,
+    priority: str | None = None,
+    category: str = "",
+    tags: Sequence[str] = (),
 ) -> m.Ticket:
+    """A new ticket in status new; team and priority default to the mailbox's."""
     requester = requester or mail.sender
     if requester is None:
         raise ValueError("a ticket needs a requester")
     now = m.utcnow()
     person = contact(requester)
-    team = team_row(mailbox.team, config)
+    team = team_row(mailbox.team if team_key is None else team_key, config)
     prefix = config.gateway.ticket_prefix
     ticket = m.Ticket(
         number=new_ticket_number(config),
         subject=subjects.clean_subject(mail.subject, prefix)[:1000],
         status="new",
-        priority=mailbox.priority,
+        priority=priority or mailbox.priority,
         mailbox=mailbox.name,
         team=team.id if team else None,
         assignee=None,
         requester=person.id,
-        category="",
+        category=category,
+        tags=list(tags),
         merged_into=None,
         foreign_tags=subjects.foreign_tags(mail.subject, prefix),
         created_at=now,
@@ -451,13 +458,15 @@ def create_ticket(
     ticket.id = sql.insert(
         "INSERT INTO ticket (number, subject, status, priority, mailbox, team_id, requester_id,"
         " category, tags, foreign_tags, created_at, updated_at)"
-        " VALUES (?, ?, 'new', ?, ?, ?, ?, '', '[]', ?, ?, ?)",
+        " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ticket.number,
         ticket.subject,
         ticket.priority,
         ticket.mailbox,
         ticket.team_id,
         person.id,
+        category,
+        sql.js(list(tags)),
         sql.js(ticket.foreign_tags),
         sql.ts(now),
         sql.ts(now),

@@ -335,8 +335,9 @@ def test_a_reply_to_a_merged_ticket_lands_on_the_target(ctx: Context) -> None:
     first = ingest(ctx, first_raw, source="smtp")
     second = ingest(ctx, compose(subject="Banking app down too"), source="smtp")
     with m.write_transaction(), tickets.Changes() as changes:
-        tickets.merge(queries.ticket(first.ticket), queries.ticket(second.ticket), changes,
-                      actor="admin:cli")
+        tickets.merge(
+            queries.ticket(first.ticket), queries.ticket(second.ticket), changes, actor="admin:cli"
+        )
     outcome = ingest(
         ctx, reply_to(first_raw, sender="carla@customer.example", body="more info"), source="smtp"
     )
@@ -348,17 +349,21 @@ def test_a_reply_to_a_merged_ticket_lands_on_the_target(ctx: Context) -> None:
     assert any(f"#{first.ticket} was merged into #{second.ticket}" in line for line in by_tag.trace)
 
 
-def test_mail_from_an_agent_address_is_recorded_as_an_agent_message(ctx: Context) -> None:
+def test_a_forged_agent_from_header_is_an_unverified_external_message(ctx: Context) -> None:
     original = compose()
     created = ingest(ctx, original, source="smtp")
     raw = compose(
         sender="Alice Smith <alice@example.org>",
         subject=f"Re: [EB#{created.ticket}] x",
-        body="We are looking into it.",
+        body="#status resolved\nWe are looking into it.",
     )
     outcome = ingest(ctx, raw, source="smtp")
     assert outcome.action == "appended"
-    assert inbound(show(ctx, created.ticket))[-1]["kind"] == "agent"
+    detail = show(ctx, created.ticket)
+    last = inbound(detail)[-1]
+    assert (last["kind"], last["verified"]) == ("external", False)
+    assert detail["status"] == "new"  # no command ran
+    assert "unverified_agent_mail" in [e["kind"] for e in detail["events"]]
 
 
 def test_customer_reply_moves_a_pending_ticket_back_to_open(ctx: Context) -> None:

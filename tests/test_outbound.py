@@ -289,8 +289,9 @@ def test_collaborators_get_one_mail_with_the_real_to_and_cc(
         from mailgate import notify
 
         with tickets.Changes() as changes:
-            tickets.set_status(queries.ticket(created.ticket), "resolved", changes,
-                               actor="admin:cli")
+            tickets.set_status(
+                queries.ticket(created.ticket), "resolved", changes, actor="admin:cli"
+            )
             notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
     deliver(smtp_ctx)
     (resolution,) = [r for r in relay.received if "Resolved" in str(r.message["Subject"])]
