@@ -46,7 +46,9 @@ from mailgate.logs import event, redact
 log = logging.getLogger("mailgate.imap")
 
 PROCESSED_KEYWORD = "$MailgateProcessed"
-IDLE_RENEW_SECONDS = 10 * 60
+# RFC 2177 allows 29 minutes; a shorter renewal also notices a dead connection sooner
+# (idle_check() cannot tell one from silence) and sweeps for anything missed.
+IDLE_RENEW_SECONDS = 5 * 60
 _MAX_BACKOFF = 300.0
 
 
@@ -272,9 +274,17 @@ class Poller(threading.Thread):
         """Wait in IDLE until the server reports mail, the renew time, or stop."""
         client = self.client
         assert client is not None
+        # Mail that arrived while we were fetching is announced in the answer to a command,
+        # not during IDLE: ask once more right before idling, and look at what the server
+        # said while IDLE was starting.
+        _, responses = client.noop()
+        if any(_is_new_mail(r) for r in responses):
+            return
         client.idle()
         deadline = time.monotonic() + IDLE_RENEW_SECONDS
         try:
+            if _announced_while_starting(client):
+                return
             while not self.stopping.is_set() and time.monotonic() < deadline:
                 responses = client.idle_check(timeout=1)
                 if any(_is_new_mail(r) for r in responses):
@@ -369,6 +379,18 @@ class Poller(threading.Thread):
             client.uid_expunge([uid])
         else:
             client.expunge()
+
+
+def _announced_while_starting(client: imapclient.IMAPClient) -> bool:
+    """EXISTS/RECENT that imaplib filed away while the IDLE command was being answered."""
+    pending = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    if not isinstance(pending, dict):
+        return False
+    found = False
+    for key in ("EXISTS", "RECENT"):
+        if pending.pop(key, None):
+            found = True
+    return found
 
 
 def _is_new_mail(response: Any) -> bool:

@@ -1,0 +1,264 @@
+"""Benchmark: mail through the SMTP listener and the IMAP poller, and IDLE latency.
+
+    python bench/transports.py [--count 1000]
+
+All in one run, each next to its reference (shared machines are noisy):
+
+* ``ingest()`` called directly (the ceiling for any transport);
+* a bare aiosmtpd server that only answers 250, and ``mailgate serve``'s listener,
+  both in their own process, fed by the same client: one SMTP connection per mail
+  (as MTAs mostly deliver) from 4 client threads;
+* the IMAP poller draining a Dovecot folder of the same mails;
+* latency from an IMAP APPEND to the committed ticket with IDLE (50 mails, one at a time).
+
+Needs Dovecot (``apt-get install dovecot-imapd``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus import corpus
+from bench.ingest import fresh
+from mailgate import models
+from mailgate.ingest import ingest
+from tests.dovecot import Dovecot, dovecot_binary
+from tests.relay import free_port
+from tests.support import to_toml
+
+CLIENT_THREADS = 4
+
+BARE_SERVER = textwrap.dedent("""
+    import asyncio, sys
+    from aiosmtpd.smtp import SMTP
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(Handler(), data_size_limit=50 * 2**20, enable_SMTPUTF8=True,
+                         hostname="bare"), "127.0.0.1", int(sys.argv[1]))
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+    asyncio.run(main())
+""")
+
+
+def blast(port: int, mails: list[bytes]) -> float:
+    """Send every mail on its own connection from a few threads; returns mails per second."""
+    queue = list(reversed(mails))
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                raw = queue.pop()
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+                    client.sendmail("sender@customer.example", ["support@example.org"], raw)
+            except (OSError, smtplib.SMTPException) as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(CLIENT_THREADS)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        print(f"  ! {len(failures)} sends failed, e.g. {failures[0]}")
+    return len(mails) / elapsed
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=2) as probe:
+                probe.noop()
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError("server exited") from None
+            time.sleep(0.05)
+    raise RuntimeError("server did not listen")
+
+
+def gateway_config(root: Path, port: int, imap: dict[str, object] | None = None) -> Path:
+    data: dict[str, object] = {
+        "gateway": {
+            "name": "Bench",
+            "domain": "helpdesk.example.org",
+            "ticket_prefix": "EB",
+            "secret_key_file": str(root / "secret.key"),
+        },
+        "storage": {"blob_dir": str(root / "blobs")},
+        "database": {"url": f"sqlite:///{root / 'mailgate.db'}"},
+        "outbound": {
+            "transport": "maildir",
+            "maildir": str(root / "sent"),
+            "limits": {"overall": ["50000/1h"]},
+        },
+        "listener": {"port": port},
+        "jobs": {"outbox_seconds": 3600},
+        "mailbox": [{"name": "support", "address": "support@example.org", "team": "level1"}],
+        "team": [{"key": "level1", "name": "Level 1", "members": ["alice"]}],
+        "agent": [{"key": "alice", "name": "Alice", "emails": ["alice@example.org"]}],
+    }
+    if imap:
+        data["imap"] = [imap]
+    path = root / "mailgate.toml"
+    path.write_text(to_toml(data))
+    subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(path), "db", "upgrade"],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def serve(path: Path, *flags: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailgate", "--config", str(path), "serve", *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=(path.parent / "serve.log").open("wb"),
+    )
+
+
+def count_receipts(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path.parent / "mailgate.db") as conn:
+        return int(
+            conn.execute("SELECT COUNT(*) FROM receipt WHERE status = 'processed'").fetchone()[0]
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=1000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+    mails = corpus(args.count, seed=21)
+    print(f"corpus: {len(mails)} realistic mails ({sum(map(len, mails)) / 2**20:.1f} MiB)\n")
+
+    ctx = fresh(work / "direct")
+    started = time.perf_counter()
+    for raw in mails:
+        ingest(ctx, raw, source="bench")
+    direct = len(mails) / (time.perf_counter() - started)
+    models.db.close()
+    print(f"  ingest() called directly                    {direct:8.0f} mails/s")
+
+    port = free_port()
+    bare = subprocess.Popen(
+        [sys.executable, "-c", BARE_SERVER, str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_listening(port, bare)
+        bare_rate = blast(port, mails)
+    finally:
+        bare.terminate()
+        bare.wait()
+    print(f"  bare aiosmtpd, answers 250 only             {bare_rate:8.0f} mails/s")
+
+    root = work / "listener"
+    root.mkdir()
+    port = free_port()
+    path = gateway_config(root, port)
+    server = serve(path, "--no-imap")
+    try:
+        wait_listening(port, server)
+        listener_rate = blast(port, mails)
+    finally:
+        server.terminate()
+        server.wait()
+    stored = count_receipts(path)
+    print(
+        f"  mailgate serve, SMTP listener               {listener_rate:8.0f} mails/s"
+        f"  ({stored} stored)"
+    )
+    print(f"  → listener / bare aiosmtpd = {listener_rate / bare_rate:.2f}  (target ≥ 0.80)")
+    print(f"  → listener / ingest() direct = {listener_rate / direct:.2f}\n")
+
+    binary = dovecot_binary()
+    if binary is None:
+        print("Dovecot is not installed: IMAP figures skipped")
+        return
+    dovecot = Dovecot(binary)
+    try:
+        user = dovecot.add_user()
+        client = user.client()
+        for raw in mails:
+            client.append("INBOX", raw)
+        client.logout()
+        root = work / "imap"
+        root.mkdir()
+        secret = root / "imap.password"
+        secret.write_text(user.password)
+        imap = {
+            "name": "bench",
+            "mailbox": "support",
+            "host": user.host,
+            "port": user.port,
+            "security": "none",
+            "user": user.user,
+            "password_file": str(secret),
+            "batch_size": 100,
+        }
+        path = gateway_config(root, free_port(), imap)
+        started = time.perf_counter()
+        server = serve(path, "--no-smtp")
+        try:
+            while count_receipts(path) < len(mails):
+                time.sleep(0.05)
+            imap_rate = len(mails) / (time.perf_counter() - started)
+            print(
+                f"  IMAP poller draining Dovecot                {imap_rate:8.0f} mails/s"
+                "  (start-up included)"
+            )
+            print(f"  → IMAP poller / ingest() direct = {imap_rate / direct:.2f}")
+            latencies = []
+            for i, raw in enumerate(corpus(50, seed=33)):
+                before = count_receipts(path)
+                sent = time.perf_counter()
+                user.append(raw)
+                while count_receipts(path) == before:
+                    time.sleep(0.002)
+                latencies.append(time.perf_counter() - sent)
+                del i
+            latencies.sort()
+            p95 = latencies[int(len(latencies) * 0.95) - 1]
+            print(
+                f"  IMAP APPEND → ticket committed, with IDLE  p50 {statistics.median(latencies) * 1000:.0f} ms,"
+                f" p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms  (target p95 < 1 s)"
+            )
+        finally:
+            server.terminate()
+            server.wait()
+    finally:
+        dovecot.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
