@@ -26,7 +26,6 @@ import hmac
 import logging
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -324,10 +323,6 @@ def _redacted_url(url: str) -> str:
 
 
 def serve(ctx: Context, *, smtp: bool = True, imap: bool = True) -> int:
-    # The event loop answers SMTP commands between the database thread's work; with
-    # the default 5 ms GIL switch interval every answer can wait that long (measured:
-    # the listener ran at a third of its speed).
-    sys.setswitchinterval(0.0005)
     return asyncio.run(Gateway(ctx, smtp=smtp, imap=imap).run())
 
 
