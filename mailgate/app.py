@@ -298,8 +298,10 @@ class _ImapSink:
         result: tuple[int, int] = self.gateway.in_db(ledger.position, account.name)
         return result
 
-    def record(self, account: ImapAccount, uidvalidity: int, uid: int, result: str) -> None:
-        self.gateway.in_db(ledger.record, account.name, uidvalidity, uid, result)
+    def record(
+        self, account: ImapAccount, uidvalidity: int, uid: int, counts: dict[str, int]
+    ) -> None:
+        self.gateway.in_db(ledger.record, account.name, uidvalidity, uid, counts)
 
     def note(self, account: ImapAccount, text: str) -> None:
         self.gateway.in_db(ledger.note, account.name, text)

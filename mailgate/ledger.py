@@ -37,19 +37,26 @@ def position(name: str) -> tuple[int, int]:
     return (0, 0) if row is None else (int(row.uidvalidity), int(row.last_uid))
 
 
-def record(name: str, uidvalidity: int, uid: int, result: str) -> None:
-    column = _COLUMN.get(result, "ingested")
+def record(name: str, uidvalidity: int, uid: int, counts: dict[str, int]) -> None:
+    """Count outcomes by action ('failed' for mail not stored) and move the last UID to ``uid``.
+
+    ``uid`` 0 means no progress: failed mail stays on the server and is fetched again.
+    """
     with m.write_transaction():
         row = _row(name)
-        fields: dict[str, Any] = {
-            "uidvalidity": uidvalidity,
-            "fetched": m.ImapState.fetched + 1,
-            column: getattr(m.ImapState, column) + 1,
-            "updated_at": m.utcnow(),
-        }
-        # A failed mail stays on the server and is fetched again: no progress for it.
-        if result != "failed" and (uidvalidity != row.uidvalidity or uid > row.last_uid):
+        fields: dict[str, Any] = {"updated_at": m.utcnow()}
+        total = 0
+        by_column: dict[str, int] = {}
+        for action, count in counts.items():
+            column = _COLUMN.get(action, "ingested")
+            by_column[column] = by_column.get(column, 0) + count
+            total += count
+        for column, count in by_column.items():
+            fields[column] = getattr(m.ImapState, column) + count
+        fields["fetched"] = m.ImapState.fetched + total
+        if uid and (uidvalidity != row.uidvalidity or uid > row.last_uid):
             fields["last_uid"] = uid
+            fields["uidvalidity"] = uidvalidity
         m.ImapState.update(**fields).where(m.ImapState.id == row.id).execute()
 
 

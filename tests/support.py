@@ -229,3 +229,64 @@ def _plain(parsed: Any) -> str:
 
 def new_schema_name() -> str:
     return "t_" + uuid.uuid4().hex[:16]
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key (PEM) for STARTTLS tests, made with openssl."""
+    import subprocess
+
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        service_missing(f"openssl could not make a test certificate: {made.stderr!r}")
+    return cert, key
+
+
+def imap_account(
+    host: str, port: int, user: str, password: str, directory: Path, **extra: Any
+) -> dict[str, Any]:
+    """An [[imap]] table for a test Dovecot user; the password goes into a file."""
+    secret = directory / f"{user}.password"
+    secret.write_text(password + "\n")
+    return {
+        "name": "support-inbox",
+        "mailbox": "support",
+        "host": host,
+        "port": port,
+        "security": "none",
+        "user": user,
+        "password_file": str(secret),
+        **extra,
+    }
+
+
+def wait_for(condition: Any, timeout: float = 15.0) -> Any:
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -19,7 +19,14 @@ from mailgate.context import Context
 from mailgate.ingest import ingest
 from tests.conftest import open_gateway
 from tests.relay import Relay, free_port
-from tests.support import compose, config_data, load_config, reply_to, write_config
+from tests.support import (
+    compose,
+    config_data,
+    load_config,
+    reply_to,
+    self_signed_certificate,
+    write_config,
+)
 
 
 def detail(ctx: Context, number: int) -> dict[str, Any]:
@@ -423,27 +430,7 @@ def test_agents_and_teams_lists(smtp_ctx: Context) -> None:
 def test_smtp_auth_over_tls_makes_a_submission_authentic(
     tmp_path: Path, database_url: str, serve_in_thread: Any
 ) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        capture_output=True,
-        check=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     (tmp_path / "alice.pw").write_text("correct horse\n")
     data = config_data(
         tmp_path,

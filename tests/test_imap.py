@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +13,13 @@ from mailgate import models as m
 from mailgate.context import Context
 from tests.conftest import open_gateway
 from tests.dovecot import ImapUser
-from tests.support import compose, config_data, load_config, write_config
+from tests.support import compose, config_data, imap_account, load_config, wait_for, write_config
 
 pytestmark = pytest.mark.dovecot
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def account(user: ImapUser, tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    secret = tmp_path / f"{user.user}.password"
-    secret.write_text(user.password + "\n")
-    return {
-        "name": extra.pop("name", "support-inbox"),
-        "mailbox": "support",
-        "host": user.host,
-        "port": user.port,
-        "security": "none",
-        "user": user.user,
-        "password_file": str(secret),
-        **extra,
-    }
+    return imap_account(user.host, user.port, user.user, user.password, tmp_path, **extra)
 
 
 def gateway_with(
@@ -169,7 +147,7 @@ def test_mail_fetched_before_but_still_there_is_reported_and_processed(
     info = client.select_folder("INBOX")
     client.logout()
     # The ledger says everything up to UID 5 was fetched, yet UID 1 is still in the folder.
-    ledger.record("support-inbox", int(info[b"UIDVALIDITY"]), 5, "created")
+    ledger.record("support-inbox", int(info[b"UIDVALIDITY"]), 5, {"created": 1})
     serve_in_thread(ctx, smtp=False)
     wait_for(lambda: tickets() == 1)
     status = wait_for(lambda: ledger.status(ctx.config)[0]["last_error"])

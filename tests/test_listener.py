@@ -5,7 +5,6 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from mailgate import models as m
 from mailgate.context import Context
 from tests.conftest import open_gateway
 from tests.relay import free_port
-from tests.support import compose, config_data, load_config, write_config
+from tests.support import compose, config_data, load_config, self_signed_certificate, write_config
 
 
 def gateway_with(tmp_path: Path, database_url: str, **overrides: Any) -> Context:
@@ -167,28 +166,7 @@ def test_lmtp_on_a_unix_socket_answers_per_recipient(
 def test_starttls_with_a_configured_certificate(
     tmp_path: Path, database_url: str, serve_in_thread: Any
 ) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    made = subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        capture_output=True,
-        check=False,
-    )
-    assert made.returncode == 0, made.stderr
+    cert, key = self_signed_certificate(tmp_path)
     ctx = gateway_with(
         tmp_path,
         database_url,

@@ -467,3 +467,83 @@ def test_sample_variables_have_the_shape_of_real_ones(ctx: Context) -> None:
     sample = notify.sample_variables(ctx.config, box, "acknowledgement")
     assert set(real) == set(sample)
     assert set(real["ticket"]) == set(sample["ticket"])
+
+
+def _secure_relay(tmp_path: Path, *, implicit: bool) -> tuple[Any, Any, int]:
+    """An aiosmtpd relay that wants TLS (STARTTLS or implicit) and AUTH, like a real one."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from tests.relay import RelayHandler, free_port
+    from tests.support import self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"gateway", b"s3cret")
+        return AuthResult(success=ok, handled=False)
+
+    handler = RelayHandler()
+    port = free_port()
+    kwargs: dict[str, Any] = {"authenticator": authenticate, "auth_required": True,
+                              "auth_exclude_mechanism": ["LOGIN"]}
+    if implicit:
+        controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=context,
+                                auth_require_tls=False, **kwargs)
+    else:
+        controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=context,
+                                require_starttls=True, **kwargs)
+    controller.start()
+    return controller, handler, port
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_relay_with_tls_and_auth_password_from_a_file(tmp_path: Path, database_url: str,
+                                                      security: str) -> None:
+    from tests.conftest import open_gateway
+    from tests.support import load_config
+
+    controller, handler, port = _secure_relay(tmp_path, implicit=security == "tls")
+    try:
+        (tmp_path / "relay.pw").write_text("s3cret\n")
+        data = config_data(tmp_path, database_url, {"outbound": {"transport": "smtp", "smtp": {
+            "host": "127.0.0.1", "port": port, "security": security, "verify": False,
+            "username": "gateway", "password_file": str(tmp_path / "relay.pw"), "timeout": 5}}})
+        ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+        ingest(ctx, compose(), source="smtp")
+        report = deliver(ctx)
+        assert report.sent == 3 and report.failed == 0, report.errors
+        assert len(handler.received) == 3
+        # A wrong password is a temporary problem of ours: nothing is lost or failed.
+        (tmp_path / "relay.pw").write_text("wrong\n")
+        ingest(ctx, compose(sender="other@customer.example"), source="smtp")
+        report = deliver(ctx)
+        assert report.sent == 0 and report.failed == 0
+        assert "refused our login" in report.errors[0]
+        assert {i.status for i in m.OutboxItem.select().where(m.OutboxItem.sent_at.is_null())} == {
+            "queued"}
+        m.db.close()
+    finally:
+        controller.stop()
+
+
+def test_identical_attachments_are_stored_once(ctx: Context) -> None:
+    data = os.urandom(50_000)
+    for i in range(2):
+        ingest(ctx, compose(subject=f"scan {i}", sender=f"c{i}@customer.example",
+                            attachments=[("scan.pdf", "application/pdf", data)]), source="smtp")
+    rows = list(m.Attachment.select())
+    assert len(rows) == 2 and rows[0].sha256 == rows[1].sha256
+    stored = ctx.blobs.path(rows[0].sha256)
+    assert stored.read_bytes() == data
+    assert len(list(stored.parent.glob(rows[0].sha256 + "*"))) == 1
+
+
+@pytest.mark.config({"gateway": {"ticket_numbers": "sequential"}})
+def test_sequential_ticket_numbers_as_an_option(ctx: Context) -> None:
+    numbers = [ingest(ctx, compose(subject=f"s{i}"), source="smtp").ticket for i in range(3)]
+    assert numbers == [1001, 1002, 1003]

@@ -16,7 +16,7 @@ import pytest
 from mailgate import models as m
 from tests.dovecot import ImapUser
 from tests.relay import free_port
-from tests.support import compose, config_data, load_config, write_config
+from tests.support import compose, config_data, imap_account, load_config, write_config
 
 pytestmark = pytest.mark.dovecot
 
@@ -43,25 +43,9 @@ def start(config_path: Path) -> subprocess.Popen[bytes]:
 
 
 def setup(tmp_path: Path, database_url: str, user: ImapUser) -> Path:
-    secret = tmp_path / "imap.password"
-    secret.write_text(user.password)
+    account = imap_account(user.host, user.port, user.user, user.password, tmp_path, name="inbox")
     data = config_data(
-        tmp_path,
-        database_url,
-        {
-            "listener": {"port": free_port()},
-            "imap": [
-                {
-                    "name": "inbox",
-                    "mailbox": "support",
-                    "host": user.host,
-                    "port": user.port,
-                    "security": "none",
-                    "user": user.user,
-                    "password_file": str(secret),
-                }
-            ],
-        },
+        tmp_path, database_url, {"listener": {"port": free_port()}, "imap": [account]}
     )
     path = write_config(tmp_path / "mailgate.toml", data)
     done = subprocess.run(

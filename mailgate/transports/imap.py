@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,10 @@ class Sink(Protocol):
     def position(self, account: ImapAccount) -> tuple[int, int]:
         """(uidvalidity, last uid) remembered for this account."""
 
-    def record(self, account: ImapAccount, uidvalidity: int, uid: int, result: str) -> None:
-        """Remember progress and count ``result`` (an outcome action, or 'failed')."""
+    def record(
+        self, account: ImapAccount, uidvalidity: int, uid: int, counts: dict[str, int]
+    ) -> None:
+        """Remember progress (0: none) and count outcomes by action (or 'failed')."""
 
     def note(self, account: ImapAccount, text: str) -> None:
         """Record the last problem of this account (shown by ``mailgate check``)."""
@@ -328,6 +331,7 @@ class Poller(threading.Thread):
         return ["NOT", "DELETED"]
 
     def process(self, uids: list[int]) -> Round:
+        """Fetch, store, then mark — batch by batch (one MOVE and one ledger update each)."""
         client = self.client
         assert client is not None
         result = Round()
@@ -335,48 +339,61 @@ class Poller(threading.Thread):
         for start in range(0, len(uids), size):
             batch = uids[start : start + size]
             fetched = client.fetch(batch, ["BODY.PEEK[]"])
-            for uid in batch:
-                if self.stopping.is_set():
-                    return result
-                data = fetched.get(uid, {})
-                raw = data.get(b"BODY[]")
-                if raw is None:
-                    continue  # expunged meanwhile by another client
-                result.fetched += 1
-                try:
-                    outcome = self.sink.ingest(bytes(raw), self.account)
-                except TemporaryFailure:
-                    # Not stored: the mail stays where it is, and this round ends here.
-                    with contextlib.suppress(Exception):
-                        self.sink.record(self.account, self.uidvalidity, uid, "failed")
-                    raise
-                self.mark(uid)
-                self.last_uid = max(self.last_uid, uid)
-                self.sink.record(self.account, self.uidvalidity, uid, outcome.action)
-                result.stored += 1
+            stored: list[int] = []
+            counts: Counter[str] = Counter()
+            try:
+                for uid in batch:
+                    if self.stopping.is_set():
+                        return result
+                    raw = fetched.get(uid, {}).get(b"BODY[]")
+                    if raw is None:
+                        continue  # expunged meanwhile by another client
+                    result.fetched += 1
+                    try:
+                        outcome = self.sink.ingest(bytes(raw), self.account)
+                    except TemporaryFailure:
+                        # Not stored: it stays where it is, and this round ends here.
+                        counts["failed"] += 1
+                        raise
+                    stored.append(uid)
+                    counts[outcome.action] += 1
+                    result.stored += 1
+            finally:
+                self._settle(stored, counts)
         return result
 
-    def mark(self, uid: int) -> None:
+    def _settle(self, stored: list[int], counts: Counter[str]) -> None:
+        """Mark what was stored as processed, and tell the ledger; only stored mail moves."""
+        if stored:
+            self.mark(stored)
+            self.last_uid = max(self.last_uid, *stored)
+        if counts:
+            with contextlib.suppress(TemporaryFailure):
+                self.sink.record(
+                    self.account, self.uidvalidity, max(stored) if stored else 0, dict(counts)
+                )
+
+    def mark(self, uids: list[int]) -> None:
         client = self.client
         assert client is not None
         after = self.account.after
         if after == "flag":
-            client.add_flags([uid], [b"\\Seen", PROCESSED_KEYWORD.encode()])
+            client.add_flags(uids, [b"\\Seen", PROCESSED_KEYWORD.encode()])
         elif after == "move":
             if client.has_capability("MOVE"):
-                client.move([uid], self.account.move_to)
+                client.move(uids, self.account.move_to)
             else:
-                client.copy([uid], self.account.move_to)
-                self._expunge(uid)
+                client.copy(uids, self.account.move_to)
+                self._expunge(uids)
         else:
-            self._expunge(uid)
+            self._expunge(uids)
 
-    def _expunge(self, uid: int) -> None:
+    def _expunge(self, uids: list[int]) -> None:
         client = self.client
         assert client is not None
-        client.add_flags([uid], [b"\\Deleted"])
+        client.add_flags(uids, [b"\\Deleted"])
         if client.has_capability("UIDPLUS"):
-            client.uid_expunge([uid])
+            client.uid_expunge(uids)
         else:
             client.expunge()
 
