@@ -56,6 +56,8 @@ def identify(
     ticket: m.Ticket | None,
     recipients: Sequence[str],
     authenticated_as: str = "",
+    *,
+    via_mta: bool = True,
 ) -> Identity | None:
     """Who the agent is, and whether the mail proves it; None when From is no agent."""
     config = ctx.config
@@ -77,12 +79,17 @@ def identify(
             ):
                 return Identity(agent, True, "signed reply address of a notice to this agent")
     trusted = config.security.trusted_authserv_ids
-    if trusted:
+    if trusted and via_mta:
         results = authresults.passes(mail.headers.get("authentication-results", ()), trusted)
         vouched = authresults.vouches_for(results, sender)
         if vouched is not None:
             return Identity(agent, True, str(vouched))
-    return Identity(agent, False, "no signed reply address, no trusted DKIM/SPF pass, no SMTP AUTH")
+    checked = (
+        "no trusted DKIM/SPF pass"
+        if via_mta
+        else "Authentication-Results not trusted on direct SMTP"
+    )
+    return Identity(agent, False, f"no signed reply address, {checked}, no SMTP AUTH")
 
 
 def _reply_detail(address: str, config: Config) -> tokens.ReplyAddress | None:
@@ -177,7 +184,8 @@ def merge(
     target = tickets.by_number(target_number)
     if target is None:
         raise UsageError(f"no ticket #{target_number}")
-    tickets.merge(source, tickets.lock(target), changes, actor=actor)
+    target = tickets.lock(tickets.final(target))  # into the ticket a merge chain ends at
+    tickets.merge(source, target, changes, actor=actor)
     return target
 
 
@@ -241,7 +249,7 @@ def check_commands(
             target = tickets.by_number(int(command.argument))
             if target is None:
                 problems.append(f"{command.line!r}: no ticket #{command.argument}")
-            elif target.id == ticket.id:
+            elif tickets.final(target).id == ticket.id:
                 problems.append(f"{command.line!r}: a ticket cannot be merged into itself")
     return problems
 

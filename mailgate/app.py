@@ -176,7 +176,6 @@ class Gateway:
             # Only the main thread can take signals; embedded (tests) it is stopped by stop().
             with contextlib.suppress(ValueError, RuntimeError):
                 self.loop.add_signal_handler(sig, self.stopping.set)
-        await self.loop.run_in_executor(self.db, _recover, self.ctx)
         if self.with_smtp:
             await self._start_listener()
         if self.with_imap:

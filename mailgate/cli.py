@@ -504,7 +504,12 @@ def _quarantine_show(args: argparse.Namespace) -> int:
     if r is None:
         raise UsageError(f"no received mail with id {args.id}")
     if args.raw:
-        sys.stdout.buffer.write(ctx.blobs.get(r.sha256))
+        try:
+            sys.stdout.buffer.write(ctx.blobs.get(r.sha256))
+        except OSError as exc:
+            raise UsageError(
+                f"the raw mail {r.sha256} is missing from the blob store: {exc.strerror}"
+            ) from None
         return EX_OK
     for key, value in queries.receipt_json(r).items():
         print(f"{key}: {value}")

@@ -276,6 +276,11 @@ class Config:
         return None
 
     @property
+    def mailbox_addresses(self) -> frozenset[str]:
+        """The addresses of our mailboxes (and aliases): mail to them comes back to us."""
+        return frozenset(self._by_address)
+
+    @property
     def own_addresses(self) -> frozenset[str]:
         """Every address mail may come *from* when we sent it: mailboxes and team addresses."""
         return self._own
@@ -599,17 +604,39 @@ def read_secret_key(config: Config, *, create: bool) -> bytes:
                 f"gateway.secret_key_file: {key_path} does not exist; run `mailgate db upgrade` "
                 f"or set {SECRET_ENV} (in {config.path})"
             ) from None
-        key_path.parent.mkdir(parents=True, exist_ok=True)
-        key = os.urandom(32).hex().encode()
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key + b"\n")
+        key = _create_key(key_path, config.path)
     except OSError as exc:
         raise ConfigError(
             f"gateway.secret_key_file: cannot read {key_path}: {exc.strerror} (in {config.path})"
         ) from None
     if len(key) < 16:
         raise ConfigError(f"gateway.secret_key_file: {key_path} holds fewer than 16 bytes")
+    return key
+
+
+def _create_key(key_path: Path, config_path: Path) -> bytes:
+    """Write a new random key; several processes starting at once end with one key.
+
+    The key is written to a temporary file and linked into place, so nobody ever
+    reads half a key; whoever loses the race reads the winner's.
+    """
+    key = os.urandom(32).hex().encode()
+    try:
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = key_path.with_name(f".{key_path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key + b"\n")
+        try:
+            os.link(tmp, key_path)
+        except FileExistsError:
+            key = key_path.read_bytes().strip()
+        finally:
+            tmp.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"gateway.secret_key_file: cannot create {key_path}: {exc.strerror} (in {config_path})"
+        ) from None
     return key
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -58,11 +59,36 @@ MAX_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class Envelope:
-    """What the transport knows beyond the bytes (SMTP envelope, authenticated login)."""
+    """What the transport knows beyond the bytes (SMTP envelope, authenticated login).
+
+    ``via_mta``: the mail passed a receiving MTA of ours, so a trusted
+    Authentication-Results header on top is that MTA's (pipe, LMTP, IMAP). Mail that
+    reached our own SMTP listener directly carries only what the sender wrote.
+    """
 
     mail_from: str | None = None
     rcpt_tos: tuple[str, ...] = ()
     authenticated_as: str = ""
+    via_mta: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mail_from": self.mail_from,
+            "rcpt_tos": list(self.rcpt_tos),
+            "authenticated_as": self.authenticated_as,
+            "via_mta": self.via_mta,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Envelope:
+        if not isinstance(data, dict):
+            return cls()
+        return cls(
+            mail_from=data.get("mail_from") or None,
+            rcpt_tos=tuple(str(r) for r in data.get("rcpt_tos") or ()),
+            authenticated_as=str(data.get("authenticated_as") or ""),
+            via_mta=bool(data.get("via_mta", True)),
+        )
 
 
 @dataclass(frozen=True)
@@ -100,9 +126,25 @@ def ingest(
     sha256 = hashlib.sha256(raw).hexdigest()
     message_id, sender = _peek(raw, sha256)
     ctx.blobs.put(raw, sha256)
-    receipt, duplicate = _receive(
-        message_id, sha256, sender, len(raw), source, mailbox or "", envelope
-    )
+    fingerprint = _fingerprint(raw)
+    try:
+        receipt, duplicate = _receive(
+            message_id, sha256, sender, len(raw), source, mailbox or "", envelope, fingerprint
+        )
+    except TemporaryFailure:
+        raise
+    except Exception:  # a value the database refused: keep the mail under its bytes alone
+        log.exception("receipt refused; storing the mail under its sha256")
+        receipt, duplicate = _receive(
+            synthesized_message_id(sha256),
+            sha256,
+            "",
+            len(raw),
+            source,
+            mailbox or "",
+            envelope,
+            fingerprint,
+        )
     if duplicate is not None:
         outcome = Outcome(
             "duplicate",
@@ -150,6 +192,10 @@ def _peek(raw: bytes, sha256: str) -> tuple[str, str]:
     for match in _HEADER_LINE.finditer(head):
         found.setdefault(match.group(1).lower(), match.group(2).decode("ascii", "surrogateescape"))
     message_id = first_message_id(found.get(b"message-id", ""))
+    if not _printable_ascii(message_id) or len(message_id) > 900:
+        # An ID with raw bytes or control characters is no key anyone else would send
+        # again the same way: the bytes themselves are the better key.
+        message_id = ""
     sender_field = found.get(b"from", "")
     bracketed = _BRACKETED.search(sender_field)
     if bracketed:
@@ -157,11 +203,22 @@ def _peek(raw: bytes, sha256: str) -> tuple[str, str]:
     else:
         sender = email.utils.parseaddr(decode_header(sender_field))[1]
     sender = "".join(sender.split()).lower()
-    try:
-        sender.encode("utf-8")
-    except UnicodeEncodeError:
-        sender = decode_header(sender)
+    if not _printable_ascii(sender):
+        sender = sql.clean(decode_header(sender))
     return message_id or synthesized_message_id(sha256), sender
+
+
+def _printable_ascii(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def _fingerprint(raw: bytes) -> str:
+    """The sha256 of the body: equal for one mail delivered twice (only trace headers
+    differ), different for two mails a broken client sent with the same Message-ID."""
+    end = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n")
+    cut = min(x for x in (end + 4 if end != -1 else len(raw), lf + 2 if lf != -1 else len(raw)))
+    return hashlib.sha256(memoryview(raw)[cut:]).hexdigest()
 
 
 def _receive(
@@ -172,12 +229,14 @@ def _receive(
     source: str,
     mailbox: str,
     envelope: Envelope,
+    fingerprint: str,
 ) -> tuple[m.Receipt, int | None]:
     """Commit the receipt. Returns it and, for a duplicate, its ticket number (0 if none)."""
     with m.write_transaction():
         existing = _receipt_by_message_id(message_id)
-        if existing is not None and existing.sender and sender and existing.sender != sender:
-            # Another sender reusing a Message-ID (broken clients do) is not a duplicate.
+        if existing is not None and not _same_mail(existing, sender, fingerprint):
+            # A Message-ID reused for another mail (other sender, or other text: broken
+            # clients and monitoring tools do this) is not a duplicate.
             message_id = f"{message_id[:-1]}.{sha256[:16]}>"
             existing = _receipt_by_message_id(message_id)
         if existing is not None:
@@ -185,40 +244,33 @@ def _receive(
                 number = sql.value("SELECT number FROM ticket WHERE id = ?", existing.ticket_id)
                 return existing, int(number or 0)
             # Received before but never finished (a crash, or the database went away).
-            existing.attempts += 1
-            if existing.attempts > MAX_ATTEMPTS:
-                existing.status = existing.action = "quarantined"
-                existing.reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
-            sql.run(
-                "UPDATE receipt SET attempts = ?, status = ?, action = ?, reason = ? WHERE id = ?",
-                existing.attempts,
-                existing.status,
-                existing.action,
-                existing.reason,
-                existing.id,
-            )
+            _count_attempt(existing)
             return existing, None
         now = m.utcnow()
         receipt_id = sql.insert(
-            "INSERT INTO receipt (message_id, sha256, size, sender, source, mailbox, status,"
-            " action, reason, attempts, received_at) VALUES (?, ?, ?, ?, ?, ?, 'received', '', '',"
-            " 1, ?)",
+            "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source, mailbox,"
+            " envelope, status, action, reason, attempts, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', '', '', 1, ?)",
             message_id,
             sha256,
+            fingerprint,
             size,
             sender[:320],
             source,
             mailbox,
+            sql.js(envelope.as_json()),
             sql.ts(now),
         )
     receipt = m.Receipt(
         id=receipt_id,
         message_id=message_id,
         sha256=sha256,
+        fingerprint=fingerprint,
         size=size,
         sender=sender[:320],
         source=source,
         mailbox=mailbox,
+        envelope=envelope.as_json(),
         status="received",
         action="",
         reason="",
@@ -228,15 +280,42 @@ def _receive(
     return receipt, None
 
 
+def _same_mail(existing: m.Receipt, sender: str, fingerprint: str) -> bool:
+    if existing.sender and sender and existing.sender != sender:
+        return False
+    return not (existing.fingerprint and fingerprint and existing.fingerprint != fingerprint)
+
+
+def _count_attempt(receipt: m.Receipt) -> None:
+    """One more try for an unfinished mail; past MAX_ATTEMPTS it is quarantined unread.
+
+    A mail that kills the process (a parser bug, memory) must not do so forever.
+    """
+    receipt.attempts += 1
+    if receipt.attempts > MAX_ATTEMPTS:
+        receipt.status = receipt.action = "quarantined"
+        receipt.reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
+    sql.run(
+        "UPDATE receipt SET attempts = ?, status = ?, action = ?, reason = ? WHERE id = ?",
+        receipt.attempts,
+        receipt.status,
+        receipt.action,
+        receipt.reason,
+        receipt.id,
+    )
+
+
 def _receipt_by_message_id(message_id: str) -> m.Receipt | None:
     row = sql.one(
         "SELECT id, sha256, size, sender, source, mailbox, status, action, reason, attempts,"
-        " ticket_id, received_at FROM receipt WHERE message_id = ?",
+        " ticket_id, received_at, fingerprint, envelope FROM receipt WHERE message_id = ?",
         message_id,
     )
     if row is None:
         return None
     return m.Receipt(
+        fingerprint=row[12],
+        envelope=json.loads(row[13] or "{}"),
         id=row[0],
         message_id=message_id,
         sha256=row[1],
@@ -353,14 +432,25 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     result.recipients = (*envelope.rcpt_tos, *(a.email for a in mail.recipients))
     role = tickets.sender_role(found.ticket, sender.email, config)
     result.role = role
-    if role == "agent" and found.ticket is not None and verdict.kind == "person":
+    if role == "agent" and found.ticket is not None:
+        # Every class: a forged "agent" mail must not slip in by looking like list mail.
         identity = agents.identify(
-            ctx, mail, found.ticket, result.recipients, envelope.authenticated_as
+            ctx,
+            mail,
+            found.ticket,
+            result.recipients,
+            envelope.authenticated_as,
+            via_mta=envelope.via_mta,
         )
         result.identity = identity
-        if identity is not None and identity.verified:
+        if identity is not None and identity.verified and verdict.kind == "person":
             result.trace.append(f"sender is agent {identity.agent.key}: authentic ({identity.how})")
             result.request = agents.read_mail(ctx, found.ticket, identity, mail, result.recipients)
+        elif identity is not None and identity.verified:
+            result.trace.append(
+                f"sender is agent {identity.agent.key}: authentic, but a "
+                f"{verdict.kind.replace('_', '-')}: no commands read"
+            )
         elif identity is not None:
             result.trace.append(
                 f"sender claims to be agent {identity.agent.key} but is unverified ({identity.how})"
@@ -418,7 +508,7 @@ def _bounce_target(mail: ParsedMail, config: Any) -> tickets.Found:
             trace.append(
                 f"report is about our {message_id} of {tickets.tag(config, ticket.number)}"
             )
-            return tickets.Found(ticket, "bounce", tuple(trace))
+            return tickets.Found(ticket, "bounce", tuple(trace), message_id)
     trace.append("the report names no message we sent")
     return tickets.Found(None, "bounce", tuple(trace))
 
@@ -441,7 +531,7 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
     if p.decision == "bounce" and p.found is not None and p.found.ticket is not None:
         ticket = tickets.lock(p.found.ticket)
         message = _store_message(ctx, ticket, receipt, p, kind="bounce", text=mail.text)
-        notify.record_bounce(ctx, ticket, mail, message, changes)
+        notify.record_bounce(ctx, ticket, mail, message, changes, p.found.message_id)
         action = "bounce"
     elif p.decision == "create":
         assert p.sender is not None
@@ -475,7 +565,7 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
             agents.handle_mail(ctx, ticket, p.identity, p.request, message, changes, p.trace)
             sql.run("UPDATE message SET trace = ? WHERE id = ?", sql.js(p.trace), message.id)
             kind = "agent"
-        elif p.identity is not None:
+        elif p.identity is not None and not p.identity.verified:
             kind = "external"
             message = _store_message(ctx, ticket, receipt, p, kind=kind, text=_visible(mail))
             changes.add(tickets.Change(ticket, "message", actor, new=kind, message=message))
@@ -715,7 +805,7 @@ def retry(ctx: Context, receipt_id: int) -> Outcome:
             m.Receipt.id == receipt.id
         ).execute()
     receipt = m.Receipt.get_by_id(receipt.id)
-    return process(ctx, receipt, raw, Envelope())
+    return process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
 
 
 def recover(ctx: Context, older_than_seconds: int = 60) -> list[Outcome]:
@@ -730,10 +820,15 @@ def recover(ctx: Context, older_than_seconds: int = 60) -> list[Outcome]:
     )
     outcomes = []
     for receipt in pending:
+        with m.write_transaction():
+            _count_attempt(receipt)
+        if receipt.status == "quarantined":
+            outcomes.append(Outcome("quarantined", receipt.message_id, reason=receipt.reason))
+            continue
         try:
             raw = ctx.blobs.get(receipt.sha256)
         except OSError as exc:
             outcomes.append(quarantine(receipt, f"raw mail missing from the blob store: {exc}"))
             continue
-        outcomes.append(process(ctx, receipt, raw, Envelope()))
+        outcomes.append(process(ctx, receipt, raw, Envelope.from_json(receipt.envelope)))
     return outcomes

@@ -162,8 +162,12 @@ class Receipt(BaseModel):
 
     message_id = pw.CharField(unique=True, max_length=998)
     sha256 = pw.CharField(max_length=64)
+    # sha256 of the body: tells one mail delivered twice from two mails sharing an ID.
+    fingerprint = pw.CharField(max_length=64, default="")
     size = pw.IntegerField()
     sender = pw.CharField(max_length=320, default="")
+    # The SMTP envelope (recipients, authenticated login): needed to process it again.
+    envelope = JSONField(default=dict)
     source = pw.CharField(max_length=20)
     mailbox = pw.CharField(max_length=100, default="")
     status = pw.CharField(max_length=20, default="received")

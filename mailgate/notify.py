@@ -605,14 +605,14 @@ def _admit(
         for field_name in ("to", "cc"):
             for person in getattr(intent, field_name):
                 email = person.email.lower()
-                if base_address(email) in config.own_addresses:
-                    continue
                 if email in unhealthy:
                     until, why = unhealthy[email]
                     reason = (
                         f"address undeliverable until {until:%Y-%m-%d %H:%M} UTC"
                         f" after a permanent bounce ({why[:200]})"
                     )
+                elif base_address(email) in config.mailbox_addresses:
+                    reason = "that is one of our own mailboxes (it would come back as a loop)"
                 else:
                     reason = breaker.check(email) if automatic else ""
                 if reason:
@@ -822,9 +822,18 @@ def _sender_label(message: m.Message) -> str:
 
 
 def record_bounce(
-    ctx: Context, ticket: m.Ticket, mail: ParsedMail, message: m.Message, changes: tickets.Changes
+    ctx: Context,
+    ticket: m.Ticket,
+    mail: ParsedMail,
+    message: m.Message,
+    changes: tickets.Changes,
+    about: str,
 ) -> None:
-    """A delivery report on one of our mails: an event per recipient; permanent ones suppress."""
+    """A delivery report on our mail ``about``: an event per recipient; permanent ones suppress.
+
+    Only addresses that mail actually went to count: a report is easy to forge, and
+    must never let a customer silence an agent (or anybody else) for days.
+    """
     report = mail.report
     recipients = report.recipients if report else ()
     if not recipients:
@@ -838,15 +847,30 @@ def record_bounce(
             )
         )
         return
-    days = ctx.config.outbound.limits.undeliverable_days
+    sent_to = _recipients_of(about)
+    config = ctx.config
+    days = config.outbound.limits.undeliverable_days
     for r in recipients:
+        address = r.address.lower()
+        if address not in sent_to:
+            changes.add(
+                tickets.Change(
+                    ticket,
+                    "delivery_report_ignored",
+                    "system",
+                    new=address,
+                    message=message,
+                    detail=f"{about} was not sent to this address",
+                )
+            )
+            continue
         if r.action in ("delivered", "relayed", "expanded"):
             changes.add(
                 tickets.Change(
                     ticket,
                     "delivery_report",
                     "system",
-                    new=r.address,
+                    new=address,
                     message=message,
                     detail=f"{r.action} {r.status}".strip(),
                 )
@@ -856,15 +880,24 @@ def record_bounce(
         detail = " ".join(x for x in (r.status, r.diagnostic) if x)
         changes.add(
             tickets.Change(
-                ticket, kind, "system", new=r.address, message=message, detail=detail[:1000]
+                ticket, kind, "system", new=address, message=message, detail=detail[:1000]
             )
         )
-        if r.permanent and days > 0 and base_address(r.address) not in ctx.config.own_addresses:
+        staff = base_address(address) in config.own_addresses or config.agent_for(address)
+        if r.permanent and days > 0 and not staff:
             until = m.utcnow() + dt.timedelta(days=days)
-            person = tickets.contact(r.address)
-            m.Contact.update(undeliverable_until=until, undeliverable_reason=detail[:1000]).where(
-                m.Contact.id == person.id
-            ).execute()
+            person = tickets.contact(address)
+            sql.run(
+                "UPDATE contact SET undeliverable_until = ?, undeliverable_reason = ? WHERE id = ?",
+                sql.ts(until),
+                detail[:1000],
+                person.id,
+            )
+
+
+def _recipients_of(message_id: str) -> set[str]:
+    found = sql.value("SELECT recipients FROM outbox_item WHERE message_id = ?", message_id)
+    return {str(r).lower() for r in json.loads(found)} if found else set()
 
 
 # --- checking and previewing templates ----------------------------------------------------

@@ -165,8 +165,16 @@ class SmtpTransport:
     ) -> list[str]:
         if self._client is None:
             self._client = self._connect()
+        options: list[str] = []
+        if not all(a.isascii() for a in (sender, *recipients)):
+            # An internationalised address needs SMTPUTF8 (RFC 6531) all the way.
+            if not self._client.has_extn("smtputf8"):
+                raise PermanentError(
+                    "an address is not ASCII and the relay does not offer SMTPUTF8"
+                )
+            options.append("SMTPUTF8")
         try:
-            refused = self._client.sendmail(sender, recipients, content)
+            refused = self._client.sendmail(sender, recipients, content, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             self._reset()
             codes = [code for code, _ in exc.recipients.values()]
@@ -183,6 +191,9 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise TemporaryError(f"relay connection failed: {exc}", unavailable=True) from exc
+        except (UnicodeError, ValueError) as exc:
+            self._reset()
+            raise PermanentError(f"this mail cannot be sent as it is: {exc}") from exc
         return [f"{r}: {code} {_text(text)}" for r, (code, text) in refused.items()]
 
     def _reset(self) -> None:
@@ -261,7 +272,7 @@ def deliver(
             if not batch:
                 break
             tried += len(batch)
-            if not _send_batch(config, transport, batch, report):
+            if not _send_batch(config, transport, batch, report, worker):
                 break
     finally:
         if own_transport:
@@ -304,7 +315,9 @@ def _release(ids: list[int]) -> None:
             )
 
 
-def _send_batch(config: Config, transport: Transport, batch: list[int], report: Report) -> bool:
+def _send_batch(
+    config: Config, transport: Transport, batch: list[int], report: Report, worker: str
+) -> bool:
     """Send a claimed batch; returns False when the transport is down (the rest is released).
 
     Each mail is marked ``sending`` in a commit of its own before it is handed over;
@@ -317,7 +330,7 @@ def _send_batch(config: Config, transport: Transport, batch: list[int], report: 
             if done is not None:
                 _mark_sent(*done, report)
                 done = None
-            item = _start(item_id)
+            item = _start(item_id, worker)
         if item is None:
             continue
         try:
@@ -331,6 +344,10 @@ def _send_batch(config: Config, transport: Transport, batch: list[int], report: 
         except PermanentError as exc:
             _failed(item, exc, report)
             continue
+        except Exception as exc:
+            log.exception("sending failed", extra={"mailgate_fields": {"id": item.id}})
+            _failed(item, PermanentError(f"internal error: {type(exc).__name__}: {exc}"), report)
+            continue
         done = (item, refused)
     if done is not None:
         with m.write_transaction():
@@ -338,17 +355,27 @@ def _send_batch(config: Config, transport: Transport, batch: list[int], report: 
     return True
 
 
-def _start(item_id: int) -> _Item | None:
+def _start(item_id: int, worker: str) -> _Item | None:
+    """Mark a mail ``sending`` — only if this worker still holds its claim."""
     row = sql.one(
-        "SELECT id, ticket_id, notice, sender, recipients, content, message_id, attempts, status"
-        " FROM outbox_item WHERE id = ?",
+        "SELECT id, ticket_id, notice, sender, recipients, content, message_id, attempts"
+        " FROM outbox_item WHERE id = ? AND status = 'claimed' AND last_error = ?",
         item_id,
+        f"claimed by {worker}",
     )
-    if row is None or row[8] != "claimed":
+    if row is None:
         return None
-    sql.run(
-        "UPDATE outbox_item SET status = 'sending', attempts = ? WHERE id = ?", row[7] + 1, item_id
-    )
+    # A fresh lease from now: recovery treats the mail as stuck only after it.
+    updated = sql.run(
+        "UPDATE outbox_item SET status = 'sending', attempts = ?, next_attempt_at = ?"
+        " WHERE id = ? AND status = 'claimed' AND last_error = ?",
+        row[7] + 1,
+        sql.ts(m.utcnow() + LEASE),
+        item_id,
+        f"claimed by {worker}",
+    ).rowcount
+    if updated != 1:
+        return None
     return _Item(
         id=row[0],
         ticket_id=row[1],

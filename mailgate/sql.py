@@ -32,7 +32,28 @@ def _sql(text: str) -> str:
 
 
 def run(text: str, *params: Any) -> Any:
-    return m.db.execute_sql(_sql(text), params)
+    return m.db.execute_sql(_sql(text), tuple(map(clean, params)))
+
+
+def clean(value: Any) -> Any:
+    """Text the database can store: no NUL (PostgreSQL refuses it), no lone surrogates.
+
+    Mail is full of raw bytes in odd places; whatever slips through parsing must never
+    make a mail unstorable.
+    """
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            try:  # raw bytes smuggled in as surrogate escapes: decode them as well as we can
+                value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            except UnicodeEncodeError:
+                value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def one(text: str, *params: Any) -> tuple[Any, ...] | None:
@@ -61,7 +82,7 @@ def insert_many(table: str, columns: Sequence[str], records: Iterable[Sequence[A
         return
     row = "(" + ", ".join("?" for _ in columns) + ")"
     text = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(row for _ in records)
-    run(text, *(v for record in records for v in record))
+    run(text, *(v for record in records for v in record))  # run() cleans every value
 
 
 def placeholders(count: int) -> str:

@@ -40,6 +40,7 @@ class Found:
     ticket: m.Ticket | None
     how: str
     trace: tuple[str, ...]
+    message_id: str = ""  # for a delivery report: the Message-ID of our mail it is about
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,13 @@ def _by_message_ids(ids: Sequence[str]) -> tuple[m.Ticket, str, str] | None:
             ticket_id, _, direction = by_message_id[message_id]
             return by_id(int(str(ticket_id))), message_id, str(direction)
     return None
+
+
+def final(ticket: m.Ticket) -> m.Ticket:
+    """The ticket a merge chain ends at (the ticket itself when it was never merged)."""
+    found = _follow_merges(Found(ticket, "", ()))
+    assert found.ticket is not None
+    return found.ticket
 
 
 def _follow_merges(found: Found) -> Found:

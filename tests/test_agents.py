@@ -475,3 +475,57 @@ def test_explain_shows_why_an_agent_mail_counts(smtp_ctx: Context) -> None:
     result = explain(smtp_ctx, reply_to(notice, sender="alice@example.org", body="#assign me\nOk."))
     assert any("authentic (signed reply address" in line for line in result["trace"])
     assert detail(smtp_ctx, number)["assignee"] is None  # a dry run
+
+
+FORGED_RESULTS = {"Authentication-Results": "mx.example.org; dkim=pass header.d=example.org"}
+
+
+@pytest.mark.parametrize("protocol", ["smtp", "lmtp"])
+def test_authentication_results_count_only_behind_our_mta(
+    tmp_path: Path, database_url: str, serve_in_thread: Any, protocol: str
+) -> None:
+    """Straight from the Internet (SMTP) the header is the sender's word; behind an MTA
+    (LMTP) it is the MTA's, which removes forged ones."""
+    listener: dict[str, Any] = {"port": free_port(), "protocol": protocol}
+    if protocol == "lmtp":
+        listener["socket"] = str(tmp_path / "lmtp.sock")
+    data = config_data(
+        tmp_path,
+        database_url,
+        {"listener": listener, "security": {"trusted_authserv_ids": ["mx.example.org"]}},
+    )
+    ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+    serve_in_thread(ctx, imap=False)
+    number = customer_ticket(ctx)
+    mail = compose(
+        sender="bob@example.org",
+        subject=f"Re: [EB#{number}] x",
+        body="#priority low\nPlease confirm your login at https://evil.example",
+        headers=FORGED_RESULTS,
+    )
+    if protocol == "smtp":
+        with smtplib.SMTP("127.0.0.1", ctx.config.listener.port, timeout=10) as client:
+            client.sendmail("bob@example.org", ["support@example.org"], mail)
+    else:
+        with smtplib.LMTP(listener["socket"]) as client:
+            client.sendmail("bob@example.org", ["support@example.org"], mail)
+    expected = "normal" if protocol == "smtp" else "low"
+    assert detail(ctx, number)["priority"] == expected
+
+
+def test_merging_into_a_merged_ticket_follows_the_chain(smtp_ctx: Context) -> None:
+    first = customer_ticket(smtp_ctx)
+    second = customer_ticket(smtp_ctx, sender="b@customer.example", subject="b")
+    third = customer_ticket(smtp_ctx, sender="c@customer.example", subject="c")
+    run = [sys.executable, "-m", "mailgate", "--config", str(smtp_ctx.config.path), "tickets"]
+    subprocess.run([*run, "merge", str(second), str(third)], check=True, capture_output=True)
+    notice = notice_for("alice@example.org", "assignment")  # the newest: ticket `third`
+    notice = next(
+        bytes(i.content)
+        for i in m.OutboxItem.select().order_by(m.OutboxItem.id)
+        if i.notice == "assignment"
+        and "alice@example.org" in i.recipients
+        and f"#{first}]" in bytes(i.content).decode(errors="replace")
+    )
+    agent_reply(smtp_ctx, notice, "alice@example.org", f"#merge {second}\n#note\nSame outage.")
+    assert {"kind": "merged_into", "ticket": third} in detail(smtp_ctx, first)["links"]

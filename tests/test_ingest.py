@@ -449,3 +449,136 @@ def test_explain_shows_the_decision_and_writes_nothing(ctx: Context) -> None:
         m.Event.select().count(),
     ) == before
     assert explain(ctx, original)["action"] == "duplicate"
+
+
+def test_raw_bytes_or_nul_in_the_message_id_never_make_a_mail_unstorable(ctx: Context) -> None:
+    for i, message_id in enumerate((b"<\xe9t\xe9@b.example>", b"<nul\x00id@b.example>")):
+        raw = (
+            b"From: c@customer.example\r\nTo: support@example.org\r\nSubject: odd "
+            + bytes([48 + i])
+            + b"\r\nMessage-ID: "
+            + message_id
+            + b"\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/x\x00y\r\n"
+            b"Content-Disposition: attachment; filename=a\x00b.bin\r\n\r\nxyz\r\n--b--\r\n"
+        )
+        first = ingest(ctx, raw, source="pipe")
+        assert first.action == "created", first.reason
+        assert ingest(ctx, raw, source="pipe").action == "duplicate"
+        assert first.message_id.endswith("@sha256.mailgate.invalid>")
+
+
+def test_a_reused_message_id_with_other_text_from_the_same_sender_is_a_new_mail(
+    ctx: Context,
+) -> None:
+    alarm = compose(
+        sender="scanner@customer.example",
+        message_id="<1@localhost>",
+        subject="Disk full on db1",
+        body="db1: 99 % used",
+    )
+    other = compose(
+        sender="scanner@customer.example",
+        message_id="<1@localhost>",
+        subject="Disk full on db2",
+        body="db2: 98 % used",
+    )
+    assert ingest(ctx, alarm, source="smtp").action == "created"
+    assert ingest(ctx, other, source="smtp").action == "created"
+    assert ingest(ctx, b"Received: from mx2\r\n" + alarm, source="smtp").action == "duplicate"
+
+
+def test_a_forged_bounce_cannot_silence_agents_or_strangers(ctx: Context) -> None:
+    created = ingest(ctx, compose(), source="smtp")
+    (ack,) = outbound(ctx, created.ticket, "acknowledgement")
+    for victim in ("alice@example.org", "someone@else.example"):
+        ingest(ctx, dsn_for(ack.content, victim), source="smtp")
+        contact = m.Contact.get_or_none(m.Contact.email == victim)
+        assert contact is None or contact.undeliverable_until is None
+    ignored = [
+        e for e in show(ctx, created.ticket)["events"] if e["kind"] == "delivery_report_ignored"
+    ]
+    assert [e["new"] for e in ignored] == ["alice@example.org", "someone@else.example"]
+
+
+def test_an_interrupted_mail_is_finished_with_its_envelope(ctx: Context) -> None:
+    from mailgate import ingest as front_door
+
+    created = ingest(ctx, compose(), source="smtp")
+    raw = compose(
+        sender="jane.doe@example.org",
+        subject=f"Re: [EB#{created.ticket}] x",
+        body="#priority high\nOn it.",
+    )
+    sha256 = __import__("hashlib").sha256(raw).hexdigest()
+    ctx.blobs.put(raw, sha256)
+    # The process died right after the receipt was committed (SMTP AUTH as jane).
+    envelope = Envelope(
+        mail_from="jane.doe@example.org",
+        rcpt_tos=("support@example.org",),
+        authenticated_as="jane",
+        via_mta=False,
+    )
+    message_id, sender = front_door._peek(raw, sha256)
+    front_door._receive(
+        message_id, sha256, sender, len(raw), "smtp", "", envelope, front_door._fingerprint(raw)
+    )
+    m.Receipt.update(received_at=m.utcnow() - dt.timedelta(minutes=5)).execute()
+    (outcome,) = front_door.recover(ctx)
+    assert outcome.action == "appended"
+    assert show(ctx, created.ticket)["priority"] == "high"
+
+
+def test_a_mail_that_keeps_killing_the_process_is_quarantined(ctx: Context) -> None:
+    from mailgate import ingest as front_door
+
+    raw = compose()
+    sha256 = __import__("hashlib").sha256(raw).hexdigest()
+    ctx.blobs.put(raw, sha256)
+    message_id, sender = front_door._peek(raw, sha256)
+    front_door._receive(
+        message_id, sha256, sender, len(raw), "smtp", "", Envelope(), front_door._fingerprint(raw)
+    )
+    # Every start-up finds it unfinished; each recovery attempt counts, as if each crashed.
+    for _ in range(front_door.MAX_ATTEMPTS):
+        m.Receipt.update(
+            received_at=m.utcnow() - dt.timedelta(minutes=5), status="received"
+        ).execute()
+        with m.write_transaction():
+            front_door._count_attempt(m.Receipt.get())
+    m.Receipt.update(received_at=m.utcnow() - dt.timedelta(minutes=5)).execute()
+    outcomes = front_door.recover(ctx)
+    assert [o.action for o in outcomes] in ([], ["quarantined"])
+    assert m.Receipt.get().status == "quarantined"
+    assert m.Ticket.select().count() == 0
+
+
+def test_a_forged_agent_mail_dressed_as_list_mail_is_still_unverified(ctx: Context) -> None:
+    created = ingest(ctx, compose(), source="smtp")
+    raw = compose(
+        sender="bob@example.org",
+        subject=f"Re: [EB#{created.ticket}] x",
+        body="#resolve\nSend your PIN.",
+        headers={"Precedence": "bulk", "List-Id": "<x.y>"},
+    )
+    ingest(ctx, raw, source="smtp")
+    detail = show(ctx, created.ticket)
+    assert inbound(detail)[-1]["kind"] == "external"
+    assert detail["status"] == "new"
+    assert "unverified_agent_mail" in [e["kind"] for e in detail["events"]]
+
+
+@pytest.mark.config(
+    {
+        "team": [
+            {"key": "level1", "name": "Level 1", "address": "level1@example.org"},
+            {"key": "online-banking", "name": "Online Banking"},
+            {"key": "sysadmins", "name": "System Administrators"},
+        ]
+    }
+)
+def test_a_team_without_members_hears_at_its_address(ctx: Context) -> None:
+    created = ingest(ctx, compose(), source="smtp")
+    (notice,) = outbound(ctx, created.ticket, "assignment")
+    assert notice.recipients == ["level1@example.org"]

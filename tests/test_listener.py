@@ -184,3 +184,14 @@ def test_starttls_with_a_configured_certificate(
         client.starttls(context=context)
         client.sendmail("carla@customer.example", ["support@example.org"], compose())
     assert m.Ticket.select().count() == 1
+
+
+def test_a_line_longer_than_64_kib_is_still_accepted(listening: Context) -> None:
+    html = "<p>" + "x" * 70_000 + "</p>"
+    raw = (
+        b"From: c@customer.example\r\nTo: support@example.org\r\nSubject: long\r\n"
+        b"Content-Type: text/html\r\n\r\n" + html.encode() + b"\r\n"
+    )
+    with smtp(listening) as client:
+        client.sendmail("c@customer.example", ["support@example.org"], raw)
+    assert m.Ticket.select().count() == 1

@@ -13,6 +13,7 @@ import time
 from email import policy
 from email.header import decode_header, make_header
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -483,36 +484,73 @@ def _secure_relay(tmp_path: Path, *, implicit: bool) -> tuple[Any, Any, int]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
 
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"gateway", b"s3cret")
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            b"gateway",
+            b"s3cret",
+        )
         return AuthResult(success=ok, handled=False)
 
     handler = RelayHandler()
     port = free_port()
-    kwargs: dict[str, Any] = {"authenticator": authenticate, "auth_required": True,
-                              "auth_exclude_mechanism": ["LOGIN"]}
+    kwargs: dict[str, Any] = {
+        "authenticator": authenticate,
+        "auth_required": True,
+        "auth_exclude_mechanism": ["LOGIN"],
+    }
     if implicit:
-        controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=context,
-                                auth_require_tls=False, **kwargs)
+        controller = Controller(
+            handler,
+            hostname="127.0.0.1",
+            port=port,
+            ssl_context=context,
+            auth_require_tls=False,
+            **kwargs,
+        )
     else:
-        controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=context,
-                                require_starttls=True, **kwargs)
+        controller = Controller(
+            handler,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=context,
+            require_starttls=True,
+            **kwargs,
+        )
     controller.start()
     return controller, handler, port
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # implicit TLS
 @pytest.mark.parametrize("security", ["starttls", "tls"])
-def test_relay_with_tls_and_auth_password_from_a_file(tmp_path: Path, database_url: str,
-                                                      security: str) -> None:
+def test_relay_with_tls_and_auth_password_from_a_file(
+    tmp_path: Path, database_url: str, security: str
+) -> None:
     from tests.conftest import open_gateway
     from tests.support import load_config
 
     controller, handler, port = _secure_relay(tmp_path, implicit=security == "tls")
     try:
         (tmp_path / "relay.pw").write_text("s3cret\n")
-        data = config_data(tmp_path, database_url, {"outbound": {"transport": "smtp", "smtp": {
-            "host": "127.0.0.1", "port": port, "security": security, "verify": False,
-            "username": "gateway", "password_file": str(tmp_path / "relay.pw"), "timeout": 5}}})
+        data = config_data(
+            tmp_path,
+            database_url,
+            {
+                "outbound": {
+                    "transport": "smtp",
+                    "smtp": {
+                        "host": "127.0.0.1",
+                        "port": port,
+                        "security": security,
+                        "verify": False,
+                        "username": "gateway",
+                        "password_file": str(tmp_path / "relay.pw"),
+                        "timeout": 5,
+                    },
+                }
+            },
+        )
         ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
         ingest(ctx, compose(), source="smtp")
         report = deliver(ctx)
@@ -525,7 +563,8 @@ def test_relay_with_tls_and_auth_password_from_a_file(tmp_path: Path, database_u
         assert report.sent == 0 and report.failed == 0
         assert "refused our login" in report.errors[0]
         assert {i.status for i in m.OutboxItem.select().where(m.OutboxItem.sent_at.is_null())} == {
-            "queued"}
+            "queued"
+        }
         m.db.close()
     finally:
         controller.stop()
@@ -534,8 +573,15 @@ def test_relay_with_tls_and_auth_password_from_a_file(tmp_path: Path, database_u
 def test_identical_attachments_are_stored_once(ctx: Context) -> None:
     data = os.urandom(50_000)
     for i in range(2):
-        ingest(ctx, compose(subject=f"scan {i}", sender=f"c{i}@customer.example",
-                            attachments=[("scan.pdf", "application/pdf", data)]), source="smtp")
+        ingest(
+            ctx,
+            compose(
+                subject=f"scan {i}",
+                sender=f"c{i}@customer.example",
+                attachments=[("scan.pdf", "application/pdf", data)],
+            ),
+            source="smtp",
+        )
     rows = list(m.Attachment.select())
     assert len(rows) == 2 and rows[0].sha256 == rows[1].sha256
     stored = ctx.blobs.path(rows[0].sha256)
@@ -547,3 +593,21 @@ def test_identical_attachments_are_stored_once(ctx: Context) -> None:
 def test_sequential_ticket_numbers_as_an_option(ctx: Context) -> None:
     numbers = [ingest(ctx, compose(subject=f"s{i}"), source="smtp").ticket for i in range(3)]
     assert numbers == [1001, 1002, 1003]
+
+
+def test_a_recipient_the_relay_cannot_take_fails_alone_and_visibly(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    utf8 = (
+        "From: Jörg <jörg@kunde.example>\r\nTo: support@example.org\r\nSubject: Grüße\r\n"
+        "Message-ID: <utf8@kunde.example>\r\n\r\nHallo\r\n"
+    ).encode()
+    created = ingest(smtp_ctx, utf8, source="smtp")
+    ingest(smtp_ctx, compose(sender="ok@customer.example", subject="second"), source="smtp")
+    report = deliver(smtp_ctx)
+    assert report.failed == 1 and report.sent == 5
+    (failed,) = [i for i in items() if i.status == "failed"]
+    assert "SMTPUTF8" in failed.last_error
+    detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
+    assert "notice_failed" in [e["kind"] for e in detail["events"]]
+    assert not [i for i in items() if i.status in ("sending", "claimed")]

@@ -51,6 +51,7 @@ PROCESSED_KEYWORD = "$MailgateProcessed"
 # (idle_check() cannot tell one from silence) and sweeps for anything missed.
 IDLE_RENEW_SECONDS = 5 * 60
 _MAX_BACKOFF = 300.0
+_BATCH_BYTES = 32 * 1024 * 1024
 
 
 class Sink(Protocol):
@@ -195,6 +196,7 @@ class Poller(threading.Thread):
         self.client: imapclient.IMAPClient | None = None
         self.uidvalidity = 0
         self.last_uid = 0
+        self.skipped: set[int] = set()  # UIDs whose ingest failed with a bug, this session
 
     # --- the outer loop: connect, work, reconnect with backoff ---------------------------
 
@@ -335,9 +337,8 @@ class Poller(threading.Thread):
         client = self.client
         assert client is not None
         result = Round()
-        size = max(1, self.account.batch_size)
-        for start in range(0, len(uids), size):
-            batch = uids[start : start + size]
+        uids = [u for u in uids if u not in self.skipped]
+        for batch in self._batches(uids):
             fetched = client.fetch(batch, ["BODY.PEEK[]"])
             stored: list[int] = []
             counts: Counter[str] = Counter()
@@ -355,12 +356,41 @@ class Poller(threading.Thread):
                         # Not stored: it stays where it is, and this round ends here.
                         counts["failed"] += 1
                         raise
+                    except Exception:  # a bug with this one mail must not block the folder
+                        log.exception(
+                            "ingest failed",
+                            extra={"mailgate_fields": {"account": self.account.name, "uid": uid}},
+                        )
+                        counts["failed"] += 1
+                        self.skipped.add(uid)
+                        continue
                     stored.append(uid)
                     counts[outcome.action] += 1
                     result.stored += 1
             finally:
                 self._settle(stored, counts)
         return result
+
+    def _batches(self, uids: list[int]) -> list[list[int]]:
+        """Batches of at most ``batch_size`` mails and about 32 MiB: memory stays bounded."""
+        if len(uids) <= 1:
+            return [uids] if uids else []
+        client = self.client
+        assert client is not None
+        sizes = client.fetch(uids, ["RFC822.SIZE"])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        total = 0
+        for uid in uids:
+            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+            if current and (len(current) >= self.account.batch_size or total + size > _BATCH_BYTES):
+                batches.append(current)
+                current, total = [], 0
+            current.append(uid)
+            total += size
+        if current:
+            batches.append(current)
+        return batches
 
     def _settle(self, stored: list[int], counts: Counter[str]) -> None:
         """Mark what was stored as processed, and tell the ledger; only stored mail moves."""

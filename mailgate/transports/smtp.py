@@ -93,6 +93,9 @@ class Handler:
             mail_from=envelope.mail_from or None,
             rcpt_tos=tuple(envelope.rcpt_tos),
             authenticated_as=agent,
+            # Straight from the Internet nobody has checked (or removed) the
+            # Authentication-Results a sender wrote; behind an MTA (LMTP) somebody has.
+            via_mta=self._lmtp,
         )
         self._counter.in_flight += 1
         try:
@@ -127,12 +130,20 @@ def _peer(session: Any) -> str:
 class _SessionLimit:
     """Mixed into aiosmtpd's protocol classes: a connection limit and long lines."""
 
-    line_length_limit = 1 << 16
     counter: Counter
     max_connections: int
     _counted = False
     transport: asyncio.BaseTransport | None
     session: Any
+
+    def __init__(
+        self, handler: Handler, counter: Counter, max_connections: int, **kwargs: Any
+    ) -> None:
+        self.counter = counter
+        self.max_connections = max_connections
+        # A line may be as long as the mail may be: refusing it would bounce the mail.
+        self.line_length_limit = max(int(kwargs.get("data_size_limit") or 0), 1 << 16)
+        super().__init__(handler, **kwargs)  # type: ignore[call-arg]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # not the STARTTLS upgrade of an existing session
@@ -155,21 +166,11 @@ class _SessionLimit:
 
 
 class MailgateSMTP(_SessionLimit, SMTP):
-    def __init__(
-        self, handler: Handler, counter: Counter, max_connections: int, **kwargs: Any
-    ) -> None:
-        self.counter = counter
-        self.max_connections = max_connections
-        super().__init__(handler, **kwargs)
+    pass
 
 
 class MailgateLMTP(_SessionLimit, LMTP):
-    def __init__(
-        self, handler: Handler, counter: Counter, max_connections: int, **kwargs: Any
-    ) -> None:
-        self.counter = counter
-        self.max_connections = max_connections
-        super().__init__(handler, **kwargs)
+    pass
 
 
 def _authenticator(check: Callable[[str, str], str | None]) -> Callable[..., AuthResult]:
