@@ -42,6 +42,7 @@ from mailgate.ingest import Envelope, Outcome
 from mailgate.logs import event
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
+from mailgate.worker import Worker
 
 log = logging.getLogger("mailgate.serve")
 
@@ -56,7 +57,7 @@ class Periodic:
     name: str
     seconds: Callable[[Config], int]
     run: Callable[[Context], Any]
-    thread: str  # "db" (the database thread) or "outbox"
+    thread: str  # "db" (the database thread), "outbox", or "worker" (the ingest process)
 
 
 def _deliver(ctx: Context) -> None:
@@ -65,6 +66,13 @@ def _deliver(ctx: Context) -> None:
         event(
             log, "outbox.delivered", sent=report.sent, deferred=report.retried, failed=report.failed
         )
+
+
+def _ingest(
+    ctx: Context, raw: bytes, source: str, mailbox: str | None, envelope: Envelope | None
+) -> Outcome:
+    """What the worker runs for each mail (module level: the worker imports it by name)."""
+    return front_door.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
 
 
 def _recover(ctx: Context) -> None:
@@ -86,7 +94,7 @@ def _prune(ctx: Context) -> None:
 
 PERIODIC: list[Periodic] = [
     Periodic("outbox", lambda c: c.jobs.outbox_seconds, _deliver, "outbox"),
-    Periodic("recover", lambda c: c.jobs.recover_seconds, _recover, "db"),
+    Periodic("recover", lambda c: c.jobs.recover_seconds, _recover, "worker"),
     Periodic("prune", lambda c: 3600, _prune, "db"),
 ]
 
@@ -99,6 +107,8 @@ class Gateway:
         self.with_smtp = smtp and ctx.config.listener.enabled
         self.with_imap = imap
         self.db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-db")
+        # Ingest runs in a process of its own (see worker.py); this thread waits for it.
+        self.worker = Worker(ctx.config.path)
         self.sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-outbox")
         self.imap_stop = threading.Event()
         self.pollers: list[imap_transport.Poller] = []
@@ -117,7 +127,7 @@ class Gateway:
 
     async def ingest(self, raw: bytes, envelope: Envelope) -> Outcome:
         assert self.loop is not None
-        call = functools.partial(front_door.ingest, self.ctx, raw, source="smtp", envelope=envelope)
+        call = functools.partial(self.worker.call, _ingest, raw, "smtp", None, envelope)
         outcome: Outcome = await self.loop.run_in_executor(self.db, call)
         self.kick_outbox()
         return outcome
@@ -162,9 +172,7 @@ class Gateway:
     # --- IMAP sink (called from poller threads) -------------------------------------------
 
     def imap_ingest(self, raw: bytes, account: ImapAccount) -> Outcome:
-        outcome: Outcome = self.in_db(
-            front_door.ingest, self.ctx, raw, source="imap", mailbox=account.mailbox or None
-        )
+        outcome: Outcome = self.worker.call(_ingest, raw, "imap", account.mailbox or None, None)
         self.kick_outbox()
         return outcome
 
@@ -176,6 +184,7 @@ class Gateway:
             # Only the main thread can take signals; embedded (tests) it is stopped by stop().
             with contextlib.suppress(ValueError, RuntimeError):
                 self.loop.add_signal_handler(sig, self.stopping.set)
+        await self.loop.run_in_executor(self.db, self.worker.warm_up)
         if self.with_smtp:
             await self._start_listener()
         if self.with_imap:
@@ -232,14 +241,17 @@ class Gateway:
 
     def _start_scheduler(self) -> None:
         scheduler = AsyncIOScheduler(event_loop=self.loop, timezone="UTC")
-        pools = {"db": self.db, "outbox": self.sender}
+        pools = {"db": self.db, "outbox": self.sender, "worker": self.db}
         for job in PERIODIC:
             pool = pools[job.thread]
 
             async def tick(job: Periodic = job, pool: Any = pool) -> None:
                 assert self.loop is not None
                 try:
-                    await self.loop.run_in_executor(pool, job.run, self.ctx)
+                    if job.thread == "worker":
+                        await self.loop.run_in_executor(pool, self.worker.call, job.run)
+                    else:
+                        await self.loop.run_in_executor(pool, job.run, self.ctx)
                 except TemporaryFailure as exc:
                     event(log, f"{job.name}.deferred", logging.WARNING, error=str(exc))
                 except Exception:
@@ -284,6 +296,7 @@ class Gateway:
             poller.join(timeout=SHUTDOWN_GRACE)
         self.sender.shutdown(wait=True)
         self.db.shutdown(wait=True)
+        self.worker.close()
 
 
 class _ImapSink:
