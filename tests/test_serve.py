@@ -174,3 +174,48 @@ def test_make_run_style_start_prints_where_it_listens(
         server.wait(15)
     log = (tmp_path / "serve.log").read_text()
     assert f"smtp=127.0.0.1:{port}" in log and "mail.ingested" in log and "notice.sent" in log
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc, Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_dead_ingest_worker_is_replaced_and_no_mail_is_lost(
+    tmp_path: Path, database_url: str, imap_user: ImapUser
+) -> None:
+    path = setup(tmp_path, database_url, imap_user)
+    port = load_config(path).listener.port
+    server = start(path)
+    try:
+        children = children_of(server.pid)
+        assert children, "serve runs ingest in a worker process"
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)  # the worker dies, as under the OOM killer
+        mails = [
+            compose(message_id=f"<after-{i}@customer.example>", subject=f"after {i}")
+            for i in range(3)
+        ]
+        answers = [send(port, raw) for raw in mails]
+        # A mail that met the dead worker was refused (the MTA retries); later ones pass.
+        assert answers[-1] is True
+        for raw, accepted in zip(mails, answers, strict=True):
+            if not accepted:
+                assert send(port, raw)
+        assert server.poll() is None
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(15) == 0
+    from tests.conftest import open_gateway
+
+    open_gateway(load_config(path))
+    assert m.Ticket.select().count() == 3
+    m.db.close()
