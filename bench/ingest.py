@@ -40,7 +40,7 @@ from mailgate.context import Context, open_context
 from mailgate.ingest import ingest
 
 
-def config(root: Path, **outbound: Any) -> Any:
+def config(root: Path, url: str | None = None, **outbound: Any) -> Any:
     data = {
         "gateway": {
             "name": "Bench Helpdesk",
@@ -49,7 +49,7 @@ def config(root: Path, **outbound: Any) -> Any:
             "secret_key_file": str(root / "secret.key"),
         },
         "storage": {"blob_dir": str(root / "blobs")},
-        "database": {"url": f"sqlite:///{root / 'mailgate.db'}"},
+        "database": {"url": url or f"sqlite:///{root / 'mailgate.db'}"},
         "outbound": {
             "transport": "maildir",
             "maildir": str(root / "sent"),
@@ -68,11 +68,11 @@ def config(root: Path, **outbound: Any) -> Any:
     return from_dict(data, root / "bench.toml")
 
 
-def fresh(root: Path, **outbound: Any) -> Context:
+def fresh(root: Path, url: str | None = None, **outbound: Any) -> Context:
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    ctx = open_context(config(root, **outbound))
+    ctx = open_context(config(root, url, **outbound))
     models.upgrade()
     with models.write_transaction():
         tickets.sync_directory(ctx.config)
@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--big-db", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="skip the big database")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="also ingest into this PostgreSQL database (in a new schema)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
     mails = corpus(args.count)
@@ -216,6 +218,9 @@ def main() -> None:
         corpus(args.count, minimal=True, attachment_every=0),
         "minimal",
     )
+
+    if args.postgres:
+        postgres_ratio(work, args.postgres, mails[:1000])
 
     print("\nmemory")
     big = big_mail()
@@ -245,6 +250,27 @@ def main() -> None:
         large_rate = ingest_all(large, fresh_mails, f"ingest() into {args.big_db:,} tickets")
         print(f"  → {args.big_db:,} / 1,000 = {large_rate / small_rate:.2f}  (target ≥ 0.90)")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def postgres_ratio(work: Path, url: str, mails: list[bytes]) -> None:
+    import uuid
+
+    import psycopg2
+
+    schema = "bench_" + uuid.uuid4().hex[:8]
+    connection = psycopg2.connect(url)
+    connection.autocommit = True
+    connection.cursor().execute(f"CREATE SCHEMA {schema}")
+    try:
+        print("PostgreSQL against SQLite, the same realistic mails")
+        lite = ingest_all(fresh(work / "lite"), mails, "ingest() into SQLite")
+        ctx = fresh(work / "pg", f"{url}?options=-c%20search_path%3D{schema}")
+        pg = ingest_all(ctx, mails, "ingest() into PostgreSQL")
+        models.db.close()
+        print(f"  → PostgreSQL / SQLite = {pg / lite:.2f}\n")
+    finally:
+        connection.cursor().execute(f"DROP SCHEMA {schema} CASCADE")
+        connection.close()
 
 
 def tracemalloc_peak(fn: Callable[[], Any]) -> float:
