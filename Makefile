@@ -16,15 +16,14 @@ $(BIN)/.installed: pyproject.toml
 
 run: $(BIN)/.installed
 	@$(BIN)/mailgate --config $(CONFIG) db upgrade
-	@echo
-	@echo "mailgate listens for mail on 127.0.0.1:2525. From another terminal, send one:"
-	@echo "  swaks -s 127.0.0.1:2525 -f carla@customer.example -t support@example.org \\"
-	@echo "        --header 'Subject: Online banking is down' --body 'Nothing works since 9:00.'"
-	@echo "or, without swaks:"
-	@echo "  python3 -c \"import smtplib; smtplib.SMTP('127.0.0.1', 2525).sendmail('carla@customer.example', ['support@example.org'], b'Subject: Online banking is down\\r\\n\\r\\nNothing works.')\""
-	@echo "Then: $(BIN)/mailgate tickets list    (the acknowledgement lands in var/sent/new/)"
-	@echo "Stop with Ctrl-C."
-	@echo
+	@printf '%s\n' "" \
+	  "mailgate listens for mail on 127.0.0.1:2525. From another terminal, send one:" \
+	  "  swaks -s 127.0.0.1:2525 -f carla@customer.example -t support@example.org \\" \
+	  "        --header 'Subject: Online banking is down' --body 'Nothing works since 9:00.'" \
+	  "or, without swaks:" \
+	  "  python3 -c \"import smtplib; smtplib.SMTP('127.0.0.1', 2525).sendmail('carla@customer.example', ['support@example.org'], b'Subject: Online banking is down\\r\\n\\r\\nNothing works.')\"" \
+	  "Then: $(BIN)/mailgate tickets list    (the acknowledgement lands in var/sent/new/)" \
+	  "Stop with Ctrl-C." ""
 	@$(BIN)/mailgate --config $(CONFIG) serve
 
 test: $(BIN)/.installed
