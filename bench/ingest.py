@@ -40,8 +40,9 @@ from mailgate.context import Context, open_context
 from mailgate.ingest import ingest
 
 
-def config(root: Path, url: str | None = None, **outbound: Any) -> Any:
-    data = {
+def config_data(root: Path, url: str | None = None, **outbound: Any) -> dict[str, Any]:
+    """The benchmark helpdesk: one mailbox, a team of one, generous breaker limits."""
+    return {
         "gateway": {
             "name": "Bench Helpdesk",
             "domain": "helpdesk.example.org",
@@ -65,7 +66,10 @@ def config(root: Path, url: str | None = None, **outbound: Any) -> Any:
         "team": [{"key": "level1", "name": "Level 1", "members": ["alice"]}],
         "agent": [{"key": "alice", "name": "Alice", "emails": ["alice@example.org"]}],
     }
-    return from_dict(data, root / "bench.toml")
+
+
+def config(root: Path, url: str | None = None, **outbound: Any) -> Any:
+    return from_dict(config_data(root, url, **outbound), root / "bench.toml")
 
 
 def fresh(root: Path, url: str | None = None, **outbound: Any) -> Context:
@@ -200,8 +204,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--big-db", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="skip the big database")
-    parser.add_argument("--postgres", metavar="URL",
-                        help="also ingest into this PostgreSQL database (in a new schema)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also ingest into this PostgreSQL database (in a new schema)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
     mails = corpus(args.count)

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import corpus
-from bench.ingest import fresh
+from bench.ingest import config_data, fresh
 from mailgate import models
 from mailgate.ingest import ingest
 from tests.dovecot import Dovecot, dovecot_binary
@@ -102,26 +102,9 @@ def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def gateway_config(root: Path, port: int, imap: dict[str, object] | None = None) -> Path:
-    data: dict[str, object] = {
-        "gateway": {
-            "name": "Bench",
-            "domain": "helpdesk.example.org",
-            "ticket_prefix": "EB",
-            "secret_key_file": str(root / "secret.key"),
-        },
-        "storage": {"blob_dir": str(root / "blobs")},
-        "database": {"url": f"sqlite:///{root / 'mailgate.db'}"},
-        "outbound": {
-            "transport": "maildir",
-            "maildir": str(root / "sent"),
-            "limits": {"overall": ["50000/1h"]},
-        },
-        "listener": {"port": port},
-        "jobs": {"outbox_seconds": 3600},
-        "mailbox": [{"name": "support", "address": "support@example.org", "team": "level1"}],
-        "team": [{"key": "level1", "name": "Level 1", "members": ["alice"]}],
-        "agent": [{"key": "alice", "name": "Alice", "emails": ["alice@example.org"]}],
-    }
+    data = config_data(root)
+    data["listener"] = {"port": port}
+    data["jobs"] = {"outbox_seconds": 3600}
     if imap:
         data["imap"] = [imap]
     path = root / "mailgate.toml"

@@ -153,7 +153,7 @@ def note(
     actor: str = "",
 ) -> m.Message:
     """An internal note: stored on the ticket, never sent to the customer."""
-    actor = actor or (f"agent:{agent.key}" if agent else "admin:cli")
+    actor = actor or _actor_of(agent)
     message = message or _stored_text(ctx, ticket, agent, text, kind="note")
     changes.add(tickets.Change(ticket, "note", actor, message=message))
     return message
@@ -170,7 +170,7 @@ def resolve(
     actor: str = "",
 ) -> None:
     """Resolve with a resolution text for the customer (sent in the resolution notice)."""
-    actor = actor or (f"agent:{agent.key}" if agent else "admin:cli")
+    actor = actor or _actor_of(agent)
     if text.strip() or message is not None:
         message = message or _stored_text(ctx, ticket, agent, text, kind="agent")
         changes.add(tickets.Change(ticket, "resolution", actor, message=message))
@@ -198,6 +198,10 @@ def set_team(
         pick = routing.pick_agent(ctx.config, team)
         if pick:
             tickets.assign(ticket, pick, ctx.config, changes, actor="system:auto-assign")
+
+
+def _actor_of(agent: Agent | None) -> str:
+    return f"agent:{agent.key}" if agent else "admin:cli"
 
 
 def _first_response(ticket: m.Ticket, changes: tickets.Changes, actor: str) -> None:
