@@ -292,3 +292,14 @@ def test_the_shipped_example_config_is_a_realistic_helpdesk(tmp_path: Path) -> N
     assert len(config.agents) >= 3
     assert config.outbound.transport == "maildir" and config.outbound.maildir.startswith("var/")
     assert config.database.url == "sqlite:///var/mailgate.db"
+
+
+def test_json_logs_for_log_collectors_without_bodies_or_full_addresses(upgraded: Path) -> None:
+    result = run(
+        upgraded, "--log-format", "json", "ingest", "-", stdin=compose(body="my secret PIN is 1234")
+    )
+    assert result.returncode == 0
+    (line,) = [json.loads(x) for x in result.stderr.splitlines() if "mail.ingested" in x]
+    assert line["event"] == "mail.ingested" and line["action"] == "created"
+    assert line["sender"] == "c***@customer.example"
+    assert "1234" not in result.stderr
