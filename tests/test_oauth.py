@@ -23,7 +23,7 @@ class TokenEndpoint(http.server.BaseHTTPRequestHandler):
     answers: list[tuple[int, dict[str, Any]]] = []
     seen: list[dict[str, str]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
         type(self).seen.append(form)
