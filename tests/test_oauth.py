@@ -9,7 +9,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -20,8 +20,8 @@ from tests.relay import free_port
 
 
 class TokenEndpoint(http.server.BaseHTTPRequestHandler):
-    answers: list[tuple[int, dict[str, Any]]] = []
-    seen: list[dict[str, str]] = []
+    answers: ClassVar[list[tuple[int, dict[str, Any]]]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
