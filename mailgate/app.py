@@ -1,15 +1,17 @@
 """``mailgate serve``: the composition root of the long-running gateway.
 
 One asyncio loop runs the SMTP/LMTP listener and the scheduler; one thread per
-IMAP account runs its poller; all ingest work goes through ONE database thread
-(SQLite wants one writer; the loop never blocks on the database). The outbox
-is delivered by a scheduled job in its own thread, and kicked right after a
-mail was stored, so an acknowledgement leaves within seconds.
+IMAP account runs its poller; all ingest work goes to ONE worker process
+(``worker.py``: a second core, and a crash there is not a crash here), reached
+through one database thread so the loop never waits. The outbox is delivered
+by a scheduled job in its own thread, kicked right after a mail was stored, so
+an acknowledgement leaves within seconds.
 
 SIGTERM/SIGINT: stop accepting, let the mails in flight finish, close the IMAP
 sessions, let a running delivery finish, exit 0. ``kill -9`` loses nothing:
 a mail got its 250 only after its transaction committed, an IMAP mail is moved
-only after it was stored, and interrupted receipts are finished at start.
+only after it was stored, and interrupted receipts are finished by the
+recovery job, which runs at start.
 
 Scheduled jobs are a table (``PERIODIC``); later work (SLA checks, auto-close)
 adds rows to it.
