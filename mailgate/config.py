@@ -38,6 +38,7 @@ NOTICE_KINDS: tuple[str, ...] = (
     "reopened",
     "resolution",
     "closed",
+    "escalation",
 )
 
 CONFIG_ENV = "MAILGATE_CONFIG"
@@ -86,6 +87,7 @@ class Notices:
     reopened: bool = True
     resolution: bool = True
     closed: bool = False
+    escalation: bool = True
     # Who else hears of new tickets and customer replies when nobody is assigned.
     notify_team: bool = True
 

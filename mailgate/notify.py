@@ -57,7 +57,7 @@ log = logging.getLogger("mailgate.notify")
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CUSTOMER_FACING = ("acknowledgement", "agent_reply", "resolution", "closed")
-_STAFF_KINDS = ("assignment", "customer_reply", "reopened", "command_error")
+_STAFF_KINDS = ("assignment", "customer_reply", "reopened", "command_error", "escalation")
 # Every template set: the configurable notices, and the answer to commands not understood.
 TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error")
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
@@ -287,6 +287,9 @@ def _intents(
                 message=resolution.message if resolution else None,
             )
         )
+    priority = kinds.get("priority")
+    if priority is not None and priority.new == "emergency" and on.escalation:
+        intents.extend(_escalation(ctx, ticket, priority.actor))
     if "command_error" in kinds:
         change = kinds["command_error"]
         agent = _agent_of(change.actor)
@@ -349,6 +352,25 @@ def _team_intents(
     if team.address:
         return [Intent(kind, ticket, [Address(team.address, team.name)], message=message)]
     return []
+
+
+def _escalation(ctx: Context, ticket: m.Ticket, actor: str) -> list[Intent]:
+    """An emergency is told to the team's escalation contact (unless they raised it)."""
+    key = sql.value("SELECT key FROM team WHERE id = ?", ticket.team_id) if ticket.team_id else None
+    team = ctx.config.team(str(key)) if key else None
+    if team is None or not team.escalation or actor == f"agent:{team.escalation}":
+        return []
+    contact = tickets.agent_row(team.escalation, ctx.config)
+    return [
+        Intent(
+            "escalation",
+            ticket,
+            [],
+            agent=_agent_of(actor),
+            for_agent=contact,
+            message=_latest_customer(ticket),
+        )
+    ]
 
 
 def _agent_of(actor: str) -> m.Agent | None:

@@ -529,3 +529,16 @@ def test_merging_into_a_merged_ticket_follows_the_chain(smtp_ctx: Context) -> No
     )
     agent_reply(smtp_ctx, notice, "alice@example.org", f"#merge {second}\n#note\nSame outage.")
     assert {"kind": "merged_into", "ticket": third} in detail(smtp_ctx, first)["links"]
+
+
+def test_an_emergency_reaches_the_teams_escalation_contact(smtp_ctx: Context) -> None:
+    number = customer_ticket(smtp_ctx)
+    agent_reply(
+        smtp_ctx,
+        notice_for("alice@example.org", "assignment"),
+        "alice@example.org",
+        "#priority emergency\n#note\nThis is big.",
+    )
+    escalation = email.message_from_bytes(notice_for("carol@example.org", "escalation"))
+    assert f"[EB#{number}] EMERGENCY" in str(escalation["Subject"])
+    assert f"support+{number}-" in str(escalation["Reply-To"])  # carol can act on it
