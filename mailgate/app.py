@@ -276,15 +276,8 @@ class Gateway:
         assert self.loop is not None
         if self.server is not None:
             self.server.close()  # stop accepting
-            deadline = self.loop.time() + SHUTDOWN_GRACE
-            while (
-                self.counter is not None and self.counter.in_flight and self.loop.time() < deadline
-            ):
-                await asyncio.sleep(0.05)
             if self.counter is not None:
-                for session in list(self.counter.sessions):
-                    with contextlib.suppress(Exception):
-                        session.transport.close()
+                await self._finish_sessions(self.counter)
         self.imap_stop.set()
         if self.scheduler is not None:
             self.scheduler.pause()
@@ -292,6 +285,25 @@ class Gateway:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         event(log, "serve.stopped")
+
+    async def _finish_sessions(self, counter: smtp_transport.Counter) -> None:
+        """Let every mail in flight be stored AND answered, then close the sessions.
+
+        A 250 that was decided but not yet written would make the sender try again
+        (harmless: a duplicate) — but "finishes the messages in flight" means the
+        sender hears the answer.
+        """
+        assert self.loop is not None
+        deadline = self.loop.time() + SHUTDOWN_GRACE
+        while self.loop.time() < deadline:
+            if counter.in_flight == 0:
+                await asyncio.sleep(0.2)  # the answer is written a few loop turns later
+                if counter.in_flight == 0 and counter.answered():
+                    break
+            await asyncio.sleep(0.05)
+        for session in list(counter.sessions):
+            with contextlib.suppress(Exception):
+                session.transport.close()
 
     def _join_threads(self) -> None:
         for poller in self.pollers:

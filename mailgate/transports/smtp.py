@@ -59,6 +59,14 @@ class Counter:
         self.in_flight = 0
         self.sessions: set[Any] = set()
 
+    def answered(self) -> bool:
+        """Every answer written to its socket (no session has output waiting)."""
+        for session in self.sessions:
+            transport = getattr(session, "transport", None)
+            if transport is not None and transport.get_write_buffer_size():
+                return False
+        return True
+
 
 class Handler:
     def __init__(
