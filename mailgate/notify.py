@@ -290,6 +290,8 @@ def _intents(
     priority = kinds.get("priority")
     if priority is not None and priority.new == "emergency" and on.escalation:
         intents.extend(_escalation(ctx, ticket, priority.actor))
+    elif "created" in kinds and ticket.priority == "emergency" and on.escalation:
+        intents.extend(_escalation(ctx, ticket, "system"))  # routed straight to emergency
     if "command_error" in kinds:
         change = kinds["command_error"]
         agent = _agent_of(change.actor)

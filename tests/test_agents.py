@@ -542,3 +542,10 @@ def test_an_emergency_reaches_the_teams_escalation_contact(smtp_ctx: Context) ->
     escalation = email.message_from_bytes(notice_for("carol@example.org", "escalation"))
     assert f"[EB#{number}] EMERGENCY" in str(escalation["Subject"])
     assert f"support+{number}-" in str(escalation["Reply-To"])  # carol can act on it
+
+
+@pytest.mark.config(ROUTES)
+def test_a_ticket_routed_to_emergency_reaches_the_escalation_contact(smtp_ctx: Context) -> None:
+    number = customer_ticket(smtp_ctx, sender="ceo@vip.example", subject="Total outage")
+    escalation = email.message_from_bytes(notice_for("carol@example.org", "escalation"))
+    assert f"[EB#{number}] EMERGENCY" in str(escalation["Subject"])
