@@ -21,6 +21,8 @@ Imports tickets, notify, models and ``mailgate.mail``; never a transport.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import email.utils
 import hashlib
 import json
@@ -55,6 +57,8 @@ log = logging.getLogger("mailgate.ingest")
 
 # A mail that crashed the process this many times is quarantined without another try.
 MAX_ATTEMPTS = 3
+# How long one delivery may take before another process may take the mail over.
+LEASE = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,8 @@ def ingest(
         )
     except TemporaryFailure:
         raise
-    except Exception:  # a value the database refused: keep the mail under its bytes alone
+    except (pw.DataError, ValueError, UnicodeError):  # a value the database refused:
+        # keep the mail under its bytes alone
         log.exception("receipt refused; storing the mail under its sha256")
         receipt, duplicate = _receive(
             synthesized_message_id(sha256),
@@ -151,7 +156,11 @@ def ingest(
             receipt.message_id,
             ticket=duplicate,
             tag=tickets.tag(ctx.config, duplicate) if duplicate else None,
-            reason=f"already received {receipt.received_at:%Y-%m-%d %H:%M:%S} UTC",
+            reason=(
+                f"already received {receipt.received_at:%Y-%m-%d %H:%M:%S} UTC"
+                if receipt.status != "received"
+                else "another delivery of this mail is being processed right now"
+            ),
         )
         _log(source, sender, outcome)
         return outcome
@@ -231,53 +240,61 @@ def _receive(
     envelope: Envelope,
     fingerprint: str,
 ) -> tuple[m.Receipt, int | None]:
-    """Commit the receipt. Returns it and, for a duplicate, its ticket number (0 if none)."""
+    """Commit the receipt and take the lease on it.
+
+    Returns the receipt and, when this delivery must not process it, a ticket number
+    (0 if none): a duplicate of a finished mail, or of one another delivery is
+    processing right now (the same mail reaching two processes at once).
+    """
+    now = m.utcnow()
+    # A Message-ID reused for another mail (other sender, or other text: broken clients
+    # and monitoring tools do this) is not a duplicate: such a mail gets a derived key.
+    keys = [message_id, f"{message_id[:-1]}.{sha256[:16]}>", synthesized_message_id(sha256)]
     with m.write_transaction():
-        existing = _receipt_by_message_id(message_id)
-        if existing is not None and not _same_mail(existing, sender, fingerprint):
-            # A Message-ID reused for another mail (other sender, or other text: broken
-            # clients and monitoring tools do this) is not a duplicate.
-            message_id = f"{message_id[:-1]}.{sha256[:16]}>"
-            existing = _receipt_by_message_id(message_id)
-        if existing is not None:
-            if existing.status != "received":
+        for key in keys:
+            # ON CONFLICT makes the first delivery win atomically, on every backend.
+            created = sql.one(
+                "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source,"
+                " mailbox, envelope, status, action, reason, attempts, received_at, lease_until)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', '', '', 1, ?, ?)"
+                " ON CONFLICT (message_id) DO NOTHING RETURNING id",
+                key,
+                sha256,
+                fingerprint,
+                size,
+                sender[:320],
+                source,
+                mailbox,
+                sql.js(envelope.as_json()),
+                sql.ts(now),
+                sql.ts(now + LEASE),
+            )
+            if created is not None:
+                return m.Receipt(
+                    id=created[0],
+                    message_id=key,
+                    sha256=sha256,
+                    fingerprint=fingerprint,
+                    size=size,
+                    sender=sender[:320],
+                    source=source,
+                    mailbox=mailbox,
+                    envelope=envelope.as_json(),
+                    status="received",
+                    action="",
+                    reason="",
+                    attempts=1,
+                    received_at=now,
+                ), None
+            existing = _receipt_by_message_id(key)
+            if existing is None or not _same_mail(existing, sender, fingerprint):
+                continue
+            if existing.status != "received" or not _claim(existing, now):
+                # Finished, or being processed by another delivery right now.
                 number = sql.value("SELECT number FROM ticket WHERE id = ?", existing.ticket_id)
                 return existing, int(number or 0)
-            # Received before but never finished (a crash, or the database went away).
-            _count_attempt(existing)
             return existing, None
-        now = m.utcnow()
-        receipt_id = sql.insert(
-            "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source, mailbox,"
-            " envelope, status, action, reason, attempts, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', '', '', 1, ?)",
-            message_id,
-            sha256,
-            fingerprint,
-            size,
-            sender[:320],
-            source,
-            mailbox,
-            sql.js(envelope.as_json()),
-            sql.ts(now),
-        )
-    receipt = m.Receipt(
-        id=receipt_id,
-        message_id=message_id,
-        sha256=sha256,
-        fingerprint=fingerprint,
-        size=size,
-        sender=sender[:320],
-        source=source,
-        mailbox=mailbox,
-        envelope=envelope.as_json(),
-        status="received",
-        action="",
-        reason="",
-        attempts=1,
-        received_at=now,
-    )
-    return receipt, None
+    raise TemporaryFailure(f"no receipt key left for {message_id}")
 
 
 def _same_mail(existing: m.Receipt, sender: str, fingerprint: str) -> bool:
@@ -286,23 +303,34 @@ def _same_mail(existing: m.Receipt, sender: str, fingerprint: str) -> bool:
     return not (existing.fingerprint and fingerprint and existing.fingerprint != fingerprint)
 
 
-def _count_attempt(receipt: m.Receipt) -> None:
-    """One more try for an unfinished mail; past MAX_ATTEMPTS it is quarantined unread.
+def _claim(receipt: m.Receipt, now: dt.datetime) -> bool:
+    """Take over an unfinished mail whose lease ran out; False when someone else holds it.
 
-    A mail that kills the process (a parser bug, memory) must not do so forever.
+    Every take-over counts as an attempt: a mail that kills the process (a parser bug,
+    memory) is quarantined unread after MAX_ATTEMPTS instead of killing it forever.
+    The update is conditional, so of two processes only one wins.
     """
-    receipt.attempts += 1
+    row = sql.one(
+        "UPDATE receipt SET attempts = attempts + 1, lease_until = ?"
+        " WHERE id = ? AND status = 'received' AND (lease_until IS NULL OR lease_until < ?)"
+        " RETURNING attempts",
+        sql.ts(now + LEASE),
+        receipt.id,
+        sql.ts(now),
+    )
+    if row is None:
+        return False
+    receipt.attempts = int(row[0])
     if receipt.attempts > MAX_ATTEMPTS:
         receipt.status = receipt.action = "quarantined"
         receipt.reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
-    sql.run(
-        "UPDATE receipt SET attempts = ?, status = ?, action = ?, reason = ? WHERE id = ?",
-        receipt.attempts,
-        receipt.status,
-        receipt.action,
-        receipt.reason,
-        receipt.id,
-    )
+        sql.run(
+            "UPDATE receipt SET status = 'quarantined', action = 'quarantined', reason = ?"
+            " WHERE id = ? AND status = 'received'",
+            receipt.reason,
+            receipt.id,
+        )
+    return True
 
 
 def _receipt_by_message_id(message_id: str) -> m.Receipt | None:
@@ -341,6 +369,7 @@ def process(ctx: Context, receipt: m.Receipt, raw: bytes, envelope: Envelope) ->
     except Unparseable as exc:
         return quarantine(receipt, str(exc))
     except TemporaryFailure:
+        _release(receipt)
         raise
     except Exception as exc:
         log.exception("parser failed", extra={"mailgate_fields": {"receipt": receipt.id}})
@@ -355,12 +384,35 @@ def process(ctx: Context, receipt: m.Receipt, raw: bytes, envelope: Envelope) ->
             # Another process created the same contact or ticket number a moment ago.
             if attempt == 2:
                 return quarantine(receipt, f"database conflict: {exc}")
-        except TemporaryFailure:
+        except TemporaryFailure as exc:
+            # Two processes locked the same tickets in opposite order: PostgreSQL aborted
+            # one transaction; doing it again sees what the other one did.
+            if _worth_retrying(exc) and attempt < 2:
+                continue
+            _release(receipt)
             raise
         except Exception as exc:
             log.exception("processing failed", extra={"mailgate_fields": {"receipt": receipt.id}})
             return quarantine(receipt, f"processing error: {type(exc).__name__}: {exc}")
     raise AssertionError("unreachable")
+
+
+def _worth_retrying(exc: TemporaryFailure) -> bool:
+    text = str(exc).lower()
+    return "deadlock detected" in text or "could not serialize" in text
+
+
+def _release(receipt: m.Receipt) -> None:
+    """Give the lease back after a failure, so the sender's retry may process it at once.
+
+    When the database is down this fails too; the lease then simply runs out and the
+    recovery job finishes the mail.
+    """
+    with contextlib.suppress(TemporaryFailure, pw.PeeweeException), m.write_transaction():
+        sql.run(
+            "UPDATE receipt SET lease_until = NULL WHERE id = ? AND status = 'received'",
+            receipt.id,
+        )
 
 
 def quarantine(receipt: m.Receipt, reason: str) -> Outcome:
@@ -808,20 +860,30 @@ def retry(ctx: Context, receipt_id: int) -> Outcome:
     return process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
 
 
-def recover(ctx: Context, older_than_seconds: int = 60) -> list[Outcome]:
-    """Finish mails whose processing was interrupted (crash, database outage)."""
-    import datetime as dt
+def recover(ctx: Context) -> list[Outcome]:
+    """Finish mails whose processing was interrupted (crash, database outage).
 
-    cutoff = m.utcnow() - dt.timedelta(seconds=older_than_seconds)
-    pending = list(
-        m.Receipt.select().where(
-            (m.Receipt.status == "received") & (m.Receipt.received_at < cutoff)
+    Only receipts whose lease ran out are taken, each with a conditional update, so
+    several gateway processes running this at once never process one mail twice.
+    """
+    now = m.utcnow()
+    pending = [
+        int(r[0])
+        for r in sql.rows(
+            "SELECT id FROM receipt WHERE status = 'received'"
+            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT 500",
+            sql.ts(now),
         )
-    )
+    ]
     outcomes = []
-    for receipt in pending:
+    for receipt_id in pending:
+        receipt = m.Receipt.get_or_none(m.Receipt.id == receipt_id)
+        if receipt is None:
+            continue
         with m.write_transaction():
-            _count_attempt(receipt)
+            claimed = _claim(receipt, m.utcnow())
+        if not claimed:
+            continue
         if receipt.status == "quarantined":
             outcomes.append(Outcome("quarantined", receipt.message_id, reason=receipt.reason))
             continue

@@ -177,6 +177,8 @@ class Receipt(BaseModel):
     ticket = pw.ForeignKeyField(Ticket, null=True, backref="+", on_delete="SET NULL", index=False)
     received_at = pw.DateTimeField(default=utcnow)
     processed_at = pw.DateTimeField(null=True)
+    # While a delivery processes the mail, nobody else does; after it, a crash is assumed.
+    lease_until = pw.DateTimeField(null=True)
 
 
 class Message(BaseModel):

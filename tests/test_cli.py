@@ -303,3 +303,30 @@ def test_json_logs_for_log_collectors_without_bodies_or_full_addresses(upgraded:
     assert line["event"] == "mail.ingested" and line["action"] == "created"
     assert line["sender"] == "c***@customer.example"
     assert "1234" not in result.stderr
+
+
+def test_one_mail_delivered_to_several_processes_at_once_is_one_ticket(
+    upgraded: Path, tmp_path: Path
+) -> None:
+    """Postfix delivering support@ and help@ copies in parallel pipes, or two IMAP pollers."""
+    mails = []
+    for i in range(8):
+        path = tmp_path / f"mail{i}.eml"
+        path.write_bytes(compose(sender=f"c{i}@customer.example", subject=f"parallel {i}"))
+        mails.append(path)
+    command = [sys.executable, "-m", "mailgate", "--config", str(upgraded), "ingest"]
+    runs = [
+        subprocess.Popen(
+            [*command, *["--json"], str(p)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for p in mails
+        for _ in range(3)
+    ]
+    codes = [r.wait(120) for r in runs]
+    assert codes == [0] * len(runs)
+    actions = sorted(json.loads(r.stdout.read())["action"] for r in runs)  # type: ignore[union-attr]
+    assert actions.count("created") == 8 and actions.count("duplicate") == 16
+    listed = run(upgraded, "tickets", "list", "--json")
+    assert len(json.loads(listed.stdout)) == 8
+    outbox = json.loads(run(upgraded, "outbox", "list", "--json").stdout)
+    assert sum(1 for o in outbox if o["notice"] == "acknowledgement") == 8
