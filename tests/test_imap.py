@@ -170,3 +170,22 @@ def test_check_logs_into_each_account(
     assert results["imap good"].ok and "message(s)" in results["imap good"].detail
     assert not results["imap bad"].ok
     assert results["database"].ok and results["templates"].ok and results["outbound"].ok
+
+
+def test_a_big_backlog_is_fetched_in_slices_the_server_accepts(
+    imap_user: ImapUser, tmp_path: Path, database_url: str, serve_in_thread: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mailgate.transports import imap as imap_transport
+
+    # Real folders with tens of thousands of mails overflow one command; here a small
+    # slice size makes 40 mails take the same path.
+    monkeypatch.setattr(imap_transport, "_UIDS_PER_COMMAND", 7)
+    client = imap_user.client()
+    for i in range(40):
+        client.append("INBOX", compose(subject=f"backlog {i}", sender=f"b{i}@customer.example"))
+    client.logout()
+    ctx = gateway_with(tmp_path, database_url, [account(imap_user, tmp_path, batch_size=6)])
+    serve_in_thread(ctx, smtp=False)
+    wait_for(lambda: tickets() == 40, timeout=60)
+    wait_for(lambda: imap_user.count("INBOX") == 0)

@@ -52,6 +52,7 @@ PROCESSED_KEYWORD = "$MailgateProcessed"
 IDLE_RENEW_SECONDS = 5 * 60
 _MAX_BACKOFF = 300.0
 _BATCH_BYTES = 32 * 1024 * 1024
+_UIDS_PER_COMMAND = 500
 
 
 class Sink(Protocol):
@@ -377,7 +378,11 @@ class Poller(threading.Thread):
             return [uids] if uids else []
         client = self.client
         assert client is not None
-        sizes = client.fetch(uids, ["RFC822.SIZE"])
+        # Ask in slices: one UID FETCH naming ten thousand UIDs is longer than servers
+        # accept (Dovecot: "Too long argument"), and the folder would never drain.
+        sizes: dict[int, Any] = {}
+        for start in range(0, len(uids), _UIDS_PER_COMMAND):
+            sizes.update(client.fetch(uids[start : start + _UIDS_PER_COMMAND], ["RFC822.SIZE"]))
         batches: list[list[int]] = []
         current: list[int] = []
         total = 0
@@ -404,6 +409,19 @@ class Poller(threading.Thread):
                 )
 
     def mark(self, uids: list[int]) -> None:
+        try:
+            self._mark(uids)
+        except IMAPClientError as exc:
+            if "EXPUNGEISSUED" not in str(exc) or len(uids) == 1:
+                if "EXPUNGEISSUED" in str(exc):
+                    return  # another client removed it already: nothing left to mark
+                raise
+            # Another client removed one of them meanwhile: mark the others one by one.
+            for uid in uids:
+                with contextlib.suppress(IMAPClientError):
+                    self._mark([uid])
+
+    def _mark(self, uids: list[int]) -> None:
         client = self.client
         assert client is not None
         after = self.account.after
