@@ -580,6 +580,16 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
     action, ticket = "ignored", None
     if p.decision == "quarantine":
         raise _Quarantine(p.reason)
+    locked: m.Ticket | None = None
+    if p.decision in ("append", "reopen", "follow_up") and p.found and p.found.ticket:
+        # The plan read the ticket unlocked; another process may have changed it since
+        # (reopened it, merged it). Decide again on the locked, current row.
+        locked = tickets.lock_final(p.found.ticket)
+        if p.verdict.kind != "bulk":
+            decision, why = tickets.decide(locked, p.role, p.verdict.kind, config, m.utcnow())
+            if decision != p.decision or locked.id != p.found.ticket.id:
+                p.trace.append(f"decided again on the current ticket: {why}")
+                p.decision, p.reason = decision, why
     if p.decision == "bounce" and p.found is not None and p.found.ticket is not None:
         ticket = tickets.lock(p.found.ticket)
         message = _store_message(ctx, ticket, receipt, p, kind="bounce", text=mail.text)
@@ -594,10 +604,10 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
         changes.add(tickets.Change(ticket, "message", actor, new="customer", message=message))
         action = "created"
     elif p.decision == "follow_up":
-        assert p.sender is not None and p.found is not None and p.found.ticket is not None
+        assert p.sender is not None and locked is not None
         actor = _actor(p)
-        old = p.found.ticket
-        ticket = _new_ticket(ctx, p, changes, actor)
+        old = locked
+        ticket = _new_ticket(ctx, p, changes, actor, follow_up_of=old)
         tickets.link(ticket, old, changes, actor=actor)
         message = _store_message(
             ctx, ticket, receipt, p, kind="customer", text=_visible(mail), touch=False
@@ -605,9 +615,9 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
         changes.add(tickets.Change(ticket, "message", actor, new="customer", message=message))
         action = "created"
     elif p.decision in ("append", "reopen"):
-        assert p.found is not None and p.found.ticket is not None
+        assert locked is not None
         actor = _actor(p)
-        ticket = tickets.lock(p.found.ticket)
+        ticket = locked
         if p.identity is not None and p.request is not None:
             kind = agents.message_kind(p.request)
             message = _store_message(
@@ -677,11 +687,26 @@ def _actor(p: Plan) -> str:
     return f"customer:{p.sender.email}"
 
 
-def _new_ticket(ctx: Context, p: Plan, changes: tickets.Changes, actor: str) -> m.Ticket:
-    """Create the ticket where routing sends it; Cc'd people join; the team may auto-assign."""
+def _new_ticket(
+    ctx: Context,
+    p: Plan,
+    changes: tickets.Changes,
+    actor: str,
+    follow_up_of: m.Ticket | None = None,
+) -> m.Ticket:
+    """Create the ticket where routing sends it; Cc'd people join; the team may auto-assign.
+
+    A follow-up keeps the subject and team of the ticket it continues: the customer
+    answered our notice, whose subject ("Resolved: …") is no name for a ticket.
+    """
     assert p.sender is not None
     config = ctx.config
     routed = p.routed or routing.route(config, p.mailbox, p.mail, p.recipients)
+    team_key, subject = routed.team, None
+    if follow_up_of is not None:
+        subject = follow_up_of.subject
+        if follow_up_of.team is not None:
+            team_key = follow_up_of.team.key
     ticket = tickets.create_ticket(
         p.mail,
         p.mailbox,
@@ -689,18 +714,19 @@ def _new_ticket(ctx: Context, p: Plan, changes: tickets.Changes, actor: str) -> 
         changes,
         actor=actor,
         requester=p.sender,
-        team_key=routed.team,
+        team_key=team_key,
         priority=routed.priority,
         category=routed.category,
         tags=routed.tags,
+        subject=subject,
     )
     tickets.add_collaborators(ticket, p.mail.recipients, config, changes, actor=actor)
     if routed.assignee:
         tickets.assign(
             ticket, routed.assignee, config, changes, actor=f"system:route:{routed.rule}"
         )
-    elif routed.team:
-        pick = routing.pick_agent(config, routed.team)
+    elif team_key:
+        pick = routing.pick_agent(config, team_key)
         if pick:
             tickets.assign(ticket, pick, config, changes, actor="system:auto-assign")
     return ticket

@@ -435,6 +435,7 @@ def create_ticket(
     priority: str | None = None,
     category: str = "",
     tags: Sequence[str] = (),
+    subject: str | None = None,
 ) -> m.Ticket:
     """A new ticket in status new; team and priority default to the mailbox's."""
     requester = requester or mail.sender
@@ -446,7 +447,7 @@ def create_ticket(
     prefix = config.gateway.ticket_prefix
     ticket = m.Ticket(
         number=new_ticket_number(config),
-        subject=subjects.clean_subject(mail.subject, prefix)[:1000],
+        subject=(subject or subjects.clean_subject(mail.subject, prefix))[:1000],
         status="new",
         priority=priority or mailbox.priority,
         mailbox=mailbox.name,
@@ -696,6 +697,17 @@ def merge(source: m.Ticket, target: m.Ticket, changes: Changes, *, actor: str) -
     changes.add(Change(target, "merged", actor, new=f"from #{source.number}"))
     source.merged_into = target
     source.status = "closed"
+
+
+def lock_final(ticket: m.Ticket) -> m.Ticket:
+    """Lock the ticket a merge chain ends at, re-checking under the lock."""
+    seen: set[int] = set()
+    while True:
+        locked = lock(ticket)
+        if not locked.merged_into_id or locked.id in seen:
+            return locked
+        seen.add(locked.id)
+        ticket = by_id(locked.merged_into_id)
 
 
 def lock(ticket: m.Ticket) -> m.Ticket:
