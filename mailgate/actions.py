@@ -25,6 +25,11 @@ def on_ticket(ctx: Context, number: int, apply: Callable[[m.Ticket, tickets.Chan
         if ticket is None:
             raise UsageError(f"no ticket #{number}")
         ticket = tickets.lock(ticket)
+        if ticket.merged_into_id:
+            # Acting on the closed husk would hide the change from everyone working the
+            # ticket it lives on now: say where to go instead of guessing.
+            target = tickets.final(ticket)
+            raise UsageError(f"#{number} was merged into #{target.number}; act on #{target.number}")
         with tickets.Changes() as changes:
             result = apply(ticket, changes)
             notify.queue(ctx, changes.items, mail=None, verdict=None)

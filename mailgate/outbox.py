@@ -510,8 +510,11 @@ def retry(item_id: int) -> m.OutboxItem:
         item = m.OutboxItem.get_or_none(m.OutboxItem.id == item_id)
         if item is None:
             raise UsageError(f"no outbox item {item_id}")
-        if item.status in ("queued", "claimed", "sending"):
-            raise UsageError(f"outbox item {item_id} is {item.status} already")
+        if item.status not in ("failed", "uncertain"):
+            # Queued or in flight: it goes anyway. Sent: sending again would be a duplicate.
+            raise UsageError(
+                f"outbox item {item_id} is {item.status}; only failed or uncertain mail is retried"
+            )
         item.status, item.next_attempt_at, item.last_error = "queued", m.utcnow(), ""
         item.save()
     return item

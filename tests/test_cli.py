@@ -330,3 +330,24 @@ def test_one_mail_delivered_to_several_processes_at_once_is_one_ticket(
     assert len(json.loads(listed.stdout)) == 8
     outbox = json.loads(run(upgraded, "outbox", "list", "--json").stdout)
     assert sum(1 for o in outbox if o["notice"] == "acknowledgement") == 8
+
+
+def test_verbs_on_a_merged_ticket_point_to_where_it_lives_now(
+    upgraded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    numbers = []
+    for subject in ("printer jams", "printer still jams"):
+        mail = tmp_path / "mail.eml"
+        mail.write_bytes(compose(subject=subject))
+        out = cli(capsys, "--config", str(upgraded), "ingest", str(mail), "--json")[1]
+        numbers.append(str(json.loads(out)["ticket"]))
+    first, second = numbers
+    assert cli(capsys, "--config", str(upgraded), "tickets", "merge", second, first)[0] == 0
+    code, _, err = cli(capsys, "--config", str(upgraded), "tickets", "assign", second, "jane")
+    assert code == 1
+    assert err.strip() == f"mailgate: #{second} was merged into #{first}; act on #{first}"
+    # Nothing changed on the merged ticket, and the live one is untouched too.
+    detail = json.loads(
+        cli(capsys, "--config", str(upgraded), "tickets", "show", second, "--json")[1]
+    )
+    assert detail["assignee"] in (None, "")

@@ -173,7 +173,10 @@ def test_check_logs_into_each_account(
 
 
 def test_a_big_backlog_is_fetched_in_slices_the_server_accepts(
-    imap_user: ImapUser, tmp_path: Path, database_url: str, serve_in_thread: Any,
+    imap_user: ImapUser,
+    tmp_path: Path,
+    database_url: str,
+    serve_in_thread: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mailgate.transports import imap as imap_transport

@@ -20,6 +20,7 @@ import pytest
 from mailgate import models as m
 from mailgate import outbox, queries, tickets
 from mailgate.context import Context
+from mailgate.errors import UsageError
 from mailgate.ingest import ingest
 from mailgate.notify import check_templates
 from tests.relay import Relay
@@ -192,6 +193,9 @@ def test_a_crash_between_sending_and_marking_never_sends_twice(
     outbox.retry(ack.id)
     assert deliver(ctx).sent == 1
     assert len(relay.handler.by_message_id(ack.message_id)) == 2
+    # Once sent, a second retry would only be a duplicate in the customer's inbox.
+    with pytest.raises(UsageError, match="only failed or uncertain"):
+        outbox.retry(ack.id)
     m.db.close()
 
 
@@ -444,17 +448,18 @@ def test_outbox_commands(ctx: Context, config_path: Path) -> None:
     assert [r["status"] for r in rows] == ["queued"] * 3
     flushed = subprocess.run([*run, "flush"], capture_output=True, text=True, timeout=60)
     assert flushed.returncode == 0 and "sent 3" in flushed.stdout
+    sent = subprocess.run(
+        [*run, "retry", str(rows[0]["id"])], capture_output=True, text=True, timeout=60
+    )
+    assert sent.returncode == 1 and "only failed or uncertain" in sent.stderr
+    m.OutboxItem.update(status="failed").where(m.OutboxItem.id == rows[0]["id"]).execute()
     again = subprocess.run(
         [*run, "retry", str(rows[0]["id"])], capture_output=True, text=True, timeout=60
     )
     assert again.returncode == 0
-    assert (
-        subprocess.run(
-            [*run, "retry", "999"], capture_output=True, text=True, timeout=60
-        ).returncode
-        == 1
-    )
-    time.sleep(0)
+    assert m.OutboxItem.get_by_id(rows[0]["id"]).status == "queued"
+    missing = subprocess.run([*run, "retry", "999"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no outbox item 999" in missing.stderr
 
 
 def test_sample_variables_have_the_shape_of_real_ones(ctx: Context) -> None:
