@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from email import policy
 from email.header import decode_header, make_header
 from pathlib import Path
