@@ -367,26 +367,47 @@ def handle_mail(
     changes: tickets.Changes,
     trace: list[str],
 ) -> None:
-    """Carry out an authentic agent mail (its message is already stored)."""
-    agent = identity.agent
-    actor = identity.actor
+    """Carry out an authentic agent mail (its message is already stored).
+
+    Commands that were fine when read can still fail when applied, because another
+    process changed the ticket in between (merged it into the target meanwhile): then
+    nothing of the mail is applied, it stays on the ticket as a note, and the agent is
+    told why — exactly as for a command that was wrong from the start.
+    """
     if request.problems:
-        changes.add(
-            tickets.Change(
-                ticket,
-                "commands_rejected",
-                actor,
-                message=message,
-                detail="; ".join(request.problems)[:1000],
-            )
-        )
-        changes.add(
-            tickets.Change(
-                ticket, "command_error", actor, message=message, detail="\n".join(request.problems)
-            )
-        )
-        trace.append(f"commands not understood ({len(request.problems)}): nothing applied or sent")
+        _reject(ticket, identity.actor, message, changes, trace, request.problems)
         return
+    applied, traced = len(changes.items), len(trace)
+    try:
+        with m.db.atomic():  # a savepoint: a failing verb takes its half-done writes back
+            _carry_out(ctx, ticket, identity, request, message, changes, trace)
+    except UsageError as exc:
+        del changes.items[applied:]
+        del trace[traced:]
+        tickets.refresh(ticket)
+        sql.run("UPDATE message SET kind = 'note' WHERE id = ?", message.id)
+        message.kind = "note"
+        _reject(ticket, identity.actor, message, changes, trace, (str(exc),))
+        return
+    event(
+        log,
+        "agent.mail",
+        agent=identity.agent.key,
+        ticket=ticket.number,
+        commands=len(request.block.commands),
+    )
+
+
+def _carry_out(
+    ctx: Context,
+    ticket: m.Ticket,
+    identity: Identity,
+    request: AgentMail,
+    message: m.Message,
+    changes: tickets.Changes,
+    trace: list[str],
+) -> None:
+    agent, actor = identity.agent, identity.actor
     run_commands(ctx, ticket, agent, request.block, changes)
     if request.block.has("merge"):
         target = merge(ctx, ticket, int(request.block.argument("merge") or 0), changes, actor=actor)
@@ -394,9 +415,16 @@ def handle_mail(
     if request.to_customer_directly:
         reply(ctx, ticket, agent, request.text, changes, message=message, relay=False)
         trace.append("the agent wrote to the customer directly: recorded, not sent again")
+        if request.block.has("resolve"):
+            # The answer went out already; resolving must not send its text a second time.
+            resolve(ctx, ticket, agent, "", changes, actor=actor)
+            trace.append("resolved; the customer gets the resolution notice without the text")
     elif request.note:
         note(ctx, ticket, agent, request.text, changes, message=message)
         trace.append("internal note: not sent to the customer")
+        if request.block.has("resolve"):
+            resolve(ctx, ticket, agent, "", changes, actor=actor)
+            trace.append("resolved; the note stays internal")
     elif request.block.has("resolve"):
         resolve(
             ctx, ticket, agent, request.text, changes, message=message if request.text else None
@@ -407,13 +435,25 @@ def handle_mail(
         trace.append("agent reply: relayed to the customer")
     if request.block.commands:
         trace.append("commands applied: " + ", ".join(c.line for c in request.block.commands))
-    event(
-        log,
-        "agent.mail",
-        agent=agent.key,
-        ticket=ticket.number,
-        commands=len(request.block.commands),
+
+
+def _reject(
+    ticket: m.Ticket,
+    actor: str,
+    message: m.Message,
+    changes: tickets.Changes,
+    trace: list[str],
+    problems: Sequence[str],
+) -> None:
+    changes.add(
+        tickets.Change(
+            ticket, "commands_rejected", actor, message=message, detail="; ".join(problems)[:1000]
+        )
     )
+    changes.add(
+        tickets.Change(ticket, "command_error", actor, message=message, detail="\n".join(problems))
+    )
+    trace.append(f"commands not understood ({len(problems)}): nothing applied or sent")
 
 
 def message_kind(request: AgentMail) -> str:

@@ -710,6 +710,14 @@ def lock_final(ticket: m.Ticket) -> m.Ticket:
         ticket = by_id(locked.merged_into_id)
 
 
+def refresh(ticket: m.Ticket) -> None:
+    """Re-read ``ticket`` in place, after a savepoint took back changes made to it."""
+    fresh = lock(ticket)
+    ticket.__data__ = dict(fresh.__data__)
+    ticket.__rel__ = {}
+    ticket._dirty.clear()  # type: ignore[attr-defined]
+
+
 def lock(ticket: m.Ticket) -> m.Ticket:
     """Re-read a ticket for update (PostgreSQL row lock; SQLite is already serialised)."""
     lock_clause = "" if m.is_sqlite() else " FOR UPDATE"

@@ -8,6 +8,7 @@ import smtplib
 import ssl
 import subprocess
 import sys
+from email import policy
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,82 @@ def test_an_agent_writing_to_the_customer_directly_is_recorded_not_resent(
     ticket = detail(smtp_ctx, number)
     assert "agent_reply_direct" in [e["kind"] for e in ticket["events"]]
     assert ticket["first_response_at"] is not None
+
+
+@pytest.mark.config({"security": {"trusted_authserv_ids": ["mx.example.org"]}})
+def test_resolving_in_a_direct_mail_resolves_without_sending_the_text_again(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    number = customer_ticket(smtp_ctx)
+    raw = compose(
+        sender="Alice Smith <alice@example.org>",
+        to="carla@customer.example",
+        cc="support@example.org",
+        subject=f"Re: [EB#{number}] The mobile online banking is down",
+        body="#resolve\nCarla, it is fixed.",
+        headers={
+            "Authentication-Results": "mx.example.org; dkim=pass header.d=example.org; "
+            "spf=pass smtp.mailfrom=alice@example.org"
+        },
+    )
+    assert ingest(smtp_ctx, raw, source="smtp").action == "appended"
+    assert detail(smtp_ctx, number)["status"] == "resolved"
+    outbox.deliver(smtp_ctx.config)
+    to_carla = sent_to(relay, "carla@customer.example")
+    (resolution,) = [x for x in to_carla if "Resolved" in str(x["Subject"])]
+    assert not [x for x in to_carla if "it is fixed" in x.as_string()]
+    assert "#resolve" not in resolution.as_string()
+
+
+def test_a_command_that_fails_when_applied_is_reported_not_quarantined(
+    smtp_ctx: Context,
+) -> None:
+    from mailgate import actions, agents, tickets
+    from mailgate.mail.parse import parse
+
+    first = customer_ticket(smtp_ctx)
+    second = customer_ticket(smtp_ctx, sender="b@customer.example", subject="b")
+    notice = notice_for("alice@example.org", "assignment")  # for `second`
+    raw = reply_to(notice, sender="alice@example.org", body=f"#merge {first}\n#priority high\nDup.")
+    mail = parse(raw, smtp_ctx.blobs)
+    ticket = queries.ticket(second)
+    identity = agents.identify(smtp_ctx, mail, ticket, [a.email for a in mail.recipients])
+    assert identity is not None and identity.verified
+    request = agents.read_mail(smtp_ctx, ticket, identity, mail, ())
+    assert request.problems == ()
+    # Between reading the mail and applying it, an admin merged the target into this ticket.
+    actions.merge(smtp_ctx, first, second, actor="admin:cli")
+    trace: list[str] = []
+    with m.write_transaction(), tickets.Changes() as changes:
+        locked = tickets.lock(ticket)
+        message = tickets.add_message(
+            locked,
+            direction="in",
+            kind="agent",
+            message_id="<race@example.org>",
+            sender=mail.sender,
+            subject="Re",
+            text="Dup.",
+            full_text="Dup.",
+            verified=True,
+            trace=[],
+        )
+        agents.handle_mail(smtp_ctx, locked, identity, request, message, changes, trace)
+        assert changes.kinds()[-2:] == ["commands_rejected", "command_error"]
+        assert locked.priority == "normal" and not locked.merged_into_id
+        from mailgate import notify
+
+        notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
+    after = detail(smtp_ctx, second)
+    assert after["priority"] == "normal" and after["status"] != "closed"
+    assert [x["kind"] for x in after["messages"] if x["message_id"] == "<race@example.org>"] == [
+        "note"
+    ]
+    assert "commands not understood (1): nothing applied or sent" in trace
+    error = email.message_from_bytes(
+        notice_for("alice@example.org", "command_error"), policy=policy.default
+    )
+    assert "into itself" in error.get_body(("plain",)).get_content()
 
 
 @pytest.mark.parametrize(
