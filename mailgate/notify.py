@@ -819,6 +819,12 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
         "message": (
             {
                 "from": _sender_label(message),
+                "from_name": message.from_name or "",
+                "from_email": message.from_addr,
+                "kind": message.kind,
+                "verified": bool(message.verified),
+                "unverified_agent": not message.verified
+                and config.agent_for(message.from_addr or "") is not None,
                 "subject": message.subject,
                 "text": message.text,
                 "date": message.created_at,
@@ -841,7 +847,7 @@ def _agent_vars(agent: m.Agent | None) -> dict[str, str] | None:
 
 
 def _sender_label(message: m.Message) -> str:
-    name = getattr(message, "from_name", "") or ""
+    name = message.from_name or ""
     return f"{name} <{message.from_addr}>" if name else message.from_addr
 
 
@@ -966,6 +972,11 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         "team": {"name": team.name, "address": team.address} if team else None,
         "message": {
             "from": "Carla Customer <carla@customer.example>",
+            "from_name": "Carla Customer",
+            "from_email": "carla@customer.example",
+            "kind": "customer",
+            "verified": False,
+            "unverified_agent": False,
             "subject": "The mobile online banking is down",
             "text": "Hello,\n\nthe mobile online banking is down.\n<script>x</script>",
             "date": dt.datetime(2026, 11, 22, 8, 0),

@@ -576,6 +576,8 @@ def add_message(
         text=text,
         full_text=full_text,
         from_addr=sender.email.lower() if sender else "",
+        from_name=sender.name[:300] if sender else "",
+        verified=verified,
         created_at=now,
     )
 

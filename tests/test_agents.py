@@ -331,8 +331,10 @@ def test_a_forged_from_with_a_valid_tag_cannot_act_as_an_agent(
     assert any("unverified" in line for line in last["trace"])
     outbox.deliver(smtp_ctx.config)
     assert not [x for x in sent_to(relay, "carla@customer.example") if "IBAN" in x.as_string()]
-    # The team hears of it, so a human can look.
-    assert [x for x in sent_to(relay, "alice@example.org") if "IBAN" in x.as_string()]
+    # The team hears of it, marked, so a human can look.
+    (warning,) = [x for x in sent_to(relay, "alice@example.org") if "IBAN" in x.as_string()]
+    assert "New reply from Alice Smith" in str(warning["Subject"])
+    assert "UNVERIFIED" in warning.get_payload(decode=True).decode()
 
 
 def test_a_token_for_another_ticket_or_agent_proves_nothing(smtp_ctx: Context) -> None:
@@ -626,3 +628,19 @@ def test_a_ticket_routed_to_emergency_reaches_the_escalation_contact(smtp_ctx: C
     number = customer_ticket(smtp_ctx, sender="ceo@vip.example", subject="Total outage")
     escalation = email.message_from_bytes(notice_for("carol@example.org", "escalation"))
     assert f"[EB#{number}] EMERGENCY" in str(escalation["Subject"])
+
+
+def test_the_team_sees_who_wrote_a_reply_not_always_the_requester(smtp_ctx: Context) -> None:
+    number = customer_ticket(smtp_ctx, cc="Bob Boss <boss@customer.example>")
+    acknowledgement = notice_for("carla@customer.example", "acknowledgement")
+    ingest(
+        smtp_ctx,
+        reply_to(acknowledgement, sender="Bob Boss <boss@customer.example>", body="Any news?"),
+        source="smtp",
+    )
+    notice = email.message_from_bytes(
+        notice_for("alice@example.org", "customer_reply"), policy=policy.default
+    )
+    assert str(notice["Subject"]).startswith(f"[EB#{number}] New reply from Bob Boss:")
+    body = notice.get_body(("plain",)).get_content()
+    assert "Any news?" in body and "UNVERIFIED" not in body
