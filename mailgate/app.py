@@ -399,13 +399,7 @@ def checks(config: Config) -> list[Check]:
             )
         )
         if ok:
-            for row in ledger.status(config):
-                if row["last_error"]:
-                    results.append(
-                        Check(
-                            f"imap ledger {row['name']}", True, f"last problem: {row['last_error']}"
-                        )
-                    )
+            results.extend(_check_ledger(row) for row in ledger.status(config) if row["last_error"])
     except Exception as exc:  # noqa: BLE001
         results.append(Check("database", False, f"{_redacted_url(config.database.url)}: {exc}"))
     for account in config.imap:
@@ -427,6 +421,18 @@ def checks(config: Config) -> list[Check]:
     if listener.enabled:
         results.append(_check_listener(config))
     return results
+
+
+def _check_ledger(row: dict[str, Any]) -> Check:
+    """What ``mailgate serve`` itself ran into: a problem newer than its last success fails."""
+    when = f"{row['last_error_at']:%Y-%m-%d %H:%M:%S} UTC" if row["last_error_at"] else "earlier"
+    if row["failing"]:
+        since = row["last_success_at"]
+        worked = f"; last worked {since:%Y-%m-%d %H:%M:%S} UTC" if since else "; never worked"
+        detail = f"serve failed at {when}: {row['last_error']}{worked}"
+    else:
+        detail = f"working; last problem at {when}: {row['last_error']}"
+    return Check(f"imap ledger {row['name']}", not row["failing"], detail)
 
 
 def _check_outbound(config: Config) -> Check:

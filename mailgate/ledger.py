@@ -41,10 +41,15 @@ def record(name: str, uidvalidity: int, uid: int, counts: dict[str, int]) -> Non
     """Count outcomes by action ('failed' for mail not stored) and move the last UID to ``uid``.
 
     ``uid`` 0 means no progress: failed mail stays on the server and is fetched again.
+    Without failures this counts as the account working (``mailgate check`` compares it
+    with the time of the last problem); empty ``counts`` record just that.
     """
     with m.write_transaction():
         row = _row(name)
-        fields: dict[str, Any] = {"updated_at": m.utcnow()}
+        now = m.utcnow()
+        fields: dict[str, Any] = {"updated_at": now}
+        if not counts.get("failed"):
+            fields["last_success_at"] = now
         total = 0
         by_column: dict[str, int] = {}
         for action, count in counts.items():
@@ -63,7 +68,8 @@ def record(name: str, uidvalidity: int, uid: int, counts: dict[str, int]) -> Non
 def note(name: str, text: str) -> None:
     with m.write_transaction():
         row = _row(name)
-        m.ImapState.update(last_error=text[:2000], updated_at=m.utcnow()).where(
+        now = m.utcnow()
+        m.ImapState.update(last_error=text[:2000], last_error_at=now, updated_at=now).where(
             m.ImapState.id == row.id
         ).execute()
 
@@ -84,6 +90,13 @@ def status(config: Config) -> list[dict[str, Any]]:
                 "quarantined": row.quarantined if row else 0,
                 "failed": row.failed if row else 0,
                 "last_error": row.last_error if row else "",
+                "last_error_at": row.last_error_at if row else None,
+                "last_success_at": row.last_success_at if row else None,
+                "failing": bool(
+                    row
+                    and row.last_error_at
+                    and (row.last_success_at is None or row.last_error_at > row.last_success_at)
+                ),
             }
         )
     return result

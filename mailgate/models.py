@@ -296,6 +296,8 @@ class ImapState(BaseModel):
     quarantined = pw.IntegerField(default=0)
     failed = pw.IntegerField(default=0)
     last_error = pw.TextField(default="")
+    last_error_at = pw.DateTimeField(null=True)
+    last_success_at = pw.DateTimeField(null=True)  # a session that worked, or a stored batch
     updated_at = pw.DateTimeField(default=utcnow)
 
 

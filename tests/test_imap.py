@@ -192,3 +192,30 @@ def test_a_big_backlog_is_fetched_in_slices_the_server_accepts(
     serve_in_thread(ctx, smtp=False)
     wait_for(lambda: tickets() == 40, timeout=60)
     wait_for(lambda: imap_user.count("INBOX") == 0)
+
+
+# The ledger is the same code on both databases; Dovecot's delay after a failed login
+# makes this test slow, so it runs once.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_check_fails_while_serve_cannot_reach_an_account_and_recovers_after(
+    imap_user: ImapUser, tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    from mailgate.app import checks
+
+    settings = account(imap_user, tmp_path)
+    password_file = Path(settings["password_file"])
+    password_file.write_text("changed by someone\n")
+    ctx = gateway_with(tmp_path, database_url, [settings])
+    serve_in_thread(ctx, smtp=False)
+    wait_for(lambda: ledger.status(ctx.config)[0]["last_error"])
+    results = {c.name: c for c in checks(ctx.config)}
+    ledger_check = results["imap ledger support-inbox"]
+    assert not ledger_check.ok
+    assert "serve failed at" in ledger_check.detail and "login failed" in ledger_check.detail
+    assert "never worked" in ledger_check.detail
+    # The admin fixes the password; serve's next attempt works and check turns green.
+    password_file.write_text(imap_user.password + "\n")
+    wait_for(lambda: not ledger.status(ctx.config)[0]["failing"], timeout=30)
+    results = {c.name: c for c in checks(ctx.config)}
+    assert results["imap ledger support-inbox"].ok
+    assert results["imap ledger support-inbox"].detail.startswith("working; last problem at")

@@ -232,7 +232,7 @@ class Poller(threading.Thread):
     def _problem(self, text: str) -> None:
         event(log, "imap.failed", logging.WARNING, account=self.account.name, error=redact(text))
         with contextlib.suppress(Exception):
-            self.sink.note(self.account, text)
+            self.sink.note(self.account, redact(text))
 
     def _close(self) -> None:
         client, self.client = self.client, None
@@ -265,6 +265,8 @@ class Poller(threading.Thread):
         if self.account.after == "move" and not client.folder_exists(self.account.move_to):
             client.create_folder(self.account.move_to)
         self.sweep()
+        with contextlib.suppress(Exception):  # the account works: `mailgate check` says so
+            self.sink.record(self.account, self.uidvalidity, 0, {})
         use_idle = self.account.idle and client.has_capability("IDLE")
         while not self.stopping.is_set():
             if use_idle:
