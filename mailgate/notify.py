@@ -638,7 +638,14 @@ def _admit(
                 elif base_address(email) in config.mailbox_addresses:
                     reason = "that is one of our own mailboxes (it would come back as a loop)"
                 else:
-                    reason = breaker.check(email) if automatic else ""
+                    # Agents and team addresses are our staff: a busy hour must not cut
+                    # them off their tickets. An answer to their own mail (command_error)
+                    # could still loop with a broken client, so it stays limited; the
+                    # per-ticket and overall windows hold for everyone.
+                    staff = intent.kind != "command_error" and (
+                        config.agent_for(email) is not None or email in config.own_addresses
+                    )
+                    reason = breaker.check(email, per_recipient=not staff) if automatic else ""
                 if reason:
                     tickets.record(
                         tickets.Change(
@@ -721,8 +728,10 @@ class _Breaker:
             )
             self.windows.append(("overall", "all", count, seconds, {"": int(seen_count or 0)}))
 
-    def check(self, recipient: str) -> str:
+    def check(self, recipient: str, *, per_recipient: bool = True) -> str:
         for label, scope, count, seconds, seen in self.windows:
+            if scope == "recipient" and not per_recipient:
+                continue
             key = recipient if scope == "recipient" else ""
             if seen.get(key, 0) >= count:
                 return f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"

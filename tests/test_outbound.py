@@ -229,6 +229,9 @@ def test_circuit_breaker_stops_a_flood_and_records_it(smtp_ctx: Context) -> None
     suppressed = m.Event.select().where(m.Event.kind == "notice_suppressed")
     assert suppressed.count() >= 3
     assert all("circuit breaker" in e.detail for e in suppressed)
+    # The agents working these tickets still hear of every one: staff are not loop partners.
+    assert len([i for i in items("assignment") if "alice@example.org" in i.recipients]) == 6
+    assert not [e for e in suppressed if "example.org" in e.new and "customer" not in e.new]
 
 
 def test_two_autoresponders_cannot_ping_pong(smtp_ctx: Context, relay: Relay) -> None:
