@@ -283,7 +283,8 @@ def run_commands(
             else _agent_key(config, assign)
         )
         tickets.assign(ticket, who, config, changes, actor=actor)
-    elif team is not None and ticket.assignee_id is None:
+    if team is not None and ticket.assignee_id is None:
+        # Moved without an assignee (also "#assign none"): the new team's rule decides.
         pick = routing.pick_agent(config, ticket.team.key if ticket.team else "")
         if pick:
             tickets.assign(ticket, pick, config, changes, actor="system:auto-assign")

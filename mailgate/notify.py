@@ -255,8 +255,20 @@ def _intents(
                     message=_latest_customer(ticket),
                 )
             )
-    elif "created" in kinds and ticket.assignee_id is None and on.assignment and on.notify_team:
-        intents.extend(_team_intents(ctx, "assignment", ticket, message))
+    elif ticket.assignee_id is None and on.assignment and on.notify_team:
+        if "created" in kinds:
+            intents.extend(_team_intents(ctx, "assignment", ticket, message))
+        elif (moved := kinds.get("team") or new_assignee) is not None and ticket.status not in (
+            "resolved",
+            "closed",
+        ):
+            # Moved to a team, or handed back: the ticket waits in the queue, and the
+            # team hears of it (not the agent who did it).
+            intents.extend(
+                i
+                for i in _team_intents(ctx, "assignment", ticket, _latest_customer(ticket))
+                if i.for_agent is None or moved.actor != f"agent:{i.for_agent.key}"
+            )
     customer_message = message is not None and message.kind in ("customer", "external")
     if "reopened" in kinds and on.reopened:
         intents.extend(_staff_intents(ctx, "reopened", ticket, message, kinds["reopened"].old))

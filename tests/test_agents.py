@@ -644,3 +644,51 @@ def test_the_team_sees_who_wrote_a_reply_not_always_the_requester(smtp_ctx: Cont
     assert str(notice["Subject"]).startswith(f"[EB#{number}] New reply from Bob Boss:")
     body = notice.get_body(("plain",)).get_content()
     assert "Any news?" in body and "UNVERIFIED" not in body
+
+
+def notices(address: str, kind: str, number: int) -> int:
+    return sum(
+        1
+        for i in m.OutboxItem.select().where(m.OutboxItem.notice == kind)
+        if address in i.recipients and f"[EB#{number}]" in bytes(i.content).decode(errors="replace")
+    )
+
+
+def test_a_ticket_handed_to_a_queue_is_announced_to_that_team(smtp_ctx: Context) -> None:
+    number = customer_ticket(smtp_ctx, to="banking@example.org")
+    owner = detail(smtp_ctx, number)["assignee"]  # Online Banking assigns round robin
+    address = {"bob": "bob@example.org", "carol": "carol@example.org"}[owner]
+    agent_reply(
+        smtp_ctx,
+        notice_for(address, "assignment"),
+        address,
+        "#team level1\n#assign none\n#note\nNot a banking problem.",
+    )
+    after = detail(smtp_ctx, number)
+    assert (after["team"], after["assignee"]) == ("level1", None)
+    # Level 1 has no automatic assignment: its members hear that the ticket waits for them,
+    # except whoever moved it.
+    assert notices("alice@example.org", "assignment", number) == 1
+    if owner == "bob":
+        assert notices("bob@example.org", "assignment", number) == 1  # only the first one
+
+
+def test_handing_back_into_an_auto_assigning_team_assigns_again(smtp_ctx: Context) -> None:
+    number = customer_ticket(smtp_ctx)
+    notice = notice_for("alice@example.org", "assignment")
+    agent_reply(smtp_ctx, notice, "alice@example.org", "#assign me\n#note\nMine.")
+    assert detail(smtp_ctx, number)["assignee"] == "alice"
+    agent_reply(
+        smtp_ctx, notice, "alice@example.org", "#team online-banking\n#assign none\n#note\nYours."
+    )
+    assert detail(smtp_ctx, number)["assignee"] in ("bob", "carol")
+
+
+def test_an_agent_giving_a_ticket_back_tells_the_rest_of_the_team(smtp_ctx: Context) -> None:
+    number = customer_ticket(smtp_ctx)
+    notice = notice_for("alice@example.org", "assignment")
+    agent_reply(smtp_ctx, notice, "alice@example.org", "#assign me\n#note\nMine.")
+    before = notices("bob@example.org", "assignment", number)
+    agent_reply(smtp_ctx, notice, "alice@example.org", "#assign none\n#note\nOn leave.")
+    assert detail(smtp_ctx, number)["assignee"] is None
+    assert notices("bob@example.org", "assignment", number) == before + 1
