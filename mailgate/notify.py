@@ -161,6 +161,7 @@ class People:
     collaborators: list[Address]
     team: m.Team | None
     assignee: m.Agent | None
+    follow_up_of: int | None = None  # the number of the closed ticket this one continues
 
 
 def people_of(ticket: m.Ticket) -> People:
@@ -180,6 +181,11 @@ def people_of(ticket: m.Ticket) -> People:
         collaborators=[Address(str(e), str(n or "")) for e, n in collaborators],
         team=team,
         assignee=_agent("id", ticket.assignee_id) if ticket.assignee_id else None,
+        follow_up_of=sql.value(
+            "SELECT t.number FROM ticket_link l JOIN ticket t ON t.id = l.other_id"
+            " WHERE l.ticket_id = ? AND l.kind = 'follow_up_of'",
+            ticket.id,
+        ),
     )
 
 
@@ -832,6 +838,7 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
             "assignee": assignee.name if assignee else "",
             "created_at": ticket.created_at,
             "url": url,
+            "follow_up_of": tickets.tag(config, people.follow_up_of) if people.follow_up_of else "",
         },
         "requester": {"name": requester.name, "email": requester.email},
         "agent": _agent_vars(intent.agent),
@@ -986,6 +993,7 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
             "assignee": agent.name if agent else "",
             "created_at": dt.datetime(2026, 11, 22, 8, 0),
             "url": url,
+            "follow_up_of": "",
         },
         "requester": {"name": "Carla Customer", "email": "carla@customer.example"},
         "agent": agent_vars,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import email.policy
 
 import pytest
 
@@ -206,6 +207,12 @@ def test_reply_to_ticket_closed_beyond_window_opens_a_linked_ticket(ctx: Context
     assert {"kind": "followed_by", "ticket": outcome.ticket} in old["links"]
     assert old["status"] == "closed"
     assert inbound(new)[0]["text"] == "Again!"
+    # Same matter, same subject and team; the customer learns it continues the old one.
+    assert (new["subject"], new["team"]) == (old["subject"], old["team"])
+    (ack,) = outbound(ctx, outcome.ticket, "acknowledgement")
+    mail = email.message_from_bytes(bytes(ack.content), policy=email.policy.default)
+    body = mail.get_body(("plain",)).get_content()
+    assert f"earlier request [EB#{created.ticket}]" in body
 
 
 def test_auto_reply_never_reopens_and_is_never_acknowledged(ctx: Context) -> None:
