@@ -399,6 +399,42 @@ def handle_mail(
     )
 
 
+def intent_of(request: AgentMail) -> str:
+    """What an agent mail does with its text: the one rule ``handle_mail`` and ``explain`` share.
+
+    ``rejected`` (commands not understood), ``direct`` (the agent wrote to the customer
+    themselves), ``note``, ``resolve`` (the text is the resolution), ``relay``, or
+    ``commands`` (no text, only commands).
+    """
+    if request.problems:
+        return "rejected"
+    if request.to_customer_directly:
+        return "direct"
+    if request.note:
+        return "note"
+    if request.block.has("resolve"):
+        return "resolve"
+    return "relay" if request.text else "commands"
+
+
+def describe(request: AgentMail) -> list[str]:
+    """The trace lines ``explain`` shows for an authentic agent mail, before anything runs."""
+    lines = [f"command not understood: {p}" for p in request.problems]
+    if request.block.commands:
+        lines.append("commands: " + ", ".join(c.line for c in request.block.commands))
+    lines.append(
+        {
+            "rejected": "nothing would be applied or sent; the agent would get the problems",
+            "direct": "written to the customer directly: would be recorded, not sent again",
+            "note": "internal note: would not be sent to the customer",
+            "resolve": "would resolve; the text goes to the customer as the resolution",
+            "relay": "agent reply: would be relayed to the customer",
+            "commands": "commands only: nothing for the customer",
+        }[intent_of(request)]
+    )
+    return lines
+
+
 def _carry_out(
     ctx: Context,
     ticket: m.Ticket,
@@ -413,27 +449,25 @@ def _carry_out(
     if request.block.has("merge"):
         target = merge(ctx, ticket, int(request.block.argument("merge") or 0), changes, actor=actor)
         trace.append(f"merged into #{target.number}")
-    if request.to_customer_directly:
+    does = intent_of(request)
+    if does == "direct":
         reply(ctx, ticket, agent, request.text, changes, message=message, relay=False)
         trace.append("the agent wrote to the customer directly: recorded, not sent again")
-        if request.block.has("resolve"):
-            # The answer went out already; resolving must not send its text a second time.
-            resolve(ctx, ticket, agent, "", changes, actor=actor)
-            trace.append("resolved; the customer gets the resolution notice without the text")
-    elif request.note:
+    elif does == "note":
         note(ctx, ticket, agent, request.text, changes, message=message)
         trace.append("internal note: not sent to the customer")
-        if request.block.has("resolve"):
-            resolve(ctx, ticket, agent, "", changes, actor=actor)
-            trace.append("resolved; the note stays internal")
-    elif request.block.has("resolve"):
+    elif does == "resolve":
         resolve(
             ctx, ticket, agent, request.text, changes, message=message if request.text else None
         )
         trace.append("resolved; the resolution text goes to the customer")
-    elif request.text:
+    elif does == "relay":
         reply(ctx, ticket, agent, request.text, changes, message=message)
         trace.append("agent reply: relayed to the customer")
+    if does in ("direct", "note") and request.block.has("resolve"):
+        # The text went to the customer already, or stays internal: resolve without it.
+        resolve(ctx, ticket, agent, "", changes, actor=actor)
+        trace.append("resolved; the customer gets the resolution notice without the text")
     if request.block.commands:
         trace.append("commands applied: " + ", ".join(c.line for c in request.block.commands))
 
@@ -458,6 +492,4 @@ def _reject(
 
 
 def message_kind(request: AgentMail) -> str:
-    if request.problems or request.note:
-        return "note"
-    return "agent"
+    return "note" if intent_of(request) in ("rejected", "note") else "agent"

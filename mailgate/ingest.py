@@ -807,6 +807,8 @@ def explain(
             "trace": [f"cannot be parsed: {exc}"],
         }
     p = plan(ctx, mail, envelope, mailbox or "")
+    if p.request is not None:
+        p.trace.extend(agents.describe(p.request))
     if existing is not None and existing.status != "received":
         p.trace.insert(0, f"already received {existing.received_at:%Y-%m-%d %H:%M} → duplicate")
     report = mail.report

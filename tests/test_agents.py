@@ -692,3 +692,21 @@ def test_an_agent_giving_a_ticket_back_tells_the_rest_of_the_team(smtp_ctx: Cont
     agent_reply(smtp_ctx, notice, "alice@example.org", "#assign none\n#note\nOn leave.")
     assert detail(smtp_ctx, number)["assignee"] is None
     assert notices("bob@example.org", "assignment", number) == before + 1
+
+
+def test_explain_shows_what_an_agent_mail_would_do(smtp_ctx: Context) -> None:
+    from mailgate.ingest import explain
+
+    number = customer_ticket(smtp_ctx)
+    notice = notice_for("alice@example.org", "assignment")
+    good = reply_to(notice, sender="alice@example.org", body="#priority high\n#resolve\nFixed it.")
+    trace = explain(smtp_ctx, good)["trace"]
+    assert "commands: #priority high, #resolve" in trace
+    assert "would resolve; the text goes to the customer as the resolution" in trace
+    bad = reply_to(notice, sender="alice@example.org", body="#asign jane\nDone.")
+    trace = explain(smtp_ctx, bad)["trace"]
+    assert any(line.startswith("command not understood: '#asign jane'") for line in trace)
+    assert "nothing would be applied or sent; the agent would get the problems" in trace
+    # Explaining changed nothing.
+    assert detail(smtp_ctx, number)["priority"] == "normal"
+    assert detail(smtp_ctx, number)["status"] == "new"
