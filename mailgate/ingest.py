@@ -607,7 +607,10 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
         assert p.sender is not None and locked is not None
         actor = _actor(p)
         old = locked
-        ticket = _new_ticket(ctx, p, changes, actor, follow_up_of=old)
+        # Only someone on the old ticket continues it (its subject and team); a stranger
+        # naming its tag must not learn its subject from our acknowledgement.
+        continues = old if p.role in ("requester", "collaborator") else None
+        ticket = _new_ticket(ctx, p, changes, actor, follow_up_of=continues)
         tickets.link(ticket, old, changes, actor=actor)
         message = _store_message(
             ctx, ticket, receipt, p, kind="customer", text=_visible(mail), touch=False

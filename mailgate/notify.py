@@ -181,9 +181,12 @@ def people_of(ticket: m.Ticket) -> People:
         collaborators=[Address(str(e), str(n or "")) for e, n in collaborators],
         team=team,
         assignee=_agent("id", ticket.assignee_id) if ticket.assignee_id else None,
+        # The earlier ticket only when this requester was on it: never name a stranger's.
         follow_up_of=sql.value(
             "SELECT t.number FROM ticket_link l JOIN ticket t ON t.id = l.other_id"
+            " JOIN participant p ON p.ticket_id = t.id AND p.contact_id = ?"
             " WHERE l.ticket_id = ? AND l.kind = 'follow_up_of'",
+            ticket.requester_id,
             ticket.id,
         ),
     )
@@ -219,7 +222,10 @@ def queue(
         ticket = intents[0].ticket
         thread = _thread(ticket, mail)
         admitted = _admit(ctx.config, ticket, intents, m.utcnow())
-        _insert([p for i in admitted if (p := prepare(ctx, i, mail, thread=thread)) is not None])
+        _insert(
+            ctx.config,
+            [p for i in admitted if (p := prepare(ctx, i, mail, thread=thread)) is not None],
+        )
 
 
 def _latest(changes: list[tickets.Change]) -> m.Ticket:
@@ -509,7 +515,7 @@ def prepare(
 _AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "agent_reply": ""}
 
 
-def _insert(notices: list[Prepared]) -> None:
+def _insert(config: Config, notices: list[Prepared]) -> None:
     """Outbox rows, the thread's outbound messages and the breaker log: one INSERT each."""
     if not notices:
         return
@@ -593,7 +599,10 @@ def _insert(notices: list[Prepared]) -> None:
         ],
     )
     automatic = [
-        (r.lower(), p.ticket.id, now) for p in notices if p.automatic for r in p.recipients
+        (_window_key(config, p.kind, r.lower()), p.ticket.id, now)
+        for p in notices
+        if p.automatic
+        for r in p.recipients
     ]
     if automatic:
         sql.insert_many("auto_mail_log", ("recipient", "ticket_id", "at"), automatic)
@@ -655,15 +664,10 @@ def _admit(
                     )
                 elif base_address(email) in config.mailbox_addresses:
                     reason = "that is one of our own mailboxes (it would come back as a loop)"
+                elif automatic:
+                    reason = breaker.check(_window_key(config, intent.kind, email))
                 else:
-                    # Agents and team addresses are our staff: a busy hour must not cut
-                    # them off their tickets. An answer to their own mail (command_error)
-                    # could still loop with a broken client, so it stays limited; the
-                    # per-ticket and overall windows hold for everyone.
-                    staff = intent.kind != "command_error" and (
-                        config.agent_for(email) is not None or email in config.own_addresses
-                    )
-                    reason = breaker.check(email, per_recipient=not staff) if automatic else ""
+                    reason = ""
                 if reason:
                     tickets.record(
                         tickets.Change(
@@ -684,11 +688,34 @@ def _admit(
                     continue
                 kept[field_name].append(person)
         if automatic:
-            breaker.count([p.email.lower() for p in (*kept["to"], *kept["cc"])])
+            breaker.count(
+                [
+                    _window_key(config, intent.kind, p.email.lower())
+                    for p in (*kept["to"], *kept["cc"])
+                ]
+            )
         if kept["to"] or kept["cc"]:
             intent.to, intent.cc = kept["to"], kept["cc"]
             admitted.append(intent)
     return admitted
+
+
+# Notices that keep staff working a ticket. A busy hour must not cut agents and team
+# addresses off them, so they skip the per-recipient window; the per-ticket and overall
+# windows still count them. An answer to an agent's own mail (command_error) is not here:
+# with a broken client it could loop, so it stays limited per recipient.
+_STAFF_NOTICES = ("assignment", "customer_reply", "reopened", "escalation")
+
+
+def _window_key(config: Config, kind: str, email: str) -> str:
+    """The recipient as the breaker's log stores it: ``staff:``-prefixed when exempt.
+
+    The per-recipient windows look up plain addresses only, so an exempt notice neither
+    meets their limit nor uses it up (a busy hour of assignments must not silence the
+    agent's command_error replies); the per-ticket window counts every row.
+    """
+    staff = config.agent_for(email) is not None or email in config.own_addresses
+    return f"staff:{email}" if staff and kind in _STAFF_NOTICES else email
 
 
 class _Breaker:
@@ -746,9 +773,10 @@ class _Breaker:
             )
             self.windows.append(("overall", "all", count, seconds, {"": int(seen_count or 0)}))
 
-    def check(self, recipient: str, *, per_recipient: bool = True) -> str:
+    def check(self, recipient: str) -> str:
+        exempt = recipient.startswith("staff:")
         for label, scope, count, seconds, seen in self.windows:
-            if scope == "recipient" and not per_recipient:
+            if scope == "recipient" and exempt:
                 continue
             key = recipient if scope == "recipient" else ""
             if seen.get(key, 0) >= count:
@@ -761,7 +789,8 @@ class _Breaker:
         for _label, scope, _count, _seconds, seen in self.windows:
             if scope == "recipient":
                 for recipient in recipients:
-                    seen[recipient] = seen.get(recipient, 0) + 1
+                    if not recipient.startswith("staff:"):
+                        seen[recipient] = seen.get(recipient, 0) + 1
             else:
                 seen[""] = seen.get("", 0) + len(recipients)
 

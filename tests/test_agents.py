@@ -202,22 +202,27 @@ def test_pending_waits_for_the_customer(smtp_ctx: Context) -> None:
     assert detail(smtp_ctx, number)["status"] == "open"
 
 
-@pytest.mark.config({"security": {"trusted_authserv_ids": ["mx.example.org"]}})
-def test_an_agent_writing_to_the_customer_directly_is_recorded_not_resent(
-    smtp_ctx: Context, relay: Relay
-) -> None:
-    number = customer_ticket(smtp_ctx)
-    raw = compose(
+def direct_mail(number: int, body: str) -> bytes:
+    """Alice answers Carla herself, support@ in Cc, DKIM-verified by our MTA."""
+    return compose(
         sender="Alice Smith <alice@example.org>",
         to="carla@customer.example",
         cc="support@example.org",
         subject=f"Re: [EB#{number}] The mobile online banking is down",
-        body="Carla, it is fixed.",
+        body=body,
         headers={
             "Authentication-Results": "mx.example.org; dkim=pass header.d=example.org; "
             "spf=pass smtp.mailfrom=alice@example.org"
         },
     )
+
+
+@pytest.mark.config({"security": {"trusted_authserv_ids": ["mx.example.org"]}})
+def test_an_agent_writing_to_the_customer_directly_is_recorded_not_resent(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    number = customer_ticket(smtp_ctx)
+    raw = direct_mail(number, "Carla, it is fixed.")
     assert ingest(smtp_ctx, raw, source="smtp").action == "appended"
     outbox.deliver(smtp_ctx.config)
     assert not [x for x in sent_to(relay, "carla@customer.example") if "fixed" in x.as_string()]
@@ -231,17 +236,7 @@ def test_resolving_in_a_direct_mail_resolves_without_sending_the_text_again(
     smtp_ctx: Context, relay: Relay
 ) -> None:
     number = customer_ticket(smtp_ctx)
-    raw = compose(
-        sender="Alice Smith <alice@example.org>",
-        to="carla@customer.example",
-        cc="support@example.org",
-        subject=f"Re: [EB#{number}] The mobile online banking is down",
-        body="#resolve\nCarla, it is fixed.",
-        headers={
-            "Authentication-Results": "mx.example.org; dkim=pass header.d=example.org; "
-            "spf=pass smtp.mailfrom=alice@example.org"
-        },
-    )
+    raw = direct_mail(number, "#resolve\nCarla, it is fixed.")
     assert ingest(smtp_ctx, raw, source="smtp").action == "appended"
     assert detail(smtp_ctx, number)["status"] == "resolved"
     outbox.deliver(smtp_ctx.config)

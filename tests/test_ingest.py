@@ -327,6 +327,22 @@ def test_a_stranger_on_a_ticket_gets_a_new_linked_ticket_by_policy(ctx: Context)
     assert {"kind": "follow_up_of", "ticket": created.ticket} in show(ctx, outcome.ticket)["links"]
 
 
+def test_a_stranger_naming_a_closed_ticket_learns_nothing_about_it(ctx: Context) -> None:
+    created = ingest(ctx, compose(subject="Salary of Carla"), source="smtp")
+    set_status_at(created.ticket, "closed", days_ago=45)
+    raw = compose(sender="stranger@else.example", subject=f"[EB#{created.ticket}] hello", body="hi")
+    outcome = ingest(ctx, raw, source="smtp")
+    assert outcome.action == "created" and outcome.ticket != created.ticket
+    # Linked for the agents, but the new ticket has the stranger's own subject and the
+    # acknowledgement names neither the old subject nor the old ticket.
+    assert show(ctx, outcome.ticket)["subject"] == "hello"
+    (ack,) = outbound(ctx, outcome.ticket, "acknowledgement")
+    text = email.message_from_bytes(bytes(ack.content), policy=email.policy.default)
+    body = text.get_body(("plain",)).get_content()
+    assert "Salary" not in body and "Salary" not in str(text["Subject"])
+    assert f"EB#{created.ticket}" not in body.replace(f"EB#{outcome.ticket}", "")
+
+
 def test_a_collaborator_reply_reopens_like_the_requester(ctx: Context) -> None:
     original = compose(cc="boss@customer.example")
     created = ingest(ctx, original, source="smtp")

@@ -232,6 +232,15 @@ def test_circuit_breaker_stops_a_flood_and_records_it(smtp_ctx: Context) -> None
     # The agents working these tickets still hear of every one: staff are not loop partners.
     assert len([i for i in items("assignment") if "alice@example.org" in i.recipients]) == 6
     assert not [e for e in suppressed if "example.org" in e.new and "customer" not in e.new]
+    # Those notices did not use up Alice's own window: a command she gets wrong is still
+    # answered.
+    last = [i for i in items("assignment") if i.recipients == ["alice@example.org"]][-1]
+    ingest(
+        smtp_ctx,
+        reply_to(bytes(last.content), sender="alice@example.org", body="#asign me"),
+        source="smtp",
+    )
+    assert [i for i in items("command_error") if "alice@example.org" in i.recipients]
 
 
 def test_two_autoresponders_cannot_ping_pong(smtp_ctx: Context, relay: Relay) -> None:
