@@ -23,6 +23,9 @@ from playhouse.db_url import connect as url_connect
 
 from mailgate.errors import ConfigError, TemporaryFailure
 
+# Version 1 is the first released schema (databases from before the first release must be
+# created again). From here on, every change to a table raises this number and adds its
+# step to ``upgrade()``: `db upgrade` never creates a column by guessing.
 SCHEMA_VERSION = 1
 
 db = pw.DatabaseProxy()

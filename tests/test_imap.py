@@ -219,3 +219,38 @@ def test_check_fails_while_serve_cannot_reach_an_account_and_recovers_after(
     results = {c.name: c for c in checks(ctx.config)}
     assert results["imap ledger support-inbox"].ok
     assert results["imap ledger support-inbox"].detail.startswith("working; last problem at")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("after", ["move", "flag"])
+def test_mail_another_client_removed_meanwhile_does_not_stop_the_rest(
+    imap_user: ImapUser, tmp_path: Path, database_url: str, after: str
+) -> None:
+    import threading
+
+    from mailgate.transports.imap import Poller, connect
+
+    for i in range(3):
+        imap_user.append(compose(subject=f"mail {i}"))
+    ctx = gateway_with(tmp_path, database_url, [account(imap_user, tmp_path, after=after)])
+    poller = Poller(ctx.config.imap[0], sink=None, stop=threading.Event())  # type: ignore[arg-type]
+    poller.client = connect(ctx.config.imap[0])
+    poller.client.select_folder("INBOX")
+    if after == "move":
+        poller.client.create_folder("Processed")  # serve creates it when the session opens
+    uids = sorted(poller.client.search("ALL"))
+    # Another client (a colleague's mail program) deletes the middle one before we mark.
+    # Dovecot takes the batch anyway; servers that refuse it with EXPUNGEISSUED get the
+    # step again one mail at a time. Either way the others end up marked, each once.
+    other = imap_user.client()
+    other.select_folder("INBOX")
+    other.delete_messages([uids[1]])
+    other.expunge()
+    other.logout()
+    poller.mark(uids)
+    poller.client.logout()
+    if after == "move":
+        assert imap_user.count("Processed") == 2  # each once: nothing copied twice
+        assert imap_user.count("INBOX") == 0
+    else:
+        assert all(b"$MailgateProcessed" in f for f in imap_user.flags("INBOX"))

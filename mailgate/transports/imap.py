@@ -179,6 +179,11 @@ def _refresh(account: ImapAccount) -> str:
     return token
 
 
+def _expunged(exc: Exception) -> bool:
+    """The server says another client removed some of the mails meanwhile."""
+    return "EXPUNGEISSUED" in str(exc)
+
+
 class Poller(threading.Thread):
     """Fetches one account until ``stop`` is set."""
 
@@ -411,32 +416,38 @@ class Poller(threading.Thread):
                 )
 
     def mark(self, uids: list[int]) -> None:
-        try:
-            self._mark(uids)
-        except IMAPClientError as exc:
-            if "EXPUNGEISSUED" not in str(exc) or len(uids) == 1:
-                if "EXPUNGEISSUED" in str(exc):
-                    return  # another client removed it already: nothing left to mark
-                raise
-            # Another client removed one of them meanwhile: mark the others one by one.
-            for uid in uids:
-                with contextlib.suppress(IMAPClientError):
-                    self._mark([uid])
+        """Mark stored mail processed, step by step (COPY then delete without MOVE).
 
-    def _mark(self, uids: list[int]) -> None:
+        When another client expunged some of them meanwhile, the server refuses the
+        step with EXPUNGEISSUED: that step is done again one mail at a time (the gone
+        ones are skipped), and no step that already worked is repeated — a COPY done
+        twice would put the mail twice into the processed folder.
+        """
+        for step in self._mark_steps():
+            try:
+                step(uids)
+            except IMAPClientError as exc:
+                if not _expunged(exc):
+                    raise
+                for uid in uids:
+                    try:
+                        step([uid])
+                    except IMAPClientError as single:
+                        if not _expunged(single):
+                            raise
+                        event(log, "imap.gone", account=self.account.name, uid=uid)
+
+    def _mark_steps(self) -> list[Callable[[list[int]], Any]]:
         client = self.client
         assert client is not None
         after = self.account.after
         if after == "flag":
-            client.add_flags(uids, [b"\\Seen", PROCESSED_KEYWORD.encode()])
-        elif after == "move":
+            return [lambda u: client.add_flags(u, [b"\\Seen", PROCESSED_KEYWORD.encode()])]
+        if after == "move":
             if client.has_capability("MOVE"):
-                client.move(uids, self.account.move_to)
-            else:
-                client.copy(uids, self.account.move_to)
-                self._expunge(uids)
-        else:
-            self._expunge(uids)
+                return [lambda u: client.move(u, self.account.move_to)]
+            return [lambda u: client.copy(u, self.account.move_to), self._expunge]
+        return [self._expunge]
 
     def _expunge(self, uids: list[int]) -> None:
         client = self.client
