@@ -194,10 +194,15 @@ def set_team(
 ) -> None:
     """Move a ticket to a team; an unassigned ticket gets the team's auto-assignment."""
     tickets.set_team(ticket, team, ctx.config, changes, actor=actor)
+    auto_assign(ctx.config, ticket, team, changes)
+
+
+def auto_assign(config: Config, ticket: m.Ticket, team: str, changes: tickets.Changes) -> None:
+    """An unassigned ticket in ``team`` gets whoever the team's rule picks (if it has one)."""
     if ticket.assignee_id is None:
-        pick = routing.pick_agent(ctx.config, team)
+        pick = routing.pick_agent(config, team)
         if pick:
-            tickets.assign(ticket, pick, ctx.config, changes, actor="system:auto-assign")
+            tickets.assign(ticket, pick, config, changes, actor="system:auto-assign")
 
 
 def _actor_of(agent: Agent | None) -> str:
@@ -283,11 +288,9 @@ def run_commands(
             else _agent_key(config, assign)
         )
         tickets.assign(ticket, who, config, changes, actor=actor)
-    if team is not None and ticket.assignee_id is None:
+    if team is not None:
         # Moved without an assignee (also "#assign none"): the new team's rule decides.
-        pick = routing.pick_agent(config, ticket.team.key if ticket.team else "")
-        if pick:
-            tickets.assign(ticket, pick, config, changes, actor="system:auto-assign")
+        auto_assign(config, ticket, ticket.team.key if ticket.team else "", changes)
     priority = block.argument("priority")
     if priority is not None:
         tickets.set_priority(ticket, priority, changes, actor=actor)
@@ -432,6 +435,8 @@ def describe(request: AgentMail) -> list[str]:
             "commands": "commands only: nothing for the customer",
         }[intent_of(request)]
     )
+    if intent_of(request) in ("direct", "note") and request.block.has("resolve"):
+        lines.append("would resolve; the customer gets the resolution notice without the text")
     return lines
 
 

@@ -729,9 +729,7 @@ def _new_ticket(
             ticket, routed.assignee, config, changes, actor=f"system:route:{routed.rule}"
         )
     elif team_key:
-        pick = routing.pick_agent(config, team_key)
-        if pick:
-            tickets.assign(ticket, pick, config, changes, actor="system:auto-assign")
+        agents.auto_assign(config, ticket, team_key, changes)
     return ticket
 
 

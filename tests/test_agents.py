@@ -17,7 +17,7 @@ import pytest
 from mailgate import models as m
 from mailgate import outbox, queries
 from mailgate.context import Context
-from mailgate.ingest import ingest
+from mailgate.ingest import explain, ingest
 from tests.conftest import open_gateway
 from tests.relay import Relay, free_port
 from tests.support import (
@@ -237,6 +237,9 @@ def test_resolving_in_a_direct_mail_resolves_without_sending_the_text_again(
 ) -> None:
     number = customer_ticket(smtp_ctx)
     raw = direct_mail(number, "#resolve\nCarla, it is fixed.")
+    trace = explain(smtp_ctx, raw)["trace"]
+    assert "written to the customer directly: would be recorded, not sent again" in trace
+    assert "would resolve; the customer gets the resolution notice without the text" in trace
     assert ingest(smtp_ctx, raw, source="smtp").action == "appended"
     assert detail(smtp_ctx, number)["status"] == "resolved"
     outbox.deliver(smtp_ctx.config)
@@ -690,8 +693,6 @@ def test_an_agent_giving_a_ticket_back_tells_the_rest_of_the_team(smtp_ctx: Cont
 
 
 def test_explain_shows_what_an_agent_mail_would_do(smtp_ctx: Context) -> None:
-    from mailgate.ingest import explain
-
     number = customer_ticket(smtp_ctx)
     notice = notice_for("alice@example.org", "assignment")
     good = reply_to(notice, sender="alice@example.org", body="#priority high\n#resolve\nFixed it.")

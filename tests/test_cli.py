@@ -346,8 +346,10 @@ def test_verbs_on_a_merged_ticket_point_to_where_it_lives_now(
     code, _, err = cli(capsys, "--config", str(upgraded), "tickets", "assign", second, "jane")
     assert code == 1
     assert err.strip() == f"mailgate: #{second} was merged into #{first}; act on #{first}"
-    # Nothing changed on the merged ticket, and the live one is untouched too.
-    detail = json.loads(
-        cli(capsys, "--config", str(upgraded), "tickets", "show", second, "--json")[1]
-    )
-    assert detail["assignee"] in (None, "")
+    # Nothing changed on either ticket.
+    for number in (second, first):
+        detail = json.loads(
+            cli(capsys, "--config", str(upgraded), "tickets", "show", number, "--json")[1]
+        )
+        assert detail["assignee"] in (None, "")
+        assert "assignee" not in [e["kind"] for e in detail["events"]]
