@@ -482,25 +482,16 @@ def test_cli_reply_note_and_merge_use_the_same_core(smtp_ctx: Context, relay: Re
 def test_agents_and_teams_lists(smtp_ctx: Context) -> None:
     customer_ticket(smtp_ctx, to="banking@example.org")
     run = [sys.executable, "-m", "mailgate", "--config", str(smtp_ctx.config.path)]
-    agents = json.loads(
-        subprocess.run(
-            [*run, "agents", "list", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    )
+
+    def listing(what: str) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [*run, what, "list", "--json"], capture_output=True, text=True, timeout=60, check=True
+        )
+        return list(json.loads(done.stdout))
+
+    agents = listing("agents")
     assert {a["key"]: a["open_tickets"] for a in agents}["bob"] == 1
-    teams = json.loads(
-        subprocess.run(
-            [*run, "teams", "list", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    )
+    teams = listing("teams")
     assert {t["key"]: t["members"] for t in teams}["sysadmins"] == ["jane", "carol"]
 
 
