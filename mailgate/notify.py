@@ -55,7 +55,7 @@ from mailgate.mail.parse import Address, ParsedMail
 
 log = logging.getLogger("mailgate.notify")
 
-SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 CUSTOMER_FACING = ("acknowledgement", "agent_reply", "resolution", "closed")
 _STAFF_KINDS = ("assignment", "customer_reply", "reopened", "command_error", "escalation")
 # Every template set: the configurable notices, and the answer to commands not understood.

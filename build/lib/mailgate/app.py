@@ -1,0 +1,478 @@
+"""``mailgate serve``: the composition root of the long-running gateway.
+
+One asyncio loop runs the SMTP/LMTP listener and the scheduler; one thread per
+IMAP account runs its poller; all ingest work goes to ONE worker process
+(``worker.py``: a second core, and a crash there is not a crash here), reached
+through one database thread so the loop never waits. The outbox is delivered
+by a scheduled job in its own thread, kicked right after a mail was stored, so
+an acknowledgement leaves within seconds.
+
+SIGTERM/SIGINT: stop accepting, let the mails in flight finish, close the IMAP
+sessions, let a running delivery finish, exit 0. ``kill -9`` loses nothing:
+a mail got its 250 only after its transaction committed, an IMAP mail is moved
+only after it was stored, and interrupted receipts are finished by the
+recovery job, which runs at start.
+
+Scheduled jobs are a table (``PERIODIC``); later work (SLA checks, auto-close)
+adds rows to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime as dt
+import functools
+import hmac
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from mailgate import ingest as front_door
+from mailgate import ledger, outbox
+from mailgate.config import Config, ImapAccount, read_password
+from mailgate.context import Context
+from mailgate.errors import ConfigError, TemporaryFailure
+from mailgate.ingest import Envelope, Outcome
+from mailgate.logs import event
+from mailgate.transports import imap as imap_transport
+from mailgate.transports import smtp as smtp_transport
+from mailgate.worker import Worker
+
+log = logging.getLogger("mailgate.serve")
+
+SHUTDOWN_GRACE = 10.0
+KICK_DELAY = 0.5
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A scheduled job: ``run(ctx)`` every ``seconds(config)``, on the named thread."""
+
+    name: str
+    seconds: Callable[[Config], int]
+    run: Callable[[Context], Any]
+    thread: str  # "db" (the database thread), "outbox", or "worker" (the ingest process)
+
+
+def _deliver(ctx: Context) -> None:
+    report = outbox.deliver(ctx.config)
+    if report.sent or report.failed:
+        event(
+            log, "outbox.delivered", sent=report.sent, deferred=report.retried, failed=report.failed
+        )
+
+
+def _ingest(
+    ctx: Context, raw: bytes, source: str, mailbox: str | None, envelope: Envelope | None
+) -> Outcome:
+    """What the worker runs for each mail (module level: the worker imports it by name)."""
+    return front_door.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
+
+
+def _recover(ctx: Context) -> None:
+    for outcome in front_door.recover(ctx):
+        event(
+            log,
+            "mail.recovered",
+            action=outcome.action,
+            ticket=outcome.ticket,
+            message_id=outcome.message_id,
+        )
+
+
+def _prune(ctx: Context) -> None:
+    from mailgate import notify
+
+    notify.prune(ctx.config)
+
+
+PERIODIC: list[Periodic] = [
+    Periodic("outbox", lambda c: c.jobs.outbox_seconds, _deliver, "outbox"),
+    Periodic("recover", lambda c: c.jobs.recover_seconds, _recover, "worker"),
+    Periodic("prune", lambda c: 3600, _prune, "db"),
+]
+
+
+class Gateway:
+    """The running gateway: listener, pollers, scheduler, and the threads they share."""
+
+    def __init__(self, ctx: Context, *, smtp: bool = True, imap: bool = True) -> None:
+        self.ctx = ctx
+        self.with_smtp = smtp and ctx.config.listener.enabled
+        self.with_imap = imap
+        self.db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-db")
+        # Ingest runs in a process of its own (see worker.py); this thread waits for it.
+        self.worker = Worker(ctx.config.path)
+        self.sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-outbox")
+        self.imap_stop = threading.Event()
+        self.pollers: list[imap_transport.Poller] = []
+        self.server: asyncio.AbstractServer | None = None
+        self.counter: smtp_transport.Counter | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping = asyncio.Event()
+        self.ready = threading.Event()
+
+    # --- the database thread -------------------------------------------------------------
+
+    def in_db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` in the database thread and wait (for threads other than the loop)."""
+        return self.db.submit(fn, *args, **kwargs).result()
+
+    async def ingest(self, raw: bytes, envelope: Envelope) -> Outcome:
+        assert self.loop is not None
+        call = functools.partial(self.worker.call, _ingest, raw, "smtp", None, envelope)
+        outcome: Outcome = await self.loop.run_in_executor(self.db, call)
+        self.kick_outbox()
+        return outcome
+
+    def check_login(self, login: str, password: str) -> str | None:
+        """SMTP AUTH for agents: the agent's key (or address) and its password."""
+        config = self.ctx.config
+        agent = config.agent(login) or config.agent_for(login)
+        if agent is None or not (agent.smtp_password_env or agent.smtp_password_file):
+            return None
+        try:
+            expected = read_password(
+                agent.smtp_password_env,
+                agent.smtp_password_file,
+                f"agent[{agent.key}].smtp_password",
+            )
+        except ConfigError:
+            return None
+        if expected and hmac.compare_digest(expected.encode(), password.encode()):
+            return agent.key
+        return None
+
+    def accepts(self, address: str) -> bool:
+        return self.ctx.config.mailbox_for([address]) is not None
+
+    def kick_outbox(self) -> None:
+        """Deliver soon: a new mail usually queued an acknowledgement."""
+        if self.loop is None or self.scheduler is None:
+            return
+
+        def kick() -> None:
+            # At most one delivery run per KICK_DELAY: under a burst of mail the outbox
+            # is sent in batches instead of competing with every single ingest.
+            assert self.scheduler is not None
+            job = self.scheduler.get_job("outbox")
+            soon = _now() + dt.timedelta(seconds=KICK_DELAY)
+            if job is not None and (job.next_run_time is None or job.next_run_time > soon):
+                job.modify(next_run_time=soon)
+
+        self.loop.call_soon_threadsafe(kick)
+
+    # --- IMAP sink (called from poller threads) -------------------------------------------
+
+    def imap_ingest(self, raw: bytes, account: ImapAccount) -> Outcome:
+        outcome: Outcome = self.worker.call(_ingest, raw, "imap", account.mailbox or None, None)
+        self.kick_outbox()
+        return outcome
+
+    # --- running -------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Only the main thread can take signals; embedded (tests) it is stopped by stop().
+            with contextlib.suppress(ValueError, RuntimeError):
+                self.loop.add_signal_handler(sig, self.stopping.set)
+        await self.loop.run_in_executor(self.db, self.worker.warm_up)
+        if self.with_smtp:
+            await self._start_listener()
+        if self.with_imap:
+            self._start_pollers()
+        self._start_scheduler()
+        event(
+            log,
+            "serve.started",
+            smtp=self._where() if self.with_smtp else "off",
+            imap=len(self.pollers),
+            database=_redacted_url(self.ctx.config.database.url),
+        )
+        self.ready.set()
+        await self.stopping.wait()
+        await self.shutdown()
+        return 0
+
+    def stop(self) -> None:
+        """Ask a gateway running in another thread to shut down."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.stopping.set)
+
+    def _where(self) -> str:
+        listener = self.ctx.config.listener
+        return listener.socket or f"{listener.host}:{listener.port}"
+
+    async def _start_listener(self) -> None:
+        config = self.ctx.config
+        listener = config.listener
+        options = smtp_transport.ListenerOptions(
+            host=listener.host,
+            port=listener.port,
+            socket_path=listener.socket,
+            lmtp=listener.protocol == "lmtp",
+            hostname=listener.hostname or config.gateway.domain,
+            max_message_size=config.gateway.max_message_size,
+            max_connections=listener.max_connections,
+            tls=(
+                smtp_transport.tls_context(listener.tls_cert, listener.tls_key)
+                if listener.tls_cert
+                else None
+            ),
+            require_tls=listener.require_tls,
+            check_login=self.check_login if _agents_may_log_in(config) else None,
+        )
+        self.server, self.counter = await smtp_transport.start(options, self.ingest, self.accepts)
+
+    def _start_pollers(self) -> None:
+        sink = _ImapSink(self)
+        for account in self.ctx.config.imap:
+            poller = imap_transport.Poller(account, sink, self.imap_stop)
+            poller.start()
+            self.pollers.append(poller)
+
+    def _start_scheduler(self) -> None:
+        scheduler = AsyncIOScheduler(event_loop=self.loop, timezone="UTC")
+        pools = {"db": self.db, "outbox": self.sender, "worker": self.db}
+        for job in PERIODIC:
+            pool = pools[job.thread]
+
+            async def tick(job: Periodic = job, pool: Any = pool) -> None:
+                assert self.loop is not None
+                try:
+                    if job.thread == "worker":
+                        await self.loop.run_in_executor(pool, self.worker.call, job.run)
+                    else:
+                        await self.loop.run_in_executor(pool, job.run, self.ctx)
+                except TemporaryFailure as exc:
+                    event(log, f"{job.name}.deferred", logging.WARNING, error=str(exc))
+                except Exception:
+                    log.exception(f"scheduled job {job.name} failed")
+
+            scheduler.add_job(
+                tick,
+                "interval",
+                seconds=max(1, job.seconds(self.ctx.config)),
+                id=job.name,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=_now(),
+            )
+        scheduler.start()
+        self.scheduler = scheduler
+
+    async def shutdown(self) -> None:
+        event(log, "serve.stopping")
+        assert self.loop is not None
+        if self.server is not None:
+            self.server.close()  # stop accepting
+            if self.counter is not None:
+                await self._finish_sessions(self.counter)
+        self.imap_stop.set()
+        if self.scheduler is not None:
+            self.scheduler.pause()
+        await self.loop.run_in_executor(None, self._join_threads)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        event(log, "serve.stopped")
+
+    async def _finish_sessions(self, counter: smtp_transport.Counter) -> None:
+        """Let every mail in flight be stored AND answered, then close the sessions.
+
+        A 250 that was decided but not yet written would make the sender try again
+        (harmless: a duplicate) — but "finishes the messages in flight" means the
+        sender hears the answer.
+        """
+        assert self.loop is not None
+        deadline = self.loop.time() + SHUTDOWN_GRACE
+        while self.loop.time() < deadline:
+            if counter.in_flight == 0:
+                await asyncio.sleep(0.2)  # the answer is written a few loop turns later
+                if counter.in_flight == 0 and counter.answered():
+                    break
+            await asyncio.sleep(0.05)
+        for session in list(counter.sessions):
+            with contextlib.suppress(Exception):
+                session.transport.close()
+
+    def _join_threads(self) -> None:
+        for poller in self.pollers:
+            poller.join(timeout=SHUTDOWN_GRACE)
+        self.sender.shutdown(wait=True)
+        self.db.shutdown(wait=True)
+        self.worker.close()
+
+
+class _ImapSink:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def ingest(self, raw: bytes, account: ImapAccount) -> Outcome:
+        return self.gateway.imap_ingest(raw, account)
+
+    def position(self, account: ImapAccount) -> tuple[int, int]:
+        result: tuple[int, int] = self.gateway.in_db(ledger.position, account.name)
+        return result
+
+    def record(
+        self, account: ImapAccount, uidvalidity: int, uid: int, counts: dict[str, int]
+    ) -> None:
+        self.gateway.in_db(ledger.record, account.name, uidvalidity, uid, counts)
+
+    def note(self, account: ImapAccount, text: str) -> None:
+        self.gateway.in_db(ledger.note, account.name, text)
+
+
+def _agents_may_log_in(config: Config) -> bool:
+    return any(a.smtp_password_env or a.smtp_password_file for a in config.agents)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _redacted_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        rest = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
+    return f"{scheme}{sep}{rest}"
+
+
+def serve(ctx: Context, *, smtp: bool = True, imap: bool = True) -> int:
+    return asyncio.run(Gateway(ctx, smtp=smtp, imap=imap).run())
+
+
+# --- mailgate check -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+def checks(config: Config) -> list[Check]:
+    """Everything an admin wants to know before starting: each a pass/fail line."""
+    from mailgate import models, notify
+    from mailgate.config import read_secret_key
+
+    results = [
+        Check(
+            "config",
+            True,
+            f"{config.path}: {len(config.mailboxes)} mailbox(es), "
+            f"{len(config.agents)} agent(s), {len(config.imap)} IMAP account(s)",
+        )
+    ]
+    try:
+        read_secret_key(config, create=False)
+        results.append(Check("secret key", True, "readable"))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        results.append(Check("secret key", False, str(exc)))
+    try:
+        models.open_database(config.database.url, sync=config.storage.sync)
+        version = models.current_version()
+        ok = version == models.SCHEMA_VERSION
+        results.append(
+            Check(
+                "database",
+                ok,
+                f"{_redacted_url(config.database.url)}: schema version "
+                f"{version}"
+                + ("" if ok else f", needs {models.SCHEMA_VERSION}: run `mailgate db upgrade`"),
+            )
+        )
+        if ok:
+            results.extend(_check_ledger(row) for row in ledger.status(config) if row["last_error"])
+    except Exception as exc:  # noqa: BLE001
+        results.append(Check("database", False, f"{_redacted_url(config.database.url)}: {exc}"))
+    for account in config.imap:
+        try:
+            results.append(Check(f"imap {account.name}", True, imap_transport.check(account)))
+        except Exception as exc:  # noqa: BLE001
+            results.append(Check(f"imap {account.name}", False, f"{type(exc).__name__}: {exc}"))
+    results.append(_check_outbound(config))
+    problems = notify.check_templates(config)
+    errors = [p for p in problems if p.severity == "error"]
+    results.append(
+        Check(
+            "templates",
+            not errors,
+            "all render" if not problems else "; ".join(str(p) for p in problems[:5]),
+        )
+    )
+    listener = config.listener
+    if listener.enabled:
+        results.append(_check_listener(config))
+    return results
+
+
+def _check_ledger(row: dict[str, Any]) -> Check:
+    """What ``mailgate serve`` itself ran into: a problem newer than its last success fails."""
+    when = f"{row['last_error_at']:%Y-%m-%d %H:%M:%S} UTC" if row["last_error_at"] else "earlier"
+    if row["failing"]:
+        since = row["last_success_at"]
+        worked = f"; last worked {since:%Y-%m-%d %H:%M:%S} UTC" if since else "; never worked"
+        detail = f"serve failed at {when}: {row['last_error']}{worked}"
+    else:
+        detail = f"working; last problem at {when}: {row['last_error']}"
+    return Check(f"imap ledger {row['name']}", not row["failing"], detail)
+
+
+def _check_outbound(config: Config) -> Check:
+    if config.outbound.transport == "maildir":
+        from pathlib import Path
+
+        root = Path(config.outbound.maildir)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+            probe = root / "tmp" / ".mailgate-check"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            return Check("outbound", False, f"maildir {root}: {exc.strerror}")
+        return Check("outbound", True, f"maildir {root} is writable")
+    transport = outbox.SmtpTransport(config)
+    s = config.outbound.smtp
+    try:
+        client = transport._connect()
+        client.noop()
+        client.quit()
+    except Exception as exc:  # noqa: BLE001
+        return Check("outbound", False, f"smtp {s.host}:{s.port}: {exc}")
+    login = f" as {s.username}" if s.username else ""
+    return Check("outbound", True, f"smtp {s.host}:{s.port} ({s.security}){login} accepts us")
+
+
+def _check_listener(config: Config) -> Check:
+    listener = config.listener
+    if listener.socket:
+        return Check("listener", True, f"{listener.protocol} on {listener.socket}")
+    with socket.socket() as probe:
+        try:
+            probe.bind((listener.host, listener.port))
+        except OSError as exc:
+            return Check(
+                "listener",
+                True,
+                f"{listener.protocol} {listener.host}:{listener.port} is in"
+                f" use ({exc.strerror}) — fine if mailgate serve is running",
+            )
+    return Check("listener", True, f"{listener.protocol} {listener.host}:{listener.port} is free")

@@ -1,0 +1,73 @@
+"""Logging: one line per mail and per notice, as key=value or JSON.
+
+Events are named in the past tense (``mail.ingested``, ``notice.sent``).
+Bodies are never logged; addresses in error text are redacted with
+``redact()``. Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+_FIELDS = "mailgate_fields"
+_ADDRESS = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
+
+
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one event with structured fields."""
+    logger.log(level, name, extra={_FIELDS: fields})
+
+
+def redact(text: str) -> str:
+    """``alice@example.com`` → ``a***@example.com``: error text may travel into tickets."""
+    return _ADDRESS.sub(r"\1***@\2", text)
+
+
+class KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, _FIELDS, {})
+        parts = [
+            self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            record.levelname.lower(),
+            record.getMessage(),
+        ]
+        parts.extend(f"{k}={_kv(v)}" for k, v in fields.items() if v is not None)
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        data.update({k: v for k, v in getattr(record, _FIELDS, {}).items() if v is not None})
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def _kv(value: Any) -> str:
+    text = "" if value is None else str(value)
+    if text and not any(c in text for c in ' "=\n'):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def setup(fmt: str = "text", level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("mail.log", "mailparser", "apscheduler", "peewee"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,1 @@
+"""Transports hand raw bytes to ``mailgate.ingest.ingest()``; they never touch the database."""

@@ -1,0 +1,241 @@
+"""The SMTP/LMTP listener: accept mail for our addresses only, answer 250 once it is stored.
+
+An aiosmtpd handler in the event loop of ``mailgate serve``. Decisions:
+
+* RCPT: only our mailbox addresses and their plus-addresses (550 otherwise):
+  mailgate is never an open relay.
+* DATA: the mail goes to ``ingest()`` in the database thread (one slow mail
+  never blocks other sessions); 250 only after that transaction committed,
+  451 when it could not be stored (the sending MTA keeps the mail and retries),
+  552 above the size limit (announced as EHLO SIZE).
+* LMTP (for Postfix/Dovecot): the same handler, one status line per recipient.
+* Lines longer than SMTP's 1,000 octets are accepted: real senders produce them
+  and refusing them loses mail.
+
+Imports the ingest entry types and errors only; never the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from mailgate.errors import TemporaryFailure
+from mailgate.ingest import Envelope, Outcome
+from mailgate.logs import event, redact
+
+log = logging.getLogger("mailgate.smtp")
+
+IngestCall = Callable[[bytes, Envelope], Awaitable[Outcome]]
+
+
+@dataclass
+class ListenerOptions:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    socket_path: str = ""
+    lmtp: bool = False
+    hostname: str = "mailgate"
+    max_message_size: int = 40 * 1024 * 1024
+    max_connections: int = 100
+    tls: ssl.SSLContext | None = None
+    require_tls: bool = False
+    # Agents may submit through the listener with AUTH over TLS: login → agent key.
+    check_login: Callable[[str, str], str | None] | None = None
+
+
+class Counter:
+    """Open sessions across all protocol instances of one listener."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.in_flight = 0
+        self.sessions: set[Any] = set()
+
+    def answered(self) -> bool:
+        """Every answer written to its socket (no session has output waiting)."""
+        for session in self.sessions:
+            transport = getattr(session, "transport", None)
+            if transport is not None and transport.get_write_buffer_size():
+                return False
+        return True
+
+
+class Handler:
+    def __init__(
+        self,
+        ingest: IngestCall,
+        accepts: Callable[[str], bool],
+        counter: Counter,
+        *,
+        lmtp: bool = False,
+    ) -> None:
+        self._ingest = ingest
+        self._accepts = accepts
+        self._counter = counter
+        self._lmtp = lmtp
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if not self._accepts(address):
+            event(
+                log, "smtp.rejected", logging.INFO, recipient=redact(address), peer=_peer(session)
+            )
+            return "550 5.1.1 No such mailbox here; this server is not a relay"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or b""
+        login = getattr(session, "auth_data", None)
+        agent = login if isinstance(login, str) else ""
+        mail = Envelope(
+            mail_from=envelope.mail_from or None,
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            authenticated_as=agent,
+            # Straight from the Internet nobody has checked (or removed) the
+            # Authentication-Results a sender wrote; behind an MTA (LMTP) somebody has.
+            via_mta=self._lmtp,
+        )
+        self._counter.in_flight += 1
+        try:
+            outcome = await self._ingest(raw, mail)
+        except TemporaryFailure as exc:
+            event(log, "smtp.deferred", logging.WARNING, peer=_peer(session), error=str(exc))
+            return self._answer(
+                "451 4.3.0 Could not store the mail now; please try again later", envelope
+            )
+        except Exception:  # an unexpected error must defer, never drop, the mail
+            log.exception("ingest failed", extra={"mailgate_fields": {"peer": _peer(session)}})
+            return self._answer("451 4.3.0 Internal error; please try again later", envelope)
+        finally:
+            self._counter.in_flight -= 1
+        ticket = f" ticket {outcome.tag}" if outcome.tag else ""
+        return self._answer(f"250 2.0.0 OK {outcome.action}{ticket}", envelope)
+
+    def _answer(self, status: str, envelope: Any) -> str:
+        # LMTP answers DATA once per accepted recipient.
+        if self._lmtp:
+            return "\r\n".join(status for _ in envelope.rcpt_tos)
+        return status
+
+
+def _peer(session: Any) -> str:
+    peer = getattr(session, "peer", None)
+    if isinstance(peer, tuple) and peer:
+        return f"{peer[0]}:{peer[1]}" if len(peer) > 1 else str(peer[0])
+    return str(peer or "")
+
+
+class _SessionLimit:
+    """Mixed into aiosmtpd's protocol classes: a connection limit and long lines."""
+
+    counter: Counter
+    max_connections: int
+    _counted = False
+    transport: asyncio.BaseTransport | None
+    session: Any
+
+    def __init__(
+        self, handler: Handler, counter: Counter, max_connections: int, **kwargs: Any
+    ) -> None:
+        self.counter = counter
+        self.max_connections = max_connections
+        # A line may be as long as the mail may be: refusing it would bounce the mail.
+        self.line_length_limit = max(int(kwargs.get("data_size_limit") or 0), 1 << 16)
+        super().__init__(handler, **kwargs)  # type: ignore[call-arg]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None:  # not the STARTTLS upgrade of an existing session
+            if self.counter.open >= self.max_connections:
+                transport.write(b"421 4.7.0 Too many connections, try again later\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                return
+            self.counter.open += 1
+            self.counter.sessions.add(self)
+            self._counted = True
+        super().connection_made(transport)  # type: ignore[misc]
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted:
+            self.counter.open -= 1
+            self.counter.sessions.discard(self)
+            self._counted = False
+        if self.session is not None:
+            super().connection_lost(error)  # type: ignore[misc]
+
+
+class MailgateSMTP(_SessionLimit, SMTP):
+    pass
+
+
+class MailgateLMTP(_SessionLimit, LMTP):
+    pass
+
+
+def _authenticator(check: Callable[[str, str], str | None]) -> Callable[..., AuthResult]:
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        agent = check(login, password)
+        if agent is None:
+            event(
+                log, "smtp.auth_failed", logging.WARNING, login=redact(login), peer=_peer(session)
+            )
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=agent)
+
+    return authenticate
+
+
+async def start(
+    options: ListenerOptions, ingest: IngestCall, accepts: Callable[[str], bool]
+) -> tuple[asyncio.AbstractServer, Counter]:
+    """Start listening inside the running loop; returns the server and its session counter."""
+    loop = asyncio.get_running_loop()
+    counter = Counter()
+    handler = Handler(ingest, accepts, counter, lmtp=options.lmtp)
+    protocol_class = MailgateLMTP if options.lmtp else MailgateSMTP
+    kwargs: dict[str, Any] = {
+        "data_size_limit": options.max_message_size,
+        "enable_SMTPUTF8": True,
+        "decode_data": False,
+        "hostname": options.hostname,
+        "ident": "mailgate",
+        "timeout": 300,
+        "loop": loop,
+    }
+    if options.tls is not None:
+        kwargs["tls_context"] = options.tls
+        kwargs["require_starttls"] = options.require_tls
+    if options.check_login is not None:
+        kwargs["authenticator"] = _authenticator(options.check_login)
+        kwargs["auth_require_tls"] = True
+
+    def factory() -> SMTP:
+        return protocol_class(handler, counter, options.max_connections, **kwargs)
+
+    server: asyncio.AbstractServer
+    if options.socket_path:
+        server = await loop.create_unix_server(factory, options.socket_path)
+    else:
+        server = await loop.create_server(factory, options.host, options.port, reuse_address=True)
+    return server, counter
+
+
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
