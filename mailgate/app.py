@@ -39,8 +39,8 @@ from mailgate import ingest as front_door
 from mailgate import ledger, outbox
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
+from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
-from mailgate.ingest import Envelope, Outcome
 from mailgate.logs import event
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport

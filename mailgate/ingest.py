@@ -37,6 +37,7 @@ from mailgate import agents, notify, routing, sql, tickets
 from mailgate import models as m
 from mailgate.config import Mailbox
 from mailgate.context import Context
+from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure, UsageError
 from mailgate.logs import event, redact
 from mailgate.mail import classify as classifier
@@ -59,60 +60,6 @@ log = logging.getLogger("mailgate.ingest")
 MAX_ATTEMPTS = 3
 # How long one delivery may take before another process may take the mail over.
 LEASE = dt.timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """What the transport knows beyond the bytes (SMTP envelope, authenticated login).
-
-    ``via_mta``: the mail passed a receiving MTA of ours, so a trusted
-    Authentication-Results header on top is that MTA's (pipe, LMTP, IMAP). Mail that
-    reached our own SMTP listener directly carries only what the sender wrote.
-    """
-
-    mail_from: str | None = None
-    rcpt_tos: tuple[str, ...] = ()
-    authenticated_as: str = ""
-    via_mta: bool = True
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "mail_from": self.mail_from,
-            "rcpt_tos": list(self.rcpt_tos),
-            "authenticated_as": self.authenticated_as,
-            "via_mta": self.via_mta,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> Envelope:
-        if not isinstance(data, dict):
-            return cls()
-        return cls(
-            mail_from=data.get("mail_from") or None,
-            rcpt_tos=tuple(str(r) for r in data.get("rcpt_tos") or ()),
-            authenticated_as=str(data.get("authenticated_as") or ""),
-            via_mta=bool(data.get("via_mta", True)),
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    action: str  # created appended reopened duplicate ignored bounce quarantined
-    message_id: str
-    ticket: int | None = None
-    tag: str | None = None
-    reason: str = ""
-    trace: tuple[str, ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "ticket": self.ticket,
-            "tag": self.tag,
-            "message_id": self.message_id,
-            "reason": self.reason,
-            "trace": list(self.trace),
-        }
 
 
 def ingest(
