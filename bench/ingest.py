@@ -34,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mailparser
 
 from bench.corpus import big_mail, corpus
-from mailgate import models, outbox, tickets
+from mailgate import outbox, store, tickets
 from mailgate.config import from_dict
 from mailgate.context import Context, open_context
 from mailgate.ingest import ingest
+from mailgate.store import models
 
 
 def config_data(root: Path, url: str | None = None, **outbound: Any) -> dict[str, Any]:
@@ -77,8 +78,8 @@ def fresh(root: Path, url: str | None = None, **outbound: Any) -> Context:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     ctx = open_context(config(root, url, **outbound))
-    models.upgrade()
-    with models.write_transaction():
+    store.upgrade()
+    with store.write_transaction():
         tickets.sync_directory(ctx.config)
     return ctx
 
@@ -273,7 +274,7 @@ def postgres_ratio(work: Path, url: str, mails: list[bytes]) -> None:
         lite = ingest_all(fresh(work / "lite"), mails, "ingest() into SQLite")
         ctx = fresh(work / "pg", f"{url}?options=-c%20search_path%3D{schema}")
         pg = ingest_all(ctx, mails, "ingest() into PostgreSQL")
-        models.db.close()
+        store.close()
         print(f"  → PostgreSQL / SQLite = {pg / lite:.2f}\n")
     finally:
         connection.cursor().execute(f"DROP SCHEMA {schema} CASCADE")

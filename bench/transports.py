@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import corpus
 from bench.ingest import config_data, fresh
-from mailgate import models
+from mailgate import store
 from mailgate.ingest import ingest
 from tests.dovecot import Dovecot, dovecot_binary
 from tests.relay import free_port
@@ -147,7 +147,7 @@ def main() -> None:
     for raw in mails:
         ingest(ctx, raw, source="bench")
     direct = len(mails) / (time.perf_counter() - started)
-    models.db.close()
+    store.close()
     print(f"  ingest() called directly                    {direct:8.0f} mails/s")
 
     port = free_port()

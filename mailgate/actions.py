@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from mailgate import agents, notify, tickets
-from mailgate import models as m
+from mailgate import agents, notify, store, tickets
 from mailgate.config import Agent
 from mailgate.context import Context
 from mailgate.errors import UsageError
+from mailgate.store import models as m
 
 T = TypeVar("T")
 
 
 def on_ticket(ctx: Context, number: int, apply: Callable[[m.Ticket, tickets.Changes], T]) -> T:
-    with m.write_transaction():
+    with store.write_transaction():
         ticket = tickets.by_number(number)
         if ticket is None:
             raise UsageError(f"no ticket #{number}")

@@ -26,8 +26,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailgate import models as m
-from mailgate import routing, sql, tickets
+from mailgate import routing, store, tickets
 from mailgate.config import Agent, Config
 from mailgate.context import Context
 from mailgate.errors import UsageError
@@ -35,6 +34,8 @@ from mailgate.logs import event
 from mailgate.mail import authresults, quotes, tokens
 from mailgate.mail import commands as command_syntax
 from mailgate.mail.parse import Address, ParsedMail
+from mailgate.store import models as m
+from mailgate.store import sql
 
 log = logging.getLogger("mailgate.agents")
 
@@ -383,7 +384,7 @@ def handle_mail(
         return
     applied, traced = len(changes.items), len(trace)
     try:
-        with m.db.atomic():  # a savepoint: a failing verb takes its half-done writes back
+        with store.savepoint():  # a savepoint: a failing verb takes its half-done writes back
             _carry_out(ctx, ticket, identity, request, message, changes, trace)
     except UsageError as exc:
         del changes.items[applied:]

@@ -36,12 +36,13 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mailgate import ingest as front_door
-from mailgate import ledger, outbox
+from mailgate import outbox
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event
+from mailgate.store import ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.worker import Worker
@@ -369,7 +370,7 @@ class Check:
 
 def checks(config: Config) -> list[Check]:
     """Everything an admin wants to know before starting: each a pass/fail line."""
-    from mailgate import models, notify
+    from mailgate import notify, store
     from mailgate.config import read_secret_key
 
     results = [
@@ -386,18 +387,9 @@ def checks(config: Config) -> list[Check]:
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
         results.append(Check("secret key", False, str(exc)))
     try:
-        models.open_database(config.database.url, sync=config.storage.sync)
-        version = models.current_version()
-        ok = version == models.SCHEMA_VERSION
-        results.append(
-            Check(
-                "database",
-                ok,
-                f"{_redacted_url(config.database.url)}: schema version "
-                f"{version}"
-                + ("" if ok else f", needs {models.SCHEMA_VERSION}: run `mailgate db upgrade`"),
-            )
-        )
+        store.open_database(config.database.url, sync=config.storage.sync)
+        ok, status = store.schema_status()
+        results.append(Check("database", ok, f"{_redacted_url(config.database.url)}: {status}"))
         if ok:
             results.extend(_check_ledger(row) for row in ledger.status(config) if row["last_error"])
     except Exception as exc:  # noqa: BLE001

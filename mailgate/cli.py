@@ -17,13 +17,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import peewee as pw
-
-from mailgate import __version__, logs, queries
-from mailgate import models as m
+from mailgate import __version__, logs, store
 from mailgate.config import Config, find_config_path, load
 from mailgate.context import Context, open_context
 from mailgate.errors import ConfigError, MailgateError, TemporaryFailure, UsageError
+from mailgate.store import models as m
+from mailgate.store import views as queries
 
 EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
 log = logging.getLogger("mailgate.cli")
@@ -47,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TemporaryFailure as exc:
         _error(f"temporary failure, nothing was changed: {exc}")
         return EX_TEMPFAIL
-    except (pw.OperationalError, pw.InterfaceError) as exc:
+    except store.UNAVAILABLE as exc:
         _error(f"temporary failure, database unavailable: {exc}")
         return EX_TEMPFAIL
     except UsageError as exc:
@@ -191,7 +190,7 @@ def load_config(args: argparse.Namespace) -> Config:
 def _context(args: argparse.Namespace, *, schema_required: bool = True) -> Context:
     ctx = open_context(load_config(args))
     if schema_required:
-        m.require_schema()
+        store.require_schema()
     return ctx
 
 
@@ -231,15 +230,18 @@ def _cell(value: Any) -> str:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     ctx = _context(args, schema_required=False)
-    before, after = m.upgrade()
+    done = store.upgrade()
     from mailgate import tickets
 
-    with m.write_transaction():
+    with store.write_transaction():
         tickets.sync_directory(ctx.config)
-    if before == after:
-        print(f"database schema is up to date (version {after})")
+    if not done.applied:
+        print(f"database schema is up to date (version {done.version})")
     else:
-        print(f"database schema upgraded from version {before} to {after}")
+        print(
+            f"database schema upgraded from version {done.version_before} to {done.version}"
+            f" (applied {', '.join(done.applied)})"
+        )
     return EX_OK
 
 
@@ -605,7 +607,7 @@ def _serve(args: argparse.Namespace) -> int:
     from mailgate import app
 
     ctx = _context(args)
-    with m.write_transaction():
+    with store.write_transaction():
         from mailgate import tickets
 
         tickets.sync_directory(ctx.config)

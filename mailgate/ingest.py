@@ -33,8 +33,7 @@ from typing import Any
 
 import peewee as pw
 
-from mailgate import agents, notify, routing, sql, tickets
-from mailgate import models as m
+from mailgate import agents, notify, routing, store, tickets
 from mailgate.config import Mailbox
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -53,6 +52,8 @@ from mailgate.mail.parse import (
     parse,
     synthesized_message_id,
 )
+from mailgate.store import models as m
+from mailgate.store import sql
 
 log = logging.getLogger("mailgate.ingest")
 
@@ -197,7 +198,7 @@ def _receive(
     # A Message-ID reused for another mail (other sender, or other text: broken clients
     # and monitoring tools do this) is not a duplicate: such a mail gets a derived key.
     keys = [message_id, f"{message_id[:-1]}.{sha256[:16]}>", synthesized_message_id(sha256)]
-    with m.write_transaction():
+    with store.write_transaction():
         for key in keys:
             # ON CONFLICT makes the first delivery win atomically, on every backend.
             created = sql.one(
@@ -323,7 +324,7 @@ def process(ctx: Context, receipt: m.Receipt, raw: bytes, envelope: Envelope) ->
         return quarantine(receipt, f"parser error: {type(exc).__name__}: {exc}")
     for attempt in range(3):
         try:
-            with m.write_transaction():
+            with store.write_transaction():
                 return _apply(ctx, receipt, mail, envelope)
         except _Quarantine as exc:
             return quarantine(receipt, str(exc))
@@ -355,7 +356,7 @@ def _release(receipt: m.Receipt) -> None:
     When the database is down this fails too; the lease then simply runs out and the
     recovery job finishes the mail.
     """
-    with contextlib.suppress(TemporaryFailure, pw.PeeweeException), m.write_transaction():
+    with contextlib.suppress(TemporaryFailure, pw.PeeweeException), store.write_transaction():
         sql.run(
             "UPDATE receipt SET lease_until = NULL WHERE id = ? AND status = 'received'",
             receipt.id,
@@ -363,7 +364,7 @@ def _release(receipt: m.Receipt) -> None:
 
 
 def quarantine(receipt: m.Receipt, reason: str) -> Outcome:
-    with m.write_transaction():
+    with store.write_transaction():
         m.Receipt.update(
             status="quarantined",
             action="quarantined",
@@ -519,7 +520,7 @@ def _apply(ctx: Context, receipt: m.Receipt, mail: ParsedMail, envelope: Envelop
     config = ctx.config
     # Another process may have finished this mail meanwhile (the same mail delivered to
     # two gateway processes at once): the row lock makes the second one see it.
-    lock = "" if m.is_sqlite() else " FOR UPDATE"
+    lock = "" if store.is_sqlite() else " FOR UPDATE"
     if sql.value(f"SELECT status FROM receipt WHERE id = ?{lock}", receipt.id) != "received":
         return Outcome("duplicate", receipt.message_id, reason="processed by another process")
     p = plan(ctx, mail, envelope, receipt.mailbox)
@@ -828,7 +829,7 @@ def retry(ctx: Context, receipt_id: int) -> Outcome:
     if receipt.status != "quarantined":
         raise UsageError(f"mail {receipt_id} is not quarantined (it is {receipt.status})")
     raw = ctx.blobs.get(receipt.sha256)
-    with m.write_transaction():
+    with store.write_transaction():
         m.Receipt.update(status="received", attempts=1, reason="").where(
             m.Receipt.id == receipt.id
         ).execute()
@@ -856,7 +857,7 @@ def recover(ctx: Context) -> list[Outcome]:
         receipt = m.Receipt.get_or_none(m.Receipt.id == receipt_id)
         if receipt is None:
             continue
-        with m.write_transaction():
+        with store.write_transaction():
             claimed = _claim(receipt, m.utcnow())
         if not claimed:
             continue

@@ -43,8 +43,7 @@ import jinja2
 import jinja2.exceptions
 import jinja2.sandbox
 
-from mailgate import models as m
-from mailgate import sql, tickets
+from mailgate import store, tickets
 from mailgate.config import NOTICE_KINDS, Config, Limits, Mailbox, base_address, parse_rate
 from mailgate.context import Context
 from mailgate.errors import TemplateError, UsageError
@@ -52,6 +51,8 @@ from mailgate.logs import event
 from mailgate.mail import compose, tokens
 from mailgate.mail.classify import Verdict, is_noreply_address
 from mailgate.mail.parse import Address, ParsedMail
+from mailgate.store import models as m
+from mailgate.store import sql
 
 log = logging.getLogger("mailgate.notify")
 
@@ -811,7 +812,7 @@ def prune(config: Config) -> None:
     """Drop breaker bookkeeping older than the longest window (a scheduled job)."""
     longest = max((s for rates in _rates(config.outbound.limits) for _, s in rates), default=3600)
     cutoff = m.utcnow() - dt.timedelta(seconds=longest)
-    with m.write_transaction():
+    with store.write_transaction():
         sql.run("DELETE FROM auto_mail_log WHERE at < ?", sql.ts(cutoff))
         sql.run("DELETE FROM mail_counter WHERE minute < ?", _minute(cutoff))
 

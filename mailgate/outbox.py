@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mailgate import models as m
-from mailgate import sql, tickets
+from mailgate import store, tickets
 from mailgate.config import Config, read_password
 from mailgate.errors import UsageError
 from mailgate.logs import event, redact
+from mailgate.store import models as m
+from mailgate.store import sql
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -282,8 +283,8 @@ def deliver(
 
 def _claim(size: int, worker: str) -> list[int]:
     now = m.utcnow()
-    lock = "" if m.is_sqlite() else " FOR UPDATE SKIP LOCKED"
-    with m.write_transaction():
+    lock = "" if store.is_sqlite() else " FOR UPDATE SKIP LOCKED"
+    with store.write_transaction():
         ids = [
             int(r[0])
             for r in sql.rows(
@@ -306,7 +307,7 @@ def _claim(size: int, worker: str) -> list[int]:
 
 def _release(ids: list[int]) -> None:
     if ids:
-        with m.write_transaction():
+        with store.write_transaction():
             sql.run(
                 "UPDATE outbox_item SET status = 'queued', next_attempt_at = ?"
                 f" WHERE status = 'claimed' AND id IN ({sql.placeholders(len(ids))})",
@@ -326,7 +327,7 @@ def _send_batch(
     """
     done: tuple[_Item, list[str]] | None = None
     for index, item_id in enumerate(batch):
-        with m.write_transaction():
+        with store.write_transaction():
             if done is not None:
                 _mark_sent(*done, report)
                 done = None
@@ -350,7 +351,7 @@ def _send_batch(
             continue
         done = (item, refused)
     if done is not None:
-        with m.write_transaction():
+        with store.write_transaction():
             _mark_sent(*done, report)
     return True
 
@@ -415,7 +416,7 @@ def _mark_sent(item: _Item, refused: list[str], report: Report) -> None:
 
 def _deferred(config: Config, item: _Item, exc: TemporaryError, report: Report) -> None:
     give_up = item.attempts >= config.outbound.max_attempts
-    with m.write_transaction():
+    with store.write_transaction():
         sql.run(
             "UPDATE outbox_item SET status = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
             "failed" if give_up else "queued",
@@ -447,7 +448,7 @@ def _deferred(config: Config, item: _Item, exc: TemporaryError, report: Report) 
 
 
 def _failed(item: _Item, exc: PermanentError, report: Report) -> None:
-    with m.write_transaction():
+    with store.write_transaction():
         sql.run(
             "UPDATE outbox_item SET status = 'failed', last_error = ? WHERE id = ?",
             str(exc)[:2000],
@@ -476,7 +477,7 @@ def _ticket_event(ticket_id: int | None, notice: str, kind: str, detail: str) ->
 def recover(config: Config, transport: Transport) -> None:
     """Settle rows a crashed sender left behind (expired claims, interrupted sends)."""
     now = m.utcnow()
-    with m.write_transaction():
+    with store.write_transaction():
         m.OutboxItem.update(status="queued", next_attempt_at=now).where(
             (m.OutboxItem.status == "claimed") & (m.OutboxItem.next_attempt_at <= now)
         ).execute()
@@ -506,7 +507,7 @@ def recover(config: Config, transport: Transport) -> None:
 
 def retry(item_id: int) -> m.OutboxItem:
     """Queue a failed or uncertain mail again, due now (an admin's decision)."""
-    with m.write_transaction():
+    with store.write_transaction():
         item = m.OutboxItem.get_or_none(m.OutboxItem.id == item_id)
         if item is None:
             raise UsageError(f"no outbox item {item_id}")

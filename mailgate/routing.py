@@ -13,9 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailgate import sql
 from mailgate.config import Config, Mailbox, Route, base_address
 from mailgate.mail.parse import ParsedMail
+from mailgate.store import sql
 
 _BODY_LIMIT = 20_000
 

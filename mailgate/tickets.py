@@ -19,13 +19,14 @@ from typing import Literal
 
 import peewee as pw
 
-from mailgate import models as m
-from mailgate import sql
+from mailgate import store
 from mailgate.config import PRIORITIES, STATUSES, Config, Mailbox, base_address
 from mailgate.errors import UsageError
 from mailgate.mail import subject as subjects
 from mailgate.mail import tokens
 from mailgate.mail.parse import Address, ParsedMail
+from mailgate.store import models as m
+from mailgate.store import sql
 
 Role = Literal["requester", "collaborator", "agent", "unknown"]
 Decision = Literal["create", "append", "reopen", "follow_up"]
@@ -387,7 +388,10 @@ def team_row(key: str, config: Config) -> m.Team | None:
         team = config.team(key)
         if team is None:
             raise UsageError(f"no team {key!r} in the config")
-        row = m.Team.create(key=team.key, name=team.name, address=team.address)
+        # Several processes may create it at once (`db upgrade` run in parallel): first wins.
+        m.Team.insert(key=team.key, name=team.name, address=team.address).on_conflict_ignore(
+        ).execute()
+        row = m.Team.get(m.Team.key == team.key)
     return row
 
 
@@ -402,9 +406,10 @@ def agent_row(key: str, config: Config) -> m.Agent:
         agent = next((a for a in config.agents if a.key == key), None)
         if agent is None:
             raise UsageError(f"no agent {key!r} in the config")
-        row = m.Agent.create(
+        m.Agent.insert(
             key=agent.key, name=agent.name, emails=list(agent.emails), role=agent.role
-        )
+        ).on_conflict_ignore().execute()
+        row = m.Agent.get(m.Agent.key == agent.key)
     return row
 
 
@@ -722,7 +727,7 @@ def refresh(ticket: m.Ticket) -> None:
 
 def lock(ticket: m.Ticket) -> m.Ticket:
     """Re-read a ticket for update (PostgreSQL row lock; SQLite is already serialised)."""
-    lock_clause = "" if m.is_sqlite() else " FOR UPDATE"
+    lock_clause = "" if store.is_sqlite() else " FOR UPDATE"
     fresh = _ticket(sql.one(f"{_TICKET_SELECT} WHERE id = ?{lock_clause}", ticket.id))
     if fresh is None:
         raise LookupError(f"ticket {ticket.id} vanished")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mailgate import models, tickets
+from mailgate import store, tickets
 from mailgate.config import Config
 from mailgate.context import Context, open_context
 from tests.support import (
@@ -50,7 +50,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         sep = "&" if "?" in base else "?"
         yield f"{base}{sep}options=-c%20search_path%3D{schema}"
     finally:
-        models.db.close() if models.db.obj is not None else None
+        store.close()
         with conn.cursor() as cur:
             cur.execute(f"DROP SCHEMA {schema} CASCADE")
         conn.close()
@@ -72,8 +72,8 @@ def config(config_path: Path) -> Config:
 def open_gateway(config: Config) -> Context:
     """Connect to the test database, upgrade the schema, mirror agents and teams."""
     context = open_context(config)
-    models.upgrade()
-    with models.write_transaction():
+    store.upgrade()
+    with store.write_transaction():
         tickets.sync_directory(config)
     return context
 
@@ -82,7 +82,7 @@ def open_gateway(config: Config) -> Context:
 def ctx(config: Config) -> Iterator[Context]:
     """An open gateway on a freshly upgraded database."""
     yield open_gateway(config)
-    models.db.close()
+    store.close()
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def smtp_ctx(
         merge(data, marker.args[0])
     path = write_config(tmp_path / "mailgate.toml", data)
     yield open_gateway(load_config(path))
-    models.db.close()
+    store.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:

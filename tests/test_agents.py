@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from mailgate import models as m
-from mailgate import outbox, queries
+from mailgate import outbox, store
 from mailgate.context import Context
 from mailgate.ingest import explain, ingest
+from mailgate.store import models as m
+from mailgate.store import views as queries
 from tests.conftest import open_gateway
 from tests.relay import Relay, free_port
 from tests.support import (
@@ -268,7 +269,7 @@ def test_a_command_that_fails_when_applied_is_reported_not_quarantined(
     # Between reading the mail and applying it, an admin merged the target into this ticket.
     actions.merge(smtp_ctx, first, second, actor="admin:cli")
     trace: list[str] = []
-    with m.write_transaction(), tickets.Changes() as changes:
+    with store.write_transaction(), tickets.Changes() as changes:
         locked = tickets.lock(ticket)
         message = tickets.add_message(
             locked,

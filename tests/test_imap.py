@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from mailgate import ledger
-from mailgate import models as m
 from mailgate.context import Context
+from mailgate.store import ledger
+from mailgate.store import models as m
 from tests.conftest import open_gateway
 from tests.dovecot import ImapUser
 from tests.support import compose, config_data, imap_account, load_config, wait_for, write_config

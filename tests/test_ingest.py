@@ -11,11 +11,12 @@ import email.policy
 
 import pytest
 
-from mailgate import models as m
-from mailgate import queries, tickets
+from mailgate import store, tickets
 from mailgate.context import Context
 from mailgate.errors import TemporaryFailure
 from mailgate.ingest import Envelope, explain, ingest, retry
+from mailgate.store import models as m
+from mailgate.store import views as queries
 from tests.support import compose, reply_to
 
 
@@ -357,7 +358,7 @@ def test_a_reply_to_a_merged_ticket_lands_on_the_target(ctx: Context) -> None:
     first_raw = compose()
     first = ingest(ctx, first_raw, source="smtp")
     second = ingest(ctx, compose(subject="Banking app down too"), source="smtp")
-    with m.write_transaction(), tickets.Changes() as changes:
+    with store.write_transaction(), tickets.Changes() as changes:
         tickets.merge(
             queries.ticket(first.ticket), queries.ticket(second.ticket), changes, actor="admin:cli"
         )
@@ -566,7 +567,7 @@ def test_a_mail_that_keeps_killing_the_process_is_quarantined(ctx: Context) -> N
     # The first delivery and each take-over after it died with the mail: all count.
     for _ in range(front_door.MAX_ATTEMPTS - 1):
         m.Receipt.update(lease_until=m.utcnow() - dt.timedelta(seconds=1)).execute()
-        with m.write_transaction():
+        with store.write_transaction():
             assert front_door._claim(m.Receipt.get(), m.utcnow())
     m.Receipt.update(lease_until=m.utcnow() - dt.timedelta(seconds=1)).execute()
     outcomes = front_door.recover(ctx)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mailgate import models as m
 from mailgate.context import Context
+from mailgate.store import models as m
 from tests.conftest import open_gateway
 from tests.relay import free_port
 from tests.support import compose, config_data, load_config, self_signed_certificate, write_config

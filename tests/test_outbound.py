@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from mailgate import models as m
-from mailgate import outbox, queries, tickets
+from mailgate import outbox, store, tickets
 from mailgate.context import Context
 from mailgate.errors import UsageError
 from mailgate.ingest import ingest
 from mailgate.notify import check_templates
+from mailgate.store import models as m
+from mailgate.store import views as queries
 from tests.relay import Relay
 from tests.support import compose, config_data, reply_to, write_config
 
@@ -282,7 +283,7 @@ def test_undeliverable_address_is_suppressed_for_every_kind_of_mail(smtp_ctx: Co
         undeliverable_until=m.utcnow() + dt.timedelta(days=3),
         undeliverable_reason="5.1.1 user unknown",
     ).execute()
-    with m.write_transaction():
+    with store.write_transaction():
         from mailgate import notify
 
         with tickets.Changes() as changes:
@@ -301,7 +302,7 @@ def test_collaborators_get_one_mail_with_the_real_to_and_cc(
     created = ingest(
         smtp_ctx, compose(cc="Boss <boss@customer.example>, it@customer.example"), source="smtp"
     )
-    with m.write_transaction():
+    with store.write_transaction():
         from mailgate import notify
 
         with tickets.Changes() as changes:

@@ -25,6 +25,7 @@ def test_every_subpackage_is_found_for_the_wheel() -> None:
     packages = [
         ".".join(p.parent.relative_to(ROOT).parts) for p in sorted(PACKAGE.rglob("__init__.py"))
     ]
+    assert "mailgate.store.migrations" in packages
     missing = [p for p in packages if not any(fnmatch.fnmatch(p, pattern) for pattern in include)]
     assert missing == []
 

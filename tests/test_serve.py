@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import models as m
+from mailgate.store import models as m
 from tests.dovecot import ImapUser
 from tests.relay import free_port
 from tests.support import compose, config_data, imap_account, load_config, write_config

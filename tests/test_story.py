@@ -16,8 +16,8 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from mailgate import queries
 from mailgate.context import Context
+from mailgate.store import views as queries
 from tests.conftest import open_gateway
 from tests.relay import Relay, free_port
 from tests.support import compose, config_data, load_config, reply_to, write_config

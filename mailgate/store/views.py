@@ -1,7 +1,8 @@
-"""Read models for the admin CLI: tickets, their threads, receipts and the outbox as plain data.
+"""Read models: tickets, their threads, receipts, the outbox and the directory as plain data.
 
-Only reads; the JSON shapes here are the ones ``--json`` promises to scripts.
-Imports models and config.
+What the admin CLI lists and shows (and the web desk will): JSON-able dicts of
+plain values — the shapes ``--json`` promises to scripts. Only reads. Imports the
+models and config.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from typing import Any
 
 import peewee as pw
 
-from mailgate import models as m
-from mailgate import sql
 from mailgate.config import STATUSES, Config
 from mailgate.errors import UsageError
 from mailgate.mail.subject import format_tag
+from mailgate.store import models as m
+from mailgate.store import sql
 
 
 def iso(value: dt.datetime | None) -> str | None:

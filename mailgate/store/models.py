@@ -1,38 +1,26 @@
-"""The database: peewee models, the database URL, and the schema version.
+"""The peewee models: every table, as the queries of ``store/`` see it.
 
-One schema serves SQLite (default, WAL mode, one process) and PostgreSQL
-(several gateway processes sharing one database). Every table a mail can touch
-is here, so that one transaction can write all of them.
+Only modules of ``mailgate.store`` import this (``tests/test_layering.py``). The
+tables are *created and changed by migrations* (``store/migrations/``), never
+from these classes: a field added here needs a migration adding the column, and
+``tests/test_migrations.py`` fails until both agree. A new capability may keep its
+models in a module of its own (``store/<capability>.py``) deriving from
+``BaseModel``; every subclass is checked against the migrated schema.
 
-Timestamps are naive UTC (``utcnow()``) on every backend, so comparisons never
-mix zones. Imports peewee, ``mailgate.config`` and ``mailgate.errors`` only.
+Timestamps are naive UTC (``utcnow()``) on every backend. Imports peewee and
+``store.db`` only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import json
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import peewee as pw
-from playhouse.db_url import connect as url_connect
 
-from mailgate.errors import ConfigError, TemporaryFailure
-
-# Version 1 is the first released schema (databases from before the first release must be
-# created again). From here on, every change to a table raises this number and adds its
-# step to ``upgrade()``: `db upgrade` never creates a column by guessing.
-SCHEMA_VERSION = 1
-
-db = pw.DatabaseProxy()
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+# Re-exported: queries written against the models use both (and tests do).
+from mailgate.store.db import db as db
+from mailgate.store.db import utcnow as utcnow
 
 
 class JSONField(pw.TextField):
@@ -60,11 +48,6 @@ class BaseModel(pw.Model):
     class Meta:
         database = db
         legacy_table_names = False
-
-
-class SchemaVersion(BaseModel):
-    version = pw.IntegerField(primary_key=True)
-    applied_at = pw.DateTimeField(default=utcnow)
 
 
 class Setting(BaseModel):
@@ -302,151 +285,3 @@ class ImapState(BaseModel):
     last_error_at = pw.DateTimeField(null=True)
     last_success_at = pw.DateTimeField(null=True)  # a session that worked, or a stored batch
     updated_at = pw.DateTimeField(default=utcnow)
-
-
-TABLES: list[type[BaseModel]] = [
-    SchemaVersion,
-    Setting,
-    Team,
-    Agent,
-    Contact,
-    Ticket,
-    Participant,
-    TicketLink,
-    Receipt,
-    Message,
-    Attachment,
-    Event,
-    OutboxItem,
-    AutoMailLog,
-    MailCounter,
-    ImapState,
-]
-
-
-# --- connecting -------------------------------------------------------------------------
-
-
-def open_database(url: str, *, sync: str = "normal") -> pw.Database:
-    """Connect the models to the database at ``url`` and return it.
-
-    Query parameters of the URL go to the driver, e.g.
-    ``postgresql://host/db?options=-c%20search_path%3Dhelpdesk`` for a schema.
-    """
-    scheme = url.partition("://")[0]
-    kwargs: dict[str, Any] = {}
-    if scheme == "sqlite":
-        path = url.partition("://")[2][1:]
-        if path and path != ":memory:":
-            from pathlib import Path
-
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["pragmas"] = {
-            "journal_mode": "wal",
-            "synchronous": "full" if sync == "full" else "normal",
-            "foreign_keys": 1,
-            "busy_timeout": 30000,
-            "cache_size": -16000,
-            "wal_autocheckpoint": 10000,
-        }
-        kwargs["timeout"] = 30
-    try:
-        database = url_connect(url, **kwargs)
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"database.url: {exc}") from None
-    db.initialize(database)
-    return database  # type: ignore[no-any-return]
-
-
-def is_sqlite() -> bool:
-    return isinstance(db.obj, pw.SqliteDatabase)
-
-
-@contextmanager
-def write_transaction() -> Iterator[None]:
-    """A transaction that will write: IMMEDIATE on SQLite so two writers queue instead of failing.
-
-    Database errors that mean "not now" (locked, connection lost, disk full)
-    become ``TemporaryFailure``; the caller retries or tells the sender to.
-    """
-    try:
-        with db.atomic("IMMEDIATE") if is_sqlite() else db.atomic():
-            yield
-    except pw.OperationalError as exc:
-        _reset_connection()
-        raise TemporaryFailure(f"database unavailable: {exc}") from exc
-    except pw.InterfaceError as exc:
-        _reset_connection()
-        raise TemporaryFailure(f"database unavailable: {exc}") from exc
-
-
-def _reset_connection() -> None:
-    """Drop a connection that failed, so the next call opens a fresh one."""
-    # A broken driver connection may raise anything on close; it is being thrown away.
-    with contextlib.suppress(Exception):
-        if not db.is_closed() and db.transaction_depth() == 0:
-            db.close()
-
-
-# --- schema -----------------------------------------------------------------------------
-
-
-def upgrade() -> tuple[int, int]:
-    """Create or migrate the schema; safe to run twice and from several processes at once.
-
-    Returns (version before, version after).
-    """
-    lock = _schema_lock()
-    with lock:
-        before = current_version()
-        if before > SCHEMA_VERSION:
-            raise ConfigError(
-                f"the database has schema version {before}, newer than this mailgate "
-                f"({SCHEMA_VERSION}); upgrade mailgate"
-            )
-        if before < SCHEMA_VERSION:
-            db.create_tables(TABLES, safe=True)
-            # Only unfinished receipts are looked up by status (recovery, quarantine list):
-            # a partial index keeps the processed majority out of it.
-            db.execute_sql(
-                "CREATE INDEX IF NOT EXISTS receipt_unfinished ON receipt (status)"
-                " WHERE status <> 'processed'"
-            )
-            SchemaVersion.insert(version=SCHEMA_VERSION).on_conflict_ignore().execute()
-        return before, SCHEMA_VERSION
-
-
-@contextmanager
-def _schema_lock() -> Iterator[None]:
-    # Three processes starting at once must not race each other's CREATE TABLE.
-    if is_sqlite():
-        with db.atomic("EXCLUSIVE"):
-            yield
-    else:
-        with db.atomic():
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (0x6D61696C,))
-            yield
-
-
-def current_version() -> int:
-    if not db.table_exists(SchemaVersion._meta.table_name):
-        return 0
-    row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
-    return int(row or 0)
-
-
-def require_schema() -> None:
-    """Refuse to work on a database that `mailgate db upgrade` has not prepared."""
-    try:
-        version = current_version()
-    except pw.OperationalError as exc:
-        raise TemporaryFailure(f"database unavailable: {exc}") from exc
-    if version != SCHEMA_VERSION:
-        raise ConfigError(
-            f"database schema is at version {version}, mailgate needs {SCHEMA_VERSION}: "
-            "run `mailgate db upgrade`"
-        )
-
-
-def new_message_id(domain: str) -> str:
-    return f"<{uuid.uuid4().hex}@{domain}>"

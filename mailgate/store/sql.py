@@ -17,13 +17,13 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mailgate import models as m
+from mailgate.store.db import db, is_sqlite
 
 _translated: dict[str, str] = {}
 
 
 def _sql(text: str) -> str:
-    if m.is_sqlite():
+    if is_sqlite():
         return text
     sql = _translated.get(text)
     if sql is None:
@@ -32,7 +32,7 @@ def _sql(text: str) -> str:
 
 
 def run(text: str, *params: Any) -> Any:
-    return m.db.execute_sql(_sql(text), tuple(map(clean, params)))
+    return db.execute_sql(_sql(text), tuple(map(clean, params)))
 
 
 def clean(value: Any) -> Any:
@@ -91,7 +91,7 @@ def placeholders(count: int) -> str:
 
 def ts(when: dt.datetime | None) -> Any:
     """A naive UTC timestamp as peewee stores it on this backend."""
-    if when is None or not m.is_sqlite():
+    if when is None or not is_sqlite():
         return when
     return when.isoformat(" ")
 

@@ -1,15 +1,16 @@
 """The IMAP ledger: where each account stands and what became of the mail fetched from it.
 
 The poller (a transport) never touches the database; the app calls these
-functions for it, in the database thread. Imports models and config.
+functions for it, in the database thread. Imports the models and config.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mailgate import models as m
+from mailgate import store
 from mailgate.config import Config
+from mailgate.store import models as m
 
 # Outcome actions → ledger columns.
 _COLUMN = {
@@ -44,7 +45,7 @@ def record(name: str, uidvalidity: int, uid: int, counts: dict[str, int]) -> Non
     Without failures this counts as the account working (``mailgate check`` compares it
     with the time of the last problem); empty ``counts`` record just that.
     """
-    with m.write_transaction():
+    with store.write_transaction():
         row = _row(name)
         now = m.utcnow()
         fields: dict[str, Any] = {"updated_at": now}
@@ -66,7 +67,7 @@ def record(name: str, uidvalidity: int, uid: int, counts: dict[str, int]) -> Non
 
 
 def note(name: str, text: str) -> None:
-    with m.write_transaction():
+    with store.write_transaction():
         row = _row(name)
         now = m.utcnow()
         m.ImapState.update(last_error=text[:2000], last_error_at=now, updated_at=now).where(
