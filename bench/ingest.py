@@ -5,7 +5,7 @@
 Every figure is measured in this one run and reported next to its reference as
 a ratio (these machines are shared and noisy; absolute numbers drift):
 
-* ingest through ``mailgate.ingest.ingest`` into a fresh SQLite database
+* ingest through ``mailgate.intake.ingest`` into a fresh SQLite database
   (acknowledgement and team notices rendered and queued in the same
   transaction) versus parsing alone with mail-parser and with the stdlib;
 * peak memory of one mail with a 25 MiB attachment, as a multiple of its size;
@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mailparser
 
 from bench.corpus import big_mail, corpus
-from mailgate import outbox, store, tickets
+from mailgate import outbox, store
 from mailgate.config import from_dict
 from mailgate.context import Context, open_context
-from mailgate.ingest import ingest
-from mailgate.store import models
+from mailgate.intake import ingest
+from mailgate.store import directory, models
 
 
 def config_data(root: Path, url: str | None = None, **outbound: Any) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def fresh(root: Path, url: str | None = None, **outbound: Any) -> Context:
     ctx = open_context(config(root, url, **outbound))
     store.upgrade()
     with store.write_transaction():
-        tickets.sync_directory(ctx.config)
+        directory.sync(ctx.config)
     return ctx
 
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.corpus import corpus
 from bench.ingest import config_data, fresh
 from mailgate import store
-from mailgate.ingest import ingest
+from mailgate.intake import ingest
 from tests.dovecot import Dovecot, dovecot_binary
 from tests.relay import free_port
 from tests.support import to_toml

@@ -35,8 +35,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mailgate import ingest as front_door
-from mailgate import outbox
+from mailgate import intake, outbox
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -75,11 +74,11 @@ def _ingest(
     ctx: Context, raw: bytes, source: str, mailbox: str | None, envelope: Envelope | None
 ) -> Outcome:
     """What the worker runs for each mail (module level: the worker imports it by name)."""
-    return front_door.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
+    return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
 
 
 def _recover(ctx: Context) -> None:
-    for outcome in front_door.recover(ctx):
+    for outcome in intake.recover(ctx):
         event(
             log,
             "mail.recovered",
@@ -90,9 +89,9 @@ def _recover(ctx: Context) -> None:
 
 
 def _prune(ctx: Context) -> None:
-    from mailgate import notify
+    from mailgate import notices
 
-    notify.prune(ctx.config)
+    notices.prune(ctx.config)
 
 
 PERIODIC: list[Periodic] = [
@@ -370,7 +369,8 @@ class Check:
 
 def checks(config: Config) -> list[Check]:
     """Everything an admin wants to know before starting: each a pass/fail line."""
-    from mailgate import notify, store
+    from mailgate import store
+    from mailgate.admin.templates import check_templates
     from mailgate.config import read_secret_key
 
     results = [
@@ -400,7 +400,7 @@ def checks(config: Config) -> list[Check]:
         except Exception as exc:  # noqa: BLE001
             results.append(Check(f"imap {account.name}", False, f"{type(exc).__name__}: {exc}"))
     results.append(_check_outbound(config))
-    problems = notify.check_templates(config)
+    problems = check_templates(config)
     errors = [p for p in problems if p.severity == "error"]
     results.append(
         Check(

@@ -21,7 +21,6 @@ from mailgate import __version__, logs, store
 from mailgate.config import Config, find_config_path, load
 from mailgate.context import Context, open_context
 from mailgate.errors import ConfigError, MailgateError, TemporaryFailure, UsageError
-from mailgate.store import models as m
 from mailgate.store import views as queries
 
 EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
@@ -231,10 +230,10 @@ def _cell(value: Any) -> str:
 def _db_upgrade(args: argparse.Namespace) -> int:
     ctx = _context(args, schema_required=False)
     done = store.upgrade()
-    from mailgate import tickets
+    from mailgate.store import directory
 
     with store.write_transaction():
-        tickets.sync_directory(ctx.config)
+        directory.sync(ctx.config)
     if not done.applied:
         print(f"database schema is up to date (version {done.version})")
     else:
@@ -246,7 +245,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from mailgate.ingest import ingest
+    from mailgate.intake import ingest
 
     raw = _read_input(args.file)
     ctx = _context(args)
@@ -265,7 +264,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from mailgate.ingest import explain
+    from mailgate.intake import explain
 
     raw = _read_input(args.file)
     ctx = _context(args)
@@ -351,15 +350,15 @@ def _number(text: str) -> int:
 
 
 def _done(ctx: Context, number: int, changed: bool, what: str) -> int:
-    from mailgate import tickets
+    from mailgate.mail.subject import format_tag
 
-    tag = tickets.tag(ctx.config, number)
+    tag = format_tag(ctx.config.gateway.ticket_prefix, number)
     print(f"{tag} {what}" if changed else f"{tag} unchanged")
     return EX_OK
 
 
 def _tickets_assign(args: argparse.Namespace) -> int:
-    from mailgate import actions
+    from mailgate.admin import tickets as actions
 
     ctx = _context(args)
     agent = None if args.agent in ("none", "-") else args.agent
@@ -369,7 +368,7 @@ def _tickets_assign(args: argparse.Namespace) -> int:
 
 
 def _tickets_status(args: argparse.Namespace) -> int:
-    from mailgate import actions
+    from mailgate.admin import tickets as actions
 
     ctx = _context(args)
     number = _number(args.number)
@@ -378,7 +377,7 @@ def _tickets_status(args: argparse.Namespace) -> int:
 
 
 def _tickets_priority(args: argparse.Namespace) -> int:
-    from mailgate import actions
+    from mailgate.admin import tickets as actions
 
     ctx = _context(args)
     number = _number(args.number)
@@ -387,7 +386,7 @@ def _tickets_priority(args: argparse.Namespace) -> int:
 
 
 def _tickets_team(args: argparse.Namespace) -> int:
-    from mailgate import actions
+    from mailgate.admin import tickets as actions
 
     ctx = _context(args)
     number = _number(args.number)
@@ -413,7 +412,7 @@ def _text(args: argparse.Namespace) -> str:
 
 
 def _tickets_reply(args: argparse.Namespace) -> int:
-    from mailgate import actions
+    from mailgate.admin import tickets as actions
 
     ctx = _context(args)
     number = _number(args.number)
@@ -422,7 +421,7 @@ def _tickets_reply(args: argparse.Namespace) -> int:
 
 
 def _tickets_note(args: argparse.Namespace) -> int:
-    from mailgate import actions
+    from mailgate.admin import tickets as actions
 
     ctx = _context(args)
     number = _number(args.number)
@@ -431,7 +430,7 @@ def _tickets_note(args: argparse.Namespace) -> int:
 
 
 def _tickets_merge(args: argparse.Namespace) -> int:
-    from mailgate import actions
+    from mailgate.admin import tickets as actions
 
     ctx = _context(args)
     source, target = _number(args.source), _number(args.target)
@@ -502,9 +501,7 @@ def _quarantine_list(args: argparse.Namespace) -> int:
 
 def _quarantine_show(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    r = m.Receipt.get_or_none(m.Receipt.id == args.id)
-    if r is None:
-        raise UsageError(f"no received mail with id {args.id}")
+    r = queries.receipt(args.id)
     if args.raw:
         try:
             sys.stdout.buffer.write(ctx.blobs.get(r.sha256))
@@ -520,7 +517,7 @@ def _quarantine_show(args: argparse.Namespace) -> int:
 
 
 def _quarantine_retry(args: argparse.Namespace) -> int:
-    from mailgate.ingest import retry
+    from mailgate.intake import retry
 
     ctx = _context(args)
     outcome = retry(ctx, args.id)
@@ -575,10 +572,10 @@ def _outbox_retry(args: argparse.Namespace) -> int:
 
 
 def _templates_check(args: argparse.Namespace) -> int:
-    from mailgate import notify
+    from mailgate.admin import templates
 
     config = load_config(args)
-    problems = notify.check_templates(config)
+    problems = templates.check_templates(config)
     for problem in problems:
         print(problem)
     errors = sum(1 for p in problems if p.severity == "error")
@@ -588,17 +585,17 @@ def _templates_check(args: argparse.Namespace) -> int:
 
 
 def _templates_preview(args: argparse.Namespace) -> int:
-    from mailgate import notify
+    from mailgate.admin import templates
 
     if args.ticket is None:
         config = load_config(args)
         from mailgate.blobs import BlobStore
 
         ctx = Context(config, BlobStore(config.storage.blob_dir), b"preview-key-not-secret")
-        content = notify.preview(ctx, args.name, None)
+        content = templates.preview(ctx, args.name, None)
     else:
         ctx = _context(args)
-        content = notify.preview(ctx, args.name, queries.ticket(args.ticket).number)
+        content = templates.preview(ctx, args.name, queries.ticket(args.ticket).number)
     sys.stdout.write(content.decode("utf-8", "replace").replace("\r\n", "\n"))
     return EX_OK
 
@@ -608,9 +605,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     ctx = _context(args)
     with store.write_transaction():
-        from mailgate import tickets
+        from mailgate.store import directory
 
-        tickets.sync_directory(ctx.config)
+        directory.sync(ctx.config)
     return app.serve(ctx, smtp=not args.no_smtp, imap=not args.no_imap)
 
 

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mailgate import store, tickets
+from mailgate import store
 from mailgate.config import Config
 from mailgate.context import Context, open_context
+from mailgate.store import directory
 from tests.support import (
     config_data,
     load_config,
@@ -74,7 +75,7 @@ def open_gateway(config: Config) -> Context:
     context = open_context(config)
     store.upgrade()
     with store.write_transaction():
-        tickets.sync_directory(config)
+        directory.sync(config)
     return context
 
 

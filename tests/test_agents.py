@@ -16,7 +16,7 @@ import pytest
 
 from mailgate import outbox, store
 from mailgate.context import Context
-from mailgate.ingest import explain, ingest
+from mailgate.intake import explain, ingest
 from mailgate.store import models as m
 from mailgate.store import views as queries
 from tests.conftest import open_gateway
@@ -253,8 +253,12 @@ def test_resolving_in_a_direct_mail_resolves_without_sending_the_text_again(
 def test_a_command_that_fails_when_applied_is_reported_not_quarantined(
     smtp_ctx: Context,
 ) -> None:
-    from mailgate import actions, agents, tickets
+    from mailgate import agents, reactions
+    from mailgate.admin import tickets as actions
+    from mailgate.events import Journal
     from mailgate.mail.parse import parse
+    from mailgate.store import messages
+    from mailgate.store import tickets as ticket_rows
 
     first = customer_ticket(smtp_ctx)
     second = customer_ticket(smtp_ctx, sender="b@customer.example", subject="b")
@@ -269,26 +273,27 @@ def test_a_command_that_fails_when_applied_is_reported_not_quarantined(
     # Between reading the mail and applying it, an admin merged the target into this ticket.
     actions.merge(smtp_ctx, first, second, actor="admin:cli")
     trace: list[str] = []
-    with store.write_transaction(), tickets.Changes() as changes:
-        locked = tickets.lock(ticket)
-        message = tickets.add_message(
-            locked,
+    with store.write_transaction():
+        changes = Journal()
+        locked = ticket_rows.lock(ticket.id)
+        assert mail.sender is not None
+        message = messages.add(
+            locked.id,
             direction="in",
             kind="agent",
             message_id="<race@example.org>",
-            sender=mail.sender,
+            from_addr=mail.sender.email,
+            from_name=mail.sender.name,
             subject="Re",
             text="Dup.",
             full_text="Dup.",
             verified=True,
             trace=[],
         )
-        agents.handle_mail(smtp_ctx, locked, identity, request, message, changes, trace)
+        locked = agents.handle_mail(smtp_ctx, locked, identity, request, message, changes, trace)
         assert changes.kinds()[-2:] == ["commands_rejected", "command_error"]
         assert locked.priority == "normal" and not locked.merged_into_id
-        from mailgate import notify
-
-        notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
+        reactions.finish(smtp_ctx, changes)
     after = detail(smtp_ctx, second)
     assert after["priority"] == "normal" and after["status"] != "closed"
     assert [x["kind"] for x in after["messages"] if x["message_id"] == "<race@example.org>"] == [
@@ -537,7 +542,7 @@ def test_smtp_auth_over_tls_makes_a_submission_authentic(
 
 
 def test_explain_shows_why_an_agent_mail_counts(smtp_ctx: Context) -> None:
-    from mailgate.ingest import explain
+    from mailgate.intake import explain
 
     number = customer_ticket(smtp_ctx)
     notice = notice_for("alice@example.org", "assignment")

@@ -142,7 +142,9 @@ def test_ingest_json_and_ticket_commands(
     events = [(e["kind"], e["old"], e["new"], e["actor"]) for e in detail["events"]]
     assert ("assignee", "", "jane", "admin:cli") in events
     assert ("priority", "normal", "emergency", "admin:cli") in events
-    assert ("status", "new", "pending", "admin:cli") in events
+    # Assigned to an agent, the new ticket became open (and was then set pending).
+    assert ("status", "new", "open", "admin:cli") in events
+    assert ("status", "open", "pending", "admin:cli") in events
     assert all(e["at"].endswith("Z") for e in detail["events"])
 
     code, out, _ = cli(capsys, "--config", str(upgraded), "tickets", "show", number)

@@ -11,10 +11,11 @@ import email.policy
 
 import pytest
 
-from mailgate import store, tickets
+from mailgate import lifecycle, reactions, store
 from mailgate.context import Context
 from mailgate.errors import TemporaryFailure
-from mailgate.ingest import Envelope, explain, ingest, retry
+from mailgate.events import Journal
+from mailgate.intake import Envelope, explain, ingest, retry
 from mailgate.store import models as m
 from mailgate.store import views as queries
 from tests.support import compose, reply_to
@@ -358,10 +359,12 @@ def test_a_reply_to_a_merged_ticket_lands_on_the_target(ctx: Context) -> None:
     first_raw = compose()
     first = ingest(ctx, first_raw, source="smtp")
     second = ingest(ctx, compose(subject="Banking app down too"), source="smtp")
-    with store.write_transaction(), tickets.Changes() as changes:
-        tickets.merge(
+    with store.write_transaction():
+        changes = Journal()
+        lifecycle.merge(
             queries.ticket(first.ticket), queries.ticket(second.ticket), changes, actor="admin:cli"
         )
+        reactions.finish(ctx, changes)
     outcome = ingest(
         ctx, reply_to(first_raw, sender="carla@customer.example", body="more info"), source="smtp"
     )
@@ -527,7 +530,8 @@ def test_a_forged_bounce_cannot_silence_agents_or_strangers(ctx: Context) -> Non
 
 
 def test_an_interrupted_mail_is_finished_with_its_envelope(ctx: Context) -> None:
-    from mailgate import ingest as front_door
+    from mailgate import intake as front_door
+    from mailgate.intake import receipts
 
     created = ingest(ctx, compose(), source="smtp")
     raw = compose(
@@ -544,9 +548,9 @@ def test_an_interrupted_mail_is_finished_with_its_envelope(ctx: Context) -> None
         authenticated_as="jane",
         via_mta=False,
     )
-    message_id, sender = front_door._peek(raw, sha256)
-    front_door._receive(
-        message_id, sha256, sender, len(raw), "smtp", "", envelope, front_door._fingerprint(raw)
+    message_id, sender = receipts.peek(raw, sha256)
+    receipts.receive(
+        message_id, sha256, sender, len(raw), "smtp", "", envelope, receipts.fingerprint(raw)
     )
     m.Receipt.update(lease_until=m.utcnow() - dt.timedelta(seconds=1)).execute()
     (outcome,) = front_door.recover(ctx)
@@ -555,20 +559,22 @@ def test_an_interrupted_mail_is_finished_with_its_envelope(ctx: Context) -> None
 
 
 def test_a_mail_that_keeps_killing_the_process_is_quarantined(ctx: Context) -> None:
-    from mailgate import ingest as front_door
+    from mailgate import intake as front_door
+    from mailgate.intake import receipts
+    from mailgate.store import receipts as receipt_rows
 
     raw = compose()
     sha256 = __import__("hashlib").sha256(raw).hexdigest()
     ctx.blobs.put(raw, sha256)
-    message_id, sender = front_door._peek(raw, sha256)
-    front_door._receive(
-        message_id, sha256, sender, len(raw), "smtp", "", Envelope(), front_door._fingerprint(raw)
+    message_id, sender = receipts.peek(raw, sha256)
+    receipts.receive(
+        message_id, sha256, sender, len(raw), "smtp", "", Envelope(), receipts.fingerprint(raw)
     )
     # The first delivery and each take-over after it died with the mail: all count.
-    for _ in range(front_door.MAX_ATTEMPTS - 1):
+    for _ in range(receipts.MAX_ATTEMPTS - 1):
         m.Receipt.update(lease_until=m.utcnow() - dt.timedelta(seconds=1)).execute()
         with store.write_transaction():
-            assert front_door._claim(m.Receipt.get(), m.utcnow())
+            assert receipts.claim(receipt_rows.by_id(m.Receipt.get().id), m.utcnow())
     m.Receipt.update(lease_until=m.utcnow() - dt.timedelta(seconds=1)).execute()
     outcomes = front_door.recover(ctx)
     assert [o.action for o in outcomes] == ["quarantined"]

@@ -60,9 +60,9 @@ def test_a_version_1_database_upgrades_in_place_and_keeps_its_tickets(config: Co
     assert db.execute_sql("SELECT MAX(version) FROM schema_version").fetchone()[0] == 2
     assert store.upgrade().applied == ()
     assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
-    from mailgate.ingest import ingest
+    from mailgate import intake
 
-    assert ingest(ctx, compose(), source="smtp").action == "created"
+    assert intake.ingest(ctx, compose(), source="smtp").action == "created"
     store.close()
 
 

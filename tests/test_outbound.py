@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from mailgate import outbox, store, tickets
+from mailgate import lifecycle, outbox, reactions, store
+from mailgate.admin.templates import check_templates
 from mailgate.context import Context
 from mailgate.errors import UsageError
-from mailgate.ingest import ingest
-from mailgate.notify import check_templates
+from mailgate.events import Journal
+from mailgate.intake import ingest
 from mailgate.store import models as m
 from mailgate.store import views as queries
 from tests.relay import Relay
@@ -284,12 +285,10 @@ def test_undeliverable_address_is_suppressed_for_every_kind_of_mail(smtp_ctx: Co
         undeliverable_reason="5.1.1 user unknown",
     ).execute()
     with store.write_transaction():
-        from mailgate import notify
-
-        with tickets.Changes() as changes:
-            ticket = queries.ticket(created.ticket)
-            tickets.set_status(ticket, "resolved", changes, actor="admin:cli")
-            notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
+        changes = Journal()
+        ticket = queries.ticket(created.ticket)
+        lifecycle.change(ticket, changes, smtp_ctx.config, actor="admin:cli", status="resolved")
+        reactions.finish(smtp_ctx, changes)
     assert items("resolution") == []
     detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
     (held,) = [e for e in detail["events"] if e["kind"] == "notice_suppressed"]
@@ -303,13 +302,15 @@ def test_collaborators_get_one_mail_with_the_real_to_and_cc(
         smtp_ctx, compose(cc="Boss <boss@customer.example>, it@customer.example"), source="smtp"
     )
     with store.write_transaction():
-        from mailgate import notify
-
-        with tickets.Changes() as changes:
-            tickets.set_status(
-                queries.ticket(created.ticket), "resolved", changes, actor="admin:cli"
-            )
-            notify.queue(smtp_ctx, changes.items, mail=None, verdict=None)
+        changes = Journal()
+        lifecycle.change(
+            queries.ticket(created.ticket),
+            changes,
+            smtp_ctx.config,
+            actor="admin:cli",
+            status="resolved",
+        )
+        reactions.finish(smtp_ctx, changes)
     deliver(smtp_ctx)
     (resolution,) = [r for r in relay.received if "Resolved" in str(r.message["Subject"])]
     assert sorted(resolution.rcpt_tos) == [
@@ -475,7 +476,7 @@ def test_outbox_commands(ctx: Context, config_path: Path) -> None:
 
 
 def test_sample_variables_have_the_shape_of_real_ones(ctx: Context) -> None:
-    from mailgate import notify
+    from mailgate import notices as notify
 
     created = ingest(ctx, compose(), source="smtp")
     ticket = queries.ticket(created.ticket)

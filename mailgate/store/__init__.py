@@ -28,12 +28,14 @@ from mailgate.store.db import (
     write_transaction,
 )
 from mailgate.store.schema import require_schema, schema_status, upgrade
+from mailgate.store.sql import clean
 
 __all__ = [
     "UNAVAILABLE",
     "DataError",
     "IntegrityError",
     "PeeweeException",
+    "clean",
     "close",
     "is_sqlite",
     "new_message_id",

@@ -15,24 +15,27 @@ import peewee as pw
 from mailgate.config import STATUSES, Config
 from mailgate.errors import UsageError
 from mailgate.mail.subject import format_tag
+from mailgate.store import directory, sql, tickets
 from mailgate.store import models as m
-from mailgate.store import sql
+from mailgate.store import receipts as receipts_rows
+from mailgate.store.rows import AgentRow, ReceiptRow, TeamRow, TicketRow
 
 
 def iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
 
 
-def _key(row: m.Agent | m.Team | None) -> str | None:
+def _key(row: m.Agent | m.Team | AgentRow | TeamRow | None) -> str | None:
     return None if row is None else str(row.key)
 
 
-def ticket(number: int | str) -> m.Ticket:
+def ticket(number: int | str) -> TicketRow:
+    """The ticket an admin names (``482913``, ``#482913``); one clear line when there is none."""
     try:
         wanted = int(str(number).strip().lstrip("#"))
     except ValueError:
         raise UsageError(f"not a ticket number: {number!r}") from None
-    row = m.Ticket.get_or_none(m.Ticket.number == wanted)
+    row = tickets.by_number(wanted)
     if row is None:
         raise UsageError(f"no ticket #{wanted}")
     return row
@@ -71,7 +74,7 @@ def ticket_list(
     ]
 
 
-def ticket_detail(config: Config, t: m.Ticket) -> dict[str, Any]:
+def ticket_detail(config: Config, t: TicketRow) -> dict[str, Any]:
     participants = list(
         m.Participant.select(m.Participant, m.Contact)
         .join(m.Contact)
@@ -85,7 +88,7 @@ def ticket_detail(config: Config, t: m.Ticket) -> dict[str, Any]:
         .order_by(m.TicketLink.id)
     ]
     if t.merged_into_id:
-        links.append({"kind": "merged_into", "ticket": m.Ticket.get_by_id(t.merged_into_id).number})
+        links.append({"kind": "merged_into", "ticket": tickets.number_of(t.merged_into_id)})
         links = list({(x["kind"], x["ticket"]): x for x in links}.values())
     messages = list(m.Message.select().where(m.Message.ticket == t.id).order_by(m.Message.id))
     attachments: dict[int, list[dict[str, Any]]] = {}
@@ -109,8 +112,8 @@ def ticket_detail(config: Config, t: m.Ticket) -> dict[str, Any]:
         "status": t.status,
         "priority": t.priority,
         "mailbox": t.mailbox,
-        "team": _key(t.team),
-        "assignee": _key(t.assignee),
+        "team": _key(directory.team_by_id(t.team_id)),
+        "assignee": _key(directory.agent_by_id(t.assignee_id)),
         "requester": next((p.contact.email for p in participants if p.role == "requester"), None),
         "collaborators": [p.contact.email for p in participants if p.role == "collaborator"],
         "links": links,
@@ -159,7 +162,14 @@ def receipts(status: str | None = None, limit: int = 500) -> list[dict[str, Any]
     return [receipt_json(r) for r in query]
 
 
-def receipt_json(r: m.Receipt) -> dict[str, Any]:
+def receipt(receipt_id: int) -> ReceiptRow:
+    found = receipts_rows.by_id(receipt_id)
+    if found is None:
+        raise UsageError(f"no received mail with id {receipt_id}")
+    return found
+
+
+def receipt_json(r: m.Receipt | ReceiptRow) -> dict[str, Any]:
     return {
         "id": r.id,
         "message_id": r.message_id,
@@ -172,7 +182,7 @@ def receipt_json(r: m.Receipt) -> dict[str, Any]:
         "size": r.size,
         "sha256": r.sha256,
         "attempts": r.attempts,
-        "ticket": r.ticket.number if r.ticket is not None else None,
+        "ticket": tickets.number_of(r.ticket_id),
         "received_at": iso(r.received_at),
     }
 

@@ -266,7 +266,6 @@ STATEMENTS = (
     )
     """,
     'CREATE UNIQUE INDEX IF NOT EXISTS "imap_state_name" ON "imap_state" ("name")',
-
     # Only unfinished receipts are looked up by status (recovery, quarantine list):
     # a partial index keeps the processed majority out of it.
     "CREATE INDEX IF NOT EXISTS receipt_unfinished ON receipt (status) WHERE status <> 'processed'",
@@ -278,6 +277,4 @@ def apply(db: Any, dialect: str) -> None:
         db.execute_sql(statement.format(**_TYPES[dialect]))
     # The old single version number, kept so that mailgate of that time can tell this
     # database from an empty one (0002 raises it).
-    db.execute_sql(
-        "INSERT INTO schema_version (version, applied_at) VALUES (1, CURRENT_TIMESTAMP)"
-    )
+    db.execute_sql("INSERT INTO schema_version (version, applied_at) VALUES (1, CURRENT_TIMESTAMP)")

@@ -11,6 +11,4 @@ from typing import Any
 
 
 def apply(db: Any, dialect: str) -> None:
-    db.execute_sql(
-        "INSERT INTO schema_version (version, applied_at) VALUES (2, CURRENT_TIMESTAMP)"
-    )
+    db.execute_sql("INSERT INTO schema_version (version, applied_at) VALUES (2, CURRENT_TIMESTAMP)")
