@@ -157,7 +157,7 @@ def test_mail_fetched_before_but_still_there_is_reported_and_processed(
 def test_check_logs_into_each_account(
     imap_user: ImapUser, dovecot_server: Any, tmp_path: Path, database_url: str
 ) -> None:
-    from mailgate.app import checks
+    from mailgate.admin.check import checks
 
     wrong = dovecot_server.add_user()
     wrong.password = "nope"
@@ -200,7 +200,7 @@ def test_a_big_backlog_is_fetched_in_slices_the_server_accepts(
 def test_check_fails_while_serve_cannot_reach_an_account_and_recovers_after(
     imap_user: ImapUser, tmp_path: Path, database_url: str, serve_in_thread: Any
 ) -> None:
-    from mailgate.app import checks
+    from mailgate.admin.check import checks
 
     settings = account(imap_user, tmp_path)
     password_file = Path(settings["password_file"])

@@ -132,7 +132,7 @@ def test_a_token_url_must_be_https(tmp_path: Path) -> None:
 def test_check_reports_a_failing_token_before_fetching_stops(
     tmp_path: Path, imap_user: Any
 ) -> None:
-    from mailgate.app import checks
+    from mailgate.admin.check import checks
     from tests.support import config_data, load_config, write_config
 
     script = tmp_path / "token.py"

@@ -9,18 +9,33 @@ and notices.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mailgate import agents, lifecycle, reactions
-from mailgate.config import Agent
+from mailgate.config import Agent, Config
 from mailgate.context import Context
 from mailgate.errors import UsageError
 from mailgate.events import Journal
 from mailgate.store import tickets as ticket_rows
-from mailgate.store import write_transaction
+from mailgate.store import views, write_transaction
 from mailgate.store.rows import TicketRow
 
 T = TypeVar("T")
+
+
+def ticket(number: int | str) -> TicketRow:
+    """The ticket an admin names (``482913`` or ``#482913``); one clear line if there is none."""
+    return views.ticket(number)
+
+
+def listing(config: Config, status: str | None = None) -> list[dict[str, Any]]:
+    """Tickets, most recently updated first (the shape ``tickets list --json`` prints)."""
+    return views.ticket_list(config, status)
+
+
+def detail(config: Config, number: int | str) -> dict[str, Any]:
+    """One ticket with its people, links, thread and audit trail (``tickets show --json``)."""
+    return views.ticket_detail(config, views.ticket(number))
 
 
 def on_ticket(ctx: Context, number: int, apply: Callable[[TicketRow, Journal], T]) -> T:
