@@ -16,7 +16,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from mailgate.store import events as event_rows
-from mailgate.store import sql
 from mailgate.store.db import utcnow
 from mailgate.store.rows import MessageRow, TicketRow
 
@@ -37,7 +36,7 @@ class Event:
     def row(self) -> tuple[object, ...]:
         return (
             self.ticket.id,
-            sql.ts(self.at),
+            self.at,
             self.actor[:400],
             self.kind,
             self.old,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from mailgate.store import sql
 from mailgate.store.db import utcnow
@@ -15,9 +16,9 @@ from mailgate.store.db import utcnow
 COLUMNS = ("ticket_id", "at", "actor", "kind", "old", "new", "message_id", "detail")
 
 
-def insert(rows: Iterable[Sequence[object]]) -> None:
-    """Event rows in ``COLUMNS`` order (``at`` as ``sql.ts`` gives it), one INSERT."""
-    sql.insert_many("event", COLUMNS, rows)
+def insert(rows: Iterable[Sequence[Any]]) -> None:
+    """Event rows in ``COLUMNS`` order, one INSERT."""
+    sql.insert_many("event", COLUMNS, [(r[0], sql.ts(r[1]), *r[2:]) for r in rows])
 
 
 def add(
@@ -31,4 +32,4 @@ def add(
     detail: str = "",
     at: dt.datetime | None = None,
 ) -> None:
-    insert([(ticket_id, sql.ts(at or utcnow()), actor[:400], kind, old, new, message_id, detail)])
+    insert([(ticket_id, at or utcnow(), actor[:400], kind, old, new, message_id, detail)])
