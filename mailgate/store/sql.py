@@ -4,7 +4,8 @@ peewee builds each query anew, which costs 50–300 µs of Python per statement 
 more than parsing the mail. The few statements a mail needs are written here
 once, in the subset of SQL that SQLite (≥ 3.35) and PostgreSQL share
 (``RETURNING``, ``ON CONFLICT DO NOTHING``), and run on peewee's connection, so
-they take part in the same transactions. Everything else uses the models.
+they take part in the same transactions. The modules of ``store/`` use these
+helpers; the admin read models (``views.py``) use the models.
 
 Write ``?`` for parameters (never inside string literals); timestamps go
 through ``ts()``, JSON through ``js()``.
