@@ -180,9 +180,10 @@ def fill(count: int) -> None:
                 [(base + i + 1, contact_base + i + 1) for i in rows],
             )
             connection.executemany(
-                "INSERT INTO receipt (message_id, sha256, size, sender, source, mailbox, status,"
-                " action, reason, attempts, received_at) VALUES (?, ?, 1000, '', 'bench', 'support',"
-                " 'processed', 'created', '', 1, ?)",
+                # Every NOT NULL column: the model's defaults are Python's, not the table's.
+                "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, envelope,"
+                " source, mailbox, status, action, reason, attempts, received_at) VALUES (?, ?, '',"
+                " 1000, '', '{}', 'bench', 'support', 'processed', 'created', '', 1, ?)",
                 [(f"<old-{i}@old.example>", f"{i:064x}", now) for i in rows],
             )
             connection.executemany(

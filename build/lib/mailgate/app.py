@@ -27,7 +27,6 @@ import functools
 import hmac
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,13 +34,13 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mailgate import ingest as front_door
-from mailgate import ledger, outbox
+from mailgate import intake, outbox
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
+from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
-from mailgate.ingest import Envelope, Outcome
-from mailgate.logs import event
+from mailgate.logs import event, redact_url
+from mailgate.store import ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.worker import Worker
@@ -74,11 +73,11 @@ def _ingest(
     ctx: Context, raw: bytes, source: str, mailbox: str | None, envelope: Envelope | None
 ) -> Outcome:
     """What the worker runs for each mail (module level: the worker imports it by name)."""
-    return front_door.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
+    return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
 
 
 def _recover(ctx: Context) -> None:
-    for outcome in front_door.recover(ctx):
+    for outcome in intake.recover(ctx):
         event(
             log,
             "mail.recovered",
@@ -89,9 +88,9 @@ def _recover(ctx: Context) -> None:
 
 
 def _prune(ctx: Context) -> None:
-    from mailgate import notify
+    from mailgate import notices
 
-    notify.prune(ctx.config)
+    notices.prune(ctx.config)
 
 
 PERIODIC: list[Periodic] = [
@@ -197,7 +196,7 @@ class Gateway:
             "serve.started",
             smtp=self._where() if self.with_smtp else "off",
             imap=len(self.pollers),
-            database=_redacted_url(self.ctx.config.database.url),
+            database=redact_url(self.ctx.config.database.url),
         )
         self.ready.set()
         await self.stopping.wait()
@@ -341,138 +340,5 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _redacted_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        rest = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
-    return f"{scheme}{sep}{rest}"
-
-
 def serve(ctx: Context, *, smtp: bool = True, imap: bool = True) -> int:
     return asyncio.run(Gateway(ctx, smtp=smtp, imap=imap).run())
-
-
-# --- mailgate check -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
-
-
-def checks(config: Config) -> list[Check]:
-    """Everything an admin wants to know before starting: each a pass/fail line."""
-    from mailgate import models, notify
-    from mailgate.config import read_secret_key
-
-    results = [
-        Check(
-            "config",
-            True,
-            f"{config.path}: {len(config.mailboxes)} mailbox(es), "
-            f"{len(config.agents)} agent(s), {len(config.imap)} IMAP account(s)",
-        )
-    ]
-    try:
-        read_secret_key(config, create=False)
-        results.append(Check("secret key", True, "readable"))
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-        results.append(Check("secret key", False, str(exc)))
-    try:
-        models.open_database(config.database.url, sync=config.storage.sync)
-        version = models.current_version()
-        ok = version == models.SCHEMA_VERSION
-        results.append(
-            Check(
-                "database",
-                ok,
-                f"{_redacted_url(config.database.url)}: schema version "
-                f"{version}"
-                + ("" if ok else f", needs {models.SCHEMA_VERSION}: run `mailgate db upgrade`"),
-            )
-        )
-        if ok:
-            results.extend(_check_ledger(row) for row in ledger.status(config) if row["last_error"])
-    except Exception as exc:  # noqa: BLE001
-        results.append(Check("database", False, f"{_redacted_url(config.database.url)}: {exc}"))
-    for account in config.imap:
-        try:
-            results.append(Check(f"imap {account.name}", True, imap_transport.check(account)))
-        except Exception as exc:  # noqa: BLE001
-            results.append(Check(f"imap {account.name}", False, f"{type(exc).__name__}: {exc}"))
-    results.append(_check_outbound(config))
-    problems = notify.check_templates(config)
-    errors = [p for p in problems if p.severity == "error"]
-    results.append(
-        Check(
-            "templates",
-            not errors,
-            "all render" if not problems else "; ".join(str(p) for p in problems[:5]),
-        )
-    )
-    listener = config.listener
-    if listener.enabled:
-        results.append(_check_listener(config))
-    return results
-
-
-def _check_ledger(row: dict[str, Any]) -> Check:
-    """What ``mailgate serve`` itself ran into: a problem newer than its last success fails."""
-    when = f"{row['last_error_at']:%Y-%m-%d %H:%M:%S} UTC" if row["last_error_at"] else "earlier"
-    if row["failing"]:
-        since = row["last_success_at"]
-        worked = f"; last worked {since:%Y-%m-%d %H:%M:%S} UTC" if since else "; never worked"
-        detail = f"serve failed at {when}: {row['last_error']}{worked}"
-    else:
-        detail = f"working; last problem at {when}: {row['last_error']}"
-    return Check(f"imap ledger {row['name']}", not row["failing"], detail)
-
-
-def _check_outbound(config: Config) -> Check:
-    if config.outbound.transport == "maildir":
-        from pathlib import Path
-
-        root = Path(config.outbound.maildir)
-        try:
-            for sub in ("tmp", "new", "cur"):
-                (root / sub).mkdir(parents=True, exist_ok=True)
-            probe = root / "tmp" / ".mailgate-check"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            return Check("outbound", False, f"maildir {root}: {exc.strerror}")
-        return Check("outbound", True, f"maildir {root} is writable")
-    transport = outbox.SmtpTransport(config)
-    s = config.outbound.smtp
-    try:
-        client = transport._connect()
-        client.noop()
-        client.quit()
-    except Exception as exc:  # noqa: BLE001
-        return Check("outbound", False, f"smtp {s.host}:{s.port}: {exc}")
-    login = f" as {s.username}" if s.username else ""
-    return Check("outbound", True, f"smtp {s.host}:{s.port} ({s.security}){login} accepts us")
-
-
-def _check_listener(config: Config) -> Check:
-    listener = config.listener
-    if listener.socket:
-        return Check("listener", True, f"{listener.protocol} on {listener.socket}")
-    with socket.socket() as probe:
-        try:
-            probe.bind((listener.host, listener.port))
-        except OSError as exc:
-            return Check(
-                "listener",
-                True,
-                f"{listener.protocol} {listener.host}:{listener.port} is in"
-                f" use ({exc.strerror}) — fine if mailgate serve is running",
-            )
-    return Check("listener", True, f"{listener.protocol} {listener.host}:{listener.port} is free")

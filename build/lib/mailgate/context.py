@@ -2,14 +2,14 @@
 
 Built once per process by ``open_context`` (which also connects the database),
 then passed down explicitly: no module-level singletons besides peewee's
-database proxy. Imports config, models, blobs and errors.
+database proxy. Imports config, the store front door, blobs and errors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailgate import models
+from mailgate import store
 from mailgate.blobs import BlobStore
 from mailgate.config import Config, read_secret_key
 
@@ -28,6 +28,6 @@ class Context:
 
 def open_context(config: Config, *, create_secret: bool = True) -> Context:
     """Connect the database and the blob store for ``config``."""
-    models.open_database(config.database.url, sync=config.storage.sync)
+    store.open_database(config.database.url, sync=config.storage.sync)
     blobs = BlobStore(config.storage.blob_dir, fsync=config.storage.sync == "full")
     return Context(config=config, blobs=blobs, secret=read_secret_key(config, create=create_secret))

@@ -27,6 +27,16 @@ def redact(text: str) -> str:
     return _ADDRESS.sub(r"\1***@\2", text)
 
 
+def redact_url(url: str) -> str:
+    """A database URL fit for logs and check output: the password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        rest = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
+    return f"{scheme}{sep}{rest}"
+
+
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, _FIELDS, {})

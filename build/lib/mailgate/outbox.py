@@ -18,7 +18,7 @@ crash never loses a queued notice.
 
 One delivery run keeps one SMTP connection open for its whole batch; several
 gateway processes may run this at once (claims use SKIP LOCKED on PostgreSQL).
-Imports models, tickets, config and errors; the SMTP client is the stdlib's.
+Imports the store, config and errors; the SMTP client is the stdlib's.
 """
 
 from __future__ import annotations
@@ -36,11 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mailgate import models as m
-from mailgate import sql, tickets
+# ``m`` is the store's front door (utcnow, write_transaction, is_sqlite) under the name the
+# models module had here, which keeps this module's diff small while delivery is reworked.
+from mailgate import store as m
 from mailgate.config import Config, read_password
 from mailgate.errors import UsageError
 from mailgate.logs import event, redact
+from mailgate.store import events as event_rows
+from mailgate.store import outbox as outbox_rows
+from mailgate.store import sql
+from mailgate.store.rows import OutboxRow
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -469,31 +474,27 @@ def _failed(item: _Item, exc: PermanentError, report: Report) -> None:
 def _ticket_event(ticket_id: int | None, notice: str, kind: str, detail: str) -> None:
     if ticket_id is None:
         return
-    ticket = m.Ticket(id=ticket_id)
-    tickets.record(tickets.Change(ticket, kind, "system", new=notice, detail=redact(detail)[:1000]))
+    event_rows.add(ticket_id, kind, "system", new=notice, detail=redact(detail)[:1000])
 
 
 def recover(config: Config, transport: Transport) -> None:
     """Settle rows a crashed sender left behind (expired claims, interrupted sends)."""
     now = m.utcnow()
     with m.write_transaction():
-        m.OutboxItem.update(status="queued", next_attempt_at=now).where(
-            (m.OutboxItem.status == "claimed") & (m.OutboxItem.next_attempt_at <= now)
-        ).execute()
-        stale = list(
-            m.OutboxItem.select().where(
-                (m.OutboxItem.status == "sending") & (m.OutboxItem.next_attempt_at <= now)
-            )
-        )
+        outbox_rows.requeue_expired_claims(now)
+        stale = outbox_rows.stuck_sending(now)
         for item in stale:
             done = transport.delivered(item.message_id)
             if done is True:
-                item.status, item.sent_at = "sent", now
+                outbox_rows.settle(item.id, "sent", sent_at=now)
             elif done is False:
-                item.status, item.next_attempt_at = "queued", now
+                outbox_rows.settle(item.id, "queued", next_attempt_at=now)
             else:
-                item.status = "uncertain"
-                item.last_error = "the sender stopped while handing this mail over; not resent"
+                outbox_rows.settle(
+                    item.id,
+                    "uncertain",
+                    last_error="the sender stopped while handing this mail over; not resent",
+                )
                 _ticket_event(
                     item.ticket_id,
                     item.notice,
@@ -501,13 +502,12 @@ def recover(config: Config, transport: Transport) -> None:
                     "delivery uncertain after a crash; not sent again to avoid a duplicate"
                     f" (mailgate outbox retry {item.id} sends it)",
                 )
-            item.save()
 
 
-def retry(item_id: int) -> m.OutboxItem:
+def retry(item_id: int) -> OutboxRow:
     """Queue a failed or uncertain mail again, due now (an admin's decision)."""
     with m.write_transaction():
-        item = m.OutboxItem.get_or_none(m.OutboxItem.id == item_id)
+        item = outbox_rows.by_id(item_id)
         if item is None:
             raise UsageError(f"no outbox item {item_id}")
         if item.status not in ("failed", "uncertain"):
@@ -515,6 +515,5 @@ def retry(item_id: int) -> m.OutboxItem:
             raise UsageError(
                 f"outbox item {item_id} is {item.status}; only failed or uncertain mail is retried"
             )
-        item.status, item.next_attempt_at, item.last_error = "queued", m.utcnow(), ""
-        item.save()
+        outbox_rows.settle(item.id, "queued", next_attempt_at=m.utcnow(), last_error="")
     return item

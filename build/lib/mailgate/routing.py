@@ -4,7 +4,8 @@ The ``[[route]]`` tables of the config are read top to bottom; the first rule
 whose every condition matches sets team, priority, category, tags and
 assignee; without a match the mailbox's team and priority apply. A team with
 ``assignment = "round_robin"`` or ``"least_open"`` then picks an agent for a
-ticket that has none. Imports config, models (through ``sql``) and ``mail``.
+ticket that has none — when it is created or moved to the team — through the
+lifecycle. Imports config, lifecycle, the store and ``mail``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailgate import sql
+from mailgate import lifecycle
 from mailgate.config import Config, Mailbox, Route, base_address
+from mailgate.events import Journal
 from mailgate.mail.parse import ParsedMail
+from mailgate.store import counters, directory
+from mailgate.store.rows import TicketRow
 
 _BODY_LIMIT = 20_000
 
@@ -98,20 +102,18 @@ def pick_agent(config: Config, team_key: str) -> str:
     if team is None or team.assignment == "none" or not team.members:
         return ""
     if team.assignment == "round_robin":
-        turn = _next_turn(f"round_robin:{team.key}")
+        turn = counters.increment(f"round_robin:{team.key}")
         return team.members[(turn - 1) % len(team.members)]
-    counts = dict(
-        sql.rows(
-            "SELECT a.key, COUNT(t.id) FROM agent a LEFT JOIN ticket t ON t.assignee_id = a.id"
-            " AND t.status IN ('new', 'open', 'pending')"
-            f" WHERE a.key IN ({sql.placeholders(len(team.members))}) GROUP BY a.key",
-            *team.members,
-        )
-    )
-    return min(team.members, key=lambda key: (int(counts.get(key, 0)), team.members.index(key)))
+    counts = directory.open_tickets_of(list(team.members))
+    return min(team.members, key=lambda key: (counts.get(key, 0), team.members.index(key)))
 
 
-def _next_turn(key: str) -> int:
-    sql.run("INSERT INTO setting (key, value) VALUES (?, 0) ON CONFLICT (key) DO NOTHING", key)
-    sql.run("UPDATE setting SET value = value + 1 WHERE key = ?", key)
-    return int(sql.value("SELECT value FROM setting WHERE key = ?", key))
+def auto_assign(config: Config, ticket: TicketRow, team: str, journal: Journal) -> TicketRow:
+    """An unassigned ticket in ``team`` gets whoever the team's rule picks (if it has one)."""
+    if ticket.assignee_id is None:
+        pick = pick_agent(config, team)
+        if pick:
+            return lifecycle.change(
+                ticket, journal, config, actor="system:auto-assign", assignee=pick
+            ).ticket
+    return ticket

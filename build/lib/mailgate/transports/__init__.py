@@ -1,1 +1,5 @@
-"""Transports hand raw bytes to ``mailgate.ingest.ingest()``; they never touch the database."""
+"""Transports hand raw bytes and an ``Envelope`` to the gateway and get an ``Outcome`` back.
+
+They import only ``mailgate.envelope``, ``errors``, ``logs`` and ``config``:
+never intake, the store, lifecycle or notices. ``app.py`` wires them to intake.
+"""

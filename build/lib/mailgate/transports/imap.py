@@ -15,7 +15,7 @@ that keep mail from getting lost:
   polling otherwise; a broken account is retried with backoff and never stops
   the other accounts or the SMTP listener.
 
-Imports imapclient, the ingest entry types and errors; never the database.
+Imports imapclient, the envelope, config, errors and logs; never intake or the database.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailgate.config import ImapAccount, read_password
+from mailgate.envelope import Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
-from mailgate.ingest import Outcome
 from mailgate.logs import event, redact
 
 log = logging.getLogger("mailgate.imap")

@@ -12,7 +12,7 @@ An aiosmtpd handler in the event loop of ``mailgate serve``. Decisions:
 * Lines longer than SMTP's 1,000 octets are accepted: real senders produce them
   and refusing them loses mail.
 
-Imports the ingest entry types and errors only; never the database.
+Imports the envelope, errors and logs only; never intake or the database.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
-from mailgate.ingest import Envelope, Outcome
 from mailgate.logs import event, redact
 
 log = logging.getLogger("mailgate.smtp")

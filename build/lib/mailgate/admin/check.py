@@ -1,0 +1,128 @@
+"""``mailgate check``: everything an admin wants to know before starting, one PASS/FAIL line each.
+
+Config, the secret key, the database and its migrations, what ``serve`` itself
+last met on each IMAP account (the ledger), each IMAP login, the outbound relay
+or Maildir, the templates, the listener's address. A monitoring probe runs it:
+exit 1 while anything fails.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mailgate import outbox, store
+from mailgate.admin.templates import check_templates
+from mailgate.config import Config, read_secret_key
+from mailgate.logs import redact_url
+from mailgate.store import ledger
+from mailgate.transports import imap as imap_transport
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+def checks(config: Config) -> list[Check]:
+    """Everything an admin wants to know before starting: each a pass/fail line."""
+    results = [
+        Check(
+            "config",
+            True,
+            f"{config.path}: {len(config.mailboxes)} mailbox(es), "
+            f"{len(config.agents)} agent(s), {len(config.imap)} IMAP account(s)",
+        )
+    ]
+    try:
+        read_secret_key(config, create=False)
+        results.append(Check("secret key", True, "readable"))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        results.append(Check("secret key", False, str(exc)))
+    try:
+        store.open_database(config.database.url, sync=config.storage.sync)
+        ok, status = store.schema_status()
+        results.append(Check("database", ok, f"{redact_url(config.database.url)}: {status}"))
+        if ok:
+            results.extend(_check_ledger(row) for row in ledger.status(config) if row["last_error"])
+    except Exception as exc:  # noqa: BLE001
+        results.append(Check("database", False, f"{redact_url(config.database.url)}: {exc}"))
+    for account in config.imap:
+        try:
+            results.append(Check(f"imap {account.name}", True, imap_transport.check(account)))
+        except Exception as exc:  # noqa: BLE001
+            results.append(Check(f"imap {account.name}", False, f"{type(exc).__name__}: {exc}"))
+    results.append(_check_outbound(config))
+    problems = check_templates(config)
+    errors = [p for p in problems if p.severity == "error"]
+    results.append(
+        Check(
+            "templates",
+            not errors,
+            "all render" if not problems else "; ".join(str(p) for p in problems[:5]),
+        )
+    )
+    listener = config.listener
+    if listener.enabled:
+        results.append(_check_listener(config))
+    return results
+
+
+def _check_ledger(row: dict[str, Any]) -> Check:
+    """What ``mailgate serve`` itself ran into: a problem newer than its last success fails."""
+    when = f"{row['last_error_at']:%Y-%m-%d %H:%M:%S} UTC" if row["last_error_at"] else "earlier"
+    if row["failing"]:
+        since = row["last_success_at"]
+        worked = f"; last worked {since:%Y-%m-%d %H:%M:%S} UTC" if since else "; never worked"
+        detail = f"serve failed at {when}: {row['last_error']}{worked}"
+    else:
+        detail = f"working; last problem at {when}: {row['last_error']}"
+    return Check(f"imap ledger {row['name']}", not row["failing"], detail)
+
+
+def _check_outbound(config: Config) -> Check:
+    if config.outbound.transport == "maildir":
+        root = Path(config.outbound.maildir)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+            probe = root / "tmp" / ".mailgate-check"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            return Check("outbound", False, f"maildir {root}: {exc.strerror}")
+        return Check("outbound", True, f"maildir {root} is writable")
+    transport = outbox.SmtpTransport(config)
+    s = config.outbound.smtp
+    try:
+        client = transport._connect()
+        client.noop()
+        client.quit()
+    except Exception as exc:  # noqa: BLE001
+        return Check("outbound", False, f"smtp {s.host}:{s.port}: {exc}")
+    login = f" as {s.username}" if s.username else ""
+    return Check("outbound", True, f"smtp {s.host}:{s.port} ({s.security}){login} accepts us")
+
+
+def _check_listener(config: Config) -> Check:
+    listener = config.listener
+    if listener.socket:
+        return Check("listener", True, f"{listener.protocol} on {listener.socket}")
+    with socket.socket() as probe:
+        try:
+            probe.bind((listener.host, listener.port))
+        except OSError as exc:
+            return Check(
+                "listener",
+                True,
+                f"{listener.protocol} {listener.host}:{listener.port} is in"
+                f" use ({exc.strerror}) — fine if mailgate serve is running",
+            )
+    return Check("listener", True, f"{listener.protocol} {listener.host}:{listener.port} is free")

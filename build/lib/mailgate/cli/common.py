@@ -1,0 +1,95 @@
+"""What every command module shares: registering a command, opening the gateway, printing.
+
+A command group is a module of ``mailgate.cli`` with ``ORDER`` (its place in
+``mailgate --help``) and ``register(sub)`` adding its subparsers through
+``command()``/``group()``. A command function takes the parsed arguments and
+returns the exit status; errors are raised (``UsageError``, ``ConfigError``, …)
+and turned into one line by ``mailgate.cli.main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mailgate import store
+from mailgate.config import Config, find_config_path, load
+from mailgate.context import Context, open_context
+from mailgate.errors import UsageError
+from mailgate.mail.subject import format_tag
+
+EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
+
+Command = Callable[[argparse.Namespace], int]
+Subparsers = Any  # argparse's _SubParsersAction, which it does not export
+
+
+def command(
+    parent: Subparsers, name: str, func: Command, help_text: str
+) -> argparse.ArgumentParser:
+    """Add the command ``name`` under ``parent``; ``func(args)`` runs it."""
+    p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
+    p.set_defaults(func=func)
+    return p
+
+
+def group(sub: Subparsers, name: str, help_text: str) -> Subparsers:
+    """A command group (``mailgate tickets …``): add its actions with ``command``."""
+    return sub.add_parser(name, help=help_text).add_subparsers(metavar="ACTION")
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    return load(find_config_path(args.config))
+
+
+def context(args: argparse.Namespace, *, schema_required: bool = True) -> Context:
+    ctx = open_context(load_config(args))
+    if schema_required:
+        store.require_schema()
+    return ctx
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
+    """A plain aligned table; long cells are cut so one ticket stays one line."""
+    if not rows:
+        print("(none)")
+        return
+    cells = [[_cell(r.get(key)) for key, _ in columns] for r in rows]
+    widths = [min(max(len(h), *(len(c[i]) for c in cells)), 60) for i, (_, h) in enumerate(columns)]
+    print("  ".join(h.ljust(w) for (_, h), w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(c[:w].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return " ".join(str(value).split())
+
+
+def ticket_number(text: str) -> int:
+    try:
+        return int(str(text).strip().lstrip("#"))
+    except ValueError:
+        raise UsageError(f"not a ticket number: {text!r}") from None
+
+
+def tag(ctx: Context, number: int) -> str:
+    return format_tag(ctx.config.gateway.ticket_prefix, number)

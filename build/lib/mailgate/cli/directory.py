@@ -1,0 +1,61 @@
+"""``mailgate agents list`` and ``mailgate teams list``: who is who, open tickets, queues."""
+
+from __future__ import annotations
+
+import argparse
+
+from mailgate.admin import directory
+from mailgate.cli.common import EX_OK, Subparsers, command, context, group, print_json, table
+
+ORDER = 50
+
+
+def register(sub: Subparsers) -> None:
+    a = group(sub, "agents", "agents from the config")
+    p = command(a, "list", _agents_list, "list agents, their teams and open tickets")
+    p.add_argument("--json", action="store_true")
+    tm = group(sub, "teams", "teams from the config")
+    p = command(tm, "list", _teams_list, "list teams, members and queues")
+    p.add_argument("--json", action="store_true")
+
+
+def _agents_list(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    rows = directory.agents(ctx.config)
+    if args.json:
+        print_json(rows)
+    else:
+        table(
+            rows,
+            [
+                ("key", "AGENT"),
+                ("name", "NAME"),
+                ("role", "ROLE"),
+                ("emails", "ADDRESSES"),
+                ("teams", "TEAMS"),
+                ("open_tickets", "OPEN"),
+            ],
+        )
+    return EX_OK
+
+
+def _teams_list(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    rows = directory.teams(ctx.config)
+    if args.json:
+        print_json(rows)
+    else:
+        table(
+            rows,
+            [
+                ("key", "TEAM"),
+                ("name", "NAME"),
+                ("address", "ADDRESS"),
+                ("members", "MEMBERS"),
+                ("assignment", "ASSIGNMENT"),
+                ("escalation", "ESCALATION"),
+                ("queue", "UNASSIGNED"),
+                ("open_tickets", "OPEN"),
+            ],
+        )
+    return EX_OK

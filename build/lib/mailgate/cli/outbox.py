@@ -1,0 +1,70 @@
+"""``mailgate outbox …``: mail waiting to leave — list, send what is due, send again."""
+
+from __future__ import annotations
+
+import argparse
+
+from mailgate import logs
+from mailgate.admin import outbox
+from mailgate.cli.common import (
+    EX_FAIL,
+    EX_OK,
+    Subparsers,
+    command,
+    context,
+    group,
+    print_json,
+    table,
+)
+
+ORDER = 60
+
+
+def register(sub: Subparsers) -> None:
+    o = group(sub, "outbox", "mail waiting to leave")
+    p = command(o, "list", _outbox_list, "list outbox items, newest first")
+    p.add_argument(
+        "--status", choices=("queued", "claimed", "sending", "sent", "failed", "uncertain")
+    )
+    p.add_argument("--json", action="store_true")
+    command(o, "flush", _outbox_flush, "send everything that is due now, then exit")
+    p = command(o, "retry", _outbox_retry, "queue a failed or uncertain mail again")
+    p.add_argument("id", type=int)
+
+
+def _outbox_list(args: argparse.Namespace) -> int:
+    context(args)
+    rows = outbox.listing(args.status)
+    if args.json:
+        print_json(rows)
+    else:
+        table(
+            rows,
+            [
+                ("id", "ID"),
+                ("status", "STATUS"),
+                ("notice", "NOTICE"),
+                ("ticket", "TICKET"),
+                ("recipients", "TO"),
+                ("attempts", "TRIES"),
+                ("next_attempt_at", "NEXT"),
+                ("last_error", "LAST ERROR"),
+            ],
+        )
+    return EX_OK
+
+
+def _outbox_flush(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    report = outbox.flush(ctx.config)
+    print(f"sent {report.sent}, deferred {report.retried}, failed {report.failed}")
+    for error in dict.fromkeys(report.errors):
+        print(f"  {logs.redact(error)}")
+    return EX_OK if report.failed == 0 else EX_FAIL
+
+
+def _outbox_retry(args: argparse.Namespace) -> int:
+    context(args)
+    item = outbox.retry(args.id)
+    print(f"outbox item {item.id} queued again")
+    return EX_OK

@@ -1,0 +1,209 @@
+"""``mailgate tickets …``: list, show and change tickets — the agent verbs without mail.
+
+Thin over ``mailgate.admin.tickets``: the same verbs, events and notices as by mail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mailgate.cli.common import (
+    EX_OK,
+    Subparsers,
+    command,
+    context,
+    group,
+    print_json,
+    table,
+    tag,
+    ticket_number,
+)
+from mailgate.context import Context
+from mailgate.errors import UsageError
+
+ORDER = 40
+
+
+def register(sub: Subparsers) -> None:
+    t = group(sub, "tickets", "list, show and change tickets")
+    p = command(t, "list", _tickets_list, "list tickets, most recently updated first")
+    p.add_argument("--status", choices=("new", "open", "pending", "resolved", "closed"))
+    p.add_argument("--json", action="store_true")
+    p = command(t, "show", _tickets_show, "one ticket with its thread and audit trail")
+    p.add_argument("number")
+    p.add_argument("--json", action="store_true")
+    p = command(t, "assign", _tickets_assign, "assign a ticket to an agent ('none' to unassign)")
+    p.add_argument("number")
+    p.add_argument("agent")
+    p = command(t, "status", _tickets_status, "set a ticket's status")
+    p.add_argument("number")
+    p.add_argument("status", choices=("new", "open", "pending", "resolved", "closed"))
+    p = command(t, "priority", _tickets_priority, "set a ticket's priority")
+    p.add_argument("number")
+    p.add_argument("priority", choices=("low", "normal", "high", "emergency"))
+    p = command(t, "team", _tickets_team, "move a ticket to a team (auto-assignment applies)")
+    p.add_argument("number")
+    p.add_argument("team")
+    p = command(t, "reply", _tickets_reply, "answer the customer as an agent (sent as agent_reply)")
+    p.add_argument("number")
+    p.add_argument("--as", dest="agent", required=True, metavar="AGENT", help="the agent answering")
+    _text_arguments(p)
+    p = command(t, "note", _tickets_note, "add an internal note (never sent to the customer)")
+    p.add_argument("number")
+    p.add_argument("--as", dest="agent", metavar="AGENT", help="the agent writing it")
+    _text_arguments(p)
+    p = command(t, "merge", _tickets_merge, "merge ticket A into ticket B")
+    p.add_argument("source", metavar="A")
+    p.add_argument("target", metavar="B")
+
+
+def _tickets_list(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    rows = tickets.listing(ctx.config, args.status)
+    if args.json:
+        print_json(rows)
+    else:
+        table(
+            rows,
+            [
+                ("tag", "TICKET"),
+                ("status", "STATUS"),
+                ("priority", "PRIORITY"),
+                ("team", "TEAM"),
+                ("assignee", "ASSIGNEE"),
+                ("requester", "REQUESTER"),
+                ("subject", "SUBJECT"),
+            ],
+        )
+    return EX_OK
+
+
+def _tickets_show(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    detail = tickets.detail(ctx.config, args.number)
+    if args.json:
+        print_json(detail)
+        return EX_OK
+    print(f"{detail['tag']} {detail['subject']}")
+    print(
+        f"status {detail['status']} · priority {detail['priority']} · team {detail['team'] or '-'}"
+        f" · assignee {detail['assignee'] or '-'}"
+    )
+    print(
+        f"requester {detail['requester']}"
+        + (
+            f" · collaborators {', '.join(detail['collaborators'])}"
+            if detail["collaborators"]
+            else ""
+        )
+    )
+    for link in detail["links"]:
+        print(f"link: {link['kind'].replace('_', ' ')} #{link['ticket']}")
+    for msg in detail["messages"]:
+        arrow = "→" if msg["direction"] == "out" else "←"
+        sender = msg["from"] or "-"
+        print(f"\n{arrow} {msg['created_at']} {msg['kind']} from {sender}: {msg['subject']}")
+        for line in msg["trace"]:
+            print(f"   · {line}")
+        for a in msg["attachments"]:
+            print(f"   📎 {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+        text = msg["text"].strip()
+        if text:
+            print("   " + "\n   ".join(text.splitlines()[:40]))
+    print("\nevents:")
+    for e in detail["events"]:
+        change = f"{e['old']} → {e['new']}" if e["old"] else e["new"]
+        print(f"  {e['at']} {e['actor']} {e['kind']} {change} {e['detail']}".rstrip())
+    return EX_OK
+
+
+def _done(ctx: Context, number: int, changed: bool, what: str) -> int:
+    print(f"{tag(ctx, number)} {what}" if changed else f"{tag(ctx, number)} unchanged")
+    return EX_OK
+
+
+def _tickets_assign(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    agent = None if args.agent in ("none", "-") else args.agent
+    number = ticket_number(args.number)
+    changed = tickets.assign(ctx, number, agent, "admin:cli")
+    return _done(ctx, number, changed, f"assigned to {agent}" if agent else "unassigned")
+
+
+def _tickets_status(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    number = ticket_number(args.number)
+    changed = tickets.set_status(ctx, number, args.status, "admin:cli")
+    return _done(ctx, number, changed, f"is now {args.status}")
+
+
+def _tickets_priority(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    number = ticket_number(args.number)
+    changed = tickets.set_priority(ctx, number, args.priority, "admin:cli")
+    return _done(ctx, number, changed, f"has priority {args.priority}")
+
+
+def _tickets_team(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    number = ticket_number(args.number)
+    tickets.set_team(ctx, number, args.team, "admin:cli")
+    return _done(ctx, number, True, f"is now with team {args.team}")
+
+
+def _text_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--text", help="the text")
+    group.add_argument("--file", help="read the text from a file ('-' for stdin)")
+
+
+def _text(args: argparse.Namespace) -> str:
+    if args.text is not None:
+        return str(args.text)
+    if args.file == "-":
+        return sys.stdin.read()
+    try:
+        return Path(args.file).read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+
+
+def _tickets_reply(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    number = ticket_number(args.number)
+    tickets.reply(ctx, number, args.agent, _text(args))
+    return _done(ctx, number, True, "reply queued for the customer")
+
+
+def _tickets_note(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    number = ticket_number(args.number)
+    tickets.note(ctx, number, args.agent, _text(args))
+    return _done(ctx, number, True, "note added")
+
+
+def _tickets_merge(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    source, target = ticket_number(args.source), ticket_number(args.target)
+    tickets.merge(ctx, source, target, "admin:cli")
+    return _done(ctx, source, True, f"merged into #{target}")

@@ -1,0 +1,278 @@
+"""Reading the config file: TOML in, a validated ``Config`` out, or one line saying why not.
+
+The config file is the admin's interface, so every error names the key and the
+file in one line (``ConfigError``), never a traceback. Secrets are never read
+from the file itself: only the names of environment variables or files holding
+them. Relative paths in the file are resolved against the working directory of
+the process (``make run`` runs from the repository root).
+
+Imports the standard library, ``mailgate.errors`` and the sections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from mailgate.config.sections import Config, parse_rate
+from mailgate.errors import ConfigError
+
+CONFIG_ENV = "MAILGATE_CONFIG"
+DEFAULT_CONFIG_PATHS = (Path("config/mailgate.toml"), Path("/etc/mailgate/mailgate.toml"))
+
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+# TOML spells lists of tables in the singular ([[mailbox]]); the dataclass field is plural.
+_TABLE_ARRAYS = {
+    "mailbox": "mailboxes",
+    "team": "teams",
+    "agent": "agents",
+    "imap": "imap",
+    "route": "routes",
+}
+_SECRET_KEYS = {"password", "secret", "secret_key", "token", "client_secret", "refresh_token"}
+
+
+def find_config_path(explicit: str | None) -> Path:
+    """``--config`` wins, then ``MAILGATE_CONFIG``, then the usual places."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        "no config file: pass --config PATH or set MAILGATE_CONFIG "
+        f"(looked for {', '.join(str(p) for p in DEFAULT_CONFIG_PATHS)})"
+    )
+
+
+def load(path: Path) -> Config:
+    """Read and validate the config file; every problem is one ``ConfigError`` line."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(data, path)
+
+
+def from_dict(data: dict[str, Any], path: Path) -> Config:
+    renamed: dict[str, Any] = {}
+    for key, value in data.items():
+        renamed[_TABLE_ARRAYS.get(key, key)] = value
+    if "mailboxes" not in renamed:
+        raise ConfigError(f"[[mailbox]]: at least one mailbox is required (in {path})")
+    renamed["path"] = path
+    config: Config = _build(Config, renamed, "", path)
+    _check_references(config, path)
+    return config
+
+
+def _build(cls: type[Any], data: Any, where: str, path: Path) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'top level'}: must be a table (in {path})")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        public = {v: k for k, v in _TABLE_ARRAYS.items()}.get(key, key)
+        name = f"{where}.{public}" if where else public
+        if key not in known:
+            if key in _SECRET_KEYS or key.endswith("password"):
+                raise ConfigError(
+                    f"{name}: secrets do not belong in the config file; name an environment "
+                    f"variable or a file instead (e.g. {public}_env / {public}_file) (in {path})"
+                )
+            raise ConfigError(f"{name}: unknown key (in {path})")
+        assert hints.get(key) is not None
+        values[key] = _coerce(hints[key], value, str(name), path)
+    for name, spec in known.items():
+        if name not in values and _is_required(spec):
+            key = {v: k for k, v in _TABLE_ARRAYS.items()}.get(name, name)
+            raise ConfigError(f"{where + '.' if where else ''}{key}: missing (in {path})")
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc} (in {path})") from None
+
+
+def _is_required(spec: dataclasses.Field[Any]) -> bool:
+    return spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+
+
+def _coerce(hint: Any, value: Any, name: str, path: Path) -> Any:
+    origin = get_origin(hint)
+    if hint is Path:
+        return value
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(
+                f"{name}: must be one of {', '.join(map(repr, choices))}, not {value!r} (in {path})"
+            )
+        return value
+    if origin is tuple:
+        (item_hint, _ellipsis) = get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{name}: must be a list (in {path})")
+        return tuple(_coerce(item_hint, v, f"{name}[{i}]", path) for i, v in enumerate(value))
+    if origin in (types.UnionType, typing.Union):
+        raise TypeError("unions are not used in the config schema")
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type[Any], hint), value, name, path)
+    expected = {str: "a string", int: "an integer", bool: "true or false"}[hint]
+    # bool is an int in Python; TOML keeps them apart, and so do we.
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{name}: must be {expected}, not {value!r} (in {path})")
+    return value
+
+
+def _check_references(config: Config, path: Path) -> None:
+    def fail(key: str, why: str) -> typing.NoReturn:
+        raise ConfigError(f"{key}: {why} (in {path})")
+
+    _check_database_url(config.database.url, path)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,15}", config.gateway.ticket_prefix):
+        fail("gateway.ticket_prefix", "letters, digits and '-', starting with a letter, ≤16")
+    if config.gateway.max_message_size < 1024:
+        fail("gateway.max_message_size", "must be at least 1024 bytes")
+    if config.lifecycle.reopen_window_days < 0:
+        fail("lifecycle.reopen_window_days", "must not be negative")
+    team_keys = {t.key for t in config.teams}
+    agent_keys = {a.key for a in config.agents}
+    seen_boxes: set[str] = set()
+    seen_addresses: set[str] = set()
+    for i, box in enumerate(config.mailboxes):
+        where = f"mailbox[{i}]"
+        if not box.name:
+            fail(f"{where}.name", "must not be empty")
+        if box.name in seen_boxes:
+            fail(f"{where}.name", f"duplicate mailbox name {box.name!r}")
+        seen_boxes.add(box.name)
+        for j, address in enumerate(box.addresses):
+            key = f"{where}.address" if j == 0 else f"{where}.aliases[{j - 1}]"
+            if not _ADDRESS.match(address):
+                fail(key, f"{address!r} is not a mail address")
+            if "+" in address.partition("@")[0]:
+                fail(key, "must not contain '+': plus-addresses are recognised automatically")
+            if address in seen_addresses:
+                fail(key, f"{address} is used by two mailboxes")
+            seen_addresses.add(address)
+        if box.team and box.team not in team_keys:
+            fail(f"{where}.team", f"no [[team]] with key {box.team!r}")
+    seen_emails: set[str] = set()
+    for i, agent in enumerate(config.agents):
+        if not agent.emails:
+            fail(f"agent[{i}].emails", "at least one address is required")
+        for j, email in enumerate(agent.emails):
+            if not _ADDRESS.match(email):
+                fail(f"agent[{i}].emails[{j}]", f"{email!r} is not a mail address")
+            if email.lower() in seen_emails or email.lower() in seen_addresses:
+                fail(f"agent[{i}].emails[{j}]", f"{email} is already used")
+            seen_emails.add(email.lower())
+    if len(agent_keys) != len(config.agents):
+        fail("agent", "two agents share a key")
+    if len(team_keys) != len(config.teams):
+        fail("team", "two teams share a key")
+    for i, team in enumerate(config.teams):
+        if team.address and not _ADDRESS.match(team.address):
+            fail(f"team[{i}].address", f"{team.address!r} is not a mail address")
+        for j, member in enumerate(team.members):
+            if member not in agent_keys:
+                fail(f"team[{i}].members[{j}]", f"no [[agent]] with key {member!r}")
+        if team.escalation and team.escalation not in agent_keys:
+            fail(f"team[{i}].escalation", f"no [[agent]] with key {team.escalation!r}")
+    limits = config.outbound.limits
+    for key in ("per_recipient", "per_ticket", "overall"):
+        for j, rate in enumerate(getattr(limits, key)):
+            try:
+                parse_rate(rate)
+            except ValueError:
+                fail(f"outbound.limits.{key}[{j}]", f"{rate!r} is not a rate like '10/10m'")
+    smtp = config.outbound.smtp
+    if smtp.username and not (smtp.password_env or smtp.password_file):
+        fail("outbound.smtp.password_env", "a username needs password_env or password_file")
+    listener = config.listener
+    for i, agent in enumerate(config.agents):
+        if (agent.smtp_password_env or agent.smtp_password_file) and not listener.tls_cert:
+            fail(
+                f"agent[{i}].smtp_password_env",
+                "SMTP AUTH for agents needs STARTTLS: set listener.tls_cert and listener.tls_key",
+            )
+    if bool(listener.tls_cert) != bool(listener.tls_key):
+        fail("listener.tls_key", "tls_cert and tls_key go together")
+    if listener.require_tls and not listener.tls_cert:
+        fail("listener.require_tls", "needs tls_cert and tls_key")
+    if not (0 < listener.port < 65536):
+        fail("listener.port", f"{listener.port} is not a port number")
+    for i, route in enumerate(config.routes):
+        where = f"route[{i}]"
+        if route.mailbox and route.mailbox not in seen_boxes:
+            fail(f"{where}.mailbox", f"no [[mailbox]] named {route.mailbox!r}")
+        if route.team and route.team not in team_keys:
+            fail(f"{where}.team", f"no [[team]] with key {route.team!r}")
+        if route.assignee and route.assignee not in agent_keys:
+            fail(f"{where}.assignee", f"no [[agent]] with key {route.assignee!r}")
+        for j, header in enumerate(route.header):
+            if ":" not in header:
+                fail(f"{where}.header[{j}]", "write it as 'Header-Name: text'")
+        if not any(
+            (route.to, route.sender, route.subject, route.body, route.header, route.mailbox)
+        ):
+            fail(where, "a route needs at least one condition (to, sender, subject, body, header)")
+        if not any((route.team, route.priority, route.category, route.tags, route.assignee)):
+            fail(
+                where,
+                "a route needs at least one action (team, priority, category, tags, assignee)",
+            )
+    names: set[str] = set()
+    for i, account in enumerate(config.imap):
+        where = f"imap[{i}]"
+        if account.name in names:
+            fail(f"{where}.name", f"duplicate IMAP account name {account.name!r}")
+        names.add(account.name)
+        if account.mailbox and account.mailbox not in seen_boxes:
+            fail(f"{where}.mailbox", f"no [[mailbox]] named {account.mailbox!r}")
+        if account.auth == "password" and not (account.password_env or account.password_file):
+            fail(f"{where}.password_env", "name an environment variable or a password_file")
+        if account.auth == "xoauth2" and not (
+            account.oauth2_token_command
+            or (account.oauth2_token_url and account.oauth2_refresh_token_file)
+        ):
+            fail(
+                f"{where}.oauth2_token_command",
+                "xoauth2 needs a token command, or a token URL and a refresh-token file",
+            )
+        if account.poll_seconds < 1:
+            fail(f"{where}.poll_seconds", "must be at least 1")
+
+
+def _check_database_url(url: str, path: Path) -> None:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(
+            f"database.url: {url!r} is not a URL like sqlite:///var/mailgate.db (in {path})"
+        )
+    if scheme == "sqlite":
+        if not rest.startswith("/") or len(rest) < 2:
+            raise ConfigError(
+                "database.url: a SQLite URL needs a path, e.g. sqlite:///var/mailgate.db"
+                f" (in {path})"
+            )
+    elif scheme not in ("postgresql", "postgres", "psycopg2", "postgresql+psycopg2"):
+        raise ConfigError(
+            f"database.url: unsupported database {scheme!r}; use sqlite:// or postgresql://"
+            f" (in {path})"
+        )

@@ -1,0 +1,322 @@
+"""The config schema: one frozen dataclass per table of the TOML file.
+
+The schema *is* these dataclasses: a key that is not a field is an unknown key,
+a value of the wrong type is named with the type it should have (``loader.py``
+enforces both). A new config table is a new frozen dataclass here and a field of
+``Config``; document every key in ``config/mailgate.toml``.
+
+Imports only the standard library and ``mailgate.errors``.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+from mailgate.errors import ConfigError
+
+Status = Literal["new", "open", "pending", "resolved", "closed"]
+Priority = Literal["low", "normal", "high", "emergency"]
+PRIORITIES: tuple[str, ...] = get_args(Priority)
+STATUSES: tuple[str, ...] = get_args(Status)
+NOTICE_KINDS: tuple[str, ...] = (
+    "acknowledgement",
+    "assignment",
+    "customer_reply",
+    "agent_reply",
+    "reopened",
+    "resolution",
+    "closed",
+    "escalation",
+)
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+@dataclass(frozen=True)
+class Gateway:
+    name: str = "mailgate helpdesk"
+    domain: str = "mailgate.localhost"
+    ticket_prefix: str = "MG"
+    ticket_numbers: Literal["random", "sequential"] = "random"
+    ticket_url: str = ""
+    secret_key_file: str = "var/secret.key"
+    max_message_size: int = 40 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Storage:
+    blob_dir: str = "var/blobs"
+    sync: Literal["normal", "full"] = "normal"
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str = "sqlite:///var/mailgate.db"
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    reopen_window_days: int = 30
+    unknown_sender: Literal["append", "new_ticket"] = "append"
+
+
+@dataclass(frozen=True)
+class Notices:
+    acknowledgement: bool = True
+    assignment: bool = True
+    customer_reply: bool = True
+    agent_reply: bool = True
+    reopened: bool = True
+    resolution: bool = True
+    closed: bool = False
+    escalation: bool = True
+    # Who else hears of new tickets and customer replies when nobody is assigned.
+    notify_team: bool = True
+
+    def enabled(self, kind: str) -> bool:
+        return bool(getattr(self, kind))
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    name: str
+    address: str
+    aliases: tuple[str, ...] = ()
+    team: str = ""
+    priority: Priority = "normal"
+    plus_reply_to: bool = True
+    templates: str = ""
+    notices: Notices = field(default_factory=Notices)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return (self.address.lower(), *(a.lower() for a in self.aliases))
+
+
+@dataclass(frozen=True)
+class Team:
+    key: str
+    name: str
+    address: str = ""
+    members: tuple[str, ...] = ()
+    escalation: str = ""
+    assignment: Literal["none", "round_robin", "least_open"] = "none"
+
+
+@dataclass(frozen=True)
+class Agent:
+    key: str
+    name: str
+    emails: tuple[str, ...]
+    role: Literal["agent", "admin"] = "agent"
+    # For mail submitted through the listener with SMTP AUTH (over TLS): login is the key.
+    smtp_password_env: str = ""
+    smtp_password_file: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """A routing rule: every condition given must match; first matching rule wins."""
+
+    name: str
+    mailbox: str = ""
+    to: tuple[str, ...] = ()
+    sender: tuple[str, ...] = ()
+    subject: tuple[str, ...] = ()
+    body: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()
+    team: str = ""
+    priority: Literal["", "low", "normal", "high", "emergency"] = ""
+    category: str = ""
+    tags: tuple[str, ...] = ()
+    assignee: str = ""
+
+
+@dataclass(frozen=True)
+class Security:
+    # authserv-ids of our own receiving servers: only their Authentication-Results count.
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentMail:
+    # Keep the agent's signature in replies relayed to the customer (quotes are always cut).
+    keep_signature: bool = True
+
+
+@dataclass(frozen=True)
+class SmtpRelay:
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    verify: bool = True
+    username: str = ""
+    password_env: str = ""
+    password_file: str = ""
+    timeout: int = 30
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_recipient: tuple[str, ...] = ("10/10m", "30/1h")
+    per_ticket: tuple[str, ...] = ("20/1h",)
+    overall: tuple[str, ...] = ("600/1h",)
+    undeliverable_days: int = 7
+
+
+@dataclass(frozen=True)
+class Outbound:
+    transport: Literal["maildir", "smtp"] = "maildir"
+    maildir: str = "var/sent"
+    smtp: SmtpRelay = field(default_factory=SmtpRelay)
+    limits: Limits = field(default_factory=Limits)
+    batch_size: int = 100
+    max_attempts: int = 12
+
+
+@dataclass(frozen=True)
+class Templates:
+    dir: str = ""
+
+
+@dataclass(frozen=True)
+class Listener:
+    enabled: bool = True
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    host: str = "127.0.0.1"
+    port: int = 2525
+    socket: str = ""
+    hostname: str = ""
+    max_connections: int = 100
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_tls: bool = False
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    name: str
+    host: str
+    user: str
+    mailbox: str = ""
+    port: int = 993
+    security: Literal["tls", "starttls", "none"] = "tls"
+    verify: bool = True
+    auth: Literal["password", "xoauth2"] = "password"
+    password_env: str = ""
+    password_file: str = ""
+    oauth2_token_command: str = ""
+    oauth2_token_url: str = ""
+    oauth2_client_id: str = ""
+    oauth2_client_secret_env: str = ""
+    oauth2_refresh_token_file: str = ""
+    folder: str = "INBOX"
+    after: Literal["move", "flag", "delete"] = "move"
+    move_to: str = "Processed"
+    idle: bool = True
+    poll_seconds: int = 60
+    batch_size: int = 50
+
+
+@dataclass(frozen=True)
+class Jobs:
+    outbox_seconds: int = 5
+    recover_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    mailboxes: tuple[Mailbox, ...]
+    gateway: Gateway = field(default_factory=Gateway)
+    storage: Storage = field(default_factory=Storage)
+    database: Database = field(default_factory=Database)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    teams: tuple[Team, ...] = ()
+    agents: tuple[Agent, ...] = ()
+    outbound: Outbound = field(default_factory=Outbound)
+    templates: Templates = field(default_factory=Templates)
+    listener: Listener = field(default_factory=Listener)
+    imap: tuple[ImapAccount, ...] = ()
+    jobs: Jobs = field(default_factory=Jobs)
+    routes: tuple[Route, ...] = ()
+    security: Security = field(default_factory=Security)
+    agent_mail: AgentMail = field(default_factory=AgentMail)
+
+    # --- lookups used all over the core -------------------------------------------------
+
+    def mailbox(self, name: str) -> Mailbox:
+        for box in self.mailboxes:
+            if box.name == name:
+                return box
+        raise ConfigError(f"no mailbox named {name!r} in {self.path}")
+
+    def mailbox_for(self, addresses: typing.Iterable[str]) -> Mailbox | None:
+        """The first of our mailboxes among these addresses (plus-addresses included)."""
+        for address in addresses:
+            box = self._by_address.get(base_address(address))
+            if box is not None:
+                return box
+        return None
+
+    @property
+    def mailbox_addresses(self) -> frozenset[str]:
+        """The addresses of our mailboxes (and aliases): mail to them comes back to us."""
+        return frozenset(self._by_address)
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """Every address mail may come *from* when we sent it: mailboxes and team addresses."""
+        return self._own
+
+    def agent_for(self, address: str) -> Agent | None:
+        return self._agents_by_email.get(address.lower())
+
+    def agent(self, key: str) -> Agent | None:
+        for agent in self.agents:
+            if agent.key == key:
+                return agent
+        return None
+
+    def team(self, key: str) -> Team | None:
+        for team in self.teams:
+            if team.key == key:
+                return team
+        return None
+
+    def __post_init__(self) -> None:
+        by_address: dict[str, Mailbox] = {}
+        for box in self.mailboxes:
+            for address in box.addresses:
+                by_address.setdefault(address, box)
+        own = set(by_address)
+        own.update(t.address.lower() for t in self.teams if t.address)
+        agents = {e.lower(): a for a in self.agents for e in a.emails}
+        object.__setattr__(self, "_by_address", by_address)
+        object.__setattr__(self, "_own", frozenset(own))
+        object.__setattr__(self, "_agents_by_email", agents)
+
+    _by_address: dict[str, Mailbox] = field(init=False, repr=False, compare=False)
+    _own: frozenset[str] = field(init=False, repr=False, compare=False)
+    _agents_by_email: dict[str, Agent] = field(init=False, repr=False, compare=False)
+
+
+def base_address(address: str) -> str:
+    """``support+123@x`` → ``support@x``, lowercased: how mailbox addresses are compared."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return address.strip().lower()
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def parse_rate(text: str) -> tuple[int, int]:
+    """``"10/10m"`` → (10 mails, 600 seconds)."""
+    match = _RATE.match(text)
+    if not match:
+        raise ValueError(text)
+    count, amount, unit = match.groups()
+    return int(count), int(amount or 1) * _UNIT_SECONDS[unit]

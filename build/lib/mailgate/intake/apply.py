@@ -1,0 +1,286 @@
+"""Step 2b: carry a plan out — in ONE transaction, with its events and notices.
+
+Parse, plan (``plan.py``), then within one transaction: store the message and
+its attachments, change the ticket through the lifecycle, let the agent verbs
+run an agent's mail, and end with ``reactions.finish`` (notices queued, events
+written) and the receipt marked processed. An unexpected error rolls it all back
+and quarantines the mail with the reason; a database that is unavailable raises
+``TemporaryFailure`` so the transport can answer "later".
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mailgate import agents, lifecycle, notices, reactions, routing
+from mailgate.context import Context
+from mailgate.envelope import Envelope, Outcome
+from mailgate.errors import TemporaryFailure
+from mailgate.events import Event, Journal
+from mailgate.intake import receipts
+from mailgate.intake.find import tag
+from mailgate.intake.plan import Plan, message_kind, plan
+from mailgate.mail import html as html_text
+from mailgate.mail import quotes
+from mailgate.mail import subject as subjects
+from mailgate.mail.parse import ParsedMail, Unparseable, parse
+from mailgate.store import IntegrityError, directory, people, write_transaction
+from mailgate.store import messages as message_rows
+from mailgate.store import receipts as receipt_rows
+from mailgate.store import tickets as ticket_rows
+from mailgate.store.db import utcnow
+from mailgate.store.rows import MessageRow, ReceiptRow, TicketRow
+
+log = logging.getLogger("mailgate.ingest")
+
+
+def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -> Outcome:
+    """Step 2 for a stored receipt (also used by ``quarantine retry`` and crash recovery)."""
+    if receipt.status == "quarantined":
+        return Outcome("quarantined", receipt.message_id, reason=receipt.reason)
+    try:
+        mail = parse(raw, ctx.blobs, sha256=receipt.sha256)
+    except Unparseable as exc:
+        return receipts.quarantine(receipt, str(exc))
+    except TemporaryFailure:
+        receipts.release(receipt)
+        raise
+    except Exception as exc:
+        log.exception("parser failed", extra={"mailgate_fields": {"receipt": receipt.id}})
+        return receipts.quarantine(receipt, f"parser error: {type(exc).__name__}: {exc}")
+    for attempt in range(3):
+        try:
+            with write_transaction():
+                return _apply(ctx, receipt, mail, envelope)
+        except _Quarantine as exc:
+            return receipts.quarantine(receipt, str(exc))
+        except IntegrityError as exc:
+            # Another process created the same contact or ticket number a moment ago.
+            if attempt == 2:
+                return receipts.quarantine(receipt, f"database conflict: {exc}")
+        except TemporaryFailure as exc:
+            # Two processes locked the same tickets in opposite order: PostgreSQL aborted
+            # one transaction; doing it again sees what the other one did.
+            if _worth_retrying(exc) and attempt < 2:
+                continue
+            receipts.release(receipt)
+            raise
+        except Exception as exc:
+            log.exception("processing failed", extra={"mailgate_fields": {"receipt": receipt.id}})
+            return receipts.quarantine(receipt, f"processing error: {type(exc).__name__}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _worth_retrying(exc: TemporaryFailure) -> bool:
+    text = str(exc).lower()
+    return "deadlock detected" in text or "could not serialize" in text
+
+
+class _Quarantine(Exception):
+    """Raised inside the transaction to roll it back and quarantine with a reason."""
+
+
+def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelope) -> Outcome:
+    config = ctx.config
+    # Another process may have finished this mail meanwhile (the same mail delivered to
+    # two gateway processes at once): the row lock makes the second one see it.
+    if receipt_rows.status_locked(receipt.id) != "received":
+        return Outcome("duplicate", receipt.message_id, reason="processed by another process")
+    p = plan(ctx, mail, envelope, receipt.mailbox)
+    journal = Journal()
+    trace = list(p.trace)
+    decision, reason = p.decision, p.reason
+    action, ticket = "ignored", None
+    if decision == "quarantine":
+        raise _Quarantine(reason)
+    locked: TicketRow | None = None
+    if decision in ("append", "reopen", "follow_up") and p.found and p.found.ticket:
+        # The plan read the ticket unlocked; another process may have changed it since
+        # (reopened it, merged it). Decide again on the locked, current row.
+        locked = ticket_rows.lock_final(p.found.ticket)
+        if p.verdict.kind != "bulk":
+            again, why = lifecycle.decide(locked, p.role, p.verdict.kind, config, utcnow())
+            if again != decision or locked.id != p.found.ticket.id:
+                trace.append(f"decided again on the current ticket: {why}")
+                decision, reason = again, why
+    if decision == "bounce" and p.found is not None and p.found.ticket is not None:
+        ticket = ticket_rows.lock(p.found.ticket.id)
+        message = _store_message(ticket, receipt, p, trace, kind="bounce", text=mail.text)
+        notices.record_bounce(ctx, ticket, mail, message, journal, p.found.message_id)
+        action = "bounce"
+    elif decision == "create":
+        actor = _actor(p)
+        ticket = _new_ticket(ctx, p, journal, actor)
+        kind = message_kind("requester", p.verdict.kind)
+        message = _store_message(ticket, receipt, p, trace, kind=kind, text=mail.text, touch=False)
+        journal.add(Event(ticket, "message", actor, new="customer", message=message))
+        action = "created"
+    elif decision == "follow_up":
+        assert locked is not None
+        actor = _actor(p)
+        # Only someone on the old ticket continues it (its subject and team); a stranger
+        # naming its tag must not learn its subject from our acknowledgement.
+        continues = locked if p.role in ("requester", "collaborator") else None
+        ticket = _new_ticket(ctx, p, journal, actor, follow_up_of=continues)
+        lifecycle.follow_up(ticket, locked, journal, actor=actor)
+        message = _store_message(
+            ticket, receipt, p, trace, kind="customer", text=_visible(mail), touch=False
+        )
+        journal.add(Event(ticket, "message", actor, new="customer", message=message))
+        action = "created"
+    elif decision in ("append", "reopen"):
+        assert locked is not None
+        actor = _actor(p)
+        ticket = locked
+        if p.identity is not None and p.request is not None:
+            kind = agents.message_kind(p.request)
+            message = _store_message(
+                ticket, receipt, p, trace, kind=kind, text=p.request.text, verified=True
+            )
+            journal.add(Event(ticket, "message", actor, new=kind, message=message))
+            ticket = agents.handle_mail(ctx, ticket, p.identity, p.request, message, journal, trace)
+            message_rows.set_trace(message.id, trace)
+            kind = "agent"
+        elif p.identity is not None and not p.identity.verified:
+            kind = "external"
+            message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(mail))
+            journal.add(Event(ticket, "message", actor, new=kind, message=message))
+            journal.add(
+                Event(
+                    ticket, "unverified_agent_mail", actor, message=message, detail=p.identity.how
+                )
+            )
+        else:
+            kind = message_kind(p.role, p.verdict.kind)
+            message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(mail))
+            journal.add(Event(ticket, "message", actor, new=kind, message=message))
+        if decision == "reopen":
+            ticket = lifecycle.reopen(ticket, journal, actor=actor, message=message)
+            action = "reopened"
+        else:
+            action = "appended"
+            if kind == "customer" and ticket.status == "pending":
+                ticket = lifecycle.change(
+                    ticket, journal, config, actor=actor, status="open"
+                ).ticket
+        if kind == "customer" and p.verdict.kind == "person":
+            lifecycle.add_collaborators(ticket, mail.recipients, config, journal, actor=actor)
+    reactions.finish(ctx, journal, mail=mail, verdict=p.verdict)
+    receipt_rows.finish(
+        receipt.id,
+        action=action,
+        reason=reason if action == "ignored" else "",
+        ticket_id=ticket.id if ticket is not None else None,
+        mailbox=p.mailbox.name,
+    )
+    number = ticket.number if ticket is not None else None
+    return Outcome(
+        action,
+        receipt.message_id,
+        ticket=number,
+        tag=tag(config, number) if number else None,
+        reason=reason,
+        trace=tuple(trace),
+    )
+
+
+def _actor(p: Plan) -> str:
+    assert p.sender is not None
+    if p.identity is not None and p.identity.verified:
+        return p.identity.actor
+    if p.identity is not None:
+        return f"unverified:{p.sender.email}"
+    if p.role == "agent":
+        return f"agent:{p.sender.email}"
+    return f"customer:{p.sender.email}"
+
+
+def _new_ticket(
+    ctx: Context,
+    p: Plan,
+    journal: Journal,
+    actor: str,
+    follow_up_of: TicketRow | None = None,
+) -> TicketRow:
+    """Create the ticket where routing sends it; Cc'd people join; the team may auto-assign.
+
+    A follow-up keeps the subject and team of the ticket it continues: the customer
+    answered our notice, whose subject ("Resolved: …") is no name for a ticket.
+    """
+    assert p.sender is not None
+    config = ctx.config
+    routed = p.routed or routing.route(config, p.mailbox, p.mail, p.recipients)
+    team_key, subject = routed.team, None
+    if follow_up_of is not None:
+        subject = follow_up_of.subject
+        earlier_team = directory.team_by_id(follow_up_of.team_id)
+        if earlier_team is not None:
+            team_key = earlier_team.key
+    prefix = config.gateway.ticket_prefix
+    ticket = lifecycle.create(
+        journal,
+        config,
+        actor=actor,
+        mailbox=p.mailbox,
+        requester=people.contact(p.sender.email, p.sender.name),
+        subject=subject or subjects.clean_subject(p.mail.subject, prefix),
+        team=team_key,
+        priority=routed.priority,
+        category=routed.category,
+        tags=routed.tags,
+        foreign_tags=tuple(subjects.foreign_tags(p.mail.subject, prefix)),
+    )
+    lifecycle.add_collaborators(ticket, p.mail.recipients, config, journal, actor=actor)
+    if routed.assignee:
+        return lifecycle.change(
+            ticket, journal, config, actor=f"system:route:{routed.rule}", assignee=routed.assignee
+        ).ticket
+    if team_key:
+        return routing.auto_assign(config, ticket, team_key, journal)
+    return ticket
+
+
+def _visible(mail: ParsedMail) -> str:
+    return quotes.visible_text(mail.text)
+
+
+def _store_message(
+    ticket: TicketRow,
+    receipt: ReceiptRow,
+    p: Plan,
+    trace: list[str],
+    *,
+    kind: str,
+    text: str,
+    touch: bool = True,
+    verified: bool = False,
+) -> MessageRow:
+    mail = p.mail
+    message = message_rows.add(
+        ticket.id,
+        direction="in",
+        kind=kind,
+        message_id=receipt.message_id,
+        from_addr=p.sender.email if p.sender else "",
+        from_name=p.sender.name if p.sender else "",
+        to=[str(a) for a in mail.to],
+        cc=[str(a) for a in mail.cc],
+        subject=mail.subject,
+        date=mail.date,
+        text=text,
+        full_text=mail.text,
+        html=html_text.sanitize_html(mail.html) if mail.html else "",
+        raw_sha256=mail.sha256,
+        trace=trace,
+        receipt_id=receipt.id,
+        touch=touch,
+        verified=verified,
+    )
+    message_rows.add_attachments(
+        message.id,
+        [
+            (a.sha256, a.size, a.content_type[:200], a.filename[:255], a.content_id, a.inline)
+            for a in mail.attachments
+        ],
+    )
+    return message

@@ -1,0 +1,170 @@
+"""Step 1 of every mail: store it first, recognise it when it comes again, lease it.
+
+The raw bytes go to the blob store and one receipt row is committed before
+anything else happens, so from then on nothing can be lost: a crash, a bug or a
+database outage leaves the receipt behind (the recovery job finishes it), and a
+re-delivery of the same mail is recognised — by Message-ID, or by the sha256 of
+mails without one — and answered "duplicate".
+
+While one delivery processes a mail it holds the receipt's lease; nobody else
+does. Imports the store and ``mailgate.mail``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.utils
+import hashlib
+import re
+from dataclasses import replace
+
+from mailgate.envelope import Envelope, Outcome
+from mailgate.errors import TemporaryFailure
+from mailgate.mail.charsets import decode_header
+from mailgate.mail.parse import first_message_id, synthesized_message_id
+from mailgate.store import PeeweeException, clean, write_transaction
+from mailgate.store import receipts as receipt_rows
+from mailgate.store import tickets as ticket_rows
+from mailgate.store.db import utcnow
+from mailgate.store.rows import ReceiptRow
+
+# A mail that crashed the process this many times is quarantined without another try.
+MAX_ATTEMPTS = 3
+# How long one delivery may take before another process may take the mail over.
+LEASE = dt.timedelta(minutes=5)
+
+_HEADER_LINE = re.compile(rb"^(message-id|from)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+_BRACKETED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+
+
+def peek(raw: bytes, sha256: str) -> tuple[str, str]:
+    """Message-ID and sender address from the header block alone: the idempotency key.
+
+    A regular expression over the header bytes, not a parser: this runs before the
+    mail is safely stored, so it must be cheap and must not fail on garbage.
+    """
+    end = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        end = crlf
+    head = raw[: end if end != -1 else min(len(raw), 256 * 1024)]
+    found: dict[bytes, str] = {}
+    for match in _HEADER_LINE.finditer(head):
+        found.setdefault(match.group(1).lower(), match.group(2).decode("ascii", "surrogateescape"))
+    message_id = first_message_id(found.get(b"message-id", ""))
+    if not _printable_ascii(message_id) or len(message_id) > 900:
+        # An ID with raw bytes or control characters is no key anyone else would send
+        # again the same way: the bytes themselves are the better key.
+        message_id = ""
+    sender_field = found.get(b"from", "")
+    bracketed = _BRACKETED.search(sender_field)
+    if bracketed:
+        sender = bracketed.group(1)
+    else:
+        sender = email.utils.parseaddr(decode_header(sender_field))[1]
+    sender = "".join(sender.split()).lower()
+    if not _printable_ascii(sender):
+        sender = clean(decode_header(sender))
+    return message_id or synthesized_message_id(sha256), sender
+
+
+def _printable_ascii(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def fingerprint(raw: bytes) -> str:
+    """The sha256 of the body: equal for one mail delivered twice (only trace headers
+    differ), different for two mails a broken client sent with the same Message-ID."""
+    end = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n")
+    cut = min(x for x in (end + 4 if end != -1 else len(raw), lf + 2 if lf != -1 else len(raw)))
+    return hashlib.sha256(memoryview(raw)[cut:]).hexdigest()
+
+
+def receive(
+    message_id: str,
+    sha256: str,
+    sender: str,
+    size: int,
+    source: str,
+    mailbox: str,
+    envelope: Envelope,
+    fingerprint: str,
+) -> tuple[ReceiptRow, int | None]:
+    """Commit the receipt and take the lease on it.
+
+    Returns the receipt and, when this delivery must not process it, a ticket number
+    (0 if none): a duplicate of a finished mail, or of one another delivery is
+    processing right now (the same mail reaching two processes at once).
+    """
+    now = utcnow()
+    # A Message-ID reused for another mail (other sender, or other text: broken clients
+    # and monitoring tools do this) is not a duplicate: such a mail gets a derived key.
+    keys = [message_id, f"{message_id[:-1]}.{sha256[:16]}>", synthesized_message_id(sha256)]
+    with write_transaction():
+        for key in keys:
+            created = receipt_rows.insert(
+                key=key,
+                sha256=sha256,
+                fingerprint=fingerprint,
+                size=size,
+                sender=sender[:320],
+                source=source,
+                mailbox=mailbox,
+                envelope=envelope.as_json(),
+                now=now,
+                lease_until=now + LEASE,
+            )
+            if created is not None:
+                return created, None
+            existing = receipt_rows.by_message_id(key)
+            if existing is None or not _same_mail(existing, sender, fingerprint):
+                continue
+            if existing.status != "received":
+                return existing, ticket_rows.number_of(existing.ticket_id) or 0
+            claimed = claim(existing, now)
+            if claimed is None:  # being processed by another delivery right now
+                return existing, ticket_rows.number_of(existing.ticket_id) or 0
+            return claimed, None
+    raise TemporaryFailure(f"no receipt key left for {message_id}")
+
+
+def _same_mail(existing: ReceiptRow, sender: str, fingerprint: str) -> bool:
+    if existing.sender and sender and existing.sender != sender:
+        return False
+    return not (existing.fingerprint and fingerprint and existing.fingerprint != fingerprint)
+
+
+def claim(receipt: ReceiptRow, now: dt.datetime) -> ReceiptRow | None:
+    """Take over an unfinished mail whose lease ran out; None when someone else holds it.
+
+    Every take-over counts as an attempt: a mail that kills the process (a parser bug,
+    memory) is quarantined unread after MAX_ATTEMPTS instead of killing it forever.
+    The update is conditional, so of two processes only one wins.
+    """
+    attempts = receipt_rows.take_lease(receipt.id, now, now + LEASE)
+    if attempts is None:
+        return None
+    receipt = replace(receipt, attempts=attempts)
+    if attempts > MAX_ATTEMPTS:
+        reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
+        receipt_rows.give_up(receipt.id, reason)
+        receipt = replace(receipt, status="quarantined", action="quarantined", reason=reason)
+    return receipt
+
+
+def release(receipt: ReceiptRow) -> None:
+    """Give the lease back after a failure, so the sender's retry may process it at once.
+
+    When the database is down this fails too; the lease then simply runs out and the
+    recovery job finishes the mail.
+    """
+    with contextlib.suppress(TemporaryFailure, PeeweeException), write_transaction():
+        receipt_rows.release(receipt.id)
+
+
+def quarantine(receipt: ReceiptRow, reason: str) -> Outcome:
+    with write_transaction():
+        receipt_rows.quarantine(receipt.id, reason)
+    return Outcome("quarantined", receipt.message_id, reason=reason)

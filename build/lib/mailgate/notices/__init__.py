@@ -1,0 +1,54 @@
+"""Notices: the mail mailgate writes because something happened to a ticket.
+
+The front door. A transaction's events go through ``rules.py`` (events → which
+notice, to whom: a readable table), ``breaker.py`` (circuit breaker and
+recipient health: who may get automatic mail now), ``render.py`` (the templates
+and their variables) and ``queue.py`` (rendered mail → outbox rows, in the same
+transaction). Delivery is ``mailgate.outbox``'s job; checking and previewing
+templates is ``mailgate.admin.templates``'.
+
+A new notice kind: a rule in ``rules.py``, a template set in
+``mailgate/templates/``, a ``[mailbox.notices]`` switch, its documentation in
+``mailgate/templates/README.md``.
+"""
+
+from mailgate.notices.breaker import prune, record_bounce
+from mailgate.notices.queue import Prepared, prepare, queue
+from mailgate.notices.render import (
+    CUSTOMER_FACING,
+    SHIPPED_TEMPLATES,
+    STAFF_KINDS,
+    TEMPLATE_FILES,
+    TEMPLATE_KINDS,
+    Rendered,
+    environment,
+    render,
+    sample_variables,
+    search_path,
+    template_line,
+    variables_for,
+)
+from mailgate.notices.rules import Intent, People, people_of
+
+__all__ = [
+    "CUSTOMER_FACING",
+    "SHIPPED_TEMPLATES",
+    "STAFF_KINDS",
+    "TEMPLATE_FILES",
+    "TEMPLATE_KINDS",
+    "Intent",
+    "People",
+    "Prepared",
+    "Rendered",
+    "environment",
+    "people_of",
+    "prepare",
+    "prune",
+    "queue",
+    "record_bounce",
+    "render",
+    "sample_variables",
+    "search_path",
+    "template_line",
+    "variables_for",
+]

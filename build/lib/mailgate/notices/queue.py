@@ -1,0 +1,208 @@
+"""Queuing notices: events → rules → breaker → rendered mail → outbox rows, in the same transaction.
+
+``queue`` runs inside the transaction of the change that causes the notices
+(``reactions.finish`` calls it), so a change never commits without its notices
+and a notice never outlives a change that rolled back. Delivery is
+``mailgate.outbox``'s job. Notices to agents carry a reply address signed for
+that agent and ticket.
+
+Imports config, events, the store and ``mailgate.mail``; never a transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from mailgate.config import Config
+from mailgate.context import Context
+from mailgate.events import Event, Journal
+from mailgate.logs import event
+from mailgate.mail import compose, tokens
+from mailgate.mail.classify import Verdict
+from mailgate.mail.parse import Address, ParsedMail
+from mailgate.notices.breaker import admit, window_key
+from mailgate.notices.render import CUSTOMER_FACING, render, variables_for
+from mailgate.notices.rules import Intent, intents, mailbox_of
+from mailgate.store import breaker as counts
+from mailgate.store import messages, tickets
+from mailgate.store import outbox as outbox_rows
+from mailgate.store.db import utcnow
+from mailgate.store.rows import TicketRow
+
+log = logging.getLogger("mailgate.notices")
+
+
+def queue(
+    ctx: Context,
+    journal: Journal,
+    *,
+    mail: ParsedMail | None,
+    verdict: Verdict | None,
+) -> None:
+    """Turn one transaction's events into outbox rows (inside that transaction).
+
+    The statements do not grow with the number of notices: recipient health, the
+    circuit breaker and the thread references are read once per ticket, and all
+    rows are written with one INSERT per table.
+    """
+    by_ticket: dict[int, list[Event]] = {}
+    for change in journal.items:
+        by_ticket.setdefault(change.ticket.id, []).append(change)
+    for ticket_id, events in by_ticket.items():
+        ticket = journal.ticket(ticket_id) or tickets.by_id(ticket_id)
+        wanted = intents(ctx, ticket, events, mail, verdict)
+        if not wanted:
+            continue
+        thread = _thread(ticket, mail)
+        admitted = admit(ctx.config, ticket, wanted, utcnow())
+        _insert(
+            ctx.config,
+            [p for i in admitted if (p := prepare(ctx, i, mail, thread=thread)) is not None],
+        )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A notice rendered and composed, ready to queue (or to print for a preview)."""
+
+    kind: str
+    ticket: TicketRow
+    outgoing: compose.Outgoing
+    content: bytes
+    automatic: bool
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.email for a in (*self.outgoing.to, *self.outgoing.cc)]
+
+
+def prepare(
+    ctx: Context,
+    intent: Intent,
+    mail: ParsedMail | None,
+    *,
+    thread: tuple[str, tuple[str, ...]] | None = None,
+) -> Prepared | None:
+    """Render and compose one notice for the recipients of ``intent``; None if there are none."""
+    config = ctx.config
+    ticket = intent.ticket
+    to = list(intent.to)
+    if intent.for_agent is not None and not to:
+        to = [Address(intent.for_agent.emails[0], intent.for_agent.name)]
+    cc = list(intent.cc)
+    automatic = intent.kind != "agent_reply"
+    now = utcnow()
+    if not to and cc:
+        to, cc = cc[:1], cc[1:]
+    if not to:
+        return None
+    box = mailbox_of(config, ticket)
+    token = ""
+    if intent.for_agent is not None:
+        token = tokens.sign(ctx.secret, intent.for_agent.key, ticket.number)
+    reply_address = box.address
+    if box.plus_reply_to or token:
+        reply_address = tokens.reply_address(box.address, ticket.number, token)
+    rendered = render(config, box, intent.kind, variables_for(ctx, intent, box, reply_address))
+    in_reply_to, references = thread if thread is not None else _thread(ticket, mail)
+    if intent.message is not None and intent.message.kind in ("customer", "external"):
+        in_reply_to = intent.message.message_id
+    subject = rendered.subject
+    foreign = [t for t in (ticket.foreign_tags or []) if t not in subject]
+    if foreign and intent.kind in CUSTOMER_FACING:
+        subject = f"{subject} {' '.join(foreign)}"
+    outgoing = compose.Outgoing(
+        sender=Address(box.address, config.gateway.name),
+        to=tuple(to),
+        cc=tuple(cc),
+        reply_to=reply_address,
+        subject=subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=f"<{uuid.uuid4().hex}.{ticket.number}@{config.gateway.domain}>",
+        in_reply_to=in_reply_to,
+        references=references,
+        auto_submitted=AUTO_SUBMITTED.get(intent.kind, "auto-generated"),
+        loop_token=ctx.loop_token,
+        thread_topic=ticket.subject,
+        thread_index=compose.thread_index(
+            f"{config.gateway.domain}#{ticket.number}", ticket.created_at, now
+        ),
+        date=now,
+    )
+    return Prepared(intent.kind, ticket, outgoing, compose.build(outgoing), automatic)
+
+
+# Acknowledgements answer a person (RFC 3834 auto-replied); an agent's reply is written
+# by a person and carries no marker; every other notice is auto-generated.
+AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "agent_reply": ""}
+
+
+def _insert(config: Config, notices: list[Prepared]) -> None:
+    """Outbox rows, the thread's outbound messages and the breaker log: one INSERT each."""
+    if not notices:
+        return
+    now = utcnow()
+    outbox_rows.insert(
+        [
+            (
+                p.outgoing.message_id,
+                p.ticket.id,
+                p.kind,
+                p.outgoing.sender.email,
+                p.recipients,
+                p.content,
+                p.automatic,
+            )
+            for p in notices
+        ],
+        now,
+    )
+    messages.add_outbound(
+        [
+            (
+                p.ticket.id,
+                "agent" if p.kind == "agent_reply" else "system",
+                p.outgoing.message_id,
+                p.outgoing.sender.email,
+                p.outgoing.sender.name,
+                [str(a) for a in p.outgoing.to],
+                [str(a) for a in p.outgoing.cc],
+                p.outgoing.subject,
+                p.outgoing.text,
+                [f"notice {p.kind}"],
+            )
+            for p in notices
+        ],
+        now,
+    )
+    counts.count(
+        [
+            (window_key(config, p.kind, r.lower()), p.ticket.id)
+            for p in notices
+            if p.automatic
+            for r in p.recipients
+        ],
+        now,
+    )
+    for p in notices:
+        event(
+            log,
+            "notice.queued",
+            logging.DEBUG,
+            notice=p.kind,
+            ticket=p.ticket.number,
+            recipients=len(p.recipients),
+            message_id=p.outgoing.message_id,
+        )
+
+
+def _thread(ticket: TicketRow, mail: ParsedMail | None) -> tuple[str, tuple[str, ...]]:
+    """In-Reply-To the customer's message being answered; References along the conversation."""
+    # The customer's latest mail is what every notice answers (it is stored already when
+    # the notice comes from it); the first one roots the conversation.
+    chain = messages.conversation_ids(ticket.id)
+    answered = chain[-1] if chain else ""
+    return answered, compose.trim_references(chain)

@@ -1,0 +1,221 @@
+"""Rendering notices: the templates, the variables they get, and the sample used to check them.
+
+Templates are looked up per file: the mailbox's directory, the site directory,
+then the shipped ``mailgate/templates/`` (package data). They render in Jinja's
+sandbox with undefined variables as errors; HTML is autoescaped, and the subject
+is made one line, so no customer text can add a header. The variables are plain
+values, documented in ``mailgate/templates/README.md``.
+
+Imports config, errors, the rules' values and ``mailgate.mail``; jinja2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.exceptions
+import jinja2.sandbox
+
+from mailgate.config import NOTICE_KINDS, Config, Mailbox
+from mailgate.context import Context
+from mailgate.errors import TemplateError
+from mailgate.mail import compose, tokens
+from mailgate.mail.subject import format_tag
+from mailgate.notices.rules import Intent, people_of
+from mailgate.store.rows import AgentRow, MessageRow
+
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+CUSTOMER_FACING = ("acknowledgement", "agent_reply", "resolution", "closed")
+STAFF_KINDS = ("assignment", "customer_reply", "reopened", "command_error", "escalation")
+# Every template set: the configurable notices, and the answer to commands not understood.
+TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error")
+TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
+
+
+def tag(config: Config, number: int) -> str:
+    return format_tag(config.gateway.ticket_prefix, number)
+
+
+@functools.lru_cache(maxsize=64)
+def environment(search_path: tuple[str, ...]) -> jinja2.sandbox.SandboxedEnvironment:
+    return jinja2.sandbox.SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(list(search_path)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=True,
+    )
+
+
+def search_path(config: Config, mailbox: Mailbox | None) -> tuple[str, ...]:
+    """Mailbox directory first, then the site directory, then the shipped templates."""
+    paths = []
+    if mailbox is not None and mailbox.templates:
+        paths.append(mailbox.templates)
+    if config.templates.dir:
+        paths.append(config.templates.dir)
+    paths.append(str(SHIPPED_TEMPLATES))
+    return tuple(paths)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render(
+    config: Config, mailbox: Mailbox | None, kind: str, variables: dict[str, Any]
+) -> Rendered:
+    env = environment(search_path(config, mailbox))
+    try:
+        subject = env.get_template(f"{kind}/subject.txt").render(variables)
+        text = env.get_template(f"{kind}/body.txt").render(variables)
+        try:
+            html_template = env.get_template(f"{kind}/body.html")
+        except jinja2.TemplateNotFound:
+            html = ""
+        else:
+            html = html_template.render(variables)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateNotFound as exc:
+        where = ", ".join(search_path(config, mailbox))
+        raise TemplateError(f"template {exc.name} not found in {where}") from exc
+    except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError, ValueError) as exc:
+        where = template_line(exc)
+        raise TemplateError(f"{where}{type(exc).__name__}: {exc}") from exc
+    return Rendered(compose.one_line(subject), text.strip("\n") + "\n", html)
+
+
+def template_line(exc: BaseException) -> str:
+    """file:line of the template frame in a rendering traceback (Jinja rewrites them)."""
+    tb = exc.__traceback__
+    where = ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".txt", ".html")):
+            where = f"{filename}:{tb.tb_lineno}: "
+        tb = tb.tb_next
+    return where
+
+
+def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str) -> dict[str, Any]:
+    """The template variables (documented in mailgate/templates/README.md): plain values only."""
+    config = ctx.config
+    ticket = intent.ticket
+    people = intent.people or people_of(ticket)
+    requester, team, assignee = people.requester, people.team, people.assignee
+    url = (
+        config.gateway.ticket_url.replace("{number}", str(ticket.number))
+        if config.gateway.ticket_url
+        else ""
+    )
+    message = intent.message
+    return {
+        "gateway": {"name": config.gateway.name, "domain": config.gateway.domain},
+        "mailbox": {"name": box.name, "address": box.address},
+        "ticket": {
+            "number": ticket.number,
+            "tag": tag(config, ticket.number),
+            "subject": ticket.subject,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "team": team.name if team else "",
+            "assignee": assignee.name if assignee else "",
+            "created_at": ticket.created_at,
+            "url": url,
+            "follow_up_of": tag(config, people.follow_up_of) if people.follow_up_of else "",
+        },
+        "requester": {"name": requester.name, "email": requester.email},
+        "agent": _agent_vars(intent.agent),
+        "recipient": _agent_vars(intent.for_agent),
+        "team": {"name": team.name, "address": team.address} if team else None,
+        "message": (
+            {
+                "from": _sender_label(message),
+                "from_name": message.from_name or "",
+                "from_email": message.from_addr,
+                "kind": message.kind,
+                "verified": bool(message.verified),
+                "unverified_agent": not message.verified
+                and config.agent_for(message.from_addr or "") is not None,
+                "subject": message.subject,
+                "text": message.text,
+                "date": message.created_at,
+            }
+            if message is not None
+            else None
+        ),
+        "previous_status": intent.previous_status,
+        "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
+        "reply_address": reply_address,
+        "ticket_url": url,
+        "reopen_window_days": config.lifecycle.reopen_window_days,
+    }
+
+
+def _agent_vars(agent: AgentRow | None) -> dict[str, str] | None:
+    if agent is None:
+        return None
+    return {"name": agent.name, "email": agent.emails[0], "key": agent.key}
+
+
+def _sender_label(message: MessageRow) -> str:
+    name = message.from_name or ""
+    return f"{name} <{message.from_addr}>" if name else message.from_addr
+
+
+def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
+    """Variables of a made-up ticket, shaped exactly like ``variables_for``'s."""
+    team = config.team(box.team) if box.team else None
+    agent = config.agents[0] if config.agents else None
+    sample_tag = tag(config, 482913)
+    url = (
+        config.gateway.ticket_url.replace("{number}", "482913") if config.gateway.ticket_url else ""
+    )
+    agent_vars = {"name": agent.name, "email": agent.emails[0], "key": agent.key} if agent else None
+    return {
+        "gateway": {"name": config.gateway.name, "domain": config.gateway.domain},
+        "mailbox": {"name": box.name, "address": box.address},
+        "ticket": {
+            "number": 482913,
+            "tag": sample_tag,
+            "subject": "The mobile online banking is down <b>&",
+            "status": "open",
+            "priority": "normal",
+            "team": team.name if team else "",
+            "assignee": agent.name if agent else "",
+            "created_at": dt.datetime(2026, 11, 22, 8, 0),
+            "url": url,
+            "follow_up_of": "",
+        },
+        "requester": {"name": "Carla Customer", "email": "carla@customer.example"},
+        "agent": agent_vars,
+        "recipient": agent_vars if kind in STAFF_KINDS else None,
+        "team": {"name": team.name, "address": team.address} if team else None,
+        "message": {
+            "from": "Carla Customer <carla@customer.example>",
+            "from_name": "Carla Customer",
+            "from_email": "carla@customer.example",
+            "kind": "customer",
+            "verified": False,
+            "unverified_agent": False,
+            "subject": "The mobile online banking is down",
+            "text": "Hello,\n\nthe mobile online banking is down.\n<script>x</script>",
+            "date": dt.datetime(2026, 11, 22, 8, 0),
+        },
+        "previous_status": "resolved",
+        "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
+        "reply_address": tokens.reply_address(box.address, 482913),
+        "ticket_url": url,
+        "reopen_window_days": config.lifecycle.reopen_window_days,
+    }

@@ -1,0 +1,31 @@
+"""What follows from a transaction's events — the one place where the rest of mailgate reacts.
+
+Every transaction that changes tickets (a mail, a CLI verb, later a web-desk
+action or a scheduled job) ends with ``finish``: the events go to everything that
+reacts to them, inside the same transaction, and are then written with one
+INSERT. A change never commits without its reactions, and a reaction never
+outlives a change that rolled back.
+
+Today the notices react. A new reaction — SLA clocks, webhooks — is one more line
+in ``finish``, taking the same journal.
+"""
+
+from __future__ import annotations
+
+from mailgate import notices
+from mailgate.context import Context
+from mailgate.events import Journal
+from mailgate.mail.classify import Verdict
+from mailgate.mail.parse import ParsedMail
+
+
+def finish(
+    ctx: Context,
+    journal: Journal,
+    *,
+    mail: ParsedMail | None = None,
+    verdict: Verdict | None = None,
+) -> None:
+    """React to the journal's events (inside the transaction), then write them."""
+    notices.queue(ctx, journal, mail=mail, verdict=verdict)
+    journal.flush()

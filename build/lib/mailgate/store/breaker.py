@@ -1,0 +1,71 @@
+"""The circuit breaker's bookkeeping: automatic mail per recipient and ticket, and per minute.
+
+``auto_mail_log`` has a row per recipient of every automatic notice (the
+per-recipient and per-ticket windows); ``mail_counter`` a row per minute for
+the overall window, so that "all mail in the last hour" costs at most 60 rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from mailgate.store import sql
+
+
+def minute(when: dt.datetime) -> int:
+    return int(when.replace(tzinfo=dt.UTC).timestamp() // 60)
+
+
+def per_recipient(recipients: Sequence[str], since: dt.datetime) -> dict[str, int]:
+    return {
+        str(k): int(v)
+        for k, v in sql.rows(
+            "SELECT recipient, COUNT(*) FROM auto_mail_log WHERE recipient IN"
+            f" ({sql.placeholders(len(recipients))}) AND at > ? GROUP BY recipient",
+            *recipients,
+            sql.ts(since),
+        )
+    }
+
+
+def per_ticket(ticket_id: int, since: dt.datetime, limit: int) -> int:
+    """Automatic mail on the ticket since then, counted up to ``limit`` (where a window is full)."""
+    return int(
+        sql.value(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM auto_mail_log WHERE ticket_id = ? AND at > ?"
+            " LIMIT ?) AS recent",
+            ticket_id,
+            sql.ts(since),
+            limit,
+        )
+        or 0
+    )
+
+
+def overall(since_minute: int) -> int:
+    return int(
+        sql.value("SELECT COALESCE(SUM(count), 0) FROM mail_counter WHERE minute > ?", since_minute)
+        or 0
+    )
+
+
+def count(recipients: Iterable[tuple[str, int]], now: dt.datetime) -> None:
+    """Count automatic mail: (recipient key, ticket id) per recipient, and the minute."""
+    at = sql.ts(now)
+    rows = [(recipient, ticket_id, at) for recipient, ticket_id in recipients]
+    if not rows:
+        return
+    sql.insert_many("auto_mail_log", ("recipient", "ticket_id", "at"), rows)
+    sql.run(
+        "INSERT INTO mail_counter (minute, count) VALUES (?, ?) ON CONFLICT (minute)"
+        " DO UPDATE SET count = mail_counter.count + excluded.count",
+        minute(now),
+        len(rows),
+    )
+
+
+def prune(cutoff: dt.datetime) -> None:
+    """Forget bookkeeping older than ``cutoff`` (the longest window)."""
+    sql.run("DELETE FROM auto_mail_log WHERE at < ?", sql.ts(cutoff))
+    sql.run("DELETE FROM mail_counter WHERE minute < ?", minute(cutoff))

@@ -1,0 +1,134 @@
+"""Agents and teams: the config's directory mirrored into the database (tickets point at rows).
+
+A row is created on first use from the config (several processes may race to
+create it: the first insert wins), and ``sync`` brings names and addresses up to
+date and marks agents no longer configured inactive.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mailgate.config import Config
+from mailgate.errors import UsageError
+from mailgate.store import sql
+from mailgate.store.rows import AgentRow, TeamRow
+
+_AGENT = "SELECT id, key, name, emails, role FROM agent"
+
+
+def _agent(row: tuple[Any, ...] | None) -> AgentRow | None:
+    if row is None:
+        return None
+    return AgentRow(
+        id=int(row[0]),
+        key=str(row[1]),
+        name=str(row[2]),
+        emails=tuple(json.loads(row[3])),
+        role=str(row[4]),
+    )
+
+
+def agent_by_id(agent_id: int | None) -> AgentRow | None:
+    return None if agent_id is None else _agent(sql.one(f"{_AGENT} WHERE id = ?", agent_id))
+
+
+def agent_by_key(key: str) -> AgentRow | None:
+    return _agent(sql.one(f"{_AGENT} WHERE key = ?", key))
+
+
+def agent_row(key: str, config: Config) -> AgentRow:
+    """The row of a configured agent, created on first use."""
+    found = agent_by_key(key)
+    if found is not None:
+        return found
+    agent = config.agent(key)
+    if agent is None:
+        raise UsageError(f"no agent {key!r} in the config")
+    sql.run(
+        "INSERT INTO agent (key, name, emails, role, active) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (key) DO NOTHING",
+        agent.key,
+        agent.name,
+        sql.js(list(agent.emails)),
+        agent.role,
+        True,
+    )
+    created = agent_by_key(key)
+    assert created is not None
+    return created
+
+
+def first_active_agent() -> AgentRow | None:
+    return _agent(sql.one(f"{_AGENT} WHERE active = ? ORDER BY id LIMIT 1", True))
+
+
+def team_by_id(team_id: int | None) -> TeamRow | None:
+    if team_id is None:
+        return None
+    row = sql.one("SELECT key, name, address FROM team WHERE id = ?", team_id)
+    if row is None:
+        return None
+    return TeamRow(id=team_id, key=str(row[0]), name=str(row[1]), address=str(row[2]))
+
+
+def team_row(key: str, config: Config) -> TeamRow | None:
+    """The row of a configured team, created on first use; None for no team ('')."""
+    if not key:
+        return None
+    found = sql.one("SELECT id, name, address FROM team WHERE key = ?", key)
+    if found is None:
+        team = config.team(key)
+        if team is None:
+            raise UsageError(f"no team {key!r} in the config")
+        sql.run(
+            "INSERT INTO team (key, name, address) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            team.key,
+            team.name,
+            team.address,
+        )
+        found = sql.one("SELECT id, name, address FROM team WHERE key = ?", key)
+        assert found is not None
+    return TeamRow(id=int(found[0]), key=key, name=str(found[1]), address=str(found[2]))
+
+
+def sync(config: Config) -> None:
+    """Mirror the config's teams and agents into the database (names may change)."""
+    for team in config.teams:
+        row = team_row(team.key, config)
+        if row is not None and (row.name, row.address) != (team.name, team.address):
+            sql.run(
+                "UPDATE team SET name = ?, address = ? WHERE id = ?",
+                team.name,
+                team.address,
+                row.id,
+            )
+    for agent in config.agents:
+        sql.run(
+            "UPDATE agent SET name = ?, emails = ?, role = ?, active = ? WHERE id = ?",
+            agent.name,
+            sql.js(list(agent.emails)),
+            agent.role,
+            True,
+            agent_row(agent.key, config).id,
+        )
+    configured = [a.key for a in config.agents] or [""]
+    sql.run(
+        f"UPDATE agent SET active = ? WHERE key NOT IN ({sql.placeholders(len(configured))})",
+        False,
+        *configured,
+    )
+
+
+def open_tickets_of(keys: list[str]) -> dict[str, int]:
+    """Open tickets per agent key (new, open, pending): what ``least_open`` balances."""
+    return {
+        str(key): int(count)
+        for key, count in sql.rows(
+            "SELECT a.key, COUNT(t.id) FROM agent a LEFT JOIN ticket t ON t.assignee_id = a.id"
+            " AND t.status IN ('new', 'open', 'pending')"
+            f" WHERE a.key IN ({sql.placeholders(len(keys))}) GROUP BY a.key",
+            *keys,
+        )
+    }

@@ -1,0 +1,193 @@
+"""The thread of a ticket: stored mails, notes and our notices, with their attachments.
+
+Hand-written SQL (``store.sql``): a message and its attachments are written for
+every mail, and threading looks Message-IDs up here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from mailgate.store import sql, tickets
+from mailgate.store.db import utcnow
+from mailgate.store.rows import MessageRow
+
+_COLUMNS = (
+    "ticket_id",
+    "receipt_id",
+    "direction",
+    "kind",
+    "message_id",
+    "from_addr",
+    "from_name",
+    "to_addrs",
+    "cc_addrs",
+    "subject",
+    "date",
+    "text",
+    "full_text",
+    "html",
+    "raw_sha256",
+    "trace",
+    "verified",
+    "created_at",
+)
+_INSERT = f"INSERT INTO message ({', '.join(_COLUMNS)}) VALUES ({sql.placeholders(len(_COLUMNS))})"
+# What our notices store of themselves (no receipt, no date of their own).
+OUTBOUND_COLUMNS = tuple(c for c in _COLUMNS if c != "receipt_id")
+
+
+def add(
+    ticket_id: int,
+    *,
+    direction: str,
+    kind: str,
+    message_id: str,
+    from_addr: str = "",
+    from_name: str = "",
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    subject: str = "",
+    date: dt.datetime | None = None,
+    text: str = "",
+    full_text: str = "",
+    html: str = "",
+    raw_sha256: str = "",
+    trace: Sequence[str] = (),
+    verified: bool = False,
+    receipt_id: int | None = None,
+    touch: bool = True,
+) -> MessageRow:
+    """Store one entry of the thread; ``touch`` marks the ticket updated (not a new one)."""
+    now = utcnow()
+    from_addr, from_name = from_addr.lower(), from_name[:300]
+    message_pk = sql.insert(
+        _INSERT,
+        ticket_id,
+        receipt_id,
+        direction,
+        kind,
+        message_id,
+        from_addr,
+        from_name,
+        sql.js(list(to)),
+        sql.js(list(cc)),
+        subject,
+        sql.ts(date),
+        text,
+        full_text,
+        html,
+        raw_sha256,
+        sql.js(list(trace)),
+        verified,
+        sql.ts(now),
+    )
+    if touch:  # a ticket created in this transaction is up to date already
+        tickets.touch(ticket_id, now)
+    return MessageRow(
+        id=message_pk,
+        ticket_id=ticket_id,
+        direction=direction,
+        kind=kind,
+        message_id=message_id,
+        subject=subject,
+        text=text,
+        full_text=full_text,
+        from_addr=from_addr,
+        from_name=from_name,
+        verified=verified,
+        created_at=now,
+    )
+
+
+def add_outbound(
+    notices: Iterable[tuple[int, str, str, str, str, list[str], list[str], str, str, list[str]]],
+    now: dt.datetime,
+) -> None:
+    """Our notices as entries of their threads, one INSERT: (ticket id, kind, Message-ID,
+    from, from name, to, cc, subject, text, trace) per notice."""
+    at = sql.ts(now)
+    rows = []
+    for ticket_id, kind, message_id, from_addr, from_name, to, cc, subject, text, trace in notices:
+        rows.append(
+            (ticket_id, "out", kind, message_id, from_addr, from_name, sql.js(to), sql.js(cc),
+             subject, at, text, text, "", "", sql.js(trace), True, at)
+        )  # fmt: skip
+    sql.insert_many("message", OUTBOUND_COLUMNS, rows)
+
+
+def add_attachments(message_id: int, attachments: Iterable[Sequence[object]]) -> None:
+    """(sha256, size, content_type, filename, content_id, inline) per attachment, one INSERT."""
+    sql.insert_many(
+        "attachment",
+        ("message_id", "sha256", "size", "content_type", "filename", "content_id", "inline"),
+        [(message_id, *a) for a in attachments],
+    )
+
+
+def set_kind(message_id: int, kind: str) -> None:
+    sql.run("UPDATE message SET kind = ? WHERE id = ?", kind, message_id)
+
+
+def set_trace(message_id: int, trace: Sequence[str]) -> None:
+    sql.run("UPDATE message SET trace = ? WHERE id = ?", sql.js(list(trace)), message_id)
+
+
+def referenced(ids: Sequence[str]) -> list[tuple[int, str, str]]:
+    """(ticket id, Message-ID, direction) of every stored message among ``ids``, newest first."""
+    return [
+        (int(r[0]), str(r[1]), str(r[2]))
+        for r in sql.rows(
+            "SELECT ticket_id, message_id, direction FROM message"
+            f" WHERE message_id IN ({sql.placeholders(len(ids))}) ORDER BY id DESC",
+            *ids,
+        )
+    ]
+
+
+def ticket_of_sent(message_id: str) -> int | None:
+    """The ticket of a mail we sent with this Message-ID (what a bounce reports on)."""
+    found = sql.value(
+        "SELECT ticket_id FROM message WHERE message_id = ? AND direction = 'out'", message_id
+    )
+    return None if found is None else int(found)
+
+
+def latest_customer(ticket_id: int) -> MessageRow | None:
+    """The newest mail of the customer (or a stranger) on the ticket."""
+    row = sql.one(
+        "SELECT id, message_id, subject, text, from_addr, from_name, created_at, kind FROM message"
+        " WHERE ticket_id = ? AND direction = 'in' AND kind IN ('customer', 'external')"
+        " ORDER BY id DESC LIMIT 1",
+        ticket_id,
+    )
+    if row is None:
+        return None
+    return MessageRow(
+        id=int(row[0]),
+        ticket_id=ticket_id,
+        message_id=str(row[1]),
+        subject=str(row[2]),
+        text=str(row[3]),
+        from_addr=str(row[4]),
+        from_name=str(row[5]),
+        created_at=sql.read_ts(row[6]),
+        direction="in",
+        kind=str(row[7]),
+    )
+
+
+def conversation_ids(ticket_id: int) -> list[str]:
+    """The Message-IDs a notice refers to: the first inbound mail, then the customer's latest 3."""
+    first = sql.rows(
+        "SELECT message_id FROM message WHERE ticket_id = ? AND direction = 'in'"
+        " ORDER BY id LIMIT 1",
+        ticket_id,
+    )
+    latest = sql.rows(
+        "SELECT message_id FROM message WHERE ticket_id = ? AND kind IN ('customer', 'external')"
+        " ORDER BY id DESC LIMIT 3",
+        ticket_id,
+    )
+    return [str(r[0]) for r in first] + [str(r[0]) for r in reversed(latest)]

@@ -1,0 +1,125 @@
+"""Outbox rows: notices queued in the transaction of their change, and what delivery needs.
+
+``insert`` is the notices' hot path (one INSERT for all notices of a mail); the
+rest serves ``mailgate.outbox`` (recovery after a crash, an admin's retry) and
+the bounce handling (to whom did a mail of ours go).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from mailgate.store import sql
+from mailgate.store.rows import OutboxRow
+
+COLUMNS = (
+    "message_id",
+    "ticket_id",
+    "notice",
+    "sender",
+    "recipients",
+    "content",
+    "automatic",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+)
+_SELECT = "SELECT id, ticket_id, notice, message_id, status, attempts FROM outbox_item"
+
+
+def insert(
+    items: Iterable[tuple[str, int, str, str, list[str], bytes, bool]], now: dt.datetime
+) -> None:
+    """Queue mail, due now: (Message-ID, ticket id, notice, sender, recipients, content,
+    automatic) per item, one INSERT."""
+    at = sql.ts(now)
+    sql.insert_many(
+        "outbox_item",
+        COLUMNS,
+        [
+            (
+                message_id,
+                ticket_id,
+                notice,
+                sender,
+                sql.js(recipients),
+                content,
+                automatic,
+                "queued",
+                0,
+                at,
+                "",
+                at,
+            )
+            for message_id, ticket_id, notice, sender, recipients, content, automatic in items
+        ],
+    )
+
+
+def _row(row: tuple[Any, ...] | None) -> OutboxRow | None:
+    if row is None:
+        return None
+    return OutboxRow(
+        id=int(row[0]),
+        ticket_id=None if row[1] is None else int(row[1]),
+        notice=str(row[2]),
+        message_id=str(row[3]),
+        status=str(row[4]),
+        attempts=int(row[5]),
+    )
+
+
+def by_id(item_id: int) -> OutboxRow | None:
+    return _row(sql.one(f"{_SELECT} WHERE id = ?", item_id))
+
+
+def recipients_of(message_id: str) -> set[str]:
+    """The envelope recipients of the mail we sent with this Message-ID (lowercase)."""
+    found = sql.value("SELECT recipients FROM outbox_item WHERE message_id = ?", message_id)
+    return {str(r).lower() for r in json.loads(found)} if found else set()
+
+
+def requeue_expired_claims(now: dt.datetime) -> None:
+    """Claims whose lease ran out were never handed over: queue them again, due now."""
+    sql.run(
+        "UPDATE outbox_item SET status = 'queued', next_attempt_at = ?"
+        " WHERE status = 'claimed' AND next_attempt_at <= ?",
+        sql.ts(now),
+        sql.ts(now),
+    )
+
+
+def stuck_sending(now: dt.datetime) -> list[OutboxRow]:
+    """Mail marked ``sending`` whose lease ran out: the sender stopped while handing it over."""
+    return [
+        row
+        for raw in sql.rows(
+            f"{_SELECT} WHERE status = 'sending' AND next_attempt_at <= ? ORDER BY id", sql.ts(now)
+        )
+        if (row := _row(raw)) is not None
+    ]
+
+
+def settle(
+    item_id: int,
+    status: str,
+    *,
+    sent_at: dt.datetime | None = None,
+    next_attempt_at: dt.datetime | None = None,
+    last_error: str | None = None,
+) -> None:
+    """Set an item's status (and the fields given) after recovery or an admin's decision."""
+    fields: dict[str, object] = {"status": status}
+    if sent_at is not None:
+        fields["sent_at"] = sql.ts(sent_at)
+    if next_attempt_at is not None:
+        fields["next_attempt_at"] = sql.ts(next_attempt_at)
+    if last_error is not None:
+        fields["last_error"] = last_error
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    sql.run(f"UPDATE outbox_item SET {assignments} WHERE id = ?", *fields.values(), item_id)

@@ -1,0 +1,121 @@
+"""Contacts and the people of a ticket: requester and collaborators, and recipient health.
+
+Hand-written SQL (``store.sql``): contacts are looked up for nearly every mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from mailgate.store import sql
+from mailgate.store.db import utcnow
+from mailgate.store.rows import ContactRow
+
+
+def contact(email: str, name: str = "") -> ContactRow:
+    """The contact row of an address, created on first sight (a name fills a missing one)."""
+    email, name = email.lower()[:320], name[:300]
+    row = sql.one("SELECT id, name FROM contact WHERE email = ?", email)
+    if row is None:
+        contact_id = sql.insert(
+            "INSERT INTO contact (email, name, created_at, undeliverable_reason)"
+            " VALUES (?, ?, ?, '')",
+            email,
+            name,
+            sql.ts(utcnow()),
+        )
+        known = name
+    else:
+        contact_id, known = int(row[0]), str(row[1] or "")
+        if name and not known:
+            sql.run("UPDATE contact SET name = ? WHERE id = ?", name, contact_id)
+            known = name
+    return ContactRow(id=contact_id, email=email, name=known)
+
+
+def by_id(contact_id: int) -> ContactRow | None:
+    row = sql.one("SELECT email, name FROM contact WHERE id = ?", contact_id)
+    if row is None:
+        return None
+    return ContactRow(id=contact_id, email=str(row[0]), name=str(row[1] or ""))
+
+
+def role_of(ticket_id: int, email: str) -> str | None:
+    """``requester`` or ``collaborator`` when ``email`` belongs to the ticket, else None."""
+    role = sql.value(
+        "SELECT p.role FROM participant p JOIN contact c ON c.id = p.contact_id"
+        " WHERE p.ticket_id = ? AND c.email = ?",
+        ticket_id,
+        email,
+    )
+    return None if role is None else str(role)
+
+
+def emails_of(ticket_id: int) -> set[str]:
+    """Every address on the ticket's conversation (requester and collaborators)."""
+    return {
+        str(r[0])
+        for r in sql.rows(
+            "SELECT c.email FROM participant p JOIN contact c ON c.id = p.contact_id"
+            " WHERE p.ticket_id = ?",
+            ticket_id,
+        )
+    }
+
+
+def collaborators(ticket_id: int) -> list[ContactRow]:
+    return [
+        ContactRow(id=int(r[0]), email=str(r[1]), name=str(r[2] or ""))
+        for r in sql.rows(
+            "SELECT c.id, c.email, c.name FROM participant p JOIN contact c ON c.id = p.contact_id"
+            " WHERE p.ticket_id = ? AND p.role = 'collaborator' ORDER BY p.id",
+            ticket_id,
+        )
+    ]
+
+
+def add_collaborator(ticket_id: int, contact_id: int) -> None:
+    sql.run(
+        "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'collaborator')",
+        ticket_id,
+        contact_id,
+    )
+
+
+def follow_up_of(ticket_id: int, requester_id: int) -> int | None:
+    """The number of the closed ticket this one continues — only if this requester was on it."""
+    found = sql.value(
+        "SELECT t.number FROM ticket_link l JOIN ticket t ON t.id = l.other_id"
+        " JOIN participant p ON p.ticket_id = t.id AND p.contact_id = ?"
+        " WHERE l.ticket_id = ? AND l.kind = 'follow_up_of'",
+        requester_id,
+        ticket_id,
+    )
+    return None if found is None else int(found)
+
+
+def mark_undeliverable(email: str, until: dt.datetime, reason: str) -> None:
+    """A permanent bounce: no automatic mail to the address until ``until``."""
+    person = contact(email)
+    sql.run(
+        "UPDATE contact SET undeliverable_until = ?, undeliverable_reason = ? WHERE id = ?",
+        sql.ts(until),
+        reason[:1000],
+        person.id,
+    )
+
+
+def undeliverable(emails: Sequence[str], now: dt.datetime) -> dict[str, tuple[dt.datetime, str]]:
+    """The addresses among ``emails`` that bounced permanently: until when, and why."""
+    found = {}
+    for email, until, reason in sql.rows(
+        "SELECT email, undeliverable_until, undeliverable_reason FROM contact"
+        f" WHERE email IN ({sql.placeholders(len(emails))}) AND undeliverable_until > ?",
+        *emails,
+        sql.ts(now),
+    ):
+        when = sql.read_ts(until)
+        assert when is not None
+        found[str(email)] = (when, str(reason or ""))
+    return found

@@ -1,0 +1,195 @@
+"""Receipts: one row per distinct inbound mail — the idempotency key, the lease, the quarantine.
+
+A receipt is committed before its mail is processed, so that from then on a
+crash or a bug can never lose the mail: ``status`` says how far it got
+(received, processed, quarantined) and ``lease_until`` who may work on it.
+Hand-written SQL (``store.sql``): every mail writes and updates its receipt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from mailgate.store import sql
+from mailgate.store.db import is_sqlite, utcnow
+from mailgate.store.rows import ReceiptRow
+
+_SELECT = (
+    "SELECT id, message_id, sha256, fingerprint, size, sender, envelope, source, mailbox,"
+    " status, action, reason, attempts, ticket_id, received_at FROM receipt"
+)
+
+
+def _row(row: tuple[Any, ...] | None) -> ReceiptRow | None:
+    if row is None:
+        return None
+    received = sql.read_ts(row[14])
+    assert received is not None
+    return ReceiptRow(
+        id=int(row[0]),
+        message_id=str(row[1]),
+        sha256=str(row[2]),
+        fingerprint=str(row[3] or ""),
+        size=int(row[4]),
+        sender=str(row[5] or ""),
+        envelope=json.loads(row[6] or "{}"),
+        source=str(row[7]),
+        mailbox=str(row[8] or ""),
+        status=str(row[9]),
+        action=str(row[10] or ""),
+        reason=str(row[11] or ""),
+        attempts=int(row[12]),
+        ticket_id=None if row[13] is None else int(row[13]),
+        received_at=received,
+    )
+
+
+def by_id(receipt_id: int) -> ReceiptRow | None:
+    return _row(sql.one(f"{_SELECT} WHERE id = ?", receipt_id))
+
+
+def by_message_id(message_id: str) -> ReceiptRow | None:
+    return _row(sql.one(f"{_SELECT} WHERE message_id = ?", message_id))
+
+
+def insert(
+    *,
+    key: str,
+    sha256: str,
+    fingerprint: str,
+    size: int,
+    sender: str,
+    source: str,
+    mailbox: str,
+    envelope: dict[str, Any],
+    now: dt.datetime,
+    lease_until: dt.datetime,
+) -> ReceiptRow | None:
+    """A new receipt under ``key``, leased to the caller; None when the key is taken.
+
+    ON CONFLICT makes the first delivery win atomically, on every backend.
+    """
+    created = sql.one(
+        "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source,"
+        " mailbox, envelope, status, action, reason, attempts, received_at, lease_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', '', '', 1, ?, ?)"
+        " ON CONFLICT (message_id) DO NOTHING RETURNING id",
+        key,
+        sha256,
+        fingerprint,
+        size,
+        sender,
+        source,
+        mailbox,
+        sql.js(envelope),
+        sql.ts(now),
+        sql.ts(lease_until),
+    )
+    if created is None:
+        return None
+    return ReceiptRow(
+        id=int(created[0]),
+        message_id=key,
+        sha256=sha256,
+        fingerprint=fingerprint,
+        size=size,
+        sender=sender,
+        envelope=envelope,
+        source=source,
+        mailbox=mailbox,
+        status="received",
+        action="",
+        reason="",
+        attempts=1,
+        ticket_id=None,
+        received_at=now,
+    )
+
+
+def take_lease(receipt_id: int, now: dt.datetime, lease_until: dt.datetime) -> int | None:
+    """Take over an unfinished receipt whose lease ran out: its attempts now, or None.
+
+    The update is conditional, so of two processes only one wins; every take-over
+    counts as an attempt.
+    """
+    row = sql.one(
+        "UPDATE receipt SET attempts = attempts + 1, lease_until = ?"
+        " WHERE id = ? AND status = 'received' AND (lease_until IS NULL OR lease_until < ?)"
+        " RETURNING attempts",
+        sql.ts(lease_until),
+        receipt_id,
+        sql.ts(now),
+    )
+    return None if row is None else int(row[0])
+
+
+def give_up(receipt_id: int, reason: str) -> None:
+    """Quarantine a receipt nobody finished (it crashed the process too often)."""
+    sql.run(
+        "UPDATE receipt SET status = 'quarantined', action = 'quarantined', reason = ?"
+        " WHERE id = ? AND status = 'received'",
+        reason,
+        receipt_id,
+    )
+
+
+def release(receipt_id: int) -> None:
+    """Give the lease back, so the sender's retry may process the mail at once."""
+    sql.run(
+        "UPDATE receipt SET lease_until = NULL WHERE id = ? AND status = 'received'", receipt_id
+    )
+
+
+def quarantine(receipt_id: int, reason: str) -> None:
+    sql.run(
+        "UPDATE receipt SET status = 'quarantined', action = 'quarantined', reason = ?,"
+        " processed_at = ? WHERE id = ?",
+        reason[:2000],
+        sql.ts(utcnow()),
+        receipt_id,
+    )
+
+
+def status_locked(receipt_id: int) -> str | None:
+    """The receipt's status, row-locked (PostgreSQL) for the processing transaction."""
+    lock = "" if is_sqlite() else " FOR UPDATE"
+    found = sql.value(f"SELECT status FROM receipt WHERE id = ?{lock}", receipt_id)
+    return None if found is None else str(found)
+
+
+def finish(
+    receipt_id: int, *, action: str, reason: str, ticket_id: int | None, mailbox: str
+) -> None:
+    sql.run(
+        "UPDATE receipt SET status = 'processed', action = ?, reason = ?, ticket_id = ?,"
+        " processed_at = ?, mailbox = ? WHERE id = ?",
+        action,
+        reason,
+        ticket_id,
+        sql.ts(utcnow()),
+        mailbox,
+        receipt_id,
+    )
+
+
+def unfinished(now: dt.datetime, limit: int = 500) -> list[int]:
+    """Receipts nobody is working on that are not finished (interrupted processing)."""
+    return [
+        int(r[0])
+        for r in sql.rows(
+            "SELECT id FROM receipt WHERE status = 'received'"
+            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?",
+            sql.ts(now),
+            limit,
+        )
+    ]
+
+
+def reopen_quarantined(receipt_id: int) -> None:
+    """Make a quarantined mail processable again (``quarantine retry``)."""
+    sql.run(
+        "UPDATE receipt SET status = 'received', attempts = 1, reason = '' WHERE id = ?",
+        receipt_id,
+    )

@@ -1,0 +1,300 @@
+"""Tickets in the database: read as frozen rows, and the writes of their state.
+
+The writes of ticket state — ``insert``, ``write_state``, ``merge_into`` — are
+called by ``mailgate.lifecycle`` and nothing else (``tests/test_layering.py``
+fails the build otherwise): the lifecycle checks each transition and records its
+events; this module only carries it out. Reads are open to everyone.
+
+Hand-written SQL (``store.sql``): these statements run for nearly every mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mailgate.config import Config
+from mailgate.store import counters, sql
+from mailgate.store.db import is_sqlite
+from mailgate.store.rows import TicketRow
+
+_COLUMNS = (
+    "id",
+    "number",
+    "subject",
+    "status",
+    "priority",
+    "mailbox",
+    "team_id",
+    "assignee_id",
+    "requester_id",
+    "category",
+    "tags",
+    "foreign_tags",
+    "merged_into_id",
+    "created_at",
+    "updated_at",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM ticket"
+
+# The columns that make up a ticket's state: only ``write_state`` (called by the
+# lifecycle) writes them after the ticket exists.
+STATE_COLUMNS = frozenset(
+    {
+        "status",
+        "priority",
+        "team_id",
+        "assignee_id",
+        "category",
+        "tags",
+        "merged_into_id",
+        "first_response_at",
+        "resolved_at",
+        "closed_at",
+        "updated_at",
+    }
+)
+_TIMESTAMPS = frozenset({"first_response_at", "resolved_at", "closed_at", "updated_at"})
+
+
+def _row(raw: tuple[Any, ...] | None) -> TicketRow | None:
+    if raw is None:
+        return None
+    (
+        id_,
+        number,
+        subject,
+        status,
+        priority,
+        mailbox,
+        team_id,
+        assignee_id,
+        requester_id,
+        category,
+        tags,
+        foreign_tags,
+        merged_into_id,
+        created_at,
+        updated_at,
+        first_response_at,
+        resolved_at,
+        closed_at,
+    ) = raw
+    created = sql.read_ts(created_at)
+    updated = sql.read_ts(updated_at)
+    assert created is not None and updated is not None
+    return TicketRow(
+        id=int(id_),
+        number=int(number),
+        subject=str(subject),
+        status=str(status),
+        priority=str(priority),
+        mailbox=str(mailbox),
+        team_id=_id(team_id),
+        assignee_id=_id(assignee_id),
+        requester_id=int(requester_id),
+        category=str(category or ""),
+        tags=tuple(json.loads(tags or "[]")),
+        foreign_tags=tuple(json.loads(foreign_tags or "[]")),
+        merged_into_id=_id(merged_into_id),
+        created_at=created,
+        updated_at=updated,
+        first_response_at=sql.read_ts(first_response_at),
+        resolved_at=sql.read_ts(resolved_at),
+        closed_at=sql.read_ts(closed_at),
+    )
+
+
+def _id(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def by_id(ticket_id: int) -> TicketRow:
+    ticket = _row(sql.one(f"{_SELECT} WHERE id = ?", ticket_id))
+    if ticket is None:
+        raise LookupError(f"no ticket with id {ticket_id}")
+    return ticket
+
+
+def by_number(number: int) -> TicketRow | None:
+    return _row(sql.one(f"{_SELECT} WHERE number = ?", number))
+
+
+def number_of(ticket_id: int | None) -> int | None:
+    if ticket_id is None:
+        return None
+    found = sql.value("SELECT number FROM ticket WHERE id = ?", ticket_id)
+    return None if found is None else int(found)
+
+
+def lock(ticket_id: int) -> TicketRow:
+    """Re-read a ticket for update (PostgreSQL row lock; SQLite is already serialised)."""
+    lock_clause = "" if is_sqlite() else " FOR UPDATE"
+    fresh = _row(sql.one(f"{_SELECT} WHERE id = ?{lock_clause}", ticket_id))
+    if fresh is None:
+        raise LookupError(f"ticket {ticket_id} vanished")
+    return fresh
+
+
+def merge_chain(ticket: TicketRow) -> list[TicketRow]:
+    """``ticket`` and every ticket its merges lead to, in order (a cycle stops the walk)."""
+    chain, seen = [ticket], {ticket.id}
+    while chain[-1].merged_into_id and chain[-1].merged_into_id not in seen:
+        target = by_id(chain[-1].merged_into_id)
+        seen.add(target.id)
+        chain.append(target)
+    return chain
+
+
+def final(ticket: TicketRow) -> TicketRow:
+    """The ticket a merge chain ends at (the ticket itself when it was never merged)."""
+    return merge_chain(ticket)[-1]
+
+
+def lock_final(ticket: TicketRow) -> TicketRow:
+    """Lock the ticket a merge chain ends at, re-checking under the lock."""
+    seen: set[int] = set()
+    while True:
+        locked = lock(ticket.id)
+        if not locked.merged_into_id or locked.id in seen:
+            return locked
+        seen.add(locked.id)
+        ticket = by_id(locked.merged_into_id)
+
+
+def new_number(config: Config) -> int:
+    if config.gateway.ticket_numbers == "sequential":
+        return counters.increment("ticket_number", start=1000)
+    return _random_number()
+
+
+_random_digits = [6]
+
+
+def _random_number() -> int:
+    # Six random digits while there is room; a full space widens to seven, and so on.
+    # The width only grows, so a busy helpdesk pays the extra lookups once.
+    while True:
+        digits = _random_digits[0]
+        for _ in range(4):
+            number = secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)
+            if sql.one("SELECT 1 FROM ticket WHERE number = ?", number) is None:
+                return int(number)
+        _random_digits[0] = digits + 1
+
+
+# --- the writes of ticket state: lifecycle only --------------------------------------------
+
+
+def insert(
+    *,
+    number: int,
+    subject: str,
+    priority: str,
+    mailbox: str,
+    team_id: int | None,
+    requester_id: int,
+    category: str,
+    tags: Sequence[str],
+    foreign_tags: Sequence[str],
+    now: dt.datetime,
+) -> TicketRow:
+    """A new ticket in status ``new``, its requester a participant. Lifecycle only."""
+    ticket_id = sql.insert(
+        "INSERT INTO ticket (number, subject, status, priority, mailbox, team_id, requester_id,"
+        " category, tags, foreign_tags, created_at, updated_at)"
+        " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        number,
+        subject,
+        priority,
+        mailbox,
+        team_id,
+        requester_id,
+        category,
+        sql.js(list(tags)),
+        sql.js(list(foreign_tags)),
+        sql.ts(now),
+        sql.ts(now),
+    )
+    sql.run(
+        "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'requester')",
+        ticket_id,
+        requester_id,
+    )
+    return TicketRow(
+        id=ticket_id,
+        number=number,
+        subject=subject,
+        status="new",
+        priority=priority,
+        mailbox=mailbox,
+        team_id=team_id,
+        assignee_id=None,
+        requester_id=requester_id,
+        category=category,
+        tags=tuple(tags),
+        foreign_tags=tuple(foreign_tags),
+        merged_into_id=None,
+        created_at=now,
+        updated_at=now,
+        first_response_at=None,
+        resolved_at=None,
+        closed_at=None,
+    )
+
+
+def write_state(ticket_id: int, fields: Mapping[str, object]) -> None:
+    """Write state columns of one ticket (names from ``STATE_COLUMNS``). Lifecycle only."""
+    unknown = set(fields) - STATE_COLUMNS
+    if unknown:
+        raise ValueError(f"not ticket state: {', '.join(sorted(unknown))}")
+    values = []
+    for name, value in fields.items():
+        if name in _TIMESTAMPS:
+            value = sql.ts(value)  # type: ignore[arg-type]
+        elif name == "tags":
+            value = sql.js(list(value))  # type: ignore[call-overload]
+        values.append(value)
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    sql.run(f"UPDATE ticket SET {assignments} WHERE id = ?", *values, ticket_id)
+
+
+def merge_into(source_id: int, target_id: int, now: dt.datetime) -> None:
+    """Move ``source``'s thread and people to ``target`` and close it as merged. Lifecycle only."""
+    sql.run("UPDATE message SET ticket_id = ? WHERE ticket_id = ?", target_id, source_id)
+    sql.run(
+        "INSERT INTO participant (ticket_id, contact_id, role)"
+        " SELECT ?, contact_id, 'collaborator' FROM participant WHERE ticket_id = ?"
+        " AND contact_id NOT IN (SELECT contact_id FROM participant WHERE ticket_id = ?)",
+        target_id,
+        source_id,
+        target_id,
+    )
+    write_state(
+        source_id,
+        {"merged_into_id": target_id, "status": "closed", "closed_at": now, "updated_at": now},
+    )
+    link(source_id, target_id, "merged_into", "merged_from")
+
+
+def link(ticket_id: int, other_id: int, kind: str, back: str) -> None:
+    """A relation stored once per direction, so both tickets list it."""
+    sql.insert_many(
+        "ticket_link",
+        ("ticket_id", "other_id", "kind"),
+        [(ticket_id, other_id, kind), (other_id, ticket_id, back)],
+    )
+
+
+def touch(ticket_id: int, now: dt.datetime) -> None:
+    """Something was added to the ticket's thread (not a change of its state)."""
+    sql.run("UPDATE ticket SET updated_at = ? WHERE id = ?", sql.ts(now), ticket_id)
