@@ -22,7 +22,7 @@ The rules, in one place:
 * ``decide`` — what a reply does to a ticket: append, reopen, or a new linked
   ticket (state × time since closing × sender role × mail class).
 
-Imports config, errors, events and the store.
+Imports config, errors, events, the store and ``mailgate.mail``.
 """
 
 from __future__ import annotations
