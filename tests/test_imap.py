@@ -13,6 +13,7 @@ from mailgate.store import ledger
 from mailgate.store import models as m
 from tests.conftest import open_gateway
 from tests.dovecot import ImapUser
+from tests.relay import free_port
 from tests.support import compose, config_data, imap_account, load_config, wait_for, write_config
 
 pytestmark = pytest.mark.dovecot
@@ -102,7 +103,8 @@ def test_a_broken_account_does_not_stop_the_others(
     wrong = dovecot_server.add_user()
     wrong.password = "not-the-password"
     accounts = [account(wrong, tmp_path, name="broken"), account(imap_user, tmp_path, name="good")]
-    ctx = gateway_with(tmp_path, database_url, accounts)
+    # The listener runs too, on a free port: 2525 may be taken by a gateway on this machine.
+    ctx = gateway_with(tmp_path, database_url, accounts, listener={"port": free_port()})
     serve_in_thread(ctx, smtp=True)
     imap_user.append(compose())
     wait_for(lambda: tickets() == 1)
