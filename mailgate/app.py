@@ -220,6 +220,8 @@ class Gateway:
             host=listener.host,
             port=listener.port,
             socket_path=listener.socket,
+            socket_mode=int(listener.socket_mode, 8) if listener.socket_mode else None,
+            socket_group=listener.socket_group,
             lmtp=listener.protocol == "lmtp",
             hostname=listener.hostname or config.gateway.domain,
             max_message_size=config.gateway.max_message_size,
@@ -232,7 +234,12 @@ class Gateway:
             require_tls=listener.require_tls,
             check_login=self.check_login if _agents_may_log_in(config) else None,
         )
-        self.server, self.counter = await smtp_transport.start(options, self.ingest, self.accepts)
+        try:
+            self.server, self.counter = await smtp_transport.start(
+                options, self.ingest, self.accepts
+            )
+        except smtp_transport.SocketAccessError as exc:
+            raise ConfigError(f"listener.{exc.key}: {exc} (in {config.path})") from None
 
     def _start_pollers(self) -> None:
         sink = _ImapSink(self)
