@@ -36,7 +36,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mailgate import ingest as front_door
-from mailgate import ledger, outbox
+from mailgate import ledger, outbox, systemd
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.errors import ConfigError, TemporaryFailure
@@ -200,8 +200,13 @@ class Gateway:
             database=_redacted_url(self.ctx.config.database.url),
         )
         self.ready.set()
+        systemd.notify("READY=1")
+        watchdog = systemd.start_watchdog()  # WATCHDOG=1 from this loop while it turns
         await self.stopping.wait()
+        systemd.notify("STOPPING=1")
         await self.shutdown()
+        if watchdog is not None:
+            watchdog.cancel()
         return 0
 
     def stop(self) -> None:
