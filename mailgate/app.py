@@ -36,7 +36,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mailgate import ingest as front_door
-from mailgate import ledger, outbox
+from mailgate import ledger, outbox, systemd
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.errors import ConfigError, TemporaryFailure
@@ -200,8 +200,13 @@ class Gateway:
             database=_redacted_url(self.ctx.config.database.url),
         )
         self.ready.set()
+        systemd.notify("READY=1")
+        watchdog = systemd.start_watchdog()  # WATCHDOG=1 from this loop while it turns
         await self.stopping.wait()
+        systemd.notify("STOPPING=1")
         await self.shutdown()
+        if watchdog is not None:
+            watchdog.cancel()
         return 0
 
     def stop(self) -> None:
@@ -220,6 +225,8 @@ class Gateway:
             host=listener.host,
             port=listener.port,
             socket_path=listener.socket,
+            socket_mode=int(listener.socket_mode, 8) if listener.socket_mode else None,
+            socket_group=listener.socket_group,
             lmtp=listener.protocol == "lmtp",
             hostname=listener.hostname or config.gateway.domain,
             max_message_size=config.gateway.max_message_size,
@@ -232,7 +239,12 @@ class Gateway:
             require_tls=listener.require_tls,
             check_login=self.check_login if _agents_may_log_in(config) else None,
         )
-        self.server, self.counter = await smtp_transport.start(options, self.ingest, self.accepts)
+        try:
+            self.server, self.counter = await smtp_transport.start(
+                options, self.ingest, self.accepts
+            )
+        except smtp_transport.SocketAccessError as exc:
+            raise ConfigError(f"listener.{exc.key}: {exc} (in {config.path})") from None
 
     def _start_pollers(self) -> None:
         sink = _ImapSink(self)

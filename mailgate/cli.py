@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
@@ -24,6 +24,9 @@ from mailgate import models as m
 from mailgate.config import Config, find_config_path, load
 from mailgate.context import Context, open_context
 from mailgate.errors import ConfigError, MailgateError, TemporaryFailure, UsageError
+
+if TYPE_CHECKING:
+    from mailgate.ingest import Envelope
 
 EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
 log = logging.getLogger("mailgate.cli")
@@ -103,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     p = command("ingest", _ingest, "record one mail from FILE or stdin (the MTA pipe entry)")
     p.add_argument("file", nargs="?", default="-", help="raw RFC 5322 mail; '-' for stdin")
     p.add_argument("--mailbox", metavar="NAME", help="the mailbox it arrived at")
+    p.add_argument(
+        "--recipient",
+        metavar="ADDRESS",
+        action="append",
+        default=[],
+        help="envelope recipient, repeatable (Postfix: --recipient=${recipient}); the mailbox "
+        "is the one with this address, as the listener finds it",
+    )
+    p.add_argument("--sender", metavar="ADDRESS", help="envelope sender (--sender=${sender})")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(tempfail_on_error=True)
 
@@ -248,7 +260,13 @@ def _ingest(args: argparse.Namespace) -> int:
 
     raw = _read_input(args.file)
     ctx = _context(args)
-    outcome = ingest(ctx, raw, source="pipe" if args.file == "-" else "cli", mailbox=args.mailbox)
+    outcome = ingest(
+        ctx,
+        raw,
+        source="pipe" if args.file == "-" else "cli",
+        mailbox=args.mailbox,
+        envelope=_pipe_envelope(ctx.config, args),
+    )
     if args.json:
         _print_json(outcome.as_json())
     else:
@@ -260,6 +278,21 @@ def _ingest(args: argparse.Namespace) -> int:
         )
         print(f"{outcome.action}{where}{why}")
     return EX_OK
+
+
+def _pipe_envelope(config: Config, args: argparse.Namespace) -> Envelope | None:
+    """The envelope an MTA passed on the command line; a recipient must be one of ours."""
+    from mailgate.ingest import Envelope
+
+    if not args.recipient and args.sender is None:
+        return None
+    if args.recipient and args.mailbox is None and config.mailbox_for(args.recipient) is None:
+        # Exit 75 (the MTA keeps the mail) rather than a ticket in the wrong mailbox.
+        raise ConfigError(
+            f"no [[mailbox]] has the address {logs.redact(', '.join(args.recipient))}; "
+            f"nothing was recorded (in {config.path})"
+        )
+    return Envelope(mail_from=args.sender or None, rcpt_tos=tuple(args.recipient))
 
 
 def _explain(args: argparse.Namespace) -> int:

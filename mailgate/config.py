@@ -15,11 +15,13 @@ Imports only the standard library and ``mailgate.errors``.
 from __future__ import annotations
 
 import dataclasses
+import grp
 import os
 import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -204,6 +206,10 @@ class Listener:
     host: str = "127.0.0.1"
     port: int = 2525
     socket: str = ""
+    # Who may connect to the socket (Postfix must): permission bits as octal digits in a
+    # string ("0660"; empty: as the umask makes it) and a group name ("postfix").
+    socket_mode: str = ""
+    socket_group: str = ""
     hostname: str = ""
     max_connections: int = 100
     tls_cert: str = ""
@@ -527,6 +533,7 @@ def _check_references(config: Config, path: Path) -> None:
         fail("listener.require_tls", "needs tls_cert and tls_key")
     if not (0 < listener.port < 65536):
         fail("listener.port", f"{listener.port} is not a port number")
+    _check_socket_access(listener, fail)
     for i, route in enumerate(config.routes):
         where = f"route[{i}]"
         if route.mailbox and route.mailbox not in seen_boxes:
@@ -567,6 +574,19 @@ def _check_references(config: Config, path: Path) -> None:
             )
         if account.poll_seconds < 1:
             fail(f"{where}.poll_seconds", "must be at least 1")
+
+
+def _check_socket_access(listener: Listener, fail: Callable[[str, str], typing.NoReturn]) -> None:
+    for key in ("socket_mode", "socket_group"):
+        if getattr(listener, key) and not listener.socket:
+            fail(f"listener.{key}", "applies only to a unix socket: set listener.socket too")
+    if listener.socket_mode and not re.fullmatch(r"0?[0-7]{3}", listener.socket_mode):
+        fail("listener.socket_mode", f'octal digits like "0660", not {listener.socket_mode!r}')
+    if listener.socket_group:
+        try:
+            grp.getgrnam(listener.socket_group)
+        except KeyError:
+            fail("listener.socket_group", f"no group {listener.socket_group!r} on this machine")
 
 
 def _check_database_url(url: str, path: Path) -> None:
