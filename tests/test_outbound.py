@@ -685,3 +685,21 @@ def test_a_mixed_answer_fails_the_5xx_recipient_visibly_and_retries_the_4xx_one(
     deliver(smtp_ctx)
     assert items("resolution")[0].recipients == ["boss@customer.example"]
     assert items("resolution")[0].status == "queued"
+
+
+def test_a_subject_of_one_long_word_survives_in_every_notice_within_998_octet_lines(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    word = "Outage-" + "x" * 490 + "-" + "y" * 500  # about 1,000 ASCII characters, no space
+    name = "Carla" * 150  # a display name of one long word, too
+    raw = compose(sender=f"{name} <carla@customer.example>", subject=word, cc="it@customer.example")
+    created = ingest(smtp_ctx, raw, source="smtp")
+    assert deliver(smtp_ctx).sent >= 3
+    assert relay.received
+    for received in relay.received:
+        head = received.content.split(b"\r\n\r\n", 1)[0]
+        longest = max(len(line) for line in head.split(b"\r\n"))
+        assert longest <= 998, f"a header line of {longest} octets"
+        assert word in str(received.message["Subject"])  # decoded, it is whole
+    (ack,) = [r for r in relay.received if "carla@customer.example" in r.rcpt_tos]
+    assert str(ack.message["Subject"]) == f"[EB#{created.ticket}] {word}"
