@@ -82,11 +82,13 @@ def test_a_forwarded_mail_with_an_8bit_boundary_becomes_a_ticket(ctx: Context) -
         b"From: a@b.example\r\nTo: support@example.org\r\nSubject: =?\xc3\xb8?Q?n?=\r\n\r\nx\r\n",
         b"From: a@b.example\r\nTo: support@example.org\r\n"
         b"Content-Type: text/plain; charset=\x00us-ascii\r\n\r\nHello\r\n",
+        b"From: a@b.example\r\nTo: support@example.org\r\n"
+        b"Date: Tue, 26 Sep 2000 12:23:03 -0555555555555555555500\r\n\r\nHello\r\n",
     ],
-    ids=["8-bit charset name", "NUL in the charset parameter"],
+    ids=["8-bit charset name", "NUL in the charset parameter", "a 20-digit time zone"],
 )
-def test_a_charset_label_with_raw_bytes_or_a_nul_still_makes_a_ticket(
+def test_a_broken_charset_label_or_date_still_makes_a_ticket(
     ctx: Context, raw: bytes
 ) -> None:
-    """Found by the long run: such labels were quarantined as a 'parser error'."""
+    """Found by the long run: such mails were quarantined as a 'parser error'."""
     assert ingest(ctx, raw, source="smtp").action == "created"

@@ -359,7 +359,7 @@ def _date(value: str) -> dt.datetime | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # e.g. a zone of 20 digits
         return None
     if parsed is None:
         return None
