@@ -80,12 +80,15 @@ def identify(
                 return Identity(agent, True, "signed reply address of a notice to this agent")
     trusted = config.security.trusted_authserv_ids
     if trusted and via_mta:
-        results = authresults.passes(mail.headers.get("authentication-results", ()), trusted)
+        ours = authresults.added_by_our_mta(
+            mail.header_names, mail.headers.get("authentication-results", ())
+        )
+        results = authresults.passes(ours, trusted)
         vouched = authresults.vouches_for(results, sender)
         if vouched is not None:
             return Identity(agent, True, str(vouched))
     checked = (
-        "no trusted DKIM/SPF pass"
+        "no trusted DKIM/DMARC pass above our Received header"
         if via_mta
         else "Authentication-Results not trusted on direct SMTP"
     )

@@ -61,6 +61,9 @@ class Gateway:
     ticket_url: str = ""
     secret_key_file: str = "var/secret.key"
     max_message_size: int = 40 * 1024 * 1024
+    # Longest one mail may be processed by the ingest worker (seconds) before it is
+    # stopped and quarantined "took too long": one mail never stalls intake for everyone.
+    max_processing_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -448,7 +451,9 @@ def _coerce(hint: Any, value: Any, name: str, path: Path) -> Any:
         raise TypeError("unions are not used in the config schema")
     if dataclasses.is_dataclass(hint):
         return _build(typing.cast(type[Any], hint), value, name, path)
-    expected = {str: "a string", int: "an integer", bool: "true or false"}[hint]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    expected = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[hint]
     # bool is an int in Python; TOML keeps them apart, and so do we.
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{name}: must be {expected}, not {value!r} (in {path})")
@@ -464,6 +469,8 @@ def _check_references(config: Config, path: Path) -> None:
         fail("gateway.ticket_prefix", "letters, digits and '-', starting with a letter, ≤16")
     if config.gateway.max_message_size < 1024:
         fail("gateway.max_message_size", "must be at least 1024 bytes")
+    if not config.gateway.max_processing_seconds > 0:
+        fail("gateway.max_processing_seconds", "must be more than 0")
     if config.lifecycle.reopen_window_days < 0:
         fail("lifecycle.reopen_window_days", "must not be negative")
     team_keys = {t.key for t in config.teams}

@@ -249,9 +249,8 @@ def _receive(
     now = m.utcnow()
     # A Message-ID reused for another mail (other sender, or other text: broken clients
     # and monitoring tools do this) is not a duplicate: such a mail gets a derived key.
-    keys = [message_id, f"{message_id[:-1]}.{sha256[:16]}>", synthesized_message_id(sha256)]
     with m.write_transaction():
-        for key in keys:
+        for key in _keys(message_id, sha256):
             # ON CONFLICT makes the first delivery win atomically, on every backend.
             created = sql.one(
                 "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source,"
@@ -295,6 +294,26 @@ def _receive(
                 return existing, int(number or 0)
             return existing, None
     raise TemporaryFailure(f"no receipt key left for {message_id}")
+
+
+def _keys(message_id: str, sha256: str) -> list[str]:
+    return [message_id, f"{message_id[:-1]}.{sha256[:16]}>", synthesized_message_id(sha256)]
+
+
+def stop(raw: bytes, reason: str) -> Outcome | None:
+    """Processing of ``raw`` was stopped from outside (a deadline): quarantine its receipt.
+
+    The outcome as stored when it had finished after all; None when it was never stored.
+    """
+    sha256 = hashlib.sha256(raw).hexdigest()
+    for key in _keys(_peek(raw, sha256)[0], sha256):
+        receipt = _receipt_by_message_id(key)
+        if receipt is None or receipt.sha256 != sha256:
+            continue
+        if receipt.status == "received":
+            return quarantine(receipt, reason)
+        return Outcome(receipt.action or receipt.status, receipt.message_id, reason=receipt.reason)
+    return None
 
 
 def _same_mail(existing: m.Receipt, sender: str, fingerprint: str) -> bool:

@@ -75,7 +75,7 @@ def codec_for(label: str | None) -> str:
         return _ALIASES[name]
     try:
         canonical = codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # unknown, or raw bytes / a NUL in the label
         return "?" + name
     return _SUPERSETS.get(canonical, canonical)
 

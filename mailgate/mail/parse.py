@@ -110,6 +110,8 @@ class ParsedMail:
     content_type: str = "text/plain"
     report: bounces.Report | None = None
     defects: tuple[str, ...] = ()
+    # Lowercased names of the top-level headers, in order (which came above which).
+    header_names: tuple[str, ...] = ()
 
     def header(self, name: str) -> str:
         """The first value of a header (decoded), or ''."""
@@ -183,6 +185,7 @@ def parse(raw: bytes, sink: PartSink, *, sha256: str | None = None) -> ParsedMai
         content_type=message.get_content_type(),
         report=report,
         defects=tuple(defects),
+        header_names=tuple(name.lower() for name in message),
     )
 
 
@@ -356,7 +359,7 @@ def _date(value: str) -> dt.datetime | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # e.g. a zone of 20 digits
         return None
     if parsed is None:
         return None

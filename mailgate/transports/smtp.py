@@ -2,6 +2,9 @@
 
 An aiosmtpd handler in the event loop of ``mailgate serve``. Decisions:
 
+* MAIL: a reverse-path with an empty local part (``<""@host>``) is 553, like
+  ``<@host>``: no one can be answered there. The null sender ``<>`` (bounces)
+  is accepted.
 * RCPT: only our mailbox addresses and their plus-addresses (550 otherwise):
   mailgate is never an open relay.
 * DATA: the mail goes to ``ingest()`` in the database thread (one slow mail
@@ -86,6 +89,16 @@ class Handler:
         self._counter = counter
         self._lmtp = lmtp
 
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        if _empty_local_part(address):
+            event(log, "smtp.rejected", logging.INFO, sender=redact(address), peer=_peer(session))
+            return "553 5.1.7 The sender address has an empty local part"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
@@ -130,6 +143,12 @@ class Handler:
         if self._lmtp:
             return "\r\n".join(status for _ in envelope.rcpt_tos)
         return status
+
+
+def _empty_local_part(address: str) -> bool:
+    """``""@host`` or ``" "@host``; the null sender (no ``@`` at all) is not one."""
+    local, at, _domain = address.rpartition("@")
+    return bool(at) and not local.strip('"').strip()
 
 
 def _peer(session: Any) -> str:
