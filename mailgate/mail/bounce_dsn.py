@@ -28,23 +28,11 @@ ReportKind = Literal["bounce", "delay", "delivered", "feedback", "auto_reply"]
 # Only the first 200 KB of report text are read: real reports are a few KB, the rest
 # of a huge "bounce" is the returned original or an attack.
 _TEXT_LIMIT = 200_000
-
-
 _MAX_PARTS = 200
-
-
 _MAX_DEPTH = 20
-
-
 _MAX_LINE = 1000
-
-
 _MAX_RECIPIENTS = 100
-
-
 _DIAGNOSTIC_LIMIT = 500
-
-
 # A recipient's explanation follows it within a few lines (Exim, qmail, Domino).
 _WINDOW = 12
 
@@ -52,16 +40,10 @@ _WINDOW = 12
 # Lines of report prose analysed; a report's own text is a few dozen lines, so this only
 # bounds the per-recipient scans (recipients x lines) of hostile input.
 _MAX_LINES = 5000
-
-
 # Whole-text phrase searches only look at the start of the report prose.
 _PROSE_LIMIT = 30_000
-
-
 # Lines mentioning one address that are searched for its SMTP answer.
 _MAX_MENTIONS = 20
-
-
 # Address matches looked at in a report text.
 _MAX_MATCHES = 2000
 

@@ -170,6 +170,16 @@ def read_report(message: email.message.Message) -> Report | None:
         return None
 
 
+__all__ = [
+    "FailedRecipient",
+    "Report",
+    "ReportKind",
+    "is_bounce_subject",
+    "is_daemon_sender",
+    "looks_like_bounce",
+    "read_report",
+]
+
 _DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 
 
