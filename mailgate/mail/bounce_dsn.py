@@ -25,6 +25,13 @@ from mailgate.mail.charsets import decode_header
 ReportKind = Literal["bounce", "delay", "delivered", "feedback", "auto_reply"]
 
 
+# The status of a final report that the sending MTA gave up after retrying for days,
+# when the report gives none of its own: RFC 3463 4.4.7 "delivery time expired". Class 4
+# by the RFC's own definition ("persistence of some temporary condition has caused
+# abandonment ... of attempts"): the mail came back, but nothing says the address is
+# bad, so it is never permanent and never marks the address undeliverable.
+GAVE_UP_STATUS = "4.4.7"
+
 # Only the first 200 KB of report text are read: real reports are a few KB, the rest
 # of a huge "bounce" is the returned original or an attack.
 _TEXT_LIMIT = 200_000
@@ -198,6 +205,8 @@ def _dsn_recipient(
         status = f"{reply_code[0]}.0.0"
     if not status and action == "failed":
         status = _status_from_text(diagnostic, "5")
+    if not status and record.get("action", "").strip().lower().startswith("expired"):
+        status = GAVE_UP_STATUS
     if status.endswith(".0.0"):
         refined = _status_from_text(diagnostic, status[0])
         if refined:
@@ -225,6 +234,8 @@ def _normalise_action(value: str) -> str:
         "deliver": "delivered",
         "relay": "relayed",
         "expand": "expanded",
+        # Not an RFC 3464 action, but written by some MTAs for "retried until it expired".
+        "expired": "failed",
     }.get(word, word)
 
 
@@ -255,10 +266,13 @@ def _lines(text: str) -> list[str]:
     return [line[:_MAX_LINE] for line in text[:_TEXT_LIMIT].splitlines()[:_MAX_LINES]]
 
 
+# A quoted local part ("john doe"@example.com) is one address and stays quoted.
 _ADDRESS = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}",
+    r"(?:\"[^\"\r\n\\]{1,64}\"|[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64})"
+    r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}",
     re.ASCII,
 )
+_QUOTED_ADDRESS = re.compile(r"\"[^\"\r\n\\]{1,64}\"@[^\s<>()\[\],;:\"'@]{1,255}")
 
 
 _CODE = re.compile(r"(?<![\w.#/=-])(?<!\d:)([245][0-5][0-9])(?=[\s\-:,;)\]]|$)")
@@ -383,6 +397,11 @@ def _addresses_in(value: str) -> list[str]:
 
 def _normalise_address(value: str) -> str:
     """'<Bob@Example.ORG>' -> 'Bob@example.org'; '' when there is no address."""
+    quoted = _QUOTED_ADDRESS.search(value[:1000])
+    if quoted:
+        local, _, domain = quoted.group(0).rpartition("@")
+        domain = domain.strip(".->").lower()
+        return f"{local}@{domain}" if "." in domain else ""
     value = value.strip().strip("<>\"' \t").strip()
     value = value[:1000]
     # An internationalised local part ("müller@") must not lose its non-ASCII head.

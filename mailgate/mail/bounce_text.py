@@ -20,6 +20,7 @@ from mailgate.mail.bounce_dsn import (
     _MAX_RECIPIENTS,
     _TEXT_LIMIT,
     _WINDOW,
+    GAVE_UP_STATUS,
     FailedRecipient,
     _bad_address,
     _diagnose,
@@ -171,7 +172,7 @@ def _text_recipient(
             status = refined
     if not status:
         if cues.gave_up:
-            status = "4.4.7"
+            status = GAVE_UP_STATUS
         elif cues.delay and not cues.permanent:
             status = "4.0.0"
         elif cues.failure or cues.permanent:

@@ -144,6 +144,11 @@ def looks_like_bounce(headers: Mapping[str, tuple[str, ...]]) -> bool:
         # A null envelope sender: reports and auto-replies. Only when the subject agrees.
         if is_bounce_subject(subject):
             return True
+        # A machine sender (no-reply@, system@) under the null sender: read_report
+        # decides (it needs a returned message or report words).
+        local = _first_address(_first(headers, "from")).rpartition("@")[0]
+        if local and _MACHINE_LOCAL.search(local):
+            return True
     return _starts_like_report(subject)
 
 
@@ -327,6 +332,11 @@ class _Reader:
         )
         if null_sender and is_bounce_subject(self.subject):
             return "Return-Path <> and a delivery-report subject"
+        sender_local = _first_address(self.sender).rpartition("@")[0]
+        if null_sender and self.original is not None and _MACHINE_LOCAL.search(sender_local):
+            # A machine (no-reply@, system@) returning a mail of ours under the null
+            # sender: a report whatever its subject ("Mail", "Notice").
+            return f"Return-Path <> from {_first_address(self.sender)} returning a message"
         # A subject alone is not enough: people write "my order could not be delivered".
         # It must open with the report phrase and come from a machine.
         if not _starts_like_report(self.subject):
@@ -453,7 +463,11 @@ class _Reader:
             if listed:
                 found = {a: found.get(a, -1) for a in listed}
         prose = report_text[:_PROSE_LIMIT]
-        failure = bool(_FAILURE_TEXT.search(prose)) or is_bounce_subject(self.subject)
+        failure = (
+            bool(_FAILURE_TEXT.search(prose))
+            or is_bounce_subject(self.subject)
+            or context.endswith("returning a message")
+        )
         delay = self._delay_cues(prose)
         strong = context.startswith(("X-Failed", "multipart/report", "From ", "Return-Path"))
         if not found and failure and (strong or delay):
