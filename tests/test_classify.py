@@ -522,9 +522,9 @@ def test_similar_but_foreign_address_is_not_ours() -> None:
 # --- the table and the helpers ------------------------------------------------------------------------
 
 
-def test_rule_table_order_is_loop_bounce_auto_reply_bulk() -> None:
+def test_rule_table_order_is_loop_bounce_auto_reply_list_alert_bulk() -> None:
     kinds = [rule.kind for rule in RULES]
-    order = ["loop", "bounce", "auto_reply", "bulk"]
+    order = ["loop", "bounce", "auto_reply", "list_alert", "bulk"]
     assert [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k] == order
     assert len({rule.name for rule in RULES}) == len(RULES)
 

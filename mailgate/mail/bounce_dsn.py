@@ -22,7 +22,8 @@ from mailgate.mail.bounce_patterns import (
 )
 from mailgate.mail.charsets import decode_header
 
-ReportKind = Literal["bounce", "delay", "delivered", "feedback", "auto_reply"]
+# "list_alert": a mailing list held, rejected or looped our mail (``mail.listalerts``).
+ReportKind = Literal["bounce", "delay", "delivered", "feedback", "auto_reply", "list_alert"]
 
 
 # The status of a final report that the sending MTA gave up after retrying for days,

@@ -36,7 +36,7 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from mailgate.mail import bounces
+from mailgate.mail import bounces, listalerts
 from mailgate.mail.addresses import Address, from_name_and_raw, one_line, read_addresses
 from mailgate.mail.charsets import decode_header, invalid_word_charsets
 from mailgate.mail.mime import (
@@ -206,7 +206,6 @@ def parse(
     if synthesized:
         message_id = synthesized_message_id(sha256)
     text, html_body = walk.body()
-    report = bounces.read_report(message) if _maybe_report(message, headers) else None
     address_values = {
         name: [raw_value for key, raw_value in _raw_items(message) if key == name]
         for name in ("from", "to", "cc", "reply-to", "sender")
@@ -215,6 +214,10 @@ def parse(
     from_name, from_raw = from_name_and_raw(address_values["from"])
     _note_bad_charsets(address_values["from"], "From", repairs)
     sender = next(iter(addresses.get("from", ())), None)
+    report = bounces.read_report(message) if _maybe_report(message, headers) else None
+    if report is None or report.kind == "auto_reply":
+        alert = listalerts.read_alert(message, headers, sender.email if sender else "")
+        report = alert or report
     return ParsedMail(
         message_id=message_id,
         message_id_synthesized=synthesized,
