@@ -62,7 +62,8 @@ _DATE_START = re.compile(r"\d|[^\W\d_]{1,12}[.,]")
 _SEPARATOR = re.compile(
     r"-{2,}\s*(?:original message|original-nachricht|originalnachricht"
     r"|ursprüngliche nachricht|message d'origine|message d’origine|mail original"
-    r"|mensaje original|messaggio originale|oorspronkelijk bericht|opprinnelig melding"
+    r"|mensaje original|message original|messaggio originale|oorspronkelijk bericht"
+    r"|opprinnelig melding"
     r"|oprindelig meddelelse|ursprungligt meddelande|alkuperäinen viesti|původní zpráva"
     r"|pôvodná správa|oryginalna wiadomość|wiadomość oryginalna|исходное сообщение"
     r"|исходное письмо|mensagem original|eredeti üzenet|orijinal ileti|reply message"
@@ -170,3 +171,48 @@ _MOBILE_FOOTER = re.compile(
 _DASH_SIGNOFF = re.compile(r"-{1,2} ?([^\W\d_][\w.'’-]*)(?: [\w.'’-]+){0,3}")
 
 _RULE_CHARS = "-_=*~─━—– \t"
+
+
+# An attribution without its colon ends with the verb ("On …, Bob <b@x> wrote").
+_WROTE_BARE = re.compile(_WROTE_WORDS + r"\s*$", re.IGNORECASE)
+
+# A quoted line wrapped by the client is long; its lost continuation is shorter.
+_WRAP_MIN_CHARS = 50
+
+# Closing formulas: the person's words, kept; but their name block ends the text,
+# so a header-less quote below it is history. A whole short line, optional comma.
+_CLOSING = re.compile(
+    r"(?:(?:best|kind|warm|many|with kind|with best)\s+(?:regards|wishes)|regards|best"
+    r"|cheers|thanks(?: again| a lot)?|thank you(?: very much)?|many thanks|sincerely"
+    r"|yours(?: sincerely| truly)?|all the best|take care"
+    r"|mit freundlichen grüßen|mit freundlichen gruessen|freundliche grüße|viele grüße"
+    r"|beste grüße|liebe grüße|lg|mfg|gruß|grüße|danke(?: schön)?|vielen dank"
+    r"|cordialement|bien cordialement|bien à vous|salutations(?: distinguées)?|merci(?: beaucoup)?"
+    r"|saludos(?: cordiales)?|un saludo|atentamente|gracias|muchas gracias"
+    r"|cordiali saluti|distinti saluti|saluti|grazie(?: mille)?"
+    r"|met vriendelijke groet(?:en)?|vriendelijke groet(?:en)?|groeten|bedankt"
+    r"|med vänlig hälsning|vänliga hälsningar|med venlig hilsen|med vennlig hilsen|hilsen"
+    r"|atenciosamente|abraços|obrigad[oa]|pozdrawiam|z poważaniem|s pozdravem"
+    r"|с уважением|спасибо|よろしくお願いします|よろしくお願いいたします|此致|谢谢|謝謝)"
+    r"\s*[,.!]?",
+    re.IGNORECASE,
+)
+_NAME_MAX_LINES = 4
+_NAME_MAX_CHARS = 60
+_POSTSCRIPT = re.compile(r"p\.?\s?p?\.?\s?s\b|ps:", re.IGNORECASE)
+# First words of the closings and footers above: a set lookup spares the two
+# expressions on the lines of ordinary prose (non-ASCII first words always try them).
+_CLOSING_FIRST_WORDS = frozenset(
+    {
+        "best", "kind", "warm", "many", "with", "regards", "cheers", "thanks", "thank",
+        "sincerely", "yours", "all", "take", "mit", "freundliche", "viele", "beste", "liebe",
+        "lg", "mfg", "danke", "vielen", "cordialement", "bien", "salutations", "merci",
+        "saludos", "un", "atentamente", "gracias", "muchas", "cordiali", "distinti", "saluti",
+        "grazie", "met", "vriendelijke", "groeten", "bedankt", "med", "hilsen",
+        "atenciosamente", "obrigado", "obrigada", "pozdrawiam", "z", "s",
+        "sent", "get", "von", "gesendet", "envoye", "enviado", "inviato", "verzonden",
+        "verstuurd", "skickat", "sendt", "odeslano",
+    }
+)  # fmt: skip
+# Footers that start with the device ("iPhone から送信", "Galaxy gönderildi").
+_DEVICE_WORDS = frozenset({"iphone", "ipad", "android", "galaxy", "samsung", "huawei", "xiaomi"})

@@ -21,9 +21,17 @@ Input is plain text; HTML is converted elsewhere, with blockquotes rendered as
 * Outlook separators ("-----Original Message-----", localized), header blocks
   ("From:/Sent:/To:/Subject:" and localized, at least two lines in a row) and
   forwarded-message markers: everything from there on is history.
-* Signatures at the end of the new text: a "-- " / "--" / "__" line followed by
-  a short block, mobile footers ("Sent from my iPhone" and localized) and a
-  "-Name" sign-off.
+* Indented quotes (mailx/s-nail indent with a TAB or spaces instead of ``>``)
+  after an attribution, or an indented header block reproducing our notice:
+  the indented block goes, the answer below it stays.
+* Attributions without their colon and dashed ("---- On … wrote ----").
+* A quoted line the client hard-wrapped, losing the ``>`` of the continuation.
+* A mobile footer, or a closing formula with its name block ("Best regards" /
+  "Jane Doe"), followed by more text: that text is a quote that lost its
+  header. The closing and the name are the person's words and stay.
+* Signatures at the end of the new text (``mail.quote_signatures``): a "-- " /
+  "--" / "__" line followed by a short block, mobile footers ("Sent from my
+  iPhone" and localized) and a "-Name" sign-off.
 
 Every line is examined a bounded number of times with anchored or length-capped
 regular expressions, so the run time is linear in the size of the body.
@@ -31,14 +39,15 @@ regular expressions, so the run time is linear in the size of the body.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass
 
 from mailgate.mail.quote_patterns import (
     _ADDR_END,
-    _DASH_SIGNOFF,
+    _CLOSING,
+    _CLOSING_FIRST_WORDS,
     _DATE_START,
     _DATEISH,
+    _DEVICE_WORDS,
     _FOOTER_MAX_CHARS,
     _FORWARD_INTRO,
     _FROM_KEYS,
@@ -46,19 +55,23 @@ from mailgate.mail.quote_patterns import (
     _KEY_SCAN,
     _MAX_HEADER_CHARS,
     _MOBILE_FOOTER,
+    _NAME_MAX_CHARS,
+    _NAME_MAX_LINES,
     _OPENER,
     _OTHER_KEYS,
-    _RFC_SIG_MAX_LINES,
+    _POSTSCRIPT,
     _RULE_CHARS,
     _SEPARATOR,
-    _SIG_MAX_LINES,
     _SIGNOFF_MAX_CHARS,
     _TIME,
+    _WRAP_MIN_CHARS,
     _WROTE_AT_END,
+    _WROTE_BARE,
     _WROTE_PAREN,
     _WROTE_TAIL,
     _WROTE_THEN_DATE,
 )
+from mailgate.mail.quote_signatures import _signature_start
 
 __all__ = ["Reply", "reply_text", "split_reply", "visible_text"]
 
@@ -177,6 +190,8 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
     # lines a body has.
     run_start = -1
     fields = kinds = continuation = 0
+    # The last line of the person's own text seen so far (-1: none yet).
+    text_seen = -1
     i = 0
     while i < n:
         s = lines[i].strip()
@@ -191,6 +206,8 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
                 rest = lines[j].lstrip()
                 if _quote_marked(rest):
                     last = j
+                elif rest and _lost_marker(lines, j):
+                    last = j  # a hard-wrapped quoted line whose ">" the client lost
                 elif rest:
                     break
                 j += 1
@@ -200,6 +217,12 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             continue
         if s[0] == "-" and _SEPARATOR.fullmatch(s):
             return removed, _with_rule_above(lines, i, floor)
+        if len(s) <= _FOOTER_MAX_CHARS and text_seen >= floor and _may_close(s):
+            # A mobile footer or a closing formula with its name block ends what the
+            # person wrote: text after it is a quote that lost its header.
+            below = _history_after_closing(lines, i, s)
+            if below >= 0:
+                return removed, below
         kind = _header_key(s)
         if kind:
             if run_start < 0:
@@ -210,6 +233,14 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             # Two fields in a row, one of them the sender: a lone "From: the
             # manager" in a sentence is not enough.
             if fields >= 2 and kinds == 3:
+                if _indented(lines[run_start]):
+                    # mailx/s-nail reproduce the notice indented, headers and all:
+                    # the indented block is the quote, the text below it the answer.
+                    end = _indented_block_end(lines, run_start)
+                    removed[run_start:end] = b"\x01" * (end - run_start)
+                    i = floor = end
+                    run_start = -1
+                    continue
                 return removed, _with_rule_above(lines, run_start, floor)
             i += 1
             continue
@@ -218,10 +249,11 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             continuation += 1
             if continuation > 2:
                 run_start = -1
-        if s[-1] in ":：" and len(s) <= _MAX_HEADER_CHARS:
-            if _FORWARD_INTRO.fullmatch(s):
+        colon = s[-1] in ":："
+        if (colon or _bare_attribution(s)) and len(s) <= _MAX_HEADER_CHARS:
+            if colon and _FORWARD_INTRO.fullmatch(s):
                 return removed, _with_rule_above(lines, i, floor)
-            start, strength = _attribution(lines, i, floor)
+            start, strength = _attribution(lines, i, floor) if colon else (i, 2)
             if strength:
                 j = i + 1
                 while j < n and _blank(lines[j]):
@@ -233,12 +265,98 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
                     i = floor = j
                     run_start = -1
                     continue
+                if j < n and _indented(lines[j]):
+                    # mailx/s-nail indent the quote with a TAB or spaces instead of ">".
+                    end = _indented_block_end(lines, j)
+                    removed[start:end] = b"\x01" * (end - start)
+                    i = floor = end
+                    run_start = -1
+                    continue
                 if strength == 2:
                     # No quote markers follow (Gmail's plain part, converted
                     # HTML): the rest of the mail is the earlier message.
                     return removed, _with_rule_above(lines, start, floor)
+        text_seen = i
         i += 1
     return removed, n
+
+
+def _indented(line: str) -> bool:
+    """A line indented with a TAB or at least two spaces, with text on it."""
+    return line[:1] == "\t" or (line[:2] == "  " and not line.isspace())
+
+
+def _indented_block_end(lines: list[str], start: int) -> int:
+    """The end of the indented block at ``start``: blank lines inside it belong to it
+    when more indented lines follow."""
+    end = i = start
+    while i < len(lines):
+        if _indented(lines[i]):
+            end = i = i + 1
+        elif _blank(lines[i]):
+            i += 1
+        else:
+            break
+    return end
+
+
+def _lost_marker(lines: list[str], j: int) -> bool:
+    """Line ``j`` continues a long quoted line above and the quote goes on below it:
+    the client wrapped the quote and dropped the ">" of the continuation."""
+    above = lines[j - 1].lstrip()
+    return (
+        j + 1 < len(lines)
+        and len(above) >= _WRAP_MIN_CHARS
+        and _quote_marked(above)
+        and _quote_marked(lines[j + 1].lstrip())
+        and len(lines[j].strip()) < _WRAP_MIN_CHARS
+    )
+
+
+def _bare_attribution(s: str) -> bool:
+    """A dated attribution without its colon ("On …, Bob <b@x> wrote", "---- On … wrote ----")."""
+    core = s.strip("-—– ").strip() if s[0] in "-—–" or s[-1] in "-—–" else s
+    if not core or not _OPENER.match(core) or not _DATEISH.search(core):
+        return False
+    return _WROTE_BARE.search(core[-40:]) is not None
+
+
+def _may_close(s: str) -> bool:
+    """Cheap test: may ``s`` be a closing formula or a mobile footer?"""
+    first = s[:24].split(None, 1)[0].lower().rstrip(",.!:")
+    return not first.isascii() or first in _CLOSING_FIRST_WORDS or first in _DEVICE_WORDS
+
+
+def _history_after_closing(lines: list[str], i: int, s: str) -> int:
+    """Where a header-less quote starts below a mobile footer or a closing formula with
+    its name block (-1 when nothing follows or it reads like the person's own P.S.)."""
+    n = len(lines)
+    if _MOBILE_FOOTER.fullmatch(s):
+        k = i + 1
+    elif len(s) <= _SIGNOFF_MAX_CHARS and _CLOSING.fullmatch(s):
+        k = i + 1
+        if k + 1 < n and _blank(lines[k]) and not _blank(lines[k + 1]):
+            k += 1  # "Kind regards" / blank / "Jane"
+        names = 0
+        while k < n and not _blank(lines[k]):
+            if len(lines[k].strip()) > _NAME_MAX_CHARS or names == _NAME_MAX_LINES:
+                return -1
+            names += 1
+            k += 1
+        if not names:
+            return -1
+    else:
+        return -1
+    if k >= n or not _blank(lines[k]):
+        return -1
+    while k < n and _blank(lines[k]):
+        k += 1
+    if k >= n:
+        return -1
+    first = lines[k].strip()
+    if _POSTSCRIPT.match(first) or first in ("--", "-- ", "__") or _MOBILE_FOOTER.fullmatch(first):
+        return -1
+    return k
 
 
 def _with_rule_above(lines: list[str], cut: int, floor: int) -> int:
@@ -347,66 +465,3 @@ def _kept_lines(lines: list[str], removed: bytearray, cut: int) -> tuple[list[st
             gap = False
         out.append(line)
     return out, segments
-
-
-def _signature_start(lines: list[str], segments: list[int]) -> int:
-    """Index where the trailing signature block(s) begin; len(lines) if none."""
-    start = len(lines)
-    # Signatures stack ("-- \nBob\n\nSent from my iPhone", a sign-off above a
-    # list footer); peel a few layers, each one short.
-    for _ in range(4):
-        end = start
-        while end > 0 and _blank(lines[end - 1]):
-            end -= 1
-        if end == 0:
-            break
-        last = lines[end - 1].strip()
-        if len(last) <= _FOOTER_MAX_CHARS and _MOBILE_FOOTER.fullmatch(last):
-            start = end - 1
-            continue
-        if _is_signoff(lines, end - 1):
-            start = end - 1
-            continue
-        # A delimiter above a removed quote would take the answers written
-        # below that quote for signature: search the last stretch only.
-        below = bisect_right(segments, end - 1)
-        floor = segments[below - 1] if below else 0
-        found = _delimiter_above(lines, floor, end)
-        if found < 0:
-            break
-        start = found
-    return start
-
-
-def _is_signoff(lines: list[str], i: int) -> bool:
-    s = lines[i].strip()
-    if len(s) > _SIGNOFF_MAX_CHARS:
-        return False
-    m = _DASH_SIGNOFF.fullmatch(s)
-    if not m or not m.group(1)[0].isupper():
-        return False
-    # A sign-off closes the text: it stands apart or follows "Thanks,". A line
-    # right under another line is more likely a list item.
-    return i == 0 or _blank(lines[i - 1]) or lines[i - 1].rstrip().endswith(",")
-
-
-def _delimiter_above(lines: list[str], floor: int, end: int) -> int:
-    """Earliest delimiter in ``floor:end`` whose block down to ``end`` is short, or -1."""
-    found = -1
-    count = 0  # non-blank lines below the line being looked at
-    for i in range(end - 1, floor - 1, -1):
-        line = lines[i]
-        s = line.strip()
-        if s == "--":
-            limit = _RFC_SIG_MAX_LINES if line.startswith("-- ") else _SIG_MAX_LINES
-        elif s in ("—", "–") or (len(s) >= 2 and not s.strip("_")):
-            limit = _SIG_MAX_LINES
-        else:
-            limit = -1
-        if count <= limit:
-            found = i
-        if s:
-            count += 1
-            if count > _RFC_SIG_MAX_LINES:
-                break
-    return found
