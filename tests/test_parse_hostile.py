@@ -426,3 +426,14 @@ def test_a_broken_winmail_dat_is_kept_as_it_is() -> None:
     message.add_attachment(blob, maintype="application", subtype="ms-tnef", filename="winmail.dat")
     mail = p(message.as_bytes())
     assert mail.attachments[0].filename == "winmail.dat"
+
+
+def test_rfc2231_sections_the_stdlib_cannot_sort_do_not_stop_the_parse() -> None:
+    raw = (
+        b"From: a@example.net\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+        b"--x\r\nContent-Type: text/plain; charset*=utf-8''x; charset*0=a\r\n\r\nhello\r\n"
+        b"--x\r\nContent-Type: text/plain; name*0=a.t; name*=b; name*1=xt\r\n\r\nfile\r\n--x--\r\n"
+    )
+    mail = p(raw)
+    assert mail.text == "hello"
+    assert len(mail.attachments) == 1

@@ -46,7 +46,7 @@ from mailgate.mail.mime import (
     build_tree,
     extract_large_parts,
 )
-from mailgate.mail.walk import TEXT_LIMIT, Attachment, Walk
+from mailgate.mail.walk import TEXT_LIMIT, Attachment, Walk, content_charset
 
 __all__ = [
     "Address",
@@ -330,6 +330,8 @@ def _tree(raw: bytes, repairs: list[str]) -> email.message.Message:
         return build_tree(raw)
     except (Irregular, RecursionError):
         pass
+    except Exception:  # noqa: BLE001, S110 - a parameter the stdlib cannot parse: its own parser
+        pass
     try:
         return email.message_from_bytes(raw)
     except Exception as exc:  # noqa: BLE001 - RecursionError and whatever else: read it flat
@@ -358,9 +360,9 @@ def _text_charset(message: email.message.Message, max_parts: int) -> str | None:
         if count > max_parts:
             break
         if part.get_content_maintype() == "text":
-            charset = part.get_param("charset")
-            if isinstance(charset, str) and charset.isascii() and charset.isprintable():
-                return charset
+            charset = content_charset(part)
+            if charset.isascii() and charset.isprintable():
+                return charset or None
     return None
 
 

@@ -318,6 +318,11 @@ def _param(part: email.message.Message, header: str, name: str) -> str:
     return value.removeprefix("\x00rfc2231")
 
 
+def content_charset(part: email.message.Message) -> str:
+    """The charset parameter of the part's Content-Type ('' when none); never raises."""
+    return _param(part, "content-type", "charset").strip()
+
+
 def filename_of(part: email.message.Message, hint: str | None = None) -> str:
     """The part's file name, decoded as the sender meant it, made safe; '' when none.
 
