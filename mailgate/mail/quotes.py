@@ -217,7 +217,7 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             continue
         if s[0] == "-" and _SEPARATOR.fullmatch(s):
             return removed, _with_rule_above(lines, i, floor)
-        if len(s) <= _FOOTER_MAX_CHARS and text_seen >= floor and _may_close(s):
+        if s[0].isalpha() and len(s) <= _FOOTER_MAX_CHARS and text_seen >= floor and _may_close(s):
             # A mobile footer or a closing formula with its name block ends what the
             # person wrote: text after it is a quote that lost its header.
             below = _history_after_closing(lines, i, s)
@@ -250,7 +250,7 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             if continuation > 2:
                 run_start = -1
         colon = s[-1] in ":："
-        if (colon or _bare_attribution(s)) and len(s) <= _MAX_HEADER_CHARS:
+        if (colon or (len(s) > 16 and _bare_attribution(s))) and len(s) <= _MAX_HEADER_CHARS:
             if colon and _FORWARD_INTRO.fullmatch(s):
                 return removed, _with_rule_above(lines, i, floor)
             start, strength = _attribution(lines, i, floor) if colon else (i, 2)
