@@ -27,7 +27,8 @@ on bounded lines with bounded repetitions, so a hostile mail costs linear time.
 ``read_report`` never raises: when unsure it returns None.
 
 The engine is this module (the walk and the order of the readings) with one
-module per reading: ``bounce_dsn`` (RFC 3464 fields, permanence, the values),
+module per reading: ``bounce_headers`` (the cheap header test), ``bounce_dsn``
+(RFC 3464 fields, permanence, the values),
 ``bounce_ses``, ``bounce_text`` (free text), ``bounce_parts`` (reading report
 parts); every vendor phrase, subject and sender pattern is data in
 ``bounce_patterns``.
@@ -38,7 +39,6 @@ from __future__ import annotations
 import email.message
 import email.parser
 import email.policy
-from collections.abc import Mapping
 
 from mailgate.mail.bounce_dsn import (
     _FIELD_IN_TEXT,
@@ -64,6 +64,12 @@ from mailgate.mail.bounce_dsn import (
     _lines,
     _normalise_address,
 )
+from mailgate.mail.bounce_headers import (
+    _starts_like_report,
+    is_bounce_subject,
+    is_daemon_sender,
+    looks_like_bounce,
+)
 from mailgate.mail.bounce_parts import (
     _attached_headers,
     _field_text,
@@ -72,18 +78,12 @@ from mailgate.mail.bounce_parts import (
     _parse_headers,
 )
 from mailgate.mail.bounce_patterns import (
-    _BOUNCE_SUBJECT,
-    _DAEMON_HINTS,
-    _DAEMON_LOCAL,
-    _DAEMON_NAME,
     _DELAY_SUBJECT,
     _DELAY_TEXT,
     _FAILURE_TEXT,
     _GAVE_UP_TEXT,
-    _LEADING_TAGS,
     _MACHINE_LOCAL,
     _PERMANENT_TEXT,
-    _SUBJECT_HINTS,
     _VACATION_TEXT,
 )
 from mailgate.mail.bounce_ses import (
@@ -97,74 +97,6 @@ from mailgate.mail.bounce_text import (
     _text_recipient,
     _text_recipients,
 )
-
-
-def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
-    # A plain loop: any() with a generator costs twice as much on this hot path.
-    for needle in needles:  # noqa: SIM110
-        if needle in text:
-            return True
-    return False
-
-
-def is_bounce_subject(subject: str) -> bool:
-    """Whether a subject reads like a delivery report's (daemon-written subjects only)."""
-    subject = subject[:300].lower()
-    if not _contains_any(subject, _SUBJECT_HINTS):
-        return False
-    return _BOUNCE_SUBJECT.search(subject) is not None
-
-
-def is_daemon_sender(value: str) -> bool:
-    """Whether a From value (address with optional display name) is a delivery system."""
-    if not value or not _contains_any(value[:300].lower(), _DAEMON_HINTS):
-        return False
-    address = _first_address(value)
-    local = address.rpartition("@")[0] if "@" in address else address
-    if local and _DAEMON_LOCAL.match(local.strip('"')):
-        return True
-    return _DAEMON_NAME.search(value[:300]) is not None
-
-
-def looks_like_bounce(headers: Mapping[str, tuple[str, ...]]) -> bool:
-    """Cheap header test: might this mail be a delivery or abuse report?
-
-    False positives cost one ``read_report`` call, which decides for real;
-    a false negative loses the report, so this errs on the side of yes.
-    """
-    if "x-failed-recipients" in headers or "x-amz-sns-message-id" in headers:
-        return True
-    content_type = _first(headers, "content-type").lower()
-    if "multipart/report" in content_type:
-        return True
-    if is_daemon_sender(_first(headers, "from")):
-        return True
-    subject = _first(headers, "subject")
-    if "return-path" in headers and _first(headers, "return-path").replace(" ", "") in ("<>", ""):
-        # A null envelope sender: reports and auto-replies. Only when the subject agrees.
-        if is_bounce_subject(subject):
-            return True
-        # A machine sender (no-reply@, system@) under the null sender: read_report
-        # decides (it needs a returned message or report words).
-        local = _first_address(_first(headers, "from")).rpartition("@")[0]
-        if local and _MACHINE_LOCAL.search(local):
-            return True
-    return _starts_like_report(subject)
-
-
-def _starts_like_report(subject: str) -> bool:
-    """A subject that opens with a report phrase ("Undeliverable: x", "[Postmaster] Email
-    Delivery Failure"), unlike a person's "Re: ..." or "my order could not be delivered"."""
-    subject = subject[:300].lower()
-    if not _contains_any(subject, _SUBJECT_HINTS):
-        return False
-    subject = _LEADING_TAGS.sub("", subject)
-    return bool(subject) and _BOUNCE_SUBJECT.match(subject) is not None
-
-
-def _first(headers: Mapping[str, tuple[str, ...]], name: str) -> str:
-    values = headers.get(name)
-    return values[0] if values else ""
 
 
 def read_report(message: email.message.Message) -> Report | None:
