@@ -66,12 +66,6 @@ FORWARDED_WITH_8BIT_BOUNDARY = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mail/parse.py _Walk.forwarded: inner.as_bytes() raises UnicodeEncodeError (the stdlib "
-    "generator meets U+FFFD from a raw 8-bit boundary); the mail is quarantined 'parser error' "
-    "instead of becoming a ticket with the forwarded mail attached (issue 9, mail engineer)",
-)
 def test_a_forwarded_mail_with_an_8bit_boundary_becomes_a_ticket(ctx: Context) -> None:
     assert ingest(ctx, FORWARDED_WITH_8BIT_BOUNDARY, source="smtp").action == "created"
 
