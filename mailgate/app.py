@@ -8,7 +8,12 @@ by a scheduled job in its own thread, kicked right after a mail was stored, so
 an acknowledgement leaves within seconds.
 
 SIGTERM/SIGINT: stop accepting, let the mails in flight finish, close the IMAP
-sessions, let a running delivery finish, exit 0. ``kill -9`` loses nothing:
+sessions, let a running delivery finish, exit 0. SIGHUP is ignored with a log line
+(a closed terminal must not stop the gateway; issue 18 makes it reload).
+
+One mail never stalls intake: each runs in the worker under
+``gateway.max_processing_seconds``; one that overruns it is quarantined "took too
+long" by a fresh worker, and the mails behind it go on. ``kill -9`` loses nothing:
 a mail got its 250 only after its transaction committed, an IMAP mail is moved
 only after it was stored, and interrupted receipts are finished by the
 recovery job, which runs at start.
@@ -34,7 +39,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mailgate import intake, outbox
+from mailgate import intake, outbox, systemd
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -43,7 +48,7 @@ from mailgate.logs import event, redact_url
 from mailgate.store import ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
-from mailgate.worker import Worker
+from mailgate.worker import Overdue, Worker
 
 log = logging.getLogger("mailgate.serve")
 
@@ -74,6 +79,24 @@ def _ingest(
 ) -> Outcome:
     """What the worker runs for each mail (module level: the worker imports it by name)."""
     return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
+
+
+def _took_too_long(ctx: Context, raw: bytes, source: str, seconds: float) -> Outcome:
+    """Run by a fresh worker after a mail overran its deadline: quarantine its receipt."""
+    reason = f"took too long: stopped after {seconds:g} s (gateway.max_processing_seconds)"
+    outcome = intake.stop(raw, reason)
+    if outcome is None:
+        raise TemporaryFailure("took too long before the mail was stored")
+    event(
+        log,
+        "mail.ingested",
+        logging.WARNING,
+        source=source,
+        action=outcome.action,
+        message_id=outcome.message_id,
+        reason=outcome.reason,
+    )
+    return outcome
 
 
 def _recover(ctx: Context) -> None:
@@ -128,10 +151,30 @@ class Gateway:
 
     async def ingest(self, raw: bytes, envelope: Envelope) -> Outcome:
         assert self.loop is not None
-        call = functools.partial(self.worker.call, _ingest, raw, "smtp", None, envelope)
+        call = functools.partial(self.ingest_in_worker, raw, "smtp", None, envelope)
         outcome: Outcome = await self.loop.run_in_executor(self.db, call)
         self.kick_outbox()
         return outcome
+
+    def ingest_in_worker(
+        self, raw: bytes, source: str, mailbox: str | None, envelope: Envelope | None
+    ) -> Outcome:
+        """One mail in the worker, under the per-mail deadline (from a thread, never the loop)."""
+        seconds = self.ctx.config.gateway.max_processing_seconds
+        try:
+            outcome: Outcome = self.worker.call(
+                _ingest, raw, source, mailbox, envelope, deadline=seconds
+            )
+            return outcome
+        except Overdue as exc:
+            event(log, "worker.overdue", logging.WARNING, source=source, detail=str(exc))
+        try:
+            stopped: Outcome = self.worker.call(
+                _took_too_long, raw, source, seconds, deadline=seconds
+            )
+        except Overdue as exc:
+            raise TemporaryFailure(f"could not quarantine a slow mail: {exc}") from exc
+        return stopped
 
     def check_login(self, login: str, password: str) -> str | None:
         """SMTP AUTH for agents: the agent's key (or address) and its password."""
@@ -173,7 +216,7 @@ class Gateway:
     # --- IMAP sink (called from poller threads) -------------------------------------------
 
     def imap_ingest(self, raw: bytes, account: ImapAccount) -> Outcome:
-        outcome: Outcome = self.worker.call(_ingest, raw, "imap", account.mailbox or None, None)
+        outcome = self.ingest_in_worker(raw, "imap", account.mailbox or None, None)
         self.kick_outbox()
         return outcome
 
@@ -185,6 +228,16 @@ class Gateway:
             # Only the main thread can take signals; embedded (tests) it is stopped by stop().
             with contextlib.suppress(ValueError, RuntimeError):
                 self.loop.add_signal_handler(sig, self.stopping.set)
+        with contextlib.suppress(ValueError, RuntimeError):
+            self.loop.add_signal_handler(signal.SIGHUP, _hangup)
+        try:
+            return await self._run()
+        finally:
+            # However serve ends (a port in use, a bug), the worker does not stay behind.
+            await self.loop.run_in_executor(None, self.worker.close)
+
+    async def _run(self) -> int:
+        assert self.loop is not None
         await self.loop.run_in_executor(self.db, self.worker.warm_up)
         if self.with_smtp:
             await self._start_listener()
@@ -199,8 +252,13 @@ class Gateway:
             database=redact_url(self.ctx.config.database.url),
         )
         self.ready.set()
+        systemd.notify("READY=1")
+        watchdog = systemd.start_watchdog()  # WATCHDOG=1 from this loop while it turns
         await self.stopping.wait()
+        systemd.notify("STOPPING=1")
         await self.shutdown()
+        if watchdog is not None:
+            watchdog.cancel()
         return 0
 
     def stop(self) -> None:
@@ -219,6 +277,8 @@ class Gateway:
             host=listener.host,
             port=listener.port,
             socket_path=listener.socket,
+            socket_mode=int(listener.socket_mode, 8) if listener.socket_mode else None,
+            socket_group=listener.socket_group,
             lmtp=listener.protocol == "lmtp",
             hostname=listener.hostname or config.gateway.domain,
             max_message_size=config.gateway.max_message_size,
@@ -231,7 +291,12 @@ class Gateway:
             require_tls=listener.require_tls,
             check_login=self.check_login if _agents_may_log_in(config) else None,
         )
-        self.server, self.counter = await smtp_transport.start(options, self.ingest, self.accepts)
+        try:
+            self.server, self.counter = await smtp_transport.start(
+                options, self.ingest, self.accepts
+            )
+        except smtp_transport.SocketAccessError as exc:
+            raise ConfigError(f"listener.{exc.key}: {exc} (in {config.path})") from None
 
     def _start_pollers(self) -> None:
         sink = _ImapSink(self)
@@ -309,7 +374,6 @@ class Gateway:
             poller.join(timeout=SHUTDOWN_GRACE)
         self.sender.shutdown(wait=True)
         self.db.shutdown(wait=True)
-        self.worker.close()
 
 
 class _ImapSink:
@@ -330,6 +394,10 @@ class _ImapSink:
 
     def note(self, account: ImapAccount, text: str) -> None:
         self.gateway.in_db(ledger.note, account.name, text)
+
+
+def _hangup() -> None:
+    event(log, "serve.sighup_ignored", logging.WARNING, detail="SIGHUP does not reload yet")
 
 
 def _agents_may_log_in(config: Config) -> bool:

@@ -2,7 +2,10 @@
 
 Events are named in the past tense (``mail.ingested``, ``notice.sent``).
 Bodies are never logged; addresses in error text are redacted with
-``redact()``. Imports only the standard library.
+``redact()``. Times are ISO 8601 in UTC (``2026-11-23T09:00:00.123Z``) in both
+formats, whatever the server's time zone. The ingest worker process logs in the
+format ``serve`` was started with (``current_format()``). Imports only the
+standard library.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import logging
 import re
 import sys
+import time
 from typing import Any
 
 _FIELDS = "mailgate_fields"
@@ -37,11 +41,17 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
+def _utc(record: logging.LogRecord) -> str:
+    """ISO 8601 in UTC with milliseconds and ``Z``: what log collectors parse without a hint."""
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{seconds}.{int(record.msecs):03d}Z"
+
+
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, _FIELDS, {})
         parts = [
-            self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            _utc(record),
             record.levelname.lower(),
             record.getMessage(),
         ]
@@ -55,7 +65,7 @@ class KeyValueFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": _utc(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -71,6 +81,12 @@ def _kv(value: Any) -> str:
     if text and not any(c in text for c in ' "=\n'):
         return text
     return json.dumps(text, ensure_ascii=False)
+
+
+def current_format() -> str:
+    """The format ``setup()`` chose for this process: "json" or "text"."""
+    handlers = logging.getLogger().handlers
+    return "json" if any(isinstance(h.formatter, JsonFormatter) for h in handlers) else "text"
 
 
 def setup(fmt: str = "text", level: int = logging.INFO) -> None:

@@ -7,6 +7,11 @@ States of an outbox item::
       └── lease expired ─┘           │ 5xx: failed (event on the ticket)
                                      └ crash: uncertain — see below
 
+Recipients are answered one by one: when some get 250 and others a 4xx, the
+mail goes back to the queue for exactly the deferred ones (its recipient list
+narrowed, so nobody who has it gets it twice); a 5xx recipient fails with an
+event on the ticket, as when the whole mail fails.
+
 ``sending`` is committed right before a mail is handed over and ``sent``
 right after, with the mail's Message-ID as the idempotency key. A crash in
 between leaves the row ``sending``: for the Maildir transport we look whether
@@ -70,10 +75,26 @@ class PermanentError(Exception):
     """The relay refused the mail for good (5xx)."""
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """One recipient the relay did not take, with its answer."""
+
+    recipient: str
+    code: int
+    text: str
+
+    @property
+    def temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+    def __str__(self) -> str:
+        return f"{self.recipient}: {self.code} {self.text}"
+
+
 class Transport(Protocol):
     def send(
         self, sender: str, recipients: list[str], content: bytes, message_id: str
-    ) -> list[str]:
+    ) -> list[Refusal]:
         """Hand one mail over; returns refused recipients (others were accepted)."""
 
     def delivered(self, message_id: str) -> bool | None:
@@ -102,7 +123,7 @@ class MaildirTransport:
 
     def send(
         self, sender: str, recipients: list[str], content: bytes, message_id: str
-    ) -> list[str]:
+    ) -> list[Refusal]:
         try:
             for sub in ("tmp", "new", "cur"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -167,7 +188,7 @@ class SmtpTransport:
 
     def send(
         self, sender: str, recipients: list[str], content: bytes, message_id: str
-    ) -> list[str]:
+    ) -> list[Refusal]:
         if self._client is None:
             self._client = self._connect()
         options: list[str] = []
@@ -182,11 +203,13 @@ class SmtpTransport:
             refused = self._client.sendmail(sender, recipients, content, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             self._reset()
-            codes = [code for code, _ in exc.recipients.values()]
-            detail = "; ".join(f"{r}: {c} {_text(t)}" for r, (c, t) in exc.recipients.items())
-            if all(400 <= c < 500 for c in codes):
+            refusals = _refusals(exc.recipients)
+            detail = "; ".join(map(str, refusals))
+            if all(r.temporary for r in refusals):
                 raise TemporaryError(detail) from exc
-            raise PermanentError(detail) from exc
+            if not any(r.temporary for r in refusals):
+                raise PermanentError(detail) from exc
+            return refusals  # some may be tried again later, the others failed
         except smtplib.SMTPResponseException as exc:
             self._reset()
             detail = f"{exc.smtp_code} {_text(exc.smtp_error)}"
@@ -199,7 +222,7 @@ class SmtpTransport:
         except (UnicodeError, ValueError) as exc:
             self._reset()
             raise PermanentError(f"this mail cannot be sent as it is: {exc}") from exc
-        return [f"{r}: {code} {_text(text)}" for r, (code, text) in refused.items()]
+        return _refusals(refused)
 
     def _reset(self) -> None:
         try:
@@ -220,6 +243,10 @@ class SmtpTransport:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._client.quit()
             self._drop()
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> list[Refusal]:
+    return [Refusal(r, code, _text(text)) for r, (code, text) in refused.items()]
 
 
 def _text(value: bytes | str) -> str:
@@ -329,11 +356,11 @@ def _send_batch(
     the ``sent`` mark of the previous mail rides along in that same commit, so a
     mail costs one commit, and a crash leaves at most one mail ``sending``.
     """
-    done: tuple[_Item, list[str]] | None = None
+    done: tuple[_Item, list[Refusal]] | None = None
     for index, item_id in enumerate(batch):
         with m.write_transaction():
             if done is not None:
-                _mark_sent(*done, report)
+                _mark_sent(config, *done, report)
                 done = None
             item = _start(item_id, worker)
         if item is None:
@@ -356,7 +383,7 @@ def _send_batch(
         done = (item, refused)
     if done is not None:
         with m.write_transaction():
-            _mark_sent(*done, report)
+            _mark_sent(config, *done, report)
     return True
 
 
@@ -393,20 +420,26 @@ def _start(item_id: int, worker: str) -> _Item | None:
     )
 
 
-def _mark_sent(item: _Item, refused: list[str], report: Report) -> None:
-    sql.run(
-        "UPDATE outbox_item SET status = 'sent', sent_at = ?, last_error = ? WHERE id = ?",
-        sql.ts(m.utcnow()),
-        "; ".join(refused)[:2000],
-        item.id,
-    )
-    if refused:
+def _mark_sent(config: Config, item: _Item, refused: list[Refusal], report: Report) -> None:
+    """The relay took the mail: sent — or, for the recipients it deferred, queued again."""
+    failed = [str(r) for r in refused if not r.temporary]
+    deferred = [r for r in refused if r.temporary]
+    if failed:
         _ticket_event(
             item.ticket_id,
             item.notice,
             "notice_failed",
-            "some recipients refused: " + "; ".join(refused),
+            "some recipients refused: " + "; ".join(failed),
         )
+    if deferred:
+        _defer_recipients(config, item, deferred, report)
+        return
+    sql.run(
+        "UPDATE outbox_item SET status = 'sent', sent_at = ?, last_error = ? WHERE id = ?",
+        sql.ts(m.utcnow()),
+        "; ".join(failed)[:2000],
+        item.id,
+    )
     report.sent += 1
     event(
         log,
@@ -415,6 +448,48 @@ def _mark_sent(item: _Item, refused: list[str], report: Report) -> None:
         notice=item.notice,
         recipients=len(item.recipients),
         message_id=item.message_id,
+    )
+
+
+def _defer_recipients(
+    config: Config, item: _Item, deferred: list[Refusal], report: Report
+) -> None:
+    """The others have the mail; keep it queued for exactly the recipients answered 4xx."""
+    detail = "; ".join(map(str, deferred))
+    if item.attempts >= config.outbound.max_attempts:
+        sql.run(
+            "UPDATE outbox_item SET status = 'failed', last_error = ? WHERE id = ?",
+            f"gave up on {detail}"[:2000],
+            item.id,
+        )
+        _ticket_event(
+            item.ticket_id,
+            item.notice,
+            "notice_failed",
+            f"gave up after {item.attempts} attempts: {detail}",
+        )
+        report.failed += 1
+    else:
+        sql.run(
+            "UPDATE outbox_item SET status = 'queued', recipients = ?, last_error = ?,"
+            " next_attempt_at = ? WHERE id = ?",
+            sql.js([r.recipient for r in deferred]),
+            f"deferred for some recipients: {detail}"[:2000],
+            sql.ts(m.utcnow() + backoff(item.attempts)),
+            item.id,
+        )
+        report.retried += 1
+    report.errors.append(detail)
+    event(
+        log,
+        "notice.deferred",
+        logging.WARNING,
+        id=item.id,
+        notice=item.notice,
+        attempts=item.attempts,
+        recipients=len(deferred),
+        delivered=len(item.recipients) - len(deferred),
+        error=redact(detail),
     )
 
 

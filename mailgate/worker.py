@@ -8,6 +8,32 @@ crashes the parser or exhausts memory takes down the worker, not the gateway:
 the worker is started again, the mail is answered "try again later", and after
 three such attempts its receipt quarantines it.
 
+One mail must never stall intake for everyone, so a call may carry a deadline:
+
+* inside the worker, SIGALRM interrupts the call when it passes (tasks run in
+  the worker's main thread, where Python delivers signals): the worker answers
+  "overdue" and exits, so the next mail meets a fresh process with no half-done
+  state (an open transaction, a cache changed halfway);
+* the serve side waits a little longer; a worker stuck where a signal cannot
+  reach it (C code that never returns to the interpreter) is killed.
+
+Either way ``Worker.call`` raises ``Overdue`` and the next call starts a new
+worker; the caller quarantines the mail (``app.py``).
+
+The worker never outlives ``serve`` by more than ``ORPHAN_GRACE`` seconds, however
+``serve`` ended (``kill -9`` included): on Linux the kernel signals it when its
+parent dies (``PR_SET_PDEATHSIG``), and a watchdog thread that sees the parent pid
+change is the fallback. It then finishes the mail in hand — so the sender's retry
+finds it stored and processed, instead of leased by a process that no longer
+exists — and exits; a kernel timer armed at that moment (SIGALRM, default action)
+ends it after the grace whatever it is doing. A call also carries a CPU-time limit
+with the kernel's default action (SIGPROF), so even code stuck in C where no
+Python signal handler runs cannot keep a worker alive for long. The death signal
+follows the *thread* that started the process, so processes are started from one
+thread of their own that lives as long as the ``Worker``.
+SIGINT, SIGTERM and SIGHUP reach the whole process group from a terminal or
+systemd; the worker ignores them — ``serve`` decides when it stops.
+
 The worker opens its own context from the config file; it shares nothing with
 the serve process but the database and the blob store.
 """
@@ -15,12 +41,20 @@ the serve process but the database and the blob store.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from mailgate.config import load
@@ -29,76 +63,270 @@ from mailgate.errors import TemporaryFailure
 
 log = logging.getLogger("mailgate.worker")
 
+# How long a new worker may take to import and open its context.
+STARTUP_SECONDS = 60.0
+# How long a stopping worker may take to finish before it is killed.
+SHUTDOWN_SECONDS = 10.0
+# How often the watchdog looks whether the parent is still there.
+WATCH_SECONDS = 0.5
+# How long an orphaned worker may take to finish the mail in hand before the kernel ends it.
+ORPHAN_GRACE = 4.0
+_PR_SET_PDEATHSIG = 1
+
 _context: Context | None = None
+_orphaned = False
 
 
-def _start(config_path: str, log_level: int) -> None:
+class Overdue(Exception):
+    """A call passed its deadline; the worker was stopped (the next call starts a new one)."""
+
+
+class TookTooLong(BaseException):
+    """Raised inside the worker by SIGALRM. A BaseException, so that no ``except
+    Exception`` on the way turns it into another outcome (a quarantine for a
+    "parser error", say) before the worker can answer "overdue"."""
+
+
+def hard_stop_after(deadline: float) -> float:
+    """When the serve side gives up on a worker that does not answer."""
+    return deadline + max(5.0, deadline / 2)
+
+
+# --- inside the worker process ------------------------------------------------------------
+
+
+def _main(
+    conn: Connection, config_path: str, log_level: int, log_format: str, parent: int
+) -> None:
+    """The worker process: answer calls from the pipe until told to stop or the parent is gone."""
+    follow_parent(parent)
+    try:
+        _start(config_path, log_level, log_format)
+    except Exception as exc:  # noqa: BLE001 - the parent reports it
+        conn.send(("error", _portable(exc)))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return  # the serve process closed the pipe, or is gone
+        if request is None:
+            return
+        fn, args, kwargs, deadline = request
+        try:
+            reply: tuple[str, Any] = ("ok", _call(fn, deadline, *args, **kwargs))
+        except TookTooLong:
+            conn.send(("overdue", None))
+            return  # a fresh process for the next mail: nothing half-done survives
+        except Exception as exc:  # noqa: BLE001 - the caller raises it
+            reply = ("error", _portable(exc))
+        if _orphaned:
+            os._exit(0)  # the mail in hand is done; nobody is waiting for the answer
+        try:
+            conn.send(reply)
+        except Exception as exc:  # noqa: BLE001 - e.g. a result that does not pickle
+            conn.send(("error", RuntimeError(f"the worker could not answer: {exc!r}")))
+
+
+def _start(config_path: str, log_level: int, log_format: str = "text") -> None:
     global _context
     from mailgate import logs
 
-    # Ctrl-C and systemd's SIGTERM reach the whole process group; the serve process
-    # decides when the worker stops (after the mails in flight), not the signal.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logs.setup("text", log_level)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    logs.setup(log_format, log_level)
     _context = open_context(load(Path(config_path)), create_secret=False)
 
 
-def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _call(fn: Callable[..., Any], deadline: float | None, *args: Any, **kwargs: Any) -> Any:
     assert _context is not None, "the worker was not started"
-    return fn(_context, *args, **kwargs)
+    if not deadline:
+        return fn(_context, *args, **kwargs)
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise TookTooLong(f"over {deadline:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, deadline)
+    # The kernel's own stop, for code no Python handler can interrupt: CPU time well
+    # past the point where serve kills a worker that does not answer.
+    signal.setitimer(signal.ITIMER_PROF, 2 * hard_stop_after(deadline))
+    try:
+        return fn(_context, *args, **kwargs)
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        if not _orphaned:  # an orphan's timer is its end: keep it
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself when it survives pickling, else a RuntimeError that says what it was."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own object, a round trip
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def follow_parent(parent: int, interval: float = WATCH_SECONDS) -> None:
+    """End this process within ``ORPHAN_GRACE`` seconds once ``parent`` ends, however it ends.
+
+    Linux: the kernel sends SIGUSR1 when the parent dies (``PR_SET_PDEATHSIG``).
+    Everywhere: a daemon thread sends it once the parent pid is no longer ``parent``.
+    Must be called in the main thread (it installs a signal handler).
+    """
+    signal.signal(signal.SIGUSR1, _orphan)
+    signal.setitimer(signal.ITIMER_PROF, 0)
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(parent, interval), name="mailgate-parent-watch", daemon=True
+    ).start()
+
+
+def _orphan(signum: int = 0, frame: FrameType | None = None) -> None:
+    """The parent is gone: finish the call in hand and exit; the kernel ends us after the grace."""
+    global _orphaned
+    if _orphaned:
+        return
+    _orphaned = True
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the default action of SIGALRM: terminate
+    signal.setitimer(signal.ITIMER_REAL, ORPHAN_GRACE)
+
+
+def _watch_parent(parent: int, interval: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os.kill(os.getpid(), signal.SIGUSR1)  # the main thread arms the kernel's timer
+    time.sleep(ORPHAN_GRACE + interval)
+    os._exit(1)  # only if the main thread could not run its handler
+
+
+# --- the serve side -----------------------------------------------------------------------
 
 
 class Worker:
-    """One ingest process; restarted when it dies."""
+    """One ingest process, one call at a time; started again after it died or overran."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, *, log_format: str | None = None) -> None:
+        from mailgate import logs
+
         self.config_path = config_path
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self.log_format = log_format or logs.current_format()
+        # One call at a time: a mail waiting for its turn waits here, not inside a
+        # process that may have to be killed.
+        self._turn = threading.Lock()
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        # Processes are started from this thread only: the kernel's parent-death
+        # signal follows the starting thread, which must live as long as we do.
+        self._starter = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="mailgate-worker-start"
+        )
 
-    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ProcessPoolExecutor(
-                    1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start,
-                    initargs=(str(self.config_path), logging.getLogger().level),
-                )
-            return self._pool
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
 
-    def submit(
-        self, fn: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> concurrent.futures.Future[Any]:
-        """Run ``fn(ctx, *args, **kwargs)`` in the worker; ``fn`` must be importable."""
-        return self._executor().submit(_call, fn, *args, **kwargs)
+    def call(
+        self, fn: Callable[..., Any], *args: Any, deadline: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Run ``fn(ctx, *args, **kwargs)`` in the worker; ``fn`` must be importable.
 
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``submit`` and wait; a worker that died becomes ``TemporaryFailure``."""
-        try:
-            return self.submit(fn, *args, **kwargs).result()
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            self.restart()
-            raise TemporaryFailure(f"the ingest worker stopped: {exc}") from exc
-
-    def restart(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            log.warning("ingest worker stopped; starting a new one")
-            pool.shutdown(wait=False, cancel_futures=True)
+        A worker that died becomes ``TemporaryFailure``; a call past its ``deadline``
+        (seconds) becomes ``Overdue``. Both leave the next call a new worker.
+        """
+        with self._turn:
+            conn = self._connection()
+            try:
+                conn.send((fn, args, kwargs, deadline))
+                if deadline is not None and not conn.poll(hard_stop_after(deadline)):
+                    self._stop(kill=True)
+                    raise Overdue(f"no answer within {hard_stop_after(deadline):g} s: killed")
+                status, value = conn.recv()
+            except (EOFError, OSError) as exc:
+                self._stop(kill=True)
+                log.warning("ingest worker stopped; a new one starts with the next mail")
+                raise TemporaryFailure(f"the ingest worker stopped: {exc or 'it died'}") from exc
+            if status == "overdue":
+                self._stop(kill=False)
+                raise Overdue(f"interrupted after {deadline:g} s")
+        if status == "error":
+            raise value
+        return value
 
     def warm_up(self) -> None:
         """Start the process now, so the first mail does not wait for it."""
-        self.call(_ready)
+        with self._turn:
+            self._connection()
+
+    def restart(self) -> None:
+        with self._turn:
+            self._stop(kill=True)
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        """Stop the worker after the call in flight (killed if it does not stop in time)."""
+        with self._turn:
+            if self._conn is not None:
+                with contextlib.suppress(OSError):
+                    self._conn.send(None)
+            self._stop(kill=False)
+        self._starter.shutdown(wait=True)
 
+    def _connection(self) -> Connection:
+        if self._conn is not None and self._process is not None and self._process.is_alive():
+            return self._conn
+        self._stop(kill=True)
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_main,
+            args=(
+                theirs,
+                str(self.config_path),
+                logging.getLogger().level,
+                self.log_format,
+                os.getpid(),
+            ),
+            name="mailgate-ingest",
+        )
+        self._starter.submit(process.start).result()
+        theirs.close()
+        self._process, self._conn = process, ours
+        try:
+            if not ours.poll(STARTUP_SECONDS):
+                raise TemporaryFailure(f"the ingest worker did not start in {STARTUP_SECONDS:g} s")
+            status, value = ours.recv()
+        except (EOFError, OSError) as exc:
+            self._stop(kill=True)
+            raise TemporaryFailure(f"the ingest worker did not start: {exc or 'it died'}") from exc
+        except TemporaryFailure:
+            self._stop(kill=True)
+            raise
+        if status != "ready":
+            self._stop(kill=True)
+            raise value
+        return ours
 
-def _ready(ctx: Context) -> bool:
-    return True
+    def _stop(self, *, kill: bool) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if process is not None:
+            if kill and process.is_alive():
+                process.kill()
+            process.join(SHUTDOWN_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join(SHUTDOWN_SECONDS)
+        if conn is not None:
+            conn.close()

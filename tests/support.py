@@ -189,6 +189,17 @@ def compose(
     return msg.as_bytes()
 
 
+def via_our_mta(raw: bytes, authentication_results: str, server: str = "mx.example.org") -> bytes:
+    """``raw`` as our receiving MTA hands it on: the Received header it prepends, and its
+    Authentication-Results above that (where Postfix with rspamd puts them)."""
+    trace = (
+        f"Authentication-Results: {authentication_results}\r\n"
+        "Received: from mail.example.org (mail.example.org [192.0.2.25])\r\n"
+        f"\tby {server} (Postfix) with ESMTPS id 4XyzAB; Mon, 23 Nov 2026 09:00:00 +0000\r\n"
+    )
+    return trace.encode() + raw
+
+
 def reply_to(
     original: bytes,
     *,

@@ -27,6 +27,7 @@ from tests.support import (
     load_config,
     reply_to,
     self_signed_certificate,
+    via_our_mta,
     write_config,
 )
 
@@ -205,16 +206,15 @@ def test_pending_waits_for_the_customer(smtp_ctx: Context) -> None:
 
 def direct_mail(number: int, body: str) -> bytes:
     """Alice answers Carla herself, support@ in Cc, DKIM-verified by our MTA."""
-    return compose(
-        sender="Alice Smith <alice@example.org>",
-        to="carla@customer.example",
-        cc="support@example.org",
-        subject=f"Re: [EB#{number}] The mobile online banking is down",
-        body=body,
-        headers={
-            "Authentication-Results": "mx.example.org; dkim=pass header.d=example.org; "
-            "spf=pass smtp.mailfrom=alice@example.org"
-        },
+    return via_our_mta(
+        compose(
+            sender="Alice Smith <alice@example.org>",
+            to="carla@customer.example",
+            cc="support@example.org",
+            subject=f"Re: [EB#{number}] The mobile online banking is down",
+            body=body,
+        ),
+        "mx.example.org; dkim=pass header.d=example.org; spf=pass smtp.mailfrom=alice@example.org",
     )
 
 
@@ -320,13 +320,13 @@ def test_a_forged_from_with_a_valid_tag_cannot_act_as_an_agent(
     smtp_ctx: Context, relay: Relay, authentication_results: str | None
 ) -> None:
     number = customer_ticket(smtp_ctx)
-    headers = {"Authentication-Results": authentication_results} if authentication_results else {}
     forged = compose(
         sender="Alice Smith <alice@example.org>",
-        headers=headers,
         subject=f"Re: [EB#{number}] The mobile online banking is down",
         body="#status resolved\n#assign none\nPlease pay the fee to IBAN XY00 now.",
     )
+    if authentication_results:  # as our MTA would have added them: still not enough
+        forged = via_our_mta(forged, authentication_results)
     assert ingest(smtp_ctx, forged, source="smtp").action == "appended"
     ticket = detail(smtp_ctx, number)
     assert ticket["status"] == "new" and ticket["priority"] == "normal"
@@ -368,14 +368,10 @@ def test_a_token_for_another_ticket_or_agent_proves_nothing(smtp_ctx: Context) -
 @pytest.mark.config({"security": {"trusted_authserv_ids": ["mx.example.org"]}})
 def test_dkim_pass_at_our_server_is_enough(smtp_ctx: Context) -> None:
     number = customer_ticket(smtp_ctx)
-    raw = compose(
-        sender="alice@example.org",
-        subject=f"Re: [EB#{number}] x",
-        body="#priority high\nOn it.",
-        headers={
-            "Authentication-Results": "mx.example.org (Postfix); dkim=pass (2048-bit key) header.d=example.org"
-            " header.b=abc; dmarc=pass header.from=example.org"
-        },
+    raw = via_our_mta(
+        compose(sender="alice@example.org", subject=f"Re: [EB#{number}] x", body="#priority high\nOn it."),
+        "mx.example.org (Postfix); dkim=pass (2048-bit key) header.d=example.org"
+        " header.b=abc; dmarc=pass header.from=example.org",
     )
     ingest(smtp_ctx, raw, source="smtp")
     assert detail(smtp_ctx, number)["priority"] == "high"
@@ -551,7 +547,7 @@ def test_explain_shows_why_an_agent_mail_counts(smtp_ctx: Context) -> None:
     assert detail(smtp_ctx, number)["assignee"] is None  # a dry run
 
 
-FORGED_RESULTS = {"Authentication-Results": "mx.example.org; dkim=pass header.d=example.org"}
+FORGED_RESULTS = "mx.example.org; dkim=pass header.d=example.org"
 
 
 @pytest.mark.parametrize("protocol", ["smtp", "lmtp"])
@@ -571,11 +567,13 @@ def test_authentication_results_count_only_behind_our_mta(
     ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
     serve_in_thread(ctx, imap=False)
     number = customer_ticket(ctx)
-    mail = compose(
-        sender="bob@example.org",
-        subject=f"Re: [EB#{number}] x",
-        body="#priority low\nPlease confirm your login at https://evil.example",
-        headers=FORGED_RESULTS,
+    mail = via_our_mta(
+        compose(
+            sender="bob@example.org",
+            subject=f"Re: [EB#{number}] x",
+            body="#priority low\nPlease confirm your login at https://evil.example",
+        ),
+        FORGED_RESULTS,
     )
     if protocol == "smtp":
         with smtplib.SMTP("127.0.0.1", ctx.config.listener.port, timeout=10) as client:

@@ -537,8 +537,11 @@ def test_internal_error_falls_back_to_tag_stripped_text(monkeypatch: pytest.Monk
     def boom(self: object, markup: str) -> str:
         raise RuntimeError("simulated parser bug")
 
+    def clean_boom(markup: str) -> str:
+        raise RuntimeError("simulated sanitiser bug")
+
     monkeypatch.setattr(mhtml._TextRenderer, "render", boom)
-    monkeypatch.setattr(mhtml._Sanitizer, "render", boom)
+    monkeypatch.setattr(mhtml, "_clean", clean_boom)
     assert html_to_text("<p>Hello <b>you</b></p><p>there &amp; back</p>") == (
         "Hello you there & back"
     )
@@ -737,8 +740,9 @@ def test_table_and_font_attributes_are_allowed() -> None:
         '<table border=1><tr><td colspan="2" rowspan=x valign="top" width=5>a</td></tr></table>'
         '<font color="#f00" size="2" face="Arial" onmouseover="x">f</font>'
     )
+    # nh3 builds the tree as HTML5 does: the <tbody> every browser adds is explicit.
     assert clean == (
-        '<table><tr><td colspan="2" valign="top">a</td></tr></table>'
+        '<table><tbody><tr><td colspan="2" valign="top">a</td></tr></tbody></table>'
         '<font color="#f00" size="2" face="Arial">f</font>'
     )
 
@@ -747,16 +751,19 @@ def test_attribute_values_and_text_are_escaped() -> None:
     clean = sanitize_html(
         '<a href="https://x.example/?q=&quot;&gt;&lt;b" title="\'&">1 &lt; 2 &amp; 3</a>'
     )
+    # HTML5 serialisation (nh3): inside a double-quoted value only " and & need escaping.
     assert clean == (
-        '<a href="https://x.example/?q=&quot;&gt;&lt;b" title="&#x27;&amp;" '
+        '<a href="https://x.example/?q=&quot;&gt;&lt;b" title="\'&amp;" '
         'rel="noopener noreferrer nofollow">1 &lt; 2 &amp; 3</a>'
     )
 
 
 def test_unclosed_and_misnested_tags_are_balanced() -> None:
     clean = sanitize_html("<div><b>bold <i>both</b> after</div></i><p>one<p>two<ul><li>a<li>b")
+    # HTML5's adoption agency (nh3) reopens the <i> that </b> closed, as browsers do.
     assert clean == (
-        "<div><b>bold <i>both</i></b> after</div><p>one</p><p>two</p><ul><li>a</li><li>b</li></ul>"
+        "<div><b>bold <i>both</i></b><i> after</i></div><p>one</p><p>two</p>"
+        "<ul><li>a</li><li>b</li></ul>"
     )
     _assert_well_formed(clean)
 
@@ -969,3 +976,36 @@ def _big_document(size: int) -> str:
         total += len(chunk)
     chunks.append("</div></body></html>")
     return "".join(chunks)
+
+
+# --- issue 17: HTML-only mail as readable text; issue 10: nh3 sanitises --------------------
+
+
+def test_html_only_mail_reads_like_a_plain_text_mail() -> None:
+    body = (
+        "<html><head><style>p{color:red}</style><!-- tracking --></head><body>"
+        "<!--[if mso]><p>only for Outlook</p><![endif]-->"
+        "<p>Hello,<br>the export fails.</p><p>Steps:</p>"
+        "<ol><li>open <a href='https://app.example/reports'>Reports</a></li><li>click Export</li></ol>"
+        "<ul><li>Chrome</li><li>Firefox</li></ul>"
+        "<table><tr><th>File</th><th>Size</th></tr><tr><td>q3.csv</td><td>2 MB</td></tr></table>"
+        "<p>Log: <a href='https://app.example/log'>https://app.example/log</a></p></body></html>"
+    )
+    assert html_to_text(body) == (
+        "Hello,\nthe export fails.\n\nSteps:\n\n"
+        "1. open Reports <https://app.example/reports>\n2. click Export\n\n"
+        "- Chrome\n- Firefox\n\n"
+        "File | Size\nq3.csv | 2 MB\n\n"
+        "Log: https://app.example/log"
+    )
+
+
+def test_sanitising_is_nh3_with_our_allow_list() -> None:
+    import nh3
+
+    assert isinstance(mhtml._CLEANER, nh3.Cleaner)
+    assert not any(
+        isinstance(obj, type) and issubclass(obj, HTMLParser) and "anit" in name
+        for name, obj in vars(mhtml).items()
+    )
+    assert sanitize_html("<p onclick=x()>a<script>b</script></p>") == "<p>a</p>"

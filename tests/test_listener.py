@@ -59,6 +59,27 @@ def test_we_are_never_an_open_relay(listening: Context) -> None:
     }
 
 
+@pytest.mark.parametrize("reverse_path", ['<""@customer.example>', '<" "@customer.example>', "<@customer.example>"])
+def test_a_sender_with_an_empty_local_part_gets_553(listening: Context, reverse_path: str) -> None:
+    with smtp(listening) as client:
+        client.ehlo("mx.customer.example")
+        code, reply = client.docmd(f"MAIL FROM:{reverse_path}")
+        assert code == 553, reply
+        # The session goes on: a proper sender is accepted afterwards.
+        assert client.docmd("MAIL FROM:<carla@customer.example>")[0] == 250
+    assert m.Receipt.select().count() == 0
+
+
+def test_the_null_sender_of_bounces_is_still_accepted(listening: Context) -> None:
+    with smtp(listening) as client:
+        client.ehlo("mx.customer.example")
+        assert client.docmd("MAIL FROM:<>")[0] == 250
+        assert client.docmd("RCPT TO:<support@example.org>")[0] == 250
+        code, _ = client.data(compose(sender="MAILER-DAEMON@mx.customer.example"))
+    assert code == 250
+    assert m.Receipt.select().count() == 1
+
+
 def test_size_limit_is_announced_and_enforced(listening: Context) -> None:
     big = compose(body="x" * 300_000)
     with smtp(listening) as client:

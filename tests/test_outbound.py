@@ -629,3 +629,79 @@ def test_a_recipient_the_relay_cannot_take_fails_alone_and_visibly(
     detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
     assert "notice_failed" in [e["kind"] for e in detail["events"]]
     assert not [i for i in items() if i.status in ("sending", "claimed")]
+
+
+def resolve_with_collaborators(ctx: Context) -> int:
+    """A ticket with two collaborators, resolved: one notice to three recipients."""
+    created = ingest(
+        ctx, compose(cc="Boss <boss@customer.example>, it@customer.example"), source="smtp"
+    )
+    deliver(ctx)
+    with store.write_transaction():
+        changes = Journal()
+        lifecycle.change(
+            queries.ticket(created.ticket), changes, ctx.config, actor="admin:cli", status="resolved"
+        )
+        reactions.finish(ctx, changes)
+    assert created.ticket is not None
+    return created.ticket
+
+
+def test_recipients_the_relay_defers_get_the_mail_later_and_nobody_gets_it_twice(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    resolve_with_collaborators(smtp_ctx)
+    relay.handler.rcpt_answers["boss@customer.example"] = "450 4.2.1 Mailbox busy, try later"
+    report = deliver(smtp_ctx)
+    (first,) = [r for r in relay.received if "Resolved" in str(r.message["Subject"])]
+    assert sorted(first.rcpt_tos) == ["carla@customer.example", "it@customer.example"]
+    (item,) = items("resolution")
+    assert item.status == "queued" and item.recipients == ["boss@customer.example"]
+    assert "450" in item.last_error and report.retried == 1
+    # Boss's mailbox works again; the retry goes to him alone, the same mail.
+    del relay.handler.rcpt_answers["boss@customer.example"]
+    m.OutboxItem.update(next_attempt_at=m.utcnow()).execute()
+    deliver(smtp_ctx)
+    resolutions = [r for r in relay.received if "Resolved" in str(r.message["Subject"])]
+    assert len(resolutions) == 2
+    assert resolutions[1].rcpt_tos == ["boss@customer.example"]
+    assert resolutions[1].message["Message-ID"] == first.message["Message-ID"]
+    assert items("resolution")[0].status == "sent"
+
+
+def test_a_mixed_answer_fails_the_5xx_recipient_visibly_and_retries_the_4xx_one(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    number = resolve_with_collaborators(smtp_ctx)
+    relay.handler.rcpt_answers["boss@customer.example"] = "450 4.2.1 Mailbox busy, try later"
+    relay.handler.rcpt_answers["it@customer.example"] = "550 5.1.1 No such user"
+    deliver(smtp_ctx)
+    (item,) = items("resolution")
+    assert item.status == "queued" and item.recipients == ["boss@customer.example"]
+    detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(number))
+    failed = [e for e in detail["events"] if e["kind"] == "notice_failed"]
+    assert len(failed) == 1 and "550" in failed[0]["detail"] and "450" not in failed[0]["detail"]
+    # Nobody accepted it and the relay defers boss again: still queued for boss alone.
+    relay.handler.rcpt_answers["carla@customer.example"] = "550 5.1.1 gone"
+    m.OutboxItem.update(next_attempt_at=m.utcnow()).execute()
+    deliver(smtp_ctx)
+    assert items("resolution")[0].recipients == ["boss@customer.example"]
+    assert items("resolution")[0].status == "queued"
+
+
+def test_a_subject_of_one_long_word_survives_in_every_notice_within_998_octet_lines(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    word = "Outage-" + "x" * 490 + "-" + "y" * 500  # about 1,000 ASCII characters, no space
+    name = "Carla" * 150  # a display name of one long word, too
+    raw = compose(sender=f"{name} <carla@customer.example>", subject=word, cc="it@customer.example")
+    created = ingest(smtp_ctx, raw, source="smtp")
+    assert deliver(smtp_ctx).sent >= 3
+    assert relay.received
+    for received in relay.received:
+        head = received.content.split(b"\r\n\r\n", 1)[0]
+        longest = max(len(line) for line in head.split(b"\r\n"))
+        assert longest <= 998, f"a header line of {longest} octets"
+        assert word in str(received.message["Subject"])  # decoded, it is whole
+    (ack,) = [r for r in relay.received if "carla@customer.example" in r.rcpt_tos]
+    assert str(ack.message["Subject"]) == f"[EB#{created.ticket}] {word}"

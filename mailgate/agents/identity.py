@@ -4,9 +4,11 @@ Mail from an agent's address counts as the agent's only when it is authentic:
 
 (a) it was sent to a reply address signed for that agent and ticket (the
     Reply-To of every notice an agent gets: ``support+482913-<hmac>@…``);
-(b) a trusted receiving server's Authentication-Results show DKIM, DMARC or
-    aligned SPF passing for the agent's domain (only for mail that came through
-    an MTA of ours, whose job it is to remove forged ones);
+(b) a trusted receiving server's Authentication-Results, above the first
+    Received header (added by our MTA, not the sender), show DKIM aligned with
+    the agent's domain or DMARC passing for it — SPF alone never counts (only
+    for mail that came through an MTA of ours, whose job it is to remove forged
+    ones; see ``mail/authresults.py``);
 (c) it was submitted through our listener with SMTP AUTH over TLS as that agent.
 
 Anything else from an agent's address is stored as an unverified external
@@ -66,12 +68,15 @@ def identify(
                 return Identity(agent, True, "signed reply address of a notice to this agent")
     trusted = config.security.trusted_authserv_ids
     if trusted and via_mta:
-        results = authresults.passes(mail.headers.get("authentication-results", ()), trusted)
+        ours = authresults.added_by_our_mta(
+            mail.header_names, mail.headers.get("authentication-results", ())
+        )
+        results = authresults.passes(ours, trusted)
         vouched = authresults.vouches_for(results, sender)
         if vouched is not None:
             return Identity(agent, True, str(vouched))
     checked = (
-        "no trusted DKIM/SPF pass"
+        "no trusted DKIM/DMARC pass above our Received header"
         if via_mta
         else "Authentication-Results not trusted on direct SMTP"
     )

@@ -12,15 +12,17 @@ Imports the standard library, ``mailgate.errors`` and the sections.
 from __future__ import annotations
 
 import dataclasses
+import grp
 import os
 import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from mailgate.config.sections import Config, parse_rate
+from mailgate.config.sections import Config, Listener, parse_rate
 from mailgate.errors import ConfigError
 
 CONFIG_ENV = "MAILGATE_CONFIG"
@@ -132,7 +134,9 @@ def _coerce(hint: Any, value: Any, name: str, path: Path) -> Any:
         raise TypeError("unions are not used in the config schema")
     if dataclasses.is_dataclass(hint):
         return _build(typing.cast(type[Any], hint), value, name, path)
-    expected = {str: "a string", int: "an integer", bool: "true or false"}[hint]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    expected = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[hint]
     # bool is an int in Python; TOML keeps them apart, and so do we.
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{name}: must be {expected}, not {value!r} (in {path})")
@@ -148,6 +152,8 @@ def _check_references(config: Config, path: Path) -> None:
         fail("gateway.ticket_prefix", "letters, digits and '-', starting with a letter, ≤16")
     if config.gateway.max_message_size < 1024:
         fail("gateway.max_message_size", "must be at least 1024 bytes")
+    if not config.gateway.max_processing_seconds > 0:
+        fail("gateway.max_processing_seconds", "must be more than 0")
     if config.lifecycle.reopen_window_days < 0:
         fail("lifecycle.reopen_window_days", "must not be negative")
     team_keys = {t.key for t in config.teams}
@@ -217,6 +223,7 @@ def _check_references(config: Config, path: Path) -> None:
         fail("listener.require_tls", "needs tls_cert and tls_key")
     if not (0 < listener.port < 65536):
         fail("listener.port", f"{listener.port} is not a port number")
+    _check_socket_access(listener, fail)
     for i, route in enumerate(config.routes):
         where = f"route[{i}]"
         if route.mailbox and route.mailbox not in seen_boxes:
@@ -257,6 +264,19 @@ def _check_references(config: Config, path: Path) -> None:
             )
         if account.poll_seconds < 1:
             fail(f"{where}.poll_seconds", "must be at least 1")
+
+
+def _check_socket_access(listener: Listener, fail: Callable[[str, str], typing.NoReturn]) -> None:
+    for key in ("socket_mode", "socket_group"):
+        if getattr(listener, key) and not listener.socket:
+            fail(f"listener.{key}", "applies only to a unix socket: set listener.socket too")
+    if listener.socket_mode and not re.fullmatch(r"0?[0-7]{3}", listener.socket_mode):
+        fail("listener.socket_mode", f'octal digits like "0660", not {listener.socket_mode!r}')
+    if listener.socket_group:
+        try:
+            grp.getgrnam(listener.socket_group)
+        except KeyError:
+            fail("listener.socket_group", f"no group {listener.socket_group!r} on this machine")
 
 
 def _check_database_url(url: str, path: Path) -> None:

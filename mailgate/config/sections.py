@@ -45,6 +45,9 @@ class Gateway:
     ticket_url: str = ""
     secret_key_file: str = "var/secret.key"
     max_message_size: int = 40 * 1024 * 1024
+    # Longest one mail may be processed by the ingest worker (seconds) before it is
+    # stopped and quarantined "took too long": one mail never stalls intake for everyone.
+    max_processing_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,10 @@ class Listener:
     host: str = "127.0.0.1"
     port: int = 2525
     socket: str = ""
+    # Who may connect to the socket (Postfix must): permission bits as octal digits in a
+    # string ("0660"; empty: as the umask makes it) and a group name ("postfix").
+    socket_mode: str = ""
+    socket_group: str = ""
     hostname: str = ""
     max_connections: int = 100
     tls_cert: str = ""

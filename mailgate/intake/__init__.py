@@ -17,7 +17,9 @@ mail takes these steps, one module each:
    server, or exit 75.
 
 The outcome is a value (``envelope.Outcome``), never an exception. ``retry``
-processes a quarantined mail again; ``recover`` finishes interrupted ones.
+processes a quarantined mail again; ``recover`` finishes interrupted ones;
+``stop`` quarantines a mail whose processing was stopped from outside (the
+worker's per-mail deadline, ``gateway.max_processing_seconds``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from mailgate.store import DataError, write_transaction
 from mailgate.store import receipts as receipt_rows
 from mailgate.store.db import utcnow
 
-__all__ = ["Envelope", "Outcome", "explain", "ingest", "process", "recover", "retry"]
+__all__ = ["Envelope", "Outcome", "explain", "ingest", "process", "recover", "retry", "stop"]
 
 log = logging.getLogger("mailgate.ingest")
 
@@ -123,6 +125,19 @@ def retry(ctx: Context, receipt_id: int) -> Outcome:
     receipt = receipt_rows.by_id(receipt.id)
     assert receipt is not None
     return process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
+
+
+def stop(raw: bytes, reason: str) -> Outcome | None:
+    """Processing of ``raw`` was stopped from outside (a deadline): quarantine its receipt.
+
+    The outcome as stored when it had finished after all; None when it was never stored.
+    """
+    receipt = receipts.stored(raw)
+    if receipt is None:
+        return None
+    if receipt.status == "received":
+        return receipts.quarantine(receipt, reason)
+    return Outcome(receipt.action or receipt.status, receipt.message_id, reason=receipt.reason)
 
 
 def recover(ctx: Context) -> list[Outcome]:

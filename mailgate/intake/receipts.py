@@ -101,9 +101,8 @@ def receive(
     now = utcnow()
     # A Message-ID reused for another mail (other sender, or other text: broken clients
     # and monitoring tools do this) is not a duplicate: such a mail gets a derived key.
-    keys = [message_id, f"{message_id[:-1]}.{sha256[:16]}>", synthesized_message_id(sha256)]
     with write_transaction():
-        for key in keys:
+        for key in keys(message_id, sha256):
             created = receipt_rows.insert(
                 key=key,
                 sha256=sha256,
@@ -128,6 +127,21 @@ def receive(
                 return existing, ticket_rows.number_of(existing.ticket_id) or 0
             return claimed, None
     raise TemporaryFailure(f"no receipt key left for {message_id}")
+
+
+def keys(message_id: str, sha256: str) -> list[str]:
+    """The receipt keys a mail may be stored under, in the order ``receive`` tries them."""
+    return [message_id, f"{message_id[:-1]}.{sha256[:16]}>", synthesized_message_id(sha256)]
+
+
+def stored(raw: bytes) -> ReceiptRow | None:
+    """The receipt ``raw`` was stored under, found by its keys and bytes; None if never."""
+    sha256 = hashlib.sha256(raw).hexdigest()
+    for key in keys(peek(raw, sha256)[0], sha256):
+        receipt = receipt_rows.by_message_id(key)
+        if receipt is not None and receipt.sha256 == sha256:
+            return receipt
+    return None
 
 
 def _same_mail(existing: ReceiptRow, sender: str, fingerprint: str) -> bool:

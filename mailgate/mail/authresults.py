@@ -1,10 +1,20 @@
 """Authentication-Results (RFC 8601) from a server we trust: did the sender's domain pass?
 
 A From header is trivially forged; DKIM, DMARC and SPF results are not — as
-long as they come from *our* receiving MTA. Only headers whose authserv-id is
-in the trusted list count, and of those only the topmost (the last one added,
-by our own server; a sender can put any header below it). The MTA must add
-its own Authentication-Results (Postfix with OpenDKIM/OpenDMARC or rspamd do).
+long as they come from *our* receiving MTA. Three rules:
+
+* only headers above the first ``Received:`` count: our MTA prepends its
+  Received header, so everything below it — an Authentication-Results with our
+  own server's name included — may have been written by the sender; a mail
+  without any Received header has no results we can trust;
+* of those, only headers whose authserv-id is in the trusted list, and of them
+  the topmost (the last one added);
+* SPF alone never vouches for a person: forwarders and shared hosts pass SPF
+  for domains that are not theirs. DKIM aligned with the address's domain, or
+  DMARC (which checks alignment itself) for it, does.
+
+The MTA must add its own Authentication-Results above its Received header and
+remove forged ones (see the README: Postfix, OpenDMARC, rspamd).
 
 Pure: imports only the standard library.
 """
@@ -28,6 +38,17 @@ class Pass:
 
     def __str__(self) -> str:
         return f"{self.method}=pass for {self.domain} at {self.server}"
+
+
+def added_by_our_mta(names: Sequence[str], values: Sequence[str]) -> list[str]:
+    """The Authentication-Results ``values`` (in order) that stand above the first Received.
+
+    ``names`` are the lowercased header names of the mail, in order.
+    """
+    if "received" not in names:
+        return []
+    above = names[: names.index("received")].count("authentication-results")
+    return list(values[:above])
 
 
 def passes(values: Sequence[str], trusted: Collection[str]) -> list[Pass]:
@@ -64,10 +85,15 @@ def _read(rest: str, server: str) -> list[Pass]:
     return found
 
 
+VOUCHING = ("dkim", "dmarc")
+
+
 def vouches_for(results: Sequence[Pass], address: str) -> Pass | None:
-    """A result that authenticates the domain of ``address`` (DKIM/DMARC/aligned SPF)."""
+    """A DKIM or DMARC pass aligned with the domain of ``address``; SPF alone never is one."""
     domain = address.rpartition("@")[2].lower()
     for result in results:
+        if result.method not in VOUCHING:
+            continue
         if domain == result.domain or domain.endswith("." + result.domain):
             return result
     return None

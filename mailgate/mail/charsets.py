@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
+import unicodedata
 
 # A label (as Python's codec registry normalises it) → the superset codec actually used.
 _SUPERSETS = {
@@ -65,42 +66,57 @@ _SINGLE_BYTE = {"cp1252", "cp1254", "cp874", "cp1250", "cp1251", "iso8859-15", "
 
 
 def codec_for(label: str | None) -> str:
-    """The codec name to decode a part labelled ``label`` with; '' when the label says nothing."""
+    """The codec name to decode a part labelled ``label`` with; '' when the label says nothing.
+
+    A label that names no text codec (garbage bytes, NUL, "base64", "rot13") comes
+    back as ``"?label"``; this never raises.
+    """
     if not label:
         return ""
-    name = label.strip().strip("\"'").lower()
+    name = str(label).strip().strip("\"'").lower()
     # RFC 2231 allows a language suffix: "utf-8*en".
     name = name.split("*", 1)[0]
     if name in _ALIASES:
         return _ALIASES[name]
+    if not (name.isascii() and name.isprintable()) or len(name) > 60:
+        return "?" + name.encode("ascii", "backslashreplace").decode("ascii")[:60]
     try:
-        canonical = codecs.lookup(name).name
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, UnicodeError):
         return "?" + name
-    return _SUPERSETS.get(canonical, canonical)
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_TEXT:
+        return "?" + name
+    return _SUPERSETS.get(info.name, info.name)
+
+
+# Text codecs in name only: they turn any bytes into text without telling anything.
+_NOT_TEXT = frozenset({"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode"})
 
 
 def decode_bytes(data: bytes, label: str | None) -> tuple[str, str]:
-    """Decode ``data`` labelled ``label``; returns (text, defect note or '')."""
+    """Decode ``data`` labelled ``label``; returns (text, defect note or ''). Never raises."""
     if not data:
         return "", ""
     codec = codec_for(label)
     if codec.startswith("?"):
-        text = _guess(data)
-        return text, f"unknown charset {codec[1:]!r}, decoded as {_guess_name(data)}"
+        text, guessed = guess_text(data)
+        return text, f"unknown charset {codec[1:]!r}, decoded as {guessed}"
     if not codec:
-        return _guess(data), ""
+        return guess_text(data)[0], ""
     if codec == "iso2022_jp":
         return _decode_iso2022jp(data)
     if codec in _SINGLE_BYTE and _is_utf8_with_8bit(data):
         return data.decode("utf-8"), ""
     try:
         return data.decode(codec), ""
-    except UnicodeDecodeError:
+    except (UnicodeError, LookupError, ValueError, TypeError):
         pass
     if _is_utf8_with_8bit(data):
         return data.decode("utf-8"), f"labelled {label!r} but is UTF-8"
-    return data.decode(codec, "replace"), f"invalid {label!r} bytes replaced"
+    try:
+        return data.decode(codec, "replace"), f"invalid {label!r} bytes replaced"
+    except (UnicodeError, LookupError, ValueError, TypeError):
+        return data.decode("utf-8", "replace"), f"invalid {label!r} bytes replaced"
 
 
 def _is_utf8_with_8bit(data: bytes) -> bool:
@@ -113,20 +129,94 @@ def _is_utf8_with_8bit(data: bytes) -> bool:
     return True
 
 
+def guess_text(data: bytes, hint: str | None = None) -> tuple[str, str]:
+    """Unlabelled bytes as text: (text, the charset used). Never raises.
+
+    Valid UTF-8 first (8-bit text that happens to be valid UTF-8 is UTF-8 in
+    practice, whatever the part says), then the hint (a part's or the mail's
+    charset) when the bytes are valid in it, then the legacy charset the bytes
+    suggest.
+    """
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    if hint:
+        codec = codec_for(hint)
+        if codec and not codec.startswith("?") and codec not in ("iso2022_jp", "utf-8"):
+            try:
+                return data.decode(codec), codec
+            except (UnicodeError, LookupError, ValueError, TypeError):
+                pass
+    codec = legacy_codec(data)
+    return data.decode(codec, "replace"), codec
+
+
+_EIGHT_BIT_RUN = re.compile(rb"[\x80-\xff]+")
+
+
+def legacy_codec(data: bytes) -> str:
+    """The legacy charset non-UTF-8 bytes most likely are: cp1252, koi8_r, cp932 or gb18030.
+
+    Each candidate that decodes the bytes without control, private-use or
+    unassigned characters gets a score: Latin text has its 8-bit letters alone or in
+    pairs between ASCII ones ("Gr\xfc\xdfe"); Cyrillic has runs of Cyrillic letters;
+    Japanese has kana; Chinese only ideographs. The best score wins, cp1252 on a tie.
+    """
+    sample = data[:65536]
+    found = list(_EIGHT_BIT_RUN.finditer(sample))
+    if not found:
+        return "cp1252"
+    longest = max(m.end() - m.start() for m in found)
+    # Shift_JIS kanji mostly have lead bytes below 0xA1, GB2312 hanzi never.
+    sjis_leads = sum(0x81 <= sample[m.start()] <= 0xA0 for m in found) * 2 > len(found)
+    best, best_score = "cp1252", 0.0
+    for codec in ("cp1252", "koi8_r", "cp932", "gb18030"):
+        text = _strict(sample, codec)
+        if text is None:
+            continue
+        wide = [c for c in text if ord(c) > 0x7F]
+        if any(unicodedata.category(c)[0] == "C" for c in wide):
+            continue
+        score = _score(codec, wide, longest)
+        if codec == "gb18030" and sjis_leads:
+            score /= 2
+        if score > best_score:
+            best, best_score = codec, score
+    return best
+
+
+def _score(codec: str, wide: list[str], longest: int) -> float:
+    if codec == "cp1252":
+        letters = sum(c.isalpha() for c in wide) / len(wide)
+        return (3.0 if longest <= 2 else 1.0) * letters
+    if codec == "koi8_r":
+        if not all("\u0400" <= c <= "\u04ff" for c in wide):
+            return 0.0
+        return 2.2 if longest >= 3 else 0.5
+    if codec == "cp932" and any("\u3040" <= c <= "\u30ff" for c in wide):
+        return 2.5
+    cjk = all(
+        "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"
+        for c in wide
+    )
+    if not cjk:
+        return 0.0
+    return 2.0 if codec == "gb18030" else 1.5
+
+
+def _strict(data: bytes, codec: str) -> str | None:
+    for cut in (data, data[:-1]):
+        # A sample cut inside a double-byte character is still that charset.
+        try:
+            return cut.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
 def _guess(data: bytes) -> str:
-    """Unlabelled or unknown: UTF-8 when it is valid, else windows-1252, never an error."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
-
-def _guess_name(data: bytes) -> str:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "windows-1252"
-    return "UTF-8"
+    return guess_text(data)[0]
 
 
 # --- ISO-2022-JP with Microsoft's extensions (CP50220/CP50221) ---------------------------
@@ -180,21 +270,33 @@ def _jis_run_to_sjis(run: bytes, mode: bytes) -> bytes:
 
 # --- RFC 2047 header words ---------------------------------------------------------------
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
+# Broken mailers put spaces and tabs inside encoded words ("=?utf-8?Q?Grüße aus Berlin?=");
+# a payload can never hold "?", so the match still ends at the first "?=".
+_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,80})\?([QqBb])\?([^?]*)\?=")
 _FOLD = re.compile(r"\r?\n[ \t]")
 
 
-def decode_header(value: str | None) -> str:
+def decode_header(value: str | None, hint: str | None = None) -> str:
     """A header value as text: encoded words decoded, raw 8-bit bytes guessed, folds removed.
 
     ``value`` is what the stdlib's compat32 parser stores: a str in which raw
-    8-bit header bytes are surrogate escapes.
+    8-bit header bytes are surrogate escapes. Raw 8-bit text is read in ``hint``
+    (the part's or the mail's charset) when it fits, else as UTF-8, else in the
+    legacy charset the bytes suggest. An encoded word whose charset names no text
+    codec is read as UTF-8 with replacement characters. Never raises.
     """
     if not value:
         return ""
-    value = _FOLD.sub(" ", str(value)).replace("\r", "").replace("\n", "")
+    try:
+        return _decode_header(str(value), hint)
+    except Exception:  # noqa: BLE001 - the promise is "never raises", whatever the input
+        return _to_bytes(str(value)).decode("utf-8", "replace")
+
+
+def _decode_header(value: str, hint: str | None) -> str:
+    value = _FOLD.sub(" ", value).replace("\r", "").replace("\n", "")
     if "=?" not in value:
-        return _raw_text(value)
+        return raw_text(value, hint)
     pieces: list[str] = []
     pending: tuple[str, bytearray] | None = None
     pos = 0
@@ -209,37 +311,70 @@ def decode_header(value: str | None) -> str:
                 pending[1].extend(data)
                 pos = match.end()
                 continue
-            pieces.append(decode_bytes(bytes(pending[1]), pending[0])[0])
+            pieces.append(_word_text(pending))
             pending = None
         elif pending is not None:
-            pieces.append(decode_bytes(bytes(pending[1]), pending[0])[0])
-            pieces.append(_raw_text(between))
+            pieces.append(_word_text(pending))
+            pieces.append(raw_text(between, hint))
             pending = None
         else:
-            pieces.append(_raw_text(between))
+            pieces.append(raw_text(between, hint))
         pending = (charset, bytearray(data))
         pos = match.end()
     if pending is not None:
-        pieces.append(decode_bytes(bytes(pending[1]), pending[0])[0])
-    pieces.append(_raw_text(value[pos:]))
+        pieces.append(_word_text(pending))
+    pieces.append(raw_text(value[pos:], hint))
     return "".join(pieces)
+
+
+def invalid_word_charsets(value: str) -> list[str]:
+    """The charsets of encoded words in ``value`` that name no text codec (for repairs)."""
+    bad = []
+    for match in _ENCODED_WORD.finditer(str(value)[:20_000]):
+        if codec_for(match.group(1)).startswith("?"):
+            bad.append(ascii(match.group(1))[1:-1][:40])
+    return bad
+
+
+def _word_text(word: tuple[str, bytearray]) -> str:
+    charset, data = word
+    if codec_for(charset).startswith("?"):
+        return bytes(data).decode("utf-8", "replace")
+    return decode_bytes(bytes(data), charset)[0]
 
 
 def _decode_word(kind: str, payload: str) -> bytes:
     if kind in "Bb":
+        cleaned = payload.encode("ascii", "ignore").translate(None, b" \t")
         try:
-            cleaned = payload.encode("ascii", "ignore")
             return binascii.a2b_base64(cleaned + b"=" * (-len(cleaned) % 4))
         except binascii.Error:
-            return payload.encode("ascii", "replace")
-    raw = payload.replace("_", " ").encode("ascii", "surrogateescape")
+            return cleaned
+    # Raw 8-bit bytes inside a Q word (a forwarded message's header written by a
+    # broken client) stay the bytes they were.
+    raw = _to_bytes(payload.replace("_", " ").replace("\t", " "))
     return binascii.a2b_qp(raw)
 
 
-def _raw_text(text: str) -> str:
+def _to_bytes(text: str) -> bytes:
+    """Text back to the bytes it came from: surrogate escapes are raw bytes; lone
+    surrogates of any other kind (not from a decoder) become U+FFFD."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        cleaned = "".join(
+            "\ufffd" if "\ud800" <= c <= "\udfff" and not "\udc80" <= c <= "\udcff" else c
+            for c in text
+        )
+        return cleaned.encode("utf-8", "surrogateescape")
+
+
+def raw_text(text: str, hint: str | None = None) -> str:
     """Header text outside encoded words: raw bytes arrive as surrogate escapes."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return _guess(text.encode("utf-8", "surrogateescape"))
+        return guess_text(_to_bytes(text), hint)[0]
     return text

@@ -12,8 +12,9 @@ trace. The table is ``RULES``; the order is the policy:
                  of one (null Return-Path or daemon sender with a report subject);
 3. auto_reply -- RFC 3834 markers, vendor auto-reply headers, read receipts,
                  out-of-office subjects in many languages;
-4. bulk       -- list and bulk mail (Precedence, List-Id, one-click unsubscribe);
-5. person     -- everything else.
+4. list_alert -- a mailing list held, rejected or looped our mail (``mail.listalerts``);
+5. bulk       -- list and bulk mail (Precedence, List-Id, one-click unsubscribe);
+6. person     -- everything else.
 
 ``answerable`` says whether an automatic answer (an acknowledgement) may be
 sent. RFC 3834 section 2 forbids answering auto-replies, reports, list mail,
@@ -38,7 +39,10 @@ from typing import Literal
 from mailgate.mail import bounces
 from mailgate.mail.parse import ParsedMail
 
-Kind = Literal["person", "auto_reply", "bounce", "bulk", "loop"]
+# "list_alert": a mailing list held, rejected or looped one of our mails ("awaits
+# moderator approval", "mail loop detected"): never a ticket, never a reopen, never
+# an undeliverable address; recorded on the ticket of ``mail.report.original_message_id``.
+Kind = Literal["person", "auto_reply", "bounce", "bulk", "loop", "list_alert"]
 
 LOOP_HEADER = "X-Mailgate-Loop"
 _LOOP_KEY = LOOP_HEADER.lower()
@@ -197,6 +201,13 @@ def _report_headers(facts: _Facts) -> str:
     return ""
 
 
+def _list_alert(facts: _Facts) -> str:
+    report = facts.mail.report
+    if report is not None and report.kind == "list_alert":
+        return report.source
+    return ""
+
+
 def _report_auto_reply(facts: _Facts) -> str:
     report = facts.mail.report
     if report is not None and report.kind == "auto_reply":
@@ -334,6 +345,7 @@ RULES: tuple[Rule, ...] = (
     Rule("precedence-auto-reply", "auto_reply", _precedence_auto_reply),
     Rule("read-receipt", "auto_reply", _read_receipt),
     Rule("auto-reply-subject", "auto_reply", _auto_reply_subject),
+    Rule("list-alert", "list_alert", _list_alert),
     Rule("precedence-bulk", "bulk", _precedence_bulk),
     Rule("list-id", "bulk", _list_id),
     Rule("list-machinery", "bulk", _list_machinery),

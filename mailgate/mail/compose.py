@@ -6,7 +6,11 @@ Pure: imports only the standard library. Built by hand rather than with
 * every header value is one line: CR, LF and other control characters in
   customer text are removed, so a subject can never add a header;
 * non-ASCII display names and subjects become RFC 2047 words (UTF-8), split
-  on character boundaries; long ASCII headers are folded at spaces;
+  on character boundaries; so do those with a word too long for one line (a
+  1,000-character subject without a space): the words are folded onto lines of
+  their own and a reader joins them again, so every header line stays far below
+  SMTP's 998 octets and the text survives whole; other long ASCII headers are
+  folded at spaces;
 * bodies are UTF-8, quoted-printable; with an HTML part the mail is
   multipart/alternative (text first, as RFC 2046 wants the plainest first);
 * Outlook threads by Thread-Topic/Thread-Index, everybody else by
@@ -29,6 +33,8 @@ from mailgate.mail.parse import Address
 LOOP_HEADER = "X-Mailgate-Loop"
 _MAX_REFERENCES = 12
 _SPECIALS = set('()<>@,;:\\".[]')
+# A word longer than this cannot be folded onto a line of its own within 78 characters.
+_LONGEST_WORD = 70
 
 
 @dataclass(frozen=True)
@@ -135,9 +141,13 @@ def one_line(value: str) -> str:
 def encode_text(value: str) -> str:
     """An unstructured header value: RFC 2047 words when it is not plain ASCII."""
     value = one_line(value)
-    if value.isascii():
+    if value.isascii() and not _has_long_word(value):
         return value
     return " ".join(_encoded_words(value))
+
+
+def _has_long_word(value: str) -> bool:
+    return len(value) > _LONGEST_WORD and any(len(w) > _LONGEST_WORD for w in value.split())
 
 
 def _encoded_words(value: str) -> list[str]:
@@ -163,7 +173,7 @@ def format_address(address: Address) -> str:
     name = one_line(address.name)
     if not name:
         return addr
-    if not name.isascii():
+    if not name.isascii() or _has_long_word(name):
         return f"{' '.join(_encoded_words(name))} <{addr}>"
     if any(c in _SPECIALS for c in name):
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')

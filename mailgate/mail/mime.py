@@ -46,23 +46,44 @@ class ExtractedPart:
 
 
 def extract_large_parts(
-    raw: bytes, sink: PartSink, *, threshold: int, text_threshold: int, nonce: str
+    raw: bytes,
+    sink: PartSink,
+    *,
+    threshold: int,
+    text_threshold: int,
+    nonce: str,
+    messages: bool = True,
 ) -> tuple[bytes, dict[str, ExtractedPart]]:
     """Skeleton of ``raw`` and the parts streamed to ``sink``, keyed by marker value.
 
     Leaf parts whose encoded body exceeds ``threshold`` are extracted; body text
-    parts (text/plain, text/html) only above ``text_threshold``.
+    parts (text/plain, text/html) only above ``text_threshold``. With ``messages``
+    every ``message/rfc822`` part is extracted whatever its size, as the exact
+    bytes of its body (CRLF kept): a forwarded mail is stored as it was sent, not
+    as a parser would write it again. The skeleton keeps its header block, so
+    readers of the forwarded headers (bounce reports) still see them.
     """
-    walker = _Walker(raw, sink, threshold, text_threshold, nonce)
+    walker = _Walker(raw, sink, threshold, text_threshold, nonce, messages)
     walker.entity(0, len(raw), 0)
     if not walker.found:
         return raw, {}
     return b"".join(walker.out), walker.found
 
 
+_FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
+# A forwarded header block larger than this is not kept in the skeleton.
+_MAX_INNER_HEADER = 256 * 1024
+
+
 class _Walker:
     def __init__(
-        self, raw: bytes, sink: PartSink, threshold: int, text_threshold: int, nonce: str
+        self,
+        raw: bytes,
+        sink: PartSink,
+        threshold: int,
+        text_threshold: int,
+        nonce: str,
+        messages: bool,
     ) -> None:
         self.raw = raw
         self.view = memoryview(raw)
@@ -70,16 +91,22 @@ class _Walker:
         self.threshold = threshold
         self.text_threshold = text_threshold
         self.nonce = nonce
+        self.messages = messages
         self.out: list[bytes | memoryview] = []
         self.found: dict[str, ExtractedPart] = {}
 
     def entity(self, start: int, end: int, depth: int) -> None:
         body_start, header_end, newline = _header_block(self.raw, start, end)
-        if end - body_start < self.threshold or depth > _MAX_DEPTH:
+        small = end - body_start < self.threshold
+        if depth > _MAX_DEPTH or (small and not self.messages):
             self.out.append(self.view[start:end])
             return
         headers = _HEADER_PARSER.parsebytes(bytes(self.view[start:header_end]))
         ctype = headers.get_content_type()
+        encoding = str(headers.get("Content-Transfer-Encoding", "")).strip().lower()
+        if ctype in _FORWARDED_TYPES and encoding in ("", "7bit", "8bit", "binary"):
+            self.forwarded(start, header_end, body_start, end, newline)
+            return
         boundary = headers.get_boundary() if ctype.startswith("multipart/") else None
         if boundary:
             self.multipart(start, body_start, end, boundary.encode("ascii", "replace"), depth)
@@ -94,16 +121,31 @@ class _Walker:
         if ctype.startswith("multipart/") or end - body_start < limit:
             self.out.append(self.view[start:end])
             return
-        encoding = str(headers.get("Content-Transfer-Encoding", "")).strip().lower()
         if encoding not in ("", "7bit", "8bit", "binary", "base64", "quoted-printable"):
             self.out.append(self.view[start:end])
             return
         chunks = _decoded_chunks(self.raw, body_start, end, encoding)
+        self.out.append(self.view[start:header_end])
+        self.out.append(self._store(chunks) + newline + newline)
+
+    def _store(self, chunks: Iterable[bytes]) -> bytes:
         sha256, size = self.sink.write_chunks(chunks)
         key = f"{self.nonce}-{len(self.found)}"
         self.found[key] = ExtractedPart(sha256, size)
+        return f"{MARK_HEADER}: {key}".encode("ascii")
+
+    def forwarded(
+        self, start: int, header_end: int, body_start: int, end: int, newline: bytes
+    ) -> None:
+        marker = self._store(_decoded_chunks(self.raw, body_start, end, "7bit"))
         self.out.append(self.view[start:header_end])
-        self.out.append(f"{MARK_HEADER}: {key}".encode("ascii") + newline + newline)
+        self.out.append(marker + newline + newline)
+        _inner_body, inner_end, inner_newline = _header_block(self.raw, body_start, end)
+        if inner_end - body_start <= _MAX_INNER_HEADER:
+            self.out.append(self.view[body_start:inner_end])
+            if inner_end == end and end > body_start and self.raw[end - 1 : end] != b"\n":
+                self.out.append(inner_newline)
+        self.out.append(inner_newline)
 
     def multipart(self, start: int, body_start: int, end: int, boundary: bytes, depth: int) -> None:
         delimiters = list(_delimiters(self.raw, body_start, end, boundary))

@@ -6,22 +6,22 @@ attachment is never held in memory more than a chunk at a time.
 
 Who does what, and why (each choice measured; see bench/ingest.py):
 
-* ``mail.mime`` streams large leaf parts out of the raw bytes, so no parser
-  ever holds a big attachment; then it builds the message tree itself, finding
-  MIME boundaries with ``bytes.find`` (the stdlib feed parser reads every line
-  in Python and compiles a regex per boundary). Anything irregular goes to the
-  stdlib parser instead, which has a rule for every malformation.
-* mail-parser parses the address headers (From, To, Cc, Reply-To): its
-  hardened RFC 5322 address parser recovers display names and addresses from
-  the broken forms real mail has; the stdlib parser is its fallback. Its other
-  layers are not used: the body walk decodes charsets without the mislabel
-  table of ``mail.charsets`` and re-encodes every attachment as base64 text,
-  and its Received-header analysis costs more than the rest of ingest.
-* Our own walk over the tree picks the body (text and HTML alternatives),
-  decodes every charset with ``mail.charsets`` and hands attachments to the sink.
-* Only what nothing can read raises ``Unparseable``; the caller quarantines it.
+* ``mail.mime`` streams large leaf parts, and every forwarded message, out of the
+  raw bytes, so no parser ever holds a big attachment and a forwarded mail is
+  stored byte for byte; then it builds the message tree itself, finding MIME
+  boundaries with ``bytes.find``. Anything irregular goes to the stdlib parser
+  instead, which has a rule for every malformation.
+* ``mail.addresses`` reads the address headers with mail-parser's address parser
+  and the stdlib's, each where it is better (the reasons are in that module).
+* ``mail.walk`` picks the body (text and HTML alternatives), decodes every
+  charset with ``mail.charsets`` and hands attachments to the sink.
+* Whatever could be read only after a repair (a broken header block, a charset
+  that is no charset, a part that cannot be serialised) is listed in
+  ``ParsedMail.repairs``. Only what nothing can read raises ``Unparseable``.
+* Everything is linear in the size of the mail; the structural limits (MIME
+  depth, part count, header count) are ``ParseLimits``.
 
-Imports only the standard library, mail-parser and ``mailgate.mail``.
+Imports only the standard library, mail-parser, tnefparse and ``mailgate.mail``.
 """
 
 from __future__ import annotations
@@ -31,33 +31,42 @@ import email
 import email.message
 import email.utils
 import hashlib
-import mimetypes
 import re
 import secrets
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from mailparser.utils import get_addresses
-
-from mailgate.mail import bounces, html
-from mailgate.mail.charsets import decode_bytes, decode_header
+from mailgate.mail import bounces, listalerts
+from mailgate.mail.addresses import Address, from_name_and_raw, one_line, read_addresses
+from mailgate.mail.charsets import decode_header, invalid_word_charsets
 from mailgate.mail.mime import (
-    MARK_HEADER,
     ExtractedPart,
     Irregular,
     PartSink,
     build_tree,
     extract_large_parts,
 )
+from mailgate.mail.walk import TEXT_LIMIT, Attachment, Walk, content_charset
 
-# Mails above this size go through the streaming extractor first.
+__all__ = [
+    "Address",
+    "Attachment",
+    "HashSink",
+    "ParseLimits",
+    "ParsedMail",
+    "Unparseable",
+    "first_message_id",
+    "parse",
+    "synthesized_message_id",
+]
+
+# Mails above this size go through the streaming extractor first (and every mail
+# that forwards a message, so that the forwarded bytes are stored as they came).
 STREAM_ABOVE = 16 * 1024
 # Leaf parts above this size are streamed out; body text only above TEXT_LIMIT.
 PART_LIMIT = 8 * 1024
-TEXT_LIMIT = 2 * 1024 * 1024
 _MAX_REFERENCES = 200
+_FORWARDS = re.compile(rb"message/(?:rfc822|global)(?![\w-])", re.IGNORECASE)
 
 
 class Unparseable(Exception):
@@ -65,28 +74,16 @@ class Unparseable(Exception):
 
 
 @dataclass(frozen=True)
-class Address:
-    email: str
-    name: str = ""
+class ParseLimits:
+    """How much structure one mail may have; beyond it the rest is not read (a repair).
 
-    def __str__(self) -> str:
-        """``Name <addr>`` in Unicode, for display and storage (not for the wire)."""
-        if not self.name:
-            return self.email
-        name = self.name.replace("\\", "").replace('"', "")
-        if any(c in name for c in "()<>@,;:.[]"):
-            name = f'"{name}"'
-        return f"{name} <{self.email}>"
+    Suggested config keys: ``gateway.max_mime_depth``, ``gateway.max_mime_parts``,
+    ``gateway.max_header_count``.
+    """
 
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    content_id: str = ""
-    inline: bool = False
+    max_depth: int = 30
+    max_parts: int = 1000
+    max_headers: int = 1000
 
 
 @dataclass(frozen=True)
@@ -110,6 +107,18 @@ class ParsedMail:
     content_type: str = "text/plain"
     report: bounces.Report | None = None
     defects: tuple[str, ...] = ()
+    # Lowercased names of the top-level headers, in order (which came above which).
+    header_names: tuple[str, ...] = ()
+    # What had to be repaired to read the mail, one line each ("repaired: <what>").
+    repairs: tuple[str, ...] = ()
+    # The From header as written (decoded, one line) and its display name: kept when
+    # From has no usable address ("From: Support Team", "From: <>").
+    from_raw: str = ""
+    from_name: str = ""
+    # The Sender: header's address (who sent the mail on behalf of From), if any.
+    sender_header: Address | None = None
+    # The address of the Return-Path header ('' when absent or the null sender <>).
+    return_path: str = ""
 
     def header(self, name: str) -> str:
         """The first value of a header (decoded), or ''."""
@@ -119,6 +128,23 @@ class ParsedMail:
     @property
     def recipients(self) -> tuple[Address, ...]:
         return self.to + self.cc
+
+    @property
+    def requester_candidates(self) -> tuple[tuple[str, Address], ...]:
+        """Who a new ticket may belong to, best first: From, Reply-To, Sender, Return-Path.
+
+        The core takes the first (and falls back to the envelope sender after these).
+        """
+        found: list[tuple[str, Address]] = []
+        if self.sender is not None:
+            found.append(("From", self.sender))
+        if self.reply_to:
+            found.append(("Reply-To", self.reply_to[0]))
+        if self.sender_header is not None:
+            found.append(("Sender", self.sender_header))
+        if self.return_path:
+            found.append(("Return-Path", Address(self.return_path)))
+        return tuple(found)
 
 
 class HashSink:
@@ -133,46 +159,77 @@ class HashSink:
         return digest.hexdigest(), size
 
 
-def parse(raw: bytes, sink: PartSink, *, sha256: str | None = None) -> ParsedMail:
+def parse(
+    raw: bytes,
+    sink: PartSink,
+    *,
+    sha256: str | None = None,
+    limits: ParseLimits = ParseLimits(),
+) -> ParsedMail:
     """Parse one mail. Raises ``Unparseable`` only when there is nothing to work with."""
     sha256 = sha256 or hashlib.sha256(raw).hexdigest()
+    size = len(raw)
     defects: list[str] = []
+    repairs: list[str] = []
+    raw = tame_parameters(repair_head(raw, repairs), repairs)
     extracted: dict[str, ExtractedPart] = {}
     skeleton = raw
-    if len(raw) > STREAM_ABOVE:
+    if len(raw) > STREAM_ABOVE or _FORWARDS.search(raw):
         try:
             skeleton, extracted = extract_large_parts(
                 raw,
                 sink,
-                threshold=PART_LIMIT,
+                threshold=PART_LIMIT if len(raw) > STREAM_ABOVE else len(raw) + 1,
                 text_threshold=TEXT_LIMIT,
                 nonce=secrets.token_hex(8),
             )
         except Exception as exc:  # noqa: BLE001 - never lose a mail to the fast path
             defects.append(f"streaming extraction failed ({exc!r}); parsed whole")
             skeleton, extracted = raw, {}
-    message, addresses = _read(skeleton, defects)
+    message = _tree(skeleton, repairs)
     if not _has_headers(message):
         raise Unparseable("no mail headers found")
-    walk = _Walk(sink, extracted, defects)
-    walk.part(message, in_attachment=False)
-    headers = _header_map(message)
+    for defect in message.defects[:20]:
+        defects.append(f"{type(defect).__name__}: {defect}")
+    hint = _text_charset(message, limits.max_parts)
+    headers = _header_map(message, limits.max_headers, hint, repairs)
+    walk = Walk(
+        sink,
+        extracted,
+        defects,
+        repairs,
+        max_depth=limits.max_depth,
+        max_parts=limits.max_parts,
+        hint=hint,
+    )
+    walk.part(message)
     message_id = first_message_id(headers.get("message-id", ("",))[0])
     synthesized = not message_id
     if synthesized:
         message_id = synthesized_message_id(sha256)
     text, html_body = walk.body()
+    address_values = {
+        name: [raw_value for key, raw_value in _raw_items(message) if key == name]
+        for name in ("from", "to", "cc", "reply-to", "sender")
+    }
+    addresses = {k: read_addresses(v, defects, k) for k, v in address_values.items() if v}
+    from_name, from_raw = from_name_and_raw(address_values["from"])
+    _note_bad_charsets(address_values["from"], "From", repairs)
+    sender = next(iter(addresses.get("from", ())), None)
     report = bounces.read_report(message) if _maybe_report(message, headers) else None
+    if report is None or report.kind == "auto_reply":
+        alert = listalerts.read_alert(message, headers, sender.email if sender else "")
+        report = alert or report
     return ParsedMail(
         message_id=message_id,
         message_id_synthesized=synthesized,
         sha256=sha256,
-        size=len(raw),
-        sender=(addresses.get("from") or (None,))[0],
+        size=size,
+        sender=sender,
         reply_to=tuple(addresses.get("reply-to", ())),
         to=tuple(addresses.get("to", ())),
         cc=tuple(addresses.get("cc", ())),
-        subject=_one_line(headers.get("subject", ("",))[0]),
+        subject=one_line(headers.get("subject", ("",))[0]),
         date=_date(headers.get("date", ("",))[0]),
         in_reply_to=tuple(_ids(headers.get("in-reply-to", ("",))[0]))[:1],
         references=_bounded(_ids(" ".join(headers.get("references", ())))),
@@ -183,90 +240,139 @@ def parse(raw: bytes, sink: PartSink, *, sha256: str | None = None) -> ParsedMai
         content_type=message.get_content_type(),
         report=report,
         defects=tuple(defects),
+        header_names=tuple(name.lower() for name in message),
+        repairs=tuple(dict.fromkeys(repairs)),
+        from_raw=from_raw,
+        from_name=from_name or (sender.name if sender is not None else ""),
+        sender_header=next(iter(addresses.get("sender", ())), None),
+        return_path=_return_path(headers),
     )
 
 
-# --- reading the tree ---------------------------------------------------------------------
+# --- the header block ---------------------------------------------------------------------
+
+_HEADER_LINE = re.compile(rb"[!-9;-~]{1,76}[ \t]*:")
+_SPACED_NAME = re.compile(rb"^([!-9;-~]{1,76})[ \t]+:", re.MULTILINE)
+_MAX_JUNK_LINES = 10
 
 
-_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
+def repair_head(raw: bytes, repairs: list[str]) -> bytes:
+    """The mail with what precedes its header block skipped and header names mended.
+
+    Up to ten lines before the first ``Name: value`` line (an mbox ``From `` line, a
+    blank line, a byte-order mark, a client's banner) are junk; ``From  : x@y``
+    (spaces before the colon) is read as ``From: x@y``. The stored raw mail is
+    untouched: this only changes what the parser is given.
+    """
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+        repairs.append("byte-order mark before the headers skipped")
+    if not _HEADER_LINE.match(raw):
+        pos = 0
+        for _ in range(_MAX_JUNK_LINES):
+            end = raw.find(b"\n", pos)
+            if end < 0:
+                break
+            pos = end + 1
+            if _HEADER_LINE.match(raw, pos) and not raw.startswith(b"From ", pos):
+                first = raw[: min(40, raw.find(b"\n"))].strip().decode("ascii", "replace")
+                lines = raw.count(b"\n", 0, pos)
+                repairs.append(f"{lines} line(s) before the headers skipped ({first!r})")
+                raw = raw[pos:]
+                break
+    end = _head_end(raw)
+    head = raw[:end]
+    if _SPACED_NAME.search(head):
+        names = sorted({m.decode("ascii", "replace") for m in _SPACED_NAME.findall(head)})[:5]
+        repairs.append(f"space before the colon of header {', '.join(names)}")
+        raw = _SPACED_NAME.sub(rb"\1:", head) + raw[end:]
+    return raw
 
 
-def _tree(raw: bytes) -> email.message.Message:
-    """The message tree: our fast builder, or the stdlib parser for anything irregular."""
+# The stdlib's parameter parser (behind get_param, get_filename, get_boundary and its
+# own feed parser) costs (number of ";") x (length of the field): a Content-Type with a
+# hundred thousand ";" inside a quoted name would keep the worker busy for minutes.
+MAX_PARAMETERS = 100
+_PARAMETER_FIELD = re.compile(
+    rb"^content-(?:type|disposition)[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*", re.IGNORECASE | re.MULTILINE
+)
+
+
+def tame_parameters(raw: bytes, repairs: list[str]) -> bytes:
+    """``raw`` with the ";" beyond the first ``MAX_PARAMETERS`` of any Content-Type or
+    Content-Disposition field turned into ","; linear, and a no-op for real mail."""
+    if raw.count(b";") <= MAX_PARAMETERS:
+        return raw
+    pieces: list[bytes] = []
+    pos = 0
+    for match in _PARAMETER_FIELD.finditer(raw):
+        value = match.group()
+        if value.count(b";") <= MAX_PARAMETERS:
+            continue
+        head, *rest = value.split(b";", MAX_PARAMETERS)
+        tail = rest.pop().replace(b";", b",")
+        pieces += (raw[pos : match.start()], b";".join([head, *rest, tail]))
+        pos = match.end()
+    if not pieces:
+        return raw
+    repairs.append(f"a MIME field with more than {MAX_PARAMETERS} parameters was cut short")
+    return b"".join([*pieces, raw[pos:]])
+
+
+def _head_end(raw: bytes) -> int:
+    lf = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    ends = [i for i in (lf, crlf) if i >= 0]
+    return min(ends) if ends else len(raw)
+
+
+def _tree(raw: bytes, repairs: list[str]) -> email.message.Message:
+    """The message tree: our fast builder, the stdlib parser for anything irregular, and
+    for what even that cannot read, the header block with the body as one text."""
     try:
         return build_tree(raw)
-    except Irregular:
+    except (Irregular, RecursionError):
         pass
-    except RecursionError as exc:
-        raise Unparseable("MIME nesting too deep to parse") from exc
+    except Exception:  # noqa: BLE001, S110 - a parameter the stdlib cannot parse: its own parser
+        pass
     try:
         return email.message_from_bytes(raw)
-    except Exception as exc:
-        raise Unparseable(f"unreadable MIME structure: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - RecursionError and whatever else: read it flat
+        repairs.append(f"MIME structure unreadable ({type(exc).__name__}); body read as one text")
+    end = _head_end(raw)
+    message = email.message_from_bytes(raw[:end] + b"\n\n")
+    del message["Content-Type"]
+    del message["Content-Transfer-Encoding"]
+    message.set_payload(raw[end:].lstrip(b"\r\n").decode("ascii", "surrogateescape"))
+    return message
 
 
-def _read(raw: bytes, defects: list[str]) -> tuple[email.message.Message, dict[str, list[Address]]]:
-    message = _tree(raw)
-    addresses = {name: _addresses(message, name, defects) for name in _ADDRESS_HEADERS}
-    for defect in message.defects[:20]:
-        defects.append(f"{type(defect).__name__}: {defect}")
-    return message, addresses
-
-
-def _addresses(message: email.message.Message, name: str, defects: list[str]) -> list[Address]:
-    """Address headers through mail-parser's address parser, the stdlib's as the fallback."""
-    values = message.get_all(name, [])
-    if not values:
-        return []
-    result: list[Address] = []
-    try:
-        for value in values:
-            for display, addr in get_addresses(value, defects=[], decode_names=True):
-                clean = _clean_address(addr)
-                if clean:
-                    result.append(Address(clean, _display_name(display, clean)))
-    except Exception as exc:  # noqa: BLE001 - mail-parser failing is what we fall back for
-        defects.append(f"mail-parser could not read {name}: {type(exc).__name__}: {exc}")
-        result = []
-    return result or _stdlib_addresses(message, name)
-
-
-def _stdlib_addresses(message: email.message.Message, name: str) -> list[Address]:
-    values = [str(v) for v in message.get_all(name, [])]
-    result = []
-    for display, addr in email.utils.getaddresses(values):
-        addr = _clean_address(decode_header(addr))
-        if addr:
-            result.append(Address(addr, _display_name(decode_header(display), addr)))
-    return result
-
-
-def _display_name(name: str, addr: str) -> str:
-    name = decode_header(name) if ("=?" in name or _has_surrogates(name)) else name
-    name = _one_line(name).strip().strip('"').strip()
-    return "" if name.lower() == addr.lower() else name
-
-
-def _clean_address(addr: str) -> str:
-    addr = _one_line(addr).strip().strip("<>").strip()
-    if "@" not in addr or " " in addr:
-        return ""
-    local, _, domain = addr.rpartition("@")
-    return f"{local}@{domain.lower()}"
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+def _raw_items(message: email.message.Message) -> Iterator[tuple[str, str]]:
+    for name, value in message.raw_items():
+        yield name.lower(), str(value)
 
 
 def _has_headers(message: email.message.Message) -> bool:
     keys = {k.lower() for k in message}
     return bool(keys & {"from", "sender", "to", "subject", "message-id", "date", "return-path"})
+
+
+def _text_charset(message: email.message.Message, max_parts: int) -> str | None:
+    """The charset of the mail's first text part: how its raw 8-bit headers are meant."""
+    for count, part in enumerate(message.walk()):
+        if count > max_parts:
+            break
+        if part.get_content_maintype() == "text":
+            charset = content_charset(part)
+            if charset.isascii() and charset.isprintable():
+                return charset or None
+    return None
+
+
+def _note_bad_charsets(values: list[str], name: str, repairs: list[str]) -> None:
+    for value in values[:1]:
+        for charset in invalid_word_charsets(value):
+            repairs.append(f"{name}: encoded word with charset {charset} read as UTF-8")
 
 
 class Headers(Mapping[str, tuple[str, ...]]):
@@ -276,14 +382,17 @@ class Headers(Mapping[str, tuple[str, ...]]):
     nothing reads; decoding only what is asked for keeps them free.
     """
 
-    def __init__(self, raw: dict[str, list[str]]) -> None:
+    def __init__(self, raw: dict[str, list[str]], hint: str | None = None) -> None:
         self._raw = raw
+        self._hint = hint
         self._decoded: dict[str, tuple[str, ...]] = {}
 
     def __getitem__(self, name: str) -> tuple[str, ...]:
         decoded = self._decoded.get(name)
         if decoded is None:
-            decoded = self._decoded[name] = tuple(decode_header(v) for v in self._raw[name])
+            values = self._raw[name]
+            decoded = tuple(decode_header(v, self._hint) for v in values)
+            self._decoded[name] = decoded
         return decoded
 
     def __contains__(self, name: object) -> bool:
@@ -296,22 +405,24 @@ class Headers(Mapping[str, tuple[str, ...]]):
         return len(self._raw)
 
 
-def _header_map(message: email.message.Message) -> Headers:
+def _header_map(
+    message: email.message.Message, limit: int, hint: str | None, repairs: list[str]
+) -> Headers:
     raw: dict[str, list[str]] = {}
-    for name, value in message.raw_items():
-        raw.setdefault(name.lower(), []).append(str(value))
-    return Headers(raw)
+    for count, (name, value) in enumerate(_raw_items(message)):
+        if count >= limit:
+            repairs.append(f"more than {limit} header fields; the rest was not read")
+            break
+        raw.setdefault(name, []).append(value)
+    return Headers(raw, hint)
 
 
-def _defect_lines(defects: Any) -> list[str]:
-    lines: list[str] = []
-    for entry in defects or []:
-        if isinstance(entry, dict):
-            for where, items in entry.items():
-                lines.extend(f"{where}: {item}" for item in items)
-        else:
-            lines.append(str(entry))
-    return lines[:50]
+def _return_path(headers: Mapping[str, tuple[str, ...]]) -> str:
+    values = headers.get("return-path")
+    if not values:
+        return ""
+    found = email.utils.parseaddr(values[0])[1]
+    return found if "@" in found else ""
 
 
 _ID = re.compile(r"<([^<>\s]{1,900})>")
@@ -343,213 +454,22 @@ def _bounded(ids: list[str]) -> tuple[str, ...]:
     return tuple(unique)
 
 
-def _one_line(text: str) -> str:
-    """Header text with no line breaks or control characters: it can never inject a header."""
-    if text.isprintable():
-        return text.strip()
-    cleaned = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in text)
-    return " ".join(cleaned.split())
-
-
 def _date(value: str) -> dt.datetime | None:
     if not value:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed is None:
         return None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            return None
     return parsed
 
 
 def _maybe_report(message: email.message.Message, headers: Mapping[str, tuple[str, ...]]) -> bool:
     return message.get_content_type() == "multipart/report" or bounces.looks_like_bounce(headers)
-
-
-# --- the body walk ------------------------------------------------------------------------
-
-
-class _Walk:
-    """Collects body text/HTML and attachments from a message tree, in document order."""
-
-    def __init__(
-        self, sink: PartSink, extracted: dict[str, ExtractedPart], defects: list[str]
-    ) -> None:
-        self.sink = sink
-        self.extracted = extracted
-        self.defects = defects
-        self.plain: list[str] = []
-        self.html: list[str] = []
-        self.attachments: list[Attachment] = []
-        self._names = 0
-
-    def body(self) -> tuple[str, str]:
-        html_body = "\n".join(h for h in self.html if h.strip())
-        text = "\n\n".join(p.strip("\n") for p in self.plain if p.strip())
-        if not text.strip() and html_body:
-            text = html.html_to_text(html_body)
-        return _normalise_text(text), html_body
-
-    def part(self, part: email.message.Message, *, in_attachment: bool, depth: int = 0) -> None:
-        ctype = part.get_content_type()
-        if depth > 40:
-            self.defects.append("MIME nesting deeper than 40 levels; the rest was ignored")
-            return
-        if ctype == "message/rfc822" or ctype == "message/global":
-            self.forwarded(part)
-            return
-        if ctype.startswith("message/"):
-            # Delivery-status, feedback and disposition reports: kept as an attachment,
-            # never read as body text (the stdlib parses their blocks like messages).
-            self.report_part(part)
-            return
-        if part.is_multipart():
-            children = part.get_payload()
-            if not isinstance(children, list):
-                return
-            if ctype == "multipart/alternative":
-                self.alternative(children, depth)
-                return
-            for child in children:
-                if isinstance(child, email.message.Message):
-                    self.part(child, in_attachment=in_attachment, depth=depth + 1)
-            return
-        self.leaf(part)
-
-    def alternative(self, children: list[Any], depth: int) -> None:
-        # Clients order alternatives from plainest to richest: take the last plain
-        # and the last HTML rendering; inline images of a multipart/related still count.
-        best_plain: list[str] = []
-        best_html: list[str] = []
-        for child in children:
-            if not isinstance(child, email.message.Message):
-                continue
-            self.plain, saved_plain = [], self.plain
-            self.html, saved_html = [], self.html
-            self.part(child, in_attachment=False, depth=depth + 1)
-            if self.plain:
-                best_plain = self.plain
-            if self.html:
-                best_html = self.html
-            self.plain, self.html = saved_plain, saved_html
-        self.plain.extend(best_plain)
-        self.html.extend(best_html)
-
-    def leaf(self, part: email.message.Message) -> None:
-        ctype = part.get_content_type()
-        disposition = part.get_content_disposition()
-        filename = _filename(part)
-        marker = part.get(MARK_HEADER)
-        is_body = (
-            ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
-        )
-        if marker is not None:
-            stored = self.extracted.get(str(marker).strip())
-            if stored is None:
-                # A marker we did not write: a sender trying to reference a stored blob.
-                self.defects.append("forged extraction marker ignored")
-                return
-            if is_body:
-                self.defects.append(f"{ctype} body over {TEXT_LIMIT} bytes kept as attachment")
-                filename = "message.html" if ctype == "text/html" else "message.txt"
-            self.add_attachment(part, filename, stored.sha256, stored.size)
-            return
-        if is_body:
-            text = self.decode_text(part)
-            (self.html if ctype == "text/html" else self.plain).append(text)
-            return
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        sha256, size = self.sink.write_chunks((data,))
-        self.add_attachment(part, filename, sha256, size)
-
-    def forwarded(self, part: email.message.Message) -> None:
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], email.message.Message):
-            data = inner[0].as_bytes()
-            subject = decode_header(str(inner[0].get("Subject", "")))
-        else:
-            raw_payload = part.get_payload(decode=True)
-            data = raw_payload if isinstance(raw_payload, bytes) else b""
-            subject = ""
-        name = _filename(part) or _safe_filename(f"{subject or 'forwarded message'}.eml")
-        sha256, size = self.sink.write_chunks((data,))
-        self.add_attachment(part, name, sha256, size)
-
-    def report_part(self, part: email.message.Message) -> None:
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            data = b"\n".join(p.as_bytes() for p in payload if isinstance(p, email.message.Message))
-        else:
-            decoded = part.get_payload(decode=True)
-            data = decoded if isinstance(decoded, bytes) else b""
-        subtype = part.get_content_subtype()
-        sha256, size = self.sink.write_chunks((data,))
-        self.add_attachment(part, _filename(part) or f"{subtype}.txt", sha256, size)
-
-    def add_attachment(
-        self, part: email.message.Message, filename: str, sha256: str, size: int
-    ) -> None:
-        ctype = part.get_content_type()
-        content_id = str(part.get("Content-ID", "") or "").strip().strip("<>").strip()
-        inline = bool(content_id) and part.get_content_disposition() != "attachment"
-        if not filename:
-            self._names += 1
-            stem = "inline" if inline else "attachment"
-            extension = mimetypes.guess_extension(ctype) or ".bin"
-            filename = f"{stem}-{self._names}{extension}"
-        self.attachments.append(
-            Attachment(
-                filename=filename,
-                content_type=ctype,
-                size=size,
-                sha256=sha256,
-                content_id=_one_line(content_id)[:900],
-                inline=inline,
-            )
-        )
-
-    def decode_text(self, part: email.message.Message) -> str:
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        text, note = decode_bytes(data, part.get_content_charset())
-        if note:
-            self.defects.append(note)
-        return text
-
-
-def _filename(part: email.message.Message) -> str:
-    name: Any = None
-    try:
-        name = part.get_filename() or part.get_param("name")
-    except Exception:  # noqa: BLE001 - a malformed parameter must not lose the part
-        name = None
-    if isinstance(name, tuple):
-        name = email.utils.collapse_rfc2231_value(name)
-    if not name:
-        return ""
-    return _safe_filename(decode_header(str(name)))
-
-
-def _safe_filename(name: str) -> str:
-    """A file name that is only a name: no directories, no control characters, ≤ 255 bytes."""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
-    name = " ".join(name.split()).strip(" .")
-    if not name:
-        return ""
-    stem, dot, extension = name.rpartition(".")
-    if not dot or len(extension) > 16:
-        stem, extension = name, ""
-    while len(name.encode("utf-8")) > 255:
-        stem = stem[:-1]
-        name = f"{stem}.{extension}" if extension else stem
-    return name
-
-
-def _normalise_text(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    return text.strip("\n")

@@ -21,9 +21,17 @@ Input is plain text; HTML is converted elsewhere, with blockquotes rendered as
 * Outlook separators ("-----Original Message-----", localized), header blocks
   ("From:/Sent:/To:/Subject:" and localized, at least two lines in a row) and
   forwarded-message markers: everything from there on is history.
-* Signatures at the end of the new text: a "-- " / "--" / "__" line followed by
-  a short block, mobile footers ("Sent from my iPhone" and localized) and a
-  "-Name" sign-off.
+* Indented quotes (mailx/s-nail indent with a TAB or spaces instead of ``>``)
+  after an attribution, or an indented header block reproducing our notice:
+  the indented block goes, the answer below it stays.
+* Attributions without their colon and dashed ("---- On … wrote ----").
+* A quoted line the client hard-wrapped, losing the ``>`` of the continuation.
+* A mobile footer, or a closing formula with its name block ("Best regards" /
+  "Jane Doe"), followed by more text: that text is a quote that lost its
+  header. The closing and the name are the person's words and stay.
+* Signatures at the end of the new text (``mail.quote_signatures``): a "-- " /
+  "--" / "__" line followed by a short block, mobile footers ("Sent from my
+  iPhone" and localized) and a "-Name" sign-off.
 
 Every line is examined a bounded number of times with anchored or length-capped
 regular expressions, so the run time is linear in the size of the body.
@@ -31,11 +39,41 @@ regular expressions, so the run time is linear in the size of the body.
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
 from dataclasses import dataclass
 
-__all__ = ["Reply", "split_reply", "visible_text"]
+from mailgate.mail.quote_patterns import (
+    _ADDR_END,
+    _CLOSING,
+    _CLOSING_FIRST_WORDS,
+    _DATE_START,
+    _DATEISH,
+    _DEVICE_WORDS,
+    _FOOTER_MAX_CHARS,
+    _FORWARD_INTRO,
+    _FROM_KEYS,
+    _HEADER_WRAP_LINES,
+    _KEY_SCAN,
+    _MAX_HEADER_CHARS,
+    _MOBILE_FOOTER,
+    _NAME_MAX_CHARS,
+    _NAME_MAX_LINES,
+    _OPENER,
+    _OTHER_KEYS,
+    _POSTSCRIPT,
+    _RULE_CHARS,
+    _SEPARATOR,
+    _SIGNOFF_MAX_CHARS,
+    _TIME,
+    _WRAP_MIN_CHARS,
+    _WROTE_AT_END,
+    _WROTE_BARE,
+    _WROTE_PAREN,
+    _WROTE_TAIL,
+    _WROTE_THEN_DATE,
+)
+from mailgate.mail.quote_signatures import _signature_start
+
+__all__ = ["Reply", "reply_text", "split_reply", "visible_text"]
 
 
 @dataclass(frozen=True)
@@ -45,170 +83,6 @@ class Reply:
     new_text: str
     signature: str
     quoted: str
-
-
-# Attribution headers are short; anything longer is prose, and capping the
-# length also caps the cost of the unanchored searches below.
-_MAX_HEADER_CHARS = 400
-# How many lines above the line ending in "wrote:" a wrapped header may start.
-_HEADER_WRAP_LINES = 2
-# Signatures are short. An RFC 3676 "-- " line is a deliberate marker, so it
-# may introduce a somewhat longer block than the bare "--" / "__" lines, which
-# also occur as ordinary separators.
-_SIG_MAX_LINES = 10
-_RFC_SIG_MAX_LINES = 15
-# Footers and sign-offs are one short line; longer lines are prose.
-_FOOTER_MAX_CHARS = 120
-_SIGNOFF_MAX_CHARS = 40
-
-# The verb of an attribution line in the languages we meet. Latin-script words
-# need a word boundary ("rewrote" is not a header); CJK words have none.
-_WROTE_WORDS = (
-    r"(?:\b(?:wrote|writes|schrieb|geschrieben|a\s+écrit|escribió|escribio|ha\s+scritto"
-    r"|scrisse|schreef|geschreven|escreveu|skrev|pisze|napisał(?:\(a\)|a)?"
-    r"|napisal(?:\(a\)|a)?|napisana|написал(?:\(а\)|а)?|пишет|пише|написав(?:\(ла\)|ла)?"
-    r"|kirjoitti|napsal(?:\(a\)|a)?|írta|yazdı|έγραψε|a\s+scris)"
-    r"|のメッセージ|は書きました|写道|寫道|작성)"
-)
-# "<name> wrote:" with nothing after the verb (lead-less forms: "Bob skrev:",
-# "… пишет:", "… 写道：").
-_WROTE_AT_END = re.compile(_WROTE_WORDS + r"\s*[:：]\s*$", re.IGNORECASE)
-# Verb followed by a short name/address tail ("Am … schrieb Bob <b@x>:").
-_WROTE_TAIL = re.compile(_WROTE_WORDS + r"[^:：]{0,80}[:：]\s*$", re.IGNORECASE)
-# Hungarian Gmail: "<name> ezt írta (időpont: <date>):".
-_WROTE_PAREN = re.compile(_WROTE_WORDS + r"\s*\([^()]{0,80}\)\s*[:：]\s*$", re.IGNORECASE)
-# "<name> schrieb am 22.11.2026 um 10:00:" puts the date after the verb.
-_WROTE_THEN_DATE = re.compile(
-    r"\b(?:wrote|schrieb|skrev|schreef|a\s+écrit)\s+(?:am|on|op|den|le)\s.{1,60}[:：]\s*$",
-    re.IGNORECASE,
-)
-# How attribution headers begin. Case-sensitive on purpose: the lowercase words
-# ("on", "am", "le") start ordinary sentences far more often than headers do.
-_OPENER = re.compile(
-    r"(?:-+\s*)?(?:(?:On|Am|Le|El|Il|Op|Em|Den|Dne|Dnia|W\s+dniu|Wiadomość\s+napisana\s+przez"
-    r"|В|På)\s|在|\d)"
-)
-# Real headers carry a date, a time or an address; a sentence such as "On the
-# phone you wrote:" does not, and must not cut away the text after it.
-_DATEISH = re.compile(r"\d[:.]\d\d|(?:19|20)\d\d|\d年|@")
-_TIME = re.compile(r"\d[:.]\d\d")
-# Gmail in several languages writes only "<date> <time>, <name> <addr>:"; the
-# bracket keeps "Tomorrow, 10:30, mail bob@example.com:" a sentence.
-_ADDR_END = re.compile(r"@[^\s@<>()]*[>)]\s*[:：]\s*$")
-_DATE_START = re.compile(r"\d|[^\W\d_]{1,12}[.,]")
-
-# Outlook/Thunderbird/Gmail separators, matched against the whole stripped line.
-_SEPARATOR = re.compile(
-    r"-{2,}\s*(?:original message|original-nachricht|originalnachricht"
-    r"|ursprüngliche nachricht|message d'origine|message d’origine|mail original"
-    r"|mensaje original|messaggio originale|oorspronkelijk bericht|opprinnelig melding"
-    r"|oprindelig meddelelse|ursprungligt meddelande|alkuperäinen viesti|původní zpráva"
-    r"|pôvodná správa|oryginalna wiadomość|wiadomość oryginalna|исходное сообщение"
-    r"|исходное письмо|mensagem original|eredeti üzenet|orijinal ileti|reply message"
-    r"|forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado"
-    r"|messaggio inoltrato|doorgestuurd bericht|videresendt melding|videresendt meddelelse"
-    r"|vidarebefordrat meddelande|välitetty viesti|přeposlaná zpráva|przekazana wiadomość"
-    r"|wiadomość przekazana dalej|пересылаемое сообщение|mensagem encaminhada"
-    r"|továbbított üzenet|továbbított levél|iletilen ileti|原始邮件|原始郵件|转发邮件"
-    r"|転送メッセージ|転送されたメッセージ|元のメッセージ)\s*-*",
-    re.IGNORECASE,
-)
-# Apple Mail's forward introduction, matched against the whole stripped line.
-_FORWARD_INTRO = re.compile(
-    r"(?:begin forwarded message|anfang der weitergeleiteten nachricht"
-    r"|début du message réexpédié|début du message transféré|inicio del mensaje reenviado"
-    r"|comienzo del mensaje reenviado|inizio messaggio inoltrato|begin doorgestuurd bericht"
-    r"|início da mensagem reencaminhada|início da mensagem encaminhada"
-    r"|vidarebefordrat brev|vidarebefordrat mejl|videresendt melding|videresendt e-mail"
-    r"|начало пересылаемого сообщения|начало переадресованного сообщения"
-    r"|転送されたメッセージ|välitetty viesti alkaa|początek przekazywanej wiadomości)"
-    r"\s*[:：]?",
-    re.IGNORECASE,
-)
-
-# Header-block field names, casefolded, as Outlook and friends write them.
-_FROM_KEYS = frozenset(
-    {
-        "from", "von", "de", "da", "van", "från", "fra", "od", "от", "від", "от кого",
-        "发件人", "寄件者", "寄件人", "差出人", "送信者", "lähettäjä", "feladó", "kimden",
-        "afsender", "avsändare", "remetente", "mittente", "expéditeur", "absender",
-        "odesílatel", "odosielateľ", "보낸 사람", "από", "de la", "frá", "saatja",
-    }
-)  # fmt: skip
-_OTHER_KEYS = frozenset(
-    {
-        "sent", "date", "to", "cc", "bcc", "subject", "reply-to", "sent at",
-        "gesendet", "datum", "an", "kopie", "betreff",
-        "envoyé", "à", "objet", "a",
-        "enviado", "enviado el", "fecha", "para", "asunto", "cco",
-        "inviato", "data", "oggetto",
-        "verzonden", "aan", "onderwerp",
-        "skickat", "till", "ämne", "kopia",
-        "sendt", "dato", "til", "emne", "kopi",
-        "wysłano", "do", "temat", "dw",
-        "отправлено", "дата", "кому", "тема", "копия", "надіслано", "копія",
-        "发送时间", "日期", "收件人", "抄送", "主题", "寄件日期", "收件者", "副本", "主旨",
-        "送信日時", "日付", "宛先", "件名",
-        "lähetetty", "päivämäärä", "vastaanottaja", "aihe", "kopio",
-        "elküldve", "dátum", "címzett", "tárgy", "másolatot kap",
-        "gönderildi", "tarih", "kime", "konu", "bilgi",
-        "odesláno", "komu", "předmět",
-        "enviada em", "enviado em", "assunto",
-        "στάλθηκε", "προς", "θέμα",
-        "trimis", "către", "subiect",
-        "보낸 날짜", "받는 사람", "제목", "참조",
-    }
-)  # fmt: skip
-_KEY_SCAN = 24  # field names sit at the start of the line
-
-# One short phrase: at most six words and no commas, so that "Sent from my
-# desk, is much easier then my mobile phone." stays text.
-_PHRASE = r"[\w®™&'’./+()-]+(?: [\w®™&'’./+()-]+){0,5}"
-# Footers name the device or the app. Without a possessive ("my iPhone") the
-# name must be a known one, so "Sent from home" or "Sent from a magnificent
-# torch of pixels" (a person's own words) stay text.
-_DEVICE = (
-    r"(?:iphone|iphonu|ipad|ipod|blackberry|android|mobile|mobil|móvil|movil|cellulare"
-    r"|celular|smartphone|handy|samsung|galaxy|huawei|xiaomi|oneplus|pixel|nokia"
-    r"|windows phone|mail for windows|mail für windows|mail para windows|outlook|yahoo"
-    r"|aol|gmail|proton ?mail|blue ?mail|spark|airmail|sparrow|newton|edison|k-9 mail"
-    r"|tutanota|superhuman|zoho|mailbird|fastmail|gmx|web\.de|t-online)"
-    # Polish and Turkish inflect the brand after an apostrophe: "iPhone'a".
-    r"(?:['’]\w+)?"
-)
-_OWN = r"(?:my|mon|ma|mi|mio|mia|meu|minha|mijn|min|mitt|mojego|mojej|моего|мого|mého)"
-_NAMED = (
-    r"(?:" + _OWN + r" " + _PHRASE
-    + r"|(?:the |der |dem |la |le |l'|il )?" + _DEVICE + r"(?: " + _PHRASE + r")?)"
-)  # fmt: skip
-_LINK = r"(?:\s*[(<\[]\S+[)>\]])?"
-_MOBILE_FOOTER = re.compile(
-    r"(?:sent (?:from|with|via|using|by) " + _NAMED
-    + r"|get outlook for (?:ios|android|mac|windows)"
-    + r"|von meine[mr]? " + _PHRASE + r" gesendet"
-    + r"|gesendet (?:von|mit|über|vom) (?:meine[mr]? )?" + _NAMED
-    + r"|envoy[ée] (?:de|depuis|à partir de|avec|du) " + _NAMED
-    + r"|enviado (?:desde|con|do|de|pelo|a partir do|com) " + _NAMED
-    + r"|inviato (?:da|dal|con) " + _NAMED
-    + r"|(?:verzonden|verstuurd) (?:vanaf|met|via|van) " + _NAMED
-    + r"|skickat från " + _NAMED
-    + r"|sendt fra " + _NAMED
-    + r"|lähetetty " + _PHRASE
-    + r"|wysłane z " + _NAMED
-    + r"|отправлено (?:с|из) " + _NAMED
-    + r"|odesláno z " + _NAMED
-    + r"|" + _DEVICE + r" ?から送信"
-    + r"|(?:发自我的|發自我的|来自我的|來自我的) ?" + _DEVICE
-    + r"|从我的 ?" + _DEVICE + r" ?发送"
-    + r"|" + _DEVICE + r" gönderildi"
-    + r")" + _LINK,
-    re.IGNORECASE,
-)  # fmt: skip
-# "-Abhishek Kona" / "-- Tim": a name of at most four words after one or two
-# dashes, capitalised (checked in code) so a "-milk" list item is not a name.
-_DASH_SIGNOFF = re.compile(r"-{1,2} ?([^\W\d_][\w.'’-]*)(?: [\w.'’-]+){0,3}")
-
-_RULE_CHARS = "-_=*~─━—– \t"
 
 
 def split_reply(text: str) -> Reply:
@@ -228,6 +102,22 @@ def visible_text(text: str, *, keep_signature: bool = False) -> str:
     """
     reply, with_signature = _split(text)
     return with_signature if keep_signature else reply.new_text
+
+
+def reply_text(text: str) -> str:
+    """What the person wrote, as mailgate stores it for a reply.
+
+    Quoted history, its attribution, the ``-- `` signature and mobile footers
+    removed; the person's closing formula and name stay. No blank lines at either
+    end, every line right-stripped. Pure and linear: ``mailgate explain --json``
+    reports it for every mail.
+    """
+    lines = [line.rstrip() for line in visible_text(text).split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
 
 
 def _split(text: str) -> tuple[Reply, str]:
@@ -300,6 +190,8 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
     # lines a body has.
     run_start = -1
     fields = kinds = continuation = 0
+    # The last line of the person's own text seen so far (-1: none yet).
+    text_seen = -1
     i = 0
     while i < n:
         s = lines[i].strip()
@@ -314,6 +206,8 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
                 rest = lines[j].lstrip()
                 if _quote_marked(rest):
                     last = j
+                elif rest and _lost_marker(lines, j):
+                    last = j  # a hard-wrapped quoted line whose ">" the client lost
                 elif rest:
                     break
                 j += 1
@@ -323,6 +217,12 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             continue
         if s[0] == "-" and _SEPARATOR.fullmatch(s):
             return removed, _with_rule_above(lines, i, floor)
+        if s[0].isalpha() and len(s) <= _FOOTER_MAX_CHARS and text_seen >= floor and _may_close(s):
+            # A mobile footer or a closing formula with its name block ends what the
+            # person wrote: text after it is a quote that lost its header.
+            below = _history_after_closing(lines, i, s)
+            if below >= 0:
+                return removed, below
         kind = _header_key(s)
         if kind:
             if run_start < 0:
@@ -333,6 +233,14 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             # Two fields in a row, one of them the sender: a lone "From: the
             # manager" in a sentence is not enough.
             if fields >= 2 and kinds == 3:
+                if _indented(lines[run_start]):
+                    # mailx/s-nail reproduce the notice indented, headers and all:
+                    # the indented block is the quote, the text below it the answer.
+                    end = _indented_block_end(lines, run_start)
+                    removed[run_start:end] = b"\x01" * (end - run_start)
+                    i = floor = end
+                    run_start = -1
+                    continue
                 return removed, _with_rule_above(lines, run_start, floor)
             i += 1
             continue
@@ -341,10 +249,11 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             continuation += 1
             if continuation > 2:
                 run_start = -1
-        if s[-1] in ":：" and len(s) <= _MAX_HEADER_CHARS:
-            if _FORWARD_INTRO.fullmatch(s):
+        colon = s[-1] in ":："
+        if (colon or (len(s) > 16 and _bare_attribution(s))) and len(s) <= _MAX_HEADER_CHARS:
+            if colon and _FORWARD_INTRO.fullmatch(s):
                 return removed, _with_rule_above(lines, i, floor)
-            start, strength = _attribution(lines, i, floor)
+            start, strength = _attribution(lines, i, floor) if colon else (i, 2)
             if strength:
                 j = i + 1
                 while j < n and _blank(lines[j]):
@@ -356,12 +265,98 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
                     i = floor = j
                     run_start = -1
                     continue
+                if j < n and _indented(lines[j]):
+                    # mailx/s-nail indent the quote with a TAB or spaces instead of ">".
+                    end = _indented_block_end(lines, j)
+                    removed[start:end] = b"\x01" * (end - start)
+                    i = floor = end
+                    run_start = -1
+                    continue
                 if strength == 2:
                     # No quote markers follow (Gmail's plain part, converted
                     # HTML): the rest of the mail is the earlier message.
                     return removed, _with_rule_above(lines, start, floor)
+        text_seen = i
         i += 1
     return removed, n
+
+
+def _indented(line: str) -> bool:
+    """A line indented with a TAB or at least two spaces, with text on it."""
+    return line[:1] == "\t" or (line[:2] == "  " and not line.isspace())
+
+
+def _indented_block_end(lines: list[str], start: int) -> int:
+    """The end of the indented block at ``start``: blank lines inside it belong to it
+    when more indented lines follow."""
+    end = i = start
+    while i < len(lines):
+        if _indented(lines[i]):
+            end = i = i + 1
+        elif _blank(lines[i]):
+            i += 1
+        else:
+            break
+    return end
+
+
+def _lost_marker(lines: list[str], j: int) -> bool:
+    """Line ``j`` continues a long quoted line above and the quote goes on below it:
+    the client wrapped the quote and dropped the ">" of the continuation."""
+    above = lines[j - 1].lstrip()
+    return (
+        j + 1 < len(lines)
+        and len(above) >= _WRAP_MIN_CHARS
+        and _quote_marked(above)
+        and _quote_marked(lines[j + 1].lstrip())
+        and len(lines[j].strip()) < _WRAP_MIN_CHARS
+    )
+
+
+def _bare_attribution(s: str) -> bool:
+    """A dated attribution without its colon ("On …, Bob <b@x> wrote", "---- On … wrote ----")."""
+    core = s.strip("-—– ").strip() if s[0] in "-—–" or s[-1] in "-—–" else s
+    if not core or not _OPENER.match(core) or not _DATEISH.search(core):
+        return False
+    return _WROTE_BARE.search(core[-40:]) is not None
+
+
+def _may_close(s: str) -> bool:
+    """Cheap test: may ``s`` be a closing formula or a mobile footer?"""
+    first = s[:24].split(None, 1)[0].lower().rstrip(",.!:")
+    return not first.isascii() or first in _CLOSING_FIRST_WORDS or first in _DEVICE_WORDS
+
+
+def _history_after_closing(lines: list[str], i: int, s: str) -> int:
+    """Where a header-less quote starts below a mobile footer or a closing formula with
+    its name block (-1 when nothing follows or it reads like the person's own P.S.)."""
+    n = len(lines)
+    if _MOBILE_FOOTER.fullmatch(s):
+        k = i + 1
+    elif len(s) <= _SIGNOFF_MAX_CHARS and _CLOSING.fullmatch(s):
+        k = i + 1
+        if k + 1 < n and _blank(lines[k]) and not _blank(lines[k + 1]):
+            k += 1  # "Kind regards" / blank / "Jane"
+        names = 0
+        while k < n and not _blank(lines[k]):
+            if len(lines[k].strip()) > _NAME_MAX_CHARS or names == _NAME_MAX_LINES:
+                return -1
+            names += 1
+            k += 1
+        if not names:
+            return -1
+    else:
+        return -1
+    if k >= n or not _blank(lines[k]):
+        return -1
+    while k < n and _blank(lines[k]):
+        k += 1
+    if k >= n:
+        return -1
+    first = lines[k].strip()
+    if _POSTSCRIPT.match(first) or first in ("--", "-- ", "__") or _MOBILE_FOOTER.fullmatch(first):
+        return -1
+    return k
 
 
 def _with_rule_above(lines: list[str], cut: int, floor: int) -> int:
@@ -470,66 +465,3 @@ def _kept_lines(lines: list[str], removed: bytearray, cut: int) -> tuple[list[st
             gap = False
         out.append(line)
     return out, segments
-
-
-def _signature_start(lines: list[str], segments: list[int]) -> int:
-    """Index where the trailing signature block(s) begin; len(lines) if none."""
-    start = len(lines)
-    # Signatures stack ("-- \nBob\n\nSent from my iPhone", a sign-off above a
-    # list footer); peel a few layers, each one short.
-    for _ in range(4):
-        end = start
-        while end > 0 and _blank(lines[end - 1]):
-            end -= 1
-        if end == 0:
-            break
-        last = lines[end - 1].strip()
-        if len(last) <= _FOOTER_MAX_CHARS and _MOBILE_FOOTER.fullmatch(last):
-            start = end - 1
-            continue
-        if _is_signoff(lines, end - 1):
-            start = end - 1
-            continue
-        # A delimiter above a removed quote would take the answers written
-        # below that quote for signature: search the last stretch only.
-        below = bisect_right(segments, end - 1)
-        floor = segments[below - 1] if below else 0
-        found = _delimiter_above(lines, floor, end)
-        if found < 0:
-            break
-        start = found
-    return start
-
-
-def _is_signoff(lines: list[str], i: int) -> bool:
-    s = lines[i].strip()
-    if len(s) > _SIGNOFF_MAX_CHARS:
-        return False
-    m = _DASH_SIGNOFF.fullmatch(s)
-    if not m or not m.group(1)[0].isupper():
-        return False
-    # A sign-off closes the text: it stands apart or follows "Thanks,". A line
-    # right under another line is more likely a list item.
-    return i == 0 or _blank(lines[i - 1]) or lines[i - 1].rstrip().endswith(",")
-
-
-def _delimiter_above(lines: list[str], floor: int, end: int) -> int:
-    """Earliest delimiter in ``floor:end`` whose block down to ``end`` is short, or -1."""
-    found = -1
-    count = 0  # non-blank lines below the line being looked at
-    for i in range(end - 1, floor - 1, -1):
-        line = lines[i]
-        s = line.strip()
-        if s == "--":
-            limit = _RFC_SIG_MAX_LINES if line.startswith("-- ") else _SIG_MAX_LINES
-        elif s in ("—", "–") or (len(s) >= 2 and not s.strip("_")):
-            limit = _SIG_MAX_LINES
-        else:
-            limit = -1
-        if count <= limit:
-            found = i
-        if s:
-            count += 1
-            if count > _RFC_SIG_MAX_LINES:
-                break
-    return found

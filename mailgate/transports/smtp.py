@@ -2,6 +2,9 @@
 
 An aiosmtpd handler in the event loop of ``mailgate serve``. Decisions:
 
+* MAIL: a reverse-path with an empty local part (``<""@host>``) is 553, like
+  ``<@host>``: no one can be answered there. The null sender ``<>`` (bounces)
+  is accepted.
 * RCPT: only our mailbox addresses and their plus-addresses (550 otherwise):
   mailgate is never an open relay.
 * DATA: the mail goes to ``ingest()`` in the database thread (one slow mail
@@ -18,7 +21,9 @@ Imports the envelope, errors and logs only; never intake or the database.
 from __future__ import annotations
 
 import asyncio
+import grp
 import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +46,8 @@ class ListenerOptions:
     host: str = "127.0.0.1"
     port: int = 2525
     socket_path: str = ""
+    socket_mode: int | None = None  # permission bits and group of the socket (Postfix
+    socket_group: str = ""  # connects as its own user: "0660" and group "postfix")
     lmtp: bool = False
     hostname: str = "mailgate"
     max_message_size: int = 40 * 1024 * 1024
@@ -81,6 +88,16 @@ class Handler:
         self._accepts = accepts
         self._counter = counter
         self._lmtp = lmtp
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        if _empty_local_part(address):
+            event(log, "smtp.rejected", logging.INFO, sender=redact(address), peer=_peer(session))
+            return "553 5.1.7 The sender address has an empty local part"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -126,6 +143,12 @@ class Handler:
         if self._lmtp:
             return "\r\n".join(status for _ in envelope.rcpt_tos)
         return status
+
+
+def _empty_local_part(address: str) -> bool:
+    """``""@host`` or ``" "@host``; the null sender (no ``@`` at all) is not one."""
+    local, at, _domain = address.rpartition("@")
+    return bool(at) and not local.strip('"').strip()
 
 
 def _peer(session: Any) -> str:
@@ -230,9 +253,44 @@ async def start(
     server: asyncio.AbstractServer
     if options.socket_path:
         server = await loop.create_unix_server(factory, options.socket_path)
+        try:
+            _grant_access(options)
+        except SocketAccessError:
+            server.close()
+            raise
     else:
         server = await loop.create_server(factory, options.host, options.port, reuse_address=True)
     return server, counter
+
+
+class SocketAccessError(Exception):
+    """The socket's group or mode could not be set; ``key`` names the setting."""
+
+    def __init__(self, key: str, text: str) -> None:
+        super().__init__(text)
+        self.key = key
+
+
+def _grant_access(options: ListenerOptions) -> None:
+    path, group = options.socket_path, options.socket_group
+    directory = os.path.dirname(path) or "."
+    if group:
+        try:
+            # A non-root owner may choose only its own groups — or keep the group the
+            # socket got from a set-group-ID directory (the README's recipe).
+            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        except (OSError, KeyError) as exc:
+            raise SocketAccessError(
+                "socket_group",
+                f"cannot give {path} to group {group}: {getattr(exc, 'strerror', exc)}; "
+                f"make mailgate's user a member of {group}, or the directory set-group-ID "
+                f"{group} (chgrp {group} {directory} && chmod g+s {directory})",
+            ) from None
+    if options.socket_mode is not None:
+        try:
+            os.chmod(path, options.socket_mode)
+        except OSError as exc:
+            raise SocketAccessError("socket_mode", f"{path}: {exc.strerror}") from None
 
 
 def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:

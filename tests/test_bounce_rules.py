@@ -1,0 +1,253 @@
+"""Issue 17: bounces that do not over-suppress, success notices, plain-text bounces,
+mailing-list alerts, quoted local parts. Fixtures written after what the servers send."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailgate.mail.classify import classify
+from mailgate.mail.parse import HashSink, ParsedMail, parse
+
+OWN = frozenset({"support@example.org"})
+
+
+def p(text: str) -> ParsedMail:
+    return parse(text.replace("\n", "\r\n").encode(), HashSink())
+
+
+def kind(mail: ParsedMail) -> str:
+    return classify(mail, own_addresses=OWN, loop_token="tok").kind
+
+
+def dsn(
+    action: str, status: str, diagnostic: str = "", recipient: str = "carla@customer.example"
+) -> str:
+    return f"""\
+From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
+To: support@example.org
+Subject: Delivery Status Notification
+Return-Path: <>
+Content-Type: multipart/report; report-type=delivery-status; boundary=B
+
+--B
+Content-Type: text/plain
+
+This is the mail system at host mx.example.org.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: rfc822; {recipient}
+Action: {action}
+Status: {status}
+Diagnostic-Code: smtp; {diagnostic}
+
+--B
+Content-Type: text/rfc822-headers
+
+From: support@example.org
+To: {recipient}
+Subject: [EB#1] Your ticket
+Message-ID: <notice-1@example.org>
+
+--B--
+"""
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "diagnostic", "permanent"),
+    [
+        ("failed", "5.1.1", "550 5.1.1 user unknown", True),
+        # The status class decides, before the reply code and the words:
+        ("failed", "4.2.2", "552 4.2.2 mailbox full, try again later", False),
+        ("failed", "4.7.1", "550 greylisted, please try again later", False),
+        ("failed", "4.4.7", "retry timeout exceeded", False),
+        ("failed", "4.4.3", "DNS lookup timed out", False),
+        # A delay is never permanent, whatever its status says.
+        ("delayed", "5.0.0", "550 will retry", False),
+        ("delayed", "4.0.0", "", False),
+        # No status: the reply code decides, then the words.
+        ("failed", "", "421 too many connections, rate limited", False),
+        ("failed", "", "550 no such user here", True),
+    ],
+)
+def test_permanence_comes_from_status_class_and_action_then_code_then_text(
+    action: str, status: str, diagnostic: str, permanent: bool
+) -> None:
+    mail = p(dsn(action, status, diagnostic))
+    assert mail.report is not None
+    (recipient,) = mail.report.recipients
+    assert recipient.permanent is permanent
+    assert mail.report.original_message_id == "<notice-1@example.org>"
+
+
+@pytest.mark.parametrize("action", ["delivered", "relayed", "expanded"])
+def test_a_success_dsn_is_a_delivery_report_not_a_failure(action: str) -> None:
+    mail = p(dsn(action, "2.0.0", "250 2.0.0 OK queued"))
+    assert mail.report is not None
+    assert mail.report.kind == "delivered"
+    assert not mail.report.permanent
+    assert [r.action for r in mail.report.recipients] == [action]
+
+
+def test_quoted_local_part_in_a_dsn_stays_quoted() -> None:
+    mail = p(dsn("failed", "5.1.1", "550 5.1.1 unknown", recipient='"john doe"@example.com'))
+    assert mail.report is not None
+    assert [r.address for r in mail.report.recipients] == ['"john doe"@example.com']
+
+
+POSTFIX_PLAIN = """\
+From: postmaster@mx.customer.example
+To: support@example.org
+Subject: Undelivered Mail Returned to Sender
+Date: Mon, 23 Nov 2026 10:00:00 +0100
+
+This is the mail system at host mx.customer.example.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients.
+
+<carla@customer.example>: host mx.customer.example said: 550 5.1.1
+    <carla@customer.example>: Recipient address rejected: User unknown
+
+------ This is a copy of the message, including all the headers. ------
+
+From: support@example.org
+To: carla@customer.example
+Subject: [EB#1] Your ticket
+Message-ID: <notice-2@example.org>
+
+Hello Carla
+"""
+
+
+def test_plain_text_bounce_without_a_dsn_part_is_a_bounce() -> None:
+    mail = p(POSTFIX_PLAIN)
+    assert kind(mail) == "bounce"
+    assert mail.report is not None
+    (recipient,) = mail.report.recipients
+    assert (recipient.address, recipient.status, recipient.permanent) == (
+        "carla@customer.example",
+        "5.1.1",
+        True,
+    )
+    assert mail.report.original_message_id == "<notice-2@example.org>"
+
+
+def test_no_reply_sender_returning_our_mail_under_the_null_sender_is_a_bounce() -> None:
+    raw = """\
+Return-Path: <>
+From: no-reply@notify.carrier.example
+To: support@example.org
+Subject: Mail
+Content-Type: multipart/mixed; boundary=K
+
+--K
+Content-Type: text/plain
+
+Your mail sent on: Mon, 23 Nov 2026 10:00:00 +0900
+     Could not be delivered to: <carla@carrier.example>
+     As their mailbox is full.
+
+--K
+Content-Type: message/rfc822
+
+From: support@example.org
+To: carla@carrier.example
+Subject: [EB#1] Your ticket
+Message-ID: <notice-3@example.org>
+
+Hello
+--K--
+"""
+    mail = p(raw)
+    assert kind(mail) == "bounce"
+    assert mail.report is not None
+    (recipient,) = mail.report.recipients
+    assert recipient.address == "carla@carrier.example"
+    assert mail.report.original_message_id == "<notice-3@example.org>"
+
+
+def test_a_customer_writing_that_her_order_could_not_be_delivered_is_a_person() -> None:
+    mail = p(
+        "From: Carla <carla@customer.example>\nTo: support@example.org\n"
+        "Subject: Undelivered parcel\n\nMy order could not be delivered, please help.\n"
+    )
+    assert kind(mail) == "person"
+
+
+MAILMAN_HOLD = """\
+From: team-owner@lists.customer.example
+To: support@example.org
+Subject: Your message to Team awaits moderator approval
+List-Id: <team.lists.customer.example>
+X-Mailman-Version: 3.3.8
+Content-Type: multipart/mixed; boundary=M
+
+--M
+Content-Type: text/plain
+
+Your mail to 'Team' with the subject [EB#1] Your ticket is being held until
+the list moderator can review it for approval.
+
+--M
+Content-Type: message/rfc822
+
+From: support@example.org
+To: team@lists.customer.example
+Subject: [EB#1] Your ticket
+Message-ID: <notice-4@example.org>
+
+Hello team
+--M--
+"""
+
+
+@pytest.mark.parametrize(
+    ("raw", "original"),
+    [
+        (MAILMAN_HOLD, "<notice-4@example.org>"),
+        (
+            "From: Google Groups <noreply-groups@googlegroups.example>\n"
+            "To: support@example.org\nSubject: Message loop detected\n"
+            "X-Google-Group-Id: 12345\nIn-Reply-To: <notice-5@example.org>\n\n"
+            "Your message was not delivered to the group because a mail loop was detected.\n",
+            "<notice-5@example.org>",
+        ),
+        (
+            "From: helpdesk-list-request@customer.example\nTo: support@example.org\n"
+            "Subject: Mail loop detected\nReferences: <a@x> <notice-6@example.org>\n\nLoop.\n",
+            "<notice-6@example.org>",
+        ),
+        (
+            "From: list-admin@customer.example\nTo: support@example.org\n"
+            "Subject: You support@example.org are not member (team ML)\n"
+            "Mailing-List: contact team-help@customer.example; run by ezmlm\n\nNot a member.\n",
+            "",
+        ),
+    ],
+)
+def test_mailing_list_alerts_are_list_alerts_about_our_mail(raw: str, original: str) -> None:
+    mail = p(raw)
+    assert kind(mail) == "list_alert"
+    assert mail.report is not None and mail.report.kind == "list_alert"
+    assert not mail.report.recipients  # nobody's address is bad
+    assert mail.report.original_message_id == original
+
+
+def test_a_person_writing_about_moderation_is_not_a_list_alert() -> None:
+    mail = p(
+        "From: Carla <carla@customer.example>\nTo: support@example.org\n"
+        "Subject: My post awaits moderator approval for days\n\nCan you help?\n"
+    )
+    assert kind(mail) == "person"
+
+
+def test_list_traffic_without_an_alert_stays_bulk() -> None:
+    mail = p(
+        "From: someone@customer.example\nTo: team@lists.customer.example\n"
+        "Subject: Lunch on Friday\nList-Id: <team.lists.customer.example>\n\nPizza?\n"
+    )
+    assert kind(mail) == "bulk"

@@ -1,0 +1,304 @@
+"""The ingest worker of `mailgate serve`: a per-mail deadline, no orphans, SIGHUP, its log lines.
+
+Real processes throughout: the listener reached with smtplib, the worker a real
+process (killed, stopped, orphaned for real), `mailgate serve` as a subprocess
+where the test is about that process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailgate.context import Context
+from mailgate.store import models as m
+from tests.conftest import open_gateway
+from tests.relay import free_port
+from tests.support import compose, config_data, load_config, write_config
+
+DEADLINE = 2  # seconds: generous for a normal mail (a few ms), far below the slow one
+
+
+def mail_with_parts(count: int, subject: str) -> bytes:
+    """A mail that genuinely needs long: every one of ``count`` attachments is decoded,
+    hashed, stored and recorded (about half a millisecond each on the development
+    machine, so 40,000 need some 20 s — ten times the deadline). Linear work, not a
+    bug: if a limit on MIME parts is introduced, raise it in the config of these tests."""
+    b = "part-boundary"
+    head = (
+        f"From: slow@customer.example\r\nTo: support@example.org\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@customer.example>\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/mixed; boundary="{b}"\r\n\r\n'
+    )
+    parts = [f"--{b}\r\nContent-Type: text/plain\r\n\r\nSee the attached files.\r\n"]
+    parts += [
+        f"--{b}\r\nContent-Type: application/octet-stream\r\n"
+        f'Content-Disposition: attachment; filename="part{i}.bin"\r\n\r\npart {i}\r\n'
+        for i in range(count)
+    ]
+    return (head + "".join(parts) + f"--{b}--\r\n").encode()
+
+
+def send(port: int, raw: bytes, sender: str = "carla@customer.example") -> tuple[int, bytes]:
+    """SMTP as an MTA speaks it; the answer to DATA (code, text)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+        client.ehlo("mx.customer.example")
+        client.mail(sender)
+        client.rcpt("support@example.org")
+        code, reply = client.data(raw)
+    return code, reply
+
+
+def listening(tmp_path: Path, database_url: str, **gateway: Any) -> Context:
+    data = config_data(
+        tmp_path,
+        database_url,
+        {"listener": {"port": free_port()}, "gateway": {"max_processing_seconds": DEADLINE, **gateway}},
+    )
+    return open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+
+
+# --- the per-mail deadline ------------------------------------------------------------------
+
+
+def test_a_mail_past_the_deadline_is_quarantined_and_the_mail_behind_it_goes_on(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    ctx = listening(tmp_path, database_url)
+    serve_in_thread(ctx, imap=False)
+    port = ctx.config.listener.port
+    slow = mail_with_parts(40_000, "forty thousand scans")
+    answers: dict[str, tuple[int, bytes]] = {}
+    thread = threading.Thread(target=lambda: answers.update(slow=send(port, slow)))
+    thread.start()
+    while not m.Receipt.select().count():  # the slow mail is stored and being processed
+        time.sleep(0.05)
+    sent = time.monotonic()
+    answers["normal"] = send(port, compose(subject="Card blocked"))
+    waited = time.monotonic() - sent
+    thread.join(60)
+    assert answers["normal"][0] == 250 and b"created" in answers["normal"][1]
+    assert waited < DEADLINE + 15, f"the normal mail waited {waited:.1f} s"
+    # The slow one was stored (250: the sender must not retry it) and quarantined.
+    assert answers["slow"][0] == 250 and b"quarantined" in answers["slow"][1]
+    by_status = {r.status: r for r in m.Receipt.select()}
+    assert set(by_status) == {"quarantined", "processed"}
+    assert by_status["quarantined"].reason.startswith("took too long")
+    assert [t.subject for t in m.Ticket.select()] == ["Card blocked"]
+
+
+def test_a_worker_that_does_not_answer_is_killed_and_its_mail_quarantined(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    """The worker stops answering (here: SIGSTOP while it works on a mail, as a process
+    stuck where no signal handler runs): serve kills it and a fresh worker goes on."""
+    ctx = listening(tmp_path, database_url)
+    running = serve_in_thread(ctx, imap=False)
+    port = ctx.config.listener.port
+    answers: list[tuple[int, bytes]] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(send(port, mail_with_parts(40_000, "stuck")))
+    )
+    thread.start()
+    while not m.Receipt.select().count():
+        time.sleep(0.05)
+    stuck = running.gateway.worker.pid
+    assert stuck is not None
+    os.kill(stuck, signal.SIGSTOP)
+    thread.join(60)
+    assert answers and answers[0][0] == 250 and b"quarantined" in answers[0][1]
+    assert not alive(stuck), "the stuck worker was killed"
+    (receipt,) = m.Receipt.select()
+    assert receipt.status == "quarantined" and receipt.reason.startswith("took too long")
+    assert running.gateway.worker.pid not in (None, stuck)  # a new worker took over
+    code, reply = send(port, compose(subject="After the stuck one"))
+    assert code == 250 and b"created" in reply
+
+
+def test_max_processing_seconds_must_be_positive(tmp_path: Path) -> None:
+    data = config_data(tmp_path, "sqlite:///x.db", {"gateway": {"max_processing_seconds": 0}})
+    done = subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(write_config(tmp_path / "c.toml", data)), "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 78
+    assert "gateway.max_processing_seconds: must be more than 0" in done.stderr
+
+
+# --- serve as a process: no orphans, SIGHUP, JSON logs --------------------------------------
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path, database_url: str) -> Iterator[Any]:
+    """Start `mailgate serve` (no IMAP) as a subprocess; stopped at the end of the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*options: str, **gateway: Any) -> tuple[subprocess.Popen[bytes], int]:
+        port = free_port()
+        data = config_data(
+            tmp_path, database_url, {"listener": {"port": port}, "gateway": gateway}
+        )
+        path = write_config(tmp_path / "mailgate.toml", data)
+        run = [sys.executable, "-m", "mailgate", "--config", str(path)]
+        subprocess.run([*run, "db", "upgrade"], check=True, capture_output=True, timeout=60)
+        log = (tmp_path / "serve.log").open("ab")
+        process = subprocess.Popen([*run, *options, "serve", "--no-imap"], stdout=log, stderr=log)
+        started.append(process)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=2) as probe:
+                    probe.noop()
+                return process, port
+            except OSError:
+                assert process.poll() is None, (tmp_path / "serve.log").read_text()
+                time.sleep(0.05)
+        raise AssertionError("serve did not start listening")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(15)
+    m.db.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (from /proc, Linux)."""
+    found: list[int] = []
+    parents = {pid}
+    changed = True
+    while changed:
+        changed = False
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            child = int(stat.parent.name)
+            if int(fields[1]) in parents and child not in parents and fields[0] != "Z":
+                parents.add(child)
+                found.append(child)
+                changed = True
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def gone_within(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def test_kill_9_of_serve_leaves_no_process_behind(serve_process: Any) -> None:
+    server, port = serve_process()
+    assert send(port, compose())[0] == 250
+    children = descendants(server.pid)
+    assert children, "serve runs ingest in a worker process"
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    assert gone_within(children, 5) == []
+
+
+def test_kill_9_of_serve_in_the_middle_of_a_long_mail_leaves_no_process_behind(
+    serve_process: Any, tmp_path: Path
+) -> None:
+    server, port = serve_process(max_processing_seconds=600)
+    children = descendants(server.pid)
+    thread = threading.Thread(
+        target=lambda: send_quietly(port, mail_with_parts(60_000, "busy")), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and blobs(tmp_path) < 100:
+        time.sleep(0.05)  # until the worker is storing the attachments of the long mail
+    assert blobs(tmp_path) >= 100
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    assert gone_within(children, 5) == []
+
+
+def blobs(tmp_path: Path) -> int:
+    return sum(1 for p in (tmp_path / "blobs").rglob("*") if p.is_file())
+
+
+def send_quietly(port: int, raw: bytes) -> None:
+    # The server dies under it: what the test does on purpose.
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        send(port, raw)
+
+
+def test_the_watchdog_ends_a_worker_whose_parent_died_without_the_kernels_help(
+    tmp_path: Path,
+) -> None:
+    """The fallback where PR_SET_PDEATHSIG is not there: a process that only runs the
+    watchdog of the worker ends once its parent is gone."""
+    code = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', "
+        "'import os, time; from mailgate import worker; "
+        "worker._watch_parent(os.getppid(), 0.1)'])\n"
+        "print(child.pid, flush=True)\n"
+        "import time; time.sleep(1)\n"
+    )
+    parent = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    orphan = int(parent.stdout.split()[0])
+    assert gone_within([orphan], 5) == []
+
+
+def test_sighup_does_not_stop_serve(serve_process: Any, tmp_path: Path) -> None:
+    server, port = serve_process()
+    assert send(port, compose(subject="before"))[0] == 250
+    worker = descendants(server.pid)
+    server.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    code, reply = send(port, compose(subject="after the hangup"))
+    assert code == 250 and b"created" in reply
+    assert server.poll() is None
+    assert all(alive(pid) for pid in worker), "the worker survived the hangup too"
+    assert "serve.sighup_ignored" in (tmp_path / "serve.log").read_text()
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(15) == 0
+    assert gone_within(worker, 5) == []
+
+
+def test_json_logs_cover_the_workers_lines_with_utc_times(
+    serve_process: Any, tmp_path: Path
+) -> None:
+    server, port = serve_process("--log-format", "json")
+    assert send(port, compose(subject="Logged as JSON"))[0] == 250
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(15) == 0
+    lines = [line for line in (tmp_path / "serve.log").read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON, the worker's too
+    ingested = [r for r in records if r["event"] == "mail.ingested"]
+    assert ingested and ingested[0]["action"] == "created"
+    assert ingested[0]["logger"] == "mailgate.ingest"
+    for record in records:
+        assert record["time"].endswith("Z") and record["time"][10] == "T", record["time"]
