@@ -8,17 +8,18 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+from pathlib import Path
 
 import pytest
 
 from mailgate import lifecycle, reactions, store
 from mailgate.context import Context
-from mailgate.errors import TemporaryFailure
+from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.events import Journal
 from mailgate.intake import Envelope, explain, ingest, retry
 from mailgate.store import models as m
 from mailgate.store import views as queries
-from tests.support import compose, reply_to
+from tests.support import compose, config_data, load_config, reply_to, write_config
 
 
 def show(ctx: Context, number: int | None) -> dict:
@@ -610,3 +611,21 @@ def test_a_team_without_members_hears_at_its_address(ctx: Context) -> None:
     created = ingest(ctx, compose(), source="smtp")
     (notice,) = outbound(ctx, created.ticket, "assignment")
     assert notice.recipients == ["level1@example.org"]
+
+
+@pytest.mark.config({"gateway": {"max_mime_parts": 5}})
+def test_parts_beyond_max_mime_parts_are_not_read_but_the_ticket_is_made(ctx: Context) -> None:
+    files = [(f"scan{i}.pdf", "application/pdf", f"scan {i}".encode()) for i in range(12)]
+    raw = compose(subject="Twelve scans", attachments=files)
+    created = ingest(ctx, raw, source="smtp")
+    assert created.action == "created"
+    stored = m.Attachment.select().count()
+    assert 0 < stored < 5  # the body and the first attachments, not the twelve
+    assert queries.ticket(created.ticket).subject == "Twelve scans"
+    assert explain(ctx, raw)["action"] == "duplicate"
+
+
+def test_max_mime_parts_must_be_positive(tmp_path: Path) -> None:
+    data = config_data(tmp_path, "sqlite:///x.db", {"gateway": {"max_mime_parts": 0}})
+    with pytest.raises(ConfigError, match=r"gateway\.max_mime_parts: must be at least 1"):
+        load_config(write_config(tmp_path / "c.toml", data))

@@ -154,6 +154,9 @@ def _check_references(config: Config, path: Path) -> None:
         fail("gateway.max_message_size", "must be at least 1024 bytes")
     if not config.gateway.max_processing_seconds > 0:
         fail("gateway.max_processing_seconds", "must be more than 0")
+    for key in ("max_mime_depth", "max_mime_parts", "max_header_count"):
+        if getattr(config.gateway, key) < 1:
+            fail(f"gateway.{key}", "must be at least 1")
     if config.lifecycle.reopen_window_days < 0:
         fail("lifecycle.reopen_window_days", "must not be negative")
     team_keys = {t.key for t in config.teams}

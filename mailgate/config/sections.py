@@ -48,6 +48,11 @@ class Gateway:
     # Longest one mail may be processed by the ingest worker (seconds) before it is
     # stopped and quarantined "took too long": one mail never stalls intake for everyone.
     max_processing_seconds: float = 30.0
+    # How much structure one mail may have (mail.parse.ParseLimits): beyond it the rest
+    # is not read — the mail is kept whole and the repair is noted on it.
+    max_mime_depth: int = 30
+    max_mime_parts: int = 1000
+    max_header_count: int = 1000
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from mailgate.errors import TemporaryFailure
 from mailgate.events import Event, Journal
 from mailgate.intake import receipts
 from mailgate.intake.find import tag
-from mailgate.intake.plan import Plan, message_kind, plan
+from mailgate.intake.plan import Plan, message_kind, parse_limits, plan
 from mailgate.mail import html as html_text
 from mailgate.mail import quotes
 from mailgate.mail import subject as subjects
@@ -39,7 +39,7 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
     if receipt.status == "quarantined":
         return Outcome("quarantined", receipt.message_id, reason=receipt.reason)
     try:
-        mail = parse(raw, ctx.blobs, sha256=receipt.sha256)
+        mail = parse(raw, ctx.blobs, sha256=receipt.sha256, limits=parse_limits(ctx.config))
     except Unparseable as exc:
         return receipts.quarantine(receipt, str(exc))
     except TemporaryFailure:

@@ -13,7 +13,7 @@ from typing import Any
 from mailgate import agents
 from mailgate.context import Context
 from mailgate.envelope import Envelope
-from mailgate.intake.plan import Plan, plan
+from mailgate.intake.plan import Plan, parse_limits, plan
 from mailgate.intake.receipts import peek
 from mailgate.mail import quotes
 from mailgate.mail.parse import HashSink, Unparseable, parse
@@ -30,7 +30,7 @@ def explain(
     message_id, _sender = peek(raw, sha256)
     existing = receipt_rows.by_message_id(message_id)
     try:
-        mail = parse(raw, HashSink(), sha256=sha256)
+        mail = parse(raw, HashSink(), sha256=sha256, limits=parse_limits(ctx.config))
     except Unparseable as exc:
         return {
             "action": "quarantined",

@@ -16,7 +16,7 @@ from mailgate.envelope import Envelope
 from mailgate.intake.find import Found, bounce_target, find_ticket
 from mailgate.lifecycle import Role
 from mailgate.mail import classify as classifier
-from mailgate.mail.parse import Address, ParsedMail
+from mailgate.mail.parse import Address, ParsedMail, ParseLimits
 from mailgate.store import people
 from mailgate.store.db import utcnow
 from mailgate.store.rows import TicketRow
@@ -39,6 +39,16 @@ class Plan:
     request: agents.AgentMail | None = None
     routed: routing.Routed | None = None
     recipients: tuple[str, ...] = ()
+
+
+def parse_limits(config: Config) -> ParseLimits:
+    """How much of a mail's structure is read (``gateway.max_mime_*``, ``max_header_count``)."""
+    gateway = config.gateway
+    return ParseLimits(
+        max_depth=gateway.max_mime_depth,
+        max_parts=gateway.max_mime_parts,
+        max_headers=gateway.max_header_count,
+    )
 
 
 def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str = "") -> Plan:
