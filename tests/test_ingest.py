@@ -629,3 +629,38 @@ def test_max_mime_parts_must_be_positive(tmp_path: Path) -> None:
     data = config_data(tmp_path, "sqlite:///x.db", {"gateway": {"max_mime_parts": 0}})
     with pytest.raises(ConfigError, match=r"gateway\.max_mime_parts: must be at least 1"):
         load_config(write_config(tmp_path / "c.toml", data))
+
+
+def list_alert(about: str, subject: str = "Your message awaits moderator approval") -> bytes:
+    return (
+        "From: helpdesk-list-bounces@customer.example\r\nTo: support@example.org\r\n"
+        f"Subject: {subject}\r\nList-Id: <helpdesk.customer.example>\r\n"
+        f"Message-ID: <alert-{abs(hash(about + subject))}@customer.example>\r\n"
+        f"In-Reply-To: {about}\r\n\r\n"
+        "Your mail to the helpdesk list is being held until the list moderator can review it.\r\n"
+    ).encode()
+
+
+def test_a_list_alert_about_our_notice_is_recorded_on_its_ticket_and_reopens_nothing(
+    ctx: Context,
+) -> None:
+    created = ingest(ctx, compose(cc="helpdesk@customer.example"), source="smtp")
+    (ack,) = outbound(ctx, created.ticket, "acknowledgement")
+    set_status_at(created.ticket, "resolved", days_ago=1)
+    notices_before = m.OutboxItem.select().count()
+    outcome = ingest(ctx, list_alert(ack.message_id), source="smtp")
+    assert outcome.action == "list_alert" and outcome.ticket == created.ticket
+    assert m.Ticket.select().count() == 1
+    detail = show(ctx, created.ticket)
+    assert detail["status"] == "resolved"
+    (alert,) = [e for e in detail["events"] if e["kind"] == "list_alert"]
+    assert "moderator approval" in alert["detail"]
+    assert m.OutboxItem.select().count() == notices_before  # nobody is told, nobody answered
+    contact = m.Contact.get_or_none(m.Contact.email == "helpdesk@customer.example")
+    assert contact is None or contact.undeliverable_until is None
+
+
+def test_a_list_alert_about_no_mail_of_ours_makes_no_ticket(ctx: Context) -> None:
+    outcome = ingest(ctx, list_alert("<never-sent@example.org>", "Mail loop detected"), source="smtp")
+    assert outcome.action == "ignored" and "mailing list" in (outcome.reason or "")
+    assert m.Ticket.select().count() == 0

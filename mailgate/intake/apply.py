@@ -108,6 +108,15 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         message = _store_message(ticket, receipt, p, trace, kind="bounce", text=mail.text)
         notices.record_bounce(ctx, ticket, mail, message, journal, p.found.message_id)
         action = "bounce"
+    elif decision == "list_alert" and p.found is not None and p.found.ticket is not None:
+        ticket = ticket_rows.lock(p.found.ticket.id)
+        message = _store_message(ticket, receipt, p, trace, kind="auto_reply", text=mail.text)
+        report = mail.report
+        detail = f"{p.verdict.reason} (about {p.found.message_id})"
+        if report is not None and report.reporting_mta:
+            detail += f" from {report.reporting_mta}"
+        journal.add(Event(ticket, "list_alert", "system", message=message, detail=detail))
+        action = "list_alert"
     elif decision == "create":
         actor = _actor(p)
         ticket = _new_ticket(ctx, p, journal, actor)

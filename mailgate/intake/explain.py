@@ -105,5 +105,6 @@ def _would(p: Plan, existing: ReceiptRow | None) -> str:
         "append": "appended",
         "reopen": "reopened",
         "bounce": "bounce",
+        "list_alert": "list_alert",
         "quarantine": "quarantined",
     }.get(p.decision, "ignored")

@@ -32,7 +32,7 @@ class Plan:
     sender: Address | None
     found: Found | None = None
     role: Role = "unknown"
-    decision: str = "ignore"  # create append reopen follow_up bounce quarantine ignore
+    decision: str = "ignore"  # create append reopen follow_up bounce list_alert quarantine ignore
     reason: str = ""
     trace: tuple[str, ...] = ()
     identity: agents.Identity | None = None
@@ -83,6 +83,14 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         if found.ticket:
             return decided("bounce", "delivery report for a mail of ours")
         return decided("ignore", "delivery report about no mail of ours")
+    if verdict.kind == "list_alert":
+        # A list held, rejected or looped our mail: never a ticket, never a reopen, and
+        # nobody's address is bad — recorded on the ticket of the mail it is about.
+        found = bounce_target(mail, config)
+        trace.extend(found.trace)
+        if found.ticket:
+            return decided("list_alert", "a mailing list's alert about a mail of ours")
+        return decided("ignore", "a mailing list's alert about no mail of ours")
     if sender is None:
         return decided("quarantine", "no sender address (no From header and no envelope sender)")
     found = find_ticket(mail, config, envelope.rcpt_tos)

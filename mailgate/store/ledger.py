@@ -18,6 +18,7 @@ _COLUMN = {
     "appended": "ingested",
     "reopened": "ingested",
     "bounce": "ingested",
+    "list_alert": "ingested",
     "ignored": "ingested",
     "duplicate": "duplicate",
     "quarantined": "quarantined",
