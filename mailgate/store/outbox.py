@@ -1,8 +1,14 @@
 """Outbox rows: notices queued in the transaction of their change, and what delivery needs.
 
 ``insert`` is the notices' hot path (one INSERT for all notices of a mail); the
-rest serves ``mailgate.outbox`` (recovery after a crash, an admin's retry) and
-the bounce handling (to whom did a mail of ours go).
+rest serves ``mailgate.outbox`` — claiming due mail (SKIP LOCKED on PostgreSQL,
+so several senders never take the same row), the ``sending``/``sent`` marks,
+recovery after a crash, an admin's retry — and the bounce handling (to whom did
+a mail of ours go).
+
+A claim is held by one delivery run: ``claim_due`` writes ``claimed by <worker>``
+into ``last_error`` and a lease into ``next_attempt_at``; ``start_sending`` only
+takes a row whose claim is still that worker's.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from mailgate.store import sql
-from mailgate.store.rows import OutboxRow
+from mailgate.store.db import is_sqlite
+from mailgate.store.rows import OutboxMail, OutboxRow
 
 COLUMNS = (
     "message_id",
@@ -105,16 +112,90 @@ def stuck_sending(now: dt.datetime) -> list[OutboxRow]:
     ]
 
 
+def claim_due(size: int, worker: str, now: dt.datetime, lease_until: dt.datetime) -> list[int]:
+    """Claim up to ``size`` queued mails that are due, oldest first, for ``worker``."""
+    lock = "" if is_sqlite() else " FOR UPDATE SKIP LOCKED"
+    ids = [
+        int(r[0])
+        for r in sql.rows(
+            "SELECT id FROM outbox_item WHERE status = 'queued' AND next_attempt_at <= ?"
+            f" ORDER BY id LIMIT ?{lock}",
+            sql.ts(now),
+            size,
+        )
+    ]
+    if ids:
+        sql.run(
+            "UPDATE outbox_item SET status = 'claimed', last_error = ?, next_attempt_at = ?"
+            f" WHERE id IN ({sql.placeholders(len(ids))})",
+            _claim_mark(worker),
+            sql.ts(lease_until),
+            *ids,
+        )
+    return ids
+
+
+def release_claims(ids: list[int], now: dt.datetime) -> None:
+    """Claimed mails a run will not send after all: queued again, due now."""
+    if ids:
+        sql.run(
+            "UPDATE outbox_item SET status = 'queued', next_attempt_at = ?"
+            f" WHERE status = 'claimed' AND id IN ({sql.placeholders(len(ids))})",
+            sql.ts(now),
+            *ids,
+        )
+
+
+def start_sending(item_id: int, worker: str, lease_until: dt.datetime) -> OutboxMail | None:
+    """Mark a mail ``sending`` (one attempt more) — only if ``worker`` still holds its claim."""
+    row = sql.one(
+        "SELECT id, ticket_id, notice, sender, recipients, content, message_id, attempts"
+        " FROM outbox_item WHERE id = ? AND status = 'claimed' AND last_error = ?",
+        item_id,
+        _claim_mark(worker),
+    )
+    if row is None:
+        return None
+    updated = sql.run(
+        "UPDATE outbox_item SET status = 'sending', attempts = ?, next_attempt_at = ?"
+        " WHERE id = ? AND status = 'claimed' AND last_error = ?",
+        row[7] + 1,
+        sql.ts(lease_until),
+        item_id,
+        _claim_mark(worker),
+    ).rowcount
+    if updated != 1:
+        return None
+    return OutboxMail(
+        id=row[0],
+        ticket_id=row[1],
+        notice=row[2],
+        sender=row[3],
+        recipients=tuple(json.loads(row[4])),
+        content=bytes(row[5]),
+        message_id=row[6],
+        attempts=row[7] + 1,
+    )
+
+
+def _claim_mark(worker: str) -> str:
+    return f"claimed by {worker}"
+
+
 def settle(
     item_id: int,
     status: str,
     *,
+    recipients: list[str] | None = None,
     sent_at: dt.datetime | None = None,
     next_attempt_at: dt.datetime | None = None,
     last_error: str | None = None,
 ) -> None:
-    """Set an item's status (and the fields given) after recovery or an admin's decision."""
+    """Set an item's status (and the fields given): after a delivery attempt, after
+    recovery, or an admin's decision. ``recipients`` narrows who the mail still goes to."""
     fields: dict[str, object] = {"status": status}
+    if recipients is not None:
+        fields["recipients"] = sql.js(recipients)
     if sent_at is not None:
         fields["sent_at"] = sql.ts(sent_at)
     if next_attempt_at is not None:

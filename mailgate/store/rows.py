@@ -109,3 +109,17 @@ class OutboxRow:
     message_id: str
     status: str
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMail:
+    """A mail the sender has claimed and marked ``sending``: what it hands to the relay."""
+
+    id: int
+    ticket_id: int | None
+    notice: str
+    sender: str
+    recipients: tuple[str, ...]
+    content: bytes
+    message_id: str
+    attempts: int  # including this one

@@ -1,0 +1,285 @@
+"""Delivery: claim what is due, mark it ``sending``, hand it over, mark it ``sent``.
+
+The states and the exactly-once rules are in the package's docstring; the rows
+are read and written through ``store.outbox`` only. Imports the store, config,
+errors and the relays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from mailgate import store
+from mailgate.config import Config
+from mailgate.errors import UsageError
+from mailgate.logs import event, redact
+from mailgate.outbox.relays import PermanentError, Refusal, TemporaryError, Transport, transport_for
+from mailgate.store import events as event_rows
+from mailgate.store import outbox as outbox_rows
+from mailgate.store.rows import OutboxMail, OutboxRow
+
+log = logging.getLogger("mailgate.outbox")
+
+LEASE = dt.timedelta(minutes=5)
+_BACKOFF_FIRST = 30
+_BACKOFF_MAX = 6 * 3600
+
+
+@dataclass
+class Report:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(_BACKOFF_FIRST * 2 ** max(attempts - 1, 0), _BACKOFF_MAX))
+
+
+def deliver(
+    config: Config, transport: Transport | None = None, *, limit: int | None = None
+) -> Report:
+    """Send what is due, batch by batch, until nothing is due (or ``limit`` mails were tried)."""
+    own_transport = transport is None
+    transport = transport or transport_for(config)
+    report = Report()
+    worker = uuid.uuid4().hex
+    try:
+        recover(config, transport)
+        tried = 0
+        while limit is None or tried < limit:
+            size = config.outbound.batch_size
+            batch = _claim(size if limit is None else min(size, limit - tried), worker)
+            if not batch:
+                break
+            tried += len(batch)
+            if not _send_batch(config, transport, batch, report, worker):
+                break
+    finally:
+        if own_transport:
+            transport.close()
+    return report
+
+
+def _claim(size: int, worker: str) -> list[int]:
+    now = store.utcnow()
+    with store.write_transaction():
+        return outbox_rows.claim_due(size, worker, now, now + LEASE)
+
+
+def _release(ids: list[int]) -> None:
+    if ids:
+        with store.write_transaction():
+            outbox_rows.release_claims(ids, store.utcnow())
+
+
+def _send_batch(
+    config: Config, transport: Transport, batch: list[int], report: Report, worker: str
+) -> bool:
+    """Send a claimed batch; returns False when the transport is down (the rest is released).
+
+    Each mail is marked ``sending`` in a commit of its own before it is handed over;
+    the ``sent`` mark of the previous mail rides along in that same commit, so a
+    mail costs one commit, and a crash leaves at most one mail ``sending``.
+    """
+    done: tuple[OutboxMail, list[Refusal]] | None = None
+    for index, item_id in enumerate(batch):
+        with store.write_transaction():
+            if done is not None:
+                _mark_sent(config, *done, report)
+                done = None
+            item = _start(item_id, worker)
+        if item is None:
+            continue
+        try:
+            refused = transport.send(
+                item.sender, list(item.recipients), item.content, item.message_id
+            )
+        except TemporaryError as exc:
+            _deferred(config, item, exc, report)
+            if exc.unavailable:
+                _release(batch[index + 1 :])
+                return False
+            continue
+        except PermanentError as exc:
+            _failed(item, exc, report)
+            continue
+        except Exception as exc:
+            log.exception("sending failed", extra={"mailgate_fields": {"id": item.id}})
+            _failed(item, PermanentError(f"internal error: {type(exc).__name__}: {exc}"), report)
+            continue
+        done = (item, refused)
+    if done is not None:
+        with store.write_transaction():
+            _mark_sent(config, *done, report)
+    return True
+
+
+def _start(item_id: int, worker: str) -> OutboxMail | None:
+    """Mark a mail ``sending`` — only if this worker still holds its claim."""
+    # A fresh lease from now: recovery treats the mail as stuck only after it.
+    return outbox_rows.start_sending(item_id, worker, store.utcnow() + LEASE)
+
+
+def _mark_sent(config: Config, item: OutboxMail, refused: list[Refusal], report: Report) -> None:
+    """The relay took the mail: sent — or, for the recipients it deferred, queued again."""
+    failed = [str(r) for r in refused if not r.temporary]
+    deferred = [r for r in refused if r.temporary]
+    if failed:
+        _ticket_event(
+            item.ticket_id,
+            item.notice,
+            "notice_failed",
+            "some recipients refused: " + "; ".join(failed),
+        )
+    if deferred:
+        _defer_recipients(config, item, deferred, report)
+        return
+    outbox_rows.settle(item.id, "sent", sent_at=store.utcnow(), last_error="; ".join(failed)[:2000])
+    report.sent += 1
+    event(
+        log,
+        "notice.sent",
+        id=item.id,
+        notice=item.notice,
+        recipients=len(item.recipients),
+        message_id=item.message_id,
+    )
+
+
+def _defer_recipients(
+    config: Config, item: OutboxMail, deferred: list[Refusal], report: Report
+) -> None:
+    """The others have the mail; keep it queued for exactly the recipients answered 4xx."""
+    detail = "; ".join(map(str, deferred))
+    if item.attempts >= config.outbound.max_attempts:
+        outbox_rows.settle(item.id, "failed", last_error=f"gave up on {detail}"[:2000])
+        _ticket_event(
+            item.ticket_id,
+            item.notice,
+            "notice_failed",
+            f"gave up after {item.attempts} attempts: {detail}",
+        )
+        report.failed += 1
+    else:
+        outbox_rows.settle(
+            item.id,
+            "queued",
+            recipients=[r.recipient for r in deferred],
+            last_error=f"deferred for some recipients: {detail}"[:2000],
+            next_attempt_at=store.utcnow() + backoff(item.attempts),
+        )
+        report.retried += 1
+    report.errors.append(detail)
+    event(
+        log,
+        "notice.deferred",
+        logging.WARNING,
+        id=item.id,
+        notice=item.notice,
+        attempts=item.attempts,
+        recipients=len(deferred),
+        delivered=len(item.recipients) - len(deferred),
+        error=redact(detail),
+    )
+
+
+def _deferred(config: Config, item: OutboxMail, exc: TemporaryError, report: Report) -> None:
+    give_up = item.attempts >= config.outbound.max_attempts
+    with store.write_transaction():
+        outbox_rows.settle(
+            item.id,
+            "failed" if give_up else "queued",
+            last_error=str(exc)[:2000],
+            next_attempt_at=store.utcnow() + backoff(item.attempts),
+        )
+        if give_up:
+            _ticket_event(
+                item.ticket_id,
+                item.notice,
+                "notice_failed",
+                f"gave up after {item.attempts} attempts: {exc}",
+            )
+    if give_up:
+        report.failed += 1
+    else:
+        report.retried += 1
+    report.errors.append(str(exc))
+    event(
+        log,
+        "notice.deferred",
+        logging.WARNING,
+        id=item.id,
+        notice=item.notice,
+        attempts=item.attempts,
+        error=redact(str(exc)),
+    )
+
+
+def _failed(item: OutboxMail, exc: PermanentError, report: Report) -> None:
+    with store.write_transaction():
+        outbox_rows.settle(item.id, "failed", last_error=str(exc)[:2000])
+        _ticket_event(item.ticket_id, item.notice, "notice_failed", str(exc))
+    report.failed += 1
+    report.errors.append(str(exc))
+    event(
+        log,
+        "notice.failed",
+        logging.WARNING,
+        id=item.id,
+        notice=item.notice,
+        error=redact(str(exc)),
+    )
+
+
+def _ticket_event(ticket_id: int | None, notice: str, kind: str, detail: str) -> None:
+    if ticket_id is None:
+        return
+    event_rows.add(ticket_id, kind, "system", new=notice, detail=redact(detail)[:1000])
+
+
+def recover(config: Config, transport: Transport) -> None:
+    """Settle rows a crashed sender left behind (expired claims, interrupted sends)."""
+    now = store.utcnow()
+    with store.write_transaction():
+        outbox_rows.requeue_expired_claims(now)
+        stale = outbox_rows.stuck_sending(now)
+        for item in stale:
+            done = transport.delivered(item.message_id)
+            if done is True:
+                outbox_rows.settle(item.id, "sent", sent_at=now)
+            elif done is False:
+                outbox_rows.settle(item.id, "queued", next_attempt_at=now)
+            else:
+                outbox_rows.settle(
+                    item.id,
+                    "uncertain",
+                    last_error="the sender stopped while handing this mail over; not resent",
+                )
+                _ticket_event(
+                    item.ticket_id,
+                    item.notice,
+                    "notice_uncertain",
+                    "delivery uncertain after a crash; not sent again to avoid a duplicate"
+                    f" (mailgate outbox retry {item.id} sends it)",
+                )
+
+
+def retry(item_id: int) -> OutboxRow:
+    """Queue a failed or uncertain mail again, due now (an admin's decision)."""
+    with store.write_transaction():
+        item = outbox_rows.by_id(item_id)
+        if item is None:
+            raise UsageError(f"no outbox item {item_id}")
+        if item.status not in ("failed", "uncertain"):
+            # Queued or in flight: it goes anyway. Sent: sending again would be a duplicate.
+            raise UsageError(
+                f"outbox item {item_id} is {item.status}; only failed or uncertain mail is retried"
+            )
+        outbox_rows.settle(item.id, "queued", next_attempt_at=store.utcnow(), last_error="")
+    return item
