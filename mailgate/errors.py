@@ -9,7 +9,7 @@ never exceptions. Exceptions are for what the caller must react to::
     ├── TemporaryFailure     could not record/send now; the sender should retry (EX_TEMPFAIL)
     └── TemplateError        a notice template does not render; names file and line
 
-``cli.py`` turns each into one clear line and an exit status; nothing here
+``mailgate.cli`` turns each into one clear line and an exit status; nothing here
 imports anything of mailgate.
 """
 
