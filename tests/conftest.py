@@ -125,7 +125,7 @@ class RunningGateway:
             target=lambda: self.result.append(asyncio.run(self.gateway.run())), daemon=True
         )
         self.thread.start()
-        if not self.gateway.ready.wait(15):
+        if not self.gateway.ready.wait(60):
             raise RuntimeError("the gateway did not start")
 
     def stop(self) -> None:

@@ -1110,9 +1110,9 @@ def test_huge_report_text_is_bounded_in_time_and_recipients() -> None:
         "From: MAILER-DAEMON@mx.example.com\nTo: support@example.com\n"
         "Subject: Undelivered Mail Returned to Sender\nContent-Type: text/plain\n\n" + lines
     )
-    started = time.perf_counter()
+    started = time.process_time()
     report = read_report(email.message_from_string(raw))
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert report is not None
     assert len(report.recipients) == 100
     assert elapsed < 2.0
@@ -1126,9 +1126,9 @@ def test_pathological_lines_do_not_backtrack() -> None:
         "From: MAILER-DAEMON@mx.example.com\nTo: support@example.com\n"
         "Subject: failure notice\nContent-Type: text/plain\n\n" + body
     )
-    started = time.perf_counter()
+    started = time.process_time()
     read_report(email.message_from_string(raw))
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_thousands_of_recipient_fields_mentioned_everywhere_stay_fast() -> None:
@@ -1141,9 +1141,9 @@ def test_thousands_of_recipient_fields_mentioned_everywhere_stay_fast() -> None:
             "From: MAILER-DAEMON@mx.example.com\nTo: support@example.com\n"
             "Subject: Undelivered Mail Returned to Sender\nContent-Type: text/plain\n\n" + body
         )
-        started = time.perf_counter()
+        started = time.process_time()
         report = read_report(email.message_from_string(raw))
-        assert time.perf_counter() - started < 2.0
+        assert time.process_time() - started < 2.0
         assert report is not None and 1 <= len(report.recipients) <= 100
 
 
@@ -1273,9 +1273,9 @@ def test_every_sisimai_and_extra_corpus_mail_is_read_without_exception() -> None
     for path in paths:
         raw = path.read_bytes()
         message = email.message_from_bytes(raw)
-        started = time.perf_counter()
+        started = time.process_time()
         report = read_report(message)  # must not raise
-        slowest = max(slowest, time.perf_counter() - started)
+        slowest = max(slowest, time.process_time() - started)
         assert report is None or report.kind in (
             "bounce",
             "delay",

@@ -580,10 +580,10 @@ def test_classify_of_a_person_takes_a_few_microseconds() -> None:
     mail = _parse(GMAIL_PERSON)
     classify(mail, own_addresses=OWN, loop_token=TOKEN)
     rounds = 20_000
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(rounds):
         classify(mail, own_addresses=OWN, loop_token=TOKEN)
-    each = (time.perf_counter() - started) / rounds
+    each = (time.process_time() - started) / rounds
     print(f"classify(person): {each * 1e6:.1f} µs")
     assert each < 100e-6  # measured ~5 µs; the bound only catches accidental body scans
 

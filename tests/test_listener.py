@@ -32,7 +32,7 @@ def listening(tmp_path: Path, database_url: str, serve_in_thread: Any) -> Contex
 
 
 def smtp(ctx: Context) -> smtplib.SMTP:
-    return smtplib.SMTP(ctx.config.listener.host, ctx.config.listener.port, timeout=10)
+    return smtplib.SMTP(ctx.config.listener.host, ctx.config.listener.port, timeout=30)
 
 
 def test_mail_for_our_mailbox_gets_250_after_it_is_stored(listening: Context) -> None:
@@ -145,7 +145,9 @@ def test_a_slow_session_does_not_stall_the_others(listening: Context) -> None:
             ["support@example.org"],
             compose(sender="fast@customer.example"),
         )
-    assert time.monotonic() - started < 2
+    # A stalled listener would hold the fast mail until the slow session timed out
+    # (minutes); the bound leaves room for a loaded machine.
+    assert time.monotonic() - started < 5
     slow.close()
 
 

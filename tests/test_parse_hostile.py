@@ -250,9 +250,9 @@ def _named(name: bytes) -> bytes:
 
 @pytest.mark.parametrize("unit", [b"a", b"\xc3\xa4", b"a;", b"a\\;"])
 def test_a_100000_character_attachment_name_parses_quickly(unit: bytes) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     mail = p(_named(unit * 100_000))
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     (attachment,) = mail.attachments
     assert attachment.filename.endswith(".pdf")
     assert len(attachment.filename.encode()) <= 255

@@ -888,9 +888,9 @@ def test_one_megabyte_body_is_processed_quickly(body: str) -> None:
     # Catastrophic backtracking or a quadratic scan takes minutes here; the
     # linear scan takes a few hundred milliseconds at worst.
     for call in (split_reply, visible_text):
-        started = time.perf_counter()
+        started = time.process_time()
         call(body)
-        assert time.perf_counter() - started < 1.0
+        assert time.process_time() - started < 1.0
 
 
 # --- optional real-world corpus ---------------------------------------------------------
@@ -1108,10 +1108,10 @@ def test_real_world_corpus_entry(case: CorpusCase | None) -> None:
     exp = case.expected
     if case.kind == "erp":
         body = case.path.read_text(encoding="utf-8")
-        started = time.perf_counter()
+        started = time.process_time()
         _check_erp(body, exp)
         if "max_seconds" in exp:
-            assert time.perf_counter() - started < exp["max_seconds"]
+            assert time.process_time() - started < exp["max_seconds"]
     elif case.kind == "talon-plain":
         body = _first_text_plain(case.path)
         expected = exp["expected_reply_stripped"]

@@ -270,7 +270,7 @@ def test_the_watchdog_ends_a_worker_whose_parent_died_without_the_kernels_help(
         "import time; time.sleep(1)\n"
     )
     parent = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     orphan = int(parent.stdout.split()[0])
     assert gone_within([orphan], 5) == []
