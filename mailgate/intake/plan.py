@@ -17,7 +17,7 @@ from mailgate.intake.find import Found, bounce_target, find_ticket
 from mailgate.lifecycle import Role
 from mailgate.mail import classify as classifier
 from mailgate.mail.parse import Address, ParsedMail, ParseLimits
-from mailgate.store import people
+from mailgate.store import messages, people
 from mailgate.store.db import utcnow
 from mailgate.store.rows import TicketRow
 
@@ -39,6 +39,8 @@ class Plan:
     request: agents.AgentMail | None = None
     routed: routing.Routed | None = None
     recipients: tuple[str, ...] = ()
+    # The texts of our mails on the found ticket this one may quote (quote hints).
+    known: tuple[str, ...] = ()
 
 
 def parse_limits(config: Config) -> ParseLimits:
@@ -67,11 +69,12 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     identity: agents.Identity | None = None
     request: agents.AgentMail | None = None
     recipients: tuple[str, ...] = ()
+    known: tuple[str, ...] = ()
 
     def decided(decision: str, reason: str, routed: routing.Routed | None = None) -> Plan:
         return Plan(
             mail, verdict, box, sender, found, role, decision, reason, tuple(trace),
-            identity, request, routed, recipients,
+            identity, request, routed, recipients, known,
         )  # fmt: skip
 
     if verdict.kind == "loop":
@@ -95,6 +98,8 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         return decided("quarantine", "no sender address (no From header and no envelope sender)")
     found = find_ticket(mail, config, envelope.rcpt_tos)
     trace.extend(found.trace)
+    if found.ticket is not None:
+        known = tuple(messages.sent_texts(found.ticket.id, [*mail.in_reply_to, *mail.references]))
     recipients = (*envelope.rcpt_tos, *(a.email for a in mail.recipients))
     role = sender_role(found.ticket, sender.email, config)
     if role == "agent" and found.ticket is not None:
@@ -109,7 +114,7 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         )
         if identity is not None and identity.verified and verdict.kind == "person":
             trace.append(f"sender is agent {identity.agent.key}: authentic ({identity.how})")
-            request = agents.read_mail(ctx, found.ticket, identity, mail, recipients)
+            request = agents.read_mail(ctx, found.ticket, identity, mail, recipients, known)
         elif identity is not None and identity.verified:
             trace.append(
                 f"sender is agent {identity.agent.key}: authentic, but a "

@@ -154,6 +154,28 @@ def ticket_of_sent(message_id: str) -> int | None:
     return None if found is None else int(found)
 
 
+def sent_texts(ticket_id: int, ids: Sequence[str], latest: int = 3) -> list[str]:
+    """The texts of our mails on the ticket that a reply may quote: those it names
+    (In-Reply-To, References) first, then the newest ``latest`` — what the quote
+    stripping gets as hints (``mail.quote_hints``)."""
+    found: list[tuple[object, ...]] = []
+    named = list(dict.fromkeys(ids))[:50]
+    if named:
+        found = sql.rows(
+            "SELECT id, text FROM message WHERE ticket_id = ? AND direction = 'out'"
+            f" AND message_id IN ({sql.placeholders(len(named))}) ORDER BY id DESC LIMIT 5",
+            ticket_id,
+            *named,
+        )
+    found += sql.rows(
+        "SELECT id, text FROM message WHERE ticket_id = ? AND direction = 'out'"
+        " ORDER BY id DESC LIMIT ?",
+        ticket_id,
+        latest,
+    )
+    return list({int(str(r[0])): str(r[1] or "") for r in found}.values())
+
+
 def latest_customer(ticket_id: int) -> MessageRow | None:
     """The newest mail of the customer (or a stranger) on the ticket."""
     row = sql.one(
