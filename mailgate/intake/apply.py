@@ -275,6 +275,7 @@ def _store_message(
         message_id=receipt.message_id,
         from_addr=p.sender.email if p.sender else "",
         from_name=p.sender.name if p.sender else "",
+        from_raw=mail.from_raw,
         to=[str(a) for a in mail.to],
         cc=[str(a) for a in mail.cc],
         subject=mail.subject,

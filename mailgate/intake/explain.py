@@ -54,6 +54,7 @@ def explain(
         "action": _would(p, existing),
         "from": p.sender.email if p.sender else None,
         "from_name": p.sender.name if p.sender else "",
+        "from_raw": mail.from_raw,
         "to": [a.email for a in mail.to],
         "cc": [a.email for a in mail.cc],
         "subject": mail.subject,

@@ -21,6 +21,7 @@ _COLUMNS = (
     "message_id",
     "from_addr",
     "from_name",
+    "from_raw",
     "to_addrs",
     "cc_addrs",
     "subject",
@@ -34,8 +35,8 @@ _COLUMNS = (
     "created_at",
 )
 _INSERT = f"INSERT INTO message ({', '.join(_COLUMNS)}) VALUES ({sql.placeholders(len(_COLUMNS))})"
-# What our notices store of themselves (no receipt, no date of their own).
-OUTBOUND_COLUMNS = tuple(c for c in _COLUMNS if c != "receipt_id")
+# What our notices store of themselves (no receipt, no date or raw From of their own).
+OUTBOUND_COLUMNS = tuple(c for c in _COLUMNS if c not in ("receipt_id", "from_raw"))
 
 
 def add(
@@ -46,6 +47,7 @@ def add(
     message_id: str,
     from_addr: str = "",
     from_name: str = "",
+    from_raw: str = "",
     to: Sequence[str] = (),
     cc: Sequence[str] = (),
     subject: str = "",
@@ -71,6 +73,7 @@ def add(
         message_id,
         from_addr,
         from_name,
+        from_raw[:998],
         sql.js(list(to)),
         sql.js(list(cc)),
         subject,
