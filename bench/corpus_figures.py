@@ -106,6 +106,7 @@ def bounce_figures(root: Path) -> None:
     base = root / "sisimai-set-of-emails"
     expected = json.loads((base / "EXPECTED.json").read_text())["expected"]
     matrix: Counter[tuple[str, str]] = Counter()
+    causes: Counter[str] = Counter()
     misses = []
     for key, entry in sorted(expected.items()):
         theirs = [r for r in entry["recipients"] if str(r["deliverystatus"])[:1] in ("4", "5")]
@@ -120,8 +121,12 @@ def bounce_figures(root: Path) -> None:
             matrix[("permanent" if expected_permanent else "temporary", label)] += 1
             if got is not expected_permanent:
                 status = ours[index].status if index < len(ours) else "-"
+                action = ours[index].action if index < len(ours) else ""
+                why = _why(got, status, action)
+                causes[why] += 1
                 misses.append(
-                    f"{key} #{index + 1}: ours {label} ({status}) vs {want['deliverystatus']}"
+                    f"{key} #{index + 1}: ours {label} ({status} {action}) vs "
+                    f"{want['deliverystatus']} — {why}"
                 )
     total = sum(matrix.values())
     agree = matrix[("permanent", "permanent")] + matrix[("temporary", "temporary")]
@@ -130,6 +135,9 @@ def bounce_figures(root: Path) -> None:
     for want in ("permanent", "temporary"):
         row = [matrix[(want, got)] for got in ("permanent", "temporary", "missing")]
         print(f"  {want:<16} {row[0]:>9}  {row[1]:>9}  {row[2]:>7}")
+    print("  the disagreements, by what our rule saw:")
+    for why, count in causes.most_common():
+        print(f"    {count:>3}  {why}")
     for line in misses:
         print("   ", line)
     kinds: Counter[str] = Counter()
@@ -138,6 +146,22 @@ def bounce_figures(root: Path) -> None:
         verdict = classify(mail, own_addresses=frozenset(), loop_token="corpus")  # noqa: S106
         kinds[verdict.kind] += 1
     print(f"sisimai classification: {dict(kinds)}")
+
+
+def _why(got: bool | None, status: str, action: str) -> str:
+    """Why our permanence differs from sisimai's, in the terms of our rule (issue 17:
+    status class and action first; a 4.x.x or a delay is never permanent)."""
+    if got is None:
+        return "no such recipient in the report (a list's notice, a quoted bounce, a duplicate)"
+    if action == "delayed":
+        return "delayed: never permanent"
+    if status == "4.4.7":
+        return "gave up after retries (4.4.7): the address itself may be fine"
+    if status[:1] == "4":
+        return "the report's status class is 4: temporary"
+    if status[:1] == "5":
+        return "the report's status class is 5: permanent"
+    return "no status: decided by the reply code and the words"
 
 
 def main() -> None:

@@ -7,10 +7,15 @@ value is what the person wrote, as a reader sees it.
 
 from __future__ import annotations
 
+import email
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from mailgate.mail.html import html_to_text
 from mailgate.mail.quotes import reply_text
+from tests import mailx
 
 NOTICE = (
     "Hello Jane,\n"
@@ -231,3 +236,73 @@ def test_reply_text_has_no_blank_lines_at_either_end_and_lines_are_right_strippe
 def test_reply_text_of_an_empty_or_quote_only_body_is_empty() -> None:
     assert reply_text("") == ""
     assert reply_text("> only a quote\n") == ""
+
+
+# --- quotes recognised by the notice they reproduce (real s-nail and bsd-mailx replies) ---------
+
+MAILX = Path(__file__).resolve().parent / "data" / "mailx"
+ANSWER = "The VPN works again after the restart.\n\nAlice"
+
+
+def _body(raw: bytes) -> str:
+    message = email.message_from_bytes(raw)
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode(message.get_content_charset() or "utf-8")
+
+
+def _notice_text() -> str:
+    return _body((MAILX / "notice.eml").read_bytes())
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in MAILX.glob("*.eml") if p.name != "notice.eml")
+)
+def test_a_real_mailx_reply_gives_only_the_answer_when_the_notice_is_known(name: str) -> None:
+    body = _body((MAILX / name).read_bytes())
+    assert reply_text(body, known=[_notice_text()]) == ANSWER
+
+
+def test_an_indented_notice_without_any_attribution_needs_the_notice_to_be_seen() -> None:
+    body = _body((MAILX / "s-nail-quote-no-heading.eml").read_bytes())
+    assert "waits in the Level 1 queue" in reply_text(body)  # nothing says "quote" but the text
+    assert reply_text(body, known=[_notice_text()]) == ANSWER
+    assert reply_text(body, known=["An entirely different notice about another ticket."]) != ANSWER
+
+
+def test_an_indented_block_of_the_agents_own_stays_even_when_the_notice_is_known() -> None:
+    body = (
+        "Please run this on the server:\n\n"
+        "    systemctl restart online-banking-gateway.service\n"
+        "    journalctl -u online-banking-gateway --since today\n\n"
+        "and send me the output."
+    )
+    assert reply_text(body, known=[_notice_text()]) == body
+
+
+def test_a_trimmed_indented_quote_of_part_of_the_notice_is_a_quote() -> None:
+    body = (
+        "\tLatest message from Carla Customer <carla@customer.example>:\n"
+        "\tthe entire mobile online banking system is down.\n\n"
+        "We are on it, the gateway is restarting."
+    )
+    assert reply_text(body, known=[_notice_text()]) == "We are on it, the gateway is restarting."
+
+
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [
+        ("s-nail-quote-tab.eml", lambda n: mailx.s_nail_body(n, ANSWER)),
+        ("s-nail-quote-no-heading.eml", lambda n: mailx.s_nail_body(n, ANSWER, heading=False)),
+        ("s-nail-quote-four-spaces.eml", lambda n: mailx.s_nail_body(n, ANSWER, indent="    ")),
+        ("s-nail-debian-rc.eml", lambda n: mailx.s_nail_body(n, ANSWER, indent="> ")),
+        ("bsd-mailx-tilde-m-debian-rc.eml", lambda n: mailx.bsd_mailx_tilde_m_body(n, ANSWER)),
+    ],
+)
+def test_the_reply_builders_write_what_the_real_clients_wrote(
+    name: str, build: Callable[[bytes], str]
+) -> None:
+    """The end-to-end tests answer their own notices with these builders: byte for byte
+    what s-nail and bsd-mailx wrote for the stored notice."""
+    real = (MAILX / name).read_bytes().decode().split("\n\n", 1)[1]
+    assert build((MAILX / "notice.eml").read_bytes()) == real

@@ -32,6 +32,12 @@ from mailgate.store.rows import MessageRow, TicketRow
 log = logging.getLogger("mailgate.agents")
 
 
+EMPTY = (
+    "no answer and no command found: everything in your mail was read as quoted text or"
+    " signature, so nothing was sent to the customer"
+)
+
+
 @dataclass(frozen=True)
 class AgentMail:
     """What an authentic agent mail asks for, read without changing anything."""
@@ -49,16 +55,25 @@ def read_mail(
     identity: Identity,
     mail: ParsedMail,
     recipients: Sequence[str],
+    known: Sequence[str] = (),
 ) -> AgentMail:
-    visible = quotes.visible_text(mail.text, keep_signature=ctx.config.agent_mail.keep_signature)
+    """What the mail asks for; ``known``: the texts of our notices it may quote."""
+    visible = quotes.visible_text(
+        mail.text, keep_signature=ctx.config.agent_mail.keep_signature, known=known
+    )
     block = command_syntax.read(visible)
     problems = tuple(check_commands(ctx, ticket, identity.agent, block))
+    text = block.text.strip()
+    if not block.commands and not text and not problems:
+        # Whatever the cause (a client quoting in a way we do not recognise, a mail sent
+        # too early), an answer is never dropped silently: the agent hears of it.
+        problems = (EMPTY,)
     participants = people.emails_of(ticket.id)
     direct = any(a.email.lower() in participants for a in mail.recipients)
     return AgentMail(
         block=block,
         problems=problems,
-        text=block.text.strip(),
+        text=text,
         to_customer_directly=direct,
         note=block.has("note") or note_address(recipients, ctx.config, ticket.number),
     )
@@ -125,7 +140,7 @@ def intent_of(request: AgentMail) -> str:
 
 def describe(request: AgentMail) -> list[str]:
     """The trace lines ``explain`` shows for an authentic agent mail, before anything runs."""
-    lines = [f"command not understood: {p}" for p in request.problems]
+    lines = [p if p == EMPTY else f"command not understood: {p}" for p in request.problems]
     if request.block.commands:
         lines.append("commands: " + ", ".join(c.line for c in request.block.commands))
     lines.append(
@@ -196,7 +211,10 @@ def _reject(
         )
     )
     journal.add(Event(ticket, "command_error", actor, message=message, detail="\n".join(problems)))
-    trace.append(f"commands not understood ({len(problems)}): nothing applied or sent")
+    if tuple(problems) == (EMPTY,):
+        trace.append("no answer and no command: nothing applied or sent; the agent is told")
+    else:
+        trace.append(f"commands not understood ({len(problems)}): nothing applied or sent")
 
 
 def message_kind(request: AgentMail) -> str:

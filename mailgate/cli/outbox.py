@@ -48,6 +48,7 @@ def _outbox_list(args: argparse.Namespace) -> int:
                 ("recipients", "TO"),
                 ("attempts", "TRIES"),
                 ("next_attempt_at", "NEXT"),
+                ("delivery", "DELIVERY"),
                 ("last_error", "LAST ERROR"),
             ],
         )

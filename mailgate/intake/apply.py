@@ -133,7 +133,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         ticket = _new_ticket(ctx, p, journal, actor, follow_up_of=continues)
         lifecycle.follow_up(ticket, locked, journal, actor=actor)
         message = _store_message(
-            ticket, receipt, p, trace, kind="customer", text=_visible(mail), touch=False
+            ticket, receipt, p, trace, kind="customer", text=_visible(p), touch=False
         )
         journal.add(Event(ticket, "message", actor, new="customer", message=message))
         action = "created"
@@ -143,8 +143,11 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         ticket = locked
         if p.identity is not None and p.request is not None:
             kind = agents.message_kind(p.request)
+            # A rejected mail stays on the ticket as a note; with no text of its own, what
+            # was received is that note (the agent is told and may want it back).
+            text = p.request.text or (mail.text.strip() if p.request.problems else "")
             message = _store_message(
-                ticket, receipt, p, trace, kind=kind, text=p.request.text, verified=True
+                ticket, receipt, p, trace, kind=kind, text=text, verified=True
             )
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
             ticket = agents.handle_mail(ctx, ticket, p.identity, p.request, message, journal, trace)
@@ -152,7 +155,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             kind = "agent"
         elif p.identity is not None and not p.identity.verified:
             kind = "external"
-            message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(mail))
+            message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(p))
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
             journal.add(
                 Event(
@@ -161,7 +164,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             )
         else:
             kind = message_kind(p.role, p.verdict.kind)
-            message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(mail))
+            message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(p))
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
         if decision == "reopen":
             ticket = lifecycle.reopen(ticket, journal, actor=actor, message=message)
@@ -249,8 +252,8 @@ def _new_ticket(
     return ticket
 
 
-def _visible(mail: ParsedMail) -> str:
-    return quotes.visible_text(mail.text)
+def _visible(p: Plan) -> str:
+    return quotes.visible_text(p.mail.text, known=p.known)
 
 
 def _store_message(
@@ -272,6 +275,7 @@ def _store_message(
         message_id=receipt.message_id,
         from_addr=p.sender.email if p.sender else "",
         from_name=p.sender.name if p.sender else "",
+        from_raw=mail.from_raw,
         to=[str(a) for a in mail.to],
         cc=[str(a) for a in mail.cc],
         subject=mail.subject,

@@ -46,7 +46,7 @@ def explain(
         trace.insert(0, f"already received {existing.received_at:%Y-%m-%d %H:%M} → duplicate")
     report = mail.report
     visible = (
-        quotes.visible_text(mail.text)
+        quotes.visible_text(mail.text, known=p.known)
         if p.decision in ("append", "reopen", "follow_up")
         else mail.text
     )
@@ -54,6 +54,7 @@ def explain(
         "action": _would(p, existing),
         "from": p.sender.email if p.sender else None,
         "from_name": p.sender.name if p.sender else "",
+        "from_raw": mail.from_raw,
         "to": [a.email for a in mail.to],
         "cc": [a.email for a in mail.cc],
         "subject": mail.subject,
@@ -73,6 +74,9 @@ def explain(
             if r.action not in ("delivered", "relayed", "expanded")
         ],
         "text": visible,
+        # What the person wrote, as it is stored for a reply — for every mail, so the
+        # quote stripping can be checked on any mail (a new ticket keeps the whole body).
+        "reply_text": quotes.reply_text(mail.text, known=p.known),
         "full_text": mail.text,
         "attachments": [
             {

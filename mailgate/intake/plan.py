@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailgate import agents, lifecycle, routing
-from mailgate.config import Config, Mailbox
+from mailgate.config import Config, Mailbox, base_address
 from mailgate.context import Context
 from mailgate.envelope import Envelope
 from mailgate.intake.find import Found, bounce_target, find_ticket
 from mailgate.lifecycle import Role
 from mailgate.mail import classify as classifier
 from mailgate.mail.parse import Address, ParsedMail, ParseLimits
-from mailgate.store import people
+from mailgate.store import messages, people
 from mailgate.store.db import utcnow
 from mailgate.store.rows import TicketRow
 
@@ -39,6 +39,8 @@ class Plan:
     request: agents.AgentMail | None = None
     routed: routing.Routed | None = None
     recipients: tuple[str, ...] = ()
+    # The texts of our mails on the found ticket this one may quote (quote hints).
+    known: tuple[str, ...] = ()
 
 
 def parse_limits(config: Config) -> ParseLimits:
@@ -58,20 +60,21 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         mail, own_addresses=config.own_addresses, loop_token=ctx.loop_token
     )
     box = _mailbox(config, mailbox_name, envelope, mail)
-    sender = mail.sender
-    if sender is None and envelope.mail_from:
-        sender = Address(envelope.mail_from.lower())
+    sender, who = requester_fallback(mail, envelope, config)
     trace = [f"class {verdict.kind} ({verdict.reason})"]
+    if who:
+        trace.append(who)
     found: Found | None = None
     role: Role = "unknown"
     identity: agents.Identity | None = None
     request: agents.AgentMail | None = None
     recipients: tuple[str, ...] = ()
+    known: tuple[str, ...] = ()
 
     def decided(decision: str, reason: str, routed: routing.Routed | None = None) -> Plan:
         return Plan(
             mail, verdict, box, sender, found, role, decision, reason, tuple(trace),
-            identity, request, routed, recipients,
+            identity, request, routed, recipients, known,
         )  # fmt: skip
 
     if verdict.kind == "loop":
@@ -92,9 +95,14 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
             return decided("list_alert", "a mailing list's alert about a mail of ours")
         return decided("ignore", "a mailing list's alert about no mail of ours")
     if sender is None:
-        return decided("quarantine", "no sender address (no From header and no envelope sender)")
+        return decided(
+            "quarantine",
+            "no sender address (no usable From, Reply-To, Sender or envelope sender)",
+        )
     found = find_ticket(mail, config, envelope.rcpt_tos)
     trace.extend(found.trace)
+    if found.ticket is not None:
+        known = tuple(messages.sent_texts(found.ticket.id, [*mail.in_reply_to, *mail.references]))
     recipients = (*envelope.rcpt_tos, *(a.email for a in mail.recipients))
     role = sender_role(found.ticket, sender.email, config)
     if role == "agent" and found.ticket is not None:
@@ -109,7 +117,7 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         )
         if identity is not None and identity.verified and verdict.kind == "person":
             trace.append(f"sender is agent {identity.agent.key}: authentic ({identity.how})")
-            request = agents.read_mail(ctx, found.ticket, identity, mail, recipients)
+            request = agents.read_mail(ctx, found.ticket, identity, mail, recipients, known)
         elif identity is not None and identity.verified:
             trace.append(
                 f"sender is agent {identity.agent.key}: authentic, but a "
@@ -142,6 +150,41 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         trace.append(routed.describe())
         return decided(decision, why, routed)
     return decided(decision, why)
+
+
+def requester_fallback(
+    mail: ParsedMail, envelope: Envelope, config: Config
+) -> tuple[Address | None, str]:
+    """Who wrote a mail whose From has no usable address ("Support Team", "<>", none).
+
+    Reply-To, then Sender, then the envelope sender (Return-Path for mail that came
+    without an envelope, by IMAP), skipping our own addresses and agents' — nobody
+    becomes an agent, nor makes us write to ourselves, by writing a header. The name is
+    that header's display name, else From's; From as written stays on the message
+    (``from_raw``). Returns the address and the trace line saying where it came from
+    ('' when From was fine). One named step of its own: the web-form rule (From is a
+    form sender, Reply-To names one person) is another.
+    """
+    if mail.sender is not None:
+        return mail.sender, ""
+    raw = f"From {mail.from_raw!r} has no usable address" if mail.from_raw else "no From header"
+    candidates = [("Reply-To", a) for a in mail.reply_to[:1]]
+    if mail.sender_header is not None:
+        candidates.append(("Sender", mail.sender_header))
+    if envelope.mail_from:
+        candidates.append(("the envelope sender", Address(envelope.mail_from.lower())))
+    elif mail.return_path:
+        candidates.append(("Return-Path", Address(mail.return_path.lower())))
+    for header, address in candidates:
+        if base_address(address.email) in config.own_addresses:
+            continue
+        if config.agent_for(address.email) is not None:
+            continue
+        return (
+            Address(address.email, address.name or mail.from_name),
+            f"{raw}: requester from {header} {address.email}",
+        )
+    return None, raw
 
 
 def sender_role(ticket: TicketRow | None, address: str, config: Config) -> Role:

@@ -122,6 +122,9 @@ _OTHER_KEYS = frozenset(
     }
 )  # fmt: skip
 _KEY_SCAN = 24  # field names sit at the start of the line
+# The mbox postmark BSD mailx's ~m puts above the header block it quotes, indented:
+# "\tFrom support@example.org Thu Dec  3 07:20:05 2026".
+_POSTMARK = re.compile(r"[ \t]+From \S{1,320} +[A-Z][a-z]{2} [A-Z][a-z]{2} +\d")
 
 # One short phrase: at most six words and no commas, so that "Sent from my
 # desk, is much easier then my mobile phone." stays text.

@@ -22,7 +22,8 @@ Input is plain text; HTML is converted elsewhere, with blockquotes rendered as
   ("From:/Sent:/To:/Subject:" and localized, at least two lines in a row) and
   forwarded-message markers: everything from there on is history.
 * Indented quotes (mailx/s-nail indent with a TAB or spaces instead of ``>``)
-  after an attribution, or an indented header block reproducing our notice:
+  after an attribution, an indented header block, or — given the mail being
+  answered (``known``) — any indented block reproducing it (``mail.quote_hints``):
   the indented block goes, the answer below it stays.
 * Attributions without their colon and dashed ("---- On … wrote ----").
 * A quoted line the client hard-wrapped, losing the ``>`` of the continuation.
@@ -39,8 +40,10 @@ regular expressions, so the run time is linear in the size of the body.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mailgate.mail.quote_hints import mark_known_quotes
 from mailgate.mail.quote_patterns import (
     _ADDR_END,
     _CLOSING,
@@ -59,6 +62,7 @@ from mailgate.mail.quote_patterns import (
     _NAME_MAX_LINES,
     _OPENER,
     _OTHER_KEYS,
+    _POSTMARK,
     _POSTSCRIPT,
     _RULE_CHARS,
     _SEPARATOR,
@@ -85,34 +89,36 @@ class Reply:
     quoted: str
 
 
-def split_reply(text: str) -> Reply:
+def split_reply(text: str, *, known: Sequence[str] = ()) -> Reply:
     """Split a reply body into new text, signature and quoted history.
 
     ``new_text`` is what the person wrote, without the signature; ``signature``
     the signature block(s) split off its end; ``quoted`` the quoted history in
     original order. All three have CRLF normalised to LF and no trailing
-    whitespace.
+    whitespace. ``known``: the texts of mails the reply may quote (our notice it
+    answers): an indented block reproducing one of them is a quote
+    (``mail.quote_hints``).
     """
-    return _split(text)[0]
+    return _split(text, known)[0]
 
 
-def visible_text(text: str, *, keep_signature: bool = False) -> str:
+def visible_text(text: str, *, keep_signature: bool = False, known: Sequence[str] = ()) -> str:
     """The new text of a reply: quoted history removed, and the signature too
-    unless keep_signature.
+    unless keep_signature. ``known`` as for ``split_reply``.
     """
-    reply, with_signature = _split(text)
+    reply, with_signature = _split(text, known)
     return with_signature if keep_signature else reply.new_text
 
 
-def reply_text(text: str) -> str:
+def reply_text(text: str, *, known: Sequence[str] = ()) -> str:
     """What the person wrote, as mailgate stores it for a reply.
 
     Quoted history, its attribution, the ``-- `` signature and mobile footers
     removed; the person's closing formula and name stay. No blank lines at either
     end, every line right-stripped. Pure and linear: ``mailgate explain --json``
-    reports it for every mail.
+    reports it for every mail. ``known`` as for ``split_reply``.
     """
-    lines = [line.rstrip() for line in visible_text(text).split("\n")]
+    lines = [line.rstrip() for line in visible_text(text, known=known).split("\n")]
     while lines and not lines[0]:
         lines.pop(0)
     while lines and not lines[-1]:
@@ -120,10 +126,12 @@ def reply_text(text: str) -> str:
     return "\n".join(lines)
 
 
-def _split(text: str) -> tuple[Reply, str]:
+def _split(text: str, known: Sequence[str] = ()) -> tuple[Reply, str]:
     """Return the Reply and the new text with its signature still attached."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    removed, cut = _find_quotes(lines)
+    # Indented blocks that reproduce a known mail are read as ">" quotes; what is
+    # kept or reported as quoted is always taken from the lines as they came.
+    removed, cut = _find_quotes(mark_known_quotes(lines, known) if known else lines)
     kept, segments = _kept_lines(lines, removed, cut)
     sig_start = _signature_start(kept, segments)
     touched = cut < len(lines) or sig_start < len(kept) or any(removed)
@@ -234,8 +242,11 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             # manager" in a sentence is not enough.
             if fields >= 2 and kinds == 3:
                 if _indented(lines[run_start]):
-                    # mailx/s-nail reproduce the notice indented, headers and all:
-                    # the indented block is the quote, the text below it the answer.
+                    # mailx/s-nail reproduce the notice indented, headers and all
+                    # (BSD mailx's ~m with the mbox "From " line above them): the
+                    # indented block is the quote, the text below it the answer.
+                    if run_start > floor and _POSTMARK.match(lines[run_start - 1]):
+                        run_start -= 1
                     end = _indented_block_end(lines, run_start)
                     removed[run_start:end] = b"\x01" * (end - run_start)
                     i = floor = end
@@ -404,12 +415,15 @@ def _attribution(lines: list[str], j: int, floor: int) -> tuple[int, int]:
             t = lines[k].strip()
             if not t or t[0] == ">" or t[-1] in ".!?":
                 break
-            if _OPENER.match(t):
-                joined = " ".join(line.strip() for line in lines[k : j + 1])
+            # s-nail's quote-fold ends a folded line with "\\": "Bob <b@x> \\" / "wrote:".
+            folded = t[-1] == "\\"
+            if _OPENER.match(t) or folded:
+                joined = " ".join(line.strip().rstrip("\\") for line in lines[k : j + 1])
                 if len(joined) <= _MAX_HEADER_CHARS:
                     strength = _strength(joined)
                     if strength:
-                        return k, strength
+                        # Without an opener, only above a quote block.
+                        return k, strength if _OPENER.match(t) else 1
                 break
     return j, alone
 

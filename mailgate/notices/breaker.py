@@ -22,6 +22,7 @@ from mailgate.config import Config, Limits, base_address, parse_rate
 from mailgate.context import Context
 from mailgate.events import Event, Journal
 from mailgate.logs import event
+from mailgate.mail.bounces import FailedRecipient
 from mailgate.mail.parse import Address, ParsedMail
 from mailgate.notices.rules import Intent
 from mailgate.store import breaker as counts
@@ -220,6 +221,7 @@ def record_bounce(
     sent_to = outbox_rows.recipients_of(about)
     config = ctx.config
     days = config.outbound.limits.undeliverable_days
+    _record_delivery(about, [r for r in recipients if r.address.lower() in sent_to])
     for r in recipients:
         address = r.address.lower()
         if address not in sent_to:
@@ -254,3 +256,27 @@ def record_bounce(
         staff = base_address(address) in config.own_addresses or config.agent_for(address)
         if r.permanent and days > 0 and not staff:
             people.mark_undeliverable(address, utcnow() + dt.timedelta(days=days), detail)
+
+
+_SUCCESS = ("delivered", "relayed", "expanded")
+
+
+def _record_delivery(about: str, recipients: list[FailedRecipient]) -> None:
+    """The outbox item's latest delivery report: ``failed`` when the mail did not reach a
+    recipient (a failure, permanent or given up after retries; a report without an
+    action is a failure), else ``delayed`` when one still waits, else ``delivered``
+    (delivered, relayed or expanded). Only recipients the mail went to count, as for
+    recipient health."""
+    if not recipients:
+        return
+    actions = {r.action for r in recipients}
+    if any(r.permanent or r.action not in (*_SUCCESS, "delayed") for r in recipients):
+        outcome = "failed"
+    elif not actions <= set(_SUCCESS):
+        outcome = "delayed"
+    else:
+        outcome = "delivered"
+    detail = "; ".join(
+        f"{r.address}: {r.action or 'failed'} {r.status}".strip() for r in recipients
+    )
+    outbox_rows.record_delivery(about, outcome, detail[:1000], utcnow())

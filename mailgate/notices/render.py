@@ -157,10 +157,22 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
         ),
         "previous_status": intent.previous_status,
         "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
+        "received": _received(message) if intent.kind == "command_error" else [],
         "reply_address": reply_address,
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,
     }
+
+
+RECEIVED_LINES = 12
+
+
+def _received(message: MessageRow | None) -> list[str]:
+    """The first lines of the mail as it was received (a command_error quotes them)."""
+    if message is None:
+        return []
+    lines = [line.rstrip() for line in (message.full_text or message.text).strip().splitlines()]
+    return lines[:RECEIVED_LINES] + (["…"] if len(lines) > RECEIVED_LINES else [])
 
 
 def _agent_vars(agent: AgentRow | None) -> dict[str, str] | None:
@@ -215,6 +227,7 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         },
         "previous_status": "resolved",
         "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
+        "received": ["#asign me", "", "Dear Carla, the service is back."],
         "reply_address": tokens.reply_address(box.address, 482913),
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,

@@ -21,6 +21,7 @@ _COLUMNS = (
     "message_id",
     "from_addr",
     "from_name",
+    "from_raw",
     "to_addrs",
     "cc_addrs",
     "subject",
@@ -34,8 +35,8 @@ _COLUMNS = (
     "created_at",
 )
 _INSERT = f"INSERT INTO message ({', '.join(_COLUMNS)}) VALUES ({sql.placeholders(len(_COLUMNS))})"
-# What our notices store of themselves (no receipt, no date of their own).
-OUTBOUND_COLUMNS = tuple(c for c in _COLUMNS if c != "receipt_id")
+# What our notices store of themselves (no receipt, no date or raw From of their own).
+OUTBOUND_COLUMNS = tuple(c for c in _COLUMNS if c not in ("receipt_id", "from_raw"))
 
 
 def add(
@@ -46,6 +47,7 @@ def add(
     message_id: str,
     from_addr: str = "",
     from_name: str = "",
+    from_raw: str = "",
     to: Sequence[str] = (),
     cc: Sequence[str] = (),
     subject: str = "",
@@ -71,6 +73,7 @@ def add(
         message_id,
         from_addr,
         from_name,
+        from_raw[:998],
         sql.js(list(to)),
         sql.js(list(cc)),
         subject,
@@ -152,6 +155,28 @@ def ticket_of_sent(message_id: str) -> int | None:
         "SELECT ticket_id FROM message WHERE message_id = ? AND direction = 'out'", message_id
     )
     return None if found is None else int(found)
+
+
+def sent_texts(ticket_id: int, ids: Sequence[str], latest: int = 3) -> list[str]:
+    """The texts of our mails on the ticket that a reply may quote: those it names
+    (In-Reply-To, References) first, then the newest ``latest`` — what the quote
+    stripping gets as hints (``mail.quote_hints``)."""
+    found: list[tuple[object, ...]] = []
+    named = list(dict.fromkeys(ids))[:50]
+    if named:
+        found = sql.rows(
+            "SELECT id, text FROM message WHERE ticket_id = ? AND direction = 'out'"
+            f" AND message_id IN ({sql.placeholders(len(named))}) ORDER BY id DESC LIMIT 5",
+            ticket_id,
+            *named,
+        )
+    found += sql.rows(
+        "SELECT id, text FROM message WHERE ticket_id = ? AND direction = 'out'"
+        " ORDER BY id DESC LIMIT ?",
+        ticket_id,
+        latest,
+    )
+    return list({int(str(r[0])): str(r[1] or "") for r in found}.values())
 
 
 def latest_customer(ticket_id: int) -> MessageRow | None:

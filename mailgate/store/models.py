@@ -181,6 +181,8 @@ class Message(BaseModel):
     message_id = pw.CharField(max_length=998, index=True)
     from_addr = pw.CharField(max_length=320, default="")
     from_name = pw.CharField(max_length=300, default="")
+    # The From header as written (decoded, one line): kept when it has no usable address.
+    from_raw = pw.TextField(default="")
     to_addrs = JSONField(default=list)
     cc_addrs = JSONField(default=list)
     subject = pw.TextField(default="")
@@ -242,6 +244,10 @@ class OutboxItem(BaseModel):
     last_error = pw.TextField(default="")
     created_at = pw.DateTimeField(default=utcnow)
     sent_at = pw.DateTimeField(null=True)
+    # The latest delivery report (DSN) about this mail: delivered | delayed | failed.
+    delivery = pw.CharField(max_length=20, default="")
+    delivery_detail = pw.TextField(default="")
+    delivery_at = pw.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("status", "next_attempt_at"), False),)

@@ -91,6 +91,18 @@ def recipients_of(message_id: str) -> set[str]:
     return {str(r).lower() for r in json.loads(found)} if found else set()
 
 
+def record_delivery(message_id: str, delivery: str, detail: str, at: dt.datetime) -> None:
+    """The latest delivery report about the mail we sent with this Message-ID."""
+    sql.run(
+        "UPDATE outbox_item SET delivery = ?, delivery_detail = ?, delivery_at = ?"
+        " WHERE message_id = ?",
+        delivery,
+        detail,
+        sql.ts(at),
+        message_id,
+    )
+
+
 def requeue_expired_claims(now: dt.datetime) -> None:
     """Claims whose lease ran out were never handed over: queue them again, due now."""
     sql.run(

@@ -115,6 +115,9 @@ def ticket_detail(config: Config, t: TicketRow) -> dict[str, Any]:
         "team": _key(directory.team_by_id(t.team_id)),
         "assignee": _key(directory.agent_by_id(t.assignee_id)),
         "requester": next((p.contact.email for p in participants if p.role == "requester"), None),
+        "requester_name": next(
+            (p.contact.name for p in participants if p.role == "requester"), None
+        ),
         "collaborators": [p.contact.email for p in participants if p.role == "collaborator"],
         "links": links,
         "created_at": iso(t.created_at),
@@ -128,6 +131,9 @@ def ticket_detail(config: Config, t: TicketRow) -> dict[str, Any]:
                 "direction": x.direction,
                 "kind": x.kind,
                 "from": x.from_addr,
+                "from_name": x.from_name,
+                # The From header as written: who wrote, even when it had no address.
+                "from_raw": x.from_raw,
                 "to": x.to_addrs,
                 "cc": x.cc_addrs,
                 "subject": x.subject,
@@ -210,6 +216,10 @@ def outbox(status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
             "next_attempt_at": iso(i.next_attempt_at) if i.status == "queued" else None,
             "sent_at": iso(i.sent_at),
             "last_error": i.last_error,
+            # The latest delivery report about it: delivered | delayed | failed, or None.
+            "delivery": i.delivery or None,
+            "delivery_detail": i.delivery_detail,
+            "delivery_at": iso(i.delivery_at),
         }
         for i in query
     ]
