@@ -52,9 +52,10 @@ def test_a_version_1_database_upgrades_in_place_and_keeps_its_tickets(config: Co
     with pytest.raises(ConfigError, match="pending migrations: 0002_named_migrations"):
         store.require_schema()
     done = store.upgrade()
+    later = tuple(m.name for m in schema.known()[1:])  # 0002 and whatever came after it
     assert done.before == ("0001_initial",)
-    assert done.applied == ("0002_named_migrations",)
-    assert (done.version_before, done.version) == (1, 2)
+    assert done.applied == later and later[0] == "0002_named_migrations"
+    assert (done.version_before, done.version) == (1, 1 + len(later))
     store.require_schema()
     # A mailgate from before named migrations sees a version it does not know, and refuses.
     assert db.execute_sql("SELECT MAX(version) FROM schema_version").fetchone()[0] == 2
@@ -82,8 +83,7 @@ def test_a_fresh_database_gets_the_version_1_schema_then_the_rest(tmp_path: Path
         return found
 
     old = shape(f"sqlite:///{tmp_path / 'old.db'}", lambda: build_version_1("sqlite"))
-    new = shape(f"sqlite:///{tmp_path / 'new.db'}", store.upgrade)
-    assert new.pop("migration")
+    new = shape(f"sqlite:///{tmp_path / 'new.db'}", lambda: schema.known()[0].apply(db, "sqlite"))
     assert new == old
 
 
@@ -116,7 +116,8 @@ def test_a_new_migration_module_is_found_and_applied_once(
     with pytest.raises(ConfigError, match="pending migrations: 0003_ticket_notes_count"):
         store.require_schema()
     done = store.upgrade()
-    assert done.applied == ("0003_ticket_notes_count",) and done.version == 3
+    assert done.applied == ("0003_ticket_notes_count",)
+    assert done.version == len(schema.known())
     assert "notes_count" in {c.name for c in db.get_columns("ticket")}
     assert store.upgrade().applied == ()
     monkeypatch.setattr(migrations, "__path__", [p for p in migrations.__path__ if p != str(extra)])
@@ -140,11 +141,12 @@ def test_db_upgrade_from_several_processes_at_once_applies_each_migration_once(
     results = [(run.wait(timeout=60), run.communicate()) for run in runs]
     assert [code for code, _ in results] == [0, 0, 0], results
     outputs = [out.decode() for _, (out, _err) in results]
-    assert sum("upgraded from version 0 to 2" in out for out in outputs) == 1
-    assert sum("up to date (version 2)" in out for out in outputs) == 2
+    version = len(schema.known())
+    assert sum(f"upgraded from version 0 to {version}" in out for out in outputs) == 1
+    assert sum(f"up to date (version {version})" in out for out in outputs) == 2
     open_context(config)
     names = [r[0] for r in db.execute_sql("SELECT name FROM migration ORDER BY name")]
-    assert names == ["0001_initial", "0002_named_migrations"]
+    assert names == [m.name for m in schema.known()]
     store.close()
 
 

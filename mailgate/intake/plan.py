@@ -7,9 +7,10 @@ plan out in one transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from mailgate import agents, lifecycle, routing
+from mailgate import agents, csat, lifecycle, routing
 from mailgate.config import Config, Mailbox
 from mailgate.context import Context
 from mailgate.envelope import Envelope
@@ -39,6 +40,7 @@ class Plan:
     request: agents.AgentMail | None = None
     routed: routing.Routed | None = None
     recipients: tuple[str, ...] = ()
+    rating: Any = None  # csat.RatingMail: a mail to a rating address of ours
 
 
 def parse_limits(config: Config) -> ParseLimits:
@@ -93,6 +95,15 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         return decided("ignore", "a mailing list's alert about no mail of ours")
     if sender is None:
         return decided("quarantine", "no sender address (no From header and no envelope sender)")
+    rating = csat.find(ctx, [*envelope.rcpt_tos, *(a.email for a in mail.recipients)])
+    if rating is not None and verdict.kind == "person":
+        # A rating is never a reply: it neither reopens nor opens a ticket.
+        trace.append(rating.describe())
+        found = Found(rating.ticket, "rating-address", (rating.describe(),))
+        if rating.ticket is None:
+            return decided("ignore", "a rating address of no ticket of ours")
+        decision = "rate" if rating.verified else "rating_rejected"
+        return replace(decided(decision, rating.describe()), rating=rating)
     found = find_ticket(mail, config, envelope.rcpt_tos)
     trace.extend(found.trace)
     recipients = (*envelope.rcpt_tos, *(a.email for a in mail.recipients))
