@@ -37,6 +37,7 @@ def listing(
     *,
     breached: bool = False,
     due_before: dt.datetime | None = None,
+    now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Tickets, most recently updated first (the shape ``tickets list --json`` prints).
 
@@ -44,7 +45,7 @@ def listing(
     """
     if not breached and due_before is None:
         return views.ticket_list(config, status)
-    where = ticket_filter(breached=breached, due_before=due_before, now=utcnow())
+    where = ticket_filter(breached=breached, due_before=due_before, now=now or utcnow())
     return views.ticket_list(config, status, where=where)
 
 

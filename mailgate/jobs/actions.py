@@ -68,14 +68,12 @@ def breach(ctx: Context, ticket: TicketRow, timer: rows.TimerRow, journal: Journ
     team_key = team.key if team else ""
     if clock is None or clock.met_at is not None or ticket.status not in OPEN:
         journal.add(
-            Event(ticket, "sla_breach_recorded", "system:sla", old=team_key, new=name,
+            Event(ticket, "sla_breach_recorded", "system:sla", new=name,
                   detail=f"due {due}; met or resolved since: nobody told", at=timer.due_at)
         )  # fmt: skip
         return f"breach of {name} (due {due}) recorded; met since, nobody told"
-    journal.add(
-        Event(ticket, "sla_breach", "system:sla", old=team_key, new=name, detail=f"due {due}",
-              at=timer.due_at)
-    )  # fmt: skip
+    where = f"due {due} (team {team_key or '-'})"
+    journal.add(Event(ticket, "sla_breach", "system:sla", new=name, detail=where, at=timer.due_at))
     done = [f"breach of {name} (due {due}) recorded"]
     policy = next((p for p in sla.settings(ctx.config).policies if p.key == clock.policy), None)
     if policy is not None and (policy.breach_team or policy.breach_priority):

@@ -208,7 +208,10 @@ def _time_intents(
         staff = _staff_intents(ctx, "sla_warning", ticket, None, "")
         found.extend(replace(i, detail=warning.new) for i in staff)
     if (breach := kinds.get("sla_breach")) is not None and on.sla_breach:
-        team = ctx.config.team(breach.old)
+        # The escalation contact of the team that breached, also when the breach moved it.
+        moved = kinds.get("team")
+        breached_in = moved.old if moved is not None else (who.team.key if who.team else "")
+        team = ctx.config.team(breached_in)
         contact = None
         if team is not None and team.escalation:
             contact = directory.agent_row(team.escalation, ctx.config)
