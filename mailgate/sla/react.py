@@ -30,14 +30,17 @@ TRIGGERS = frozenset(
         "agent_reply", "agent_reply_direct", "resolution",
     }
 )  # fmt: skip
+# Without SLA policies only a change of status can move due work (the lifecycle's timers).
+STATUS_TRIGGERS = frozenset({"created", "status", "reopened", "merged"})
 ACTOR = "system:sla"
 
 
 def react(config: Config, journal: Journal) -> None:
     """Recompute the clocks of the tickets this transaction's events concern."""
+    triggers = TRIGGERS if settings(config).policies else STATUS_TRIGGERS
     touched: dict[int, None] = {}
     for event in journal.items:
-        if event.kind in TRIGGERS:
+        if event.kind in triggers:
             touched.setdefault(event.ticket.id)
     for ticket_id in touched:
         ticket = journal.ticket(ticket_id) or ticket_rows.by_id(ticket_id)
