@@ -29,6 +29,7 @@ from mailgate.config import from_dict
 from mailgate.context import Context, open_context
 from mailgate.store import directory, sql
 from mailgate.store import sla as sla_rows
+from mailgate.store.db import db as database
 
 CHUNK = 500
 
@@ -59,8 +60,6 @@ def fresh(root: Path, url: str | None) -> Context:
     root.mkdir(parents=True, exist_ok=True)
     config = from_dict(config_data(root, url), root / "mailgate.toml")
     ctx = open_context(config)
-    if url:  # a PostgreSQL database is reused: start from an empty schema
-        store.db.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     store.upgrade()
     with store.write_transaction():
         directory.sync(config)
@@ -104,8 +103,8 @@ def fill(ctx: Context, open_tickets: int, due: int, now: dt.datetime) -> None:
                 ],
             )
     if store.is_sqlite():  # the fill's WAL is not the jobs' work
-        store.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        store.db.execute_sql("ANALYZE")
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        database.execute_sql("ANALYZE")
     else:
         with store.write_transaction():
             for table in ("contact", "ticket"):
@@ -113,7 +112,26 @@ def fill(ctx: Context, open_tickets: int, due: int, now: dt.datetime) -> None:
             sql.run("ANALYZE")
 
 
+def schema_url(url: str, name: str) -> str:
+    """A schema of its own in the given PostgreSQL database (dropped at the end)."""
+    import psycopg2
+
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")
+    return f"{url}{'&' if '?' in url else '?'}options=-c%20search_path%3D{name}"
+
+
+def drop_schema(url: str, name: str) -> None:
+    import psycopg2
+
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
 def measure(root: Path, url: str | None, open_tickets: int, due: int) -> float:
+    name = f"bench_jobs_{open_tickets}"
+    if url:
+        url = schema_url(url, name)
     ctx = fresh(root, url)
     now = store.utcnow()
     started = time.perf_counter()
@@ -126,6 +144,8 @@ def measure(root: Path, url: str | None, open_tickets: int, due: int) -> float:
     assert jobs.run(ctx, at=now).done == []
     print(f"  jobs run: {due:,} due of {open_tickets:,} open in {seconds:.2f} s ({due / seconds:.0f}/s)")
     store.close()
+    if url:
+        drop_schema(url.partition("?")[0], name)
     return seconds
 
 

@@ -32,9 +32,7 @@ def record(
     ticket: TicketRow, agent: str, spent: int, journal: Journal, *, actor: str, source: str
 ) -> None:
     rows.add(ticket.id, agent, spent, source, utcnow())
-    journal.add(
-        Event(ticket, "working_time", actor, new=str(spent), detail=f"{spent} min by {agent}")
-    )
+    journal.add(Event(ticket, "working_time", actor, new=f"{spent} min", detail=f"by {agent}"))
 
 
 def summary(ticket_id: int) -> dict[str, Any]:
