@@ -18,8 +18,9 @@ a mail got its 250 only after its transaction committed, an IMAP mail is moved
 only after it was stored, and interrupted receipts are finished by the
 recovery job, which runs at start.
 
-Scheduled jobs are a table (``PERIODIC``); later work (SLA checks, auto-close)
-adds rows to it.
+Scheduled jobs are a table (``PERIODIC``): the outbox, recovery, pruning, and the
+due work of ``mailgate jobs run`` (SLA warnings and breaches, reminders,
+auto-close) every ``jobs.due_seconds``, in a thread of its own.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Periodic:
     name: str
     seconds: Callable[[Config], int]
     run: Callable[[Context], Any]
-    thread: str  # "db" (the database thread), "outbox", or "worker" (the ingest process)
+    thread: str  # "db" (the database thread), "outbox", "jobs", or "worker" (the ingest process)
 
 
 def _deliver(ctx: Context) -> None:
@@ -110,6 +111,15 @@ def _recover(ctx: Context) -> None:
         )
 
 
+def _due_work(ctx: Context) -> None:
+    """What ``mailgate jobs run`` does: SLA warnings and breaches, reminders, auto-close."""
+    from mailgate import jobs
+
+    report = jobs.run(ctx)
+    if report.done or report.failed:
+        event(log, "jobs.ran", done=len(report.done), failed=len(report.failed))
+
+
 def _prune(ctx: Context) -> None:
     from mailgate import notices
 
@@ -120,6 +130,7 @@ PERIODIC: list[Periodic] = [
     Periodic("outbox", lambda c: c.jobs.outbox_seconds, _deliver, "outbox"),
     Periodic("recover", lambda c: c.jobs.recover_seconds, _recover, "worker"),
     Periodic("prune", lambda c: 3600, _prune, "db"),
+    Periodic("due", lambda c: c.jobs.due_seconds, _due_work, "jobs"),
 ]
 
 
@@ -134,6 +145,9 @@ class Gateway:
         # Ingest runs in a process of its own (see worker.py); this thread waits for it.
         self.worker = Worker(ctx.config.path)
         self.sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-outbox")
+        # Due work has a thread (and connection) of its own: a long catch-up after
+        # downtime never holds up the mail.
+        self.jobs = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-jobs")
         self.imap_stop = threading.Event()
         self.pollers: list[imap_transport.Poller] = []
         self.server: asyncio.AbstractServer | None = None
@@ -307,7 +321,7 @@ class Gateway:
 
     def _start_scheduler(self) -> None:
         scheduler = AsyncIOScheduler(event_loop=self.loop, timezone="UTC")
-        pools = {"db": self.db, "outbox": self.sender, "worker": self.db}
+        pools = {"db": self.db, "outbox": self.sender, "worker": self.db, "jobs": self.jobs}
         for job in PERIODIC:
             pool = pools[job.thread]
 
@@ -373,6 +387,7 @@ class Gateway:
         for poller in self.pollers:
             poller.join(timeout=SHUTDOWN_GRACE)
         self.sender.shutdown(wait=True)
+        self.jobs.shutdown(wait=True)
         self.db.shutdown(wait=True)
 
 

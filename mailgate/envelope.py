@@ -56,7 +56,7 @@ class Envelope:
 class Outcome:
     """What became of one mail: the transport's answer and the log line's fields."""
 
-    action: str  # created appended reopened duplicate ignored bounce list_alert quarantined
+    action: str  # created appended reopened rated duplicate ignored bounce list_alert quarantined
     message_id: str
     ticket: int | None = None
     tag: str | None = None

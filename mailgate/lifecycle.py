@@ -111,15 +111,17 @@ def change(
     tags: tuple[str, ...] | None = None,
     answered: bool = False,
     status: str | None = None,
+    at: dt.datetime | None = None,
 ) -> Changed:
     """Change a ticket's state as ``actor``; every argument given is one step, in this order.
 
     ``team`` is a team key ('' for none); ``assignee`` an agent key or None for
     nobody; ``answered`` means an agent answered the customer (the first response
     is stamped). A step that changes nothing records nothing. Raises
-    ``UsageError`` for a status, priority, team or agent that does not exist.
+    ``UsageError`` for a status, priority, team or agent that does not exist. ``at``: when
+    the change takes effect, if not now (due work done late carries its real due time).
     """
-    now = utcnow()
+    now = at or utcnow()
     steps = _Steps(ticket, actor, now)
     if team is not None:
         row = directory.team_row(team, config)

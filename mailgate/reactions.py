@@ -6,13 +6,14 @@ reacts to them, inside the same transaction, and are then written with one
 INSERT. A change never commits without its reactions, and a reaction never
 outlives a change that rolled back.
 
-Today the notices react. A new reaction — SLA clocks, webhooks — is one more line
-in ``finish``, taking the same journal.
+The SLA clocks and the notices react. A new reaction — webhooks — is one more
+line in ``finish``, taking the same journal. The events are written first, so a
+reaction reading a ticket's history (the clocks) sees this transaction's too.
 """
 
 from __future__ import annotations
 
-from mailgate import notices
+from mailgate import notices, sla
 from mailgate.context import Context
 from mailgate.events import Journal
 from mailgate.mail.classify import Verdict
@@ -26,6 +27,8 @@ def finish(
     mail: ParsedMail | None = None,
     verdict: Verdict | None = None,
 ) -> None:
-    """React to the journal's events (inside the transaction), then write them."""
+    """React to the journal's events (inside the transaction), writing them and what follows."""
+    journal.flush()
+    sla.react(ctx.config, journal)  # clocks first: notices show the due times
     notices.queue(ctx, journal, mail=mail, verdict=verdict)
     journal.flush()

@@ -126,6 +126,7 @@ def preview(ctx: Context, kind: str, number: int | None) -> bytes:
             message_id=f"<preview.482913@{config.gateway.domain}>",
             auto_submitted=AUTO_SUBMITTED.get(kind, "auto-generated"),
             loop_token=ctx.loop_token,
+            notice=kind,
         )
         return compose.build(outgoing)
     ticket = ticket_rows.by_number(number)

@@ -8,17 +8,20 @@ and notices.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mailgate import agents, lifecycle, reactions
+from mailgate import agents, csat, lifecycle, reactions, sla, worktime
 from mailgate.config import Agent, Config
 from mailgate.context import Context
 from mailgate.errors import UsageError
 from mailgate.events import Journal
 from mailgate.store import tickets as ticket_rows
 from mailgate.store import views, write_transaction
+from mailgate.store.db import utcnow
 from mailgate.store.rows import TicketRow
+from mailgate.store.sla import ticket_filter
 
 T = TypeVar("T")
 
@@ -28,14 +31,33 @@ def ticket(number: int | str) -> TicketRow:
     return views.ticket(number)
 
 
-def listing(config: Config, status: str | None = None) -> list[dict[str, Any]]:
-    """Tickets, most recently updated first (the shape ``tickets list --json`` prints)."""
-    return views.ticket_list(config, status)
+def listing(
+    config: Config,
+    status: str | None = None,
+    *,
+    breached: bool = False,
+    due_before: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Tickets, most recently updated first (the shape ``tickets list --json`` prints).
+
+    ``breached``/``due_before`` (naive UTC): by their SLA clocks (``store.sla.ticket_filter``).
+    """
+    if not breached and due_before is None:
+        return views.ticket_list(config, status)
+    where = ticket_filter(breached=breached, due_before=due_before, now=now or utcnow())
+    return views.ticket_list(config, status, where=where)
 
 
 def detail(config: Config, number: int | str) -> dict[str, Any]:
-    """One ticket with its people, links, thread and audit trail (``tickets show --json``)."""
-    return views.ticket_detail(config, views.ticket(number))
+    """One ticket with its people, links, thread and audit trail (``tickets show --json``),
+    its SLA clocks, the customer's rating and the working time spent on it."""
+    row = views.ticket(number)
+    found = views.ticket_detail(config, row)
+    found["sla"] = sla.describe(config, row, utcnow())
+    found["csat"] = csat.summary(row.id)
+    found["working_time"] = worktime.summary(row.id)
+    return found
 
 
 def on_ticket(ctx: Context, number: int, apply: Callable[[TicketRow, Journal], T]) -> T:
@@ -114,3 +136,18 @@ def set_team(ctx: Context, number: int, team: str, actor: str) -> None:
     if ctx.config.team(team) is None:
         raise UsageError(f"no team {team!r} in the config")
     on_ticket(ctx, number, lambda t, j: agents.set_team(ctx, t, team, j, actor=actor))
+
+
+def time_spent(ctx: Context, number: int, agent_key: str, spent: str) -> int:
+    """Record working time of an agent on a ticket (``tickets time N 25m --as AGENT``)."""
+    who = agent(ctx, agent_key)
+    assert who is not None
+    minutes = worktime.minutes(spent)
+    on_ticket(
+        ctx,
+        number,
+        lambda t, j: worktime.record(
+            t, who.key, minutes, j, actor=f"agent:{who.key}", source="cli"
+        ),
+    )
+    return minutes

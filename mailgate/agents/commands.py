@@ -1,6 +1,6 @@
 """Commands in an agent's mail: checked against the config first, then applied in order.
 
-``#team``, ``#assign``, ``#priority``, ``#cc``, ``#status`` (the syntax is
+``#team``, ``#assign``, ``#priority``, ``#cc``, ``#status``, ``#time`` (the syntax is
 ``mailgate.mail.commands``'); ``#merge``, ``#note`` and ``#resolve`` are carried
 out by ``agents.mail`` with the verbs. A block with any problem is applied not at
 all: the agent gets the list of problems instead.
@@ -8,7 +8,7 @@ all: the agent gets the list of problems instead.
 
 from __future__ import annotations
 
-from mailgate import lifecycle, routing
+from mailgate import lifecycle, routing, worktime
 from mailgate.config import Agent, Config
 from mailgate.context import Context
 from mailgate.events import Journal
@@ -83,6 +83,11 @@ def run_commands(
     status = block.argument("status")
     if status is not None:
         ticket = lifecycle.change(ticket, journal, config, actor=actor, status=status).ticket
+    spent = block.argument("time")
+    if spent is not None:
+        worktime.record(
+            ticket, agent.key, worktime.minutes(spent), journal, actor=actor, source="mail"
+        )
     return ticket
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from mailgate.cli.common import (
     EX_OK,
@@ -30,6 +31,13 @@ def register(sub: Subparsers) -> None:
     t = group(sub, "tickets", "list, show and change tickets")
     p = command(t, "list", _tickets_list, "list tickets, most recently updated first")
     p.add_argument("--status", choices=("new", "open", "pending", "resolved", "closed"))
+    p.add_argument("--breached", action="store_true", help="only tickets with a breached SLA clock")
+    p.add_argument(
+        "--due-before",
+        metavar="TIME",
+        help="only tickets with a running SLA clock due before TIME (ISO 8601; without an"
+        " offset in gateway.timezone)",
+    )
     p.add_argument("--json", action="store_true")
     p = command(t, "show", _tickets_show, "one ticket with its thread and audit trail")
     p.add_argument("number")
@@ -54,16 +62,29 @@ def register(sub: Subparsers) -> None:
     p.add_argument("number")
     p.add_argument("--as", dest="agent", metavar="AGENT", help="the agent writing it")
     _text_arguments(p)
+    p = command(t, "time", _tickets_time, "record working time of an agent (25m, 1h30m)")
+    p.add_argument("number")
+    p.add_argument("spent", metavar="TIME")
+    p.add_argument("--as", dest="agent", required=True, metavar="AGENT", help="who worked")
     p = command(t, "merge", _tickets_merge, "merge ticket A into ticket B")
     p.add_argument("source", metavar="A")
     p.add_argument("target", metavar="B")
 
 
 def _tickets_list(args: argparse.Namespace) -> int:
+    from mailgate import sla
     from mailgate.admin import tickets
 
     ctx = context(args)
-    rows = tickets.listing(ctx.config, args.status)
+    due_before = None
+    if args.due_before:
+        try:
+            due_before = sla.parse_instant(args.due_before, ctx.config.gateway.timezone)
+        except ValueError as exc:
+            raise UsageError(f"--due-before: {exc}") from None
+    rows = tickets.listing(
+        ctx.config, args.status, breached=args.breached, due_before=due_before
+    )
     if args.json:
         print_json(rows)
     else:
@@ -105,6 +126,7 @@ def _tickets_show(args: argparse.Namespace) -> int:
     )
     for link in detail["links"]:
         print(f"link: {link['kind'].replace('_', ' ')} #{link['ticket']}")
+    _time_lines(detail)
     for msg in detail["messages"]:
         arrow = "→" if msg["direction"] == "out" else "←"
         sender = msg["from"] or "-"
@@ -121,6 +143,21 @@ def _tickets_show(args: argparse.Namespace) -> int:
         change = f"{e['old']} → {e['new']}" if e["old"] else e["new"]
         print(f"  {e['at']} {e['actor']} {e['kind']} {change} {e['detail']}".rstrip())
     return EX_OK
+
+
+def _time_lines(detail: dict[str, Any]) -> None:
+    from mailgate import sla
+
+    for line in sla.text_lines(detail.get("sla")):
+        print(line)
+    rating = detail.get("csat")
+    if rating:
+        comment = f": {rating['comment']}" if rating["comment"] else ""
+        print(f"rating: {rating['rating']} ({rating['at']}){comment}")
+    spent = detail.get("working_time") or {}
+    if spent.get("total_minutes"):
+        per = ", ".join(f"{k} {v} min" for k, v in spent["by_agent"].items())
+        print(f"working time: {spent['total_minutes']} min ({per})")
 
 
 def _done(ctx: Context, number: int, changed: bool, what: str) -> int:
@@ -207,3 +244,12 @@ def _tickets_merge(args: argparse.Namespace) -> int:
     source, target = ticket_number(args.source), ticket_number(args.target)
     tickets.merge(ctx, source, target, "admin:cli")
     return _done(ctx, source, True, f"merged into #{target}")
+
+
+def _tickets_time(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    number = ticket_number(args.number)
+    minutes = tickets.time_spent(ctx, number, args.agent, args.spent)
+    return _done(ctx, number, True, f"{minutes} min of working time recorded for {args.agent}")

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from mailgate.config.calendars import check_time, normalise_calendars
 from mailgate.config.sections import Config, Listener, parse_rate
 from mailgate.errors import ConfigError
 
@@ -37,6 +38,8 @@ _TABLE_ARRAYS = {
     "agent": "agents",
     "imap": "imap",
     "route": "routes",
+    "calendar": "calendars",
+    "sla": "slas",
 }
 _SECRET_KEYS = {"password", "secret", "secret_key", "token", "client_secret", "refresh_token"}
 
@@ -77,6 +80,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     if "mailboxes" not in renamed:
         raise ConfigError(f"[[mailbox]]: at least one mailbox is required (in {path})")
     renamed["path"] = path
+    normalise_calendars(renamed)
     config: Config = _build(Config, renamed, "", path)
     _check_references(config, path)
     return config
@@ -227,6 +231,7 @@ def _check_references(config: Config, path: Path) -> None:
     if not (0 < listener.port < 65536):
         fail("listener.port", f"{listener.port} is not a port number")
     _check_socket_access(listener, fail)
+    check_time(config, fail)
     for i, route in enumerate(config.routes):
         where = f"route[{i}]"
         if route.mailbox and route.mailbox not in seen_boxes:

@@ -31,6 +31,11 @@ NOTICE_KINDS: tuple[str, ...] = (
     "resolution",
     "closed",
     "escalation",
+    "sla_warning",
+    "sla_breach",
+    "pending_reminder",
+    "auto_resolved",
+    "csat_thanks",
 )
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -53,6 +58,8 @@ class Gateway:
     max_mime_depth: int = 30
     max_mime_parts: int = 1000
     max_header_count: int = 1000
+    # The zone of the built-in calendar "24x7" and of calendars without their own (IANA).
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,10 @@ class Database:
 class Lifecycle:
     reopen_window_days: int = 30
     unknown_sender: Literal["append", "new_ticket"] = "append"
+    # Wall-clock durations from when the ticket entered the status ("" switches it off).
+    pending_reminder_after: str = "3d"
+    pending_close_after: str = "7d"
+    resolved_close_after: str = "5d"
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,13 @@ class Notices:
     resolution: bool = True
     closed: bool = False
     escalation: bool = True
+    sla_warning: bool = True
+    sla_breach: bool = True
+    pending_reminder: bool = True
+    auto_resolved: bool = True
+    # The resolution notice offers one-click rating links (good/bad); the rating is thanked.
+    csat: bool = True
+    csat_thanks: bool = True
     # Who else hears of new tickets and customer replies when nobody is assigned.
     notify_team: bool = True
 
@@ -238,6 +256,43 @@ class ImapAccount:
 class Jobs:
     outbox_seconds: int = 5
     recover_seconds: int = 300
+    # How often serve runs `jobs run` (SLA warnings and breaches, reminders, auto-close).
+    due_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Working hours: weekly ranges in a zone, and holidays (config/calendars.py checks them)."""
+
+    key: str
+    timezone: str = ""  # IANA name; empty: gateway.timezone
+    mon: tuple[str, ...] = ()
+    tue: tuple[str, ...] = ()
+    wed: tuple[str, ...] = ()
+    thu: tuple[str, ...] = ()
+    fri: tuple[str, ...] = ()
+    sat: tuple[str, ...] = ()
+    sun: tuple[str, ...] = ()
+    holidays: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sla:
+    """An SLA policy: its clocks in a calendar's working time, what breach does, what it covers."""
+
+    key: str
+    name: str = ""
+    calendar: str = "24x7"
+    first_response: str = ""
+    next_response: str = ""
+    resolution: str = ""
+    warn_at: str = "80%"
+    breach_team: str = ""
+    breach_priority: Literal["", "low", "normal", "high", "emergency"] = ""
+    priorities: tuple[Priority, ...] = ()
+    mailboxes: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    sender_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,6 +313,8 @@ class Config:
     routes: tuple[Route, ...] = ()
     security: Security = field(default_factory=Security)
     agent_mail: AgentMail = field(default_factory=AgentMail)
+    calendars: tuple[Calendar, ...] = ()
+    slas: tuple[Sla, ...] = ()
 
     # --- lookups used all over the core -------------------------------------------------
 

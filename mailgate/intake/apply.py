@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from mailgate import agents, lifecycle, notices, reactions, routing
+from mailgate import agents, csat, lifecycle, notices, reactions, routing
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
@@ -117,6 +117,12 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             detail += f" from {report.reporting_mta}"
         journal.add(Event(ticket, "list_alert", "system", message=message, detail=detail))
         action = "list_alert"
+    elif decision in ("rate", "rating_rejected") and p.found and p.found.ticket and p.rating:
+        ticket = ticket_rows.lock(p.found.ticket.id)
+        comment = _visible(p)
+        kind = "rating" if decision == "rate" else "external"
+        message = _store_message(ticket, receipt, p, trace, kind=kind, text=comment, touch=False)
+        action = csat.record(ticket, p.rating, message, comment, journal, actor=_actor(p))
     elif decision == "create":
         actor = _actor(p)
         ticket = _new_ticket(ctx, p, journal, actor)

@@ -111,4 +111,6 @@ def _would(p: Plan, existing: ReceiptRow | None) -> str:
         "bounce": "bounce",
         "list_alert": "list_alert",
         "quarantine": "quarantined",
+        "rate": "rated",
+        "rating_rejected": "appended",
     }.get(p.decision, "ignored")

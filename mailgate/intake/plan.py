@@ -7,9 +7,10 @@ plan out in one transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from mailgate import agents, lifecycle, routing
+from mailgate import agents, csat, lifecycle, routing
 from mailgate.config import Config, Mailbox, base_address
 from mailgate.context import Context
 from mailgate.envelope import Envelope
@@ -41,6 +42,7 @@ class Plan:
     recipients: tuple[str, ...] = ()
     # The texts of our mails on the found ticket this one may quote (quote hints).
     known: tuple[str, ...] = ()
+    rating: Any = None  # csat.RatingMail: a mail to a rating address of ours
 
 
 def parse_limits(config: Config) -> ParseLimits:
@@ -99,6 +101,15 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
             "quarantine",
             "no sender address (no usable From, Reply-To, Sender or envelope sender)",
         )
+    rating = csat.find(ctx, [*envelope.rcpt_tos, *(a.email for a in mail.recipients)])
+    if rating is not None and verdict.kind == "person":
+        # A rating is never a reply: it neither reopens nor opens a ticket.
+        trace.append(rating.describe())
+        found = Found(rating.ticket, "rating-address", (rating.describe(),))
+        if rating.ticket is None:
+            return decided("ignore", "a rating address of no ticket of ours")
+        decision = "rate" if rating.verified else "rating_rejected"
+        return replace(decided(decision, rating.describe()), rating=rating)
     found = find_ticket(mail, config, envelope.rcpt_tos)
     trace.extend(found.trace)
     if found.ticket is not None:

@@ -28,9 +28,11 @@ SYNTAX: dict[str, tuple[str, str]] = {
     "cc": ("required", "a mail address"),
     "note": ("none", ""),
     "merge": ("required", "a ticket number"),
+    "time": ("required", "working time like 25m or 1h30m"),
 }
 _LINE = re.compile(r"^\s*#(\S*)\s*(.*?)\s*$")
 _ADDRESS = re.compile(r"^<?([^@\s<>]+@[^@\s<>]+\.[^@\s<>]+)>?$")
+_SPENT = re.compile(r"^(?:\d{1,3}h)?(?:\d{1,4}m(?:in)?)?$")
 _TICKET = re.compile(r"^\[?(?:[A-Za-z][A-Za-z0-9-]*)?#?(\d{1,18})\]?$")
 
 
@@ -107,6 +109,8 @@ def _check(name: str, argument: str) -> str:
         return f"{argument!r} is not a mail address"
     if name == "merge" and not _TICKET.match(argument):
         return f"{argument!r} is not a ticket number"
+    if name == "time" and not (_SPENT.match(value.replace(" ", "")) and value.strip("0hmin ")):
+        return f"{argument!r} is not {what}"
     return ""
 
 

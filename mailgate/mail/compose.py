@@ -14,7 +14,8 @@ Pure: imports only the standard library. Built by hand rather than with
 * bodies are UTF-8, quoted-printable; with an HTML part the mail is
   multipart/alternative (text first, as RFC 2046 wants the plainest first);
 * Outlook threads by Thread-Topic/Thread-Index, everybody else by
-  In-Reply-To/References; both are set.
+  In-Reply-To/References; both are set;
+* every notice says its kind in ``X-Mailgate-Notice`` (mail clients filter on it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from mailgate.mail.parse import Address
 
 LOOP_HEADER = "X-Mailgate-Loop"
+NOTICE_HEADER = "X-Mailgate-Notice"
 _MAX_REFERENCES = 12
 _SPECIALS = set('()<>@,;:\\".[]')
 # A word longer than this cannot be folded onto a line of its own within 78 characters.
@@ -55,6 +57,8 @@ class Outgoing:
     thread_index: str = ""
     date: dt.datetime | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # The kind of notice (``sla_warning``…): people filter on X-Mailgate-Notice.
+    notice: str = ""
 
 
 def build(out: Outgoing) -> bytes:
@@ -95,6 +99,8 @@ def build(out: Outgoing) -> bytes:
     headers.append(("X-Auto-Response-Suppress", "All"))
     if out.loop_token:
         headers.append((LOOP_HEADER, out.loop_token))
+    if out.notice:
+        headers.append((NOTICE_HEADER, one_line(out.notice)))
     headers.extend((name, encode_text(value)) for name, value in out.extra_headers)
     headers.append(("MIME-Version", "1.0"))
     head = b"".join(_header_line(name, value) for name, value in headers)

@@ -55,3 +55,47 @@ def parse_detail(local_part: str) -> ReplyAddress | None:
     if token and not (token.isalnum() and len(token) <= 64):
         return None
     return ReplyAddress(int(digits), token, note)
+
+
+# --- rating addresses: support+rate-482913-good-<hmac>@… ------------------------------------
+
+RATINGS = ("good", "bad")
+
+
+@dataclass(frozen=True)
+class RatingAddress:
+    number: int
+    rating: str  # good | bad
+    token: str
+
+
+def sign_rating(secret: bytes, number: int, rating: str) -> str:
+    """The HMAC of a rating link: the same scheme as agents' reply addresses, its own message."""
+    mac = hmac.new(secret, f"rate:{number}:{rating}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
+
+
+def verify_rating(secret: bytes, address: RatingAddress) -> bool:
+    return bool(address.token) and hmac.compare_digest(
+        sign_rating(secret, address.number, address.rating), address.token.lower()
+    )
+
+
+def rating_address(mailbox_address: str, number: int, rating: str, token: str) -> str:
+    local, _, domain = mailbox_address.partition("@")
+    return f"{local}+rate-{number}-{rating}-{token}@{domain}"
+
+
+def parse_rating(local_part: str) -> RatingAddress | None:
+    """The plus-part of a rating address (``support+rate-482913-good-<token>``), or None.
+
+    Anything shaped like one is returned, tampered or not: ``verify_rating`` decides.
+    """
+    _, plus, detail = local_part.lower().partition("+")
+    if not plus or not detail.startswith("rate-"):
+        return None
+    digits, _, rest = detail[5:].partition("-")
+    rating, _, token = rest.partition("-")
+    if not digits.isdigit() or len(digits) > 18 or len(token) > 64 or not token.isalnum():
+        return RatingAddress(0, rating[:10], "")  # a rating address, but no valid one
+    return RatingAddress(int(digits), rating[:10], token)

@@ -107,7 +107,9 @@ def admit(
 # addresses off them, so they skip the per-recipient window; the per-ticket and overall
 # windows still count them. An answer to an agent's own mail (command_error) is not here:
 # with a broken client it could loop, so it stays limited per recipient.
-_STAFF_NOTICES = ("assignment", "customer_reply", "reopened", "escalation")
+_STAFF_NOTICES = (
+    "assignment", "customer_reply", "reopened", "escalation", "sla_warning", "sla_breach",
+)  # fmt: skip
 
 
 def window_key(config: Config, kind: str, email: str) -> str:

@@ -131,13 +131,18 @@ def prepare(
             f"{config.gateway.domain}#{ticket.number}", ticket.created_at, now
         ),
         date=now,
+        notice=intent.kind,
     )
     return Prepared(intent.kind, ticket, outgoing, compose.build(outgoing), automatic)
 
 
 # Acknowledgements answer a person (RFC 3834 auto-replied); an agent's reply is written
 # by a person and carries no marker; every other notice is auto-generated.
-AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "agent_reply": ""}
+AUTO_SUBMITTED = {
+    "acknowledgement": "auto-replied",
+    "agent_reply": "",
+    "csat_thanks": "auto-replied",
+}
 
 
 def _insert(config: Config, notices: list[Prepared]) -> None:

@@ -27,11 +27,18 @@ from mailgate.errors import TemplateError
 from mailgate.mail import compose, tokens
 from mailgate.mail.subject import format_tag
 from mailgate.notices.rules import Intent, people_of
+from mailgate.notices.timevars import sample_time_variables, time_variables
 from mailgate.store.rows import AgentRow, MessageRow
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-CUSTOMER_FACING = ("acknowledgement", "agent_reply", "resolution", "closed")
-STAFF_KINDS = ("assignment", "customer_reply", "reopened", "command_error", "escalation")
+CUSTOMER_FACING = (
+    "acknowledgement", "agent_reply", "resolution", "closed", "pending_reminder", "auto_resolved",
+    "csat_thanks",
+)  # fmt: skip
+STAFF_KINDS = (
+    "assignment", "customer_reply", "reopened", "command_error", "escalation", "sla_warning",
+    "sla_breach",
+)  # fmt: skip
 # Every template set: the configurable notices, and the answer to commands not understood.
 TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error")
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
@@ -120,7 +127,7 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
         else ""
     )
     message = intent.message
-    return {
+    variables = {
         "gateway": {"name": config.gateway.name, "domain": config.gateway.domain},
         "mailbox": {"name": box.name, "address": box.address},
         "ticket": {
@@ -162,6 +169,8 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,
     }
+    variables.update(time_variables(ctx, intent, box))
+    return variables
 
 
 RECEIVED_LINES = 12
@@ -195,7 +204,7 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         config.gateway.ticket_url.replace("{number}", "482913") if config.gateway.ticket_url else ""
     )
     agent_vars = {"name": agent.name, "email": agent.emails[0], "key": agent.key} if agent else None
-    return {
+    variables = {
         "gateway": {"name": config.gateway.name, "domain": config.gateway.domain},
         "mailbox": {"name": box.name, "address": box.address},
         "ticket": {
@@ -232,3 +241,5 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,
     }
+    variables.update(sample_time_variables(config, box, kind))
+    return variables

@@ -14,6 +14,12 @@ status resolved    resolution                                  requester, Cc col
 priority           escalation (becomes emergency)              the team's escalation contact
 command_error      command_error                               the agent who wrote
 status closed      closed (off by default)                     requester
+sla_warning        sla_warning                                 assignee, else the team
+sla_breach         sla_breach                                  the breached team's escalation
+                                                               contact, else assignee/team
+pending_reminder   pending_reminder                            requester, Cc collaborators
+auto_resolved      auto_resolved (instead of resolution)       requester, Cc collaborators
+rated              csat_thanks                                 who rated (RFC 3834 permitting)
 =================  ==========================================  ==============================
 
 Each notice is switched per mailbox (``[mailbox.notices]``). A new notice kind is
@@ -149,7 +155,12 @@ def intents(
             )
         )
     status = kinds.get("status")
-    if status is not None and status.new == "resolved" and on.resolution:
+    if (
+        status is not None
+        and status.new == "resolved"
+        and on.resolution
+        and "auto_resolved" not in kinds
+    ):
         resolution = kinds.get("resolution")
         found.append(
             Intent(
@@ -183,7 +194,48 @@ def intents(
             )
     if status is not None and status.new == "closed" and on.closed:
         found.append(Intent("closed", ticket, [requester], agent=_agent_of(status.actor)))
+    found.extend(_time_intents(ctx, ticket, kinds, who, verdict))
     return [replace(intent, people=who) for intent in found]
+
+
+def _time_intents(
+    ctx: Context, ticket: TicketRow, kinds: dict[str, Event], who: People, verdict: Verdict | None
+) -> list[Intent]:
+    """The notices of time passing (SLA, pending, auto-resolve) and of a customer's rating."""
+    on = mailbox_of(ctx.config, ticket).notices
+    found: list[Intent] = []
+    if (warning := kinds.get("sla_warning")) is not None and on.sla_warning:
+        staff = _staff_intents(ctx, "sla_warning", ticket, None, "")
+        found.extend(replace(i, detail=warning.new) for i in staff)
+    if (breach := kinds.get("sla_breach")) is not None and on.sla_breach:
+        # The escalation contact of the team that breached, also when the breach moved it.
+        moved = kinds.get("team")
+        breached_in = moved.old if moved is not None else (who.team.key if who.team else "")
+        team = ctx.config.team(breached_in)
+        contact = None
+        if team is not None and team.escalation:
+            contact = directory.agent_row(team.escalation, ctx.config)
+        if contact is not None:
+            found.append(Intent("sla_breach", ticket, [], for_agent=contact, detail=breach.new))
+        else:
+            found.extend(
+                replace(i, detail=breach.new)
+                for i in _staff_intents(ctx, "sla_breach", ticket, None, "")
+            )
+    customer = [who.requester] if who.requester.email else []
+    if "pending_reminder" in kinds and on.pending_reminder and customer:
+        found.append(Intent("pending_reminder", ticket, customer, cc=who.collaborators))
+    if "auto_resolved" in kinds and on.auto_resolved and customer:
+        found.append(Intent("auto_resolved", ticket, customer, cc=who.collaborators))
+    rated = kinds.get("rated")
+    if rated is not None and rated.message is not None and on.csat_thanks:
+        sender = rated.message.from_addr
+        if sender and not is_noreply_address(sender) and (verdict is None or verdict.answerable):
+            found.append(
+                Intent("csat_thanks", ticket, [Address(sender, rated.message.from_name)],
+                       message=rated.message)
+            )  # fmt: skip
+    return found
 
 
 def _staff_intents(

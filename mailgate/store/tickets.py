@@ -145,6 +145,16 @@ def lock(ticket_id: int) -> TicketRow:
     return fresh
 
 
+def try_lock(ticket_id: int) -> TicketRow | None:
+    """Lock a ticket unless another transaction holds it (PostgreSQL: SKIP LOCKED); None then.
+
+    For due work: of two processes reaching for the same ticket, one does it and the
+    other moves on. SQLite's write transaction is serialised already.
+    """
+    lock_clause = "" if is_sqlite() else " FOR UPDATE SKIP LOCKED"
+    return _row(sql.one(f"{_SELECT} WHERE id = ?{lock_clause}", ticket_id))
+
+
 def merge_chain(ticket: TicketRow) -> list[TicketRow]:
     """``ticket`` and every ticket its merges lead to, in order (a cycle stops the walk)."""
     chain, seen = [ticket], {ticket.id}

@@ -42,7 +42,7 @@ def ticket(number: int | str) -> TicketRow:
 
 
 def ticket_list(
-    config: Config, status: str | None = None, limit: int = 500
+    config: Config, status: str | None = None, limit: int = 500, where: Any = None
 ) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
         raise UsageError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
@@ -58,6 +58,8 @@ def ticket_list(
     )
     if status:
         query = query.where(m.Ticket.status == status)
+    if where is not None:  # e.g. store.sla.ticket_filter(breached=True)
+        query = query.where(where)
     return [
         {
             "number": t.number,
