@@ -110,6 +110,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "config(overrides): extra config for the test's gateway")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``postgres`` is about several processes on one server: no SQLite run."""
+    sqlite_runs = [
+        item
+        for item in items
+        if item.get_closest_marker("postgres")
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url") == "sqlite"  # type: ignore[attr-defined]
+    ]
+    if sqlite_runs:
+        config.hook.pytest_deselected(items=sqlite_runs)
+        items[:] = [item for item in items if item not in sqlite_runs]
+
+
 class RunningGateway:
     """``mailgate serve`` in a thread of the test process, on the test's database."""
 

@@ -18,12 +18,12 @@ from tests.support import compose
 TICKETS = 40
 
 
+@pytest.mark.postgres
 @pytest.mark.config({"lifecycle": {"pending_reminder_after": "1h"}})
 def test_two_processes_running_jobs_at_once_send_each_reminder_once(
     ctx: Context, config_path: Path
 ) -> None:
-    if store.is_sqlite():
-        pytest.skip("several processes share one database only on PostgreSQL")
+    assert not store.is_sqlite()
     numbers = []
     for i in range(TICKETS):
         raw = compose(sender=f"customer{i}@customer.example", subject=f"Question {i}")
