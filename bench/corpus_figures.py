@@ -133,7 +133,7 @@ def bounce_figures(root: Path) -> None:
                 )
     total = sum(matrix.values())
     agree = matrix[("permanent", "permanent")] + matrix[("temporary", "temporary")]
-    print(f"bounce permanence agreement: {agree}/{total} = {agree / total:.1%}")
+    print(f"bounce permanence agreement: {agree}/{total} = {agree / total:.2%}")
     print("  expected \\ ours   permanent  temporary  missing")
     for want in ("permanent", "temporary"):
         row = [matrix[(want, got)] for got in ("permanent", "temporary", "missing")]

@@ -233,8 +233,87 @@ def test_mailing_list_alerts_are_list_alerts_about_our_mail(raw: str, original: 
     mail = p(raw)
     assert kind(mail) == "list_alert"
     assert mail.report is not None and mail.report.kind == "list_alert"
-    assert not mail.report.recipients  # nobody's address is bad
+    assert not any(r.bad_address for r in mail.report.recipients)  # nobody's address is bad
     assert mail.report.original_message_id == original
+
+
+FML_NOT_MEMBER = """\
+From: team-admin@lists.customer.example
+To: support@example.org
+Subject: You support@example.org are not member (team ML)
+Message-ID: <200601020304.FML00001.team@lists.customer.example>
+X-MLServer: fml [fml 4.0.3 release]
+List-Subscribe: <mailto:team-ctl@lists.customer.example?body=subscribe>
+
+You are not a member of this mailing list <team@lists.customer.example>.
+
+If you know the general guide of this list, please send mail with
+the mail body
+
+	guide
+
+to the address
+
+	team-ctl@lists.customer.example
+"""
+
+SYMPA_REJECT = """\
+From: support-l-request@lists.customer.example
+To: support@example.org
+Subject: Your message to support-l was rejected by the list moderator
+List-Id: <support-l.lists.customer.example>
+List-Post: <mailto:support-l@lists.customer.example>
+
+Your message was rejected by the list moderator. Please write to
+support-l-owner@lists.customer.example if you think this is an error.
+"""
+
+LOOP_NAMING_THE_GROUP = """\
+From: Groups <noreply-groups@groups.customer.example>
+To: support@example.org
+Subject: Mail loop detected
+X-Google-Group-Id: 777
+
+A mail loop was detected for <helpdesk@groups.customer.example>: your message
+was not delivered to the group.
+"""
+
+
+@pytest.mark.parametrize(
+    ("raw", "the_list", "action", "status"),
+    [
+        # The notice's text names the list in angle brackets; -ctl is its command robot.
+        (FML_NOT_MEMBER, "team@lists.customer.example", "failed", "5.7.1"),
+        # No address in the text but the list's owner: List-Post says which list.
+        (SYMPA_REJECT, "support-l@lists.customer.example", "failed", "5.7.1"),
+        # A hold names only 'Team': the returned original says where our mail went.
+        (MAILMAN_HOLD, "team@lists.customer.example", "delayed", "4.0.0"),
+        (LOOP_NAMING_THE_GROUP, "helpdesk@groups.customer.example", "failed", "5.4.6"),
+    ],
+)
+def test_a_list_alert_names_the_list_that_refused_or_held_our_mail(
+    raw: str, the_list: str, action: str, status: str
+) -> None:
+    mail = p(raw)
+    assert kind(mail) == "list_alert"
+    assert mail.report is not None
+    (recipient,) = mail.report.recipients
+    assert (recipient.address, recipient.action, recipient.status) == (the_list, action, status)
+    # A refusal is final for that mail, a hold is a wait; the list's address is never bad.
+    assert recipient.permanent is (action == "failed")
+    assert not recipient.bad_address
+
+
+def test_a_list_alert_naming_only_its_robots_and_us_names_no_list() -> None:
+    mail = p(
+        "From: list-admin@customer.example\nTo: support@example.org\n"
+        "Subject: You support@example.org are not member (team ML)\n"
+        "X-MLServer: fml\n\n"
+        "Mail from <support@example.org> is not accepted. Write to list-ctl@customer.example,\n"
+        "or to the owner list-owner@customer.example.\n"
+    )
+    assert kind(mail) == "list_alert"
+    assert mail.report is not None and mail.report.recipients == ()
 
 
 def test_a_person_writing_about_moderation_is_not_a_list_alert() -> None:

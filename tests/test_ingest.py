@@ -660,6 +660,28 @@ def test_a_list_alert_about_our_notice_is_recorded_on_its_ticket_and_reopens_not
     assert contact is None or contact.undeliverable_until is None
 
 
+def test_a_list_refusing_our_notice_is_named_on_the_ticket_and_never_suppressed(
+    ctx: Context,
+) -> None:
+    created = ingest(ctx, compose(cc="helpdesk@customer.example"), source="smtp")
+    (ack,) = outbound(ctx, created.ticket, "acknowledgement")
+    alert = (
+        "From: helpdesk-admin@customer.example\r\nTo: support@example.org\r\n"
+        "Subject: You support@example.org are not member (helpdesk ML)\r\n"
+        "X-MLServer: fml [fml 4.0.3 release]\r\nMessage-ID: <nm-1.FML@customer.example>\r\n"
+        f"In-Reply-To: {ack.message_id}\r\n\r\n"
+        "You are not a member of this mailing list <helpdesk@customer.example>.\r\n"
+    ).encode()
+    assert explain(ctx, alert)["failed_recipients"][0]["address"] == "helpdesk@customer.example"
+    outcome = ingest(ctx, alert, source="smtp")
+    assert outcome.action == "list_alert" and outcome.ticket == created.ticket
+    (event,) = [e for e in show(ctx, created.ticket)["events"] if e["kind"] == "list_alert"]
+    assert "for helpdesk@customer.example" in event["detail"]
+    # A list's refusal says nothing about the address: the next notice still goes there.
+    contact = m.Contact.get_or_none(m.Contact.email == "helpdesk@customer.example")
+    assert contact is None or contact.undeliverable_until is None
+
+
 def test_a_list_alert_about_no_mail_of_ours_makes_no_ticket(ctx: Context) -> None:
     outcome = ingest(ctx, list_alert("<never-sent@example.org>", "Mail loop detected"), source="smtp")
     assert outcome.action == "ignored" and "mailing list" in (outcome.reason or "")
