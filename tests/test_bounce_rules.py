@@ -330,3 +330,130 @@ def test_list_traffic_without_an_alert_stays_bulk() -> None:
         "Subject: Lunch on Friday\nList-Id: <team.lists.customer.example>\n\nPizza?\n"
     )
     assert kind(mail) == "bulk"
+
+
+# --- a person forwarding a delivery report: the person's mail, the report read for the agent
+
+APPLE_MAIL_FORWARD = """\
+From: Carla Rossi <carla@customer.example>
+To: support@example.org
+Subject: Fwd: Undelivered Mail Returned to Sender
+Content-Type: text/plain; charset=utf-8
+
+My invoice never reached my father, see below. Can you send it again?
+
+Begin forwarded message:
+
+> From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>
+> Subject: Undelivered Mail Returned to Sender
+> Date: 2 March 2026 at 09:14:02 CET
+> To: carla@customer.example
+>
+> This is the mail system at host mx.customer.example.
+>
+> I'm sorry to have to inform you that your message could not
+> be delivered to one or more recipients.
+>
+> <dad@family.example>: host mx.family.example[192.0.2.7] said: 550 5.1.1
+>     <dad@family.example>: Recipient address rejected: User unknown
+"""
+
+OUTLOOK_GERMAN_FORWARD = """\
+From: Hans Meier <hans@firma.example>
+To: support@example.org
+Subject: WG: Unzustellbar: Angebot 2026
+Content-Type: text/plain; charset=utf-8
+
+Hallo, was ist hier los?
+
+-----Ursprüngliche Nachricht-----
+Von: Mail Delivery Subsystem <postmaster@firma.example>
+Gesendet: Montag, 2. März 2026 10:01
+An: hans@firma.example
+Betreff: Undeliverable: Angebot 2026
+
+Delivery has failed to these recipients or groups:
+
+einkauf@kunde.example
+The email address you entered couldn't be found.
+
+Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found'
+"""
+
+ATTACHED_DELAY_WARNING = """\
+From: Carla Rossi <carla@customer.example>
+To: support@example.org
+Subject: Fwd: Delivery Status Notification (Delay)
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=OUT
+
+--OUT
+Content-Type: text/plain
+
+Is this a problem on your side?
+
+--OUT
+Content-Type: message/rfc822
+
+From: Mail Delivery Subsystem <mailer-daemon@mx.customer.example>
+To: carla@customer.example
+Subject: Delivery Status Notification (Delay)
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary=IN
+
+--IN
+Content-Type: text/plain
+
+Delivery to the following recipient has been delayed: office@slow.example
+
+--IN
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.customer.example
+
+Final-Recipient: rfc822; office@slow.example
+Action: delayed
+Status: 4.4.1
+Diagnostic-Code: smtp; 421 4.4.1 connection timed out
+
+--IN--
+
+--OUT--
+"""
+
+
+@pytest.mark.parametrize(
+    ("raw", "address", "status", "permanent"),
+    [
+        (APPLE_MAIL_FORWARD, "dad@family.example", "5.1.1", True),
+        (OUTLOOK_GERMAN_FORWARD, "einkauf@kunde.example", "5.1.10", True),
+        (ATTACHED_DELAY_WARNING, "office@slow.example", "4.4.1", False),
+    ],
+)
+def test_a_report_a_person_forwards_is_read_but_the_mail_stays_theirs(
+    raw: str, address: str, status: str, permanent: bool
+) -> None:
+    mail = p(raw)
+    assert kind(mail) == "person"  # asking for help: a ticket, never a bounce
+    assert mail.report is not None and mail.report.forwarded
+    (recipient,) = mail.report.recipients
+    assert (recipient.address, recipient.status) == (address, status)
+    assert recipient.permanent is permanent
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # An ordinary forward: the forwarded block is a person's mail, not a report.
+        "From: Carla <carla@customer.example>\nTo: support@example.org\nSubject: Fwd: Invoice\n\n"
+        "See below.\n\n---------- Forwarded message ---------\nFrom: Bob <bob@shop.example>\n"
+        "Subject: Invoice\n\nThe invoice could not be delivered by post, 550 EUR are due.\n",
+        # A marker in prose, with no header block below it.
+        "From: Carla <carla@customer.example>\nTo: support@example.org\nSubject: Question\n\n"
+        "Begin forwarded message:\nthe mailer-daemon said my mail to x@y.example failed.\n",
+    ],
+)
+def test_a_forward_that_carries_no_report_has_none(raw: str) -> None:
+    mail = p(raw)
+    assert kind(mail) == "person"
+    assert mail.report is None
