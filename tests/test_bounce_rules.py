@@ -68,6 +68,10 @@ Message-ID: <notice-1@example.org>
         # A delay is never permanent, whatever its status says.
         ("delayed", "5.0.0", "550 will retry", False),
         ("delayed", "4.0.0", "", False),
+        # The Status field is the reporting MTA's judgement: a remote answer of another
+        # class does not overrule it (Postfix softens a 5xx greeting to 4.5.0 while
+        # other hosts may still take the mail; the answer itself says "try later").
+        ("failed", "4.5.0", "550 5.5.0 service refused, please try later", False),
         # No status: the reply code decides, then the words.
         ("failed", "", "421 too many connections, rate limited", False),
         ("failed", "", "550 no such user here", True),
@@ -81,6 +85,49 @@ def test_permanence_comes_from_status_class_and_action_then_code_then_text(
     (recipient,) = mail.report.recipients
     assert recipient.permanent is permanent
     assert mail.report.original_message_id == "<notice-1@example.org>"
+
+
+SENDMAIL_REFUSED_GREETING = """\
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
+To: support@example.org
+Subject: Returned mail: see transcript for details
+Content-Type: multipart/report; report-type=delivery-status; boundary=S
+
+--S
+Content-Type: text/plain
+
+   ----- The following addresses had permanent fatal errors -----
+<carla@customer.example>
+    (reason: 554 mx1.customer.example ESMTP not accepting connections)
+
+   ----- Transcript of session follows -----
+... while talking to mx1.customer.example.:
+<<< 554 mx1.customer.example ESMTP not accepting connections
+>>> QUIT
+<<< 421 4.7.0 mx1.customer.example Error: too many errors
+554 5.0.0 Service unavailable
+
+--S
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: RFC822; carla@customer.example
+Action: failed
+Status: 5.5.0
+Diagnostic-Code: SMTP; 554 mx1.customer.example ESMTP not accepting connections
+
+--S--
+"""
+
+
+def test_the_status_field_wins_over_a_transcripts_later_answers() -> None:
+    # The 421 4.7.0 answers our QUIT after the refusal; the failure is the 554 greeting
+    # ("no SMTP service here"), which the MTA itself reported as permanent (5.5.0).
+    mail = p(SENDMAIL_REFUSED_GREETING)
+    assert mail.report is not None
+    (recipient,) = mail.report.recipients
+    assert (recipient.status, recipient.reply_code, recipient.permanent) == ("5.5.0", "554", True)
 
 
 @pytest.mark.parametrize("action", ["delivered", "relayed", "expanded"])
