@@ -336,6 +336,13 @@ was not delivered to the group.
         # A hold names only 'Team': the returned original says where our mail went.
         (MAILMAN_HOLD, "team@lists.customer.example", "delayed", "4.0.0"),
         (LOOP_NAMING_THE_GROUP, "helpdesk@groups.customer.example", "failed", "5.4.6"),
+        # Refused by a moderator is a refusal, not a hold.
+        (
+            SYMPA_REJECT.replace("by the list moderator", "by the moderator"),
+            "support-l@lists.customer.example",
+            "failed",
+            "5.7.1",
+        ),
     ],
 )
 def test_a_list_alert_names_the_list_that_refused_or_held_our_mail(

@@ -56,13 +56,12 @@ _ALERT_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _MAX_PARTS = 50
-# What the alert means for our mail, by its phrase: a hold is a wait (the moderator may
-# still let it through), a loop and a refusal are final for that mail (RFC 3463 X.4.6
-# "routing loop detected", X.7.1 "delivery not authorized, message refused").
-_HELD = re.compile(
-    r"moderat|approval|held|forwarded to|wartet|en attente|en espera", re.IGNORECASE
-)
+# What the alert means for our mail, by its phrase: a loop and a refusal are final for
+# that mail (RFC 3463 X.4.6 "routing loop detected", X.7.1 "delivery not authorized,
+# message refused"); anything else is a hold, a wait (the moderator may still let it
+# through). Refusal first: "rejected by the moderator" is not a hold.
 _LOOP = re.compile(r"loop", re.IGNORECASE)
+_REFUSED = re.compile(r"reject|discard|member|subscribed|restricted", re.IGNORECASE)
 # Addresses of the list's robots and people, never the list the mail was posted to.
 _NOT_THE_LIST = re.compile(
     r"(?:^|[._+-])(?:owner|bounces?|request|admin|ctl|help|mailman|listserv|majordomo"
@@ -144,10 +143,12 @@ def _the_list(
     address = next((a for a in map(_normalise_address, candidates) if _is_list(a, ours)), "")
     if not address:
         return ()
-    if _HELD.search(reason):
-        action, status = "delayed", "4.0.0"
+    if _LOOP.search(reason):
+        action, status = "failed", "5.4.6"
+    elif _REFUSED.search(reason):
+        action, status = "failed", "5.7.1"
     else:
-        action, status = "failed", "5.4.6" if _LOOP.search(reason) else "5.7.1"
+        action, status = "delayed", "4.0.0"
     diagnostic = f"mailing list: {reason}"
     recipient = FailedRecipient(
         address=address,
