@@ -177,9 +177,9 @@ def _why(got: bool | None, status: str, action: str) -> str:
     if status == "4.4.7":
         return "gave up after retries (4.4.7): the address itself may be fine"
     if status[:1] == "4":
-        return "the report's status class is 4: temporary"
+        return "the report's Status is class 4 (it wins over the words): temporary"
     if status[:1] == "5":
-        return "the report's status class is 5: permanent"
+        return "the report's Status is class 5 (it wins over the words): permanent"
     return "no status: decided by the reply code and the words"
 
 
