@@ -1053,7 +1053,9 @@ def test_person_forwarding_a_bounce_is_not_itself_a_bounce() -> None:
     )
     mail = _parse(raw)
     assert not looks_like_bounce(mail.headers)
-    assert mail.report is None
+    # The report it carries is read for the agent, marked forwarded: classify keeps the
+    # mail a person's (tests/test_bounce_rules.py).
+    assert mail.report is not None and mail.report.forwarded
 
 
 def test_read_receipt_is_not_a_delivery_report() -> None:
@@ -1184,18 +1186,19 @@ def test_hostile_or_broken_input_never_raises(raw: bytes) -> None:
 # full" or "filtered" no); it is compared with ``bad_address``. "permanent" is compared
 # with the class of sisimai's delivery status (5 = permanent), which is what RFC 3463
 # and the gateway mean by it.
-# Measured on the shared corpus: reports 417/420 (3 misses: forwarded by a person, an
-# ezmlm list notice, a KDDI notice with subject "Mail" from no-reply@), recipient count
-# 414/417, status class / permanence 412/424, reply code 290/305, bad address vs
-# hardbounce 365/424, original Message-ID found 368/417 (most misses have none to find).
+# Measured on the shared corpus: reports 419/420 (the miss: lhost-fml-02, an fml list's
+# "not a member" notice, read as a list alert naming the list), recipient count 417/419,
+# status class / permanence 415/427 (the 12 of bench/corpus_figures.py, all by rule),
+# reply code 292/307, bad address vs hardbounce 367/427, original Message-ID found
+# 367/419 (most misses have none to find).
 _THRESHOLDS = {
-    "report": 0.98,
-    "count": 0.97,
-    "permanent": 0.95,
+    "report": 0.99,
+    "count": 0.99,
+    "permanent": 0.97,
     "reply_code": 0.92,
     "bad_address": 0.83,
 }
-# Share of recognised reports whose original Message-ID was found (368/417; most of the
+# Share of recognised reports whose original Message-ID was found (367/419; most of the
 # rest carry no Message-ID at all: sisimai's test mails often strip it).
 _MESSAGE_ID_SHARE = 0.85
 
@@ -1214,8 +1217,9 @@ def test_sisimai_corpus_reports_agree_with_expectations() -> None:
     totals: Counter[str] = Counter()
     misses: list[str] = []
     for key, entry in sorted(expected.items()):
-        recipients = entry["recipients"]
-        assert isinstance(recipients, list)
+        assert isinstance(entry["recipients"], list)
+        # A row sisimai repeats verbatim (its RFC3464 table lists "01" twice) is one.
+        recipients = list({json.dumps(r, sort_keys=True): r for r in entry["recipients"]}.values())
         reason = recipients[0]["reason"]
         if reason == "vacation":
             continue  # auto-replies: see test_classify

@@ -592,7 +592,8 @@ def test_classify_of_a_person_takes_a_few_microseconds() -> None:
 
 # Measured: 434/436. The two disagreements are deliberate: sisimai's lhost-sendmail-14 is
 # a bounce *forwarded by a person* ("Fwd: Returned mail", From the person) -- for a
-# helpdesk that is the customer asking for help, so "person"; lhost-fml-02 is an ezmlm
+# helpdesk that is the customer asking for help, so "person" (its report is read, marked
+# forwarded, for the agent); lhost-fml-02 is an ezmlm
 # list's "you are not a member" notice, so "list_alert". lhost-kddi-03 (no-reply@ under
 # Return-Path <>, subject "Mail", returning our message) is read as the bounce it is.
 # rb-issue-368 (in sisimai's "not a bounce" folder because it broke sisimai) is a

@@ -660,6 +660,53 @@ def test_a_list_alert_about_our_notice_is_recorded_on_its_ticket_and_reopens_not
     assert contact is None or contact.undeliverable_until is None
 
 
+def test_a_list_refusing_our_notice_is_named_on_the_ticket_and_never_suppressed(
+    ctx: Context,
+) -> None:
+    created = ingest(ctx, compose(cc="helpdesk@customer.example"), source="smtp")
+    (ack,) = outbound(ctx, created.ticket, "acknowledgement")
+    alert = (
+        "From: helpdesk-admin@customer.example\r\nTo: support@example.org\r\n"
+        "Subject: You support@example.org are not member (helpdesk ML)\r\n"
+        "X-MLServer: fml [fml 4.0.3 release]\r\nMessage-ID: <nm-1.FML@customer.example>\r\n"
+        f"In-Reply-To: {ack.message_id}\r\n\r\n"
+        "You are not a member of this mailing list <helpdesk@customer.example>.\r\n"
+    ).encode()
+    assert explain(ctx, alert)["failed_recipients"][0]["address"] == "helpdesk@customer.example"
+    outcome = ingest(ctx, alert, source="smtp")
+    assert outcome.action == "list_alert" and outcome.ticket == created.ticket
+    (event,) = [e for e in show(ctx, created.ticket)["events"] if e["kind"] == "list_alert"]
+    assert "for helpdesk@customer.example" in event["detail"]
+    # A list's refusal says nothing about the address: the next notice still goes there.
+    contact = m.Contact.get_or_none(m.Contact.email == "helpdesk@customer.example")
+    assert contact is None or contact.undeliverable_until is None
+
+
+def test_a_customer_forwarding_a_bounce_opens_a_ticket_and_suppresses_nobody(
+    ctx: Context,
+) -> None:
+    raw = (
+        b"From: Carla <carla@customer.example>\r\nTo: support@example.org\r\n"
+        b"Subject: Fwd: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <fwd-bounce-1@customer.example>\r\n\r\n"
+        b"My mail to my father bounced, can you reach him?\r\n\r\n"
+        b"---------- Forwarded message ---------\r\n"
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n\r\n"
+        b"<dad@family.example>: host mx.family.example said: 550 5.1.1 User unknown\r\n"
+    )
+    seen = explain(ctx, raw)
+    assert seen["class"] == "person" and seen["action"] == "created"
+    assert [r["address"] for r in seen["failed_recipients"]] == ["dad@family.example"]
+    outcome = ingest(ctx, raw, source="smtp")
+    assert outcome.action == "created"
+    assert queries.ticket(outcome.ticket).subject == "Undelivered Mail Returned to Sender"
+    # Anybody can write such a mail: it never marks an address undeliverable.
+    for address in ("dad@family.example", "carla@customer.example"):
+        contact = m.Contact.get_or_none(m.Contact.email == address)
+        assert contact is None or contact.undeliverable_until is None
+
+
 def test_a_list_alert_about_no_mail_of_ours_makes_no_ticket(ctx: Context) -> None:
     outcome = ingest(ctx, list_alert("<never-sent@example.org>", "Mail loop detected"), source="smtp")
     assert outcome.action == "ignored" and "mailing list" in (outcome.reason or "")

@@ -115,6 +115,8 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         detail = f"{p.verdict.reason} (about {p.found.message_id})"
         if report is not None and report.reporting_mta:
             detail += f" from {report.reporting_mta}"
+        if report is not None and report.recipients:  # the list, never marked undeliverable
+            detail += " for " + ", ".join(r.address for r in report.recipients)
         journal.add(Event(ticket, "list_alert", "system", message=message, detail=detail))
         action = "list_alert"
     elif decision in ("rate", "rating_rejected") and p.found and p.found.ticket and p.rating:

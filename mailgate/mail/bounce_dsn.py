@@ -82,6 +82,8 @@ class Report:
     reporting_mta: str = ""
     feedback_type: str = ""  # ARF Feedback-Type ("abuse", "fraud", ...) for kind "feedback"
     source: str = ""  # what the report was read from, for decision traces
+    # Forwarded (or quoted) by a person: information for the agent, never a bounce.
+    forwarded: bool = False
 
     @property
     def permanent(self) -> bool:

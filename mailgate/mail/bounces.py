@@ -36,6 +36,7 @@ parts); every vendor phrase, subject and sender pattern is data in
 
 from __future__ import annotations
 
+import dataclasses
 import email.message
 import email.parser
 import email.policy
@@ -64,6 +65,7 @@ from mailgate.mail.bounce_dsn import (
     _lines,
     _normalise_address,
 )
+from mailgate.mail.bounce_forwarded import forwarded_mail
 from mailgate.mail.bounce_headers import (
     _starts_like_report,
     is_bounce_subject,
@@ -107,6 +109,35 @@ def read_report(message: email.message.Message) -> Report | None:
         return None
 
 
+def read_forwarded_report(message: email.message.Message, raw: bytes = b"") -> Report | None:
+    """The delivery report a person's ``message`` forwards (inline or attached), marked
+    ``forwarded``: read by the same rules as any report, or None.
+
+    ``raw``: the mail's bytes, for when ``message`` is a skeleton whose attached mails
+    keep only their headers (``mime.extract_large_parts``); they are parsed again
+    only when the attached headers look like a report."""
+    try:
+        inner = forwarded_mail(message)
+        report = _Reader(inner).read() if inner is not None else None
+        attached_only = inner is not None and not (report and report.recipients)
+        if attached_only and raw and inner is not None and _report_headers(inner):
+            whole = email.message_from_bytes(raw[: _TEXT_LIMIT * 5])
+            inner = forwarded_mail(whole)
+            report = _Reader(inner).read() if inner is not None else None
+    except Exception:  # noqa: BLE001 - hostile input must never break ingest; unsure is None
+        return None
+    if report is None or report.kind not in ("bounce", "delay") or not report.recipients:
+        return None
+    return dataclasses.replace(report, forwarded=True, source=f"forwarded: {report.source}")
+
+
+def _report_headers(message: email.message.Message) -> bool:
+    headers: dict[str, tuple[str, ...]] = {}
+    for name, value in list(message.items())[:100]:
+        headers[name.lower()] = (*headers.get(name.lower(), ()), str(value))
+    return looks_like_bounce(headers)
+
+
 __all__ = [
     "FailedRecipient",
     "Report",
@@ -114,6 +145,7 @@ __all__ = [
     "is_bounce_subject",
     "is_daemon_sender",
     "looks_like_bounce",
+    "read_forwarded_report",
     "read_report",
 ]
 

@@ -162,8 +162,8 @@ _REPORT_KINDS = frozenset({"bounce", "delay", "delivered", "feedback"})
 
 def _delivery_report(facts: _Facts) -> str:
     report = facts.mail.report
-    if report is None or report.kind not in _REPORT_KINDS:
-        return ""
+    if report is None or report.kind not in _REPORT_KINDS or report.forwarded:
+        return ""  # a report a person forwarded is that person's mail
     if report.kind in ("delivered", "delay") and _vacation_markers(facts):
         # Some vacation responders answer with a multipart/report (sisimai "vacation"):
         # a person's away notice, not a delivery failure.

@@ -8,6 +8,12 @@ a delivery failure (the address is fine): ``classify`` gives it the kind
 ``list_alert``, and ``read_alert`` says which of our mails it is about, so the
 core can record it on that ticket. It takes both: list machinery (a list header
 or a list-robot sender) and an alert subject.
+
+The alert's one recipient is the list that refused or held our mail: the address
+the notice's own text names ("You are not a member of this mailing list <x>"),
+else the list's List-Post, else where the returned original was going. A refusal
+("not a member", "rejected", a loop) is final for that mail, a hold is a wait; the
+list's address is never a bad address, and the core never marks it undeliverable.
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ import email.message
 import re
 from collections.abc import Mapping
 
-from mailgate.mail.bounce_dsn import Report, _first_id
+from mailgate.mail.bounce_dsn import (
+    FailedRecipient,
+    Report,
+    _addresses_in,
+    _first_id,
+    _normalise_address,
+)
+from mailgate.mail.bounce_parts import _attached_headers, _leaf_text
+from mailgate.mail.bounce_text import _split_original
 
 # Headers only list servers write.
 LIST_HEADERS = (
@@ -42,6 +56,21 @@ _ALERT_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _MAX_PARTS = 50
+# What the alert means for our mail, by its phrase: a loop and a refusal are final for
+# that mail (RFC 3463 X.4.6 "routing loop detected", X.7.1 "delivery not authorized,
+# message refused"); anything else is a hold, a wait (the moderator may still let it
+# through). Refusal first: "rejected by the moderator" is not a hold.
+_LOOP = re.compile(r"loop", re.IGNORECASE)
+_REFUSED = re.compile(r"reject|discard|member|subscribed|restricted", re.IGNORECASE)
+# Addresses of the list's robots and people, never the list the mail was posted to.
+_NOT_THE_LIST = re.compile(
+    r"(?:^|[._+-])(?:owner|bounces?|request|admin|ctl|help|mailman|listserv|majordomo"
+    r"|sympa|ezmlm|moderators?|noreply(?:-groups?)?|postmaster|mailer-daemon)(?:$|[._+-])"
+    r"|^owner-",
+    re.IGNORECASE,
+)
+_OURS = ("to", "cc", "delivered-to", "x-original-to", "envelope-to", "return-path")
+_NOTICE_LIMIT = 20_000
 
 
 def is_list_machinery(headers: Mapping[str, tuple[str, ...]], sender: str) -> bool:
@@ -67,7 +96,7 @@ def read_alert(
         return None
     return Report(
         "list_alert",
-        (),
+        _the_list(message, headers, sender, reason),
         _original_id(message, headers),
         "",
         "",
@@ -89,3 +118,73 @@ def _original_id(message: email.message.Message, headers: Mapping[str, tuple[str
     in_reply_to = (headers.get("in-reply-to") or ("",))[0]
     references = (headers.get("references") or ("",))[0].split()
     return _first_id(in_reply_to) or (_first_id(references[-1]) if references else "")
+
+
+def _the_list(
+    message: email.message.Message,
+    headers: Mapping[str, tuple[str, ...]],
+    sender: str,
+    reason: str,
+) -> tuple[FailedRecipient, ...]:
+    """The list that refused or held our mail, as the alert's one recipient (or none)."""
+    notice, original = _notice_and_original(message)
+    ours = {sender.lower()}
+    for name in _OURS:
+        for value in headers.get(name, ()):
+            ours.update(a.lower() for a in map(_normalise_address, _addresses_in(value)))
+    if original is not None:
+        for value in original.get_all("From", []) or []:
+            ours.update(a.lower() for a in map(_normalise_address, _addresses_in(str(value))))
+    candidates = _addresses_in(_split_original(notice)[0])
+    candidates += _addresses_in(" ".join(headers.get("list-post", ())))
+    if original is not None:
+        for name in ("To", "Cc"):
+            candidates += _addresses_in(" ".join(str(v) for v in original.get_all(name, []) or []))
+    address = next((a for a in map(_normalise_address, candidates) if _is_list(a, ours)), "")
+    if not address:
+        return ()
+    if _LOOP.search(reason):
+        action, status = "failed", "5.4.6"
+    elif _REFUSED.search(reason):
+        action, status = "failed", "5.7.1"
+    else:
+        action, status = "delayed", "4.0.0"
+    diagnostic = f"mailing list: {reason}"
+    recipient = FailedRecipient(
+        address=address,
+        status=status,
+        action=action,
+        diagnostic=diagnostic,
+        permanent=action == "failed",
+    )
+    return (recipient,)
+
+
+def _is_list(address: str, ours: set[str]) -> bool:
+    local = address.rpartition("@")[0]
+    return bool(local) and address.lower() not in ours and not _NOT_THE_LIST.search(local)
+
+
+def _notice_and_original(
+    message: email.message.Message,
+) -> tuple[str, email.message.Message | None]:
+    """The alert's own text (its first text/plain part, not inside a returned original)
+    and the headers of the returned original, if any."""
+    notice = ""
+    original = None
+    stack = [message]
+    seen = 0
+    while stack and seen < _MAX_PARTS:
+        part = stack.pop()
+        seen += 1
+        ctype = part.get_content_type()
+        if ctype in ("message/rfc822", "message/global"):
+            original = original or _attached_headers(part)
+        elif part.is_multipart():
+            children = part.get_payload()
+            if isinstance(children, list):
+                parts = [c for c in children if isinstance(c, email.message.Message)]
+                stack.extend(reversed(parts))
+        elif ctype == "text/plain" and not notice:
+            notice = _leaf_text(part)[:_NOTICE_LIMIT]
+    return notice, original

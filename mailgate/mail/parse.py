@@ -220,6 +220,9 @@ def parse(
     if report is None or report.kind == "auto_reply":
         alert = listalerts.read_alert(message, headers, sender.email if sender else "")
         report = alert or report
+    if report is None and sender is not None and not bounces.is_daemon_sender(sender.email):
+        # A person forwarding a bounce: the report is read for the agent, never acted on.
+        report = bounces.read_forwarded_report(message, raw if extracted else b"")
     return ParsedMail(
         message_id=message_id,
         message_id_synthesized=synthesized,
