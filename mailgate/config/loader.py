@@ -163,6 +163,10 @@ def _check_references(config: Config, path: Path) -> None:
             fail(f"gateway.{key}", "must be at least 1")
     if config.lifecycle.reopen_window_days < 0:
         fail("lifecycle.reopen_window_days", "must not be negative")
+    if config.lifecycle.max_collaborators < 0:
+        fail("lifecycle.max_collaborators", "must not be negative")
+    if config.outbound.max_recipients < 1:
+        fail("outbound.max_recipients", "must be at least 1")
     team_keys = {t.key for t in config.teams}
     agent_keys = {a.key for a in config.agents}
     seen_boxes: set[str] = set()

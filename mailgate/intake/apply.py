@@ -17,7 +17,7 @@ from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
 from mailgate.events import Event, Journal
-from mailgate.intake import receipts
+from mailgate.intake import cc, receipts
 from mailgate.intake.find import tag
 from mailgate.intake.plan import Plan, message_kind, parse_limits, plan
 from mailgate.mail import html as html_text
@@ -152,9 +152,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             # A rejected mail stays on the ticket as a note; with no text of its own, what
             # was received is that note (the agent is told and may want it back).
             text = p.request.text or (mail.text.strip() if p.request.problems else "")
-            message = _store_message(
-                ticket, receipt, p, trace, kind=kind, text=text, verified=True
-            )
+            message = _store_message(ticket, receipt, p, trace, kind=kind, text=text, verified=True)
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
             ticket = agents.handle_mail(ctx, ticket, p.identity, p.request, message, journal, trace)
             message_rows.set_trace(message.id, trace)
@@ -182,7 +180,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
                     ticket, journal, config, actor=actor, status="open"
                 ).ticket
         if kind == "customer" and p.verdict.kind == "person":
-            lifecycle.add_collaborators(ticket, mail.recipients, config, journal, actor=actor)
+            _reply_cc(ctx, p, ticket, message, envelope, journal, trace, actor)
     reactions.finish(ctx, journal, mail=mail, verdict=p.verdict)
     receipt_rows.finish(
         receipt.id,
@@ -200,6 +198,47 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         reason=reason,
         trace=tuple(trace),
     )
+
+
+def _reply_cc(
+    ctx: Context,
+    p: Plan,
+    ticket: TicketRow,
+    message: MessageRow,
+    envelope: Envelope,
+    journal: Journal,
+    trace: list[str],
+    actor: str,
+) -> None:
+    """A reply's new Cc join only when the reply is authentic for the requester (``cc.py``)."""
+    joining = lifecycle.newcomers(ticket, p.mail.recipients, ctx.config)
+    if not joining:
+        return
+    requester = people.by_id(ticket.requester_id)
+    how = cc.authentic_for_requester(
+        ctx,
+        p.mail,
+        ticket,
+        requester.email if requester else "",
+        p.recipients,
+        via_mta=envelope.via_mta,
+    )
+    if how:
+        trace.append(f"Cc may join: the reply is authentic for the requester ({how})")
+        left_out = lifecycle.add_collaborators(ticket, joining, ctx.config, journal, actor=actor)
+        trace.extend(f"Cc not added: {a} (lifecycle.max_collaborators)" for a in left_out[:20])
+    else:
+        for address in joining[:MAX_CC_NOTED]:
+            email = address.email.lower()
+            trace.append(f"Cc not added: {email} (the reply is not authentic for the requester)")
+            journal.add(Event(ticket, "cc_not_added", actor, new=email, message=message))
+        if len(joining) > MAX_CC_NOTED:
+            trace.append(f"Cc not added: {len(joining) - MAX_CC_NOTED} more")
+    message_rows.set_trace(message.id, trace)
+
+
+# How many refused Cc one reply names one by one (trace, events, the assignee's notice).
+MAX_CC_NOTED = 20
 
 
 def _actor(p: Plan) -> str:

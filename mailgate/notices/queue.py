@@ -102,6 +102,10 @@ def prepare(
     token = ""
     if intent.for_agent is not None:
         token = tokens.sign(ctx.secret, intent.for_agent.key, ticket.number)
+    elif intent.kind in CUSTOMER_FACING and box.plus_reply_to:
+        # A reply to this address answers a notice sent to the requester: it may add Cc'd
+        # people to the ticket (intake/cc.py); a forged From alone never may.
+        token = tokens.sign_requester(ctx.secret, ticket.requester_id, ticket.number)
     reply_address = box.address
     if box.plus_reply_to or token:
         reply_address = tokens.reply_address(box.address, ticket.number, token)

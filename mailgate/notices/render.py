@@ -165,6 +165,9 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
         "previous_status": intent.previous_status,
         "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
         "received": _received(message) if intent.kind == "command_error" else [],
+        "cc_not_added": (
+            intent.detail.splitlines() if intent.kind in ("customer_reply", "reopened") else []
+        ),
         "reply_address": reply_address,
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,
@@ -237,6 +240,9 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         "previous_status": "resolved",
         "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
         "received": ["#asign me", "", "Dear Carla, the service is back."],
+        "cc_not_added": ["mallory@attacker.example"]
+        if kind in ("customer_reply", "reopened")
+        else [],
         "reply_address": tokens.reply_address(box.address, 482913),
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,

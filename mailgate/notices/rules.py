@@ -138,10 +138,18 @@ def intents(
                 if i.for_agent is None or moved.actor != f"agent:{i.for_agent.key}"
             )
     customer_message = message is not None and message.kind in ("customer", "external")
+    # The assignee hears which Cc of a reply were not added (not authentic for the requester).
+    refused = "\n".join(e.new for e in events if e.kind == "cc_not_added")
     if "reopened" in kinds and on.reopened:
-        found.extend(_staff_intents(ctx, "reopened", ticket, message, kinds["reopened"].old))
+        found.extend(
+            replace(i, detail=refused)
+            for i in _staff_intents(ctx, "reopened", ticket, message, kinds["reopened"].old)
+        )
     elif customer_message and "created" not in kinds and on.customer_reply:
-        found.extend(_staff_intents(ctx, "customer_reply", ticket, message, ""))
+        found.extend(
+            replace(i, detail=refused)
+            for i in _staff_intents(ctx, "customer_reply", ticket, message, "")
+        )
     if "agent_reply" in kinds and on.agent_reply:
         event = kinds["agent_reply"]
         found.append(

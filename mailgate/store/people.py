@@ -75,6 +75,13 @@ def collaborators(ticket_id: int) -> list[ContactRow]:
     ]
 
 
+def collaborator_count(ticket_id: int) -> int:
+    found = sql.value(
+        "SELECT COUNT(*) FROM participant WHERE ticket_id = ? AND role = 'collaborator'", ticket_id
+    )
+    return int(found or 0)
+
+
 def add_collaborator(ticket_id: int, contact_id: int) -> None:
     sql.run(
         "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'collaborator')",
