@@ -9,6 +9,7 @@ runs it); what is asserted is what people see on the ticket and in their notices
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.utils
 import re
@@ -176,3 +177,49 @@ def test_collaborators_per_ticket_are_capped(ctx: Context, config_path: Path) ->
     assert ticket["collaborators"] == [f"person{i}@customer.example" for i in range(3)]
     capped = [e for e in ticket["events"] if e["kind"] == "collaborators_capped"]
     assert len(capped) == 1
+
+
+def agent_answers(config_path: Path, number: int, body: str) -> None:
+    """Alice answers the assignment notice she got (its Reply-To is signed for her)."""
+    ticket = views.ticket(number)
+    (assignment,) = [
+        n for n in notices(number, "assignment") if "alice@example.org" in str(n["To"])
+    ]
+    assert ticket is not None
+    answer = reply_to(assignment.as_bytes(), sender="Alice Smith <alice@example.org>", body=body)
+    out, same = pipe(config_path, answer)
+    assert same == number, out
+
+
+@pytest.mark.config({"lifecycle": {"max_collaborators": 100}, "outbound": {"max_recipients": 10}})
+def test_an_agent_reply_goes_to_at_most_max_recipients(ctx: Context, config_path: Path) -> None:
+    many = ", ".join(f"person{i}@customer.example" for i in range(30))
+    _, number = pipe(config_path, compose(sender=CUSTOMER, cc=many))
+    assert len(detail(ctx, number)["collaborators"]) == 30
+    agent_answers(config_path, number, "We are on it.")
+    (answer,) = notices(number, "agent_reply")
+    recipients = email.utils.getaddresses([str(answer["To"]), str(answer["Cc"] or "")])
+    assert len([a for _, a in recipients if a]) == 10
+    assert recipients[0][1] == "carla@customer.example"  # the requester always first
+    events = detail(ctx, number)["events"]
+    assert any(e["kind"] == "recipients_capped" and e["new"] == "21" for e in events), events
+
+
+@pytest.mark.config({"outbound": {"limits": {"per_ticket": ["3/1h"]}}})
+def test_an_agent_reply_held_by_the_ticket_breaker_is_queued_and_the_agent_told(
+    ctx: Context, config_path: Path
+) -> None:
+    _, number = pipe(config_path, compose(sender=CUSTOMER))  # ack + assignment to the team
+    agent_answers(config_path, number, "Here is the fix.")
+    (held,) = [
+        i
+        for i in m.OutboxItem.select().where(m.OutboxItem.notice == "agent_reply")
+        if i.ticket_id == views.ticket(number).id
+    ]
+    assert held.status == "queued"
+    assert held.next_attempt_at > m.utcnow() + dt.timedelta(minutes=50)  # when the window opens
+    (told,) = notices(number, "reply_held")
+    assert "alice@example.org" in str(told["To"])
+    assert "queued, it goes out by itself at" in text_of(told)
+    events = detail(ctx, number)["events"]
+    assert any(e["kind"] == "notice_held" for e in events)

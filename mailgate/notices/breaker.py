@@ -57,7 +57,15 @@ def admit(
     breaker = _Breaker(rates(config.outbound.limits), ticket.id, emails, now)
     admitted = []
     for intent in intents:
-        automatic = intent.kind != "agent_reply"
+        automatic = intent.kind not in UNLIMITED
+        if intent.kind == "agent_reply":
+            # An agent's answer passes the per-ticket window like automatic mail (a loop
+            # between an agent's client and a customer's stops there), but is never
+            # dropped: it is queued for when the window opens, and the agent is told.
+            reason, due = breaker.ticket_window(now)
+            if reason:
+                admitted.extend(_held(config, ticket, intent, reason, due))
+                continue
         kept: dict[str, list[Address]] = {"to": [], "cc": []}
         for field_name in ("to", "cc"):
             for person in getattr(intent, field_name):
@@ -99,8 +107,66 @@ def admit(
                 ]
             )
         if kept["to"] or kept["cc"]:
-            admitted.append(replace(intent, to=kept["to"], cc=kept["cc"]))
+            to, cc = _capped(config, ticket, intent.kind, kept["to"], kept["cc"])
+            admitted.append(replace(intent, to=to, cc=cc))
     return admitted
+
+
+# Notices the breaker never holds back nor counts: an agent's answer (held only by the
+# per-ticket window, see ``admit``) and the note telling an agent theirs is held.
+UNLIMITED = ("agent_reply", "reply_held")
+
+
+def _held(
+    config: Config, ticket: TicketRow, intent: Intent, reason: str, due: dt.datetime
+) -> list[Intent]:
+    """The held mail, due when the window opens, and a note to the agent who wrote it."""
+    when = f"{due:%Y-%m-%d %H:%M} UTC"
+    event_rows.add(
+        ticket.id,
+        "notice_held",
+        "system",
+        new=", ".join(a.email.lower() for a in (*intent.to, *intent.cc))[:1000],
+        detail=f"{intent.kind}: {reason}; queued for {when}",
+    )
+    event(log, "notice.held", notice=intent.kind, ticket=ticket.number, reason=reason, due=when)
+    to, cc = _capped(config, ticket, intent.kind, list(intent.to), list(intent.cc))
+    held = [replace(intent, to=to, cc=cc, due=due)]
+    agent = intent.agent
+    if agent is not None:
+        held.append(
+            Intent(
+                "reply_held",
+                ticket,
+                [],
+                agent=agent,
+                for_agent=agent,
+                message=intent.message,
+                detail=f"{reason}\nqueued, it goes out by itself at {when}",
+            )
+        )
+    return held
+
+
+def _capped(
+    config: Config, ticket: TicketRow, kind: str, to: list[Address], cc: list[Address]
+) -> tuple[list[Address], list[Address]]:
+    """At most ``outbound.max_recipients`` on one mail: To first, then Cc in order."""
+    limit = config.outbound.max_recipients
+    if len(to) + len(cc) <= limit:
+        return to, cc
+    kept_to = to[:limit]
+    kept_cc = cc[: max(0, limit - len(kept_to))]
+    left_out = len(to) + len(cc) - len(kept_to) - len(kept_cc)
+    event_rows.add(
+        ticket.id,
+        "recipients_capped",
+        "system",
+        new=str(left_out),
+        detail=f"{kind}: outbound.max_recipients = {limit}",
+    )
+    event(log, "notice.capped", notice=kind, ticket=ticket.number, left_out=left_out)
+    return kept_to, kept_cc
 
 
 # Notices that keep staff working a ticket. A busy hour must not cut agents and team
@@ -159,6 +225,14 @@ class _Breaker:
             if seen.get(key, 0) >= count:
                 return f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
         return ""
+
+    def ticket_window(self, now: dt.datetime) -> tuple[str, dt.datetime]:
+        """Why the per-ticket window is full ('' if it is not), and when it opens."""
+        for label, scope, count, seconds, seen in self.windows:
+            if scope == "ticket" and seen.get("", 0) >= count:
+                why = f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
+                return why, now + dt.timedelta(seconds=seconds)
+        return "", now
 
     def count(self, recipients: list[str]) -> None:
         if not recipients:

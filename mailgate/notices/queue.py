@@ -11,6 +11,7 @@ Imports config, events, the store and ``mailgate.mail``; never a transport.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from mailgate.logs import event
 from mailgate.mail import compose, tokens
 from mailgate.mail.classify import Verdict
 from mailgate.mail.parse import Address, ParsedMail
-from mailgate.notices.breaker import admit, window_key
+from mailgate.notices.breaker import UNLIMITED, admit, window_key
 from mailgate.notices.render import CUSTOMER_FACING, render, variables_for
 from mailgate.notices.rules import Intent, intents, mailbox_of
 from mailgate.store import breaker as counts
@@ -72,6 +73,7 @@ class Prepared:
     outgoing: compose.Outgoing
     content: bytes
     automatic: bool
+    due: dt.datetime | None = None  # held back by the circuit breaker until then
 
     @property
     def recipients(self) -> list[str]:
@@ -92,7 +94,7 @@ def prepare(
     if intent.for_agent is not None and not to:
         to = [Address(intent.for_agent.emails[0], intent.for_agent.name)]
     cc = list(intent.cc)
-    automatic = intent.kind != "agent_reply"
+    automatic = intent.kind not in UNLIMITED
     now = utcnow()
     if not to and cc:
         to, cc = cc[:1], cc[1:]
@@ -137,7 +139,7 @@ def prepare(
         date=now,
         notice=intent.kind,
     )
-    return Prepared(intent.kind, ticket, outgoing, compose.build(outgoing), automatic)
+    return Prepared(intent.kind, ticket, outgoing, compose.build(outgoing), automatic, intent.due)
 
 
 # Acknowledgements answer a person (RFC 3834 auto-replied); an agent's reply is written
@@ -164,6 +166,7 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
                 p.recipients,
                 p.content,
                 p.automatic,
+                p.due or now,
             )
             for p in notices
         ],
@@ -191,7 +194,7 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
         [
             (window_key(config, p.kind, r.lower()), p.ticket.id)
             for p in notices
-            if p.automatic
+            if p.automatic and p.due is None
             for r in p.recipients
         ],
         now,

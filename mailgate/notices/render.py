@@ -37,10 +37,10 @@ CUSTOMER_FACING = (
 )  # fmt: skip
 STAFF_KINDS = (
     "assignment", "customer_reply", "reopened", "command_error", "escalation", "sla_warning",
-    "sla_breach",
+    "sla_breach", "reply_held",
 )  # fmt: skip
 # Every template set: the configurable notices, and the answer to commands not understood.
-TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error")
+TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error", "reply_held")
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 
 
@@ -163,7 +163,9 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
             else None
         ),
         "previous_status": intent.previous_status,
-        "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
+        "problems": (
+            intent.detail.splitlines() if intent.kind in ("command_error", "reply_held") else []
+        ),
         "received": _received(message) if intent.kind == "command_error" else [],
         "cc_not_added": (
             intent.detail.splitlines() if intent.kind in ("customer_reply", "reopened") else []

@@ -29,6 +29,7 @@ Only reads. Imports config, events, the store's reads and ``mailgate.mail``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -79,6 +80,8 @@ class Intent:
     for_agent: AgentRow | None = None
     people: People | None = None
     detail: str = ""
+    # Held back by the circuit breaker: queued, due only then (never dropped).
+    due: dt.datetime | None = None
 
 
 def mailbox_of(config: Config, ticket: TicketRow) -> Mailbox:

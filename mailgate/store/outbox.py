@@ -40,10 +40,11 @@ _SELECT = "SELECT id, ticket_id, notice, message_id, status, attempts FROM outbo
 
 
 def insert(
-    items: Iterable[tuple[str, int, str, str, list[str], bytes, bool]], now: dt.datetime
+    items: Iterable[tuple[str, int, str, str, list[str], bytes, bool, dt.datetime]],
+    now: dt.datetime,
 ) -> None:
-    """Queue mail, due now: (Message-ID, ticket id, notice, sender, recipients, content,
-    automatic) per item, one INSERT."""
+    """Queue mail: (Message-ID, ticket id, notice, sender, recipients, content, automatic,
+    due) per item, one INSERT; due is now, or later for mail the circuit breaker held."""
     at = sql.ts(now)
     sql.insert_many(
         "outbox_item",
@@ -59,11 +60,11 @@ def insert(
                 automatic,
                 "queued",
                 0,
-                at,
+                sql.ts(due),
                 "",
                 at,
             )
-            for message_id, ticket_id, notice, sender, recipients, content, automatic in items
+            for message_id, ticket_id, notice, sender, recipients, content, automatic, due in items
         ],
     )
 
