@@ -24,7 +24,13 @@ from mailgate.mail import html as html_text
 from mailgate.mail import quotes
 from mailgate.mail import subject as subjects
 from mailgate.mail.parse import ParsedMail, Unparseable, parse
-from mailgate.store import IntegrityError, directory, people, write_transaction
+from mailgate.store import (
+    TEMPORARY_PREFIX,
+    IntegrityError,
+    directory,
+    people,
+    write_transaction,
+)
 from mailgate.store import messages as message_rows
 from mailgate.store import receipts as receipt_rows
 from mailgate.store import tickets as ticket_rows
@@ -43,7 +49,7 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
     except Unparseable as exc:
         return receipts.quarantine(receipt, str(exc))
     except TemporaryFailure:
-        receipts.release(receipt)
+        receipts.release(receipt, temporary=True)
         raise
     except Exception as exc:
         log.exception("parser failed", extra={"mailgate_fields": {"receipt": receipt.id}})
@@ -57,13 +63,14 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
         except IntegrityError as exc:
             # Another process created the same contact or ticket number a moment ago.
             if attempt == 2:
-                return receipts.quarantine(receipt, f"database conflict: {exc}")
+                # Temporary: the recovery job processes it again (receipts.retry_temporary).
+                return receipts.quarantine(receipt, f"{TEMPORARY_PREFIX}database conflict: {exc}")
         except TemporaryFailure as exc:
             # Two processes locked the same tickets in opposite order: PostgreSQL aborted
             # one transaction; doing it again sees what the other one did.
             if _worth_retrying(exc) and attempt < 2:
                 continue
-            receipts.release(receipt)
+            receipts.release(receipt, temporary=True)
             raise
         except Exception as exc:
             log.exception("processing failed", extra={"mailgate_fields": {"receipt": receipt.id}})

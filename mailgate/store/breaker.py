@@ -20,10 +20,11 @@ def minute(when: dt.datetime) -> int:
 def per_recipient(recipients: Sequence[str], since: dt.datetime) -> dict[str, int]:
     return {
         str(k): int(v)
+        for chunk in sql.chunks(recipients)
         for k, v in sql.rows(
             "SELECT recipient, COUNT(*) FROM auto_mail_log WHERE recipient IN"
-            f" ({sql.placeholders(len(recipients))}) AND at > ? GROUP BY recipient",
-            *recipients,
+            f" ({sql.placeholders(len(chunk))}) AND at > ? GROUP BY recipient",
+            *chunk,
             sql.ts(since),
         )
     }

@@ -116,12 +116,17 @@ def mark_undeliverable(email: str, until: dt.datetime, reason: str) -> None:
 def undeliverable(emails: Sequence[str], now: dt.datetime) -> dict[str, tuple[dt.datetime, str]]:
     """The addresses among ``emails`` that bounced permanently: until when, and why."""
     found = {}
-    for email, until, reason in sql.rows(
-        "SELECT email, undeliverable_until, undeliverable_reason FROM contact"
-        f" WHERE email IN ({sql.placeholders(len(emails))}) AND undeliverable_until > ?",
-        *emails,
-        sql.ts(now),
-    ):
+    rows = [
+        row
+        for chunk in sql.chunks(emails)
+        for row in sql.rows(
+            "SELECT email, undeliverable_until, undeliverable_reason FROM contact"
+            f" WHERE email IN ({sql.placeholders(len(chunk))}) AND undeliverable_until > ?",
+            *chunk,
+            sql.ts(now),
+        )
+    ]
+    for email, until, reason in rows:
         when = sql.read_ts(until)
         assert when is not None
         found[str(email)] = (when, str(reason or ""))
