@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from mailgate import agents, csat, lifecycle, notices, reactions, routing
+from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
@@ -23,6 +24,7 @@ from mailgate.intake.plan import Plan, message_kind, parse_limits, plan
 from mailgate.mail import html as html_text
 from mailgate.mail import quotes
 from mailgate.mail import subject as subjects
+from mailgate.mail.fingerprint import content_fingerprint
 from mailgate.mail.parse import ParsedMail, Unparseable, parse
 from mailgate.store import (
     TEMPORARY_PREFIX,
@@ -93,6 +95,9 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     # two gateway processes at once): the row lock makes the second one see it.
     if receipt_rows.status_locked(receipt.id) != "received":
         return Outcome("duplicate", receipt.message_id, reason="processed by another process")
+    earlier = _same_content(config, receipt, mail)
+    if earlier is not None:
+        return earlier
     p = plan(ctx, mail, envelope, receipt.mailbox)
     journal = Journal()
     trace = list(p.trace)
@@ -246,6 +251,34 @@ def _reply_cc(
 
 # How many refused Cc one reply names one by one (trace, events, the assignee's notice).
 MAX_CC_NOTED = 20
+
+
+def _same_content(config: Config, receipt: ReceiptRow, mail: ParsedMail) -> Outcome | None:
+    """The same mail came before, re-encoded in transit (other bytes, other Message-ID
+    key): a duplicate of it. Else the mail's content fingerprint is kept for later ones."""
+    fingerprint = content_fingerprint(mail)
+    if not fingerprint:
+        return None
+    found = receipt_rows.same_content(fingerprint, receipt.id)
+    if found is None:
+        receipt_rows.set_content_fingerprint(receipt.id, fingerprint)
+        return None
+    ticket_id, received_at = found
+    number = ticket_rows.number_of(ticket_id)
+    reason = (
+        f"already received {received_at:%Y-%m-%d %H:%M:%S} UTC"
+        " (the same From, Subject, Date and text, encoded otherwise)"
+    )
+    receipt_rows.finish(
+        receipt.id, action="duplicate", reason=reason, ticket_id=ticket_id, mailbox=receipt.mailbox
+    )
+    return Outcome(
+        "duplicate",
+        receipt.message_id,
+        ticket=number,
+        tag=tag(config, number) if number else None,
+        reason=reason,
+    )
 
 
 def _actor(p: Plan) -> str:

@@ -209,6 +209,27 @@ def finish(
     )
 
 
+def same_content(fingerprint: str, receipt_id: int) -> tuple[int | None, dt.datetime] | None:
+    """The ticket and time of an earlier mail that said the same (processed, not
+    quarantined); None when there is none."""
+    row = sql.one(
+        "SELECT ticket_id, received_at FROM receipt WHERE content_fingerprint = ? AND id <> ?"
+        " AND status = 'processed' AND action NOT IN ('duplicate', 'quarantined')"
+        " ORDER BY id LIMIT 1",
+        fingerprint,
+        receipt_id,
+    )
+    if row is None:
+        return None
+    when = sql.read_ts(row[1])
+    assert when is not None
+    return (None if row[0] is None else int(row[0])), when
+
+
+def set_content_fingerprint(receipt_id: int, fingerprint: str) -> None:
+    sql.run("UPDATE receipt SET content_fingerprint = ? WHERE id = ?", fingerprint, receipt_id)
+
+
 def unfinished(now: dt.datetime, limit: int = 500) -> list[int]:
     """Receipts nobody is working on that are not finished (interrupted processing)."""
     return [
