@@ -195,6 +195,9 @@ class Limits:
     per_ticket: tuple[str, ...] = ("20/1h",)
     overall: tuple[str, ...] = ("600/1h",)
     undeliverable_days: int = 7
+    # Acknowledgements the overall window held back longer than this are dropped (an
+    # event on the ticket says so): an answer to a mail of yesterday helps nobody.
+    held_acknowledgement_max_age: str = "6h"
 
 
 @dataclass(frozen=True)

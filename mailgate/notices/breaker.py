@@ -62,11 +62,13 @@ def admit(
             # An agent's answer passes the per-ticket window like automatic mail (a loop
             # between an agent's client and a customer's stops there), but is never
             # dropped: it is queued for when the window opens, and the agent is told.
-            reason, due = breaker.ticket_window(now)
+            reason, opens = breaker.ticket_window(now)
             if reason:
-                admitted.extend(_held(config, ticket, intent, reason, due))
+                admitted.extend(_held(config, ticket, intent, reason, opens))
                 continue
         kept: dict[str, list[Address]] = {"to": [], "cc": []}
+        deferred: dict[str, list[Address]] = {"to": [], "cc": []}
+        deferred_why, deferred_due = "", now
         for field_name in ("to", "cc"):
             for person in getattr(intent, field_name):
                 email = person.email.lower()
@@ -79,7 +81,16 @@ def admit(
                 elif base_address(email) in config.mailbox_addresses:
                     reason = "that is one of our own mailboxes (it would come back as a loop)"
                 elif automatic:
-                    reason = breaker.check(window_key(config, intent.kind, email))
+                    to_staff = config.agent_for(email) is not None or (
+                        base_address(email) in config.own_addresses
+                    )
+                    key = window_key(config, intent.kind, email)
+                    reason, due = breaker.check(key, intent.kind, to_staff, now)
+                    if reason and due is not None:
+                        # The overall window: held back, queued for when it opens.
+                        deferred[field_name].append(person)
+                        deferred_why, deferred_due = reason, max(deferred_due, due)
+                        continue
                 else:
                     reason = ""
                 if reason:
@@ -109,6 +120,9 @@ def admit(
         if kept["to"] or kept["cc"]:
             to, cc = _capped(config, ticket, intent.kind, kept["to"], kept["cc"])
             admitted.append(replace(intent, to=to, cc=cc))
+        if deferred["to"] or deferred["cc"]:
+            held = replace(intent, to=deferred["to"], cc=deferred["cc"])
+            admitted.extend(_held(config, ticket, held, deferred_why, deferred_due))
     return admitted
 
 
@@ -131,9 +145,9 @@ def _held(
     )
     event(log, "notice.held", notice=intent.kind, ticket=ticket.number, reason=reason, due=when)
     to, cc = _capped(config, ticket, intent.kind, list(intent.to), list(intent.cc))
-    held = [replace(intent, to=to, cc=cc, due=due)]
+    held = [replace(intent, to=to, cc=cc, due=due, held=reason)]
     agent = intent.agent
-    if agent is not None:
+    if agent is not None and intent.kind == "agent_reply":
         held.append(
             Intent(
                 "reply_held",
@@ -178,6 +192,11 @@ _STAFF_NOTICES = (
 )  # fmt: skip
 
 
+# Of the overall window, acknowledgements to new senders may use this share; the rest is
+# kept for the notices of tickets under way (resolutions, reminders).
+ACK_SHARE = 0.8
+
+
 def window_key(config: Config, kind: str, email: str) -> str:
     """The recipient as the breaker's log stores it: ``staff:``-prefixed when exempt.
 
@@ -216,15 +235,38 @@ class _Breaker:
             seen_count = counts.overall(counts.minute(now) - max(seconds // 60, 1))
             self.windows.append(("overall", "all", count, seconds, {"": seen_count}))
 
-    def check(self, recipient: str) -> str:
+    def check(
+        self, recipient: str, kind: str, to_staff: bool, now: dt.datetime
+    ) -> tuple[str, dt.datetime | None]:
+        """Why ``recipient`` may not get this notice now ('' if it may), and — for the
+        overall window, which holds mail back instead of suppressing it — when it opens.
+
+        The overall window never holds notices to staff. Acknowledgements to new senders
+        are held first: from ``ACK_SHARE`` of the window on, the rest only when it is full.
+        """
         exempt = recipient.startswith("staff:")
         for label, scope, count, seconds, seen in self.windows:
             if scope == "recipient" and exempt:
                 continue
+            if scope == "all":
+                if to_staff:
+                    continue
+                limit = count
+                if kind == "acknowledgement":
+                    limit = max(0, min(count - 1, int(count * ACK_SHARE)))
+                if seen.get("", 0) >= limit:
+                    why = (
+                        f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
+                    )
+                    if kind == "acknowledgement":
+                        why += " (acknowledgements are held first)"
+                    return why, now + dt.timedelta(seconds=seconds)
+                continue
             key = recipient if scope == "recipient" else ""
             if seen.get(key, 0) >= count:
-                return f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
-        return ""
+                why = f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
+                return why, None
+        return "", None
 
     def ticket_window(self, now: dt.datetime) -> tuple[str, dt.datetime]:
         """Why the per-ticket window is full ('' if it is not), and when it opens."""

@@ -74,6 +74,7 @@ class Prepared:
     content: bytes
     automatic: bool
     due: dt.datetime | None = None  # held back by the circuit breaker until then
+    held: str = ""  # why it was held
 
     @property
     def recipients(self) -> list[str]:
@@ -139,7 +140,9 @@ def prepare(
         date=now,
         notice=intent.kind,
     )
-    return Prepared(intent.kind, ticket, outgoing, compose.build(outgoing), automatic, intent.due)
+    return Prepared(
+        intent.kind, ticket, outgoing, compose.build(outgoing), automatic, intent.due, intent.held
+    )
 
 
 # Acknowledgements answer a person (RFC 3834 auto-replied); an agent's reply is written
@@ -167,6 +170,7 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
                 p.content,
                 p.automatic,
                 p.due or now,
+                f"held: {p.held}" if p.held else "",
             )
             for p in notices
         ],
@@ -190,15 +194,17 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
         ],
         now,
     )
-    counts.count(
-        [
-            (window_key(config, p.kind, r.lower()), p.ticket.id)
-            for p in notices
-            if p.automatic and p.due is None
-            for r in p.recipients
-        ],
-        now,
-    )
+    # Held mail counts in the windows at the time it is due: it keeps its place there.
+    for due in sorted({p.due or now for p in notices if p.automatic}):
+        counts.count(
+            [
+                (window_key(config, p.kind, r.lower()), p.ticket.id)
+                for p in notices
+                if p.automatic and (p.due or now) == due
+                for r in p.recipients
+            ],
+            due,
+        )
     for p in notices:
         event(
             log,

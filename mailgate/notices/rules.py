@@ -80,8 +80,9 @@ class Intent:
     for_agent: AgentRow | None = None
     people: People | None = None
     detail: str = ""
-    # Held back by the circuit breaker: queued, due only then (never dropped).
+    # Held back by the circuit breaker: queued, due only then (never dropped), and why.
     due: dt.datetime | None = None
+    held: str = ""
 
 
 def mailbox_of(config: Config, ticket: TicketRow) -> Mailbox:
