@@ -11,12 +11,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailgate.context import Context
 from mailgate.store import models as m
-from tests.support import compose
+from tests.support import compose, config_data, write_config
 
 
 def mailgate(config_path: Path, *args: str, stdin: bytes | None = None) -> str:
@@ -75,3 +76,30 @@ def test_strangers_exhausting_the_overall_window_hold_acknowledgements_not_staff
     assert m.Event.select().where(m.Event.kind == "notice_dropped").count() == 1
     assert all(after[a.id].status == "sent" for a in held[1:])
     assert json.loads(mailgate(config_path, "limits", "show", "--json"))["held"] == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"lifecycle": {"max_collaborators": -1}}, "lifecycle.max_collaborators: must not be"),
+        ({"outbound": {"max_recipients": 0}}, "outbound.max_recipients: must be at least 1"),
+        (
+            {"outbound": {"limits": {"held_acknowledgement_max_age": "soon"}}},
+            "outbound.limits.held_acknowledgement_max_age: 'soon' is not a duration",
+        ),
+    ],
+)
+def test_bad_limit_values_are_one_line_naming_key_and_file(
+    tmp_path: Path, overrides: dict[str, Any], message: str
+) -> None:
+    data = config_data(tmp_path, f"sqlite:///{tmp_path / 'm.db'}", overrides)
+    path = write_config(tmp_path / "bad.toml", data)
+    done = subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(path), "check"],
+        capture_output=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 78
+    (line,) = done.stderr.decode().strip().splitlines()
+    assert message in line and str(path) in line
