@@ -194,16 +194,10 @@ def merge(
     return merged, target
 
 
-def add_collaborators(
-    ticket: TicketRow,
-    addresses: Iterable[Address],
-    config: Config,
-    journal: Journal,
-    *,
-    actor: str,
-) -> None:
-    """Cc'd people join the conversation; our own addresses and agents never do."""
+def newcomers(ticket: TicketRow, addresses: Iterable[Address], config: Config) -> list[Address]:
+    """The addresses that would be new collaborators: not on the ticket, not ours, no agent."""
     known = people.emails_of(ticket.id)
+    found: list[Address] = []
     for address in addresses:
         email = address.email.lower()
         if (
@@ -213,8 +207,41 @@ def add_collaborators(
         ):
             continue
         known.add(email)
+        found.append(address)
+    return found
+
+
+def add_collaborators(
+    ticket: TicketRow,
+    addresses: Iterable[Address],
+    config: Config,
+    journal: Journal,
+    *,
+    actor: str,
+) -> list[str]:
+    """Cc'd people join the conversation; our own addresses and agents never do.
+
+    At most ``lifecycle.max_collaborators`` per ticket: the ones beyond are returned
+    (and an event says how many), so a mail with 2,000 Cc cannot make an agent's reply
+    go to 2,001 addresses.
+    """
+    joining = newcomers(ticket, addresses, config)
+    room = max(0, config.lifecycle.max_collaborators - people.collaborator_count(ticket.id))
+    for address in joining[:room]:
         people.add_collaborator(ticket.id, people.contact(address.email, address.name).id)
-        journal.add(Event(ticket, "collaborator_added", actor, new=email))
+        journal.add(Event(ticket, "collaborator_added", actor, new=address.email.lower()))
+    left_out = [a.email.lower() for a in joining[room:]]
+    if left_out:
+        journal.add(
+            Event(
+                ticket,
+                "collaborators_capped",
+                actor,
+                new=str(len(left_out)),
+                detail=f"lifecycle.max_collaborators = {config.lifecycle.max_collaborators}",
+            )
+        )
+    return left_out
 
 
 def follow_up(ticket: TicketRow, earlier: TicketRow, journal: Journal, *, actor: str) -> None:

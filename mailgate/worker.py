@@ -95,9 +95,7 @@ def hard_stop_after(deadline: float) -> float:
 # --- inside the worker process ------------------------------------------------------------
 
 
-def _main(
-    conn: Connection, config_path: str, log_level: int, log_format: str, parent: int
-) -> None:
+def _main(conn: Connection, config_path: str, log_level: int, log_format: str, parent: int) -> None:
     """The worker process: answer calls from the pipe until told to stop or the parent is gone."""
     follow_parent(parent)
     try:

@@ -174,3 +174,27 @@ def test_check_names_the_pending_migrations(config_path: Path, config: Config) -
     )
     assert listing.returncode == 78
     assert "pending migrations: 0002_named_migrations" in listing.stderr
+
+
+def test_0004_gives_receipts_an_indexed_content_fingerprint_and_keeps_old_ones(
+    config: Config,
+) -> None:
+    """Receipts from before 0004 get '' (never a duplicate of anything); new ones a hash."""
+    open_context(config)
+    names = [mod.name for mod in schema.known()]
+    before = names[: names.index("0004_content_fingerprint")]
+    for mod in schema.known():
+        if mod.name in before and mod.name != "0002_named_migrations":
+            mod.apply(db, dialect())
+    db.execute_sql(
+        "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, envelope, source,"
+        " mailbox, status, action, reason, attempts, received_at) VALUES ('<old@x>', 'aa', '',"
+        " 1, '', '{}', 'smtp', '', 'processed', 'created', '', 1, '2026-01-01 10:00:00')"
+    )
+    next(mod for mod in schema.known() if mod.name == "0004_content_fingerprint").apply(
+        db, dialect()
+    )
+    assert m.Receipt.get(m.Receipt.message_id == "<old@x>").content_fingerprint == ""
+    indexed = {tuple(i.columns) for i in db.get_indexes("receipt")}
+    assert ("content_fingerprint",) in indexed
+    store.close()

@@ -82,9 +82,7 @@ def _tickets_list(args: argparse.Namespace) -> int:
             due_before = sla.parse_instant(args.due_before, ctx.config.gateway.timezone)
         except ValueError as exc:
             raise UsageError(f"--due-before: {exc}") from None
-    rows = tickets.listing(
-        ctx.config, args.status, breached=args.breached, due_before=due_before
-    )
+    rows = tickets.listing(ctx.config, args.status, breached=args.breached, due_before=due_before)
     if args.json:
         print_json(rows)
     else:

@@ -16,6 +16,7 @@ from mailgate.errors import ConfigError
 
 SECRET_ENV = "MAILGATE_SECRET_KEY"
 
+
 def read_secret_key(config: Config, *, create: bool) -> bytes:
     """The HMAC key for reply tokens: ``MAILGATE_SECRET_KEY`` or the key file.
 

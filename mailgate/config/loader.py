@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from mailgate.config.calendars import check_time, normalise_calendars
+from mailgate.config.calendars import check_time, normalise_calendars, parse_wall_duration
 from mailgate.config.sections import Config, Listener, parse_rate
 from mailgate.errors import ConfigError
 
@@ -163,6 +163,10 @@ def _check_references(config: Config, path: Path) -> None:
             fail(f"gateway.{key}", "must be at least 1")
     if config.lifecycle.reopen_window_days < 0:
         fail("lifecycle.reopen_window_days", "must not be negative")
+    if config.lifecycle.max_collaborators < 0:
+        fail("lifecycle.max_collaborators", "must not be negative")
+    if config.outbound.max_recipients < 1:
+        fail("outbound.max_recipients", "must be at least 1")
     team_keys = {t.key for t in config.teams}
     agent_keys = {a.key for a in config.agents}
     seen_boxes: set[str] = set()
@@ -214,6 +218,11 @@ def _check_references(config: Config, path: Path) -> None:
                 parse_rate(rate)
             except ValueError:
                 fail(f"outbound.limits.{key}[{j}]", f"{rate!r} is not a rate like '10/10m'")
+    try:
+        if parse_wall_duration(limits.held_acknowledgement_max_age) is None:
+            raise ValueError("must not be empty")
+    except ValueError as exc:
+        fail("outbound.limits.held_acknowledgement_max_age", str(exc))
     smtp = config.outbound.smtp
     if smtp.username and not (smtp.password_env or smtp.password_file):
         fail("outbound.smtp.password_env", "a username needs password_env or password_file")

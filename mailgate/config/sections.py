@@ -41,6 +41,7 @@ NOTICE_KINDS: tuple[str, ...] = (
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+
 @dataclass(frozen=True)
 class Gateway:
     name: str = "mailgate helpdesk"
@@ -81,6 +82,8 @@ class Lifecycle:
     pending_reminder_after: str = "3d"
     pending_close_after: str = "7d"
     resolved_close_after: str = "5d"
+    # At most this many collaborators per ticket; a Cc beyond it is not added (trace, event).
+    max_collaborators: int = 20
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,9 @@ class Limits:
     per_ticket: tuple[str, ...] = ("20/1h",)
     overall: tuple[str, ...] = ("600/1h",)
     undeliverable_days: int = 7
+    # Acknowledgements the overall window held back longer than this are dropped (an
+    # event on the ticket says so): an answer to a mail of yesterday helps nobody.
+    held_acknowledgement_max_age: str = "6h"
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,8 @@ class Outbound:
     limits: Limits = field(default_factory=Limits)
     batch_size: int = 100
     max_attempts: int = 12
+    # At most this many recipients (To + Cc) on one outbound mail.
+    max_recipients: int = 50
 
 
 @dataclass(frozen=True)

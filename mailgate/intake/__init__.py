@@ -141,12 +141,22 @@ def stop(raw: bytes, reason: str) -> Outcome | None:
 
 
 def recover(ctx: Context) -> list[Outcome]:
-    """Finish mails whose processing was interrupted (crash, database outage).
+    """Finish mails whose processing was interrupted (crash, database outage), and
+    process again those quarantined for a temporary reason (a database conflict).
 
     Only receipts whose lease ran out are taken, each with a conditional update, so
     several gateway processes running this at once never process one mail twice.
     """
     outcomes = []
+    for again in receipts.retry_temporary(utcnow()):
+        try:
+            raw = ctx.blobs.get(again.sha256)
+        except OSError as exc:
+            outcomes.append(
+                receipts.quarantine(again, f"raw mail missing from the blob store: {exc}")
+            )
+            continue
+        outcomes.append(process(ctx, again, raw, Envelope.from_json(again.envelope)))
     for receipt_id in receipt_rows.unfinished(utcnow()):
         found = receipt_rows.by_id(receipt_id)
         if found is None:

@@ -13,18 +13,26 @@ from __future__ import annotations
 import logging
 
 from mailgate import agents, csat, lifecycle, notices, reactions, routing
+from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
 from mailgate.events import Event, Journal
-from mailgate.intake import receipts
+from mailgate.intake import cc, receipts
 from mailgate.intake.find import tag
 from mailgate.intake.plan import Plan, message_kind, parse_limits, plan
 from mailgate.mail import html as html_text
 from mailgate.mail import quotes
 from mailgate.mail import subject as subjects
+from mailgate.mail.fingerprint import content_fingerprint
 from mailgate.mail.parse import ParsedMail, Unparseable, parse
-from mailgate.store import IntegrityError, directory, people, write_transaction
+from mailgate.store import (
+    TEMPORARY_PREFIX,
+    IntegrityError,
+    directory,
+    people,
+    write_transaction,
+)
 from mailgate.store import messages as message_rows
 from mailgate.store import receipts as receipt_rows
 from mailgate.store import tickets as ticket_rows
@@ -43,7 +51,7 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
     except Unparseable as exc:
         return receipts.quarantine(receipt, str(exc))
     except TemporaryFailure:
-        receipts.release(receipt)
+        receipts.release(receipt, temporary=True)
         raise
     except Exception as exc:
         log.exception("parser failed", extra={"mailgate_fields": {"receipt": receipt.id}})
@@ -57,13 +65,14 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
         except IntegrityError as exc:
             # Another process created the same contact or ticket number a moment ago.
             if attempt == 2:
-                return receipts.quarantine(receipt, f"database conflict: {exc}")
+                # Temporary: the recovery job processes it again (receipts.retry_temporary).
+                return receipts.quarantine(receipt, f"{TEMPORARY_PREFIX}database conflict: {exc}")
         except TemporaryFailure as exc:
             # Two processes locked the same tickets in opposite order: PostgreSQL aborted
             # one transaction; doing it again sees what the other one did.
             if _worth_retrying(exc) and attempt < 2:
                 continue
-            receipts.release(receipt)
+            receipts.release(receipt, temporary=True)
             raise
         except Exception as exc:
             log.exception("processing failed", extra={"mailgate_fields": {"receipt": receipt.id}})
@@ -86,6 +95,9 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     # two gateway processes at once): the row lock makes the second one see it.
     if receipt_rows.status_locked(receipt.id) != "received":
         return Outcome("duplicate", receipt.message_id, reason="processed by another process")
+    earlier = _same_content(config, receipt, mail)
+    if earlier is not None:
+        return earlier
     p = plan(ctx, mail, envelope, receipt.mailbox)
     journal = Journal()
     trace = list(p.trace)
@@ -154,9 +166,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             # A rejected mail stays on the ticket as a note; with no text of its own, what
             # was received is that note (the agent is told and may want it back).
             text = p.request.text or (mail.text.strip() if p.request.problems else "")
-            message = _store_message(
-                ticket, receipt, p, trace, kind=kind, text=text, verified=True
-            )
+            message = _store_message(ticket, receipt, p, trace, kind=kind, text=text, verified=True)
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
             ticket = agents.handle_mail(ctx, ticket, p.identity, p.request, message, journal, trace)
             message_rows.set_trace(message.id, trace)
@@ -184,7 +194,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
                     ticket, journal, config, actor=actor, status="open"
                 ).ticket
         if kind == "customer" and p.verdict.kind == "person":
-            lifecycle.add_collaborators(ticket, mail.recipients, config, journal, actor=actor)
+            _reply_cc(ctx, p, ticket, message, envelope, journal, trace, actor)
     reactions.finish(ctx, journal, mail=mail, verdict=p.verdict)
     receipt_rows.finish(
         receipt.id,
@@ -201,6 +211,75 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         tag=tag(config, number) if number else None,
         reason=reason,
         trace=tuple(trace),
+    )
+
+
+def _reply_cc(
+    ctx: Context,
+    p: Plan,
+    ticket: TicketRow,
+    message: MessageRow,
+    envelope: Envelope,
+    journal: Journal,
+    trace: list[str],
+    actor: str,
+) -> None:
+    """A reply's new Cc join only when the reply is authentic for the requester (``cc.py``)."""
+    joining = lifecycle.newcomers(ticket, p.mail.recipients, ctx.config)
+    if not joining:
+        return
+    requester = people.by_id(ticket.requester_id)
+    how = cc.authentic_for_requester(
+        ctx,
+        p.mail,
+        ticket,
+        requester.email if requester else "",
+        p.recipients,
+        via_mta=envelope.via_mta,
+    )
+    if how:
+        trace.append(f"Cc may join: the reply is authentic for the requester ({how})")
+        left_out = lifecycle.add_collaborators(ticket, joining, ctx.config, journal, actor=actor)
+        trace.extend(f"Cc not added: {a} (lifecycle.max_collaborators)" for a in left_out[:20])
+    else:
+        for address in joining[:MAX_CC_NOTED]:
+            email = address.email.lower()
+            trace.append(f"Cc not added: {email} (the reply is not authentic for the requester)")
+            journal.add(Event(ticket, "cc_not_added", actor, new=email, message=message))
+        if len(joining) > MAX_CC_NOTED:
+            trace.append(f"Cc not added: {len(joining) - MAX_CC_NOTED} more")
+    message_rows.set_trace(message.id, trace)
+
+
+# How many refused Cc one reply names one by one (trace, events, the assignee's notice).
+MAX_CC_NOTED = 20
+
+
+def _same_content(config: Config, receipt: ReceiptRow, mail: ParsedMail) -> Outcome | None:
+    """The same mail came before, re-encoded in transit (other bytes, other Message-ID
+    key): a duplicate of it. Else the mail's content fingerprint is kept for later ones."""
+    fingerprint = content_fingerprint(mail)
+    if not fingerprint:
+        return None
+    found = receipt_rows.same_content(fingerprint, receipt.id)
+    if found is None:
+        receipt_rows.set_content_fingerprint(receipt.id, fingerprint)
+        return None
+    ticket_id, received_at = found
+    number = ticket_rows.number_of(ticket_id)
+    reason = (
+        f"already received {received_at:%Y-%m-%d %H:%M:%S} UTC"
+        " (the same From, Subject, Date and text, encoded otherwise)"
+    )
+    receipt_rows.finish(
+        receipt.id, action="duplicate", reason=reason, ticket_id=ticket_id, mailbox=receipt.mailbox
+    )
+    return Outcome(
+        "duplicate",
+        receipt.message_id,
+        ticket=number,
+        tag=tag(config, number) if number else None,
+        reason=reason,
     )
 
 

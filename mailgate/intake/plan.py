@@ -64,6 +64,7 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     box = _mailbox(config, mailbox_name, envelope, mail)
     sender, who = requester_fallback(mail, envelope, config)
     trace = [f"class {verdict.kind} ({verdict.reason})"]
+    trace.extend(f"repaired: {what}" for what in mail.repairs)
     if who:
         trace.append(who)
     found: Found | None = None

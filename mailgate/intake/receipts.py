@@ -168,14 +168,35 @@ def claim(receipt: ReceiptRow, now: dt.datetime) -> ReceiptRow | None:
     return receipt
 
 
-def release(receipt: ReceiptRow) -> None:
+def release(receipt: ReceiptRow, *, temporary: bool = False) -> None:
     """Give the lease back after a failure, so the sender's retry may process it at once.
 
+    ``temporary``: the failure was the database's (busy, locked, disk full), not the
+    mail's: it does not count as an attempt, so a busy hour never quarantines a mail.
     When the database is down this fails too; the lease then simply runs out and the
     recovery job finishes the mail.
     """
     with contextlib.suppress(TemporaryFailure, PeeweeException), write_transaction():
-        receipt_rows.release(receipt.id)
+        receipt_rows.release(receipt.id, uncount=temporary)
+
+
+def retry_temporary(now: dt.datetime) -> list[ReceiptRow]:
+    """Mails quarantined for a temporary reason, taken back for processing."""
+    taken = []
+    for receipt_id in receipt_rows.temporary_quarantined(MAX_TEMPORARY_ATTEMPTS):
+        with write_transaction():
+            if not receipt_rows.reopen_temporary(receipt_id, now + LEASE):
+                continue
+        found = receipt_rows.by_id(receipt_id)
+        if found is not None:
+            taken.append(found)
+    return taken
+
+
+# A mail quarantined for a temporary reason (a database conflict that would not clear
+# within three tries) is processed again by each run of the recovery job, up to this
+# many attempts in all; then it stays quarantined for an admin (``quarantine retry``).
+MAX_TEMPORARY_ATTEMPTS = 10
 
 
 def quarantine(receipt: ReceiptRow, reason: str) -> Outcome:

@@ -46,6 +46,8 @@ from mailgate.mail.mime import (
     build_tree,
     extract_large_parts,
 )
+from mailgate.mail.repairs import merge as merge_repairs
+from mailgate.mail.repairs import scan as scan_repairs
 from mailgate.mail.walk import TEXT_LIMIT, Attachment, Walk, content_charset
 
 __all__ = [
@@ -171,6 +173,7 @@ def parse(
     size = len(raw)
     defects: list[str] = []
     repairs: list[str] = []
+    noticed = scan_repairs(raw)
     raw = tame_parameters(repair_head(raw, repairs), repairs)
     extracted: dict[str, ExtractedPart] = {}
     skeleton = raw
@@ -210,11 +213,14 @@ def parse(
     text, html_body = walk.body()
     address_values = {
         name: [raw_value for key, raw_value in _raw_items(message) if key == name]
-        for name in ("from", "to", "cc", "reply-to", "sender")
+        for name in ("from", "to", "cc", "reply-to", "sender", "subject")
     }
-    addresses = {k: read_addresses(v, defects, k) for k, v in address_values.items() if v}
+    addresses = {
+        k: read_addresses(v, defects, k) for k, v in address_values.items() if v and k != "subject"
+    }
     from_name, from_raw = from_name_and_raw(address_values["from"])
     _note_bad_charsets(address_values["from"], "From", repairs)
+    _note_bad_charsets(address_values["subject"], "Subject", repairs)
     sender = next(iter(addresses.get("from", ())), None)
     report = bounces.read_report(message) if _maybe_report(message, headers) else None
     if report is None or report.kind == "auto_reply":
@@ -244,7 +250,7 @@ def parse(
         report=report,
         defects=tuple(defects),
         header_names=tuple(name.lower() for name in message),
-        repairs=tuple(dict.fromkeys(repairs)),
+        repairs=merge_repairs(noticed, repairs),
         from_raw=from_raw,
         from_name=from_name or (sender.name if sender is not None else ""),
         sender_header=next(iter(addresses.get("sender", ())), None),

@@ -3,8 +3,9 @@
 Notices to an agent carry a Reply-To whose plus-part holds the ticket number
 and an HMAC bound to that agent and that ticket. A reply that comes back to
 such an address proves it answers a notice we sent to that agent — a forged
-From header cannot produce one. Customer notices carry only the number
-(``support+482913@…``): that finds the ticket, and proves nothing.
+From header cannot produce one. Customer notices carry the number and an HMAC
+bound to the ticket's requester (``sign_requester``): a reply to it answers a
+notice we sent to the requester, which is what lets a reply add Cc'd people.
 
 Pure: imports only the standard library.
 """
@@ -33,6 +34,18 @@ def sign(secret: bytes, agent_key: str, number: int) -> str:
 
 def verify(secret: bytes, agent_key: str, number: int, token: str) -> bool:
     return bool(token) and hmac.compare_digest(sign(secret, agent_key, number), token.lower())
+
+
+def sign_requester(secret: bytes, requester_id: int, number: int) -> str:
+    """The token of the reply address in notices to a ticket's requester (its own message)."""
+    text = f"requester:{requester_id}:ticket:{number}"
+    mac = hmac.new(secret, text.encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
+
+
+def verify_requester(secret: bytes, requester_id: int, number: int, token: str) -> bool:
+    expected = sign_requester(secret, requester_id, number)
+    return bool(token) and hmac.compare_digest(expected, token.lower())
 
 
 def reply_address(mailbox_address: str, number: int, token: str = "", *, note: bool = False) -> str:

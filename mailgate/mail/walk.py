@@ -250,6 +250,7 @@ class Walk:
         text, note = decode_bytes(data, _param(part, "content-type", "charset"))
         if note:
             self.defects.append(note)
+            self.repairs.append(f"text part: {note}")
         return text
 
 

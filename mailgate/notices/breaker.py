@@ -57,8 +57,18 @@ def admit(
     breaker = _Breaker(rates(config.outbound.limits), ticket.id, emails, now)
     admitted = []
     for intent in intents:
-        automatic = intent.kind != "agent_reply"
+        automatic = intent.kind not in UNLIMITED
+        if intent.kind == "agent_reply":
+            # An agent's answer passes the per-ticket window like automatic mail (a loop
+            # between an agent's client and a customer's stops there), but is never
+            # dropped: it is queued for when the window opens, and the agent is told.
+            reason, opens = breaker.ticket_window(now)
+            if reason:
+                admitted.extend(_held(config, ticket, intent, reason, opens))
+                continue
         kept: dict[str, list[Address]] = {"to": [], "cc": []}
+        deferred: dict[str, list[Address]] = {"to": [], "cc": []}
+        deferred_why, deferred_due = "", now
         for field_name in ("to", "cc"):
             for person in getattr(intent, field_name):
                 email = person.email.lower()
@@ -71,7 +81,16 @@ def admit(
                 elif base_address(email) in config.mailbox_addresses:
                     reason = "that is one of our own mailboxes (it would come back as a loop)"
                 elif automatic:
-                    reason = breaker.check(window_key(config, intent.kind, email))
+                    to_staff = config.agent_for(email) is not None or (
+                        base_address(email) in config.own_addresses
+                    )
+                    key = window_key(config, intent.kind, email)
+                    reason, due = breaker.check(key, intent.kind, to_staff, now)
+                    if reason and due is not None:
+                        # The overall window: held back, queued for when it opens.
+                        deferred[field_name].append(person)
+                        deferred_why, deferred_due = reason, max(deferred_due, due)
+                        continue
                 else:
                     reason = ""
                 if reason:
@@ -99,8 +118,69 @@ def admit(
                 ]
             )
         if kept["to"] or kept["cc"]:
-            admitted.append(replace(intent, to=kept["to"], cc=kept["cc"]))
+            to, cc = _capped(config, ticket, intent.kind, kept["to"], kept["cc"])
+            admitted.append(replace(intent, to=to, cc=cc))
+        if deferred["to"] or deferred["cc"]:
+            held = replace(intent, to=deferred["to"], cc=deferred["cc"])
+            admitted.extend(_held(config, ticket, held, deferred_why, deferred_due))
     return admitted
+
+
+# Notices the breaker never holds back nor counts: an agent's answer (held only by the
+# per-ticket window, see ``admit``) and the note telling an agent theirs is held.
+UNLIMITED = ("agent_reply", "reply_held")
+
+
+def _held(
+    config: Config, ticket: TicketRow, intent: Intent, reason: str, due: dt.datetime
+) -> list[Intent]:
+    """The held mail, due when the window opens, and a note to the agent who wrote it."""
+    when = f"{due:%Y-%m-%d %H:%M} UTC"
+    event_rows.add(
+        ticket.id,
+        "notice_held",
+        "system",
+        new=", ".join(a.email.lower() for a in (*intent.to, *intent.cc))[:1000],
+        detail=f"{intent.kind}: {reason}; queued for {when}",
+    )
+    event(log, "notice.held", notice=intent.kind, ticket=ticket.number, reason=reason, due=when)
+    to, cc = _capped(config, ticket, intent.kind, list(intent.to), list(intent.cc))
+    held = [replace(intent, to=to, cc=cc, due=due, held=reason)]
+    agent = intent.agent
+    if agent is not None and intent.kind == "agent_reply":
+        held.append(
+            Intent(
+                "reply_held",
+                ticket,
+                [],
+                agent=agent,
+                for_agent=agent,
+                message=intent.message,
+                detail=f"{reason}\nqueued, it goes out by itself at {when}",
+            )
+        )
+    return held
+
+
+def _capped(
+    config: Config, ticket: TicketRow, kind: str, to: list[Address], cc: list[Address]
+) -> tuple[list[Address], list[Address]]:
+    """At most ``outbound.max_recipients`` on one mail: To first, then Cc in order."""
+    limit = config.outbound.max_recipients
+    if len(to) + len(cc) <= limit:
+        return to, cc
+    kept_to = to[:limit]
+    kept_cc = cc[: max(0, limit - len(kept_to))]
+    left_out = len(to) + len(cc) - len(kept_to) - len(kept_cc)
+    event_rows.add(
+        ticket.id,
+        "recipients_capped",
+        "system",
+        new=str(left_out),
+        detail=f"{kind}: outbound.max_recipients = {limit}",
+    )
+    event(log, "notice.capped", notice=kind, ticket=ticket.number, left_out=left_out)
+    return kept_to, kept_cc
 
 
 # Notices that keep staff working a ticket. A busy hour must not cut agents and team
@@ -110,6 +190,11 @@ def admit(
 _STAFF_NOTICES = (
     "assignment", "customer_reply", "reopened", "escalation", "sla_warning", "sla_breach",
 )  # fmt: skip
+
+
+# Of the overall window, acknowledgements to new senders may use this share; the rest is
+# kept for the notices of tickets under way (resolutions, reminders).
+ACK_SHARE = 0.8
 
 
 def window_key(config: Config, kind: str, email: str) -> str:
@@ -150,15 +235,46 @@ class _Breaker:
             seen_count = counts.overall(counts.minute(now) - max(seconds // 60, 1))
             self.windows.append(("overall", "all", count, seconds, {"": seen_count}))
 
-    def check(self, recipient: str) -> str:
+    def check(
+        self, recipient: str, kind: str, to_staff: bool, now: dt.datetime
+    ) -> tuple[str, dt.datetime | None]:
+        """Why ``recipient`` may not get this notice now ('' if it may), and — for the
+        overall window, which holds mail back instead of suppressing it — when it opens.
+
+        The overall window never holds notices to staff. Acknowledgements to new senders
+        are held first: from ``ACK_SHARE`` of the window on, the rest only when it is full.
+        """
         exempt = recipient.startswith("staff:")
         for label, scope, count, seconds, seen in self.windows:
             if scope == "recipient" and exempt:
                 continue
+            if scope == "all":
+                if to_staff:
+                    continue
+                limit = count
+                if kind == "acknowledgement":
+                    limit = max(0, min(count - 1, int(count * ACK_SHARE)))
+                if seen.get("", 0) >= limit:
+                    why = (
+                        f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
+                    )
+                    if kind == "acknowledgement":
+                        why += " (acknowledgements are held first)"
+                    return why, now + dt.timedelta(seconds=seconds)
+                continue
             key = recipient if scope == "recipient" else ""
             if seen.get(key, 0) >= count:
-                return f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
-        return ""
+                why = f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
+                return why, None
+        return "", None
+
+    def ticket_window(self, now: dt.datetime) -> tuple[str, dt.datetime]:
+        """Why the per-ticket window is full ('' if it is not), and when it opens."""
+        for label, scope, count, seconds, seen in self.windows:
+            if scope == "ticket" and seen.get("", 0) >= count:
+                why = f"circuit breaker: {count} automatic mails {label} within {_span(seconds)}"
+                return why, now + dt.timedelta(seconds=seconds)
+        return "", now
 
     def count(self, recipients: list[str]) -> None:
         if not recipients:

@@ -11,6 +11,7 @@ Imports config, events, the store and ``mailgate.mail``; never a transport.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from mailgate.logs import event
 from mailgate.mail import compose, tokens
 from mailgate.mail.classify import Verdict
 from mailgate.mail.parse import Address, ParsedMail
-from mailgate.notices.breaker import admit, window_key
+from mailgate.notices.breaker import UNLIMITED, admit, window_key
 from mailgate.notices.render import CUSTOMER_FACING, render, variables_for
 from mailgate.notices.rules import Intent, intents, mailbox_of
 from mailgate.store import breaker as counts
@@ -72,6 +73,8 @@ class Prepared:
     outgoing: compose.Outgoing
     content: bytes
     automatic: bool
+    due: dt.datetime | None = None  # held back by the circuit breaker until then
+    held: str = ""  # why it was held
 
     @property
     def recipients(self) -> list[str]:
@@ -92,7 +95,7 @@ def prepare(
     if intent.for_agent is not None and not to:
         to = [Address(intent.for_agent.emails[0], intent.for_agent.name)]
     cc = list(intent.cc)
-    automatic = intent.kind != "agent_reply"
+    automatic = intent.kind not in UNLIMITED
     now = utcnow()
     if not to and cc:
         to, cc = cc[:1], cc[1:]
@@ -102,6 +105,10 @@ def prepare(
     token = ""
     if intent.for_agent is not None:
         token = tokens.sign(ctx.secret, intent.for_agent.key, ticket.number)
+    elif intent.kind in CUSTOMER_FACING and box.plus_reply_to:
+        # A reply to this address answers a notice sent to the requester: it may add Cc'd
+        # people to the ticket (intake/cc.py); a forged From alone never may.
+        token = tokens.sign_requester(ctx.secret, ticket.requester_id, ticket.number)
     reply_address = box.address
     if box.plus_reply_to or token:
         reply_address = tokens.reply_address(box.address, ticket.number, token)
@@ -133,7 +140,9 @@ def prepare(
         date=now,
         notice=intent.kind,
     )
-    return Prepared(intent.kind, ticket, outgoing, compose.build(outgoing), automatic)
+    return Prepared(
+        intent.kind, ticket, outgoing, compose.build(outgoing), automatic, intent.due, intent.held
+    )
 
 
 # Acknowledgements answer a person (RFC 3834 auto-replied); an agent's reply is written
@@ -160,6 +169,8 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
                 p.recipients,
                 p.content,
                 p.automatic,
+                p.due or now,
+                f"held: {p.held}" if p.held else "",
             )
             for p in notices
         ],
@@ -183,15 +194,17 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
         ],
         now,
     )
-    counts.count(
-        [
-            (window_key(config, p.kind, r.lower()), p.ticket.id)
-            for p in notices
-            if p.automatic
-            for r in p.recipients
-        ],
-        now,
-    )
+    # Held mail counts in the windows at the time it is due: it keeps its place there.
+    for due in sorted({p.due or now for p in notices if p.automatic}):
+        counts.count(
+            [
+                (window_key(config, p.kind, r.lower()), p.ticket.id)
+                for p in notices
+                if p.automatic and (p.due or now) == due
+                for r in p.recipients
+            ],
+            due,
+        )
     for p in notices:
         event(
             log,

@@ -37,10 +37,10 @@ CUSTOMER_FACING = (
 )  # fmt: skip
 STAFF_KINDS = (
     "assignment", "customer_reply", "reopened", "command_error", "escalation", "sla_warning",
-    "sla_breach",
+    "sla_breach", "reply_held",
 )  # fmt: skip
 # Every template set: the configurable notices, and the answer to commands not understood.
-TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error")
+TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error", "reply_held")
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 
 
@@ -163,8 +163,13 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
             else None
         ),
         "previous_status": intent.previous_status,
-        "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
+        "problems": (
+            intent.detail.splitlines() if intent.kind in ("command_error", "reply_held") else []
+        ),
         "received": _received(message) if intent.kind == "command_error" else [],
+        "cc_not_added": (
+            intent.detail.splitlines() if intent.kind in ("customer_reply", "reopened") else []
+        ),
         "reply_address": reply_address,
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,
@@ -237,6 +242,9 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         "previous_status": "resolved",
         "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
         "received": ["#asign me", "", "Dear Carla, the service is back."],
+        "cc_not_added": ["mallory@attacker.example"]
+        if kind in ("customer_reply", "reopened")
+        else [],
         "reply_address": tokens.reply_address(box.address, 482913),
         "ticket_url": url,
         "reopen_window_days": config.lifecycle.reopen_window_days,

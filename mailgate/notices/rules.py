@@ -29,6 +29,7 @@ Only reads. Imports config, events, the store's reads and ``mailgate.mail``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -79,6 +80,9 @@ class Intent:
     for_agent: AgentRow | None = None
     people: People | None = None
     detail: str = ""
+    # Held back by the circuit breaker: queued, due only then (never dropped), and why.
+    due: dt.datetime | None = None
+    held: str = ""
 
 
 def mailbox_of(config: Config, ticket: TicketRow) -> Mailbox:
@@ -138,10 +142,18 @@ def intents(
                 if i.for_agent is None or moved.actor != f"agent:{i.for_agent.key}"
             )
     customer_message = message is not None and message.kind in ("customer", "external")
+    # The assignee hears which Cc of a reply were not added (not authentic for the requester).
+    refused = "\n".join(e.new for e in events if e.kind == "cc_not_added")
     if "reopened" in kinds and on.reopened:
-        found.extend(_staff_intents(ctx, "reopened", ticket, message, kinds["reopened"].old))
+        found.extend(
+            replace(i, detail=refused)
+            for i in _staff_intents(ctx, "reopened", ticket, message, kinds["reopened"].old)
+        )
     elif customer_message and "created" not in kinds and on.customer_reply:
-        found.extend(_staff_intents(ctx, "customer_reply", ticket, message, ""))
+        found.extend(
+            replace(i, detail=refused)
+            for i in _staff_intents(ctx, "customer_reply", ticket, message, "")
+        )
     if "agent_reply" in kinds and on.agent_reply:
         event = kinds["agent_reply"]
         found.append(

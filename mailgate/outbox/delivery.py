@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from mailgate import store
 from mailgate.config import Config
+from mailgate.config.calendars import parse_wall_duration
 from mailgate.errors import UsageError
 from mailgate.logs import event, redact
 from mailgate.outbox.relays import PermanentError, Refusal, TemporaryError, Transport, transport_for
@@ -51,6 +52,7 @@ def deliver(
     worker = uuid.uuid4().hex
     try:
         recover(config, transport)
+        drop_stale_acknowledgements(config)
         tried = 0
         while limit is None or tried < limit:
             size = config.outbound.batch_size
@@ -64,6 +66,32 @@ def deliver(
         if own_transport:
             transport.close()
     return report
+
+
+def drop_stale_acknowledgements(config: Config) -> int:
+    """Acknowledgements the breaker held longer than ``held_acknowledgement_max_age`` are
+    dropped, each with an event on its ticket: "we got your mail" a day late helps nobody."""
+    age = parse_wall_duration(config.outbound.limits.held_acknowledgement_max_age) or 0
+    if age <= 0:
+        return 0
+    limit = config.outbound.limits.held_acknowledgement_max_age
+    why = f"dropped: held by the circuit breaker longer than {limit}"
+    with store.write_transaction():
+        dropped = outbox_rows.drop_stale_held(
+            "acknowledgement", store.utcnow() - dt.timedelta(seconds=age), why
+        )
+        for item_id, ticket_id in dropped:
+            if ticket_id is not None:
+                event_rows.add(
+                    ticket_id,
+                    "notice_dropped",
+                    "system",
+                    new=str(item_id),
+                    detail=f"acknowledgement: {why} (outbound.limits.held_acknowledgement_max_age)",
+                )
+    for item_id, _ in dropped:
+        event(log, "outbox.dropped", id=item_id, notice="acknowledgement", reason=why)
+    return len(dropped)
 
 
 def _claim(size: int, worker: str) -> list[int]:

@@ -27,17 +27,21 @@ from mailgate.store.db import (
     utcnow,
     write_transaction,
 )
+from mailgate.store.faults import TEMPORARY_PREFIX, QueryTooLarge, is_temporary_reason
 from mailgate.store.schema import require_schema, schema_status, upgrade
 from mailgate.store.sql import clean
 
 __all__ = [
+    "TEMPORARY_PREFIX",
     "UNAVAILABLE",
     "DataError",
     "IntegrityError",
     "PeeweeException",
+    "QueryTooLarge",
     "clean",
     "close",
     "is_sqlite",
+    "is_temporary_reason",
     "new_message_id",
     "open_database",
     "require_schema",

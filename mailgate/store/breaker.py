@@ -20,10 +20,11 @@ def minute(when: dt.datetime) -> int:
 def per_recipient(recipients: Sequence[str], since: dt.datetime) -> dict[str, int]:
     return {
         str(k): int(v)
+        for chunk in sql.chunks(recipients)
         for k, v in sql.rows(
             "SELECT recipient, COUNT(*) FROM auto_mail_log WHERE recipient IN"
-            f" ({sql.placeholders(len(recipients))}) AND at > ? GROUP BY recipient",
-            *recipients,
+            f" ({sql.placeholders(len(chunk))}) AND at > ? GROUP BY recipient",
+            *chunk,
             sql.ts(since),
         )
     }
@@ -69,3 +70,21 @@ def prune(cutoff: dt.datetime) -> None:
     """Forget bookkeeping older than ``cutoff`` (the longest window)."""
     sql.run("DELETE FROM auto_mail_log WHERE at < ?", sql.ts(cutoff))
     sql.run("DELETE FROM mail_counter WHERE minute < ?", minute(cutoff))
+
+
+def reset(*, ticket_id: int | None = None, recipient: str = "") -> int:
+    """Forget the breaker's bookkeeping: of one ticket, of one recipient, or all of it
+    (the overall window too). How many rows of the log went."""
+    if ticket_id is not None:
+        return int(sql.run("DELETE FROM auto_mail_log WHERE ticket_id = ?", ticket_id).rowcount)
+    if recipient:
+        return int(
+            sql.run(
+                "DELETE FROM auto_mail_log WHERE recipient IN (?, ?)",
+                recipient,
+                f"staff:{recipient}",
+            ).rowcount
+        )
+    gone = int(sql.run("DELETE FROM auto_mail_log").rowcount)
+    sql.run("DELETE FROM mail_counter")
+    return gone

@@ -23,7 +23,8 @@ import peewee as pw
 from peewee import DataError, IntegrityError, InterfaceError, OperationalError, PeeweeException
 from playhouse.db_url import connect as url_connect
 
-from mailgate.errors import ConfigError, TemporaryFailure
+from mailgate.errors import ConfigError
+from mailgate.store import faults
 
 db = pw.DatabaseProxy()
 
@@ -98,18 +99,27 @@ def is_sqlite() -> bool:
 def write_transaction() -> Iterator[None]:
     """A transaction that will write: IMMEDIATE on SQLite so two writers queue instead of failing.
 
-    Database errors that mean "not now" (locked, connection lost, disk full)
-    become ``TemporaryFailure``; the caller retries or tells the sender to.
+    Database errors that mean "not now" (locked, connection lost, disk full, corrupt)
+    become ``TemporaryFailure``; the caller retries or tells the sender to. A query with
+    too many variables is a bug of ours, never temporary (``faults.QueryTooLarge``).
     """
     try:
         with db.atomic("IMMEDIATE") if is_sqlite() else db.atomic():
             yield
-    except pw.OperationalError as exc:
+    except (pw.OperationalError, pw.InterfaceError) as exc:
+        # Told apart (busy, disk full, corrupt, too many variables), each its own log line.
         _reset_connection()
-        raise TemporaryFailure(f"database unavailable: {exc}") from exc
-    except pw.InterfaceError as exc:
+        raise faults.translate(exc) from exc
+    except (pw.InternalError, pw.DatabaseError) as exc:
+        # A corrupt file or page (SQLite's DatabaseError, PostgreSQL's XX001) is no fault
+        # of the mail: the MTA keeps it until an admin repairs the database.
+        if isinstance(exc, (pw.IntegrityError, pw.DataError)) or faults.kind_of(exc) not in (
+            "corrupt",
+            "disk_full",
+        ):
+            raise
         _reset_connection()
-        raise TemporaryFailure(f"database unavailable: {exc}") from exc
+        raise faults.translate(exc) from exc
 
 
 @contextmanager

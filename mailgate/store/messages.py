@@ -139,14 +139,17 @@ def set_trace(message_id: int, trace: Sequence[str]) -> None:
 
 def referenced(ids: Sequence[str]) -> list[tuple[int, str, str]]:
     """(ticket id, Message-ID, direction) of every stored message among ``ids``, newest first."""
-    return [
-        (int(r[0]), str(r[1]), str(r[2]))
-        for r in sql.rows(
-            "SELECT ticket_id, message_id, direction FROM message"
-            f" WHERE message_id IN ({sql.placeholders(len(ids))}) ORDER BY id DESC",
-            *ids,
+    found = [
+        row
+        for chunk in sql.chunks(ids)
+        for row in sql.rows(
+            "SELECT id, ticket_id, message_id, direction FROM message"
+            f" WHERE message_id IN ({sql.placeholders(len(chunk))})",
+            *chunk,
         )
     ]
+    found.sort(key=lambda r: -int(r[0]))
+    return [(int(r[1]), str(r[2]), str(r[3])) for r in found]
 
 
 def ticket_of_sent(message_id: str) -> int | None:

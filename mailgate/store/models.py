@@ -150,6 +150,9 @@ class Receipt(BaseModel):
     sha256 = pw.CharField(max_length=64)
     # sha256 of the body: tells one mail delivered twice from two mails sharing an ID.
     fingerprint = pw.CharField(max_length=64, default="")
+    # sha256 of what the mail says (From, Subject, Date, decoded text): the same mail
+    # re-encoded in transit is a duplicate (migration 0004).
+    content_fingerprint = pw.CharField(max_length=64, default="", index=True)
     size = pw.IntegerField()
     sender = pw.CharField(max_length=320, default="")
     # The SMTP envelope (recipients, authenticated login): needed to process it again.

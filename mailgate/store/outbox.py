@@ -40,10 +40,12 @@ _SELECT = "SELECT id, ticket_id, notice, message_id, status, attempts FROM outbo
 
 
 def insert(
-    items: Iterable[tuple[str, int, str, str, list[str], bytes, bool]], now: dt.datetime
+    items: Iterable[tuple[str, int, str, str, list[str], bytes, bool, dt.datetime, str]],
+    now: dt.datetime,
 ) -> None:
-    """Queue mail, due now: (Message-ID, ticket id, notice, sender, recipients, content,
-    automatic) per item, one INSERT."""
+    """Queue mail: (Message-ID, ticket id, notice, sender, recipients, content, automatic,
+    due, note) per item, one INSERT; due is now, or later for mail the circuit breaker
+    held ("held: <why>" in the note, which ``last_error`` keeps until it is claimed)."""
     at = sql.ts(now)
     sql.insert_many(
         "outbox_item",
@@ -59,11 +61,21 @@ def insert(
                 automatic,
                 "queued",
                 0,
-                at,
-                "",
+                sql.ts(due),
+                note,
                 at,
             )
-            for message_id, ticket_id, notice, sender, recipients, content, automatic in items
+            for (
+                message_id,
+                ticket_id,
+                notice,
+                sender,
+                recipients,
+                content,
+                automatic,
+                due,
+                note,
+            ) in items
         ],
     )
 
@@ -101,6 +113,63 @@ def record_delivery(message_id: str, delivery: str, detail: str, at: dt.datetime
         sql.ts(at),
         message_id,
     )
+
+
+HELD = "held: %"
+
+
+def held(now: dt.datetime) -> list[tuple[int, int | None, str, list[str], str, dt.datetime]]:
+    """Mail the circuit breaker holds back: (id, ticket id, notice, recipients, why, due)."""
+    found = []
+    for row in sql.rows(
+        "SELECT id, ticket_id, notice, recipients, last_error, next_attempt_at FROM outbox_item"
+        " WHERE status = 'queued' AND last_error LIKE ? AND next_attempt_at > ? ORDER BY id",
+        HELD,
+        sql.ts(now),
+    ):
+        due = sql.read_ts(row[5])
+        assert due is not None
+        recipients = json.loads(row[3]) if isinstance(row[3], str) else list(row[3])
+        ticket_id = None if row[1] is None else int(row[1])
+        found.append((int(row[0]), ticket_id, str(row[2]), recipients, str(row[4])[6:], due))
+    return found
+
+
+def release_held(now: dt.datetime, ticket_id: int | None = None) -> int:
+    """What is held (of one ticket, or all) is due now (an admin reset the breaker)."""
+    only = "" if ticket_id is None else " AND ticket_id = ?"
+    return int(
+        sql.run(
+            "UPDATE outbox_item SET next_attempt_at = ? WHERE status = 'queued'"
+            f" AND last_error LIKE ? AND next_attempt_at > ?{only}",
+            sql.ts(now),
+            HELD,
+            sql.ts(now),
+            *(() if ticket_id is None else (ticket_id,)),
+        ).rowcount
+    )
+
+
+def drop_stale_held(
+    notice: str, created_before: dt.datetime, why: str
+) -> list[tuple[int, int | None]]:
+    """Held mail of kind ``notice`` queued before then: marked failed with ``why``;
+    (id, ticket id) of each."""
+    rows = sql.rows(
+        "SELECT id, ticket_id FROM outbox_item WHERE status = 'queued' AND notice = ?"
+        " AND last_error LIKE ? AND created_at < ?",
+        notice,
+        HELD,
+        sql.ts(created_before),
+    )
+    for item_id, _ in rows:
+        sql.run(
+            "UPDATE outbox_item SET status = 'failed', last_error = ? WHERE id = ?"
+            " AND status = 'queued'",
+            why,
+            item_id,
+        )
+    return [(int(r[0]), None if r[1] is None else int(r[1])) for r in rows]
 
 
 def requeue_expired_claims(now: dt.datetime) -> None:

@@ -75,6 +75,13 @@ def collaborators(ticket_id: int) -> list[ContactRow]:
     ]
 
 
+def collaborator_count(ticket_id: int) -> int:
+    found = sql.value(
+        "SELECT COUNT(*) FROM participant WHERE ticket_id = ? AND role = 'collaborator'", ticket_id
+    )
+    return int(found or 0)
+
+
 def add_collaborator(ticket_id: int, contact_id: int) -> None:
     sql.run(
         "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'collaborator')",
@@ -109,12 +116,17 @@ def mark_undeliverable(email: str, until: dt.datetime, reason: str) -> None:
 def undeliverable(emails: Sequence[str], now: dt.datetime) -> dict[str, tuple[dt.datetime, str]]:
     """The addresses among ``emails`` that bounced permanently: until when, and why."""
     found = {}
-    for email, until, reason in sql.rows(
-        "SELECT email, undeliverable_until, undeliverable_reason FROM contact"
-        f" WHERE email IN ({sql.placeholders(len(emails))}) AND undeliverable_until > ?",
-        *emails,
-        sql.ts(now),
-    ):
+    rows = [
+        row
+        for chunk in sql.chunks(emails)
+        for row in sql.rows(
+            "SELECT email, undeliverable_until, undeliverable_reason FROM contact"
+            f" WHERE email IN ({sql.placeholders(len(chunk))}) AND undeliverable_until > ?",
+            *chunk,
+            sql.ts(now),
+        )
+    ]
+    for email, until, reason in rows:
         when = sql.read_ts(until)
         assert when is not None
         found[str(email)] = (when, str(reason or ""))

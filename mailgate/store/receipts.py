@@ -14,6 +14,7 @@ from typing import Any
 
 from mailgate.store import sql
 from mailgate.store.db import is_sqlite, utcnow
+from mailgate.store.faults import TEMPORARY_PREFIX
 from mailgate.store.rows import ReceiptRow
 
 _SELECT = (
@@ -135,11 +136,45 @@ def give_up(receipt_id: int, reason: str) -> None:
     )
 
 
-def release(receipt_id: int) -> None:
-    """Give the lease back, so the sender's retry may process the mail at once."""
+def release(receipt_id: int, *, uncount: bool = False) -> None:
+    """Give the lease back, so the sender's retry may process the mail at once.
+
+    ``uncount``: the attempt failed for a temporary reason (database busy, disk full),
+    which is no processing attempt — only real errors and crashes count.
+    """
+    less = ", attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END" if uncount else ""
     sql.run(
-        "UPDATE receipt SET lease_until = NULL WHERE id = ? AND status = 'received'", receipt_id
+        f"UPDATE receipt SET lease_until = NULL{less} WHERE id = ? AND status = 'received'",
+        receipt_id,
     )
+
+
+def temporary_quarantined(max_attempts: int, limit: int = 100) -> list[int]:
+    """Mail quarantined for a temporary reason, not yet tried ``max_attempts`` times."""
+    return [
+        int(r[0])
+        for r in sql.rows(
+            "SELECT id FROM receipt WHERE status = 'quarantined' AND reason LIKE ?"
+            " AND attempts < ? ORDER BY id LIMIT ?",
+            TEMPORARY_PREFIX + "%",
+            max_attempts,
+            limit,
+        )
+    ]
+
+
+def reopen_temporary(receipt_id: int, lease_until: dt.datetime) -> bool:
+    """Take a mail quarantined for a temporary reason back into processing (conditional:
+    of several processes only one wins); its attempts are kept."""
+    row = sql.one(
+        "UPDATE receipt SET status = 'received', action = '', reason = '', lease_until = ?,"
+        " attempts = attempts + 1"
+        " WHERE id = ? AND status = 'quarantined' AND reason LIKE ? RETURNING id",
+        sql.ts(lease_until),
+        receipt_id,
+        TEMPORARY_PREFIX + "%",
+    )
+    return row is not None
 
 
 def quarantine(receipt_id: int, reason: str) -> None:
@@ -172,6 +207,27 @@ def finish(
         mailbox,
         receipt_id,
     )
+
+
+def same_content(fingerprint: str, receipt_id: int) -> tuple[int | None, dt.datetime] | None:
+    """The ticket and time of an earlier mail that said the same (processed, not
+    quarantined); None when there is none."""
+    row = sql.one(
+        "SELECT ticket_id, received_at FROM receipt WHERE content_fingerprint = ? AND id <> ?"
+        " AND status = 'processed' AND action NOT IN ('duplicate', 'quarantined')"
+        " ORDER BY id LIMIT 1",
+        fingerprint,
+        receipt_id,
+    )
+    if row is None:
+        return None
+    when = sql.read_ts(row[1])
+    assert when is not None
+    return (None if row[0] is None else int(row[0])), when
+
+
+def set_content_fingerprint(receipt_id: int, fingerprint: str) -> None:
+    sql.run("UPDATE receipt SET content_fingerprint = ? WHERE id = ?", fingerprint, receipt_id)
 
 
 def unfinished(now: dt.datetime, limit: int = 500) -> list[int]:

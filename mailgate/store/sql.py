@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from mailgate.store.db import db, is_sqlite
@@ -76,14 +76,29 @@ def insert(text: str, *params: Any) -> int:
     return int(one(text + " RETURNING id", *params)[0])  # type: ignore[index]
 
 
+# Variables one statement may carry: SQLite before 3.32 allows 999, PostgreSQL 65,535.
+# Lists that grow with a mail (its Cc, its references) are cut into statements of this size.
+MAX_VARIABLES = 900
+
+
 def insert_many(table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]) -> None:
-    """One multi-row INSERT (one round trip, one parse) for all ``records``."""
+    """Multi-row INSERTs (one round trip, one parse) for all ``records``, as few as the
+    variable limit allows."""
     records = list(records)
     if not records:
         return
     row = "(" + ", ".join("?" for _ in columns) + ")"
-    text = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(row for _ in records)
-    run(text, *(v for record in records for v in record))  # run() cleans every value
+    per_statement = max(1, MAX_VARIABLES // max(1, len(columns)))
+    for start in range(0, len(records), per_statement):
+        batch = records[start : start + per_statement]
+        text = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(row for _ in batch)
+        run(text, *(v for record in batch for v in record))  # run() cleans every value
+
+
+def chunks(values: Sequence[Any], size: int = MAX_VARIABLES - 10) -> Iterator[Sequence[Any]]:
+    """``values`` in slices an IN list may hold (a few variables left for the rest)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def placeholders(count: int) -> str:
