@@ -64,14 +64,14 @@ class Faults:
 
 @pytest.fixture
 def faults(database_url: str, ctx: Context) -> Iterator[Faults]:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("faults are raised by a PostgreSQL trigger")
+    assert database_url.startswith("postgresql"), "faults are raised by a PostgreSQL trigger"
     injected = Faults(database_url)
     yield injected
     injected.clear()
     injected.conn.close()
 
 
+@pytest.mark.postgres
 def test_a_busy_database_never_uses_up_processing_attempts(
     ctx: Context, config_path: Path, faults: Faults
 ) -> None:
@@ -87,6 +87,7 @@ def test_a_busy_database_never_uses_up_processing_attempts(
     assert m.Receipt.select().count() == 1
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(
     ("sqlstate", "message", "label", "log_line"),
     [
@@ -116,6 +117,7 @@ def test_disk_full_and_corruption_keep_the_mail_at_the_mta_each_with_its_log_lin
     assert code == 0 and out.startswith("created [")
 
 
+@pytest.mark.postgres
 def test_a_mail_quarantined_for_a_temporary_reason_is_retried_by_itself(
     tmp_path: Path, database_url: str, faults: Faults, serve_in_thread: Any
 ) -> None:
