@@ -32,7 +32,9 @@ import datetime as dt
 import functools
 import hmac
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +48,7 @@ from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event, redact_url
-from mailgate.store import ledger
+from mailgate.store import health, ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.worker import Overdue, Worker
@@ -55,6 +57,9 @@ log = logging.getLogger("mailgate.serve")
 
 SHUTDOWN_GRACE = 10.0
 KICK_DELAY = 0.5
+# serve records that it is alive this often; `mailgate check` and `status` call a
+# heartbeat older than HEARTBEAT_STALE (check.py) "not running".
+HEARTBEAT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,11 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         self.ready = threading.Event()
+        # The heartbeat has a thread of its own: a slow mail on the database thread must
+        # not make a working gateway look dead.
+        self.beats = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-beat")
+        self.started_at = _now().replace(tzinfo=None)
+        self.host = socket.gethostname()
 
     # --- the database thread -------------------------------------------------------------
 
@@ -258,6 +268,7 @@ class Gateway:
         if self.with_imap:
             self._start_pollers()
         self._start_scheduler()
+        await self.loop.run_in_executor(self.beats, self.heartbeat)
         event(
             log,
             "serve.started",
@@ -311,6 +322,35 @@ class Gateway:
             )
         except smtp_transport.SocketAccessError as exc:
             raise ConfigError(f"listener.{exc.key}: {exc} (in {config.path})") from None
+        except OSError as exc:  # taken since the check before the start: one line, exit 78
+            where = listener.socket or f"{listener.host}:{listener.port}"
+            key = "socket" if listener.socket else "port"
+            raise ConfigError(
+                f"listener.{key}: cannot listen on {where}: {exc.strerror or exc}"
+                f" (in {config.path})"
+            ) from None
+
+    def heartbeat(self) -> None:
+        """Record that this serve is alive, with its worker's state (the heartbeat thread).
+
+        A worker that died is started again with the next mail; the heartbeat asks the
+        database thread to start it now, so an idle gateway does not report it gone.
+        """
+        worker = "running" if self.worker.pid is not None else "stopped"
+        if worker == "stopped" and not self.stopping.is_set():
+            with contextlib.suppress(RuntimeError):  # the thread is already shut down
+                self.db.submit(self._revive_worker)
+        try:
+            listener = self._where() if self.with_smtp else "off"
+            health.beat(self.host, os.getpid(), self.started_at, worker, listener)
+        except TemporaryFailure as exc:
+            event(log, "serve.heartbeat_failed", logging.WARNING, error=str(exc))
+
+    def _revive_worker(self) -> None:
+        try:
+            self.worker.warm_up()
+        except TemporaryFailure as exc:
+            event(log, "worker.start_failed", logging.WARNING, error=str(exc))
 
     def _start_pollers(self) -> None:
         sink = _ImapSink(self)
@@ -346,6 +386,14 @@ class Gateway:
                 coalesce=True,
                 next_run_time=_now(),
             )
+
+        async def beat() -> None:
+            assert self.loop is not None
+            await self.loop.run_in_executor(self.beats, self.heartbeat)
+
+        scheduler.add_job(
+            beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", max_instances=1
+        )
         scheduler.start()
         self.scheduler = scheduler
 
@@ -389,6 +437,12 @@ class Gateway:
         self.sender.shutdown(wait=True)
         self.jobs.shutdown(wait=True)
         self.db.shutdown(wait=True)
+        # A clean stop: this process no longer claims to run (check says "not running").
+        try:
+            self.beats.submit(health.clear, self.host, os.getpid()).result()
+        except TemporaryFailure as exc:
+            event(log, "serve.heartbeat_failed", logging.WARNING, error=str(exc))
+        self.beats.shutdown(wait=True)
 
 
 class _ImapSink:

@@ -193,7 +193,8 @@ def test_pipe_entry_exit_codes_for_an_mta(upgraded: Path, tmp_path: Path) -> Non
 def test_database_down_means_tempfail_so_the_mta_keeps_the_mail(tmp_path: Path) -> None:
     data = config_data(tmp_path, "postgresql://127.0.0.1:1/nothing")
     path = write_config(tmp_path / "down.toml", data)
-    result = run(path, "ingest", "-", stdin=compose())
+    # The key from the environment: only `db upgrade` and `serve` create a key file.
+    result = run(path, "ingest", "-", stdin=compose(), env={"MAILGATE_SECRET_KEY": "k" * 32})
     assert result.returncode == 75, result.stderr
     assert "Traceback" not in result.stderr
     assert "temporary failure" in result.stderr

@@ -1,0 +1,274 @@
+"""Operating the gateway as an admin and a monitoring probe see it (issue 18).
+
+`mailgate serve` runs as a real process on a free port; `check` and `status` run as
+the commands an admin types; mail arrives over SMTP. Each test asserts what an
+admin would notice: an exit status, one line saying why, a file that is or is not there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.relay import free_port
+from tests.support import compose, config_data, merge, wait_for, write_config
+
+
+def mailgate(
+    path: Path, *args: str, cwd: Path | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(path), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=cwd or path.parent,
+    )
+
+
+class Gateway:
+    """A config, a database upgraded by `db upgrade`, and serve started and stopped at will."""
+
+    def __init__(self, tmp_path: Path, database_url: str) -> None:
+        self.tmp = tmp_path
+        self.port = free_port()
+        self.data = config_data(tmp_path, database_url, {"listener": {"port": self.port}})
+        self.path = write_config(tmp_path / "mailgate.toml", self.data)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = tmp_path / "serve.log"
+
+    def configure(self, extra: dict[str, Any]) -> None:
+        merge(self.data, extra)
+        write_config(self.path, self.data)
+
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return mailgate(self.path, *args, stdin=stdin)
+
+    def upgrade(self) -> None:
+        done = self.run("db", "upgrade")
+        assert done.returncode == 0, done.stderr
+
+    def popen(self, *options: str) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mailgate", "--config", str(self.path), *options, "serve",
+                 "--no-imap"],
+                stdout=log,
+                stderr=log,
+                cwd=self.tmp,
+            )  # fmt: skip
+        return self.process
+
+    def start(self, *options: str) -> subprocess.Popen[bytes]:
+        process = self.popen(*options)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as probe:
+                    probe.noop()
+                return process
+            except OSError:
+                assert process.poll() is None, self.log.read_text()
+                time.sleep(0.05)
+        raise AssertionError("serve did not start listening")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+    def send(self, raw: bytes, to: str = "support@example.org") -> None:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
+            client.sendmail("carla@customer.example", [to], raw)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, database_url: str) -> Iterator[Gateway]:
+    made = Gateway(tmp_path, database_url)
+    yield made
+    if made.process is not None and made.process.poll() is None:
+        made.process.kill()
+        made.process.wait(15)
+
+
+def line(output: str, name: str) -> str:
+    (found,) = [x for x in output.splitlines() if x.split(":")[0].split()[-1:] == [name]]
+    return found
+
+
+# --- check and the heartbeat ------------------------------------------------------------------
+
+
+def test_check_fails_while_serve_is_not_running_and_passes_while_it_is(gateway: Gateway) -> None:
+    gateway.upgrade()
+    before = gateway.run("check")
+    assert before.returncode == 1
+    assert line(before.stdout, "serve").startswith("FAIL  serve: not running")
+    gateway.start()
+    running = gateway.run("check")
+    assert line(running.stdout, "serve").startswith("PASS  serve: running since")
+    assert running.returncode == 0, running.stdout
+    assert gateway.stop() == 0
+    after = gateway.run("check")  # a clean stop removes the heartbeat at once
+    assert after.returncode == 1
+    assert line(after.stdout, "serve").startswith("FAIL  serve: not running")
+
+
+def test_a_serve_killed_without_a_word_is_not_running_once_its_heartbeat_is_30_s_old(
+    gateway: Gateway,
+) -> None:
+    gateway.upgrade()
+    process = gateway.start()
+    assert gateway.run("status").returncode == 0
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    # The row stays behind; its age says the truth. Age it instead of waiting 30 s.
+    from mailgate import store
+    from mailgate.config import load
+    from mailgate.store import sql
+
+    store.open_database(load(gateway.path).database.url)
+    with store.write_transaction():
+        old = store.utcnow() - dt.timedelta(seconds=31)
+        sql.run("UPDATE serve_heartbeat SET beat_at = ?", sql.ts(old))
+    store.close()
+    done = gateway.run("status")
+    assert done.returncode == 1
+    assert re.match(r"mailgate: serve: not running \(last heartbeat 3\d s ago", done.stderr)
+    assert f"pid {process.pid}" in done.stderr
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def test_status_shows_intake_and_exits_0_when_all_is_well(gateway: Gateway) -> None:
+    gateway.upgrade()
+    gateway.start()
+    gateway.send(compose(subject="Online banking is down"))
+    wait_for(lambda: list((gateway.tmp / "sent" / "new").glob("*")))
+    done = gateway.run("status", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["ok"] is True and data["problems"] == []
+    (process,) = data["serve"]["processes"]
+    assert data["serve"]["running"] and process["worker"] == "running"
+    assert process["pid"] == gateway.process.pid if gateway.process else False
+    assert process["listener"] == f"127.0.0.1:{gateway.port}"
+    assert data["received_last_hour"] == 1 and data["tickets_last_hour"] == 1
+    assert data["last_received_at"].endswith("Z")
+    assert data["quarantined"] == 0 and data["breaker"]["open"] is False
+    text = gateway.run("status")
+    assert text.returncode == 0 and text.stderr == ""
+    assert "serve      running since" in text.stdout
+    assert "1 mail(s) received, 1 ticket(s) made in the last hour" in text.stdout
+
+
+def test_status_exits_1_with_one_line_per_problem(gateway: Gateway) -> None:
+    gateway.upgrade()
+    # Notices go to a relay that refuses everyone: the acknowledgement fails for good.
+    gateway.configure(
+        {"outbound": {"transport": "smtp", "smtp": {"host": "127.0.0.1", "port": free_port(),
+                                                     "security": "none", "timeout": 2},
+                      "max_attempts": 1}}
+    )  # fmt: skip
+    gateway.start()
+    gateway.send(b"\x01\x02 not a mail at all")  # quarantined, stored
+    gateway.send(compose(subject="Please help"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = gateway.run("status")
+        if "outbox:" in done.stderr:
+            break
+        time.sleep(0.5)
+    assert done.returncode == 1
+    problems = done.stderr.splitlines()
+    assert any(p.startswith("mailgate: quarantine: 1 mail(s) not retried or deleted") for p in problems)
+    assert any(p.startswith("mailgate: outbox: ") and "failed" in p for p in problems), problems
+    assert not any("serve:" in p for p in problems)
+    assert "Traceback" not in done.stderr
+
+
+def test_a_full_overall_window_is_an_open_breaker(gateway: Gateway) -> None:
+    gateway.configure({"outbound": {"limits": {"overall": ["1/1h"]}}})
+    gateway.upgrade()
+    gateway.start()
+    gateway.send(compose(subject="First", message_id="<first@customer.example>"))
+    wait_for(lambda: "breaker: open" in gateway.run("status").stderr, timeout=30)
+    done = gateway.run("status", "--json")
+    data = json.loads(done.stdout)
+    assert done.returncode == 1 and data["breaker"]["open"] is True
+    assert data["breaker"]["limit"] == 1
+
+
+# --- serve refuses to start on what would fail later -------------------------------------------
+
+
+def test_serve_refuses_a_port_in_use_with_one_line_and_exit_78(gateway: Gateway) -> None:
+    gateway.upgrade()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", gateway.port))
+        taken.listen()
+        process = gateway.popen()
+        assert process.wait(60) == 78
+    err = gateway.log.read_text()
+    assert err.count("\n") == 1, err
+    assert f"mailgate: cannot start: listener: listener.port: 127.0.0.1:{gateway.port} is in use" in err
+    assert f"(in {gateway.path})" in err
+
+
+def test_serve_refuses_a_database_without_its_schema_and_a_broken_template(
+    gateway: Gateway,
+) -> None:
+    site = gateway.tmp / "templates"
+    (site / "acknowledgement").mkdir(parents=True)
+    (site / "acknowledgement" / "body.txt").write_text("Hello {{ ticket.subject \n")
+    gateway.configure({"templates": {"dir": str(site)}})
+    process = gateway.popen()
+    assert process.wait(60) == 78
+    lines = gateway.log.read_text().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("mailgate: cannot start: database: ")
+    assert "mailgate db upgrade" in lines[0] or "not created" in lines[0] or "migrations" in lines[0]
+    assert lines[1].startswith("mailgate: cannot start: templates: error: ")
+    assert "acknowledgement/body.txt" in lines[1]
+    assert not (gateway.tmp / "sent").exists()
+
+
+def test_serve_refuses_an_unreadable_secret(gateway: Gateway) -> None:
+    gateway.upgrade()
+    key = Path(gateway.data["gateway"]["secret_key_file"])
+    key.write_bytes(b"short")
+    process = gateway.popen()
+    assert process.wait(60) == 78
+    (err,) = gateway.log.read_text().splitlines()
+    assert err.startswith("mailgate: cannot start: secret key: gateway.secret_key_file: ")
+    assert "fewer than 16 bytes" in err
+
+
+# --- the secret key ---------------------------------------------------------------------------
+
+
+def test_only_db_upgrade_creates_the_secret_key(gateway: Gateway, tmp_path: Path) -> None:
+    key = Path(gateway.data["gateway"]["secret_key_file"])
+    listing = gateway.run("tickets", "list")
+    assert listing.returncode == 78
+    assert not key.exists()
+    assert "gateway.secret_key_file" in listing.stderr and "mailgate db upgrade" in listing.stderr
+    ingest = gateway.run("ingest", "-", stdin=compose().decode())
+    assert ingest.returncode == 75 and not key.exists()  # the MTA keeps the mail
+    gateway.upgrade()
+    assert key.exists() and os.stat(key).st_mode & 0o777 == 0o600
