@@ -8,8 +8,8 @@ by a scheduled job in its own thread, kicked right after a mail was stored, so
 an acknowledgement leaves within seconds.
 
 SIGTERM/SIGINT: stop accepting, let the mails in flight finish, close the IMAP
-sessions, let a running delivery finish, exit 0. SIGHUP is ignored with a log line
-(a closed terminal must not stop the gateway; issue 18 makes it reload).
+sessions, let a running delivery finish, exit 0. SIGHUP reloads the config and the
+templates when the new files pass the check (``upkeep.py``, with the heartbeat).
 
 One mail never stalls intake: each runs in the worker under
 ``gateway.max_processing_seconds``; one that overruns it is quarantined "took too
@@ -32,9 +32,7 @@ import datetime as dt
 import functools
 import hmac
 import logging
-import os
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,18 +46,16 @@ from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event, redact_url
-from mailgate.store import health, ledger
+from mailgate.store import ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
+from mailgate.upkeep import HEARTBEAT_SECONDS, Reload, Upkeep
 from mailgate.worker import Overdue, Worker
 
 log = logging.getLogger("mailgate.serve")
 
 SHUTDOWN_GRACE = 10.0
 KICK_DELAY = 0.5
-# serve records that it is alive this often; `mailgate check` and `status` call a
-# heartbeat older than HEARTBEAT_STALE (check.py) "not running".
-HEARTBEAT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -142,7 +138,9 @@ PERIODIC: list[Periodic] = [
 class Gateway:
     """The running gateway: listener, pollers, scheduler, and the threads they share."""
 
-    def __init__(self, ctx: Context, *, smtp: bool = True, imap: bool = True) -> None:
+    def __init__(
+        self, ctx: Context, *, smtp: bool = True, imap: bool = True, reload: Reload | None = None
+    ) -> None:
         self.ctx = ctx
         self.with_smtp = smtp and ctx.config.listener.enabled
         self.with_imap = imap
@@ -161,11 +159,7 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         self.ready = threading.Event()
-        # The heartbeat has a thread of its own: a slow mail on the database thread must
-        # not make a working gateway look dead.
-        self.beats = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-beat")
-        self.started_at = _now().replace(tzinfo=None)
-        self.host = socket.gethostname()
+        self.upkeep = Upkeep(self, reload)  # the heartbeat, and SIGHUP's reload
 
     # --- the database thread -------------------------------------------------------------
 
@@ -253,7 +247,7 @@ class Gateway:
             with contextlib.suppress(ValueError, RuntimeError):
                 self.loop.add_signal_handler(sig, self.stopping.set)
         with contextlib.suppress(ValueError, RuntimeError):
-            self.loop.add_signal_handler(signal.SIGHUP, _hangup)
+            self.loop.add_signal_handler(signal.SIGHUP, self.upkeep.hangup)
         try:
             return await self._run()
         finally:
@@ -268,11 +262,11 @@ class Gateway:
         if self.with_imap:
             self._start_pollers()
         self._start_scheduler()
-        await self.loop.run_in_executor(self.beats, self.heartbeat)
+        await self.upkeep.beat()
         event(
             log,
             "serve.started",
-            smtp=self._where() if self.with_smtp else "off",
+            smtp=self.where(),
             imap=len(self.pollers),
             database=redact_url(self.ctx.config.database.url),
         )
@@ -291,7 +285,10 @@ class Gateway:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.stopping.set)
 
-    def _where(self) -> str:
+    def where(self) -> str:
+        """Where mail comes in: the listener's address or socket, or "off"."""
+        if not self.with_smtp:
+            return "off"
         listener = self.ctx.config.listener
         return listener.socket or f"{listener.host}:{listener.port}"
 
@@ -330,28 +327,6 @@ class Gateway:
                 f" (in {config.path})"
             ) from None
 
-    def heartbeat(self) -> None:
-        """Record that this serve is alive, with its worker's state (the heartbeat thread).
-
-        A worker that died is started again with the next mail; the heartbeat asks the
-        database thread to start it now, so an idle gateway does not report it gone.
-        """
-        worker = "running" if self.worker.pid is not None else "stopped"
-        if worker == "stopped" and not self.stopping.is_set():
-            with contextlib.suppress(RuntimeError):  # the thread is already shut down
-                self.db.submit(self._revive_worker)
-        try:
-            listener = self._where() if self.with_smtp else "off"
-            health.beat(self.host, os.getpid(), self.started_at, worker, listener)
-        except TemporaryFailure as exc:
-            event(log, "serve.heartbeat_failed", logging.WARNING, error=str(exc))
-
-    def _revive_worker(self) -> None:
-        try:
-            self.worker.warm_up()
-        except TemporaryFailure as exc:
-            event(log, "worker.start_failed", logging.WARNING, error=str(exc))
-
     def _start_pollers(self) -> None:
         sink = _ImapSink(self)
         for account in self.ctx.config.imap:
@@ -386,13 +361,8 @@ class Gateway:
                 coalesce=True,
                 next_run_time=_now(),
             )
-
-        async def beat() -> None:
-            assert self.loop is not None
-            await self.loop.run_in_executor(self.beats, self.heartbeat)
-
         scheduler.add_job(
-            beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", max_instances=1
+            self.upkeep.beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", max_instances=1
         )
         scheduler.start()
         self.scheduler = scheduler
@@ -437,12 +407,7 @@ class Gateway:
         self.sender.shutdown(wait=True)
         self.jobs.shutdown(wait=True)
         self.db.shutdown(wait=True)
-        # A clean stop: this process no longer claims to run (check says "not running").
-        try:
-            self.beats.submit(health.clear, self.host, os.getpid()).result()
-        except TemporaryFailure as exc:
-            event(log, "serve.heartbeat_failed", logging.WARNING, error=str(exc))
-        self.beats.shutdown(wait=True)
+        self.upkeep.stop()  # a clean stop: check says "not running" at once
 
 
 class _ImapSink:
@@ -465,10 +430,6 @@ class _ImapSink:
         self.gateway.in_db(ledger.note, account.name, text)
 
 
-def _hangup() -> None:
-    event(log, "serve.sighup_ignored", logging.WARNING, detail="SIGHUP does not reload yet")
-
-
 def _agents_may_log_in(config: Config) -> bool:
     return any(a.smtp_password_env or a.smtp_password_file for a in config.agents)
 
@@ -477,5 +438,8 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def serve(ctx: Context, *, smtp: bool = True, imap: bool = True) -> int:
-    return asyncio.run(Gateway(ctx, smtp=smtp, imap=imap).run())
+def serve(
+    ctx: Context, *, smtp: bool = True, imap: bool = True, reload: Reload | None = None
+) -> int:
+    """Run the gateway until SIGTERM/SIGINT; SIGHUP calls ``reload`` for the new config."""
+    return asyncio.run(Gateway(ctx, smtp=smtp, imap=imap, reload=reload).run())

@@ -272,3 +272,62 @@ def test_only_db_upgrade_creates_the_secret_key(gateway: Gateway, tmp_path: Path
     assert ingest.returncode == 75 and not key.exists()  # the MTA keeps the mail
     gateway.upgrade()
     assert key.exists() and os.stat(key).st_mode & 0o777 == 0o600
+
+
+# --- SIGHUP -----------------------------------------------------------------------------------
+
+
+def acknowledgement_bodies(gateway: Gateway) -> list[str]:
+    sent = sorted((gateway.tmp / "sent" / "new").glob("*"), key=lambda p: p.stat().st_mtime_ns)
+    return [p.read_text(errors="replace") for p in sent]
+
+
+def test_sighup_switches_to_new_templates_and_config_that_pass_and_keeps_the_old_otherwise(
+    gateway: Gateway,
+) -> None:
+    site = gateway.tmp / "site-templates"
+    body = site / "acknowledgement" / "body.txt"
+    body.parent.mkdir(parents=True)
+    body.write_text("Version one of our answer about {{ ticket.subject }}.\n")
+    gateway.configure({"templates": {"dir": str(site)}})
+    gateway.upgrade()
+    gateway.start()
+
+    def ack_for(subject: str) -> str:
+        gateway.send(compose(subject=subject))
+        found = wait_for(lambda: [b for b in acknowledgement_bodies(gateway) if subject in b])
+        return str(found[0])
+
+    assert "Version one" in ack_for("First mail")
+    # Saved on disk but not yet reloaded: templates are not re-read on each render.
+    body.write_text("Version two of our answer about {{ ticket.subject }}.\n")
+    assert "Version one" in ack_for("Second mail")
+    # A new alias in the config: unknown to the listener until the reload.
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        gateway.send(compose(subject="To the new alias"), to="hilfe@example.org")
+    gateway.data["mailbox"][0]["aliases"] = ["help@example.org", "hilfe@example.org"]
+    write_config(gateway.path, gateway.data)
+    assert gateway.process is not None
+    gateway.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "serve.reloaded" in gateway.log.read_text())
+    assert "Version two" in ack_for("Third mail")
+    gateway.send(compose(subject="To the new alias"), to="hilfe@example.org")
+
+    # A broken template: the reload is refused with the reason, the old files stay.
+    body.write_text("Version three {{ ticket.subject \n")
+    gateway.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "serve.reload_failed" in gateway.log.read_text())
+    (failed,) = [x for x in gateway.log.read_text().splitlines() if "serve.reload_failed" in x]
+    assert "templates: error: " in failed and "acknowledgement/body.txt" in failed
+    assert "Version two" in ack_for("Fourth mail")
+    # A broken config: refused with the key and the file, serve goes on.
+    gateway.path.write_text(gateway.path.read_text() + "\n[gateway.nonsense]\n")
+    body.write_text("Version four about {{ ticket.subject }}.\n")
+    gateway.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: gateway.log.read_text().count("serve.reload_failed") == 2)
+    assert "gateway.nonsense: unknown key" in gateway.log.read_text().splitlines()[-1]
+    assert "Version two" in ack_for("Fifth mail")
+    assert gateway.process.poll() is None
+    write_config(gateway.path, gateway.data)
+    assert gateway.run("status").returncode == 0
+    assert gateway.stop() == 0

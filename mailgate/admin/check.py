@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from mailgate import outbox, store
+from mailgate.admin import database
 from mailgate.admin.status import serve_problem
 from mailgate.admin.templates import check_templates
-from mailgate.config import Config, read_secret_key
+from mailgate.config import Config, load, read_secret_key
+from mailgate.errors import ConfigError
 from mailgate.logs import redact_url
 from mailgate.store import health, ledger
 from mailgate.store.db import utcnow
@@ -107,6 +109,21 @@ def serve_checks(config: Config) -> list[Check]:
                     )
                 )
     return results
+
+
+def reload_config(path: Path) -> Config:
+    """The config and templates on disk, if serve may switch to them (SIGHUP).
+
+    Anything that would make ``serve`` refuse to start refuses the reload: a config
+    error, a template that does not render. Agents and teams are mirrored as at start.
+    Raises ``ConfigError`` with the reason; the running serve keeps its old files.
+    """
+    config = load(path)
+    templates = _templates(config)
+    if not templates.ok:
+        raise ConfigError(f"templates: {templates.detail}")
+    database.sync_directory(config)
+    return config
 
 
 def _templates(config: Config) -> Check:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from mailgate.cli.common import (
@@ -31,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Refuse to start (exit 78, one line per failing check) rather than fail at the first mail."""
     from mailgate import app
     from mailgate.admin import database
-    from mailgate.admin.check import serve_checks
+    from mailgate.admin.check import reload_config, serve_checks
 
     config = load_config(args)
     failed = [c for c in serve_checks(config) if not c.ok]
@@ -43,7 +44,8 @@ def _serve(args: argparse.Namespace) -> int:
         return EX_CONFIG
     ctx = context(args, create_secret=True)
     database.sync_directory(ctx.config)
-    return app.serve(ctx, smtp=not args.no_smtp, imap=not args.no_imap)
+    reload = functools.partial(reload_config, ctx.config.path)
+    return app.serve(ctx, smtp=not args.no_smtp, imap=not args.no_imap, reload=reload)
 
 
 def _check(args: argparse.Namespace) -> int:
