@@ -331,3 +331,51 @@ def test_sighup_switches_to_new_templates_and_config_that_pass_and_keeps_the_old
     write_config(gateway.path, gateway.data)
     assert gateway.run("status").returncode == 0
     assert gateway.stop() == 0
+
+
+# --- recipients -------------------------------------------------------------------------------
+
+
+def test_recipients_lists_an_address_a_bounce_marked_and_clear_frees_it(gateway: Gateway) -> None:
+    from tests.test_ingest import dsn_for
+
+    gateway.upgrade()
+    created = gateway.run("ingest", "-", stdin=compose(sender="carla@customer.example").decode())
+    assert created.returncode == 0, created.stderr
+    assert gateway.run("outbox", "flush").returncode == 0
+    (ack,) = [m for m in acknowledgement_bodies(gateway) if "To: carla@customer.example" in m]
+    bounce = dsn_for(ack.encode(), "carla@customer.example").decode()
+    assert gateway.run("ingest", "-", stdin=bounce).stdout.startswith("bounce")
+    done = gateway.run("recipients", "list", "--undeliverable", "--json")
+    assert done.returncode == 0, done.stderr
+    (entry,) = json.loads(done.stdout)
+    assert entry["address"] == "carla@customer.example"
+    assert entry["status"] == "5.1.1" and "User unknown" in entry["diagnostic"]
+    assert f"[EB#{entry['ticket']}]" in created.stdout
+    assert entry["undeliverable_until"].endswith("Z")
+    text = gateway.run("recipients", "list")
+    assert "carla@customer.example" in text.stdout and "5.1.1" in text.stdout
+    cleared = gateway.run("recipients", "clear", "Carla@Customer.example")
+    assert cleared.returncode == 0, cleared.stderr
+    assert json.loads(gateway.run("recipients", "list", "--undeliverable", "--json").stdout) == []
+    again = gateway.run("recipients", "clear", "carla@customer.example")
+    assert again.returncode == 1
+    assert again.stderr == "mailgate: carla@customer.example is not marked undeliverable\n"
+
+
+def test_quarantine_delete_ends_the_alarm_and_keeps_the_mail(gateway: Gateway) -> None:
+    gateway.upgrade()
+    garbage = "\x01\x02 not a mail at all"
+    assert gateway.run("ingest", "-", stdin=garbage).stdout.startswith("quarantined")
+    (entry,) = json.loads(gateway.run("quarantine", "list", "--json").stdout)
+    assert f"ids {entry['id']})" in gateway.run("status").stderr
+    done = gateway.run("quarantine", "delete", str(entry["id"]))
+    assert done.returncode == 0, done.stderr
+    assert "quarantine:" not in gateway.run("status").stderr
+    assert json.loads(gateway.run("quarantine", "list", "--json").stdout) == []
+    assert gateway.run("quarantine", "show", str(entry["id"]), "--raw").stdout == garbage
+    # The same mail again is a duplicate, not a new alarm.
+    assert gateway.run("ingest", "-", stdin=garbage).stdout.startswith("duplicate")
+    again = gateway.run("quarantine", "delete", str(entry["id"]))
+    assert again.returncode == 1
+    assert again.stderr == f"mailgate: no quarantined mail {entry['id']}\n"
