@@ -379,3 +379,43 @@ def test_quarantine_delete_ends_the_alarm_and_keeps_the_mail(gateway: Gateway) -
     again = gateway.run("quarantine", "delete", str(entry["id"]))
     assert again.returncode == 1
     assert again.stderr == f"mailgate: no quarantined mail {entry['id']}\n"
+
+
+# --- which config, which files ----------------------------------------------------------------
+
+
+def test_the_working_directory_never_picks_the_config_nor_the_files(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    if Path("/etc/mailgate/mailgate.toml").exists():
+        pytest.skip("this machine has /etc/mailgate/mailgate.toml, the default")
+    # A directory that looks like a checkout: its config/mailgate.toml is not read.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "config").mkdir(parents=True)
+    (elsewhere / "config" / "mailgate.toml").write_text(gateway.path.read_text())
+    env = {k: v for k, v in os.environ.items() if k != "MAILGATE_CONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mailgate", "tickets", "list"],
+        capture_output=True, text=True, cwd=elsewhere, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 78
+    assert done.stderr == (
+        "mailgate: config error: no config file: pass --config PATH or set MAILGATE_CONFIG"
+        " (looked for /etc/mailgate/mailgate.toml)\n"
+    )
+    # Relative paths in a config are relative to its directory, from wherever it is used.
+    relative = dict(gateway.data)
+    relative["gateway"] = {**gateway.data["gateway"], "secret_key_file": "var/secret.key"}
+    relative["storage"] = {"blob_dir": "var/blobs"}
+    relative["outbound"] = {"transport": "maildir", "maildir": "var/sent"}
+    if gateway.data["database"]["url"].startswith("sqlite"):
+        relative["database"] = {"url": "sqlite:///var/mailgate.db"}
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = write_config(etc / "mailgate.toml", relative)
+    for args in (("db", "upgrade"), ("ingest", "-"), ("outbox", "flush")):
+        done = mailgate(path, *args, cwd=elsewhere, stdin=compose().decode())
+        assert done.returncode == 0, done.stderr
+    assert (etc / "var" / "secret.key").is_file() and list((etc / "var" / "sent" / "new").iterdir())
+    assert list((etc / "var" / "blobs").rglob("*"))
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["config"]
