@@ -34,6 +34,7 @@ import hmac
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event, redact_url
+from mailgate.metrics import Metrics
 from mailgate.store import ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
@@ -68,12 +70,13 @@ class Periodic:
     thread: str  # "db" (the database thread), "outbox", "jobs", or "worker" (the ingest process)
 
 
-def _deliver(ctx: Context) -> None:
+def _deliver(ctx: Context) -> outbox.Report:
     report = outbox.deliver(ctx.config)
     if report.sent or report.failed:
         event(
             log, "outbox.delivered", sent=report.sent, deferred=report.retried, failed=report.failed
         )
+    return report
 
 
 def _ingest(
@@ -160,6 +163,7 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.ready = threading.Event()
         self.upkeep = Upkeep(self, reload)  # the heartbeat, and SIGHUP's reload
+        self.metrics = Metrics(ctx.config)
 
     # --- the database thread -------------------------------------------------------------
 
@@ -179,11 +183,17 @@ class Gateway:
     ) -> Outcome:
         """One mail in the worker, under the per-mail deadline (from a thread, never the loop)."""
         seconds = self.ctx.config.gateway.max_processing_seconds
+        started = time.monotonic()
         try:
             outcome: Outcome = self.worker.call(
                 _ingest, raw, source, mailbox, envelope, deadline=seconds
             )
+            self.metrics.latency.labels(source).observe(time.monotonic() - started)
+            self.metrics.received.labels(source, outcome.action).inc()
             return outcome
+        except TemporaryFailure:
+            self.metrics.received.labels(source, "deferred").inc()
+            raise
         except Overdue as exc:
             event(log, "worker.overdue", logging.WARNING, source=source, detail=str(exc))
         try:
@@ -192,6 +202,7 @@ class Gateway:
             )
         except Overdue as exc:
             raise TemporaryFailure(f"could not quarantine a slow mail: {exc}") from exc
+        self.metrics.received.labels(source, stopped.action).inc()
         return stopped
 
     def check_login(self, login: str, password: str) -> str | None:
@@ -263,10 +274,12 @@ class Gateway:
             self._start_pollers()
         self._start_scheduler()
         await self.upkeep.beat()
+        metrics = self.metrics.start()
         event(
             log,
             "serve.started",
             smtp=self.where(),
+            metrics=metrics or "off",
             imap=len(self.pollers),
             database=redact_url(self.ctx.config.database.url),
         )
@@ -346,7 +359,9 @@ class Gateway:
                     if job.thread == "worker":
                         await self.loop.run_in_executor(pool, self.worker.call, job.run)
                     else:
-                        await self.loop.run_in_executor(pool, job.run, self.ctx)
+                        done = await self.loop.run_in_executor(pool, job.run, self.ctx)
+                        if isinstance(done, outbox.Report):
+                            self._count_delivery(done)
                 except TemporaryFailure as exc:
                     event(log, f"{job.name}.deferred", logging.WARNING, error=str(exc))
                 except Exception:
@@ -366,6 +381,15 @@ class Gateway:
         )
         scheduler.start()
         self.scheduler = scheduler
+
+    def _count_delivery(self, report: outbox.Report) -> None:
+        for result, count in (
+            ("sent", report.sent),
+            ("deferred", report.retried),
+            ("failed", report.failed),
+        ):
+            if count:
+                self.metrics.notices.labels(result).inc(count)
 
     async def shutdown(self) -> None:
         event(log, "serve.stopping")
@@ -408,6 +432,7 @@ class Gateway:
         self.jobs.shutdown(wait=True)
         self.db.shutdown(wait=True)
         self.upkeep.stop()  # a clean stop: check says "not running" at once
+        self.metrics.stop()
 
 
 class _ImapSink:
@@ -427,6 +452,7 @@ class _ImapSink:
         self.gateway.in_db(ledger.record, account.name, uidvalidity, uid, counts)
 
     def note(self, account: ImapAccount, text: str) -> None:
+        self.gateway.metrics.imap_errors.labels(account.name).inc()
         self.gateway.in_db(ledger.note, account.name, text)
 
 

@@ -325,7 +325,8 @@ def test_sighup_switches_to_new_templates_and_config_that_pass_and_keeps_the_old
     body.write_text("Version four about {{ ticket.subject }}.\n")
     gateway.process.send_signal(signal.SIGHUP)
     wait_for(lambda: gateway.log.read_text().count("serve.reload_failed") == 2)
-    assert "gateway.nonsense: unknown key" in gateway.log.read_text().splitlines()[-1]
+    failures = [x for x in gateway.log.read_text().splitlines() if "serve.reload_failed" in x]
+    assert "gateway.nonsense: unknown key" in failures[-1]
     assert "Version two" in ack_for("Fifth mail")
     assert gateway.process.poll() is None
     write_config(gateway.path, gateway.data)
@@ -419,3 +420,53 @@ def test_the_working_directory_never_picks_the_config_nor_the_files(
     assert (etc / "var" / "secret.key").is_file() and list((etc / "var" / "sent" / "new").iterdir())
     assert list((etc / "var" / "blobs").rglob("*"))
     assert sorted(p.name for p in elsewhere.iterdir()) == ["config"]
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def scrape(url: str) -> dict[str, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - our own test server
+        assert answer.headers["Content-Type"].startswith("text/plain")
+        text = answer.read().decode()
+    values = {}
+    for row in text.splitlines():
+        if row and not row.startswith("#"):
+            name, _, value = row.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def test_metrics_count_intake_and_notices_and_show_what_waits(gateway: Gateway) -> None:
+    gateway.configure({"metrics": {"listen": "127.0.0.1:0"}})
+    gateway.upgrade()
+    gateway.start()
+    (started,) = wait_for(
+        lambda: [x for x in gateway.log.read_text().splitlines() if "serve.started" in x]
+    )
+    address = re.search(r"metrics=(127\.0\.0\.1:\d+)", started)
+    assert address, started
+    url = f"http://{address.group(1)}/metrics"
+    gateway.send(compose(subject="Counted"))
+    gateway.send(b"\x01\x02 not a mail at all")
+    wait_for(lambda: scrape(url).get('mailgate_notices_total{result="sent"}', 0) >= 1)
+    values = scrape(url)
+    assert values['mailgate_mails_received_total{result="created",source="smtp"}'] == 1
+    assert values['mailgate_mails_received_total{result="quarantined",source="smtp"}'] == 1
+    assert values['mailgate_ingest_seconds_count{source="smtp"}'] == 2
+    assert values["mailgate_quarantine_items"] == 1
+    assert values['mailgate_outbox_items{state="failed"}'] == 0
+    assert values["mailgate_breaker_open"] == 0
+    assert "mailgate_outbox_oldest_age_seconds" in values
+
+
+def test_metrics_listen_must_be_host_and_port(gateway: Gateway) -> None:
+    gateway.configure({"metrics": {"listen": "9464"}})
+    done = gateway.run("check")
+    assert done.returncode == 78
+    assert done.stderr == (
+        f'mailgate: config error: metrics.listen: "host:port" like "127.0.0.1:9464",'
+        f" not '9464' (in {gateway.path})\n"
+    )

@@ -95,20 +95,23 @@ def serve_checks(config: Config) -> list[Check]:
     results.append(_templates(config))
     if config.listener.enabled and not config.listener.socket:
         listener = config.listener
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((listener.host, listener.port))
-            except OSError as exc:
-                results.append(
-                    Check(
-                        "listener",
-                        False,
-                        f"listener.port: {listener.host}:{listener.port} is in use"
-                        f" ({exc.strerror}) (in {config.path})",
-                    )
-                )
+        results.extend(_in_use(config, "listener", "listener.port", listener.host, listener.port))
+    if config.metrics.listen:
+        host, _, port = config.metrics.listen.rpartition(":")
+        results.extend(_in_use(config, "metrics", "metrics.listen", host, int(port)))
     return results
+
+
+def _in_use(config: Config, name: str, key: str, host: str, port: int) -> list[Check]:
+    """A FAIL when ``host:port`` cannot be bound (taken by another process)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = f"{key}: {host}:{port} is in use ({exc.strerror}) (in {config.path})"
+            return [Check(name, False, why)]
+    return []
 
 
 def reload_config(path: Path) -> Config:

@@ -234,6 +234,8 @@ def _check_references(config: Config, path: Path) -> None:
     if not (0 < listener.port < 65536):
         fail("listener.port", f"{listener.port} is not a port number")
     _check_socket_access(listener, fail)
+    if config.metrics.listen and not re.fullmatch(r"[^\s:]+:\d{1,5}", config.metrics.listen):
+        fail("metrics.listen", f'"host:port" like "127.0.0.1:9464", not {config.metrics.listen!r}')
     check_time(config, fail)
     for i, route in enumerate(config.routes):
         where = f"route[{i}]"
