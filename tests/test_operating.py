@@ -470,3 +470,22 @@ def test_metrics_listen_must_be_host_and_port(gateway: Gateway) -> None:
         f'mailgate: config error: metrics.listen: "host:port" like "127.0.0.1:9464",'
         f" not '9464' (in {gateway.path})\n"
     )
+
+
+# --- JSON logs ----------------------------------------------------------------------------------
+
+
+def test_json_logs_name_ticket_and_receipt_of_every_mail_with_utc_times(gateway: Gateway) -> None:
+    gateway.upgrade()
+    gateway.start("--log-format", "json")
+    gateway.send(compose(subject="Logged"))
+    gateway.send(b"\x01\x02 not a mail at all")
+    wait_for(lambda: "notice.sent" in gateway.log.read_text())
+    assert gateway.stop() == 0
+    lines = [json.loads(x) for x in gateway.log.read_text().splitlines()]  # every line JSON
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", x["time"]) for x in lines)
+    mails = [x for x in lines if x["event"] == "mail.ingested"]
+    assert [m["action"] for m in mails] == ["created", "quarantined"]
+    assert all(isinstance(m["receipt"], int) for m in mails)
+    assert isinstance(mails[0]["ticket"], int) and mails[1]["ticket"] is None
+    assert {x["event"] for x in lines} >= {"serve.started", "serve.stopped", "notice.sent"}

@@ -92,14 +92,14 @@ def ingest(
                 else "another delivery of this mail is being processed right now"
             ),
         )
-        _log(source, sender, outcome)
+        _log(source, sender, outcome, receipt.id)
         return outcome
     outcome = process(ctx, receipt, raw, envelope)
-    _log(source, sender, outcome)
+    _log(source, sender, outcome, receipt.id)
     return outcome
 
 
-def _log(source: str, sender: str, outcome: Outcome) -> None:
+def _log(source: str, sender: str, outcome: Outcome, receipt: int) -> None:
     event(
         log,
         "mail.ingested",
@@ -107,6 +107,7 @@ def _log(source: str, sender: str, outcome: Outcome) -> None:
         sender=redact(sender),
         action=outcome.action,
         ticket=outcome.ticket,
+        receipt=receipt,
         message_id=outcome.message_id,
         reason=outcome.reason if outcome.action in ("quarantined", "ignored") else None,
     )
