@@ -89,30 +89,14 @@ def _ingest(
 def _took_too_long(ctx: Context, raw: bytes, source: str, seconds: float) -> Outcome:
     """Run by a fresh worker after a mail overran its deadline: quarantine its receipt."""
     reason = f"took too long: stopped after {seconds:g} s (gateway.max_processing_seconds)"
-    outcome = intake.stop(raw, reason)
+    outcome = intake.stop(raw, reason, source)  # logs mail.ingested with ticket and receipt
     if outcome is None:
         raise TemporaryFailure("took too long before the mail was stored")
-    event(
-        log,
-        "mail.ingested",
-        logging.WARNING,
-        source=source,
-        action=outcome.action,
-        message_id=outcome.message_id,
-        reason=outcome.reason,
-    )
     return outcome
 
 
 def _recover(ctx: Context) -> None:
-    for outcome in intake.recover(ctx):
-        event(
-            log,
-            "mail.recovered",
-            action=outcome.action,
-            ticket=outcome.ticket,
-            message_id=outcome.message_id,
-        )
+    intake.recover(ctx)  # logs mail.recovered with ticket and receipt for each mail
 
 
 def _due_work(ctx: Context) -> None:
