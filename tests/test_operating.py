@@ -489,3 +489,30 @@ def test_json_logs_name_ticket_and_receipt_of_every_mail_with_utc_times(gateway:
     assert all(isinstance(m["receipt"], int) for m in mails)
     assert isinstance(mails[0]["ticket"], int) and mails[1]["ticket"] is None
     assert {x["event"] for x in lines} >= {"serve.started", "serve.stopped", "notice.sent"}
+
+
+def test_a_killed_serve_is_forgotten_after_a_day_and_a_running_one_is_what_counts(
+    gateway: Gateway,
+) -> None:
+    from mailgate import store
+    from mailgate.config import load
+    from mailgate.store import sql
+
+    gateway.upgrade()
+    store.open_database(load(gateway.path).database.url)
+    with store.write_transaction():
+        for pid, age in ((1111, dt.timedelta(hours=2)), (2222, dt.timedelta(days=2))):
+            at = sql.ts(store.utcnow() - age)
+            sql.run(
+                "INSERT INTO serve_heartbeat (host, pid, started_at, beat_at, worker, listener)"
+                " VALUES ('old-host', ?, ?, ?, 'running', 'x')",
+                pid, at, at,
+            )  # fmt: skip
+    store.close()
+    assert re.search(r"last heartbeat 720\d s ago, pid 1111 on old-host", gateway.run("status").stderr)
+    gateway.start()
+    done = gateway.run("status", "--json")
+    assert done.returncode == 0, done.stderr
+    processes = json.loads(done.stdout)["serve"]["processes"]
+    assert gateway.process is not None
+    assert [(p["pid"], p["alive"]) for p in processes] == [(gateway.process.pid, True), (1111, False)]

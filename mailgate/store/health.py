@@ -45,10 +45,16 @@ class Heartbeat:
     listener: str
 
 
+# A row of a serve that was killed (no clean stop) is shown as not alive for a day, then
+# forgotten: restarts after crashes must not pile up rows.
+FORGET_AFTER = dt.timedelta(days=1)
+
+
 def beat(host: str, pid: int, started_at: dt.datetime, worker: str, listener: str) -> None:
     """Record that this serve process is alive now (insert or refresh its row)."""
     now = utcnow()
     with write_transaction():
+        sql.run("DELETE FROM serve_heartbeat WHERE beat_at < ?", sql.ts(now - FORGET_AFTER))
         updated = sql.run(
             "UPDATE serve_heartbeat SET beat_at = ?, worker = ?, listener = ?, started_at = ?"
             " WHERE host = ? AND pid = ?",
