@@ -203,7 +203,9 @@ def test_status_exits_1_with_one_line_per_problem(gateway: Gateway) -> None:
 
 
 def test_a_full_overall_window_is_an_open_breaker(gateway: Gateway) -> None:
-    gateway.configure({"outbound": {"limits": {"overall": ["1/1h"]}}})
+    gateway.configure(
+        {"outbound": {"limits": {"overall": ["1/1h"]}}, "metrics": {"listen": "127.0.0.1:0"}}
+    )
     gateway.upgrade()
     gateway.start()
     gateway.send(compose(subject="First", message_id="<first@customer.example>"))
@@ -212,6 +214,15 @@ def test_a_full_overall_window_is_an_open_breaker(gateway: Gateway) -> None:
     data = json.loads(done.stdout)
     assert done.returncode == 1 and data["breaker"]["open"] is True
     assert data["breaker"]["limit"] == 1
+    # The acknowledgement took the window; the team notice was held back: a trip.
+    (started,) = wait_for(
+        lambda: [x for x in gateway.log.read_text().splitlines() if "serve.started" in x]
+    )
+    address = re.search(r"metrics=(127\.0\.0\.1:\d+)", started)
+    assert address, started
+    values = scrape(f"http://{address.group(1)}/metrics")
+    assert values["mailgate_breaker_open"] == 1
+    assert values["mailgate_breaker_trips_total"] >= 1
 
 
 # --- serve refuses to start on what would fail later -------------------------------------------

@@ -5,7 +5,8 @@ is counted by serve from each mail's outcome): mails received by source and resu
 the ingest latency, notices sent and failed by the outbox, IMAP poll errors. Read
 from the database at each scrape (``store/health.py``, a few small queries): the
 outbox depth and its oldest waiting mail's age, the quarantine, the circuit
-breaker's state. ``[metrics] listen`` ("127.0.0.1:9464") serves them while serve
+breaker's state and its trips (a counter in the database, since the breaker runs in
+the worker and the jobs thread). ``[metrics] listen`` ("127.0.0.1:9464") serves them while serve
 runs; a web front end may serve ``render()`` on its own port instead.
 
 The front door: ``Metrics`` (one registry per serve). Imports prometheus_client,
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mailgate.config import Config
@@ -101,9 +102,10 @@ class _FromDatabase(Collector):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from mailgate.notices.breaker import rates
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        from mailgate.notices.breaker import BREAKER_TRIPS, rates
         from mailgate.store import breaker as breaker_counts
+        from mailgate.store import counters
 
         try:
             now = utcnow()
@@ -114,6 +116,7 @@ class _FromDatabase(Collector):
                 breaker_counts.overall(minute - max(seconds // 60, 1)) >= count
                 for count, seconds in limits
             )
+            trips = counters.value(BREAKER_TRIPS)
         except Exception as exc:  # noqa: BLE001 - a scrape must never take serve down
             log.warning("metrics: reading the database failed: %s", exc)
             return
@@ -134,6 +137,11 @@ class _FromDatabase(Collector):
             "mailgate_quarantine_items",
             "Quarantined mails not yet retried or deleted",
             value=len(backlog["quarantined"]),
+        )
+        yield CounterMetricFamily(
+            "mailgate_breaker_trips",
+            "Recipients of automatic mail the circuit breaker held back (all processes)",
+            value=trips,
         )
         yield GaugeMetricFamily(
             "mailgate_breaker_open",

@@ -26,13 +26,16 @@ from mailgate.mail.bounces import FailedRecipient
 from mailgate.mail.parse import Address, ParsedMail
 from mailgate.notices.rules import Intent
 from mailgate.store import breaker as counts
+from mailgate.store import counters, people
 from mailgate.store import events as event_rows
 from mailgate.store import outbox as outbox_rows
-from mailgate.store import people
 from mailgate.store.db import utcnow, write_transaction
 from mailgate.store.rows import MessageRow, TicketRow
 
 log = logging.getLogger("mailgate.notices")
+
+# The ``setting`` counter of recipients the breaker held back (metrics read it).
+BREAKER_TRIPS = "breaker_trips"
 
 
 def admit(
@@ -72,6 +75,8 @@ def admit(
                     reason = "that is one of our own mailboxes (it would come back as a loop)"
                 elif automatic:
                     reason = breaker.check(window_key(config, intent.kind, email))
+                    if reason:  # a trip: counted for mailgate_breaker_trips_total
+                        counters.increment(BREAKER_TRIPS)
                 else:
                     reason = ""
                 if reason:
