@@ -8,8 +8,8 @@ by a scheduled job in its own thread, kicked right after a mail was stored, so
 an acknowledgement leaves within seconds.
 
 SIGTERM/SIGINT: stop accepting, let the mails in flight finish, close the IMAP
-sessions, let a running delivery finish, exit 0. SIGHUP is ignored with a log line
-(a closed terminal must not stop the gateway; issue 18 makes it reload).
+sessions, let a running delivery finish, exit 0. SIGHUP reloads the config and the
+templates when the new files pass the check (``upkeep.py``, with the heartbeat).
 
 One mail never stalls intake: each runs in the worker under
 ``gateway.max_processing_seconds``; one that overruns it is quarantined "took too
@@ -34,6 +34,7 @@ import hmac
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +47,11 @@ from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event, redact_url
+from mailgate.metrics import Metrics
 from mailgate.store import ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
+from mailgate.upkeep import HEARTBEAT_SECONDS, Reload, Upkeep
 from mailgate.worker import Overdue, Worker
 
 log = logging.getLogger("mailgate.serve")
@@ -67,12 +70,13 @@ class Periodic:
     thread: str  # "db" (the database thread), "outbox", "jobs", or "worker" (the ingest process)
 
 
-def _deliver(ctx: Context) -> None:
+def _deliver(ctx: Context) -> outbox.Report:
     report = outbox.deliver(ctx.config)
     if report.sent or report.failed:
         event(
             log, "outbox.delivered", sent=report.sent, deferred=report.retried, failed=report.failed
         )
+    return report
 
 
 def _ingest(
@@ -85,30 +89,14 @@ def _ingest(
 def _took_too_long(ctx: Context, raw: bytes, source: str, seconds: float) -> Outcome:
     """Run by a fresh worker after a mail overran its deadline: quarantine its receipt."""
     reason = f"took too long: stopped after {seconds:g} s (gateway.max_processing_seconds)"
-    outcome = intake.stop(raw, reason)
+    outcome = intake.stop(raw, reason, source)  # logs mail.ingested with ticket and receipt
     if outcome is None:
         raise TemporaryFailure("took too long before the mail was stored")
-    event(
-        log,
-        "mail.ingested",
-        logging.WARNING,
-        source=source,
-        action=outcome.action,
-        message_id=outcome.message_id,
-        reason=outcome.reason,
-    )
     return outcome
 
 
 def _recover(ctx: Context) -> None:
-    for outcome in intake.recover(ctx):
-        event(
-            log,
-            "mail.recovered",
-            action=outcome.action,
-            ticket=outcome.ticket,
-            message_id=outcome.message_id,
-        )
+    intake.recover(ctx)  # logs mail.recovered with ticket and receipt for each mail
 
 
 def _due_work(ctx: Context) -> None:
@@ -137,7 +125,9 @@ PERIODIC: list[Periodic] = [
 class Gateway:
     """The running gateway: listener, pollers, scheduler, and the threads they share."""
 
-    def __init__(self, ctx: Context, *, smtp: bool = True, imap: bool = True) -> None:
+    def __init__(
+        self, ctx: Context, *, smtp: bool = True, imap: bool = True, reload: Reload | None = None
+    ) -> None:
         self.ctx = ctx
         self.with_smtp = smtp and ctx.config.listener.enabled
         self.with_imap = imap
@@ -156,6 +146,8 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         self.ready = threading.Event()
+        self.upkeep = Upkeep(self, reload)  # the heartbeat, and SIGHUP's reload
+        self.metrics = Metrics(ctx.config)
 
     # --- the database thread -------------------------------------------------------------
 
@@ -175,11 +167,17 @@ class Gateway:
     ) -> Outcome:
         """One mail in the worker, under the per-mail deadline (from a thread, never the loop)."""
         seconds = self.ctx.config.gateway.max_processing_seconds
+        started = time.monotonic()
         try:
             outcome: Outcome = self.worker.call(
                 _ingest, raw, source, mailbox, envelope, deadline=seconds
             )
+            self.metrics.latency.labels(source).observe(time.monotonic() - started)
+            self.metrics.received.labels(source, outcome.action).inc()
             return outcome
+        except TemporaryFailure:
+            self.metrics.received.labels(source, "deferred").inc()
+            raise
         except Overdue as exc:
             event(log, "worker.overdue", logging.WARNING, source=source, detail=str(exc))
         try:
@@ -188,6 +186,7 @@ class Gateway:
             )
         except Overdue as exc:
             raise TemporaryFailure(f"could not quarantine a slow mail: {exc}") from exc
+        self.metrics.received.labels(source, stopped.action).inc()
         return stopped
 
     def check_login(self, login: str, password: str) -> str | None:
@@ -243,7 +242,7 @@ class Gateway:
             with contextlib.suppress(ValueError, RuntimeError):
                 self.loop.add_signal_handler(sig, self.stopping.set)
         with contextlib.suppress(ValueError, RuntimeError):
-            self.loop.add_signal_handler(signal.SIGHUP, _hangup)
+            self.loop.add_signal_handler(signal.SIGHUP, self.upkeep.hangup)
         try:
             return await self._run()
         finally:
@@ -258,10 +257,13 @@ class Gateway:
         if self.with_imap:
             self._start_pollers()
         self._start_scheduler()
+        await self.upkeep.beat()
+        metrics = self.metrics.start()
         event(
             log,
             "serve.started",
-            smtp=self._where() if self.with_smtp else "off",
+            smtp=self.where(),
+            metrics=metrics or "off",
             imap=len(self.pollers),
             database=redact_url(self.ctx.config.database.url),
         )
@@ -280,7 +282,10 @@ class Gateway:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.stopping.set)
 
-    def _where(self) -> str:
+    def where(self) -> str:
+        """Where mail comes in: the listener's address or socket, or "off"."""
+        if not self.with_smtp:
+            return "off"
         listener = self.ctx.config.listener
         return listener.socket or f"{listener.host}:{listener.port}"
 
@@ -311,6 +316,13 @@ class Gateway:
             )
         except smtp_transport.SocketAccessError as exc:
             raise ConfigError(f"listener.{exc.key}: {exc} (in {config.path})") from None
+        except OSError as exc:  # taken since the check before the start: one line, exit 78
+            where = listener.socket or f"{listener.host}:{listener.port}"
+            key = "socket" if listener.socket else "port"
+            raise ConfigError(
+                f"listener.{key}: cannot listen on {where}: {exc.strerror or exc}"
+                f" (in {config.path})"
+            ) from None
 
     def _start_pollers(self) -> None:
         sink = _ImapSink(self)
@@ -331,7 +343,9 @@ class Gateway:
                     if job.thread == "worker":
                         await self.loop.run_in_executor(pool, self.worker.call, job.run)
                     else:
-                        await self.loop.run_in_executor(pool, job.run, self.ctx)
+                        done = await self.loop.run_in_executor(pool, job.run, self.ctx)
+                        if isinstance(done, outbox.Report):
+                            self._count_delivery(done)
                 except TemporaryFailure as exc:
                     event(log, f"{job.name}.deferred", logging.WARNING, error=str(exc))
                 except Exception:
@@ -346,8 +360,20 @@ class Gateway:
                 coalesce=True,
                 next_run_time=_now(),
             )
+        scheduler.add_job(
+            self.upkeep.beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", max_instances=1
+        )
         scheduler.start()
         self.scheduler = scheduler
+
+    def _count_delivery(self, report: outbox.Report) -> None:
+        for result, count in (
+            ("sent", report.sent),
+            ("deferred", report.retried),
+            ("failed", report.failed),
+        ):
+            if count:
+                self.metrics.notices.labels(result).inc(count)
 
     async def shutdown(self) -> None:
         event(log, "serve.stopping")
@@ -389,6 +415,8 @@ class Gateway:
         self.sender.shutdown(wait=True)
         self.jobs.shutdown(wait=True)
         self.db.shutdown(wait=True)
+        self.upkeep.stop()  # a clean stop: check says "not running" at once
+        self.metrics.stop()
 
 
 class _ImapSink:
@@ -408,11 +436,8 @@ class _ImapSink:
         self.gateway.in_db(ledger.record, account.name, uidvalidity, uid, counts)
 
     def note(self, account: ImapAccount, text: str) -> None:
+        self.gateway.metrics.imap_errors.labels(account.name).inc()
         self.gateway.in_db(ledger.note, account.name, text)
-
-
-def _hangup() -> None:
-    event(log, "serve.sighup_ignored", logging.WARNING, detail="SIGHUP does not reload yet")
 
 
 def _agents_may_log_in(config: Config) -> bool:
@@ -423,5 +448,8 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def serve(ctx: Context, *, smtp: bool = True, imap: bool = True) -> int:
-    return asyncio.run(Gateway(ctx, smtp=smtp, imap=imap).run())
+def serve(
+    ctx: Context, *, smtp: bool = True, imap: bool = True, reload: Reload | None = None
+) -> int:
+    """Run the gateway until SIGTERM/SIGINT; SIGHUP calls ``reload`` for the new config."""
+    return asyncio.run(Gateway(ctx, smtp=smtp, imap=imap, reload=reload).run())

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 _FIELDS = "mailgate_fields"
+_ALWAYS = ("ticket", "receipt")
 _ADDRESS = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
 
 
@@ -70,7 +71,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        data.update({k: v for k, v in getattr(record, _FIELDS, {}).items() if v is not None})
+        # A line about a mail always says which ticket and receipt, null when there is none.
+        data.update(
+            {
+                k: v
+                for k, v in getattr(record, _FIELDS, {}).items()
+                if v is not None or k in _ALWAYS
+            }
+        )
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)

@@ -200,6 +200,7 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         "ProtectHome=yes",
         "EnvironmentFile=",
         "User=mailgate",
+        "ExecReload=/bin/kill -HUP $MAINPID",
     ):
         assert needed in unit, needed
     # The ExecStart binary does not exist here; everything else must be valid as written.

@@ -1,9 +1,9 @@
 """``mailgate check``: everything an admin wants to know before starting, one PASS/FAIL line each.
 
-Config, the secret key, the database and its migrations, what ``serve`` itself
-last met on each IMAP account (the ledger), each IMAP login, the outbound relay
-or Maildir, the templates, the listener's address. A monitoring probe runs it:
-exit 1 while anything fails.
+Config, the secret key, the database and its migrations, whether ``serve`` runs
+(its heartbeat), what ``serve`` itself last met on each IMAP account (the ledger),
+each IMAP login, the outbound relay or Maildir, the templates, the listener's
+address. A monitoring probe runs it: exit 1 while anything fails.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from mailgate import outbox, store
+from mailgate.admin import database
+from mailgate.admin.status import serve_problem
 from mailgate.admin.templates import check_templates
-from mailgate.config import Config, read_secret_key
+from mailgate.config import Config, load, read_secret_key
+from mailgate.errors import ConfigError
 from mailgate.logs import redact_url
-from mailgate.store import ledger
+from mailgate.store import health, ledger
+from mailgate.store.db import utcnow
 from mailgate.transports import imap as imap_transport
 
 
@@ -51,6 +55,7 @@ def checks(config: Config) -> list[Check]:
         ok, status = store.schema_status()
         results.append(Check("database", ok, f"{redact_url(config.database.url)}: {status}"))
         if ok:
+            results.append(_check_serve())
             results.extend(_check_ledger(row) for row in ledger.status(config) if row["last_error"])
     except Exception as exc:  # noqa: BLE001
         results.append(Check("database", False, f"{redact_url(config.database.url)}: {exc}"))
@@ -60,19 +65,90 @@ def checks(config: Config) -> list[Check]:
         except Exception as exc:  # noqa: BLE001
             results.append(Check(f"imap {account.name}", False, f"{type(exc).__name__}: {exc}"))
     results.append(_check_outbound(config))
-    problems = check_templates(config)
-    errors = [p for p in problems if p.severity == "error"]
-    results.append(
-        Check(
-            "templates",
-            not errors,
-            "all render" if not problems else "; ".join(str(p) for p in problems[:5]),
-        )
-    )
+    results.append(_templates(config))
     listener = config.listener
     if listener.enabled:
         results.append(_check_listener(config))
     return results
+
+
+def serve_checks(config: Config) -> list[Check]:
+    """What ``serve`` needs before it may start; a failing one makes it refuse (exit 78).
+
+    The secret key (created here on the first start, as serve always did), the database
+    and its schema, the templates (a broken one would quarantine every mail), and the
+    listener's address (a port in use). IMAP and the relay are not among them: serve
+    retries those while it runs, and ``check`` reports them.
+    """
+    results = []
+    try:
+        read_secret_key(config, create=True)
+        results.append(Check("secret key", True, "readable"))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        results.append(Check("secret key", False, str(exc)))
+    try:
+        store.open_database(config.database.url, sync=config.storage.sync)
+        ok, status = store.schema_status()
+        results.append(Check("database", ok, f"{redact_url(config.database.url)}: {status}"))
+    except Exception as exc:  # noqa: BLE001
+        results.append(Check("database", False, f"{redact_url(config.database.url)}: {exc}"))
+    results.append(_templates(config))
+    if config.listener.enabled and not config.listener.socket:
+        listener = config.listener
+        results.extend(_in_use(config, "listener", "listener.port", listener.host, listener.port))
+    if config.metrics.listen:
+        host, _, port = config.metrics.listen.rpartition(":")
+        results.extend(_in_use(config, "metrics", "metrics.listen", host, int(port)))
+    return results
+
+
+def _in_use(config: Config, name: str, key: str, host: str, port: int) -> list[Check]:
+    """A FAIL when ``host:port`` cannot be bound (taken by another process)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = f"{key}: {host}:{port} is in use ({exc.strerror}) (in {config.path})"
+            return [Check(name, False, why)]
+    return []
+
+
+def reload_config(path: Path) -> Config:
+    """The config and templates on disk, if serve may switch to them (SIGHUP).
+
+    Anything that would make ``serve`` refuse to start refuses the reload: a config
+    error, a template that does not render. Agents and teams are mirrored as at start.
+    Raises ``ConfigError`` with the reason; the running serve keeps its old files.
+    """
+    config = load(path)
+    templates = _templates(config)
+    if not templates.ok:
+        raise ConfigError(f"templates: {templates.detail}")
+    database.sync_directory(config)
+    return config
+
+
+def _templates(config: Config) -> Check:
+    problems = check_templates(config)
+    errors = [p for p in problems if p.severity == "error"]
+    shown = errors or problems
+    return Check(
+        "templates",
+        not errors,
+        "all render" if not problems else "; ".join(str(p) for p in shown[:5]),
+    )
+
+
+def _check_serve() -> Check:
+    """Is ``mailgate serve`` running? Its heartbeat is at most 30 s old."""
+    beats = health.heartbeats()
+    problem = serve_problem(beats, utcnow())
+    if problem:
+        return Check("serve", False, problem.removeprefix("serve: "))
+    newest = beats[0]
+    since = f"{newest.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    return Check("serve", True, f"running since {since} (pid {newest.pid} on {newest.host})")
 
 
 def _check_ledger(row: dict[str, Any]) -> Check:

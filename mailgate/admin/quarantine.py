@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mailgate import intake
+from mailgate import intake, store
 from mailgate.context import Context
 from mailgate.envelope import Outcome
 from mailgate.errors import UsageError
-from mailgate.store import views
+from mailgate.store import receipts, views
 
 
 def listing() -> list[dict[str, Any]]:
@@ -40,3 +40,14 @@ def raw(ctx: Context, receipt_id: int) -> bytes:
 def retry(ctx: Context, receipt_id: int) -> Outcome:
     """Process a quarantined mail again, from its stored bytes."""
     return intake.retry(ctx, receipt_id)
+
+
+def delete(receipt_id: int) -> None:
+    """Stop waiting for a quarantined mail (``mailgate status`` no longer counts it).
+
+    Nothing is erased: the receipt keeps deduplicating re-deliveries and the raw mail
+    stays in the blob store.
+    """
+    with store.write_transaction():
+        if not receipts.dismiss(receipt_id):
+            raise UsageError(f"no quarantined mail {receipt_id}")

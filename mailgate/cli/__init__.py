@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="PATH",
-        help="config file (default: $MAILGATE_CONFIG, then config/mailgate.toml)",
+        help="config file (default: $MAILGATE_CONFIG, then /etc/mailgate/mailgate.toml)",
     )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

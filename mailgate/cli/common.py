@@ -46,8 +46,16 @@ def load_config(args: argparse.Namespace) -> Config:
     return load(find_config_path(args.config))
 
 
-def context(args: argparse.Namespace, *, schema_required: bool = True) -> Context:
-    ctx = open_context(load_config(args))
+def context(
+    args: argparse.Namespace, *, schema_required: bool = True, create_secret: bool = False
+) -> Context:
+    """Open the gateway the command talks to.
+
+    Only ``db upgrade`` and ``serve`` create a missing secret key: a read-only command
+    run with the wrong config must never mint a second key (every reply address in
+    circulation would stop verifying) — it says which file is missing instead.
+    """
+    ctx = open_context(load_config(args), create_secret=create_secret)
     if schema_required:
         store.require_schema()
     return ctx

@@ -17,7 +17,7 @@ def register(sub: Subparsers) -> None:
 def _upgrade(args: argparse.Namespace) -> int:
     from mailgate.admin import database
 
-    ctx = context(args, schema_required=False)
+    ctx = context(args, schema_required=False, create_secret=True)
     done = database.upgrade(ctx.config)
     if not done.applied:
         print(f"database schema is up to date (version {done.version})")

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 
-from mailgate.cli.common import EX_FAIL, EX_OK, Subparsers, command, context, load_config
+from mailgate.cli.common import (
+    EX_CONFIG,
+    EX_FAIL,
+    EX_OK,
+    Subparsers,
+    command,
+    context,
+    load_config,
+)
 
 ORDER = 10
 
@@ -19,12 +29,23 @@ def register(sub: Subparsers) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Refuse to start (exit 78, one line per failing check) rather than fail at the first mail."""
     from mailgate import app
     from mailgate.admin import database
+    from mailgate.admin.check import reload_config, serve_checks
 
-    ctx = context(args)
+    config = load_config(args)
+    failed = [c for c in serve_checks(config) if not c.ok]
+    if args.no_smtp:
+        failed = [c for c in failed if c.name != "listener"]
+    for check in failed:
+        print(f"mailgate: cannot start: {check.name}: {check.detail}", file=sys.stderr)
+    if failed:
+        return EX_CONFIG
+    ctx = context(args, create_secret=True)
     database.sync_directory(ctx.config)
-    return app.serve(ctx, smtp=not args.no_smtp, imap=not args.no_imap)
+    reload = functools.partial(reload_config, ctx.config.path)
+    return app.serve(ctx, smtp=not args.no_smtp, imap=not args.no_imap, reload=reload)
 
 
 def _check(args: argparse.Namespace) -> int:

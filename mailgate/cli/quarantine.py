@@ -1,4 +1,4 @@
-"""``mailgate quarantine …``: mails that could not be processed — list, show, retry."""
+"""``mailgate quarantine …``: mails that could not be processed — list, show, retry, delete."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def register(sub: Subparsers) -> None:
     p = command(q, "retry", _quarantine_retry, "process a quarantined mail again")
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
+    p = command(
+        q, "delete", _quarantine_delete, "stop waiting for a quarantined mail (the raw mail stays)"
+    )
+    p.add_argument("id", type=int)
 
 
 def _quarantine_list(args: argparse.Namespace) -> int:
@@ -65,3 +69,10 @@ def _quarantine_retry(args: argparse.Namespace) -> int:
         why = outcome.reason if outcome.action == "quarantined" else ""
         print(f"{outcome.action} {outcome.tag or ''} {why}".strip())
     return EX_OK if outcome.action != "quarantined" else EX_FAIL
+
+
+def _quarantine_delete(args: argparse.Namespace) -> int:
+    context(args)
+    quarantine.delete(args.id)
+    print(f"deleted {args.id} from the quarantine (its raw mail stays in the blob store)")
+    return EX_OK

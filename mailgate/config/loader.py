@@ -3,8 +3,10 @@
 The config file is the admin's interface, so every error names the key and the
 file in one line (``ConfigError``), never a traceback. Secrets are never read
 from the file itself: only the names of environment variables or files holding
-them. Relative paths in the file are resolved against the working directory of
-the process (``make run`` runs from the repository root).
+them. Relative paths in the file are relative to the file's own directory
+(``paths.py``), and without ``--config`` or ``MAILGATE_CONFIG`` only
+``/etc/mailgate/mailgate.toml`` is read: the working directory never decides which
+gateway a command talks to.
 
 Imports the standard library, ``mailgate.errors`` and the sections.
 """
@@ -23,11 +25,12 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from mailgate.config.calendars import check_time, normalise_calendars, parse_wall_duration
+from mailgate.config.paths import resolve_paths
 from mailgate.config.sections import Config, Listener, parse_rate
 from mailgate.errors import ConfigError
 
 CONFIG_ENV = "MAILGATE_CONFIG"
-DEFAULT_CONFIG_PATHS = (Path("config/mailgate.toml"), Path("/etc/mailgate/mailgate.toml"))
+DEFAULT_CONFIG_PATHS = (Path("/etc/mailgate/mailgate.toml"),)
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -45,7 +48,7 @@ _SECRET_KEYS = {"password", "secret", "secret_key", "token", "client_secret", "r
 
 
 def find_config_path(explicit: str | None) -> Path:
-    """``--config`` wins, then ``MAILGATE_CONFIG``, then the usual places."""
+    """``--config`` wins, then ``MAILGATE_CONFIG``, then ``/etc/mailgate/mailgate.toml``."""
     if explicit:
         return Path(explicit)
     if os.environ.get(CONFIG_ENV):
@@ -81,7 +84,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         raise ConfigError(f"[[mailbox]]: at least one mailbox is required (in {path})")
     renamed["path"] = path
     normalise_calendars(renamed)
-    config: Config = _build(Config, renamed, "", path)
+    config: Config = resolve_paths(_build(Config, renamed, "", path))
     _check_references(config, path)
     return config
 
@@ -240,6 +243,8 @@ def _check_references(config: Config, path: Path) -> None:
     if not (0 < listener.port < 65536):
         fail("listener.port", f"{listener.port} is not a port number")
     _check_socket_access(listener, fail)
+    if config.metrics.listen and not re.fullmatch(r"[^\s:]+:\d{1,5}", config.metrics.listen):
+        fail("metrics.listen", f'"host:port" like "127.0.0.1:9464", not {config.metrics.listen!r}')
     check_time(config, fail)
     for i, route in enumerate(config.routes):
         where = f"route[{i}]"

@@ -261,6 +261,12 @@ class ImapAccount:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    # Prometheus metrics on http://LISTEN/metrics while serve runs ("host:port"; empty: off).
+    listen: str = ""
+
+
+@dataclass(frozen=True)
 class Jobs:
     outbox_seconds: int = 5
     recover_seconds: int = 300
@@ -318,6 +324,7 @@ class Config:
     listener: Listener = field(default_factory=Listener)
     imap: tuple[ImapAccount, ...] = ()
     jobs: Jobs = field(default_factory=Jobs)
+    metrics: Metrics = field(default_factory=Metrics)
     routes: tuple[Route, ...] = ()
     security: Security = field(default_factory=Security)
     agent_mail: AgentMail = field(default_factory=AgentMail)

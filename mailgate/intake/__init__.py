@@ -92,14 +92,14 @@ def ingest(
                 else "another delivery of this mail is being processed right now"
             ),
         )
-        _log(source, sender, outcome)
+        _log(source, sender, outcome, receipt.id)
         return outcome
     outcome = process(ctx, receipt, raw, envelope)
-    _log(source, sender, outcome)
+    _log(source, sender, outcome, receipt.id)
     return outcome
 
 
-def _log(source: str, sender: str, outcome: Outcome) -> None:
+def _log(source: str, sender: str, outcome: Outcome, receipt: int) -> None:
     event(
         log,
         "mail.ingested",
@@ -107,6 +107,7 @@ def _log(source: str, sender: str, outcome: Outcome) -> None:
         sender=redact(sender),
         action=outcome.action,
         ticket=outcome.ticket,
+        receipt=receipt,
         message_id=outcome.message_id,
         reason=outcome.reason if outcome.action in ("quarantined", "ignored") else None,
     )
@@ -127,7 +128,7 @@ def retry(ctx: Context, receipt_id: int) -> Outcome:
     return process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
 
 
-def stop(raw: bytes, reason: str) -> Outcome | None:
+def stop(raw: bytes, reason: str, source: str) -> Outcome | None:
     """Processing of ``raw`` was stopped from outside (a deadline): quarantine its receipt.
 
     The outcome as stored when it had finished after all; None when it was never stored.
@@ -136,8 +137,23 @@ def stop(raw: bytes, reason: str) -> Outcome | None:
     if receipt is None:
         return None
     if receipt.status == "received":
-        return receipts.quarantine(receipt, reason)
-    return Outcome(receipt.action or receipt.status, receipt.message_id, reason=receipt.reason)
+        outcome = receipts.quarantine(receipt, reason)
+    else:
+        outcome = Outcome(
+            receipt.action or receipt.status, receipt.message_id, reason=receipt.reason
+        )
+    event(
+        log,
+        "mail.ingested",
+        logging.WARNING,
+        source=source,
+        action=outcome.action,
+        ticket=outcome.ticket,
+        receipt=receipt.id,
+        message_id=outcome.message_id,
+        reason=outcome.reason,
+    )
+    return outcome
 
 
 def recover(ctx: Context) -> list[Outcome]:
@@ -166,14 +182,22 @@ def recover(ctx: Context) -> list[Outcome]:
         if receipt is None:
             continue
         if receipt.status == "quarantined":
-            outcomes.append(Outcome("quarantined", receipt.message_id, reason=receipt.reason))
-            continue
-        try:
-            raw = ctx.blobs.get(receipt.sha256)
-        except OSError as exc:
-            outcomes.append(
-                receipts.quarantine(receipt, f"raw mail missing from the blob store: {exc}")
-            )
-            continue
-        outcomes.append(process(ctx, receipt, raw, Envelope.from_json(receipt.envelope)))
+            outcome = Outcome("quarantined", receipt.message_id, reason=receipt.reason)
+        else:
+            try:
+                raw = ctx.blobs.get(receipt.sha256)
+            except OSError as exc:
+                reason = f"raw mail missing from the blob store: {exc}"
+                outcome = receipts.quarantine(receipt, reason)
+            else:
+                outcome = process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
+        event(
+            log,
+            "mail.recovered",
+            action=outcome.action,
+            ticket=outcome.ticket,
+            receipt=receipt.id,
+            message_id=outcome.message_id,
+        )
+        outcomes.append(outcome)
     return outcomes

@@ -22,9 +22,11 @@ from mailgate.notices.render import (
     TEMPLATE_KINDS,
     Rendered,
     environment,
+    next_templates,
     render,
     sample_variables,
     search_path,
+    switch_templates,
     template_line,
     variables_for,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "Prepared",
     "Rendered",
     "environment",
+    "next_templates",
     "people_of",
     "prepare",
     "prune",
@@ -49,6 +52,7 @@ __all__ = [
     "render",
     "sample_variables",
     "search_path",
+    "switch_templates",
     "template_line",
     "variables_for",
 ]

@@ -26,13 +26,16 @@ from mailgate.mail.bounces import FailedRecipient
 from mailgate.mail.parse import Address, ParsedMail
 from mailgate.notices.rules import Intent
 from mailgate.store import breaker as counts
+from mailgate.store import counters, people
 from mailgate.store import events as event_rows
 from mailgate.store import outbox as outbox_rows
-from mailgate.store import people
 from mailgate.store.db import utcnow, write_transaction
 from mailgate.store.rows import MessageRow, TicketRow
 
 log = logging.getLogger("mailgate.notices")
+
+# The ``setting`` counter of recipients the breaker held back (metrics read it).
+BREAKER_TRIPS = "breaker_trips"
 
 
 def admit(
@@ -86,6 +89,8 @@ def admit(
                     )
                     key = window_key(config, intent.kind, email)
                     reason, due = breaker.check(key, intent.kind, to_staff, now)
+                    if reason:  # a trip (held or suppressed): mailgate_breaker_trips_total
+                        counters.increment(BREAKER_TRIPS)
                     if reason and due is not None:
                         # The overall window: held back, queued for when it opens.
                         deferred[field_name].append(person)

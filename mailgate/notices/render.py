@@ -11,8 +11,11 @@ Imports config, errors, the rules' values and ``mailgate.mail``; jinja2.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,17 +51,81 @@ def tag(config: Config, number: int) -> str:
     return format_tag(config.gateway.ticket_prefix, number)
 
 
-@functools.lru_cache(maxsize=64)
 def environment(search_path: tuple[str, ...]) -> jinja2.sandbox.SandboxedEnvironment:
+    """The templates of ``search_path`` as they were read at start or at the last reload.
+
+    Never re-read from disk on a render: a template half-saved by an editor must not
+    reach a customer. ``serve`` switches to the files on disk on SIGHUP, and only when
+    they pass the check (``next_templates``, ``switch_templates``).
+    """
+    return _environment(search_path, getattr(_trial, "generation", _generation[0]))
+
+
+# Which reading of the template files renders now; a thread inside ``next_templates``
+# sees the next one (read afresh from disk) while every other thread keeps the current.
+_generation = [0]
+_trial = threading.local()
+
+
+@contextlib.contextmanager
+def next_templates() -> Iterator[None]:
+    """In this thread only: the template files as they are on disk now (to check a reload)."""
+    _trial.generation = _generation[0] + 1
+    try:
+        yield
+    finally:
+        del _trial.generation
+
+
+def switch_templates() -> None:
+    """Every thread renders from the reading ``next_templates`` checked (or a fresh one)."""
+    _generation[0] += 1
+
+
+@functools.lru_cache(maxsize=64)
+def _environment(
+    search_path: tuple[str, ...], generation: int
+) -> jinja2.sandbox.SandboxedEnvironment:
     return jinja2.sandbox.SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(list(search_path)),
+        loader=_Snapshot(search_path),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=True,
+        auto_reload=False,
     )
+
+
+class _Snapshot(jinja2.BaseLoader):
+    """Every template file of the search path, read once (the first directory wins).
+
+    Errors keep naming the real file and line: the source is given with its path.
+    """
+
+    def __init__(self, search_path: tuple[str, ...]) -> None:
+        self.files: dict[str, tuple[str, str]] = {}
+        for directory in search_path:
+            root = Path(directory)
+            if not root.is_dir():
+                continue
+            for path in sorted(root.rglob("*")):
+                name = path.relative_to(root).as_posix()
+                if name in self.files or path.suffix not in (".txt", ".html"):
+                    continue
+                try:
+                    self.files[name] = (path.read_text(encoding="utf-8"), str(path))
+                except (OSError, UnicodeDecodeError):
+                    continue  # unreadable: "not found", which the check reports
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            source, filename = self.files[template]
+        except KeyError:
+            raise jinja2.TemplateNotFound(template) from None
+        return source, filename, lambda: True
 
 
 def search_path(config: Config, mailbox: Mailbox | None) -> tuple[str, ...]:

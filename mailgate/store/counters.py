@@ -15,3 +15,8 @@ def increment(key: str, *, start: int = 0) -> int:
         "INSERT INTO setting (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, start
     )
     return int(sql.value("UPDATE setting SET value = value + 1 WHERE key = ? RETURNING value", key))
+
+
+def value(key: str) -> int:
+    """The counter's value (0 when it was never incremented)."""
+    return int(sql.value("SELECT value FROM setting WHERE key = ?", key) or 0)

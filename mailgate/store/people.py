@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from mailgate.store import sql
 from mailgate.store.db import utcnow
@@ -131,3 +132,43 @@ def undeliverable(emails: Sequence[str], now: dt.datetime) -> dict[str, tuple[dt
         assert when is not None
         found[str(email)] = (when, str(reason or ""))
     return found
+
+
+def marked_undeliverable(now: dt.datetime, *, current_only: bool) -> list[dict[str, Any]]:
+    """Addresses a permanent bounce marked (only those still held back with ``current_only``),
+    each with the ticket and the report of the latest bounce that did it (its event)."""
+    query = (
+        "SELECT email, undeliverable_until, undeliverable_reason FROM contact"
+        " WHERE undeliverable_until IS NOT NULL"
+    )
+    params: list[Any] = []
+    if current_only:
+        query += " AND undeliverable_until > ?"
+        params.append(sql.ts(now))
+    found: list[dict[str, Any]] = [
+        {"address": str(email), "until": sql.read_ts(until), "reason": str(reason or "")}
+        for email, until, reason in sql.rows(query + " ORDER BY email", *params)
+    ]
+    latest: dict[str, tuple[int | None, str]] = {}
+    if found:
+        for email, number, detail in sql.rows(
+            "SELECT e.new, t.number, e.detail FROM event e JOIN ticket t ON t.id = e.ticket_id"
+            f" WHERE e.kind = 'delivery_failed' AND e.new IN ({sql.placeholders(len(found))})"
+            " ORDER BY e.id",
+            *(f["address"] for f in found),
+        ):
+            latest[str(email)] = (int(number), str(detail or ""))
+    for row in found:
+        row["ticket"], row["bounce"] = latest.get(row["address"], (None, row["reason"]))
+        row["held_back"] = row["until"] is not None and row["until"] > now
+    return found
+
+
+def clear_undeliverable(email: str) -> bool:
+    """Automatic mail may go to ``email`` again; False when it was not marked."""
+    cleared = sql.run(
+        "UPDATE contact SET undeliverable_until = NULL, undeliverable_reason = ''"
+        " WHERE email = ? AND undeliverable_until IS NOT NULL",
+        email,
+    )
+    return bool(cleared.rowcount)

@@ -249,3 +249,19 @@ def reopen_quarantined(receipt_id: int) -> None:
         "UPDATE receipt SET status = 'received', attempts = 1, reason = '' WHERE id = ?",
         receipt_id,
     )
+
+
+def dismiss(receipt_id: int) -> bool:
+    """An admin gave up on a quarantined mail (``quarantine delete``): it counts as done.
+
+    The receipt stays, so a re-delivery is still a duplicate, and so does the raw mail
+    in the blob store; it just no longer waits for anybody. False when not quarantined.
+    """
+    done = sql.run(
+        "UPDATE receipt SET status = 'processed', action = 'deleted',"
+        " reason = 'deleted from the quarantine: ' || reason, processed_at = ?"
+        " WHERE id = ? AND status = 'quarantined'",
+        sql.ts(utcnow()),
+        receipt_id,
+    )
+    return bool(done.rowcount)
