@@ -46,19 +46,33 @@ def failing(ctx: Context, capsys: pytest.CaptureFixture[str], *args: str) -> str
 def threads(ctx: Context) -> dict[str, int]:
     """Tickets in German, French and Japanese, one with an attachment, one plain."""
     return {
-        "de": ingest(ctx, sender="Bernd <bernd@bigcorp.example>",
-                     subject="Kartenterminal Störung in der Filiale",
-                     body="Das Terminal zeigt seit heute früh eine Störung an.\n"),
-        "fr": ingest(ctx, sender="Zoé <zoe@client.example>",
-                     subject="Problème de paiement",
-                     body="Le terminal de paiement ne fonctionne plus depuis lundi.\n"),
-        "ja": ingest(ctx, sender="Yuki <yuki@shop.example>", subject="お問い合わせ",
-                     body="カード端末が動きません。東京の店舗です。\n"),
-        "file": ingest(ctx, sender="Ann <ann@bigcorp.example>", subject="Receipt attached",
-                       body="See the file.\n",
-                       attachments=[("Kassenbeleg_Mai.pdf", "application/pdf", b"%PDF-1.4")]),
+        "de": ingest(
+            ctx,
+            sender="Bernd <bernd@bigcorp.example>",
+            subject="Kartenterminal Störung in der Filiale",
+            body="Das Terminal zeigt seit heute früh eine Störung an.\n",
+        ),
+        "fr": ingest(
+            ctx,
+            sender="Zoé <zoe@client.example>",
+            subject="Problème de paiement",
+            body="Le terminal de paiement ne fonctionne plus depuis lundi.\n",
+        ),
+        "ja": ingest(
+            ctx,
+            sender="Yuki <yuki@shop.example>",
+            subject="お問い合わせ",
+            body="カード端末が動きません。東京の店舗です。\n",
+        ),
+        "file": ingest(
+            ctx,
+            sender="Ann <ann@bigcorp.example>",
+            subject="Receipt attached",
+            body="See the file.\n",
+            attachments=[("Kassenbeleg_Mai.pdf", "application/pdf", b"%PDF-1.4")],
+        ),
         "plain": ingest(ctx, subject="Password reset", body="I forgot my password.\n"),
-    }  # fmt: skip
+    }
 
 
 def test_text_search_finds_words_prefixes_phrases_and_non_ascii_scripts(
@@ -94,10 +108,23 @@ def test_text_search_finds_a_ticket_by_number_or_any_message_id_of_its_thread(
 def test_filters_combine_and_pages_say_how_many_match(
     ctx: Context, threads: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--config", str(ctx.config.path), "tickets", "assign",
-                 str(threads["de"]), "jane"]) == 0  # fmt: skip
-    assert main(["--config", str(ctx.config.path), "tickets", "priority",
-                 str(threads["fr"]), "emergency"]) == 0  # fmt: skip
+    assert (
+        main(["--config", str(ctx.config.path), "tickets", "assign", str(threads["de"]), "jane"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "--config",
+                str(ctx.config.path),
+                "tickets",
+                "priority",
+                str(threads["fr"]),
+                "emergency",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     numbers, _, err = listed(ctx, capsys, "--requester", "bigcorp.example")
     assert set(numbers) == {threads["de"], threads["file"]} and err == ""
@@ -110,8 +137,19 @@ def test_filters_combine_and_pages_say_how_many_match(
     assert listed(ctx, capsys, "--requester", "bigcorp.example", "--text", "termin*")[0] == [
         threads["de"]
     ]
-    assert listed(ctx, capsys, "--created-after", "2000-01-01", "--created-before", "2000-01-02",
-                  "--text", "termin*")[0] == []  # fmt: skip
+    assert (
+        listed(
+            ctx,
+            capsys,
+            "--created-after",
+            "2000-01-01",
+            "--created-before",
+            "2000-01-02",
+            "--text",
+            "termin*",
+        )[0]
+        == []
+    )
     # Pages: no silent cap, every ticket exactly once.
     first, _, err = listed(ctx, capsys, "--sort", "created", "--limit", "2")
     assert err.strip() == "showing 2 of 5"

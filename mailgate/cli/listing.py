@@ -26,8 +26,21 @@ COLUMNS = [
     ("updated_at", "UPDATED"),
     ("subject", "SUBJECT"),
 ]
-CSV_FIELDS = ("number", "tag", "status", "priority", "team", "assignee", "requester", "mailbox",
-              "category", "tags", "created_at", "updated_at", "subject")  # fmt: skip
+CSV_FIELDS = (
+    "number",
+    "tag",
+    "status",
+    "priority",
+    "team",
+    "assignee",
+    "requester",
+    "mailbox",
+    "category",
+    "tags",
+    "created_at",
+    "updated_at",
+    "subject",
+)
 
 
 def list_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,8 +55,12 @@ def list_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--category", default="")
     f.add_argument("--tag", default="")
     for name in ("created-after", "created-before", "updated-after", "updated-before"):
-        f.add_argument(f"--{name}", default="", metavar="DATE",
-                       help="YYYY-MM-DD or an ISO 8601 time, in gateway.timezone")  # fmt: skip
+        f.add_argument(
+            f"--{name}",
+            default="",
+            metavar="DATE",
+            help="YYYY-MM-DD or an ISO 8601 time, in gateway.timezone",
+        )
     f.add_argument("--breached", action="store_true", help="only tickets with a breached SLA clock")
     f.add_argument(
         "--due-before",
@@ -60,9 +77,13 @@ def list_arguments(p: argparse.ArgumentParser) -> None:
         " number or a Message-ID",
     )
     o = p.add_argument_group("order and pages")
-    o.add_argument("--sort", default="", metavar="FIELD",
-                   help="created, updated, priority, due or rank; -FIELD descending (default:"
-                   " rank with --text, else -updated)")  # fmt: skip
+    o.add_argument(
+        "--sort",
+        default="",
+        metavar="FIELD",
+        help="created, updated, priority, due or rank; -FIELD descending (default:"
+        " rank with --text, else -updated)",
+    )
     o.add_argument("--limit", type=int, default=50, help="tickets per page (default 50)")
     o.add_argument("--offset", type=int, default=0, help="skip this many first")
     o.add_argument("--all", action="store_true", help="every matching ticket, no page")
@@ -125,7 +146,8 @@ def _csv(rows: list[dict[str, Any]]) -> None:
     writer.writerow(CSV_FIELDS)
     for row in rows:
         writer.writerow(
-            [" ".join(row[k]) if k == "tags" else ("" if row[k] is None else row[k])
-             for k in CSV_FIELDS]
-        )  # fmt: skip
-
+            [
+                " ".join(row[k]) if k == "tags" else ("" if row[k] is None else row[k])
+                for k in CSV_FIELDS
+            ]
+        )

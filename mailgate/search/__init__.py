@@ -69,8 +69,9 @@ def find(config: Config, options: Options, now: dt.datetime | None = None) -> Pa
     query = parse(options.text) if options.text.strip() else None
     sort = options.sort or ("rank" if query else "-updated")
     if sort.lstrip("-") not in SORTS:
-        raise UsageError(f"--sort: unknown field {sort!r}; one of {', '.join(SORTS)} (-FIELD:"
-                         " descending)")  # fmt: skip
+        raise UsageError(
+            f"--sort: unknown field {sort!r}; one of {', '.join(SORTS)} (-FIELD: descending)"
+        )
     where = Filter(
         statuses=_choices("--status", options.status, STATUSES),
         priorities=_choices("--priority", options.priority, PRIORITIES),

@@ -108,10 +108,9 @@ def page(
 
 def _next_due() -> Any:
     """When the ticket's next running SLA clock runs out (none: last)."""
-    return (
-        SlaClock.select(pw.fn.MIN(SlaClock.due_at))
-        .where((SlaClock.ticket == m.Ticket.id) & SlaClock.met_at.is_null() & ~SlaClock.paused)
-    )  # fmt: skip
+    return SlaClock.select(pw.fn.MIN(SlaClock.due_at)).where(
+        (SlaClock.ticket == m.Ticket.id) & SlaClock.met_at.is_null() & ~SlaClock.paused
+    )
 
 
 def _select(where: Filter) -> Any:
@@ -177,8 +176,9 @@ def _conditions(where: Filter) -> list[Any]:
         if before is not None:
             found.append(column < before)
     if where.breached or where.due_before is not None:
-        found.append(ticket_filter(breached=where.breached, due_before=where.due_before,
-                                   now=where.now))  # fmt: skip
+        found.append(
+            ticket_filter(breached=where.breached, due_before=where.due_before, now=where.now)
+        )
     return found
 
 
@@ -197,8 +197,9 @@ def _hits(where: Filter) -> tuple[str, list[Any]]:
     params: list[Any] = []
     words = [term for term in where.terms if not term.cjk]
     substrings = [" ".join(term.words) for term in where.terms if term.cjk]
-    like = "".join(" AND (m.subject LIKE ? ESCAPE '!' OR m.text LIKE ? ESCAPE '!')"
-                   for _ in substrings)  # fmt: skip
+    like = "".join(
+        " AND (m.subject LIKE ? ESCAPE '!' OR m.text LIKE ? ESCAPE '!')" for _ in substrings
+    )
     like_params = [p for s in substrings for p in (_like(s), _like(s))]
     kinds = ", ".join(f"'{k}'" for k in SEARCHED_KINDS)
     if words and is_sqlite():

@@ -1,4 +1,5 @@
-"""0007 — full-text search over the threads: subjects, messages, notes, attachment names.
+"""0007 — full-text search over the threads (subjects, messages, notes, attachment names),
+and the indexes by time that reports read.
 
 The index is kept by the database itself (triggers), so it is up to date in the
 transaction that stores the message, whatever code path stores it; this
@@ -19,6 +20,12 @@ migration builds it for the tickets stored before it (the backfill).
 from __future__ import annotations
 
 from typing import Any
+
+# Reports (``mailgate report``) read the events and tickets of a period by time.
+REPORT_INDEXES = (
+    'CREATE INDEX IF NOT EXISTS "event_at" ON "event" ("at")',
+    'CREATE INDEX IF NOT EXISTS "ticket_created_at" ON "ticket" ("created_at")',
+)
 
 SQLITE = (
     """
@@ -115,5 +122,5 @@ POSTGRESQL = (
 
 
 def apply(db: Any, dialect: str) -> None:
-    for statement in SQLITE if dialect == "sqlite" else POSTGRESQL:
+    for statement in (*REPORT_INDEXES, *(SQLITE if dialect == "sqlite" else POSTGRESQL)):
         db.execute_sql(statement)
