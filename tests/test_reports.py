@@ -9,6 +9,8 @@ timestamps. Runs on a SQLite file and on the real PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import json
 import re
 from collections.abc import Callable
@@ -17,20 +19,53 @@ from typing import Any
 
 import pytest
 
-from mailgate import intake
+from mailgate import intake, sla, store
 from mailgate.cli import main
 from mailgate.context import Context
+from mailgate.events import Journal
 from mailgate.store import models as m
+from mailgate.store import tickets as ticket_rows
+from mailgate.store.csat import CsatRating
+from mailgate.store.worktime import WorkTime
 from tests.support import compose
 
 WEEK = ("--from", "2026-03-02", "--to", "2026-03-08")
+CONFIG: list[Any] = []
+OFFICE = ["08:00-12:30", "13:30-18:00"]
+OFFICE_HOURS: dict[str, Any] = {
+    "gateway": {"timezone": "Europe/Berlin"},
+    "calendar": [
+        {"key": "office", "mon": OFFICE, "tue": OFFICE, "wed": OFFICE, "thu": OFFICE, "fri": OFFICE}
+    ],
+    "sla": [
+        {
+            "key": "normal",
+            "name": "Normal",
+            "calendar": "office",
+            "priorities": ["normal", "high"],
+            "first_response": "2h",
+            "resolution": "8h",
+        }
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def _config(ctx: Context) -> None:
+    CONFIG.append(ctx.config)
 
 
 def at(when: str, action: Callable[[], Any]) -> Any:
-    """Run ``action``; every event it wrote, and the tickets it touched, are dated ``when``."""
+    """Run ``action``; every event, rating and working time it wrote, and the tickets it
+    touched, are dated ``when`` (UTC); SLA clocks are computed again from that history."""
     moment = dt.datetime.fromisoformat(when)
     before = max((e.id for e in m.Event.select(m.Event.id)), default=0)
+    ratings = max((r.id for r in CsatRating.select(CsatRating.id)), default=0)
+    work = max((w.id for w in WorkTime.select(WorkTime.id)), default=0)
     result = action()
+    CsatRating.update(at=moment).where(CsatRating.id > ratings).execute()
+    WorkTime.update(at=moment).where(WorkTime.id > work).execute()
+    touched = {e.ticket_id for e in m.Event.select().where(m.Event.id > before)}
     for event in m.Event.select().where(m.Event.id > before):
         event.at = moment
         event.save()
@@ -41,6 +76,11 @@ def at(when: str, action: Callable[[], Any]) -> Any:
         if event.kind == "first_response":
             fields["first_response_at"] = moment
         m.Ticket.update(**fields).where(m.Ticket.id == ticket.id).execute()
+    with store.write_transaction():
+        for ticket_id in touched:
+            row = ticket_rows.by_id(ticket_id)
+            assert row is not None
+            sla.recompute(CONFIG[-1], row, Journal())
     return result
 
 
@@ -179,3 +219,42 @@ def test_bad_report_input_is_one_line(ctx: Context, capsys: pytest.CaptureFixtur
         code = main(["--config", str(ctx.config.path), "report", *args])
         err = capsys.readouterr().err
         assert code != 0 and len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+@pytest.mark.config(OFFICE_HOURS)
+def test_working_time_sla_attainment_csat_and_time_spent_in_office_hours(
+    ctx: Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Berlin office hours 08:00-12:30, 13:30-18:00 on weekdays; times below are UTC (+1)."""
+    a = at("2026-03-06 16:30", lambda: mail(ctx, subject="Friday 17:30"))
+    at(
+        "2026-03-09 07:45",
+        lambda: cli(ctx, "tickets", "reply", str(a), "--as", "jane", "--text", "On it."),
+    )
+    at("2026-03-09 08:00", lambda: cli(ctx, "tickets", "time", str(a), "25m", "--as", "jane"))
+    at("2026-03-09 08:45", lambda: cli(ctx, "tickets", "status", str(a), "resolved"))
+    b = at("2026-03-09 07:00", lambda: mail(ctx, subject="Monday 08:00, never answered"))
+    raw = next(bytes(i.content) for i in m.OutboxItem.select() if i.notice == "resolution")
+    body = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",))
+    resolution = body.get_content() if body is not None else ""  # type: ignore[union-attr]
+    good = re.search(r"Good: mailto:(\S+?)\?subject=", resolution)
+    assert good is not None
+    rated = at(
+        "2026-03-09 09:00",
+        lambda: intake.ingest(
+            ctx, compose(to=good.group(1), subject="Rating: good"), source="pipe"
+        ),
+    )
+    assert rated.action == "rated" and b
+    got = json.loads(report(ctx, capsys, "--from", "2026-03-06", "--to", "2026-03-10", "--json"))
+    # Friday 17:30-18:00 and Monday 08:00-08:45 at work: 75 minutes, not 63 hours
+    assert got["first_response"]["median_s"] == 75 * 60
+    assert got["resolution"]["median_s"] == (30 + 105) * 60
+    # a: both clocks met; b: its first response (due 10:00) and resolution (17:00) ran out
+    assert got["sla"]["clocks"] == {
+        "first_response": {"met": 1, "breached": 1, "attainment": 0.5},
+        "resolution": {"met": 1, "breached": 1, "attainment": 0.5},
+    }
+    assert got["csat"] == {"good": 1, "bad": 0, "count": 1, "share_good": 1.0}
+    jane = next(w for w in got["workload"] if w["agent"] == "jane")
+    assert (jane["replies"], jane["working_minutes"]) == (1, 25)
