@@ -184,8 +184,9 @@ def test_the_search_index_is_backfilled_for_tickets_stored_before_it(config: Con
     store.upgrade()
     # The database as it was before 0007: no index, no triggers, a ticket stored.
     if dialect() == "sqlite":
-        for name in ("insert", "delete", "update"):
+        for name in ("insert", "delete", "unindex", "reindex"):
             db.execute_sql(f"DROP TRIGGER message_fts_{name}")
+        for name in ("insert", "delete", "update"):
             db.execute_sql(f"DROP TRIGGER attachment_fts_{name}")
         db.execute_sql("DROP TABLE message_fts")
         db.execute_sql("DROP TABLE attachment_fts")

@@ -181,3 +181,19 @@ def test_bad_filter_values_are_one_line_naming_what_exists(
     assert "--as" in failing(ctx, capsys, "--assignee", "me")
     assert "unknown field" in failing(ctx, capsys, "--sort", "colour")
     assert "support" in failing(ctx, capsys, "--mailbox", "sales")
+
+
+def test_a_search_matching_more_than_it_ranks_says_so(
+    ctx: Context, threads: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ranking a million matches of a common word would take seconds: the newest are searched,
+    and the count says "at least"."""
+    from mailgate import search
+
+    for n in range(3):
+        ingest(ctx, subject=f"Terminal {n}", body="The terminal again.")
+    wide = search.find(ctx.config, search.Options(text="terminal", searched=3))
+    assert not wide.complete and len(wide.rows) >= 1
+    narrow = search.find(ctx.config, search.Options(text="kartenterminal", searched=3))
+    assert narrow.complete and narrow.total == 1
+    assert search.find(ctx.config, search.Options(text="terminal")).total == 5

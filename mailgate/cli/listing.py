@@ -123,10 +123,15 @@ def list_tickets(ctx: Context, args: argparse.Namespace) -> int:
     )
     found = search.find(ctx.config, options)
     shown = len(found.rows)
-    more = found.total > shown
-    note = f"showing {shown} of {found.total}" + (
-        f" (from {args.offset + 1})" if args.offset and shown else ""
-    )
+    more = found.total > shown or not found.complete
+    note = f"showing {shown} of {found.total}" + ("+" if not found.complete else "")
+    if args.offset and shown:
+        note += f" (from {args.offset + 1})"
+    if not found.complete:
+        note += (
+            f"; more than {options.searched:,} messages match, the newest of them were"
+            " searched: add words or filters to narrow it"
+        )
     if args.json:
         print_json(found.rows)
     elif args.csv:

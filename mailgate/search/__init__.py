@@ -18,7 +18,7 @@ from mailgate.errors import UsageError
 from mailgate.search.dates import day_start, instant, parse_day
 from mailgate.search.query import Term, TextQuery, parse
 from mailgate.store import utcnow
-from mailgate.store.search import SORTS, Filter, Page, TextTerm, page
+from mailgate.store.search import SEARCHED_MATCHES, SORTS, Filter, Page, TextTerm, page
 
 __all__ = [
     "SORTS",
@@ -57,6 +57,8 @@ class Options:
     sort: str = ""  # default: best match first with --text, else -updated
     limit: int | None = 50
     offset: int = 0
+    # A text search ranks the newest this many matching messages (see store.search).
+    searched: int = SEARCHED_MATCHES
 
 
 def find(config: Config, options: Options, now: dt.datetime | None = None) -> Page:
@@ -92,7 +94,7 @@ def find(config: Config, options: Options, now: dt.datetime | None = None) -> Pa
         number=query.number if query else None,
         message_id=query.message_id if query else None,
     )
-    return page(config, where, sort, options.limit, options.offset)
+    return page(config, where, sort, options.limit, options.offset, options.searched)
 
 
 def _me(options: Options) -> str:

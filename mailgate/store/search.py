@@ -21,6 +21,7 @@ import peewee as pw
 from mailgate.config import Config
 from mailgate.mail.subject import format_tag
 from mailgate.store import models as m
+from mailgate.store.db import db as database
 from mailgate.store.db import is_sqlite
 from mailgate.store.sla import SlaClock, ticket_filter
 
@@ -31,6 +32,7 @@ SORTS = ("created", "updated", "priority", "due", "rank")
 # The expression the GIN index of migration 0007 is built on (PostgreSQL).
 _NAME = "regexp_replace(a.filename, '[[:punct:]]+', ' ', 'g')"
 _EXACT = -1.0e9  # the score of a ticket found by its number or a Message-ID: first
+SEARCHED_MATCHES = 10_000  # a text search ranks the newest this many matching messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +74,25 @@ class Filter:
 class Page:
     rows: list[dict[str, Any]]
     total: int  # how many tickets match in all
+    complete: bool = True  # false: more messages matched than were searched (total is "at least")
 
 
 def page(
-    config: Config, where: Filter, sort: str = "-updated", limit: int | None = 50, offset: int = 0
+    config: Config,
+    where: Filter,
+    sort: str = "-updated",
+    limit: int | None = 50,
+    offset: int = 0,
+    cap: int = SEARCHED_MATCHES,
 ) -> Page:
-    """One page of the tickets ``where`` selects, sorted by ``sort`` (``-`` for descending)."""
-    query = _select(where)
+    """One page of the tickets ``where`` selects, sorted by ``sort`` (``-`` for descending).
+
+    A text search looks at the newest ``cap`` matching messages; when more match,
+    ``Page.complete`` is false and ``total`` counts the tickets among those.
+    """
+    query = _select(where, cap)
     total = query.count()
+    complete = not where.searches or not _over(where, cap)
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     if key == "rank" and not where.searches:
@@ -103,7 +116,7 @@ def page(
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    return Page([_row(config, t) for t in query], total)
+    return Page([_row(config, t) for t in query], total, complete)
 
 
 def _next_due() -> Any:
@@ -113,7 +126,7 @@ def _next_due() -> Any:
     )
 
 
-def _select(where: Filter) -> Any:
+def _select(where: Filter, cap: int) -> Any:
     query = (
         m.Ticket.select(m.Ticket, m.Contact, m.Agent, m.Team)
         .join(m.Contact, on=(m.Ticket.requester == m.Contact.id))
@@ -123,7 +136,7 @@ def _select(where: Filter) -> Any:
         .join(m.Team, pw.JOIN.LEFT_OUTER, on=(m.Ticket.team == m.Team.id))
     )
     if where.searches:
-        text, params = _hits(where)
+        text, params = _hits(where, cap)
         query = query.switch(m.Ticket).join(
             _Hits(text, params), on=(m.Ticket.id == pw.SQL("hits.ticket_id"))
         )
@@ -191,8 +204,12 @@ def _keyed(column: Any, model: Any, keys: Sequence[str]) -> Any:
 # --- the text index --------------------------------------------------------------------------
 
 
-def _hits(where: Filter) -> tuple[str, list[Any]]:
-    """SQL of (ticket_id, score) per matching ticket, lower score = better; its parameters."""
+def _hits(where: Filter, cap: int) -> tuple[str, list[Any]]:
+    """SQL of (ticket_id, score) per matching ticket, lower score = better; its parameters.
+
+    Among the newest ``cap`` matching messages (and attachments): ranking a million
+    matches of a common word costs seconds, and tells nobody anything.
+    """
     parts: list[str] = []
     params: list[Any] = []
     words = [term for term in where.terms if not term.cjk]
@@ -206,7 +223,8 @@ def _hits(where: Filter) -> tuple[str, list[Any]]:
         expression = " ".join(_fts5(term) for term in words)
         parts.append(
             "SELECT m.ticket_id AS ticket_id, MIN(f.score) AS score FROM (SELECT rowid AS id,"
-            " bm25(message_fts) AS score FROM message_fts WHERE message_fts MATCH ? LIMIT -1) AS f"
+            " bm25(message_fts) AS score FROM message_fts WHERE message_fts MATCH ?"
+            f" ORDER BY rowid DESC LIMIT {cap}) AS f"
             f" JOIN message m ON m.id = f.id WHERE m.kind IN ({kinds}){like} GROUP BY m.ticket_id"
         )
         params += [expression, *like_params]
@@ -214,7 +232,8 @@ def _hits(where: Filter) -> tuple[str, list[Any]]:
             parts.append(
                 "SELECT m.ticket_id, MIN(f.score) FROM (SELECT rowid AS id,"
                 " bm25(attachment_fts) AS score FROM attachment_fts"
-                " WHERE attachment_fts MATCH ? LIMIT -1) AS f JOIN attachment a ON a.id = f.id"
+                f" WHERE attachment_fts MATCH ? ORDER BY rowid DESC LIMIT {cap}) AS f"
+                " JOIN attachment a ON a.id = f.id"
                 " JOIN message m ON m.id = a.message_id"
                 " GROUP BY m.ticket_id"
             )
@@ -223,11 +242,13 @@ def _hits(where: Filter) -> tuple[str, list[Any]]:
         expression = " & ".join(_tsquery(term) for term in words)
         parts.append(
             "SELECT m.ticket_id AS ticket_id, MIN(-ts_rank(s.doc, q)) AS score"
-            " FROM message_search s JOIN message m ON m.id = s.message_id,"
-            " to_tsquery('simple', ?) q WHERE s.doc @@ q"
-            f" AND m.kind IN ({kinds}){like} GROUP BY m.ticket_id"
+            " FROM (SELECT message_id, doc FROM message_search"
+            " WHERE doc @@ to_tsquery('simple', ?)"
+            f" ORDER BY message_id DESC LIMIT {cap}) AS s JOIN message m ON m.id = s.message_id,"
+            " to_tsquery('simple', ?) q"
+            f" WHERE m.kind IN ({kinds}){like} GROUP BY m.ticket_id"
         )
-        params += [expression, *like_params]
+        params += [expression, expression, *like_params]
         if not substrings:
             parts.append(
                 f"SELECT m.ticket_id, MIN(-ts_rank(to_tsvector('simple'::regconfig, {_NAME}), q))"
@@ -238,8 +259,9 @@ def _hits(where: Filter) -> tuple[str, list[Any]]:
             params.append(expression)
     elif substrings:
         parts.append(
-            "SELECT m.ticket_id AS ticket_id, 0.0 AS score FROM message m"
-            f" WHERE m.kind IN ({kinds}){like} GROUP BY m.ticket_id"
+            "SELECT ticket_id, 0.0 AS score FROM (SELECT m.ticket_id FROM message m"
+            f" WHERE m.kind IN ({kinds}){like} ORDER BY m.id DESC LIMIT {cap}) AS f"
+            " GROUP BY ticket_id"
         )
         params += like_params
         names = " AND ".join("a.filename LIKE ? ESCAPE '!'" for _ in substrings)
@@ -257,6 +279,32 @@ def _hits(where: Filter) -> tuple[str, list[Any]]:
     union = " UNION ALL ".join(parts)
     text = f"SELECT ticket_id, MIN(score) AS score FROM ({union}) AS found GROUP BY ticket_id"
     return (text if is_sqlite() else text.replace("?", "%s")), params
+
+
+def _over(where: Filter, cap: int) -> bool:
+    """More than ``cap`` messages match the text (a bounded count: cheap however many)."""
+    words = [term for term in where.terms if not term.cjk]
+    substrings = [" ".join(term.words) for term in where.terms if term.cjk]
+    if words and is_sqlite():
+        text = f"SELECT rowid FROM message_fts WHERE message_fts MATCH ? LIMIT {cap + 1}"
+        params: list[Any] = [" ".join(_fts5(term) for term in words)]
+    elif words:
+        text = (
+            "SELECT message_id FROM message_search WHERE doc @@ to_tsquery('simple', %s)"
+            f" LIMIT {cap + 1}"
+        )
+        params = [" & ".join(_tsquery(term) for term in words)]
+    elif substrings:
+        like = " AND ".join(
+            "(subject LIKE ? ESCAPE '!' OR text LIKE ? ESCAPE '!')" for _ in substrings
+        )
+        text = f"SELECT id FROM message WHERE {like} LIMIT {cap + 1}"
+        params = [p for s in substrings for p in (_like(s), _like(s))]
+        text = text if is_sqlite() else text.replace("?", "%s")
+    else:
+        return False
+    found = database.execute_sql(f"SELECT COUNT(*) FROM ({text}) AS x", params).fetchone()
+    return int(found[0]) > cap
 
 
 def _fts5(term: TextTerm) -> str:

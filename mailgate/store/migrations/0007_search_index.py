@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# What people wrote is indexed: not our automatic notices, auto-replies or bounces (a notice
+# repeats the subject in every thread, and would crowd out the mail that matters).
+SEARCHED_KINDS = ("customer", "agent", "note", "external")
+
 # Reports (``mailgate report``) read the events and tickets of a period by time.
 REPORT_INDEXES = (
     'CREATE INDEX IF NOT EXISTS "event_at" ON "event" ("at")',
@@ -35,20 +39,28 @@ SQLITE = (
     )
     """,
     """
-    CREATE TRIGGER IF NOT EXISTS message_fts_insert AFTER INSERT ON message BEGIN
+    CREATE TRIGGER IF NOT EXISTS message_fts_insert AFTER INSERT ON message
+    WHEN new.kind IN {kinds} BEGIN
         INSERT INTO message_fts (rowid, subject, text) VALUES (new.id, new.subject, new.text);
     END
     """,
     """
-    CREATE TRIGGER IF NOT EXISTS message_fts_delete AFTER DELETE ON message BEGIN
+    CREATE TRIGGER IF NOT EXISTS message_fts_delete AFTER DELETE ON message
+    WHEN old.kind IN {kinds} BEGIN
         INSERT INTO message_fts (message_fts, rowid, subject, text)
         VALUES ('delete', old.id, old.subject, old.text);
     END
     """,
     """
-    CREATE TRIGGER IF NOT EXISTS message_fts_update AFTER UPDATE OF subject, text ON message BEGIN
+    CREATE TRIGGER IF NOT EXISTS message_fts_unindex BEFORE UPDATE OF subject, text, kind
+    ON message WHEN old.kind IN {kinds} BEGIN
         INSERT INTO message_fts (message_fts, rowid, subject, text)
         VALUES ('delete', old.id, old.subject, old.text);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS message_fts_reindex AFTER UPDATE OF subject, text, kind
+    ON message WHEN new.kind IN {kinds} BEGIN
         INSERT INTO message_fts (rowid, subject, text) VALUES (new.id, new.subject, new.text);
     END
     """,
@@ -78,7 +90,8 @@ SQLITE = (
     END
     """,
     # The backfill: index what is stored already.
-    "INSERT INTO message_fts (message_fts) VALUES ('rebuild')",
+    "INSERT INTO message_fts (rowid, subject, text) SELECT id, subject, text FROM message"
+    " WHERE kind IN {kinds}",
     "INSERT INTO attachment_fts (attachment_fts) VALUES ('rebuild')",
 )
 
@@ -93,6 +106,10 @@ POSTGRESQL = (
     """
     CREATE OR REPLACE FUNCTION message_search_sync() RETURNS trigger AS $$
     BEGIN
+        IF NEW.kind NOT IN {kinds} THEN
+            DELETE FROM message_search WHERE message_id = NEW.id;
+            RETURN NEW;
+        END IF;
         INSERT INTO message_search (message_id, doc)
         VALUES (NEW.id, to_tsvector('simple', regexp_replace(coalesce(NEW.subject, '') || ' '
                                               || coalesce(NEW.text, ''), '[[:punct:]]+', ' ', 'g')))
@@ -103,7 +120,7 @@ POSTGRESQL = (
     """,
     "DROP TRIGGER IF EXISTS message_search_sync ON message",
     """
-    CREATE TRIGGER message_search_sync AFTER INSERT OR UPDATE OF subject, text ON message
+    CREATE TRIGGER message_search_sync AFTER INSERT OR UPDATE OF subject, text, kind ON message
     FOR EACH ROW EXECUTE FUNCTION message_search_sync()
     """,
     """
@@ -116,11 +133,12 @@ POSTGRESQL = (
     INSERT INTO message_search (message_id, doc)
     SELECT id, to_tsvector('simple', regexp_replace(
         coalesce(subject, '') || ' ' || coalesce(text, ''), '[[:punct:]]+', ' ', 'g'))
-    FROM message ON CONFLICT (message_id) DO NOTHING
+    FROM message WHERE kind IN {kinds} ON CONFLICT (message_id) DO NOTHING
     """,
 )
 
 
 def apply(db: Any, dialect: str) -> None:
+    kinds = "(" + ", ".join(f"'{k}'" for k in SEARCHED_KINDS) + ")"
     for statement in (*REPORT_INDEXES, *(SQLITE if dialect == "sqlite" else POSTGRESQL)):
-        db.execute_sql(statement)
+        db.execute_sql(statement.replace("{kinds}", kinds))
