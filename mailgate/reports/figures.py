@@ -39,6 +39,7 @@ from typing import Any
 
 from mailgate.config import Config
 from mailgate.reports.period import Period
+from mailgate.search import day_start
 from mailgate.sla import WorkCalendar, calendars
 from mailgate.store import reports as rows
 from mailgate.store.reports import ANSWERS, EventRow, TicketFacts
@@ -120,13 +121,19 @@ class Figures:
     def __init__(self, config: Config, period: Period, by: str | None, now: dt.datetime):
         self.config, self.period, self.by, self.now = config, period, by, now
         self.calendars = calendars(config)
+        # The period's events (one range read by time), and before them the history of the
+        # tickets created earlier: resolution times and the backlog need whole lives.
         self.events = rows.events_between(period.start, period.end)
-        live = rows.live_between(period.start, min(period.end, now))
-        self.live = live
         touched = {e.ticket_id for e in self.events}
-        self.tickets = rows.tickets(touched | set(live))
-        self.history = rows.histories(touched | set(live), period.end)
+        self.live = rows.live_between(period.start, min(period.end, now))
+        self.tickets = rows.tickets(touched | set(self.live))
+        earlier = [t.id for t in self.tickets.values() if t.created_at < period.start]
+        self.history = rows.histories(earlier, period.start)
+        for event in self.events:
+            self.history.setdefault(event.ticket_id, []).append(event)
         self.clocks = rows.clocks(touched)
+        self.days = period.days()
+        self.day_starts = [day_start(d, period.timezone) for d in self.days]
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -151,9 +158,12 @@ class Figures:
             return max(0.0, (b - a).total_seconds())
         return calendar.working_seconds(a, b)
 
-    def group(self, event: EventRow) -> str:
+    def day_of(self, instant: dt.datetime) -> dt.date:
+        """The local day of ``instant`` in the period (by the UTC starts of its days)."""
+        return self.days[max(0, bisect.bisect_right(self.day_starts, instant) - 1)]
+
+    def group(self, event: EventRow, day: dt.date) -> str:
         if self.by in ("day", "week"):
-            day = self.period.local(event.at).date()
             if self.by == "week":
                 day -= dt.timedelta(days=day.weekday())
             return day.isoformat()
@@ -171,12 +181,18 @@ class Figures:
 
     def resolution_seconds(self, ticket_id: int, resolved_at: dt.datetime) -> float | None:
         """Time new/open between creation and ``resolved_at`` (pending and done spells left out)."""
+        calendar = self.calendar_of(ticket_id)
         state, since, total = "", None, 0.0
         for event in self.history.get(ticket_id, []):
             if event.at > resolved_at:
                 break
+            if event.kind not in rows.LIFE:
+                continue
             if state in WORKING and since is not None:
-                total += self.seconds(ticket_id, since, event.at)
+                if calendar is None:
+                    total += max(0.0, (event.at - since).total_seconds())
+                else:
+                    total += calendar.working_seconds(since, event.at)
             state, since = state_after(event, state), event.at
         return total if since is not None else None
 
@@ -194,7 +210,7 @@ class Figures:
     def report(self) -> dict[str, Any]:
         volume: Counter[str] = Counter()
         groups: dict[str, dict[str, Any]] = defaultdict(_group)
-        per_day: dict[str, Counter[str]] = {d.isoformat(): Counter() for d in self.period.days()}
+        per_day: dict[dt.date, Counter[str]] = {d: Counter() for d in self.days}
         first: list[float] = []
         resolution: list[float] = []
         workload: dict[str, Counter[str]] = defaultdict(Counter)
@@ -202,10 +218,11 @@ class Figures:
         opened: list[TicketFacts] = []
         resolutions = one_touch = 0
         for event in self.events:
-            key = self.group(event) if self.by else ""
+            local_day = self.day_of(event.at)
+            key = self.group(event, local_day) if self.by else ""
             counted = self._volume(event)
             agent = self.agent_of(event.actor)
-            day = per_day.get(self.period.local(event.at).date().isoformat())
+            day = per_day.get(local_day)
             for name in counted:
                 volume[name] += 1
                 if self.by:
@@ -259,7 +276,9 @@ class Figures:
                 "routing_rules": _top_counts({k: len(v) for k, v in routed.items()}),
                 "requester_domains": _top(t.requester.rpartition("@")[2] for t in opened),
             },
-            "per_day": [{"day": day, **{n: c[n] for n in VOLUME}} for day, c in per_day.items()],
+            "per_day": [
+                {"day": day.isoformat(), **{n: c[n] for n in VOLUME}} for day, c in per_day.items()
+            ],
             "response_distribution": _buckets(first, RESPONSE_BUCKETS),
             "groups": [
                 {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mailgate.store import sql
 
@@ -23,6 +24,7 @@ ANSWERS = ("agent_reply", "agent_reply_direct")
 COUNTED = (*LIFE, *ANSWERS, "note", "message", "assignee", "first_response")
 OPEN = ("new", "open", "pending")
 _CHUNK = 500
+_parse = dt.datetime.fromisoformat
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +62,11 @@ class ClockFacts:
     met_at: dt.datetime | None
 
 
-def _event(row: Sequence[object]) -> EventRow:
-    at = sql.read_ts(row[1])
-    assert at is not None
-    return EventRow(int(str(row[0])), at, str(row[2]), str(row[3]), str(row[4]), str(row[5]))
+def _event(row: Sequence[Any]) -> EventRow:
+    at = row[1]  # SQLite gives text: parsed here, without the general helper (500,000 a report)
+    if isinstance(at, str):
+        at = _parse(at)
+    return EventRow(row[0], at, row[2], row[3], row[4], row[5])
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -88,7 +91,7 @@ def events_between(start: dt.datetime, end: dt.datetime) -> list[EventRow]:
 
 
 def histories(ticket_ids: Iterable[int], until: dt.datetime) -> dict[int, list[EventRow]]:
-    """Each ticket's life events and thread entries before ``until``, in time order."""
+    """Each ticket's life events and answers before ``until``, in time order."""
     found: dict[int, list[EventRow]] = {}
     kinds = (*LIFE, *ANSWERS)
     for batch in _chunks(ticket_ids):

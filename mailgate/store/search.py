@@ -91,7 +91,8 @@ def page(
     ``Page.complete`` is false and ``total`` counts the tickets among those.
     """
     query = _select(where, cap)
-    total = query.count()
+    if where.searches:  # the matches are counted in the same pass as the page is ranked
+        query = query.select_extend(pw.fn.COUNT(pw.SQL("*")).over().alias("matches"))
     complete = not where.searches or not _over(where, cap)
     descending = sort.startswith("-")
     key = sort.lstrip("-")
@@ -116,7 +117,12 @@ def page(
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    return Page([_row(config, t) for t in query], total, complete)
+    found = list(query)
+    if where.searches and found:
+        total = int(found[0].matches)
+    else:  # a list without text: an index count, cheaper than counting while sorting
+        total = _select(where, cap).count()
+    return Page([_row(config, t) for t in found], total, complete)
 
 
 def _next_due() -> Any:
