@@ -32,7 +32,7 @@ SORTS = ("created", "updated", "priority", "due", "rank")
 # The expression the GIN index of migration 0007 is built on (PostgreSQL).
 _NAME = "regexp_replace(a.filename, '[[:punct:]]+', ' ', 'g')"
 _EXACT = -1.0e9  # the score of a ticket found by its number or a Message-ID: first
-SEARCHED_MATCHES = 10_000  # a text search ranks the newest this many matching messages
+SEARCHED_MATCHES = 2_000  # a text search ranks the newest this many matching messages
 
 
 @dataclass(frozen=True, slots=True)
