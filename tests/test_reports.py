@@ -190,6 +190,10 @@ def test_the_figures_of_a_hand_computed_week(
     per_day = {d["day"]: d for d in got["per_day"]}
     assert per_day["2026-03-02"]["opened"] == 1 and per_day["2026-03-02"]["resolved"] == 1
     assert got["sla"]["attainment"] is None and got["csat"]["count"] == 0
+    weeks = json.loads(report(ctx, capsys, *WEEK, "--json", "--by", "week"))["groups"]
+    assert [(w["key"], w["volume"]["opened"], w["volume"]["resolved"]) for w in weeks] == [
+        ("2026-03-02", 4, 3)  # the week begins on Monday the 2nd
+    ]
 
 
 def test_text_csv_and_the_page_show_the_numbers_of_the_json(

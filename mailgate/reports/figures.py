@@ -133,6 +133,7 @@ class Figures:
             self.history.setdefault(event.ticket_id, []).append(event)
         self.clocks = rows.clocks(touched)
         self.actors: dict[str, str | None] = {}
+        self.day_keys: dict[dt.date, str] = {}  # a day's group: itself, or its week's Monday
         self.days = period.days()
         self.day_starts = [day_start(d, period.timezone) for d in self.days]
 
@@ -171,9 +172,10 @@ class Figures:
 
     def group(self, event: EventRow, day: dt.date) -> str:
         if self.by in ("day", "week"):
-            if self.by == "week":
-                day -= dt.timedelta(days=day.weekday())
-            return day.isoformat()
+            if day not in self.day_keys:
+                start = day - dt.timedelta(days=day.weekday()) if self.by == "week" else day
+                self.day_keys[day] = start.isoformat()
+            return self.day_keys[day]
         facts = self.tickets.get(event.ticket_id)
         if facts is None:
             return NONE
