@@ -340,3 +340,37 @@ def test_the_sql_and_size_rules_catch_a_violation() -> None:
     assert not raw_sql_violations(imports_in("from mailgate.store import outbox\n"))
     assert size_violation(PACKAGE / "outbox" / "delivery.py", MAX_LINES + 1)
     assert not size_violation(PACKAGE / "mail" / "bounce_patterns.py", MAX_LINES + 1)
+
+
+# Search and reports: queries the CLI and the web desk share. They read through the store
+# and know config, errors and dates; they change nothing (no lifecycle, intake, notices).
+QUERY_PACKAGES_MAY_IMPORT = (
+    "mailgate.search",
+    "mailgate.reports",
+    "mailgate.store",
+    "mailgate.config",
+    "mailgate.errors",
+    "mailgate.mail",
+    "mailgate.sla",
+)
+
+
+def query_package_violations(names: set[str]) -> list[str]:
+    return sorted(n for n in ours(names) if not is_under(n, QUERY_PACKAGES_MAY_IMPORT))
+
+
+def test_search_and_reports_only_read_through_the_store() -> None:
+    for path in modules("search/**/*.py") + modules("reports/**/*.py"):
+        assert query_package_violations(imports_of(path)) == [], path
+    assert modules("search/**/*.py") and modules("reports/**/*.py")
+
+
+def test_the_query_rule_catches_a_writer() -> None:
+    for bad in (
+        "from mailgate import lifecycle\n",
+        "from mailgate.intake import ingest\n",
+        "from mailgate import notices\n",
+        "from mailgate.admin import tickets\n",
+    ):
+        assert query_package_violations(imports_in(bad, "mailgate.reports.figures")), bad
+    assert not query_package_violations(imports_in("from mailgate.store import reports\n"))

@@ -197,4 +197,34 @@ def test_0004_gives_receipts_an_indexed_content_fingerprint_and_keeps_old_ones(
     assert m.Receipt.get(m.Receipt.message_id == "<old@x>").content_fingerprint == ""
     indexed = {tuple(i.columns) for i in db.get_indexes("receipt")}
     assert ("content_fingerprint",) in indexed
+
+
+def test_the_search_index_is_backfilled_for_tickets_stored_before_it(config: Config) -> None:
+    """0007 indexes the threads already stored; from then on triggers keep it current."""
+    from mailgate import intake, search
+
+    ctx = open_context(config)
+    store.upgrade()
+    # The database as it was before 0007: no index, no triggers, a ticket stored.
+    if dialect() == "sqlite":
+        for name in ("insert", "delete", "unindex", "reindex"):
+            db.execute_sql(f"DROP TRIGGER message_fts_{name}")
+        for name in ("insert", "delete", "update"):
+            db.execute_sql(f"DROP TRIGGER attachment_fts_{name}")
+        db.execute_sql("DROP TABLE message_fts")
+        db.execute_sql("DROP TABLE attachment_fts")
+    else:
+        db.execute_sql("DROP TRIGGER message_search_sync ON message")
+        db.execute_sql("DROP TABLE message_search")
+        db.execute_sql("DROP INDEX attachment_search")
+    db.execute_sql("DELETE FROM migration WHERE name = '0007_search_index'")
+    old = intake.ingest(ctx, compose(subject="Kartenterminal offline", body="seit gestern"),
+                        source="smtp")  # fmt: skip
+    assert store.upgrade().applied == ("0007_search_index",)
+    new = intake.ingest(ctx, compose(subject="Kartenterminal again"), source="smtp")
+    found = search.find(config, search.Options(text="kartenterminal"))
+    assert {r["number"] for r in found.rows} == {old.ticket, new.ticket} and found.total == 2
+    assert [r["number"] for r in search.find(config, search.Options(text="gestern")).rows] == [
+        old.ticket
+    ]
     store.close()

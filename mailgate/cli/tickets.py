@@ -17,10 +17,10 @@ from mailgate.cli.common import (
     context,
     group,
     print_json,
-    table,
     tag,
     ticket_number,
 )
+from mailgate.cli.listing import list_arguments, list_tickets
 from mailgate.context import Context
 from mailgate.errors import UsageError
 
@@ -29,16 +29,8 @@ ORDER = 40
 
 def register(sub: Subparsers) -> None:
     t = group(sub, "tickets", "list, show and change tickets")
-    p = command(t, "list", _tickets_list, "list tickets, most recently updated first")
-    p.add_argument("--status", choices=("new", "open", "pending", "resolved", "closed"))
-    p.add_argument("--breached", action="store_true", help="only tickets with a breached SLA clock")
-    p.add_argument(
-        "--due-before",
-        metavar="TIME",
-        help="only tickets with a running SLA clock due before TIME (ISO 8601; without an"
-        " offset in gateway.timezone)",
-    )
-    p.add_argument("--json", action="store_true")
+    p = command(t, "list", _tickets_list, "find tickets: filters, full-text search, sort, pages")
+    list_arguments(p)
     p = command(t, "show", _tickets_show, "one ticket with its thread and audit trail")
     p.add_argument("number")
     p.add_argument("--json", action="store_true")
@@ -72,33 +64,7 @@ def register(sub: Subparsers) -> None:
 
 
 def _tickets_list(args: argparse.Namespace) -> int:
-    from mailgate import sla
-    from mailgate.admin import tickets
-
-    ctx = context(args)
-    due_before = None
-    if args.due_before:
-        try:
-            due_before = sla.parse_instant(args.due_before, ctx.config.gateway.timezone)
-        except ValueError as exc:
-            raise UsageError(f"--due-before: {exc}") from None
-    rows = tickets.listing(ctx.config, args.status, breached=args.breached, due_before=due_before)
-    if args.json:
-        print_json(rows)
-    else:
-        table(
-            rows,
-            [
-                ("tag", "TICKET"),
-                ("status", "STATUS"),
-                ("priority", "PRIORITY"),
-                ("team", "TEAM"),
-                ("assignee", "ASSIGNEE"),
-                ("requester", "REQUESTER"),
-                ("subject", "SUBJECT"),
-            ],
-        )
-    return EX_OK
+    return list_tickets(context(args), args)
 
 
 def _tickets_show(args: argparse.Namespace) -> int:

@@ -1,0 +1,199 @@
+"""Finding tickets: `mailgate tickets list` filters, full-text search, sort and pages.
+
+Mail arrives through ``ingest`` as the pipe hands it over; the list is the CLI an
+admin runs (``mailgate.cli.main``), on a SQLite file and on the real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mailgate import intake
+from mailgate.cli import main
+from mailgate.context import Context
+from tests.support import compose
+
+
+def ingest(ctx: Context, **mail: Any) -> int:
+    outcome = intake.ingest(ctx, compose(**mail), source="pipe")
+    assert outcome.ticket is not None, outcome
+    return int(outcome.ticket)
+
+
+def listed(
+    ctx: Context, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[list[int], str, str]:
+    """Ticket numbers `tickets list --json ARGS` prints, and stdout/stderr as text."""
+    code = main(["--config", str(ctx.config.path), "tickets", "list", "--json", *args])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return [row["number"] for row in json.loads(out)], out, err
+
+
+def failing(ctx: Context, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    code = main(["--config", str(ctx.config.path), "tickets", "list", *args])
+    out, err = capsys.readouterr()
+    assert code != 0 and "Traceback" not in err, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture
+def threads(ctx: Context) -> dict[str, int]:
+    """Tickets in German, French and Japanese, one with an attachment, one plain."""
+    return {
+        "de": ingest(
+            ctx,
+            sender="Bernd <bernd@bigcorp.example>",
+            subject="Kartenterminal Störung in der Filiale",
+            body="Das Terminal zeigt seit heute früh eine Störung an.\n",
+        ),
+        "fr": ingest(
+            ctx,
+            sender="Zoé <zoe@client.example>",
+            subject="Problème de paiement",
+            body="Le terminal de paiement ne fonctionne plus depuis lundi.\n",
+        ),
+        "ja": ingest(
+            ctx,
+            sender="Yuki <yuki@shop.example>",
+            subject="お問い合わせ",
+            body="カード端末が動きません。東京の店舗です。\n",
+        ),
+        "file": ingest(
+            ctx,
+            sender="Ann <ann@bigcorp.example>",
+            subject="Receipt attached",
+            body="See the file.\n",
+            attachments=[("Kassenbeleg_Mai.pdf", "application/pdf", b"%PDF-1.4")],
+        ),
+        "plain": ingest(ctx, subject="Password reset", body="I forgot my password.\n"),
+    }
+
+
+def test_text_search_finds_words_prefixes_phrases_and_non_ascii_scripts(
+    ctx: Context, threads: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    def found(text: str) -> set[int]:
+        return set(listed(ctx, capsys, "--text", text)[0])
+
+    assert found("termin*") == {threads["de"], threads["fr"]}
+    assert found("kartenterminal") == {threads["de"]}
+    assert found("Störung") == {threads["de"]}
+    assert found('"ne fonctionne plus"') == {threads["fr"]}
+    assert found('"fonctionne ne"') == set()
+    assert found("terminal paiement") == {threads["fr"]}  # every word must match
+    assert found("端末") == {threads["ja"]}  # Japanese: a substring of a longer run
+    assert found("東京") == {threads["ja"]}
+    assert found("kassenbeleg") == {threads["file"]}  # attachment names
+    assert found("password") == {threads["plain"]}
+    assert found("nothinglikethis") == set()
+
+
+def test_text_search_finds_a_ticket_by_number_or_any_message_id_of_its_thread(
+    ctx: Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    number = ingest(ctx, message_id="<first.mail@customer.example>", subject="About my card")
+    ingest(ctx, subject="Something else")
+    assert listed(ctx, capsys, "--text", "<first.mail@customer.example>")[0] == [number]
+    assert listed(ctx, capsys, "--text", "first.mail@customer.example")[0] == [number]
+    assert listed(ctx, capsys, "--text", f"#{number}")[0] == [number]
+    assert listed(ctx, capsys, "--text", f"[EB#{number}]")[0] == [number]
+
+
+def test_filters_combine_and_pages_say_how_many_match(
+    ctx: Context, threads: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["--config", str(ctx.config.path), "tickets", "assign", str(threads["de"]), "jane"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "--config",
+                str(ctx.config.path),
+                "tickets",
+                "priority",
+                str(threads["fr"]),
+                "emergency",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    numbers, _, err = listed(ctx, capsys, "--requester", "bigcorp.example")
+    assert set(numbers) == {threads["de"], threads["file"]} and err == ""
+    assert listed(ctx, capsys, "--assignee", "jane")[0] == [threads["de"]]
+    assert listed(ctx, capsys, "--assignee", "me", "--as", "jane")[0] == [threads["de"]]
+    assert threads["de"] not in listed(ctx, capsys, "--assignee", "none")[0]
+    assert listed(ctx, capsys, "--status", "open")[0] == [threads["de"]]
+    assert len(listed(ctx, capsys, "--status", "new,open")[0]) == 5
+    assert listed(ctx, capsys, "--sort", "-priority", "--limit", "1")[0] == [threads["fr"]]
+    assert listed(ctx, capsys, "--requester", "bigcorp.example", "--text", "termin*")[0] == [
+        threads["de"]
+    ]
+    assert (
+        listed(
+            ctx,
+            capsys,
+            "--created-after",
+            "2000-01-01",
+            "--created-before",
+            "2000-01-02",
+            "--text",
+            "termin*",
+        )[0]
+        == []
+    )
+    # Pages: no silent cap, every ticket exactly once.
+    first, _, err = listed(ctx, capsys, "--sort", "created", "--limit", "2")
+    assert err.strip() == "showing 2 of 5"
+    second = listed(ctx, capsys, "--sort", "created", "--limit", "2", "--offset", "2")[0]
+    third = listed(ctx, capsys, "--sort", "created", "--limit", "2", "--offset", "4")[0]
+    assert sorted(first + second + third) == sorted(threads.values())
+    assert first + second + third == listed(ctx, capsys, "--sort", "created", "--all")[0]
+    everything, _, err = listed(ctx, capsys, "--all")
+    assert len(everything) == 5 and err == ""
+    code = main(["--config", str(ctx.config.path), "tickets", "list", "--limit", "3"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.splitlines()[-1] == "showing 3 of 5"
+    code = main(["--config", str(ctx.config.path), "tickets", "list", "--csv", "--limit", "1"])
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith("number,tag,status") and len(out.splitlines()) == 2
+    assert err.strip() == "showing 1 of 5"
+
+
+def test_bad_filter_values_are_one_line_naming_what_exists(
+    ctx: Context, threads: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "known: alice, bob, carol, jane, none" in failing(ctx, capsys, "--assignee", "zed")
+    assert "level1" in failing(ctx, capsys, "--team", "nosuchteam")
+    assert "one of new, open, pending" in failing(ctx, capsys, "--status", "open,gone")
+    assert "YYYY-MM-DD" in failing(ctx, capsys, "--created-after", "last tuesday")
+    assert "phrase is not closed" in failing(ctx, capsys, "--text", '"card terminal')
+    assert "end of a word" in failing(ctx, capsys, "--text", "ter*min")
+    assert "nothing to search for" in failing(ctx, capsys, "--text", " ,; ")
+    assert "--as" in failing(ctx, capsys, "--assignee", "me")
+    assert "unknown field" in failing(ctx, capsys, "--sort", "colour")
+    assert "support" in failing(ctx, capsys, "--mailbox", "sales")
+
+
+def test_a_search_matching_more_than_it_ranks_says_so(
+    ctx: Context, threads: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ranking a million matches of a common word would take seconds: the newest are searched,
+    and the count says "at least"."""
+    from mailgate import search
+
+    for n in range(3):
+        ingest(ctx, subject=f"Terminal {n}", body="The terminal again.")
+    wide = search.find(ctx.config, search.Options(text="terminal", searched=3))
+    assert not wide.complete and len(wide.rows) >= 1
+    narrow = search.find(ctx.config, search.Options(text="kartenterminal", searched=3))
+    assert narrow.complete and narrow.total == 1
+    assert search.find(ctx.config, search.Options(text="terminal")).total == 5
