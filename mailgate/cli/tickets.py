@@ -134,7 +134,11 @@ def _tickets_show(args: argparse.Namespace) -> int:
         for line in msg["trace"]:
             print(f"   · {line}")
         for a in msg["attachments"]:
-            print(f"   📎 {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+            kept = "" if a.get("kept", True) else ", not kept"
+            print(
+                f"   📎 {a['filename']} ({a['content_type']}, {a['size']} bytes{kept})"
+                f" · mailgate attachments get {a['id']}"
+            )
         text = msg["text"].strip()
         if text:
             print("   " + "\n   ".join(text.splitlines()[:40]))

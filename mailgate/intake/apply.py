@@ -298,7 +298,10 @@ def _store_message(
     message_rows.add_attachments(
         message.id,
         [
-            (a.sha256, a.size, a.content_type[:200], a.filename[:255], a.content_id, a.inline)
+            (
+                a.sha256, a.size, a.content_type[:200], a.filename[:255], a.content_id, a.inline,
+                a.original_filename, True,
+            )
             for a in mail.attachments
         ],
     )
