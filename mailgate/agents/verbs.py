@@ -9,6 +9,7 @@ changes go through ``mailgate.lifecycle``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from mailgate import lifecycle, routing
 from mailgate.config import Agent
@@ -29,9 +30,17 @@ def reply(
     *,
     message: MessageRow | None = None,
     relay: bool = True,
+    files: Sequence[Sequence[object]] = (),
 ) -> TicketRow:
-    """An agent's answer to the customer; relayed through the agent_reply notice."""
-    message = message or _stored_text(ctx, ticket, agent, text, kind="agent")
+    """An agent's answer to the customer; relayed through the agent_reply notice.
+
+    ``files``: attachment rows (``store.messages.add_attachments``) of files already in
+    the blob store, for an answer written without a mail (``tickets reply --attach``).
+    """
+    if message is None:
+        message = _stored_text(ctx, ticket, agent, text, kind="agent")
+        if files:
+            messages.add_attachments(message.id, files)
     actor = f"agent:{agent.key}"
     ticket = lifecycle.change(ticket, journal, ctx.config, actor=actor, answered=True).ticket
     if relay:

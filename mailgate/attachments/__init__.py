@@ -14,13 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailgate.attachments.files import StoredFile, check_outbound_size, store_files
+from mailgate.attachments.relay import Carried, for_notice, size_text
 from mailgate.context import Context
 from mailgate.errors import UsageError
 from mailgate.store import attachments as rows
 from mailgate.store import views
 from mailgate.store.attachments import AttachmentRow
 
-__all__ = ["AttachmentRow", "Fetched", "as_dict", "fetch", "listing", "size_text"]
+__all__ = [
+    "AttachmentRow",
+    "Carried",
+    "Fetched",
+    "StoredFile",
+    "as_dict",
+    "check_outbound_size",
+    "fetch",
+    "for_notice",
+    "listing",
+    "size_text",
+    "store_files",
+]
 
 
 def as_dict(row: AttachmentRow) -> dict[str, Any]:
@@ -67,13 +81,3 @@ def fetch(ctx: Context, attachment_id: int | str) -> Fetched:
     if not path.exists():
         raise UsageError(f"attachment {wanted}: file {row.sha256} missing from the blob store")
     return Fetched(row, path)
-
-
-def size_text(size: int) -> str:
-    """A size as people read it: 812 bytes, 14 KiB, 2.5 MiB."""
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.0f} KiB"
-    mib = size / (1024 * 1024)
-    return f"{mib:.0f} MiB" if mib >= 10 or mib == int(mib) else f"{mib:.1f} MiB"

@@ -102,9 +102,22 @@ class Notices:
     csat_thanks: bool = True
     # Who else hears of new tickets and customer replies when nobody is assigned.
     notify_team: bool = True
+    # Bytes of the customer's files one notice to agents carries; -1: [notices]'s value.
+    attach_max_bytes: int = -1
 
     def enabled(self, kind: str) -> bool:
         return bool(getattr(self, kind))
+
+
+@dataclass(frozen=True)
+class NoticeFiles:
+    """``[notices]``: the files notices carry (issue 11)."""
+
+    # The customer's files a customer_reply/assignment/reopened notice carries, in bytes;
+    # beyond it each file is one line (name, type, size, `mailgate attachments get ID`).
+    attach_max_bytes: int = 10 * 1024 * 1024
+    # Executables (.exe, .js, .bat, application/x-msdownload…) are listed, not relayed.
+    relay_executables: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,8 @@ class Mailbox:
     plus_reply_to: bool = True
     templates: str = ""
     notices: Notices = field(default_factory=Notices)
+    # A file over this is ticketed without its bytes and its sender is told (25 MiB).
+    max_attachment_size: int = 25 * 1024 * 1024
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -202,6 +217,8 @@ class Outbound:
     limits: Limits = field(default_factory=Limits)
     batch_size: int = 100
     max_attempts: int = 12
+    # An agent's reply larger than this once encoded is not sent (the agent is told).
+    max_message_size: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -306,6 +323,7 @@ class Config:
     teams: tuple[Team, ...] = ()
     agents: tuple[Agent, ...] = ()
     outbound: Outbound = field(default_factory=Outbound)
+    notices: NoticeFiles = field(default_factory=NoticeFiles)
     templates: Templates = field(default_factory=Templates)
     listener: Listener = field(default_factory=Listener)
     imap: tuple[ImapAccount, ...] = ()

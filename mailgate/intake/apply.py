@@ -23,6 +23,7 @@ from mailgate.intake.plan import Plan, message_kind, parse_limits, plan
 from mailgate.mail import html as html_text
 from mailgate.mail import quotes
 from mailgate.mail import subject as subjects
+from mailgate.mail.htmlquote import cut_quoted
 from mailgate.mail.parse import ParsedMail, Unparseable, parse
 from mailgate.store import IntegrityError, directory, people, write_transaction
 from mailgate.store import messages as message_rows
@@ -288,7 +289,10 @@ def _store_message(
         date=mail.date,
         text=text,
         full_text=mail.text,
-        html=html_text.sanitize_html(mail.html) if mail.html else "",
+        html=_stored_html(
+            mail.html,
+            cut=bool(mail.in_reply_to or mail.references) and text.strip() != mail.text.strip(),
+        ),
         raw_sha256=mail.sha256,
         trace=trace,
         receipt_id=receipt.id,
@@ -306,3 +310,11 @@ def _store_message(
         ],
     )
     return message
+
+
+def _stored_html(html: str, *, cut: bool) -> str:
+    """The sanitised HTML of a mail; without its quoted history when the text lost its
+    quotes too (a reply: relayed as HTML, it must not repeat the thread)."""
+    if not html:
+        return ""
+    return html_text.sanitize_html(cut_quoted(html) if cut else html)

@@ -28,6 +28,7 @@ from mailgate.mail import compose, tokens
 from mailgate.mail.subject import format_tag
 from mailgate.notices.rules import Intent, people_of
 from mailgate.notices.timevars import sample_time_variables, time_variables
+from mailgate.store import messages
 from mailgate.store.rows import AgentRow, MessageRow
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -157,6 +158,8 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
                 and config.agent_for(message.from_addr or "") is not None,
                 "subject": message.subject,
                 "text": message.text,
+                # The sanitised HTML (quoted history cut from replies); '' for plain mail.
+                "html": messages.html_of(message.id) if intent.kind in HTML_KINDS else "",
                 "date": message.created_at,
             }
             if message is not None
@@ -173,6 +176,8 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
     return variables
 
 
+# The notices that show the message's own HTML (the others quote its text, if anything).
+HTML_KINDS = frozenset({"agent_reply", "customer_reply", "assignment", "reopened"})
 RECEIVED_LINES = 12
 
 
@@ -232,6 +237,7 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
             "unverified_agent": False,
             "subject": "The mobile online banking is down",
             "text": "Hello,\n\nthe mobile online banking is down.\n<script>x</script>",
+            "html": "<p>Hello,</p><p>the mobile online banking is <b>down</b>.</p>",
             "date": dt.datetime(2026, 11, 22, 8, 0),
         },
         "previous_status": "resolved",

@@ -136,6 +136,12 @@ def add_attachments(message_id: int, attachments: Iterable[Sequence[object]]) ->
     )
 
 
+def html_of(message_id: int) -> str:
+    """The stored (sanitised) HTML of a message; '' when it had none."""
+    found = sql.one("SELECT html FROM message WHERE id = ?", message_id)
+    return str(found[0] or "") if found else ""
+
+
 def set_kind(message_id: int, kind: str) -> None:
     sql.run("UPDATE message SET kind = ? WHERE id = ?", kind, message_id)
 
