@@ -172,3 +172,62 @@ def test_unknown_attachments_are_one_line_errors(
     assert cli(listening, "attachments", "get", "x")[0] == 1
     code, _, err = cli(listening, "attachments", "list", "424242")
     assert (code, err) == (1, "mailgate: no ticket #424242\n")
+
+
+def test_a_forwarded_mail_is_fetched_as_eml_with_its_own_files_listed_beneath(
+    listening: Context, tmp_path: Path
+) -> None:
+    contract = random.Random(5).randbytes(12_000)
+    inner = (
+        b"From: Bank <noreply@bank.example>\r\nSubject: Your contract\r\n"
+        b"Content-Type: multipart/mixed; boundary=inner\r\n\r\n"
+        b"--inner\r\nContent-Type: text/plain\r\n\r\nSee the contract.\r\n"
+        b"--inner\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename=contract.pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + b64(contract) + b"\r\n--inner--\r\n"
+    )
+    number = ticket_of(send(listening, forwarding_mail(b"%PDF-1.4 tiny", inner, 0)))
+    listed = json.loads(cli(listening, "attachments", "list", number, "--json")[1])
+    (eml,) = [a for a in listed if a["content_type"] == "message/rfc822"]
+    assert eml["filename"] == "Your contract.eml"
+    assert eml["contains"] == [
+        {
+            "filename": "contract.pdf",
+            "content_type": "application/pdf",
+            "size": len(contract),
+            "sha256": hashlib.sha256(contract).hexdigest(),
+        }
+    ]
+    text = cli(listening, "attachments", "list", number)[1]
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "Your contract.eml" in line)
+    assert "└ contract.pdf" in lines[at + 1] and "12 KiB" in lines[at + 1]
+    target = tmp_path / "fwd.eml"
+    assert cli(listening, "attachments", "get", str(eml["id"]), "-o", str(target))[0] == 0
+    assert target.read_bytes() == inner
+
+
+def test_file_names_are_cleaned_and_the_original_is_kept(listening: Context) -> None:
+    names = {
+        "../../etc/passwd": "passwd",
+        "CON.txt": "_CON.txt",
+        "=?utf-8?q?bell=07name.pdf?=": "bellname.pdf",
+        "..\\\\..\\\\boot.ini": "boot.ini",
+    }
+    parts = b"".join(
+        b"--outer\r\nContent-Type: application/octet-stream\r\n"
+        b'Content-Disposition: attachment; filename="' + name.encode() + b'"\r\n\r\n'
+        b"data " + str(i).encode() + b"\r\n"
+        for i, name in enumerate(names)
+    )
+    raw = (
+        b"From: carla@customer.example\r\nTo: support@example.org\r\nSubject: names\r\n"
+        b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+        b"--outer\r\nContent-Type: text/plain\r\n\r\nFiles.\r\n" + parts + b"--outer--\r\n"
+    )
+    number = ticket_of(send(listening, raw))
+    listed = json.loads(cli(listening, "attachments", "list", number, "--json")[1])
+    assert [a["filename"] for a in listed] == list(names.values())
+    originals = [a["original_filename"] for a in listed]
+    assert originals[0] == "../../etc/passwd" and originals[1] == "CON.txt"
+    assert originals[3] == "..\\..\\boot.ini"

@@ -304,3 +304,111 @@ def test_signature_logos_and_tracking_pixels_are_not_relayed(
         if part.get_content_type() == "image/png"
     ]
     assert carried == [photo]
+
+
+def _mailboxes_with(**extra: Any) -> dict[str, Any]:
+    from tests.support import BASE
+
+    boxes = [dict(box) for box in BASE["mailbox"]]
+    boxes[0].update(extra)
+    return {"mailbox": boxes}
+
+
+@pytest.mark.config(_mailboxes_with(max_attachment_size=20_000))
+def test_a_file_over_max_attachment_size_is_ticketed_without_it_and_its_sender_is_told(
+    smtp_ctx: Context, relay: Relay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = png(20, 20, noise=3_000)
+    number = new_ticket(
+        smtp_ctx,
+        attachments=[("statement.pdf", "application/pdf", PDF), ("screen.png", "image/png", small)],
+    )
+    outbox.deliver(smtp_ctx.config)
+    (refused,) = received(relay, CARLA, "attachment_refused")
+    text = refused.get_body(("plain",)).get_content()
+    assert "statement.pdf (39 KiB): over the limit of 20 KiB" in text
+    assert "screen.png" not in text
+    # The ticket says so: an event, and the file listed with kept: false.
+    config = str(smtp_ctx.config.path)
+    assert main(["--config", config, "attachments", "list", str(number), "--json"]) == 0
+    import json
+
+    listed = {a["filename"]: a for a in json.loads(capsys.readouterr().out)}
+    assert (listed["statement.pdf"]["kept"], listed["screen.png"]["kept"]) == (False, True)
+    assert main(["--config", config, "attachments", "get", str(listed["statement.pdf"]["id"])]) == 1
+    assert "was not kept" in capsys.readouterr().err
+    events = list(m.Event.select().where(m.Event.kind == "attachment_dropped"))
+    assert [e.new for e in events] == ["statement.pdf"]
+    # The assignee sees the kept file attached and the dropped one named.
+    (assignment,) = received(relay, "alice@example.org", "assignment")
+    assert files_of(assignment)["screen.png"][1] == small
+    assert "statement.pdf" not in files_of(assignment)
+    assert "statement.pdf (application/pdf, 39 KiB): not kept" in (
+        assignment.get_body(("plain",)).get_content()
+    )
+
+
+@pytest.mark.config({"outbound": {"max_message_size": 30_000}})
+def test_an_agents_mail_too_large_to_send_reaches_nobody_and_the_agent_is_told(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    new_ticket(smtp_ctx)
+    notice = notice_for("alice@example.org", "assignment")
+    answer = thunderbird_reply(notice, [("scan.pdf", "application/pdf", PDF)])
+    ingest(smtp_ctx, answer, source="smtp")
+    outbox.deliver(smtp_ctx.config)
+    assert received(relay, CARLA, "agent_reply") == []
+    (error,) = received(relay, "alice@example.org", "command_error")
+    text = error.get_body(("plain",)).get_content()
+    assert "scan.pdf (39 KiB)" in text and "outbound.max_message_size (29 KiB)" in text
+
+
+@pytest.mark.config(_mailboxes_with(notices={"attach_max_bytes": 1_000}))
+def test_a_mailbox_sets_its_own_attach_max_bytes(smtp_ctx: Context, relay: Relay) -> None:
+    new_ticket(smtp_ctx, attachments=[("statement.pdf", "application/pdf", PDF)])
+    outbox.deliver(smtp_ctx.config)
+    (assignment,) = received(relay, "alice@example.org", "assignment")
+    assert files_of(assignment) == {}
+    assert "mailgate attachments get" in assignment.get_body(("plain",)).get_content()
+
+
+def test_executables_are_listed_not_relayed(smtp_ctx: Context, relay: Relay) -> None:
+    new_ticket(
+        smtp_ctx,
+        attachments=[("setup.exe", "application/x-msdownload", b"MZ" + bytes(5000)),
+                     ("invoice.pdf", "application/pdf", PDF)],
+    )  # fmt: skip
+    outbox.deliver(smtp_ctx.config)
+    (assignment,) = received(relay, "alice@example.org", "assignment")
+    assert set(files_of(assignment)) == {"invoice.pdf"}
+    assert "setup.exe (application/x-msdownload, 5 KiB): an executable, not relayed" in (
+        assignment.get_body(("plain",)).get_content()
+    )
+
+
+def test_the_customers_html_reaches_the_assignee_sanitised(smtp_ctx: Context, relay: Relay) -> None:
+    new_ticket(smtp_ctx)
+    ack = notice_for(CARLA, "acknowledgement")
+    reply = reply_to(
+        ack,
+        sender=f"Carla <{CARLA}>",
+        body="Still down, see the table.",
+        html='<p>Still <b>down</b>, see the table.</p><table><tr><td>card 4711</td></tr></table>'
+        '<script>alert(1)</script><img src="https://tracker.example/p.gif" onerror="x()">',
+    )
+    ingest(smtp_ctx, reply, source="smtp")
+    outbox.deliver(smtp_ctx.config)
+    (notice,) = received(relay, "alice@example.org", "customer_reply")
+    html = notice.get_body(("html",)).get_content()
+    assert "Still <b>down</b>" in html and "<td>card 4711</td>" in html
+    assert "<script" not in html and "alert(1)" not in html and "onerror" not in html
+    assert "Still down, see the table." in notice.get_body(("plain",)).get_content()
+
+
+@pytest.mark.config({"notices": {"relay_executables": True}})
+def test_executables_are_relayed_when_the_config_says_so(smtp_ctx: Context, relay: Relay) -> None:
+    program = b"MZ" + bytes(5000)
+    new_ticket(smtp_ctx, attachments=[("setup.exe", "application/x-msdownload", program)])
+    outbox.deliver(smtp_ctx.config)
+    (assignment,) = received(relay, "alice@example.org", "assignment")
+    assert files_of(assignment)["setup.exe"][1] == program

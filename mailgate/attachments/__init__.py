@@ -18,6 +18,7 @@ from mailgate.attachments.files import StoredFile, check_outbound_size, store_fi
 from mailgate.attachments.relay import Carried, for_notice, size_text
 from mailgate.context import Context
 from mailgate.errors import UsageError
+from mailgate.mail.parse import HashSink, Unparseable, parse
 from mailgate.store import attachments as rows
 from mailgate.store import views
 from mailgate.store.attachments import AttachmentRow
@@ -53,9 +54,37 @@ def as_dict(row: AttachmentRow) -> dict[str, Any]:
     }
 
 
-def listing(number: int | str) -> list[dict[str, Any]]:
-    """Every attachment of ticket ``number`` (``482913`` or ``#482913``), thread order."""
-    return [as_dict(r) for r in rows.of_ticket(views.ticket(number).id)]
+def listing(ctx: Context, number: int | str) -> list[dict[str, Any]]:
+    """Every attachment of ticket ``number`` (``482913`` or ``#482913``), thread order; a
+    forwarded mail (message/rfc822) with the files inside it under ``contains``."""
+    found = []
+    for row in rows.of_ticket(views.ticket(number).id):
+        entry = as_dict(row)
+        if row.content_type in FORWARDED_TYPES and row.kept:
+            entry["contains"] = inner_files(ctx.blobs.path(row.sha256))
+        found.append(entry)
+    return found
+
+
+FORWARDED_TYPES = ("message/rfc822", "message/global")
+
+
+def inner_files(path: Path) -> list[dict[str, Any]]:
+    """The files of a stored forwarded mail: name, type, size, sha256 (only hashed, never
+    stored twice); [] when it cannot be read."""
+    try:
+        mail = parse(path.read_bytes(), HashSink())
+    except (OSError, Unparseable):
+        return []
+    return [
+        {
+            "filename": a.filename,
+            "content_type": a.content_type,
+            "size": a.size,
+            "sha256": a.sha256,
+        }
+        for a in mail.attachments
+    ]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,12 @@ def encoded_size(size: int) -> int:
     return int(size * _BASE64_GROWTH) + 400
 
 
-def check_outbound_size(ctx: Context, text: str, sizes: Sequence[tuple[str, int]]) -> None:
+def check_outbound_size(
+    ctx: Context,
+    text: str,
+    sizes: Sequence[tuple[str, int]],
+    outcome: str = "nothing was queued",
+) -> None:
     """Raise one line naming the largest file and the limit when the mail would be too big."""
     limit = ctx.config.outbound.max_message_size
     total = len(text.encode("utf-8")) * 2 + 8192 + sum(encoded_size(s) for _, s in sizes)
@@ -51,7 +56,7 @@ def check_outbound_size(ctx: Context, text: str, sizes: Sequence[tuple[str, int]
 
         raise UsageError(
             f"the reply with {name} ({size_text(size)}) would be {size_text(total)} encoded,"
-            f" over outbound.max_message_size ({size_text(limit)}); nothing was queued"
+            f" over outbound.max_message_size ({size_text(limit)}); {outcome}"
         )
 
 

@@ -6,6 +6,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from mailgate.cli.common import EX_OK, Subparsers, command, context, group, print_json, table
 from mailgate.errors import UsageError
@@ -26,18 +27,29 @@ def register(sub: Subparsers) -> None:
 def _list(args: argparse.Namespace) -> int:
     from mailgate import attachments
 
-    context(args)
-    rows = attachments.listing(args.ticket)
+    ctx = context(args)
+    rows = attachments.listing(ctx, args.ticket)
     if args.json:
         print_json(rows)
         return EX_OK
+    shown: list[dict[str, Any]] = []
     for row in rows:
         row["size_text"] = attachments.size_text(row["size"])
         row["flags"] = ", ".join(
             f for f, on in (("inline", row["inline"]), ("not kept", not row["kept"])) if on
         )
+        shown.append(row)
+        # A forwarded mail's own files, beneath it (get the .eml to open them).
+        shown.extend(
+            {
+                "filename": f"  └ {inner['filename']}",
+                "content_type": inner["content_type"],
+                "size_text": attachments.size_text(inner["size"]),
+            }
+            for inner in row.get("contains", ())
+        )
     table(
-        rows,
+        shown,
         [
             ("id", "ID"),
             ("message", "MESSAGE"),

@@ -36,6 +36,7 @@ NOTICE_KINDS: tuple[str, ...] = (
     "pending_reminder",
     "auto_resolved",
     "csat_thanks",
+    "attachment_refused",
 )
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -100,6 +101,8 @@ class Notices:
     # The resolution notice offers one-click rating links (good/bad); the rating is thanked.
     csat: bool = True
     csat_thanks: bool = True
+    # To the sender of a file over [[mailbox]] max_attachment_size: named, not kept.
+    attachment_refused: bool = True
     # Who else hears of new tickets and customer replies when nobody is assigned.
     notify_team: bool = True
     # Bytes of the customer's files one notice to agents carries; -1: [notices]'s value.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from mailgate import agents, csat, lifecycle, notices, reactions, routing
+from mailgate.attachments import size_text
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
@@ -92,6 +93,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     trace = list(p.trace)
     decision, reason = p.decision, p.reason
     action, ticket = "ignored", None
+    message: MessageRow | None = None
     if decision == "quarantine":
         raise _Quarantine(reason)
     locked: TicketRow | None = None
@@ -184,6 +186,8 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
                 ).ticket
         if kind == "customer" and p.verdict.kind == "person":
             lifecycle.add_collaborators(ticket, mail.recipients, config, journal, actor=actor)
+    if ticket is not None and message is not None:
+        _dropped_files(p, ticket, message, journal)
     reactions.finish(ctx, journal, mail=mail, verdict=p.verdict)
     receipt_rows.finish(
         receipt.id,
@@ -304,7 +308,7 @@ def _store_message(
         [
             (
                 a.sha256, a.size, a.content_type[:200], a.filename[:255], a.content_id, a.inline,
-                a.original_filename, True,
+                a.original_filename, a.size <= p.mailbox.max_attachment_size,
             )
             for a in mail.attachments
         ],
@@ -318,3 +322,22 @@ def _stored_html(html: str, *, cut: bool) -> str:
     if not html:
         return ""
     return html_text.sanitize_html(cut_quoted(html) if cut else html)
+
+
+def _dropped_files(p: Plan, ticket: TicketRow, message: MessageRow, journal: Journal) -> None:
+    """An ``attachment_dropped`` event per file over the mailbox's max_attachment_size:
+    the ticket shows it (kept: false) and its sender is told (attachment_refused)."""
+    limit = p.mailbox.max_attachment_size
+    for a in p.mail.attachments:
+        if a.size > limit:
+            journal.add(
+                Event(
+                    ticket,
+                    "attachment_dropped",
+                    f"mail:{message.from_addr}",
+                    new=a.filename,
+                    message=message,
+                    detail=f"{a.filename} ({size_text(a.size)}): over the limit of"
+                    f" {size_text(limit)} for one file",
+                )
+            )

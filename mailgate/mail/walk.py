@@ -24,6 +24,11 @@ from mailgate.mail.mime import MARK_HEADER, ExtractedPart, PartSink
 # name is at most 255 bytes; a megabyte of it is an attack). The parse is linear.
 MAX_PARAM_CHARS = 1_000_000
 TEXT_LIMIT = 2 * 1024 * 1024
+# Names Windows takes for devices whatever the extension: a saved file must not be one.
+RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{device}{n}" for device in ("COM", "LPT") for n in "123456789¹²³"}
+)
 
 
 @dataclass(frozen=True)
@@ -363,7 +368,8 @@ def _decoded_name(part: email.message.Message, hint: str | None) -> str:
 
 
 def safe_filename(name: str) -> str:
-    """A file name that is only a name: no directories, no control characters, ≤ 255 bytes.
+    """A file name that is only a name: no directories, no control characters, no device
+    name of Windows (``CON``, ``NUL``, ``COM1``… get a ``_``), ≤ 255 bytes.
 
     Linear in the length of ``name``: the cut is made on the encoded bytes once.
     """
@@ -379,6 +385,8 @@ def safe_filename(name: str) -> str:
     stem, dot, extension = name.rpartition(".")
     if not dot or len(extension) > 16 or not stem:
         stem, extension = name, ""
+    if stem.split(".", 1)[0].rstrip(" ").upper() in RESERVED_NAMES:
+        stem = f"_{stem}"  # Windows opens a device for "CON.txt", "nul", "COM1.pdf"
     suffix = f".{extension}" if extension else ""
     room = 255 - len(suffix.encode("utf-8"))
     encoded = stem.encode("utf-8", "surrogateescape")

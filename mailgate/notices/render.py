@@ -34,7 +34,7 @@ from mailgate.store.rows import AgentRow, MessageRow
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 CUSTOMER_FACING = (
     "acknowledgement", "agent_reply", "resolution", "closed", "pending_reminder", "auto_resolved",
-    "csat_thanks",
+    "csat_thanks", "attachment_refused",
 )  # fmt: skip
 STAFF_KINDS = (
     "assignment", "customer_reply", "reopened", "command_error", "escalation", "sla_warning",
@@ -166,7 +166,9 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
             else None
         ),
         "previous_status": intent.previous_status,
-        "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
+        "problems": intent.detail.splitlines()
+        if intent.kind in ("command_error", "attachment_refused")
+        else [],
         "received": _received(message) if intent.kind == "command_error" else [],
         "reply_address": reply_address,
         "ticket_url": url,
