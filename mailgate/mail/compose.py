@@ -32,7 +32,7 @@ import hashlib
 import re
 import secrets
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from mailgate.mail.parse import Address
@@ -122,19 +122,21 @@ def build(out: Outgoing) -> bytes:
     headers.extend((name, encode_text(value)) for name, value in out.extra_headers)
     headers.append(("MIME-Version", "1.0"))
     head = b"".join(_header_line(name, value) for name, value in headers)
-    body = _text_part("plain", out.text)
+    # The mail is built as a list of pieces and joined once: a 25 MiB file is encoded
+    # chunk by chunk and copied once more, not once per level of MIME nesting.
+    body = [_text_part("plain", out.text)]
     if out.html:
-        body = _multipart("alternative", [body, _text_part("html", out.html)])
+        body = _multipart("alternative", [body, [_text_part("html", out.html)]])
     inline = [f for f in out.files if f.inline and f.content_id and out.html]
     files = [f for f in out.files if f not in inline]
     if inline:
         body = _multipart("related", [body, *(_file_part(f) for f in inline)])
     if files:
         body = _multipart("mixed", [body, *(_file_part(f) for f in files)])
-    return head + body
+    return b"".join([head, *body])
 
 
-def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
+def _multipart(subtype: str, parts: Sequence[list[bytes]]) -> list[bytes]:
     boundary = f"=_mailgate_{secrets.token_hex(12)}"
     pieces = [
         f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'
@@ -142,16 +144,18 @@ def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
     ]
     for part in parts:
         pieces.append(f"--{boundary}\r\n".encode())
-        pieces.append(part if part.endswith(b"\r\n") else part + b"\r\n")
+        pieces.extend(part)
+        if not part[-1].endswith(b"\r\n"):
+            pieces.append(b"\r\n")
     pieces.append(f"--{boundary}--\r\n".encode())
-    return b"".join(pieces)
+    return pieces
 
 
 _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
 _LONG_LINE = re.compile(rb"[^\n]{998}")
 
 
-def _file_part(file: OutFile) -> bytes:
+def _file_part(file: OutFile) -> list[bytes]:
     ctype = file.content_type.lower().strip()
     if not _MIME_TYPE.fullmatch(ctype):
         ctype = "application/octet-stream"
@@ -168,14 +172,26 @@ def _file_part(file: OutFile) -> bytes:
     if forwarded and not _LONG_LINE.search(file.data):
         # RFC 2046: a message/rfc822 part is never base64; it travels as it was written.
         encoding = "7bit" if file.data.isascii() else "8bit"
-        data = file.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        data = [file.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")]
     else:
         if forwarded:
             lines[0] = "Content-Type: application/octet-stream;" + lines[0].split(";", 1)[1]
         encoding = "base64"
-        data = base64.encodebytes(file.data).replace(b"\n", b"\r\n")
+        data = list(_base64_lines(file.data))
     lines.append(f"Content-Transfer-Encoding: {encoding}")
-    return "\r\n".join(lines).encode("ascii") + b"\r\n\r\n" + data
+    return ["\r\n".join(lines).encode("ascii") + b"\r\n\r\n", *data]
+
+
+# 57 bytes make one base64 line of 76 characters; a chunk is 16,384 such lines.
+_BASE64_CHUNK = 57 * 16384
+
+
+def _base64_lines(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(view), _BASE64_CHUNK):
+        yield base64.encodebytes(view[start : start + _BASE64_CHUNK]).replace(b"\n", b"\r\n")
+    if not data:
+        yield b""
 
 
 def _parameter(key: str, value: str, *, legacy: bool = False) -> str:
