@@ -104,7 +104,14 @@ def inner_mail(size: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("inner_size", "pdf_size", "padding"),
-    [(500, 1_000, 0), (9_000, 3_000, 20_000), (12_000, 200_000, 0), (150_000, 9_000, 30_000)],
+    [
+        (500, 1_000, 0),
+        (9_000, 3_000, 20_000),
+        (12_000, 200_000, 0),
+        (150_000, 9_000, 30_000),
+        # Over app.SPOOL_ABOVE: serve hands the mail to its worker as a file.
+        (20_000, 1_500_000, 0),
+    ],
 )
 def test_every_stored_attachment_equals_its_part_and_show_json_gives_size_and_sha256(
     listening: Context,
@@ -153,6 +160,12 @@ def test_attachments_get_writes_the_exact_bytes_to_stdout(listening: Context) ->
     ident = next(line.split()[0] for line in listed.splitlines() if "statement.pdf" in line)
     got = mailgate(listening, "attachments", "get", ident)
     assert got.returncode == 0 and got.stdout == pdf
+
+
+def test_a_big_mail_leaves_no_spool_file_behind(listening: Context) -> None:
+    send(listening, forwarding_mail(random.Random(3).randbytes(2_000_000), inner_mail(10), 0))
+    blobs = Path(listening.config.storage.blob_dir)
+    assert [p.name for p in blobs.iterdir() if p.name.startswith(".")] == []
 
 
 def test_a_file_sent_twice_is_stored_once(listening: Context) -> None:

@@ -1,6 +1,6 @@
 """Which files a notice carries, and how the ones it does not carry are named.
 
-* ``agent_reply`` (to the requester and collaborators): every file of the agent's
+* ``agent_reply`` and ``resolution`` (to the requester and collaborators): every file of the agent's
   message, inline images with fresh Content-IDs (the HTML's ``cid:`` references are
   rewritten to match);
 * ``customer_reply``, ``assignment``, ``reopened`` (to agents): the customer's files
@@ -28,7 +28,8 @@ from mailgate.store import attachments as rows
 from mailgate.store.attachments import AttachmentRow
 from mailgate.store.rows import MessageRow
 
-TO_CUSTOMER = frozenset({"agent_reply"})
+# An agent's answer, and a resolution written with files (#resolve by mail).
+TO_CUSTOMER = frozenset({"agent_reply", "resolution"})
 TO_AGENTS = frozenset({"customer_reply", "assignment", "reopened"})
 # Inline images up to this size are logos of signatures (or trackers), not content.
 DECORATION_BYTES = 2048
