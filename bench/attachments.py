@@ -99,10 +99,10 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def high_water(pid: int) -> int:
-    """The sum of VmHWM over serve and its children, bytes."""
+def high_water(pid: int, *, only_children: bool = False) -> int:
+    """The sum of VmHWM over serve and its children (or its children only), bytes."""
     total = 0
-    for member in tree(pid):
+    for member in tree(pid)[1:] if only_children else tree(pid):
         try:
             status = Path(f"/proc/{member}/status").read_text()
         except OSError:
@@ -145,8 +145,14 @@ def listener(config: Path, root: Path, big: bytes, port: int) -> tuple[int, int]
         sent = root / "sent" / "new"
         wait_for_files(sent, 2)
         before = high_water(serve.pid)
+        worker_before = high_water(serve.pid, only_children=True)
         send(port, big)
         after_ingest = high_water(serve.pid)
+        worker = high_water(serve.pid, only_children=True) - worker_before
+        print(
+            f"    (of which the ingest worker +{worker / MIB:.1f} MiB,"
+            f" serve itself +{(after_ingest - before - worker) / MIB:.1f} MiB)"
+        )
         wait_for_files(sent, 2 + 2)
         time.sleep(1)
         after_delivery = high_water(serve.pid)
