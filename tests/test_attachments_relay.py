@@ -412,3 +412,24 @@ def test_executables_are_relayed_when_the_config_says_so(smtp_ctx: Context, rela
     outbox.deliver(smtp_ctx.config)
     (assignment,) = received(relay, "alice@example.org", "assignment")
     assert files_of(assignment)["setup.exe"][1] == program
+
+
+def test_an_html_answer_with_commands_never_shows_them_to_the_customer(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    new_ticket(smtp_ctx)
+    notice = notice_for("alice@example.org", "assignment")
+    reply = reply_to(
+        notice,
+        sender="Alice Smith <alice@example.org>",
+        body="#priority high\nWe are on it.",
+        html="<div>#priority high</div><div>We are <b>on</b> it.</div>",
+    )
+    ingest(smtp_ctx, reply, source="smtp")
+    outbox.deliver(smtp_ctx.config)
+    (answer,) = received(relay, CARLA, "agent_reply")
+    for part in answer.walk():
+        if part.get_content_maintype() == "text":
+            content = part.get_content()
+            assert "#priority" not in content and "We are" in content
+    assert m.Ticket.get().priority == "high"

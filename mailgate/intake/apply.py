@@ -293,7 +293,11 @@ def _store_message(
         date=mail.date,
         text=text,
         full_text=mail.text,
-        html=_stored_html(
+        # An agent's command lines (#priority high) are cut from the text only: the HTML
+        # of such a mail would show them to the customer, so it keeps its text alone.
+        html=""
+        if p.request is not None and p.request.block.commands
+        else _stored_html(
             mail.html,
             cut=bool(mail.in_reply_to or mail.references) and text.strip() != mail.text.strip(),
         ),
