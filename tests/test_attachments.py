@@ -20,7 +20,7 @@ from mailgate import store
 from mailgate.context import Context
 from tests.conftest import open_gateway
 from tests.relay import Relay, free_port
-from tests.support import config_data, load_config, merge, write_config
+from tests.support import BASE, config_data, load_config, merge, write_config
 
 
 def gateway(tmp_path: Path, database_url: str, relay: Relay, **extra: Any) -> Context:
@@ -244,3 +244,34 @@ def test_file_names_are_cleaned_and_the_original_is_kept(listening: Context) -> 
     originals = [a["original_filename"] for a in listed]
     assert originals[0] == "../../etc/passwd" and originals[1] == "CON.txt"
     assert originals[3] == "..\\..\\boot.ini"
+
+
+def _first_mailbox(**extra: Any) -> dict[str, Any]:
+    boxes = [dict(box) for box in BASE["mailbox"]]
+    boxes[0].update(extra)
+    return {"mailbox": boxes}
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"notices": {"attach_max_bytes": -5}}, "notices.attach_max_bytes"),
+        ({"notices": {"relay_executables": "yes"}}, "notices.relay_executables"),
+        ({"outbound": {"max_message_size": 10}}, "outbound.max_message_size"),
+        (_first_mailbox(max_attachment_size=0), "mailbox[0].max_attachment_size"),
+        (_first_mailbox(notices={"attach_max_bytes": -2}), "mailbox[0].notices.attach_max_bytes"),
+    ],
+)
+def test_check_rejects_bad_attachment_limits_naming_key_and_file(
+    tmp_path: Path, override: dict[str, Any], key: str
+) -> None:
+    path = write_config(
+        tmp_path / "mailgate.toml", config_data(tmp_path, f"sqlite:///{tmp_path}/x.db", override)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(path), "check"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert key in done.stdout + done.stderr and str(path) in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
