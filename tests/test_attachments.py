@@ -275,3 +275,27 @@ def test_check_rejects_bad_attachment_limits_naming_key_and_file(
     assert done.returncode != 0
     assert key in done.stdout + done.stderr and str(path) in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_lines_starting_with_a_dot_arrive_as_sent_through_the_chunked_data_reader(
+    listening: Context,
+) -> None:
+    # smtplib doubles each leading dot (RFC 5321 4.5.2); the listener must undo it, also
+    # across its 1 MiB chunks, and keep every other byte.
+    notes = b"".join(
+        b".line %d with a leading dot\r\n..two dots\r\n.\r\nplain\r\n" % i for i in range(40_000)
+    )
+    raw = (
+        b"From: carla@customer.example\r\nTo: support@example.org\r\nSubject: dots\r\n"
+        b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+        b"--outer\r\nContent-Type: text/plain\r\n\r\nSee the notes.\r\n"
+        b"--outer\r\nContent-Type: text/plain; name=notes.txt\r\n"
+        b"Content-Disposition: attachment; filename=notes.txt\r\n\r\n" + notes
+        + b"--outer--\r\n"
+    )  # fmt: skip
+    assert len(notes) > 2 * 1024 * 1024
+    number = ticket_of(send(listening, raw))
+    (listed,) = json.loads(cli(listening, "attachments", "list", number, "--json")[1])
+    # The CRLF before the boundary belongs to the boundary (RFC 2046).
+    assert listed["sha256"] == hashlib.sha256(notes[:-2]).hexdigest()
+    assert listening.blobs.get(listed["sha256"]) == notes[:-2]
