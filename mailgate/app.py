@@ -32,11 +32,14 @@ import datetime as dt
 import functools
 import hmac
 import logging
+import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -84,6 +87,30 @@ def _ingest(
 ) -> Outcome:
     """What the worker runs for each mail (module level: the worker imports it by name)."""
     return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
+
+
+# A mail larger than this reaches the worker as a file in the blob directory, not through
+# the pipe: pickling costs a copy of the mail here and two in the worker (bench/attachments.py).
+SPOOL_ABOVE = 1024 * 1024
+
+
+def _ingest_spooled(
+    ctx: Context, path: str, source: str, mailbox: str | None, envelope: Envelope | None
+) -> Outcome:
+    """``_ingest`` of a mail the serve process wrote to ``path`` (it removes the file)."""
+    raw = Path(path).read_bytes()
+    return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
+
+
+def _spool(ctx: Context, raw: bytes) -> Path:
+    path = ctx.blobs.root.absolute() / f".spool-{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise TemporaryFailure(f"cannot spool the mail to {path.parent}: {exc.strerror}") from exc
+    return path
 
 
 def _took_too_long(ctx: Context, raw: bytes, source: str, seconds: float) -> Outcome:
@@ -167,11 +194,17 @@ class Gateway:
     ) -> Outcome:
         """One mail in the worker, under the per-mail deadline (from a thread, never the loop)."""
         seconds = self.ctx.config.gateway.max_processing_seconds
+        spooled = _spool(self.ctx, raw) if len(raw) > SPOOL_ABOVE else None
         started = time.monotonic()
         try:
-            outcome: Outcome = self.worker.call(
-                _ingest, raw, source, mailbox, envelope, deadline=seconds
-            )
+            if spooled is not None:
+                outcome: Outcome = self.worker.call(
+                    _ingest_spooled, str(spooled), source, mailbox, envelope, deadline=seconds
+                )
+            else:
+                outcome = self.worker.call(
+                    _ingest, raw, source, mailbox, envelope, deadline=seconds
+                )
             self.metrics.latency.labels(source).observe(time.monotonic() - started)
             self.metrics.received.labels(source, outcome.action).inc()
             return outcome
@@ -180,6 +213,9 @@ class Gateway:
             raise
         except Overdue as exc:
             event(log, "worker.overdue", logging.WARNING, source=source, detail=str(exc))
+        finally:
+            if spooled is not None:
+                spooled.unlink(missing_ok=True)
         try:
             stopped: Outcome = self.worker.call(
                 _took_too_long, raw, source, seconds, deadline=seconds

@@ -338,7 +338,10 @@ def test_a_forged_from_with_a_valid_tag_cannot_act_as_an_agent(
     # The team hears of it, marked, so a human can look.
     (warning,) = [x for x in sent_to(relay, "alice@example.org") if "IBAN" in x.as_string()]
     assert "New reply from Alice Smith" in str(warning["Subject"])
-    assert "UNVERIFIED" in warning.get_payload(decode=True).decode()
+    # customer_reply is text and HTML now (issue 11): both parts say it.
+    for part in ("plain", "html"):
+        body = warning.get_body((part,))
+        assert body is not None and "UNVERIFIED" in body.get_payload(decode=True).decode()
 
 
 def test_a_token_for_another_ticket_or_agent_proves_nothing(smtp_ctx: Context) -> None:

@@ -227,4 +227,29 @@ def test_the_search_index_is_backfilled_for_tickets_stored_before_it(config: Con
     assert [r["number"] for r in search.find(config, search.Options(text="gestern")).rows] == [
         old.ticket
     ]
+
+
+def test_attachments_stored_before_0005_are_kept_and_named_as_before(config: Config) -> None:
+    """0005 adds attachment.original_filename and .kept: an older row reads as kept, its
+    original name the cleaned one (``attachments list`` shows it like a new one)."""
+    open_context(config)
+    build_version_1(dialect())
+    falsy = "0" if dialect() == "sqlite" else "FALSE"
+    db.execute_sql(
+        "INSERT INTO message (ticket_id, direction, kind, message_id, from_addr, from_name,"
+        " to_addrs, cc_addrs, subject, text, full_text, html, raw_sha256, trace, verified,"
+        " created_at) SELECT id, 'in', 'customer', '<old@customer.example>', 'old@customer.example',"
+        f" '', '[]', '[]', 'From before', 'x', 'x', '', '', '[]', {falsy}, '2026-01-01 10:00:00'"
+        " FROM ticket"
+    )
+    db.execute_sql(
+        "INSERT INTO attachment (message_id, sha256, size, content_type, filename, content_id,"
+        f" inline) SELECT id, '{'a' * 64}', 3, 'application/pdf', 'old.pdf', '', {falsy}"
+        " FROM message"
+    )
+    store.upgrade()
+    from mailgate.store import attachments
+
+    (row,) = attachments.of_ticket(m.Ticket.get().id)
+    assert (row.filename, row.original_filename, row.kept, row.size) == ("old.pdf", "old.pdf", True, 3)
     store.close()

@@ -9,10 +9,10 @@ and notices.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from mailgate import agents, csat, lifecycle, reactions, sla, worktime
+from mailgate import agents, attachments, csat, lifecycle, reactions, sla, worktime
 from mailgate.config import Agent, Config
 from mailgate.context import Context
 from mailgate.errors import UsageError
@@ -87,12 +87,17 @@ def agent(ctx: Context, key: str | None) -> Agent | None:
     return found
 
 
-def reply(ctx: Context, number: int, agent_key: str, text: str) -> None:
+def reply(
+    ctx: Context, number: int, agent_key: str, text: str, files: Sequence[str] = ()
+) -> None:
+    """An agent's answer, with the files at ``files`` attached (relayed to the customer)."""
     who = agent(ctx, agent_key)
     assert who is not None
     if not text.strip():
         raise UsageError("the reply is empty")
-    on_ticket(ctx, number, lambda t, j: agents.reply(ctx, t, who, text, j))
+    views.ticket(number)  # an unknown ticket is named before any file is stored
+    rows = [f.row() for f in attachments.store_files(ctx, files, text)]
+    on_ticket(ctx, number, lambda t, j: agents.reply(ctx, t, who, text, j, files=rows))
 
 
 def note(ctx: Context, number: int, agent_key: str | None, text: str) -> None:

@@ -9,12 +9,14 @@ changes go through ``mailgate.lifecycle``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from mailgate import lifecycle, routing
+from mailgate import attachments, lifecycle, routing
 from mailgate.config import Agent
 from mailgate.context import Context
 from mailgate.errors import UsageError
 from mailgate.events import Event, Journal
+from mailgate.store import attachments as stored_attachments
 from mailgate.store import messages
 from mailgate.store import tickets as ticket_rows
 from mailgate.store.rows import MessageRow, TicketRow
@@ -29,9 +31,23 @@ def reply(
     *,
     message: MessageRow | None = None,
     relay: bool = True,
+    files: Sequence[Sequence[object]] = (),
 ) -> TicketRow:
-    """An agent's answer to the customer; relayed through the agent_reply notice."""
-    message = message or _stored_text(ctx, ticket, agent, text, kind="agent")
+    """An agent's answer to the customer; relayed through the agent_reply notice.
+
+    ``files``: attachment rows (``store.messages.add_attachments``) of files already in
+    the blob store, for an answer written without a mail (``tickets reply --attach``).
+    """
+    if message is None:
+        message = _stored_text(ctx, ticket, agent, text, kind="agent")
+        if files:
+            messages.add_attachments(message.id, files)
+    elif relay:
+        # By mail: a reply too big to send is not sent at all (the agent is told).
+        sizes = [(f.filename, f.size) for f in stored_attachments.of_message(message.id) if f.kept]
+        attachments.check_outbound_size(
+            ctx, message.text, sizes, "nothing was sent to the customer"
+        )
     actor = f"agent:{agent.key}"
     ticket = lifecycle.change(ticket, journal, ctx.config, actor=actor, answered=True).ticket
     if relay:

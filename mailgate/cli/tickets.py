@@ -49,6 +49,13 @@ def register(sub: Subparsers) -> None:
     p = command(t, "reply", _tickets_reply, "answer the customer as an agent (sent as agent_reply)")
     p.add_argument("number")
     p.add_argument("--as", dest="agent", required=True, metavar="AGENT", help="the agent answering")
+    p.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach FILE to the reply (repeatable)",
+    )
     _text_arguments(p)
     p = command(t, "note", _tickets_note, "add an internal note (never sent to the customer)")
     p.add_argument("number")
@@ -98,7 +105,11 @@ def _tickets_show(args: argparse.Namespace) -> int:
         for line in msg["trace"]:
             print(f"   · {line}")
         for a in msg["attachments"]:
-            print(f"   📎 {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+            kept = "" if a.get("kept", True) else ", not kept"
+            print(
+                f"   📎 {a['filename']} ({a['content_type']}, {a['size']} bytes{kept})"
+                f" · mailgate attachments get {a['id']}"
+            )
         text = msg["text"].strip()
         if text:
             print("   " + "\n   ".join(text.splitlines()[:40]))
@@ -188,7 +199,7 @@ def _tickets_reply(args: argparse.Namespace) -> int:
 
     ctx = context(args)
     number = ticket_number(args.number)
-    tickets.reply(ctx, number, args.agent, _text(args))
+    tickets.reply(ctx, number, args.agent, _text(args), args.attach)
     return _done(ctx, number, True, "reply queued for the customer")
 
 

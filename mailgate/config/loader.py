@@ -164,6 +164,10 @@ def _check_references(config: Config, path: Path) -> None:
     for key in ("max_mime_depth", "max_mime_parts", "max_header_count"):
         if getattr(config.gateway, key) < 1:
             fail(f"gateway.{key}", "must be at least 1")
+    if config.notices.attach_max_bytes < 0:
+        fail("notices.attach_max_bytes", "must not be negative")
+    if config.outbound.max_message_size < 1024:
+        fail("outbound.max_message_size", "must be at least 1024 bytes")
     if config.lifecycle.reopen_window_days < 0:
         fail("lifecycle.reopen_window_days", "must not be negative")
     if config.lifecycle.max_collaborators < 0:
@@ -192,6 +196,10 @@ def _check_references(config: Config, path: Path) -> None:
             seen_addresses.add(address)
         if box.team and box.team not in team_keys:
             fail(f"{where}.team", f"no [[team]] with key {box.team!r}")
+        if box.notices.attach_max_bytes < -1:
+            fail(f"{where}.notices.attach_max_bytes", "must not be negative")
+        if box.max_attachment_size < 1:
+            fail(f"{where}.max_attachment_size", "must be at least 1 byte")
     seen_emails: set[str] = set()
     for i, agent in enumerate(config.agents):
         if not agent.emails:

@@ -36,6 +36,7 @@ NOTICE_KINDS: tuple[str, ...] = (
     "pending_reminder",
     "auto_resolved",
     "csat_thanks",
+    "attachment_refused",
 )
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -103,11 +104,26 @@ class Notices:
     # The resolution notice offers one-click rating links (good/bad); the rating is thanked.
     csat: bool = True
     csat_thanks: bool = True
+    # To the sender of a file over [[mailbox]] max_attachment_size: named, not kept.
+    attachment_refused: bool = True
     # Who else hears of new tickets and customer replies when nobody is assigned.
     notify_team: bool = True
+    # Bytes of the customer's files one notice to agents carries; -1: [notices]'s value.
+    attach_max_bytes: int = -1
 
     def enabled(self, kind: str) -> bool:
         return bool(getattr(self, kind))
+
+
+@dataclass(frozen=True)
+class NoticeFiles:
+    """``[notices]``: the files notices carry (issue 11)."""
+
+    # The customer's files a customer_reply/assignment/reopened notice carries, in bytes;
+    # beyond it each file is one line (name, type, size, `mailgate attachments get ID`).
+    attach_max_bytes: int = 10 * 1024 * 1024
+    # Executables (.exe, .js, .bat, application/x-msdownload…) are listed, not relayed.
+    relay_executables: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,8 @@ class Mailbox:
     plus_reply_to: bool = True
     templates: str = ""
     notices: Notices = field(default_factory=Notices)
+    # A file over this is ticketed without its bytes and its sender is told (25 MiB).
+    max_attachment_size: int = 25 * 1024 * 1024
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -210,6 +228,8 @@ class Outbound:
     max_attempts: int = 12
     # At most this many recipients (To + Cc) on one outbound mail.
     max_recipients: int = 50
+    # An agent's reply larger than this once encoded is not sent (the agent is told).
+    max_message_size: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -320,6 +340,7 @@ class Config:
     teams: tuple[Team, ...] = ()
     agents: tuple[Agent, ...] = ()
     outbound: Outbound = field(default_factory=Outbound)
+    notices: NoticeFiles = field(default_factory=NoticeFiles)
     templates: Templates = field(default_factory=Templates)
     listener: Listener = field(default_factory=Listener)
     imap: tuple[ImapAccount, ...] = ()

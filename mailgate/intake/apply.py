@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from mailgate import agents, csat, lifecycle, notices, reactions, routing
+from mailgate.attachments import size_text
 from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -25,6 +26,7 @@ from mailgate.mail import html as html_text
 from mailgate.mail import quotes
 from mailgate.mail import subject as subjects
 from mailgate.mail.fingerprint import content_fingerprint
+from mailgate.mail.htmlquote import cut_quoted
 from mailgate.mail.parse import ParsedMail, Unparseable, parse
 from mailgate.store import (
     TEMPORARY_PREFIX,
@@ -103,6 +105,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     trace = list(p.trace)
     decision, reason = p.decision, p.reason
     action, ticket = "ignored", None
+    message: MessageRow | None = None
     if decision == "quarantine":
         raise _Quarantine(reason)
     locked: TicketRow | None = None
@@ -195,6 +198,8 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
                 ).ticket
         if kind == "customer" and p.verdict.kind == "person":
             _reply_cc(ctx, p, ticket, message, envelope, journal, trace, actor)
+    if ticket is not None and message is not None:
+        _dropped_files(p, ticket, message, journal)
     reactions.finish(ctx, journal, mail=mail, verdict=p.verdict)
     receipt_rows.finish(
         receipt.id,
@@ -369,7 +374,14 @@ def _store_message(
         date=mail.date,
         text=text,
         full_text=mail.text,
-        html=html_text.sanitize_html(mail.html) if mail.html else "",
+        # An agent's command lines (#priority high) are cut from the text only: the HTML
+        # of such a mail would show them to the customer, so it keeps its text alone.
+        html=""
+        if p.request is not None and p.request.block.commands
+        else _stored_html(
+            mail.html,
+            cut=bool(mail.in_reply_to or mail.references) and text.strip() != mail.text.strip(),
+        ),
         raw_sha256=mail.sha256,
         trace=trace,
         receipt_id=receipt.id,
@@ -379,8 +391,38 @@ def _store_message(
     message_rows.add_attachments(
         message.id,
         [
-            (a.sha256, a.size, a.content_type[:200], a.filename[:255], a.content_id, a.inline)
+            (
+                a.sha256, a.size, a.content_type[:200], a.filename[:255], a.content_id, a.inline,
+                a.original_filename, a.size <= p.mailbox.max_attachment_size,
+            )
             for a in mail.attachments
         ],
     )
     return message
+
+
+def _stored_html(html: str, *, cut: bool) -> str:
+    """The sanitised HTML of a mail; without its quoted history when the text lost its
+    quotes too (a reply: relayed as HTML, it must not repeat the thread)."""
+    if not html:
+        return ""
+    return html_text.sanitize_html(cut_quoted(html) if cut else html)
+
+
+def _dropped_files(p: Plan, ticket: TicketRow, message: MessageRow, journal: Journal) -> None:
+    """An ``attachment_dropped`` event per file over the mailbox's max_attachment_size:
+    the ticket shows it (kept: false) and its sender is told (attachment_refused)."""
+    limit = p.mailbox.max_attachment_size
+    for a in p.mail.attachments:
+        if a.size > limit:
+            journal.add(
+                Event(
+                    ticket,
+                    "attachment_dropped",
+                    f"mail:{message.from_addr}",
+                    new=a.filename,
+                    message=message,
+                    detail=f"{a.filename} ({size_text(a.size)}): over the limit of"
+                    f" {size_text(limit)} for one file",
+                )
+            )

@@ -15,7 +15,11 @@ Pure: imports only the standard library. Built by hand rather than with
   multipart/alternative (text first, as RFC 2046 wants the plainest first);
 * Outlook threads by Thread-Topic/Thread-Index, everybody else by
   In-Reply-To/References; both are set;
-* every notice says its kind in ``X-Mailgate-Notice`` (mail clients filter on it).
+* every notice says its kind in ``X-Mailgate-Notice`` (mail clients filter on it);
+* files go after the body (multipart/mixed), inline images beside the HTML that
+  shows them (multipart/related); names are RFC 2231 (with an RFC 2047 ``name=``
+  for old Outlook), base64 in lines of 76; a forwarded mail (message/rfc822) is
+  carried as it is, as RFC 2046 wants.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import binascii
 import datetime as dt
 import email.utils
 import hashlib
+import re
 import secrets
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from mailgate.mail.parse import Address
@@ -37,6 +43,17 @@ _MAX_REFERENCES = 12
 _SPECIALS = set('()<>@,;:\\".[]')
 # A word longer than this cannot be folded onto a line of its own within 78 characters.
 _LONGEST_WORD = 70
+
+
+@dataclass(frozen=True)
+class OutFile:
+    """A file a notice carries: its bytes, and how the recipient's client should show it."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str = ""  # without <>; set for an image the HTML shows (cid:…)
+    inline: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class Outgoing:
     extra_headers: tuple[tuple[str, str], ...] = ()
     # The kind of notice (``sla_warning``…): people filter on X-Mailgate-Notice.
     notice: str = ""
+    files: tuple[OutFile, ...] = ()
 
 
 def build(out: Outgoing) -> bytes:
@@ -104,17 +122,101 @@ def build(out: Outgoing) -> bytes:
     headers.extend((name, encode_text(value)) for name, value in out.extra_headers)
     headers.append(("MIME-Version", "1.0"))
     head = b"".join(_header_line(name, value) for name, value in headers)
-    text_part = _text_part("plain", out.text)
-    if not out.html:
-        return head + text_part
+    # The mail is built as a list of pieces and joined once: a 25 MiB file is encoded
+    # chunk by chunk and copied once more, not once per level of MIME nesting.
+    body = [_text_part("plain", out.text)]
+    if out.html:
+        body = _multipart("alternative", [body, [_text_part("html", out.html)]])
+    inline = [f for f in out.files if f.inline and f.content_id and out.html]
+    files = [f for f in out.files if f not in inline]
+    if inline:
+        body = _multipart("related", [body, *(_file_part(f) for f in inline)])
+    if files:
+        body = _multipart("mixed", [body, *(_file_part(f) for f in files)])
+    return b"".join([head, *body])
+
+
+def _multipart(subtype: str, parts: Sequence[list[bytes]]) -> list[bytes]:
     boundary = f"=_mailgate_{secrets.token_hex(12)}"
-    parts = (
-        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
-        f"This is a multi-part message in MIME format.\r\n--{boundary}\r\n"
-    ).encode()
-    parts += text_part + f"\r\n--{boundary}\r\n".encode()
-    parts += _text_part("html", out.html) + f"\r\n--{boundary}--\r\n".encode()
-    return head + parts
+    pieces = [
+        f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'
+        "This is a multi-part message in MIME format.\r\n".encode()
+    ]
+    for part in parts:
+        pieces.append(f"--{boundary}\r\n".encode())
+        pieces.extend(part)
+        if not part[-1].endswith(b"\r\n"):
+            pieces.append(b"\r\n")
+    pieces.append(f"--{boundary}--\r\n".encode())
+    return pieces
+
+
+_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
+_LONG_LINE = re.compile(rb"[^\n]{998}")
+
+
+def _file_part(file: OutFile) -> list[bytes]:
+    ctype = file.content_type.lower().strip()
+    if not _MIME_TYPE.fullmatch(ctype):
+        ctype = "application/octet-stream"
+    name = one_line(file.filename) or "attachment"
+    disposition = "inline" if file.inline and file.content_id else "attachment"
+    lines = [
+        f"Content-Type: {ctype};{_parameter('name', name, legacy=True)}",
+        f"Content-Disposition: {disposition};{_parameter('filename', name)}",
+    ]
+    if file.content_id:
+        cid = one_line(file.content_id).replace(" ", "").strip("<>")
+        lines.append(f"Content-ID: <{cid}>")
+    forwarded = ctype in ("message/rfc822", "message/global")
+    if forwarded and not _LONG_LINE.search(file.data):
+        # RFC 2046: a message/rfc822 part is never base64; it travels as it was written.
+        encoding = "7bit" if file.data.isascii() else "8bit"
+        data = [file.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")]
+    else:
+        if forwarded:
+            lines[0] = "Content-Type: application/octet-stream;" + lines[0].split(";", 1)[1]
+        encoding = "base64"
+        data = list(_base64_lines(file.data))
+    lines.append(f"Content-Transfer-Encoding: {encoding}")
+    return ["\r\n".join(lines).encode("ascii") + b"\r\n\r\n", *data]
+
+
+# 57 bytes make one base64 line of 76 characters; a chunk is 16,384 such lines.
+_BASE64_CHUNK = 57 * 16384
+
+
+def _base64_lines(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(view), _BASE64_CHUNK):
+        yield base64.encodebytes(view[start : start + _BASE64_CHUNK]).replace(b"\n", b"\r\n")
+    if not data:
+        yield b""
+
+
+def _parameter(key: str, value: str, *, legacy: bool = False) -> str:
+    """``key`` as MIME parameter lines (each starting with a folding space): quoted ASCII
+    when it can be, else RFC 2231 (``key*0*=utf-8''…``), or for ``name`` an RFC 2047
+    word, which is what Outlook before 2007 reads."""
+    if value.isascii() and value.isprintable() and len(value) < 60:
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'\r\n\t{key}="{quoted}"'
+    if legacy:
+        return "\r\n\t" + f'{key}="' + "\r\n\t ".join(_encoded_words(value)) + '"'
+    encoded = urllib.parse.quote(value.encode("utf-8"), safe="")
+    sections: list[str] = []
+    while encoded:
+        cut = 60
+        # Never split a %XX escape between two sections.
+        while cut < len(encoded) and "%" in encoded[cut - 2 : cut]:
+            cut -= 1
+        sections.append(encoded[:cut])
+        encoded = encoded[cut:]
+    out = []
+    for index, section in enumerate(sections):
+        charset = "utf-8''" if index == 0 else ""
+        out.append(f"\r\n\t{key}*{index}*={charset}{section};")
+    return "".join(out).rstrip(";")
 
 
 def _text_part(subtype: str, text: str) -> bytes:

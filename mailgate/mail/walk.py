@@ -24,6 +24,11 @@ from mailgate.mail.mime import MARK_HEADER, ExtractedPart, PartSink
 # name is at most 255 bytes; a megabyte of it is an attack). The parse is linear.
 MAX_PARAM_CHARS = 1_000_000
 TEXT_LIMIT = 2 * 1024 * 1024
+# Names Windows takes for devices whatever the extension: a saved file must not be one.
+RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{device}{n}" for device in ("COM", "LPT") for n in "123456789¹²³"}
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class Attachment:
     sha256: str
     content_id: str = ""
     inline: bool = False
+    # The name as the sender wrote it (decoded, one line, at most 1,000 characters);
+    # ``filename`` is that name cleaned (no directories, no control characters).
+    original_filename: str = ""
 
 
 class Walk:
@@ -167,7 +175,7 @@ class Walk:
         for name, content in files:
             sha256, size = self.sink.write_chunks((content,))
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            self._append(safe_filename(name), ctype, size, sha256, "", False)
+            self._append(safe_filename(name), ctype, size, sha256, "", False, one_line(name)[:1000])
 
     def forwarded(self, part: email.message.Message) -> None:
         stored = self._stored(part)
@@ -224,10 +232,18 @@ class Walk:
         ctype = part.get_content_type()
         content_id = one_line(raw_header(part, "content-id")).strip().strip("<>").strip()
         inline = bool(content_id) and _disposition(part) != "attachment"
-        self._append(filename, ctype, size, sha256, content_id, inline)
+        original = original_filename_of(part, self.hint)
+        self._append(filename, ctype, size, sha256, content_id, inline, original)
 
     def _append(
-        self, filename: str, ctype: str, size: int, sha256: str, content_id: str, inline: bool
+        self,
+        filename: str,
+        ctype: str,
+        size: int,
+        sha256: str,
+        content_id: str,
+        inline: bool,
+        original: str = "",
     ) -> None:
         if not filename:
             self._names += 1
@@ -242,6 +258,7 @@ class Walk:
                 sha256=sha256,
                 content_id=content_id[:900],
                 inline=inline,
+                original_filename=original or filename,
             )
         )
 
@@ -330,18 +347,30 @@ def filename_of(part: email.message.Message, hint: str | None = None) -> str:
     Raw 8-bit names are read in the part's charset, else ``hint`` (the charset of
     the mail's text), else UTF-8, else the legacy charset the bytes suggest.
     """
+    return safe_filename(_decoded_name(part, hint))
+
+
+def original_filename_of(part: email.message.Message, hint: str | None = None) -> str:
+    """The part's file name as the sender wrote it, decoded; one line, ≤ 1,000 characters."""
+    name = one_line(_decoded_name(part, hint)[:1000])
+    # Lone surrogates (raw bytes nothing could decode) cannot be stored as text.
+    return name.encode("utf-8", "replace").decode("utf-8")
+
+
+def _decoded_name(part: email.message.Message, hint: str | None) -> str:
     disposition = _params(";" + raw_header(part, "content-disposition").split(";", 1)[-1])
     ctype = _params(";" + raw_header(part, "content-type").split(";", 1)[-1])
     name = disposition.get("filename") or ctype.get("name") or ""
     if not name:
         return ""
     if name.startswith("\x00rfc2231"):
-        return safe_filename(name.removeprefix("\x00rfc2231"))
-    return safe_filename(decode_header(name, ctype.get("charset") or hint))
+        return name.removeprefix("\x00rfc2231")
+    return decode_header(name, ctype.get("charset") or hint)
 
 
 def safe_filename(name: str) -> str:
-    """A file name that is only a name: no directories, no control characters, ≤ 255 bytes.
+    """A file name that is only a name: no directories, no control characters, no device
+    name of Windows (``CON``, ``NUL``, ``COM1``… get a ``_``), ≤ 255 bytes.
 
     Linear in the length of ``name``: the cut is made on the encoded bytes once.
     """
@@ -357,6 +386,8 @@ def safe_filename(name: str) -> str:
     stem, dot, extension = name.rpartition(".")
     if not dot or len(extension) > 16 or not stem:
         stem, extension = name, ""
+    if stem.split(".", 1)[0].rstrip(" ").upper() in RESERVED_NAMES:
+        stem = f"_{stem}"  # Windows opens a device for "CON.txt", "nul", "COM1.pdf"
     suffix = f".{extension}" if extension else ""
     room = 255 - len(suffix.encode("utf-8"))
     encoded = stem.encode("utf-8", "surrogateescape")

@@ -15,7 +15,9 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
+from html import escape
 
+from mailgate import attachments
 from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.events import Event, Journal
@@ -120,14 +122,24 @@ def prepare(
     foreign = [t for t in (ticket.foreign_tags or []) if t not in subject]
     if foreign and intent.kind in CUSTOMER_FACING:
         subject = f"{subject} {' '.join(foreign)}"
+    carried = attachments.for_notice(ctx, intent.kind, intent.message, box)
+    text, html = rendered.text, carried.html(rendered.html)
+    if carried.listed:
+        text += "\nFiles not attached to this mail:\n" + "".join(
+            f"- {line}\n" for line in carried.listed
+        )
+        if html:
+            items = "".join(f"<li>{escape(line)}</li>" for line in carried.listed)
+            html += f"<p>Files not attached to this mail:</p><ul>{items}</ul>\n"
     outgoing = compose.Outgoing(
         sender=Address(box.address, config.gateway.name),
         to=tuple(to),
         cc=tuple(cc),
         reply_to=reply_address,
         subject=subject,
-        text=rendered.text,
-        html=rendered.html,
+        text=text,
+        html=html,
+        files=carried.files,
         message_id=f"<{uuid.uuid4().hex}.{ticket.number}@{config.gateway.domain}>",
         in_reply_to=in_reply_to,
         references=references,

@@ -31,12 +31,13 @@ from mailgate.mail import compose, tokens
 from mailgate.mail.subject import format_tag
 from mailgate.notices.rules import Intent, people_of
 from mailgate.notices.timevars import sample_time_variables, time_variables
+from mailgate.store import messages
 from mailgate.store.rows import AgentRow, MessageRow
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 CUSTOMER_FACING = (
     "acknowledgement", "agent_reply", "resolution", "closed", "pending_reminder", "auto_resolved",
-    "csat_thanks",
+    "csat_thanks", "attachment_refused",
 )  # fmt: skip
 STAFF_KINDS = (
     "assignment", "customer_reply", "reopened", "command_error", "escalation", "sla_warning",
@@ -224,6 +225,8 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
                 and config.agent_for(message.from_addr or "") is not None,
                 "subject": message.subject,
                 "text": message.text,
+                # The sanitised HTML (quoted history cut from replies); '' for plain mail.
+                "html": messages.html_of(message.id) if intent.kind in HTML_KINDS else "",
                 "date": message.created_at,
             }
             if message is not None
@@ -231,7 +234,9 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
         ),
         "previous_status": intent.previous_status,
         "problems": (
-            intent.detail.splitlines() if intent.kind in ("command_error", "reply_held") else []
+            intent.detail.splitlines()
+            if intent.kind in ("command_error", "reply_held", "attachment_refused")
+            else []
         ),
         "received": _received(message) if intent.kind == "command_error" else [],
         "cc_not_added": (
@@ -245,6 +250,8 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
     return variables
 
 
+# The notices that show the message's own HTML (the others quote its text, if anything).
+HTML_KINDS = frozenset({"agent_reply", "customer_reply", "assignment", "reopened"})
 RECEIVED_LINES = 12
 
 
@@ -304,6 +311,7 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
             "unverified_agent": False,
             "subject": "The mobile online banking is down",
             "text": "Hello,\n\nthe mobile online banking is down.\n<script>x</script>",
+            "html": "<p>Hello,</p><p>the mobile online banking is <b>down</b>.</p>",
             "date": dt.datetime(2026, 11, 22, 8, 0),
         },
         "previous_status": "resolved",

@@ -20,6 +20,7 @@ sla_breach         sla_breach                                  the breached team
 pending_reminder   pending_reminder                            requester, Cc collaborators
 auto_resolved      auto_resolved (instead of resolution)       requester, Cc collaborators
 rated              csat_thanks                                 who rated (RFC 3834 permitting)
+attachment_dropped attachment_refused                          who sent the file (a person)
 =================  ==========================================  ==============================
 
 Each notice is switched per mailbox (``[mailbox.notices]``). A new notice kind is
@@ -207,7 +208,30 @@ def intents(
     if status is not None and status.new == "closed" and on.closed:
         found.append(Intent("closed", ticket, [requester], agent=_agent_of(status.actor)))
     found.extend(_time_intents(ctx, ticket, kinds, who, verdict))
+    found.extend(_refused_files(ticket, events, verdict, on.attachment_refused))
     return [replace(intent, people=who) for intent in found]
+
+
+def _refused_files(
+    ticket: TicketRow, events: list[Event], verdict: Verdict | None, enabled: bool
+) -> list[Intent]:
+    """The sender of files over max_attachment_size hears which (a person, never a robot)."""
+    dropped = [e for e in events if e.kind == "attachment_dropped" and e.message is not None]
+    if not dropped or not enabled or (verdict is not None and not verdict.answerable):
+        return []
+    message = dropped[0].message
+    assert message is not None
+    if not message.from_addr or is_noreply_address(message.from_addr):
+        return []
+    return [
+        Intent(
+            "attachment_refused",
+            ticket,
+            [Address(message.from_addr, message.from_name)],
+            message=message,
+            detail="\n".join(e.detail for e in dropped),
+        )
+    ]
 
 
 def _time_intents(

@@ -120,13 +120,26 @@ def add_outbound(
     sql.insert_many("message", OUTBOUND_COLUMNS, rows)
 
 
+ATTACHMENT_COLUMNS = (
+    "message_id", "sha256", "size", "content_type", "filename", "content_id", "inline",
+    "original_filename", "kept",
+)  # fmt: skip
+
+
 def add_attachments(message_id: int, attachments: Iterable[Sequence[object]]) -> None:
-    """(sha256, size, content_type, filename, content_id, inline) per attachment, one INSERT."""
+    """(sha256, size, content_type, filename, content_id, inline, original_filename, kept)
+    per attachment, one INSERT."""
     sql.insert_many(
         "attachment",
-        ("message_id", "sha256", "size", "content_type", "filename", "content_id", "inline"),
+        ATTACHMENT_COLUMNS,
         [(message_id, *a) for a in attachments],
     )
+
+
+def html_of(message_id: int) -> str:
+    """The stored (sanitised) HTML of a message; '' when it had none."""
+    found = sql.one("SELECT html FROM message WHERE id = ?", message_id)
+    return str(found[0] or "") if found else ""
 
 
 def set_kind(message_id: int, kind: str) -> None:

@@ -210,6 +210,8 @@ class Attachment(BaseModel):
     filename = pw.CharField(max_length=255)
     content_id = pw.CharField(max_length=998, default="")
     inline = pw.BooleanField(default=False)
+    original_filename = pw.TextField(default="")
+    kept = pw.BooleanField(default=True)
 
 
 class Event(BaseModel):

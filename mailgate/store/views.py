@@ -95,10 +95,17 @@ def ticket_detail(config: Config, t: TicketRow) -> dict[str, Any]:
     messages = list(m.Message.select().where(m.Message.ticket == t.id).order_by(m.Message.id))
     attachments: dict[int, list[dict[str, Any]]] = {}
     if messages:
-        for a in m.Attachment.select().where(m.Attachment.message.in_([x.id for x in messages])):
+        for a in (
+            m.Attachment.select()
+            .where(m.Attachment.message.in_([x.id for x in messages]))
+            .order_by(m.Attachment.id)
+        ):
             attachments.setdefault(a.message_id, []).append(
                 {
+                    "id": a.id,
                     "filename": a.filename,
+                    "original_filename": a.original_filename or a.filename,
+                    "kept": bool(a.kept),
                     "content_type": a.content_type,
                     "size": a.size,
                     "sha256": a.sha256,

@@ -35,6 +35,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
 from mailgate.logs import event, redact
+from mailgate.transports.smtpdata import ChunkedData
 
 log = logging.getLogger("mailgate.smtp")
 
@@ -196,11 +197,11 @@ class _SessionLimit:
             super().connection_lost(error)  # type: ignore[misc]
 
 
-class MailgateSMTP(_SessionLimit, SMTP):
+class MailgateSMTP(_SessionLimit, ChunkedData, SMTP):
     pass
 
 
-class MailgateLMTP(_SessionLimit, LMTP):
+class MailgateLMTP(_SessionLimit, ChunkedData, LMTP):
     pass
 
 
