@@ -36,6 +36,9 @@ NOTICE_KINDS: tuple[str, ...] = (
     "pending_reminder",
     "auto_resolved",
     "csat_thanks",
+    "note",
+    "agent_activity",
+    "reassigned",
 )
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -100,6 +103,11 @@ class Notices:
     # The resolution notice offers one-click rating links (good/bad); the rating is thanked.
     csat: bool = True
     csat_thanks: bool = True
+    # Agents know what happens on their tickets: a note is mailed to the assignee (else
+    # the team), another agent's answer to the assignee, a reassignment to who had it.
+    note: bool = True
+    agent_activity: bool = True
+    reassigned: bool = True
     # Who else hears of new tickets and customer replies when nobody is assigned.
     notify_team: bool = True
 

@@ -170,6 +170,8 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             )
         else:
             kind = message_kind(p.role, p.verdict.kind)
+            if kind == "customer" and p.sender is not None and p.sender.name:
+                people.contact(p.sender.email, p.sender.name, refresh=True)  # name kept current
             message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(p))
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
         if decision == "reopen":
@@ -240,7 +242,7 @@ def _new_ticket(
         config,
         actor=actor,
         mailbox=p.mailbox,
-        requester=people.contact(p.sender.email, p.sender.name),
+        requester=people.contact(p.sender.email, p.sender.name, refresh=True),
         subject=subject or subjects.clean_subject(p.mail.subject, prefix),
         team=team_key,
         priority=routed.priority,

@@ -26,6 +26,7 @@ from mailgate.context import Context
 from mailgate.errors import TemplateError
 from mailgate.mail import compose, tokens
 from mailgate.mail.subject import format_tag
+from mailgate.notices.desk import actor_name
 from mailgate.notices.rules import Intent, people_of
 from mailgate.notices.timevars import sample_time_variables, time_variables
 from mailgate.store.rows import AgentRow, MessageRow
@@ -37,7 +38,7 @@ CUSTOMER_FACING = (
 )  # fmt: skip
 STAFF_KINDS = (
     "assignment", "customer_reply", "reopened", "command_error", "escalation", "sla_warning",
-    "sla_breach",
+    "sla_breach", "note", "agent_activity", "reassigned",
 )  # fmt: skip
 # Every template set: the configurable notices, and the answer to commands not understood.
 TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error")
@@ -163,6 +164,8 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
             else None
         ),
         "previous_status": intent.previous_status,
+        "note": _note_vars(intent.note),
+        "by": actor_name(intent.detail) if intent.kind == "reassigned" else "",
         "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
         "received": _received(message) if intent.kind == "command_error" else [],
         "reply_address": reply_address,
@@ -182,6 +185,13 @@ def _received(message: MessageRow | None) -> list[str]:
         return []
     lines = [line.rstrip() for line in (message.full_text or message.text).strip().splitlines()]
     return lines[:RECEIVED_LINES] + (["…"] if len(lines) > RECEIVED_LINES else [])
+
+
+def _note_vars(note: MessageRow | None) -> dict[str, str] | None:
+    """The note written with a change (``#assign jane`` + ``#note``), for the agents' notices."""
+    if note is None:
+        return None
+    return {"text": note.text, "from": note.from_name or note.from_addr}
 
 
 def _agent_vars(agent: AgentRow | None) -> dict[str, str] | None:
@@ -235,6 +245,8 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
             "date": dt.datetime(2026, 11, 22, 8, 0),
         },
         "previous_status": "resolved",
+        "note": {"text": "Jane, please take over: it is the payment gateway.", "from": "Alice"},
+        "by": "Alice Smith" if kind == "reassigned" else "",
         "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
         "received": ["#asign me", "", "Dear Carla, the service is back."],
         "reply_address": tokens.reply_address(box.address, 482913),

@@ -79,6 +79,7 @@ class Intent:
     for_agent: AgentRow | None = None
     people: People | None = None
     detail: str = ""
+    note: MessageRow | None = None  # the note written with the change (notices/desk.py)
 
 
 def mailbox_of(config: Config, ticket: TicketRow) -> Mailbox:
