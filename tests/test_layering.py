@@ -340,3 +340,33 @@ def test_the_sql_and_size_rules_catch_a_violation() -> None:
     assert not raw_sql_violations(imports_in("from mailgate.store import outbox\n"))
     assert size_violation(PACKAGE / "outbox" / "delivery.py", MAX_LINES + 1)
     assert not size_violation(PACKAGE / "mail" / "bounce_patterns.py", MAX_LINES + 1)
+
+
+# --- issue 13's packages: one front door each --------------------------------------------------
+
+# Each is reached through its ``__init__`` only; what lies behind it may change freely.
+FRONT_DOORS = ("mailgate.onbehalf",)
+
+
+def front_door_violations(names: set[str], module: str) -> list[str]:
+    """Imports of a module behind a front door, from outside that package."""
+    found = []
+    for door in FRONT_DOORS:
+        if is_under(module, door):
+            continue
+        inside = {p.stem for p in (PACKAGE / door.split(".", 1)[1]).glob("*.py")} - {"__init__"}
+        found.extend(n for n in names if n.startswith(door + ".") and n.split(".")[2] in inside)
+    return sorted(found)
+
+
+def test_the_desk_packages_are_entered_by_their_front_door() -> None:
+    for path in modules():
+        assert front_door_violations(imports_of(path), name_of(path)) == [], path
+
+
+def test_the_front_door_rule_catches_a_side_entrance() -> None:
+    bad = "from mailgate.onbehalf.forward import read\n"
+    assert front_door_violations(imports_in(bad, "mailgate.intake.plan"), "mailgate.intake.plan")
+    fine = "from mailgate import onbehalf\nfrom mailgate.onbehalf import read\n"
+    assert not front_door_violations(imports_in(fine), "mailgate.intake.plan")
+    assert not front_door_violations(imports_in(bad, "mailgate.onbehalf"), "mailgate.onbehalf")

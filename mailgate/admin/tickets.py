@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mailgate import agents, csat, lifecycle, reactions, sla, worktime
+from mailgate import agents, csat, lifecycle, onbehalf, reactions, sla, worktime
 from mailgate.config import Agent, Config
 from mailgate.context import Context
 from mailgate.errors import UsageError
@@ -85,6 +85,27 @@ def agent(ctx: Context, key: str | None) -> Agent | None:
     if found is None:
         raise UsageError(f"no agent {key!r} in the config")
     return found
+
+
+def create(
+    ctx: Context,
+    *,
+    requester: str,
+    subject: str,
+    text: str,
+    agent_key: str,
+    mailbox: str = "",
+    priority: str = "",
+    team: str = "",
+) -> int:
+    """A ticket an agent opens for a customer; the customer gets the agent's message only."""
+    if mailbox and mailbox not in {box.name for box in ctx.config.mailboxes}:
+        raise UsageError(f"no mailbox {mailbox!r} in the config")
+    created = onbehalf.create_ticket(
+        ctx, requester=requester, subject=subject, text=text, agent=agent(ctx, agent_key),
+        mailbox=mailbox, priority=priority, team=team,
+    )  # fmt: skip
+    return created.number
 
 
 def reply(ctx: Context, number: int, agent_key: str, text: str) -> None:

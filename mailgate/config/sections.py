@@ -10,6 +10,7 @@ Imports only the standard library and ``mailgate.errors``.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import typing
 from dataclasses import dataclass, field
@@ -125,10 +126,27 @@ class Mailbox:
     plus_reply_to: bool = True
     templates: str = ""
     notices: Notices = field(default_factory=Notices)
+    # Web forms: From one of these (a local part, an address, or a pattern like
+    # "*@forms.example.org") and Reply-To naming one person: that person is the requester.
+    form_senders: tuple[str, ...] = (
+        "noreply", "no-reply", "donotreply", "do-not-reply", "wordpress", "forms",
+    )  # fmt: skip
 
     @property
     def addresses(self) -> tuple[str, ...]:
         return (self.address.lower(), *(a.lower() for a in self.aliases))
+
+    def is_form_sender(self, address: str) -> bool:
+        """Whether ``address`` is a web form's own (``form_senders``): it never gets mail."""
+        address = address.lower()
+        local = address.rsplit("@", 1)[0]
+        for entry in (e.lower() for e in self.form_senders):
+            if "@" not in entry and not any(c in entry for c in "*?["):
+                if local == entry:
+                    return True
+            elif fnmatch.fnmatchcase(address, entry):
+                return True
+        return False
 
 
 @dataclass(frozen=True)

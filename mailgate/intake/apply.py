@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from mailgate import agents, csat, lifecycle, notices, reactions, routing
+from mailgate import agents, csat, lifecycle, notices, onbehalf, reactions, routing
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
@@ -123,6 +123,15 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         kind = "rating" if decision == "rate" else "external"
         message = _store_message(ticket, receipt, p, trace, kind=kind, text=comment, touch=False)
         action = csat.record(ticket, p.rating, message, comment, journal, actor=_actor(p))
+    elif decision == "create" and p.behalf is not None:
+        # An agent's forward (or #requester): the ticket is the customer's.
+        actor = p.behalf.identity.actor
+        ticket = _new_ticket(ctx, p, journal, actor)
+        onbehalf.open_first_messages(
+            ctx, ticket, p.behalf, mail, journal,
+            message_id=receipt.message_id, receipt_id=receipt.id, trace=trace,
+        )  # fmt: skip
+        action = "created"
     elif decision == "create":
         actor = _actor(p)
         ticket = _new_ticket(ctx, p, journal, actor)
@@ -237,12 +246,15 @@ def _new_ticket(
         if earlier_team is not None:
             team_key = earlier_team.key
     prefix = config.gateway.ticket_prefix
+    requester = p.behalf.requester if p.behalf is not None else p.sender
+    if p.behalf is not None and p.behalf.forward is not None and p.behalf.forward.subject:
+        subject = subject or subjects.clean_subject(p.behalf.forward.subject, prefix)
     ticket = lifecycle.create(
         journal,
         config,
         actor=actor,
         mailbox=p.mailbox,
-        requester=people.contact(p.sender.email, p.sender.name, refresh=True),
+        requester=people.contact(requester.email, requester.name, refresh=True),
         subject=subject or subjects.clean_subject(p.mail.subject, prefix),
         team=team_key,
         priority=routed.priority,

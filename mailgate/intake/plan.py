@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mailgate import agents, csat, lifecycle, routing
+from mailgate import agents, csat, lifecycle, onbehalf, routing
 from mailgate.config import Config, Mailbox, base_address
 from mailgate.context import Context
 from mailgate.envelope import Envelope
@@ -43,6 +43,7 @@ class Plan:
     # The texts of our mails on the found ticket this one may quote (quote hints).
     known: tuple[str, ...] = ()
     rating: Any = None  # csat.RatingMail: a mail to a rating address of ours
+    behalf: onbehalf.Behalf | None = None  # an agent's mail opening a ticket for a customer
 
 
 def parse_limits(config: Config) -> ParseLimits:
@@ -63,9 +64,14 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     )
     box = _mailbox(config, mailbox_name, envelope, mail)
     sender, who = requester_fallback(mail, envelope, config)
+    sender, form = onbehalf.form_requester(mail, sender, box, config)
     trace = [f"class {verdict.kind} ({verdict.reason})"]
-    if who:
-        trace.append(who)
+    trace.extend(line for line in (who, form) if line)
+    if sender is not None and mail.sender is not None and sender != mail.sender:
+        if verdict.kind == "person" and not verdict.answerable:
+            # A person filled the form in: they may be answered, the form's address not.
+            verdict = replace(verdict, answerable=True, reason=f"{verdict.reason}; web form")
+    behalf: onbehalf.Behalf | None = None
     found: Found | None = None
     role: Role = "unknown"
     identity: agents.Identity | None = None
@@ -140,9 +146,12 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
                 " → stored as an external message, nothing relayed, no command run"
             )
     elif found.ticket is None:
-        trace.append(
-            f"sender {sender.email} {'is an agent' if role == 'agent' else 'becomes the requester'}"
-        )
+        if role == "agent" and verdict.kind == "person":
+            behalf, lines = onbehalf.read(ctx, mail, envelope, recipients)
+            trace.extend(lines)
+        if behalf is None:
+            becomes = "is an agent" if role == "agent" else "becomes the requester"
+            trace.append(f"sender {sender.email} {becomes}")
     elif role == "unknown":
         trace.append(f"sender {sender.email} is not on the ticket")
     else:
@@ -159,7 +168,7 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     if decision in ("create", "follow_up"):
         routed = routing.route(config, box, mail, recipients)
         trace.append(routed.describe())
-        return decided(decision, why, routed)
+        return replace(decided(decision, why, routed), behalf=behalf)
     return decided(decision, why)
 
 

@@ -15,13 +15,15 @@ assignee (old set) reassigned (who took it, who has it now)    the previous assi
 
 ``intents`` wraps ``rules.intents``: the notices the table there calls for, then
 these. Whoever already gets an assignment notice in the same transaction reads
-the note in it and gets no second mail. Only reads; imports what ``rules`` does.
+the note in it and gets no second mail. A web form's own address
+(``mailbox.form_senders``) is taken off every notice. Only reads; imports what ``rules`` does.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from mailgate.config import Mailbox
 from mailgate.context import Context
 from mailgate.events import Event
 from mailgate.mail.classify import Verdict
@@ -80,10 +82,22 @@ def intents(
         )
     if on.reassigned:
         added.extend(_reassigned(ticket, events, note))
-    if not added:
-        return found
-    who = found[0].people if found and found[0].people else people_of(ticket)
-    return found + [replace(i, people=who) for i in added]
+    box = mailbox_of(ctx.config, ticket)
+    if added:
+        who = found[0].people if found and found[0].people else people_of(ticket)
+        found = found + [replace(i, people=who) for i in added]
+    return [i for i in (_without_form_senders(i, box) for i in found) if i is not None]
+
+
+def _without_form_senders(intent: Intent, box: Mailbox) -> Intent | None:
+    """A web form's own address never gets mail (it got no acknowledgement either)."""
+    to = [a for a in intent.to if not box.is_form_sender(a.email)]
+    cc = [a for a in intent.cc if not box.is_form_sender(a.email)]
+    if (to, cc) == (list(intent.to), list(intent.cc)):
+        return intent
+    if not to and not cc and intent.for_agent is None:
+        return None
+    return replace(intent, to=to, cc=cc)
 
 
 def _reassigned(ticket: TicketRow, events: list[Event], note: Event | None) -> list[Intent]:
