@@ -174,3 +174,16 @@ def test_check_names_the_pending_migrations(config_path: Path, config: Config) -
     )
     assert listing.returncode == 78
     assert "pending migrations: 0002_named_migrations" in listing.stderr
+
+
+def test_0006_gives_a_version_1_database_the_suspended_queue(config: Config) -> None:
+    """Issue 13: the suspended queue's table, on a database from before, empty and usable."""
+    open_context(config)
+    build_version_1(dialect())
+    done = store.upgrade()
+    assert "0006_suspended_mail" in done.applied
+    columns = {c.name for c in db.get_columns("suspended_mail")}
+    assert {"receipt_id", "sender", "subject", "reason", "score", "received_at"} <= columns
+    assert db.execute_sql("SELECT COUNT(*) FROM suspended_mail").fetchone()[0] == 0
+    assert store.upgrade().applied == ()
+    store.close()

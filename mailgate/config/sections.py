@@ -195,6 +195,29 @@ class Security:
 
 
 @dataclass(frozen=True)
+class Spam:
+    """Mail a trusted MTA marked as spam, or from a blocked sender: the suspended queue."""
+
+    # A spam score (X-Spam-Score, X-Spam-Status score=, rspamd's X-Spamd-Result) above
+    # this suspends a new mail; a participant's reply only above hard_threshold.
+    threshold: float = 5.0
+    hard_threshold: float = 15.0
+    # Read spam headers on mail that came through the MTA (pipe, LMTP, IMAP).
+    trust_headers: bool = True
+    # Addresses or domains ("spammer@example.net", "example.net") whose mail is suspended.
+    block: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.threshold <= 0:
+            raise ValueError(f"threshold must be above 0, not {self.threshold}")
+        if self.hard_threshold < self.threshold:
+            raise ValueError(
+                f"hard_threshold ({self.hard_threshold}) must not be below threshold"
+                f" ({self.threshold})"
+            )
+
+
+@dataclass(frozen=True)
 class AgentMail:
     # Keep the agent's signature in replies relayed to the customer (quotes are always cut).
     keep_signature: bool = True
@@ -341,6 +364,7 @@ class Config:
     agent_mail: AgentMail = field(default_factory=AgentMail)
     calendars: tuple[Calendar, ...] = ()
     slas: tuple[Sla, ...] = ()
+    spam: Spam = field(default_factory=Spam)
 
     # --- lookups used all over the core -------------------------------------------------
 

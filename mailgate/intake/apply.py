@@ -27,6 +27,7 @@ from mailgate.mail.parse import ParsedMail, Unparseable, parse
 from mailgate.store import IntegrityError, directory, people, write_transaction
 from mailgate.store import messages as message_rows
 from mailgate.store import receipts as receipt_rows
+from mailgate.store import suspended as suspended_rows
 from mailgate.store import tickets as ticket_rows
 from mailgate.store.db import utcnow
 from mailgate.store.rows import MessageRow, ReceiptRow, TicketRow
@@ -86,13 +87,21 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     # two gateway processes at once): the row lock makes the second one see it.
     if receipt_rows.status_locked(receipt.id) != "received":
         return Outcome("duplicate", receipt.message_id, reason="processed by another process")
-    p = plan(ctx, mail, envelope, receipt.mailbox)
+    # Released from the suspended queue by an admin: processed as if it had just arrived.
+    p = plan(ctx, mail, envelope, receipt.mailbox, spam_check=receipt.action != "released")
     journal = Journal()
     trace = list(p.trace)
     decision, reason = p.decision, p.reason
     action, ticket = "ignored", None
     if decision == "quarantine":
         raise _Quarantine(reason)
+    if decision == "suspend" and p.sender is not None and p.suspicion is not None:
+        # No ticket, no notice (no backscatter to a forged sender): kept for an admin.
+        suspended_rows.suspend(
+            receipt.id, sender=p.sender.email, subject=mail.subject, reason=reason,
+            score=p.suspicion.score, received_at=receipt.received_at,
+        )  # fmt: skip
+        return Outcome("suspended", receipt.message_id, reason=reason, trace=tuple(trace))
     locked: TicketRow | None = None
     if decision in ("append", "reopen", "follow_up") and p.found and p.found.ticket:
         # The plan read the ticket unlocked; another process may have changed it since
@@ -192,6 +201,10 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
                 ticket = lifecycle.change(
                     ticket, journal, config, actor=actor, status="open"
                 ).ticket
+        if p.suspicion is not None:
+            journal.add(
+                Event(ticket, "spam_flagged", "system", message=message, detail=p.suspicion.reason)
+            )
         if kind == "customer" and p.verdict.kind == "person":
             lifecycle.add_collaborators(ticket, mail.recipients, config, journal, actor=actor)
     reactions.finish(ctx, journal, mail=mail, verdict=p.verdict)

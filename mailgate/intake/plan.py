@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mailgate import agents, csat, lifecycle, onbehalf, routing
+from mailgate import agents, csat, lifecycle, onbehalf, routing, suspended
 from mailgate.config import Config, Mailbox, base_address
 from mailgate.context import Context
 from mailgate.envelope import Envelope
@@ -44,6 +44,7 @@ class Plan:
     known: tuple[str, ...] = ()
     rating: Any = None  # csat.RatingMail: a mail to a rating address of ours
     behalf: onbehalf.Behalf | None = None  # an agent's mail opening a ticket for a customer
+    suspicion: suspended.Suspicion | None = None  # spam a participant's reply is flagged with
 
 
 def parse_limits(config: Config) -> ParseLimits:
@@ -56,8 +57,18 @@ def parse_limits(config: Config) -> ParseLimits:
     )
 
 
-def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str = "") -> Plan:
-    """Classify and thread a parsed mail. Reads the database, writes nothing."""
+def plan(
+    ctx: Context,
+    mail: ParsedMail,
+    envelope: Envelope,
+    mailbox_name: str = "",
+    *,
+    spam_check: bool = True,
+) -> Plan:
+    """Classify and thread a parsed mail. Reads the database, writes nothing.
+
+    ``spam_check=False``: an admin released the mail from the suspended queue.
+    """
     config = ctx.config
     verdict = classifier.classify(
         mail, own_addresses=config.own_addresses, loop_token=ctx.loop_token
@@ -79,10 +90,12 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     recipients: tuple[str, ...] = ()
     known: tuple[str, ...] = ()
 
+    flag: suspended.Suspicion | None = None
+
     def decided(decision: str, reason: str, routed: routing.Routed | None = None) -> Plan:
         return Plan(
             mail, verdict, box, sender, found, role, decision, reason, tuple(trace),
-            identity, request, routed, recipients, known,
+            identity, request, routed, recipients, known, suspicion=flag,
         )  # fmt: skip
 
     if verdict.kind == "loop":
@@ -122,6 +135,14 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         known = tuple(messages.sent_texts(found.ticket.id, [*mail.in_reply_to, *mail.references]))
     recipients = (*envelope.rcpt_tos, *(a.email for a in mail.recipients))
     role = sender_role(found.ticket, sender.email, config)
+    suspicion = suspended.judge(config, mail, envelope, sender) if spam_check else None
+    if suspicion is not None:
+        flag = suspicion
+        if found.ticket is not None and role != "unknown" and not suspicion.hard:
+            trace.append(f"{suspicion.reason}: a {role}'s reply is appended and flagged")
+        else:
+            trace.append(f"suspended: {suspicion.reason}; no ticket, no notice")
+            return decided("suspend", suspicion.reason)
     if role == "agent" and found.ticket is not None:
         # Every class: a forged "agent" mail must not slip in by looking like list mail.
         identity = agents.identify(
