@@ -78,8 +78,13 @@ def create(
     category: str = "",
     tags: tuple[str, ...] = (),
     foreign_tags: tuple[str, ...] = (),
+    at: dt.datetime | None = None,
 ) -> TicketRow:
-    """A new ticket in status ``new``, its requester the first participant."""
+    """A new ticket in status ``new``, its requester the first participant.
+
+    ``at``: when it was opened, if not now (an imported mail's Date).
+    """
+    now = at or utcnow()
     team_row = directory.team_row(team, config)
     ticket = ticket_rows.insert(
         number=ticket_rows.new_number(config),
@@ -91,10 +96,10 @@ def create(
         category=category,
         tags=tags,
         foreign_tags=foreign_tags,
-        now=utcnow(),
+        now=now,
     )
     journal.track(ticket)
-    journal.add(Event(ticket, "created", actor, new=ticket.subject))
+    journal.add(Event(ticket, "created", actor, new=ticket.subject, at=now))
     return ticket
 
 

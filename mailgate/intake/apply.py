@@ -10,6 +10,7 @@ and quarantines the mail with the reason; a database that is unavailable raises
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from mailgate import agents, csat, lifecycle, notices, onbehalf, reactions, routing
@@ -143,7 +144,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         action = "created"
     elif decision == "create":
         actor = _actor(p)
-        ticket = _new_ticket(ctx, p, journal, actor)
+        ticket = _new_ticket(ctx, p, journal, actor, at=_imported_at(receipt, mail))
         kind = message_kind("requester", p.verdict.kind)
         message = _store_message(ticket, receipt, p, trace, kind=kind, text=mail.text, touch=False)
         journal.add(Event(ticket, "message", actor, new="customer", message=message))
@@ -207,7 +208,8 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             )
         if kind == "customer" and p.verdict.kind == "person":
             lifecycle.add_collaborators(ticket, mail.recipients, config, journal, actor=actor)
-    reactions.finish(ctx, journal, mail=mail, verdict=p.verdict)
+    # History being imported (`mailgate import`): recorded, never announced.
+    reactions.finish(ctx, journal, mail=mail, verdict=p.verdict, quiet=receipt.source == "import")
     receipt_rows.finish(
         receipt.id,
         action=action,
@@ -243,6 +245,7 @@ def _new_ticket(
     journal: Journal,
     actor: str,
     follow_up_of: TicketRow | None = None,
+    at: dt.datetime | None = None,
 ) -> TicketRow:
     """Create the ticket where routing sends it; Cc'd people join; the team may auto-assign.
 
@@ -274,6 +277,7 @@ def _new_ticket(
         category=routed.category,
         tags=routed.tags,
         foreign_tags=tuple(subjects.foreign_tags(p.mail.subject, prefix)),
+        at=at,
     )
     lifecycle.add_collaborators(ticket, p.mail.recipients, config, journal, actor=actor)
     if routed.assignee:
@@ -283,6 +287,14 @@ def _new_ticket(
     if team_key:
         return routing.auto_assign(config, ticket, team_key, journal)
     return ticket
+
+
+def _imported_at(receipt: ReceiptRow, mail: ParsedMail) -> dt.datetime | None:
+    """An imported mail's ticket was opened at the mail's Date (naive UTC), not now."""
+    if receipt.source != "import" or mail.date is None:
+        return None
+    when = mail.date
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def _visible(p: Plan) -> str:
