@@ -111,7 +111,7 @@ def to(mails: list[Received], address: str, kind: str | None = None) -> list[Ema
 def plain(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
-    return str(body.get_content())  # type: ignore[attr-defined]
+    return str(body.get_content()).replace("\r\n", "\n")  # type: ignore[attr-defined]
 
 
 def kinds(mails: list[Received]) -> list[tuple[str, str]]:
@@ -119,6 +119,17 @@ def kinds(mails: list[Received]) -> list[tuple[str, str]]:
     return sorted(
         (str(r.message["X-Mailgate-Notice"]), rcpt) for r in mails for rcpt in r.rcpt_tos
     )
+
+
+def _in(value: Any, tmp_path: Path) -> Any:
+    """``{tmp}`` in the test's config overrides: its own temporary directory."""
+    if isinstance(value, str):
+        return value.replace("{tmp}", str(tmp_path))
+    if isinstance(value, dict):
+        return {k: _in(v, tmp_path) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_in(v, tmp_path) for v in value]
+    return value
 
 
 @pytest.fixture
@@ -141,7 +152,7 @@ def desk(
     )
     marker = request.node.get_closest_marker("config")
     if marker:
-        merge(data, marker.args[0])
+        merge(data, _in(marker.args[0], tmp_path))
     path = write_config(tmp_path / "mailgate.toml", data)
     ctx = open_gateway(load_config(path))
     serve_in_thread(ctx, imap=False)

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from mailgate import answers
 from mailgate.agents.commands import check_commands, run_commands
 from mailgate.agents.identity import Identity, note_address
 from mailgate.agents.verbs import merge, note, reply, resolve
@@ -61,8 +62,10 @@ def read_mail(
     visible = quotes.visible_text(
         mail.text, keep_signature=ctx.config.agent_mail.keep_signature, known=known
     )
+    # `#answer NAME` lines anywhere become the canned answer, before commands are read.
+    visible, unknown = answers.expand(ctx, ticket, identity.agent, visible)
     block = command_syntax.read(visible)
-    problems = tuple(check_commands(ctx, ticket, identity.agent, block))
+    problems = (*unknown, *check_commands(ctx, ticket, identity.agent, block))
     text = block.text.strip()
     if not block.commands and not text and not problems:
         # Whatever the cause (a client quoting in a way we do not recognise, a mail sent

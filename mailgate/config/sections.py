@@ -259,6 +259,13 @@ class Templates:
 
 
 @dataclass(frozen=True)
+class Answers:
+    # Canned answers: NAME.md or NAME.txt (Jinja, the notices' variables); `#answer NAME`
+    # in an agent's reply inserts one. Empty: none.
+    dir: str = ""
+
+
+@dataclass(frozen=True)
 class Listener:
     enabled: bool = True
     protocol: Literal["smtp", "lmtp"] = "smtp"
@@ -365,6 +372,7 @@ class Config:
     calendars: tuple[Calendar, ...] = ()
     slas: tuple[Sla, ...] = ()
     spam: Spam = field(default_factory=Spam)
+    answers: Answers = field(default_factory=Answers)
 
     # --- lookups used all over the core -------------------------------------------------
 
