@@ -44,6 +44,8 @@ STATE_COLUMNS = (
     "first_response_at",
     "resolved_at",
     "closed_at",
+    "urgency",
+    "impact",
 )
 
 

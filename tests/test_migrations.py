@@ -176,12 +176,16 @@ def test_check_names_the_pending_migrations(config_path: Path, config: Config) -
     assert "pending migrations: 0002_named_migrations" in listing.stderr
 
 
-def test_0006_gives_a_version_1_database_the_suspended_queue(config: Config) -> None:
-    """Issue 13: the suspended queue's table, on a database from before, empty and usable."""
+def test_0006_gives_a_version_1_database_the_suspended_queue_and_urgency(config: Config) -> None:
+    """Issue 13: the suspended queue's table and a ticket's urgency and impact, on a database
+    from before: empty, and its tickets kept with neither set."""
     open_context(config)
     build_version_1(dialect())
     done = store.upgrade()
-    assert "0006_suspended_mail" in done.applied
+    assert {"0006_suspended_mail", "0006_urgency_impact"} <= set(done.applied)
+    assert {"urgency", "impact"} <= {c.name for c in db.get_columns("ticket")}
+    old = db.execute_sql("SELECT urgency, impact FROM ticket WHERE number = 424242").fetchone()
+    assert tuple(old) == ("", "")
     columns = {c.name for c in db.get_columns("suspended_mail")}
     assert {"receipt_id", "sender", "subject", "reason", "score", "received_at"} <= columns
     assert db.execute_sql("SELECT COUNT(*) FROM suspended_mail").fetchone()[0] == 0

@@ -38,15 +38,19 @@ def listing(
     breached: bool = False,
     due_before: dt.datetime | None = None,
     now: dt.datetime | None = None,
+    category: str | None = None,
 ) -> list[dict[str, Any]]:
     """Tickets, most recently updated first (the shape ``tickets list --json`` prints).
 
     ``breached``/``due_before`` (naive UTC): by their SLA clocks (``store.sla.ticket_filter``).
     """
+    if category is not None and config.category(category) is None:
+        known = ", ".join(config.tickets.categories) or "none configured"
+        raise UsageError(f"unknown category {category!r}; one of {known}")
     if not breached and due_before is None:
-        return views.ticket_list(config, status)
+        return views.ticket_list(config, status, category=category)
     where = ticket_filter(breached=breached, due_before=due_before, now=now or utcnow())
-    return views.ticket_list(config, status, where=where)
+    return views.ticket_list(config, status, where=where, category=category)
 
 
 def detail(config: Config, number: int | str) -> dict[str, Any]:

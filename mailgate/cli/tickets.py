@@ -32,6 +32,7 @@ def register(sub: Subparsers) -> None:
     p = command(t, "list", _tickets_list, "list tickets, most recently updated first")
     p.add_argument("--status", choices=("new", "open", "pending", "resolved", "closed"))
     p.add_argument("--breached", action="store_true", help="only tickets with a breached SLA clock")
+    p.add_argument("--category", metavar="NAME", help="only tickets of this category")
     p.add_argument(
         "--due-before",
         metavar="TIME",
@@ -92,7 +93,11 @@ def _tickets_list(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--due-before: {exc}") from None
     rows = tickets.listing(
-        ctx.config, args.status, breached=args.breached, due_before=due_before
+        ctx.config,
+        args.status,
+        breached=args.breached,
+        due_before=due_before,
+        category=args.category,
     )
     if args.json:
         print_json(rows)
@@ -103,6 +108,7 @@ def _tickets_list(args: argparse.Namespace) -> int:
                 ("tag", "TICKET"),
                 ("status", "STATUS"),
                 ("priority", "PRIORITY"),
+                ("category", "CATEGORY"),
                 ("team", "TEAM"),
                 ("assignee", "ASSIGNEE"),
                 ("requester", "REQUESTER"),
@@ -133,6 +139,11 @@ def _tickets_show(args: argparse.Namespace) -> int:
             else ""
         )
     )
+    if detail["category"] or detail["urgency"] or detail["impact"]:
+        print(
+            f"category {detail['category'] or '-'} · urgency {detail['urgency'] or '-'}"
+            f" · impact {detail['impact'] or '-'}"
+        )
     for link in detail["links"]:
         print(f"link: {link['kind'].replace('_', ' ')} #{link['ticket']}")
     _time_lines(detail)

@@ -17,6 +17,7 @@ from mailgate.config.loader import (
     load,
 )
 from mailgate.config.sections import (
+    LEVELS,
     NOTICE_KINDS,
     PRIORITIES,
     STATUSES,
@@ -48,6 +49,7 @@ from mailgate.config.sections import (
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_PATHS",
+    "LEVELS",
     "NOTICE_KINDS",
     "PRIORITIES",
     "SECRET_ENV",

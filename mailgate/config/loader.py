@@ -165,6 +165,9 @@ def _check_references(config: Config, path: Path) -> None:
         fail("lifecycle.reopen_window_days", "must not be negative")
     team_keys = {t.key for t in config.teams}
     agent_keys = {a.key for a in config.agents}
+    for i, rule in enumerate(config.routes):
+        if rule.category and config.tickets.categories and config.category(rule.category) is None:
+            fail(f"route[{i}].category", f"{rule.category!r} is not in tickets.categories")
     seen_boxes: set[str] = set()
     seen_addresses: set[str] = set()
     for i, box in enumerate(config.mailboxes):

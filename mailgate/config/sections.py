@@ -186,6 +186,8 @@ class Route:
     category: str = ""
     tags: tuple[str, ...] = ()
     assignee: str = ""
+    urgency: Literal["", "low", "medium", "high"] = ""
+    impact: Literal["", "low", "medium", "high"] = ""
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,38 @@ class Outbound:
 @dataclass(frozen=True)
 class Templates:
     dir: str = ""
+
+
+LEVELS: tuple[str, ...] = ("low", "medium", "high")  # urgency and impact
+
+
+@dataclass(frozen=True)
+class Tickets:
+    # The categories agents (#category) and routing rules may set; anything else is refused.
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImpactRow:
+    """One urgency's row of the priority matrix: the priority for each impact."""
+
+    high: Priority = "normal"
+    medium: Priority = "normal"
+    low: Priority = "normal"
+
+
+@dataclass(frozen=True)
+class PriorityMatrix:
+    """Urgency × impact → priority (ITIL's matrix by default); ``#urgency``/``#impact`` use it."""
+
+    high: ImpactRow = field(default_factory=lambda: ImpactRow("emergency", "high", "normal"))
+    medium: ImpactRow = field(default_factory=lambda: ImpactRow("high", "normal", "low"))
+    low: ImpactRow = field(default_factory=lambda: ImpactRow("normal", "low", "low"))
+
+    def priority(self, urgency: str, impact: str) -> str:
+        """The priority of an urgency and an impact ('' counts as medium)."""
+        row: ImpactRow = getattr(self, urgency or "medium")
+        return str(getattr(row, impact or "medium"))
 
 
 @dataclass(frozen=True)
@@ -373,6 +407,15 @@ class Config:
     slas: tuple[Sla, ...] = ()
     spam: Spam = field(default_factory=Spam)
     answers: Answers = field(default_factory=Answers)
+    tickets: Tickets = field(default_factory=Tickets)
+    priority_matrix: PriorityMatrix = field(default_factory=PriorityMatrix)
+
+    def category(self, name: str) -> str | None:
+        """The configured category ``name`` stands for (any case), or None."""
+        for category in self.tickets.categories:
+            if category.lower() == name.strip().lower():
+                return category
+        return None
 
     # --- lookups used all over the core -------------------------------------------------
 

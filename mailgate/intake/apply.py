@@ -278,6 +278,8 @@ def _new_ticket(
         tags=routed.tags,
         foreign_tags=tuple(subjects.foreign_tags(p.mail.subject, prefix)),
         at=at,
+        urgency=routed.urgency,
+        impact=routed.impact,
     )
     lifecycle.add_collaborators(ticket, p.mail.recipients, config, journal, actor=actor)
     if routed.assignee:
