@@ -6,9 +6,11 @@ each test reads what each person found in their inbox — nothing else counts.
 
 from __future__ import annotations
 
+import pytest
+
 from mailgate.store import views as queries
 from tests.desk import Desk, kinds, number_of, plain, to
-from tests.support import compose, reply_to
+from tests.support import compose, reply_to, via_our_mta
 
 CARLA = "Carla Rossi <carla@customer.example>"
 
@@ -131,3 +133,41 @@ def test_the_requester_is_greeted_by_the_name_in_her_mail_and_agents_see_it(desk
     assert plain(ack).startswith("Hello Carla Rossì,")
     detail = queries.ticket_detail(desk.ctx.config, queries.ticket(number_of(text)))
     assert detail["requester_name"] == "Carla Rossì"
+
+
+TRUSTED = {"security": {"trusted_authserv_ids": ["mx.example.org"]}}
+DKIM_ALICE = (
+    "mx.example.org (Postfix); dkim=pass (2048-bit key) header.d=example.org header.b=abc;"
+    " dmarc=pass header.from=example.org"
+)
+
+
+@pytest.mark.config(TRUSTED)
+def test_queue_answers_an_agent_with_her_tickets_and_changes_nothing(desk: Desk) -> None:
+    first = opened(desk, subject="Card blocked")
+    inbox = queue_notices(desk)
+    answer(desk, inbox["alice@example.org"], "alice@example.org", "#assign me")
+    opened(desk, subject="Transfer missing")  # in the queue, nobody's yet
+    desk.deliver()
+    before = desk.ticket(first)
+    answer(desk, inbox["alice@example.org"], "alice@example.org", "#queue")
+    mails = desk.deliver()
+    assert kinds(mails) == [("queue", "alice@example.org")]
+    listing = plain(to(mails, "alice@example.org")[0])
+    assert f"[EB#{first}]  open, normal" in listing and "Card blocked" in listing
+    assert "Transfer missing" not in listing
+    assert "Your queue: 1 ticket" in str(to(mails, "alice@example.org")[0]["Subject"])
+    assert desk.ticket(first)["messages"] == before["messages"]  # nothing on the ticket
+    # A new mail to the mailbox, authenticated by our MTA's DKIM check: no ticket either.
+    tickets = len(queries.ticket_list(desk.ctx.config))
+    raw = via_our_mta(compose(sender="Alice Smith <alice@example.org>", subject="queue",
+                              body="#queue\n"), DKIM_ALICE)  # fmt: skip
+    result = desk.pipe(raw)
+    assert result.returncode == 0 and result.stdout.startswith("queue"), result.stdout
+    assert len(queries.ticket_list(desk.ctx.config)) == tickets
+    assert kinds(desk.deliver()) == [("queue", "alice@example.org")]
+    # Without proof it is not Alice: no list for whoever wrote it.
+    code, text = desk.send(compose(sender="alice@example.org", subject="q", body="#queue\n"),
+                           "alice@example.org", ["support@example.org"])  # fmt: skip
+    assert code == 250 and "created" in text, text  # an outside mail like any other
+    assert ("queue", "alice@example.org") not in kinds(desk.deliver())

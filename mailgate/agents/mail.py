@@ -222,3 +222,10 @@ def _reject(
 
 def message_kind(request: AgentMail) -> str:
     return "note" if intent_of(request) in ("rejected", "note") else "agent"
+
+
+def asks_for_queue(mail: ParsedMail) -> bool:
+    """``#queue`` as the first line of an agent's mail: they want their list of tickets."""
+    visible = quotes.visible_text(mail.text, keep_signature=False)
+    first = next((line.strip() for line in visible.splitlines() if line.strip()), "")
+    return first.lower() == "#queue"

@@ -40,6 +40,7 @@ NOTICE_KINDS: tuple[str, ...] = (
     "note",
     "agent_activity",
     "reassigned",
+    "queue",
 )
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -109,6 +110,7 @@ class Notices:
     note: bool = True
     agent_activity: bool = True
     reassigned: bool = True
+    queue: bool = True  # the answer to an agent's #queue
     # Who else hears of new tickets and customer replies when nobody is assigned.
     notify_team: bool = True
 

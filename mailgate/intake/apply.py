@@ -103,6 +103,14 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             score=p.suspicion.score, received_at=receipt.received_at,
         )  # fmt: skip
         return Outcome("suspended", receipt.message_id, reason=reason, trace=tuple(trace))
+    if decision == "queue" and p.identity is not None:
+        # An agent asked for their tickets: answered, nothing else happens.
+        if p.mailbox.notices.queue:
+            notices.send_queue(ctx, p.identity.agent, p.mailbox.name, receipt.message_id)
+        receipt_rows.finish(
+            receipt.id, action="queue", reason=reason, ticket_id=None, mailbox=p.mailbox.name
+        )
+        return Outcome("queue", receipt.message_id, reason=reason, trace=tuple(trace))
     locked: TicketRow | None = None
     if decision in ("append", "reopen", "follow_up") and p.found and p.found.ticket:
         # The plan read the ticket unlocked; another process may have changed it since

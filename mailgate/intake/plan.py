@@ -155,6 +155,9 @@ def plan(
         )
         if identity is not None and identity.verified and verdict.kind == "person":
             trace.append(f"sender is agent {identity.agent.key}: authentic ({identity.how})")
+            if agents.asks_for_queue(mail):
+                trace.append("#queue: the agent gets the list of their tickets; nothing changes")
+                return decided("queue", "#queue")
             request = agents.read_mail(ctx, found.ticket, identity, mail, recipients, known)
         elif identity is not None and identity.verified:
             trace.append(
@@ -167,6 +170,15 @@ def plan(
                 " → stored as an external message, nothing relayed, no command run"
             )
     elif found.ticket is None:
+        if role == "agent" and verdict.kind == "person" and agents.asks_for_queue(mail):
+            identity = agents.identify(
+                ctx, mail, None, recipients, envelope.authenticated_as, via_mta=envelope.via_mta
+            )
+            if identity is not None and identity.verified:
+                trace.append(f"sender is agent {identity.agent.key}: authentic ({identity.how})")
+                trace.append("#queue: the agent gets the list of their tickets; no ticket")
+                return decided("queue", "#queue")
+            identity = None
         if role == "agent" and verdict.kind == "person":
             behalf, lines = onbehalf.read(ctx, mail, envelope, recipients)
             trace.extend(lines)

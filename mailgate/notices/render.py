@@ -38,7 +38,7 @@ CUSTOMER_FACING = (
 )  # fmt: skip
 STAFF_KINDS = (
     "assignment", "customer_reply", "reopened", "command_error", "escalation", "sla_warning",
-    "sla_breach", "note", "agent_activity", "reassigned",
+    "sla_breach", "note", "agent_activity", "reassigned", "queue",
 )  # fmt: skip
 # Every template set: the configurable notices, and the answer to commands not understood.
 TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error")
@@ -253,6 +253,8 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         "previous_status": "resolved",
         "note": {"text": "Jane, please take over: it is the payment gateway.", "from": "Alice"},
         "by": "Alice Smith" if kind == "reassigned" else "",
+        "queue": [{"tag": sample_tag, "number": 482913, "subject": "The mobile banking is down",
+                   "status": "open", "priority": "high", "due": "2026-11-23 11:00 UTC"}],
         "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
         "received": ["#asign me", "", "Dear Carla, the service is back."],
         "reply_address": tokens.reply_address(box.address, 482913),

@@ -40,7 +40,7 @@ _SELECT = "SELECT id, ticket_id, notice, message_id, status, attempts FROM outbo
 
 
 def insert(
-    items: Iterable[tuple[str, int, str, str, list[str], bytes, bool]], now: dt.datetime
+    items: Iterable[tuple[str, int | None, str, str, list[str], bytes, bool]], now: dt.datetime
 ) -> None:
     """Queue mail, due now: (Message-ID, ticket id, notice, sender, recipients, content,
     automatic) per item, one INSERT."""
