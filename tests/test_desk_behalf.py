@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from email.message import EmailMessage
 from email.policy import SMTP
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,15 @@ def test_dates_of_the_inline_forwards_of_common_clients() -> None:
         )  # fmt: skip
         assert found.date == dt.datetime(2026, 11, 23, 9, 12, tzinfo=dt.UTC)
     assert read_inline("no forward here\nFrom: someone\n") is None
+
+
+@pytest.mark.config(TRUSTED)
+def test_explain_shows_on_whose_behalf(desk: Desk, tmp_path: Path) -> None:
+    path = tmp_path / "fwd.eml"
+    raw = compose(sender="alice@example.org", subject="Fwd: My card is blocked", body=GMAIL_FORWARD)
+    path.write_bytes(via_our_mta(raw, DKIM_ALICE))
+    result = desk.cli("explain", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    trace = json.loads(result.stdout)["trace"]
+    assert "on behalf of carla@customer.example, from the forwarded mail (inline forwarded" \
+        " message block)" in trace

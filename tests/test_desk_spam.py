@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,14 @@ def test_delete_and_purge_empty_the_queue(desk: Desk) -> None:
     assert listed(desk) == []
     bad = desk.cli("suspended", "purge", "--older-than", "soon")
     assert bad.returncode != 0 and "--older-than" in bad.stderr
+
+
+def test_explain_says_a_spam_mail_would_be_suspended(desk: Desk, tmp_path: Path) -> None:
+    path = tmp_path / "spam.eml"
+    path.write_bytes(spam({"X-Spam-Flag": "YES"}))
+    result = desk.cli("explain", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    explained = json.loads(result.stdout)
+    assert explained["action"] == "suspended"
+    assert any(line.startswith("suspended: spam: X-Spam-Flag") for line in explained["trace"])
+    assert listed(desk) == []  # explaining writes nothing
