@@ -171,3 +171,37 @@ def test_queue_answers_an_agent_with_her_tickets_and_changes_nothing(desk: Desk)
                            "alice@example.org", ["support@example.org"])  # fmt: skip
     assert code == 250 and "created" in text, text  # an outside mail like any other
     assert ("queue", "alice@example.org") not in kinds(desk.deliver())
+
+
+AGENTS_WITH_DIGEST = {
+    "gateway": {"timezone": "Europe/Berlin"},
+    "agent": [
+        {"key": "alice", "name": "Alice Smith", "emails": ["alice@example.org"]},
+        {"key": "bob", "name": "Bob Jones", "emails": ["bob@example.org"]},
+        {"key": "carol", "name": "Carol White", "emails": ["carol@example.org"]},
+        {"key": "jane", "name": "Jane Doe", "emails": ["jane.doe@example.org"],
+         "digest": "08:00"},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.config(AGENTS_WITH_DIGEST)
+def test_a_daily_digest_at_the_agents_hour_once_a_day(desk: Desk) -> None:
+    number = opened(desk)
+    queue_notices(desk)
+    assert desk.cli("tickets", "assign", str(number), "jane").returncode == 0
+    desk.deliver()
+
+    def run(at: str) -> str:
+        result = desk.cli("jobs", "run", "--at", at)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "digest" not in run("2026-12-04T06:30:00Z")  # 07:30 in Berlin: not yet
+    assert desk.deliver() == []
+    assert "daily digest queued for jane" in run("2026-12-04T07:05:00Z")
+    mails = desk.deliver()
+    assert kinds(mails) == [("queue", "jane.doe@example.org")]
+    assert f"[EB#{number}]" in plain(to(mails, "jane.doe@example.org")[0])
+    assert "digest" not in run("2026-12-04T15:00:00Z")  # once a day
+    assert "daily digest queued for jane" in run("2026-12-05T07:01:00Z")

@@ -170,6 +170,13 @@ class Agent:
     # For mail submitted through the listener with SMTP AUTH (over TLS): login is the key.
     smtp_password_env: str = ""
     smtp_password_file: str = ""
+    # A daily mail with this agent's tickets (the #queue answer) at HH:MM in
+    # gateway.timezone, sent by `jobs run` / serve's job. Empty: none.
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if self.digest and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", self.digest):
+            raise ValueError(f"digest {self.digest!r} is not a time like '08:00'")
 
 
 @dataclass(frozen=True)

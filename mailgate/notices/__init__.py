@@ -12,7 +12,7 @@ A new notice kind: a rule in ``rules.py``, a template set in
 ``mailgate/templates/README.md``.
 """
 
-from mailgate.notices.agentqueue import send_queue
+from mailgate.notices.agentqueue import send_digests, send_queue
 from mailgate.notices.breaker import prune, record_bounce
 from mailgate.notices.queue import Prepared, prepare, queue
 from mailgate.notices.render import (
@@ -50,6 +50,7 @@ __all__ = [
     "render",
     "sample_variables",
     "search_path",
+    "send_digests",
     "send_queue",
     "template_line",
     "variables_for",

@@ -8,16 +8,18 @@ person who asked). Only the caller decides the agent proved who they are.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 from mailgate.config import Agent
+from mailgate.config.calendars import zone
 from mailgate.context import Context
 from mailgate.mail import compose
 from mailgate.mail.parse import Address
 from mailgate.mail.subject import format_tag
 from mailgate.notices.render import render
-from mailgate.store import agentqueue
+from mailgate.store import agentqueue, write_transaction
 from mailgate.store import outbox as outbox_rows
 from mailgate.store.db import utcnow
 
@@ -71,3 +73,23 @@ def send_queue(ctx: Context, agent: Agent, mailbox: str, in_reply_to: str) -> No
     content = compose.build(outgoing)
     outbox_rows.insert([(outgoing.message_id, None, "queue", box.address, recipients, content,
                          True)], now)  # fmt: skip
+
+
+def send_digests(ctx: Context, at: dt.datetime) -> list[str]:
+    """Each agent's daily digest that is due at ``at`` (naive UTC) and not sent yet today.
+
+    The day and the hour are the agent's ``digest`` in ``gateway.timezone``; each digest is
+    claimed and queued in one transaction, so two processes never send it twice.
+    """
+    config = ctx.config
+    local = at.replace(tzinfo=dt.UTC).astimezone(zone(config.gateway.timezone))
+    sent = []
+    for agent in config.agents:
+        if not agent.digest or local.strftime("%H:%M") < agent.digest:
+            continue
+        with write_transaction():
+            if not agentqueue.claim_digest(agent.key, int(local.strftime("%Y%m%d"))):
+                continue
+            send_queue(ctx, agent, "", "")
+        sent.append(agent.key)
+    return sent

@@ -35,3 +35,14 @@ def tickets_of(agent_key: str, limit: int = 200) -> list[QueuedTicket]:
     return [
         QueuedTicket(int(r[0]), str(r[1]), str(r[2]), str(r[3]), sql.read_ts(r[4])) for r in found
     ]
+
+
+def claim_digest(agent_key: str, day: int) -> bool:
+    """Whether this process sends ``agent_key``'s digest of ``day`` (YYYYMMDD): once, ever.
+
+    A conditional update of the agent's cursor: of two processes only one moves it.
+    """
+    key = f"digest:{agent_key}"[:100]
+    sql.run("INSERT INTO setting (key, value) VALUES (?, 0) ON CONFLICT (key) DO NOTHING", key)
+    cursor = sql.run("UPDATE setting SET value = ? WHERE key = ? AND value < ?", day, key, day)
+    return bool(cursor.rowcount == 1)
