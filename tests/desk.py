@@ -26,15 +26,15 @@ from mailgate.context import Context
 from mailgate.store import models as m
 from mailgate.store import views as queries
 from tests.conftest import open_gateway
-from tests.relay import Received, Relay, free_port
+from tests.relay import Received, Relay
 from tests.support import config_data, load_config, merge, write_config
 
 WAITING = ("queued", "sending")
 
 
 class Desk:
-    def __init__(self, ctx: Context, relay: Relay, config_path: Path) -> None:
-        self.ctx, self.relay, self.config_path = ctx, relay, config_path
+    def __init__(self, ctx: Context, relay: Relay, config_path: Path, port: int) -> None:
+        self.ctx, self.relay, self.config_path, self.port = ctx, relay, config_path, port
         self.seen = 0
 
     def send(
@@ -45,8 +45,7 @@ class Desk:
         if rcpt is None:
             headers = [str(h) for n in ("To", "Cc") for h in parsed.get_all(n, [])]
             rcpt = [a for _, a in email.utils.getaddresses(headers)]
-        port = self.ctx.config.listener.port
-        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
             client.ehlo("mx.customer.example")
             client.mail(mail_from)
             for address in rcpt:
@@ -142,7 +141,7 @@ def desk(
         tmp_path,
         database_url,
         {
-            "listener": {"port": free_port()},
+            "listener": {"port": 0},  # any free port: the one bound is read back
             "jobs": {"outbox_seconds": 3600, "due_seconds": 3600},
             "outbound": {
                 "transport": "smtp",
@@ -155,5 +154,7 @@ def desk(
         merge(data, _in(marker.args[0], tmp_path))
     path = write_config(tmp_path / "mailgate.toml", data)
     ctx = open_gateway(load_config(path))
-    serve_in_thread(ctx, imap=False)
-    yield Desk(ctx, relay, path)
+    running = serve_in_thread(ctx, imap=False)
+    server = running.gateway.server
+    assert server is not None and server.sockets
+    yield Desk(ctx, relay, path, int(server.sockets[0].getsockname()[1]))

@@ -9,6 +9,7 @@ Imports only the standard library and ``mailgate.errors``.
 """
 
 from mailgate.config.credentials import SECRET_ENV, read_password, read_secret_key
+from mailgate.config.desk import LEVELS
 from mailgate.config.loader import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATHS,
@@ -17,7 +18,6 @@ from mailgate.config.loader import (
     load,
 )
 from mailgate.config.sections import (
-    LEVELS,
     NOTICE_KINDS,
     PRIORITIES,
     STATUSES,

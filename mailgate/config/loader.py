@@ -231,7 +231,7 @@ def _check_references(config: Config, path: Path) -> None:
         fail("listener.tls_key", "tls_cert and tls_key go together")
     if listener.require_tls and not listener.tls_cert:
         fail("listener.require_tls", "needs tls_cert and tls_key")
-    if not (0 < listener.port < 65536):
+    if not (0 <= listener.port < 65536):  # 0: any free port (tests read the one bound)
         fail("listener.port", f"{listener.port} is not a port number")
     _check_socket_access(listener, fail)
     check_time(config, fail)
