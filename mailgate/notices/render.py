@@ -169,6 +169,7 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
         "previous_status": intent.previous_status,
         "note": _note_vars(intent.note),
         "by": actor_name(intent.detail) if intent.kind == "reassigned" else "",
+        "queue": [],  # only the #queue answer lists tickets (notices/agentqueue.py)
         "problems": intent.detail.splitlines() if intent.kind == "command_error" else [],
         "received": _received(message) if intent.kind == "command_error" else [],
         "reply_address": reply_address,
