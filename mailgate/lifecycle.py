@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from mailgate.config import PRIORITIES, STATUSES, Config, Mailbox, base_address
+from mailgate.config import LEVELS, PRIORITIES, STATUSES, Config, Mailbox, base_address
 from mailgate.errors import UsageError
 from mailgate.events import Event, Journal
 from mailgate.mail.parse import Address
@@ -78,8 +78,15 @@ def create(
     category: str = "",
     tags: tuple[str, ...] = (),
     foreign_tags: tuple[str, ...] = (),
+    at: dt.datetime | None = None,
+    urgency: str = "",
+    impact: str = "",
 ) -> TicketRow:
-    """A new ticket in status ``new``, its requester the first participant."""
+    """A new ticket in status ``new``, its requester the first participant.
+
+    ``at``: when it was opened, if not now (an imported mail's Date).
+    """
+    now = at or utcnow()
     team_row = directory.team_row(team, config)
     ticket = ticket_rows.insert(
         number=ticket_rows.new_number(config),
@@ -91,10 +98,12 @@ def create(
         category=category,
         tags=tags,
         foreign_tags=foreign_tags,
-        now=utcnow(),
+        now=now,
     )
     journal.track(ticket)
-    journal.add(Event(ticket, "created", actor, new=ticket.subject))
+    journal.add(Event(ticket, "created", actor, new=ticket.subject, at=now))
+    if urgency or impact:  # a routing rule's: the priority follows from the matrix
+        ticket = change(ticket, journal, config, actor=actor, urgency=urgency, impact=impact).ticket
     return ticket
 
 
@@ -109,6 +118,8 @@ def change(
     priority: str | None = None,
     category: str | None = None,
     tags: tuple[str, ...] | None = None,
+    urgency: str | None = None,
+    impact: str | None = None,
     answered: bool = False,
     status: str | None = None,
     at: dt.datetime | None = None,
@@ -116,9 +127,11 @@ def change(
     """Change a ticket's state as ``actor``; every argument given is one step, in this order.
 
     ``team`` is a team key ('' for none); ``assignee`` an agent key or None for
-    nobody; ``answered`` means an agent answered the customer (the first response
-    is stamped). A step that changes nothing records nothing. Raises
-    ``UsageError`` for a status, priority, team or agent that does not exist. ``at``: when
+    nobody; ``urgency``/``impact`` (low, medium, high) set the priority through
+    ``[priority_matrix]`` unless ``priority`` is given too; ``answered`` means an agent
+    answered the customer (the first response is stamped). A step that changes nothing
+    records nothing. Raises ``UsageError`` for a status, priority, team, agent, category,
+    urgency or impact that does not exist. ``at``: when
     the change takes effect, if not now (due work done late carries its real due time).
     """
     now = at or utcnow()
@@ -140,6 +153,19 @@ def change(
             )
             if agent is not None and steps.ticket.status == "new" and status is None:
                 _status(steps, "open")  # assigned to an agent: somebody works on it now
+    levels = {"urgency": urgency, "impact": impact}
+    matrix = False
+    for kind, level in levels.items():
+        if level is None or level == getattr(steps.ticket, kind):
+            continue
+        if level not in LEVELS:
+            raise UsageError(f"unknown {kind} {level!r}; one of {', '.join(LEVELS)}")
+        steps.write(kind, getattr(steps.ticket, kind), level, **{kind: level})
+        matrix = True
+    if matrix and priority is None:
+        priority = config.priority_matrix.priority(steps.ticket.urgency, steps.ticket.impact)
+    if category is not None and category and config.category(category) is None:
+        raise UsageError(f"unknown category {category!r}; one of {_categories(config)}")
     if priority is not None:
         if priority not in PRIORITIES:
             raise UsageError(f"unknown priority {priority!r}; one of {', '.join(PRIORITIES)}")
@@ -158,6 +184,10 @@ def change(
     if status is not None:
         _status(steps, status)
     return steps.done(journal)
+
+
+def _categories(config: Config) -> str:
+    return ", ".join(config.tickets.categories) or "none configured ([tickets] categories)"
 
 
 def reopen(

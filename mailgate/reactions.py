@@ -26,9 +26,16 @@ def finish(
     *,
     mail: ParsedMail | None = None,
     verdict: Verdict | None = None,
+    quiet: bool = False,
 ) -> None:
-    """React to the journal's events (inside the transaction), writing them and what follows."""
+    """React to the journal's events (inside the transaction), writing them and what follows.
+
+    ``quiet``: history being imported (``mailgate import``) — the events are written,
+    nobody is notified and no due work is scheduled for what happened long ago.
+    """
     journal.flush()
+    if quiet:
+        return
     sla.react(ctx.config, journal)  # clocks first: notices show the due times
     notices.queue(ctx, journal, mail=mail, verdict=verdict)
     journal.flush()

@@ -32,6 +32,8 @@ class Routed:
     tags: tuple[str, ...] = ()
     assignee: str = ""
     rule: str = ""
+    urgency: str = ""
+    impact: str = ""
 
     def describe(self) -> str:
         source = f"route {self.rule!r}" if self.rule else "mailbox defaults"
@@ -53,6 +55,8 @@ def route(config: Config, mailbox: Mailbox, mail: ParsedMail, recipients: Sequen
                 tags=rule.tags,
                 assignee=rule.assignee,
                 rule=rule.name,
+                urgency=rule.urgency,
+                impact=rule.impact,
             )
     return Routed(team=mailbox.team, priority=mailbox.priority)
 

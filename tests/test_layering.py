@@ -44,6 +44,8 @@ STATE_COLUMNS = (
     "first_response_at",
     "resolved_at",
     "closed_at",
+    "urgency",
+    "impact",
 )
 
 
@@ -396,3 +398,33 @@ def test_the_query_rule_catches_a_writer() -> None:
     ):
         assert query_package_violations(imports_in(bad, "mailgate.reports.figures")), bad
     assert not query_package_violations(imports_in("from mailgate.store import reports\n"))
+
+
+# --- issue 13's packages: one front door each --------------------------------------------------
+
+# Each is reached through its ``__init__`` only; what lies behind it may change freely.
+FRONT_DOORS = ("mailgate.onbehalf", "mailgate.suspended", "mailgate.answers")
+
+
+def front_door_violations(names: set[str], module: str) -> list[str]:
+    """Imports of a module behind a front door, from outside that package."""
+    found = []
+    for door in FRONT_DOORS:
+        if is_under(module, door):
+            continue
+        inside = {p.stem for p in (PACKAGE / door.split(".", 1)[1]).glob("*.py")} - {"__init__"}
+        found.extend(n for n in names if n.startswith(door + ".") and n.split(".")[2] in inside)
+    return sorted(found)
+
+
+def test_the_desk_packages_are_entered_by_their_front_door() -> None:
+    for path in modules():
+        assert front_door_violations(imports_of(path), name_of(path)) == [], path
+
+
+def test_the_front_door_rule_catches_a_side_entrance() -> None:
+    bad = "from mailgate.onbehalf.forward import read\n"
+    assert front_door_violations(imports_in(bad, "mailgate.intake.plan"), "mailgate.intake.plan")
+    fine = "from mailgate import onbehalf\nfrom mailgate.onbehalf import read\n"
+    assert not front_door_violations(imports_in(fine), "mailgate.intake.plan")
+    assert not front_door_violations(imports_in(bad, "mailgate.onbehalf"), "mailgate.onbehalf")

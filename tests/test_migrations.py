@@ -252,4 +252,20 @@ def test_attachments_stored_before_0005_are_kept_and_named_as_before(config: Con
 
     (row,) = attachments.of_ticket(m.Ticket.get().id)
     assert (row.filename, row.original_filename, row.kept, row.size) == ("old.pdf", "old.pdf", True, 3)
+
+
+def test_0006_gives_a_version_1_database_the_suspended_queue_and_urgency(config: Config) -> None:
+    """Issue 13: the suspended queue's table and a ticket's urgency and impact, on a database
+    from before: empty, and its tickets kept with neither set."""
+    open_context(config)
+    build_version_1(dialect())
+    done = store.upgrade()
+    assert {"0006_suspended_mail", "0006_urgency_impact"} <= set(done.applied)
+    assert {"urgency", "impact"} <= {c.name for c in db.get_columns("ticket")}
+    old = db.execute_sql("SELECT urgency, impact FROM ticket WHERE number = 424242").fetchone()
+    assert tuple(old) == ("", "")
+    columns = {c.name for c in db.get_columns("suspended_mail")}
+    assert {"receipt_id", "sender", "subject", "reason", "score", "received_at"} <= columns
+    assert db.execute_sql("SELECT COUNT(*) FROM suspended_mail").fetchone()[0] == 0
+    assert store.upgrade().applied == ()
     store.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 import jinja2.sandbox
 
+from mailgate import answers
 from mailgate.config import Config, Mailbox
 from mailgate.context import Context
 from mailgate.errors import TemplateError, UsageError
@@ -86,6 +87,11 @@ def check_templates(config: Config) -> list[TemplateProblem]:
                         "the subject lacks {{ ticket.tag }}: replies would not thread by subject",
                     )
                 )
+    try:
+        failing = answers.check(config)
+        problems.extend(TemplateProblem("error", where, why) for where, why in failing)
+    except UsageError as exc:  # answers.dir is no directory
+        problems.append(TemplateProblem("error", config.answers.dir, str(exc)))
     return problems
 
 

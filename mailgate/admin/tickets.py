@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from mailgate import agents, attachments, csat, lifecycle, reactions, sla, worktime
+from mailgate import agents, attachments, csat, lifecycle, onbehalf, reactions, sla, worktime
 from mailgate.config import Agent, Config
 from mailgate.context import Context
 from mailgate.errors import UsageError
@@ -38,15 +38,19 @@ def listing(
     breached: bool = False,
     due_before: dt.datetime | None = None,
     now: dt.datetime | None = None,
+    category: str | None = None,
 ) -> list[dict[str, Any]]:
     """Tickets, most recently updated first (the shape ``tickets list --json`` prints).
 
     ``breached``/``due_before`` (naive UTC): by their SLA clocks (``store.sla.ticket_filter``).
     """
+    if category is not None and config.category(category) is None:
+        known = ", ".join(config.tickets.categories) or "none configured"
+        raise UsageError(f"unknown category {category!r}; one of {known}")
     if not breached and due_before is None:
-        return views.ticket_list(config, status)
+        return views.ticket_list(config, status, category=category)
     where = ticket_filter(breached=breached, due_before=due_before, now=now or utcnow())
-    return views.ticket_list(config, status, where=where)
+    return views.ticket_list(config, status, where=where, category=category)
 
 
 def detail(config: Config, number: int | str) -> dict[str, Any]:
@@ -85,6 +89,27 @@ def agent(ctx: Context, key: str | None) -> Agent | None:
     if found is None:
         raise UsageError(f"no agent {key!r} in the config")
     return found
+
+
+def create(
+    ctx: Context,
+    *,
+    requester: str,
+    subject: str,
+    text: str,
+    agent_key: str,
+    mailbox: str = "",
+    priority: str = "",
+    team: str = "",
+) -> int:
+    """A ticket an agent opens for a customer; the customer gets the agent's message only."""
+    if mailbox and mailbox not in {box.name for box in ctx.config.mailboxes}:
+        raise UsageError(f"no mailbox {mailbox!r} in the config")
+    created = onbehalf.create_ticket(
+        ctx, requester=requester, subject=subject, text=text, agent=agent(ctx, agent_key),
+        mailbox=mailbox, priority=priority, team=team,
+    )  # fmt: skip
+    return created.number
 
 
 def reply(

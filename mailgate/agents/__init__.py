@@ -12,6 +12,7 @@ from mailgate.agents.commands import check_commands, run_commands
 from mailgate.agents.identity import Identity, identify, note_address
 from mailgate.agents.mail import (
     AgentMail,
+    asks_for_queue,
     describe,
     handle_mail,
     intent_of,
@@ -24,6 +25,7 @@ __all__ = [
     "AgentMail",
     "Identity",
     "actor_of",
+    "asks_for_queue",
     "check_commands",
     "describe",
     "handle_mail",

@@ -1,6 +1,7 @@
 """Commands in an agent's mail: checked against the config first, then applied in order.
 
-``#team``, ``#assign``, ``#priority``, ``#cc``, ``#status``, ``#time`` (the syntax is
+``#team``, ``#assign``, ``#priority``, ``#cc``, ``#status``, ``#time``, ``#category``,
+``#urgency``, ``#impact`` (the syntax is
 ``mailgate.mail.commands``'); ``#merge``, ``#note`` and ``#resolve`` are carried
 out by ``agents.mail`` with the verbs. A block with any problem is applied not at
 all: the agent gets the list of problems instead.
@@ -34,6 +35,9 @@ def check_commands(
             problems.append(f"{command.line!r}: no agent {command.argument!r}")
         elif command.name == "team" and _team_key(config, command.argument) is None:
             problems.append(f"{command.line!r}: no team {command.argument!r}")
+        elif command.name == "category" and config.category(command.argument) is None:
+            known = ", ".join(config.tickets.categories) or "none are configured"
+            problems.append(f"{command.line!r}: no category {command.argument!r} ({known})")
         elif command.name == "merge":
             target = ticket_rows.by_number(int(command.argument))
             if target is None:
@@ -72,6 +76,16 @@ def run_commands(
         # Moved without an assignee (also "#assign none"): the new team's rule decides.
         now_in = directory.team_by_id(ticket.team_id)
         ticket = routing.auto_assign(config, ticket, now_in.key if now_in else "", journal)
+    category = block.argument("category")
+    if category is not None:
+        known = config.category(category)
+        ticket = lifecycle.change(ticket, journal, config, actor=actor, category=known).ticket
+    urgency, impact = block.argument("urgency"), block.argument("impact")
+    if urgency is not None or impact is not None:
+        # The matrix's priority, unless #priority says otherwise (it comes next).
+        ticket = lifecycle.change(
+            ticket, journal, config, actor=actor, urgency=urgency, impact=impact
+        ).ticket
     priority = block.argument("priority")
     if priority is not None:
         ticket = lifecycle.change(ticket, journal, config, actor=actor, priority=priority).ticket

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from mailgate import answers
 from mailgate.agents.commands import check_commands, run_commands
 from mailgate.agents.identity import Identity, note_address
 from mailgate.agents.verbs import merge, note, reply, resolve
@@ -61,8 +62,10 @@ def read_mail(
     visible = quotes.visible_text(
         mail.text, keep_signature=ctx.config.agent_mail.keep_signature, known=known
     )
+    # `#answer NAME` lines anywhere become the canned answer, before commands are read.
+    visible, unknown = answers.expand(ctx, ticket, identity.agent, visible)
     block = command_syntax.read(visible)
-    problems = tuple(check_commands(ctx, ticket, identity.agent, block))
+    problems = (*unknown, *check_commands(ctx, ticket, identity.agent, block))
     text = block.text.strip()
     if not block.commands and not text and not problems:
         # Whatever the cause (a client quoting in a way we do not recognise, a mail sent
@@ -219,3 +222,10 @@ def _reject(
 
 def message_kind(request: AgentMail) -> str:
     return "note" if intent_of(request) in ("rejected", "note") else "agent"
+
+
+def asks_for_queue(mail: ParsedMail) -> bool:
+    """``#queue`` as the first line of an agent's mail: they want their list of tickets."""
+    visible = quotes.visible_text(mail.text, keep_signature=False)
+    first = next((line.strip() for line in visible.splitlines() if line.strip()), "")
+    return first.lower() == "#queue"

@@ -58,6 +58,7 @@ def _jobs_run(args: argparse.Namespace) -> int:
                 "skipped": report.skipped,
                 "failed": report.failed,
                 "recomputed": report.recomputed,
+                "digests": report.digests,
             }
         )
         return EX_OK
@@ -65,6 +66,8 @@ def _jobs_run(args: argparse.Namespace) -> int:
         print(done.line())
     for failure in report.failed:
         print(f"failed (tried again next run): {failure}")
+    for agent in report.digests:
+        print(f"daily digest queued for {agent}")
     verb = "would be done" if report.dry_run else "done"
     extra = f", {report.skipped} left to another process" if report.skipped else ""
     moved = f"; due times recomputed on {report.recomputed} ticket(s)" if report.recomputed else ""

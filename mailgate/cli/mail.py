@@ -54,7 +54,8 @@ def _ingest(args: argparse.Namespace) -> int:
         where = f" {outcome.tag}" if outcome.tag else ""
         why = (
             f" ({outcome.reason})"
-            if outcome.reason and outcome.action in ("ignored", "quarantined", "duplicate")
+            if outcome.reason
+            and outcome.action in ("ignored", "quarantined", "duplicate", "suspended")
             else ""
         )
         print(f"{outcome.action}{where}{why}")

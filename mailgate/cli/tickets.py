@@ -31,6 +31,15 @@ def register(sub: Subparsers) -> None:
     t = group(sub, "tickets", "list, show and change tickets")
     p = command(t, "list", _tickets_list, "find tickets: filters, full-text search, sort, pages")
     list_arguments(p)
+    p = command(t, "create", _tickets_create, "open a ticket for a customer and mail them")
+    p.add_argument("--requester", required=True, metavar="ADDRESS", help="the customer")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--as", dest="agent", required=True, metavar="AGENT", help="who writes")
+    p.add_argument("--mailbox", default="", metavar="M")
+    p.add_argument("--priority", default="", choices=("low", "normal", "high", "emergency"))
+    p.add_argument("--team", default="", metavar="T")
+    p.add_argument("--json", action="store_true")
+    _text_arguments(p)
     p = command(t, "show", _tickets_show, "one ticket with its thread and audit trail")
     p.add_argument("number")
     p.add_argument("--json", action="store_true")
@@ -95,6 +104,11 @@ def _tickets_show(args: argparse.Namespace) -> int:
             else ""
         )
     )
+    if detail["category"] or detail["urgency"] or detail["impact"]:
+        print(
+            f"category {detail['category'] or '-'} · urgency {detail['urgency'] or '-'}"
+            f" · impact {detail['impact'] or '-'}"
+        )
     for link in detail["links"]:
         print(f"link: {link['kind'].replace('_', ' ')} #{link['ticket']}")
     _time_lines(detail)
@@ -228,3 +242,24 @@ def _tickets_time(args: argparse.Namespace) -> int:
     number = ticket_number(args.number)
     minutes = tickets.time_spent(ctx, number, args.agent, args.spent)
     return _done(ctx, number, True, f"{minutes} min of working time recorded for {args.agent}")
+
+
+def _tickets_create(args: argparse.Namespace) -> int:
+    from mailgate.admin import tickets
+
+    ctx = context(args)
+    number = tickets.create(
+        ctx,
+        requester=args.requester,
+        subject=args.subject,
+        text=_text(args),
+        agent_key=args.agent,
+        mailbox=args.mailbox,
+        priority=args.priority,
+        team=args.team,
+    )
+    if args.json:
+        print_json({"number": number, "tag": tag(ctx, number)})
+    else:
+        print(f"{tag(ctx, number)} created for {args.requester}; the message is queued")
+    return EX_OK

@@ -9,6 +9,7 @@ Imports only the standard library and ``mailgate.errors``.
 """
 
 from mailgate.config.credentials import SECRET_ENV, read_password, read_secret_key
+from mailgate.config.desk import LEVELS
 from mailgate.config.loader import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATHS,
@@ -50,6 +51,7 @@ from mailgate.config.sections import (
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_PATHS",
+    "LEVELS",
     "NOTICE_KINDS",
     "PRIORITIES",
     "SECRET_ENV",

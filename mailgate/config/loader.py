@@ -176,6 +176,9 @@ def _check_references(config: Config, path: Path) -> None:
         fail("outbound.max_recipients", "must be at least 1")
     team_keys = {t.key for t in config.teams}
     agent_keys = {a.key for a in config.agents}
+    for i, rule in enumerate(config.routes):
+        if rule.category and config.tickets.categories and config.category(rule.category) is None:
+            fail(f"route[{i}].category", f"{rule.category!r} is not in tickets.categories")
     seen_boxes: set[str] = set()
     seen_addresses: set[str] = set()
     for i, box in enumerate(config.mailboxes):
@@ -248,7 +251,7 @@ def _check_references(config: Config, path: Path) -> None:
         fail("listener.tls_key", "tls_cert and tls_key go together")
     if listener.require_tls and not listener.tls_cert:
         fail("listener.require_tls", "needs tls_cert and tls_key")
-    if not (0 < listener.port < 65536):
+    if not (0 <= listener.port < 65536):  # 0: any free port (tests read the one bound)
         fail("listener.port", f"{listener.port} is not a port number")
     _check_socket_access(listener, fail)
     if config.metrics.listen and not re.fullmatch(r"[^\s:]+:\d{1,5}", config.metrics.listen):

@@ -10,12 +10,14 @@ Imports only the standard library and ``mailgate.errors``.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from mailgate.config.desk import Answers, PriorityMatrix, Spam, Tickets
 from mailgate.errors import ConfigError
 
 Status = Literal["new", "open", "pending", "resolved", "closed"]
@@ -37,6 +39,10 @@ NOTICE_KINDS: tuple[str, ...] = (
     "auto_resolved",
     "csat_thanks",
     "attachment_refused",
+    "note",
+    "agent_activity",
+    "reassigned",
+    "queue",
 )
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -106,6 +112,12 @@ class Notices:
     csat_thanks: bool = True
     # To the sender of a file over [[mailbox]] max_attachment_size: named, not kept.
     attachment_refused: bool = True
+    # Agents know what happens on their tickets: a note is mailed to the assignee (else
+    # the team), another agent's answer to the assignee, a reassignment to who had it.
+    note: bool = True
+    agent_activity: bool = True
+    reassigned: bool = True
+    queue: bool = True  # the answer to an agent's #queue
     # Who else hears of new tickets and customer replies when nobody is assigned.
     notify_team: bool = True
     # Bytes of the customer's files one notice to agents carries; -1: [notices]'s value.
@@ -138,10 +150,27 @@ class Mailbox:
     notices: Notices = field(default_factory=Notices)
     # A file over this is ticketed without its bytes and its sender is told (25 MiB).
     max_attachment_size: int = 25 * 1024 * 1024
+    # Web forms: From one of these (a local part, an address, or a pattern like
+    # "*@forms.example.org") and Reply-To naming one person: that person is the requester.
+    form_senders: tuple[str, ...] = (
+        "noreply", "no-reply", "donotreply", "do-not-reply", "wordpress", "forms",
+    )  # fmt: skip
 
     @property
     def addresses(self) -> tuple[str, ...]:
         return (self.address.lower(), *(a.lower() for a in self.aliases))
+
+    def is_form_sender(self, address: str) -> bool:
+        """Whether ``address`` is a web form's own (``form_senders``): it never gets mail."""
+        address = address.lower()
+        local = address.rsplit("@", 1)[0]
+        for entry in (e.lower() for e in self.form_senders):
+            if "@" not in entry and not any(c in entry for c in "*?["):
+                if local == entry:
+                    return True
+            elif fnmatch.fnmatchcase(address, entry):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -163,6 +192,13 @@ class Agent:
     # For mail submitted through the listener with SMTP AUTH (over TLS): login is the key.
     smtp_password_env: str = ""
     smtp_password_file: str = ""
+    # A daily mail with this agent's tickets (the #queue answer) at HH:MM in
+    # gateway.timezone, sent by `jobs run` / serve's job. Empty: none.
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if self.digest and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", self.digest):
+            raise ValueError(f"digest {self.digest!r} is not a time like '08:00'")
 
 
 @dataclass(frozen=True)
@@ -181,6 +217,8 @@ class Route:
     category: str = ""
     tags: tuple[str, ...] = ()
     assignee: str = ""
+    urgency: Literal["", "low", "medium", "high"] = ""
+    impact: Literal["", "low", "medium", "high"] = ""
 
 
 @dataclass(frozen=True)
@@ -351,6 +389,17 @@ class Config:
     agent_mail: AgentMail = field(default_factory=AgentMail)
     calendars: tuple[Calendar, ...] = ()
     slas: tuple[Sla, ...] = ()
+    spam: Spam = field(default_factory=Spam)
+    answers: Answers = field(default_factory=Answers)
+    tickets: Tickets = field(default_factory=Tickets)
+    priority_matrix: PriorityMatrix = field(default_factory=PriorityMatrix)
+
+    def category(self, name: str) -> str | None:
+        """The configured category ``name`` stands for (any case), or None."""
+        for category in self.tickets.categories:
+            if category.lower() == name.strip().lower():
+                return category
+        return None
 
     # --- lookups used all over the core -------------------------------------------------
 

@@ -10,9 +10,10 @@ and quarantines the mail with the reason; a database that is unavailable raises
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
-from mailgate import agents, csat, lifecycle, notices, reactions, routing
+from mailgate import agents, csat, lifecycle, notices, onbehalf, reactions, routing
 from mailgate.attachments import size_text
 from mailgate.config import Config
 from mailgate.context import Context
@@ -37,6 +38,7 @@ from mailgate.store import (
 )
 from mailgate.store import messages as message_rows
 from mailgate.store import receipts as receipt_rows
+from mailgate.store import suspended as suspended_rows
 from mailgate.store import tickets as ticket_rows
 from mailgate.store.db import utcnow
 from mailgate.store.rows import MessageRow, ReceiptRow, TicketRow
@@ -100,7 +102,8 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     earlier = _same_content(config, receipt, mail)
     if earlier is not None:
         return earlier
-    p = plan(ctx, mail, envelope, receipt.mailbox)
+    # Released from the suspended queue by an admin: processed as if it had just arrived.
+    p = plan(ctx, mail, envelope, receipt.mailbox, spam_check=receipt.action != "released")
     journal = Journal()
     trace = list(p.trace)
     decision, reason = p.decision, p.reason
@@ -108,6 +111,21 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     message: MessageRow | None = None
     if decision == "quarantine":
         raise _Quarantine(reason)
+    if decision == "suspend" and p.sender is not None and p.suspicion is not None:
+        # No ticket, no notice (no backscatter to a forged sender): kept for an admin.
+        suspended_rows.suspend(
+            receipt.id, sender=p.sender.email, subject=mail.subject, reason=reason,
+            score=p.suspicion.score, received_at=receipt.received_at,
+        )  # fmt: skip
+        return Outcome("suspended", receipt.message_id, reason=reason, trace=tuple(trace))
+    if decision == "queue" and p.identity is not None:
+        # An agent asked for their tickets: answered, nothing else happens.
+        if p.mailbox.notices.queue:
+            notices.send_queue(ctx, p.identity.agent, p.mailbox.name, receipt.message_id)
+        receipt_rows.finish(
+            receipt.id, action="queue", reason=reason, ticket_id=None, mailbox=p.mailbox.name
+        )
+        return Outcome("queue", receipt.message_id, reason=reason, trace=tuple(trace))
     locked: TicketRow | None = None
     if decision in ("append", "reopen", "follow_up") and p.found and p.found.ticket:
         # The plan read the ticket unlocked; another process may have changed it since
@@ -140,9 +158,18 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         kind = "rating" if decision == "rate" else "external"
         message = _store_message(ticket, receipt, p, trace, kind=kind, text=comment, touch=False)
         action = csat.record(ticket, p.rating, message, comment, journal, actor=_actor(p))
+    elif decision == "create" and p.behalf is not None:
+        # An agent's forward (or #requester): the ticket is the customer's.
+        actor = p.behalf.identity.actor
+        ticket = _new_ticket(ctx, p, journal, actor)
+        onbehalf.open_first_messages(
+            ctx, ticket, p.behalf, mail, journal,
+            message_id=receipt.message_id, receipt_id=receipt.id, trace=trace,
+        )  # fmt: skip
+        action = "created"
     elif decision == "create":
         actor = _actor(p)
-        ticket = _new_ticket(ctx, p, journal, actor)
+        ticket = _new_ticket(ctx, p, journal, actor, at=_imported_at(receipt, mail))
         kind = message_kind("requester", p.verdict.kind)
         message = _store_message(ticket, receipt, p, trace, kind=kind, text=mail.text, touch=False)
         journal.add(Event(ticket, "message", actor, new="customer", message=message))
@@ -185,6 +212,8 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
             )
         else:
             kind = message_kind(p.role, p.verdict.kind)
+            if kind == "customer" and p.sender is not None and p.sender.name:
+                people.contact(p.sender.email, p.sender.name, refresh=True)  # name kept current
             message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(p))
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
         if decision == "reopen":
@@ -196,11 +225,16 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
                 ticket = lifecycle.change(
                     ticket, journal, config, actor=actor, status="open"
                 ).ticket
+        if p.suspicion is not None:
+            journal.add(
+                Event(ticket, "spam_flagged", "system", message=message, detail=p.suspicion.reason)
+            )
         if kind == "customer" and p.verdict.kind == "person":
             _reply_cc(ctx, p, ticket, message, envelope, journal, trace, actor)
     if ticket is not None and message is not None:
         _dropped_files(p, ticket, message, journal)
-    reactions.finish(ctx, journal, mail=mail, verdict=p.verdict)
+    # History being imported (`mailgate import`): recorded, never announced.
+    reactions.finish(ctx, journal, mail=mail, verdict=p.verdict, quiet=receipt.source == "import")
     receipt_rows.finish(
         receipt.id,
         action=action,
@@ -305,6 +339,7 @@ def _new_ticket(
     journal: Journal,
     actor: str,
     follow_up_of: TicketRow | None = None,
+    at: dt.datetime | None = None,
 ) -> TicketRow:
     """Create the ticket where routing sends it; Cc'd people join; the team may auto-assign.
 
@@ -321,18 +356,24 @@ def _new_ticket(
         if earlier_team is not None:
             team_key = earlier_team.key
     prefix = config.gateway.ticket_prefix
+    requester = p.behalf.requester if p.behalf is not None else p.sender
+    if p.behalf is not None and p.behalf.forward is not None and p.behalf.forward.subject:
+        subject = subject or subjects.clean_subject(p.behalf.forward.subject, prefix)
     ticket = lifecycle.create(
         journal,
         config,
         actor=actor,
         mailbox=p.mailbox,
-        requester=people.contact(p.sender.email, p.sender.name),
+        requester=people.contact(requester.email, requester.name, refresh=True),
         subject=subject or subjects.clean_subject(p.mail.subject, prefix),
         team=team_key,
         priority=routed.priority,
         category=routed.category,
         tags=routed.tags,
         foreign_tags=tuple(subjects.foreign_tags(p.mail.subject, prefix)),
+        at=at,
+        urgency=routed.urgency,
+        impact=routed.impact,
     )
     lifecycle.add_collaborators(ticket, p.mail.recipients, config, journal, actor=actor)
     if routed.assignee:
@@ -342,6 +383,14 @@ def _new_ticket(
     if team_key:
         return routing.auto_assign(config, ticket, team_key, journal)
     return ticket
+
+
+def _imported_at(receipt: ReceiptRow, mail: ParsedMail) -> dt.datetime | None:
+    """An imported mail's ticket was opened at the mail's Date (naive UTC), not now."""
+    if receipt.source != "import" or mail.date is None:
+        return None
+    when = mail.date
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def _visible(p: Plan) -> str:

@@ -113,4 +113,6 @@ def _would(p: Plan, existing: ReceiptRow | None) -> str:
         "quarantine": "quarantined",
         "rate": "rated",
         "rating_rejected": "appended",
+        "suspend": "suspended",
+        "queue": "queue",
     }.get(p.decision, "ignored")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mailgate import agents, csat, lifecycle, routing
+from mailgate import agents, csat, lifecycle, onbehalf, routing, suspended
 from mailgate.config import Config, Mailbox, base_address
 from mailgate.context import Context
 from mailgate.envelope import Envelope
@@ -43,6 +43,8 @@ class Plan:
     # The texts of our mails on the found ticket this one may quote (quote hints).
     known: tuple[str, ...] = ()
     rating: Any = None  # csat.RatingMail: a mail to a rating address of ours
+    behalf: onbehalf.Behalf | None = None  # an agent's mail opening a ticket for a customer
+    suspicion: suspended.Suspicion | None = None  # spam a participant's reply is flagged with
 
 
 def parse_limits(config: Config) -> ParseLimits:
@@ -55,18 +57,33 @@ def parse_limits(config: Config) -> ParseLimits:
     )
 
 
-def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str = "") -> Plan:
-    """Classify and thread a parsed mail. Reads the database, writes nothing."""
+def plan(
+    ctx: Context,
+    mail: ParsedMail,
+    envelope: Envelope,
+    mailbox_name: str = "",
+    *,
+    spam_check: bool = True,
+) -> Plan:
+    """Classify and thread a parsed mail. Reads the database, writes nothing.
+
+    ``spam_check=False``: an admin released the mail from the suspended queue.
+    """
     config = ctx.config
     verdict = classifier.classify(
         mail, own_addresses=config.own_addresses, loop_token=ctx.loop_token
     )
     box = _mailbox(config, mailbox_name, envelope, mail)
     sender, who = requester_fallback(mail, envelope, config)
+    sender, form = onbehalf.form_requester(mail, sender, box, config)
     trace = [f"class {verdict.kind} ({verdict.reason})"]
     trace.extend(f"repaired: {what}" for what in mail.repairs)
-    if who:
-        trace.append(who)
+    trace.extend(line for line in (who, form) if line)
+    if sender is not None and mail.sender is not None and sender != mail.sender:
+        if verdict.kind == "person" and not verdict.answerable:
+            # A person filled the form in: they may be answered, the form's address not.
+            verdict = replace(verdict, answerable=True, reason=f"{verdict.reason}; web form")
+    behalf: onbehalf.Behalf | None = None
     found: Found | None = None
     role: Role = "unknown"
     identity: agents.Identity | None = None
@@ -74,10 +91,12 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     recipients: tuple[str, ...] = ()
     known: tuple[str, ...] = ()
 
+    flag: suspended.Suspicion | None = None
+
     def decided(decision: str, reason: str, routed: routing.Routed | None = None) -> Plan:
         return Plan(
             mail, verdict, box, sender, found, role, decision, reason, tuple(trace),
-            identity, request, routed, recipients, known,
+            identity, request, routed, recipients, known, suspicion=flag,
         )  # fmt: skip
 
     if verdict.kind == "loop":
@@ -117,6 +136,14 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         known = tuple(messages.sent_texts(found.ticket.id, [*mail.in_reply_to, *mail.references]))
     recipients = (*envelope.rcpt_tos, *(a.email for a in mail.recipients))
     role = sender_role(found.ticket, sender.email, config)
+    suspicion = suspended.judge(config, mail, envelope, sender) if spam_check else None
+    if suspicion is not None:
+        flag = suspicion
+        if found.ticket is not None and role != "unknown" and not suspicion.hard:
+            trace.append(f"{suspicion.reason}: a {role}'s reply is appended and flagged")
+        else:
+            trace.append(f"suspended: {suspicion.reason}; no ticket, no notice")
+            return decided("suspend", suspicion.reason)
     if role == "agent" and found.ticket is not None:
         # Every class: a forged "agent" mail must not slip in by looking like list mail.
         identity = agents.identify(
@@ -129,6 +156,9 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
         )
         if identity is not None and identity.verified and verdict.kind == "person":
             trace.append(f"sender is agent {identity.agent.key}: authentic ({identity.how})")
+            if agents.asks_for_queue(mail):
+                trace.append("#queue: the agent gets the list of their tickets; nothing changes")
+                return decided("queue", "#queue")
             request = agents.read_mail(ctx, found.ticket, identity, mail, recipients, known)
         elif identity is not None and identity.verified:
             trace.append(
@@ -141,9 +171,21 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
                 " → stored as an external message, nothing relayed, no command run"
             )
     elif found.ticket is None:
-        trace.append(
-            f"sender {sender.email} {'is an agent' if role == 'agent' else 'becomes the requester'}"
-        )
+        if role == "agent" and verdict.kind == "person" and agents.asks_for_queue(mail):
+            identity = agents.identify(
+                ctx, mail, None, recipients, envelope.authenticated_as, via_mta=envelope.via_mta
+            )
+            if identity is not None and identity.verified:
+                trace.append(f"sender is agent {identity.agent.key}: authentic ({identity.how})")
+                trace.append("#queue: the agent gets the list of their tickets; no ticket")
+                return decided("queue", "#queue")
+            identity = None
+        if role == "agent" and verdict.kind == "person":
+            behalf, lines = onbehalf.read(ctx, mail, envelope, recipients)
+            trace.extend(lines)
+        if behalf is None:
+            becomes = "is an agent" if role == "agent" else "becomes the requester"
+            trace.append(f"sender {sender.email} {becomes}")
     elif role == "unknown":
         trace.append(f"sender {sender.email} is not on the ticket")
     else:
@@ -160,7 +202,7 @@ def plan(ctx: Context, mail: ParsedMail, envelope: Envelope, mailbox_name: str =
     if decision in ("create", "follow_up"):
         routed = routing.route(config, box, mail, recipients)
         trace.append(routed.describe())
-        return decided(decision, why, routed)
+        return replace(decided(decision, why, routed), behalf=behalf)
     return decided(decision, why)
 
 

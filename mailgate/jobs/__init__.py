@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from mailgate import reactions, sla
+from mailgate import notices, reactions, sla
 from mailgate.context import Context
 from mailgate.errors import MailgateError, TemporaryFailure
 from mailgate.events import Journal
@@ -62,6 +62,7 @@ class Report:
     skipped: int = 0  # held by another process right now: it does them
     failed: list[str] = field(default_factory=list)  # tried again by the next run
     recomputed: int = 0  # tickets whose due times moved with a config change
+    digests: list[str] = field(default_factory=list)  # agents whose daily digest was queued
 
 
 def run(ctx: Context, *, at: dt.datetime | None = None, dry_run: bool = False) -> Report:
@@ -92,6 +93,7 @@ def run(ctx: Context, *, at: dt.datetime | None = None, dry_run: bool = False) -
                 continue
             report.done.append(done)
             event(log, "jobs.done", kind=done.kind, ticket=done.ticket, outcome=done.outcome)
+    report.digests = notices.send_digests(ctx, at)  # agents' daily lists of their tickets
     return report
 
 

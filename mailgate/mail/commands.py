@@ -29,7 +29,11 @@ SYNTAX: dict[str, tuple[str, str]] = {
     "note": ("none", ""),
     "merge": ("required", "a ticket number"),
     "time": ("required", "working time like 25m or 1h30m"),
+    "category": ("required", "a category"),
+    "urgency": ("required", "low, medium or high"),
+    "impact": ("required", "low, medium or high"),
 }
+LEVELS = ("low", "medium", "high")
 _LINE = re.compile(r"^\s*#(\S*)\s*(.*?)\s*$")
 _ADDRESS = re.compile(r"^<?([^@\s<>]+@[^@\s<>]+\.[^@\s<>]+)>?$")
 _SPENT = re.compile(r"^(?:\d{1,3}h)?(?:\d{1,4}m(?:in)?)?$")
@@ -105,6 +109,8 @@ def _check(name: str, argument: str) -> str:
         return f"unknown priority {argument!r}: use {what}"
     if name == "status" and value not in STATUSES:
         return f"unknown status {argument!r}: use {what}"
+    if name in ("urgency", "impact") and value not in LEVELS:
+        return f"unknown {name} {argument!r}: use {what}"
     if name == "cc" and not all(_ADDRESS.match(a) for a in argument.replace(",", " ").split()):
         return f"{argument!r} is not a mail address"
     if name == "merge" and not _TICKET.match(argument):
@@ -115,7 +121,7 @@ def _check(name: str, argument: str) -> str:
 
 
 def _normalise(name: str, argument: str) -> str:
-    if name in ("priority", "status", "assign", "team"):
+    if name in ("priority", "status", "assign", "team", "urgency", "impact"):
         return argument.lower()
     if name == "merge":
         match = _TICKET.match(argument)

@@ -12,6 +12,7 @@ A new notice kind: a rule in ``rules.py``, a template set in
 ``mailgate/templates/README.md``.
 """
 
+from mailgate.notices.agentqueue import send_digests, send_queue
 from mailgate.notices.breaker import prune, record_bounce
 from mailgate.notices.queue import Prepared, prepare, queue
 from mailgate.notices.render import (
@@ -52,6 +53,8 @@ __all__ = [
     "render",
     "sample_variables",
     "search_path",
+    "send_digests",
+    "send_queue",
     "switch_templates",
     "template_line",
     "variables_for",

@@ -26,8 +26,9 @@ from mailgate.mail import compose, tokens
 from mailgate.mail.classify import Verdict
 from mailgate.mail.parse import Address, ParsedMail
 from mailgate.notices.breaker import UNLIMITED, admit, window_key
+from mailgate.notices.desk import intents
 from mailgate.notices.render import CUSTOMER_FACING, render, variables_for
-from mailgate.notices.rules import Intent, intents, mailbox_of
+from mailgate.notices.rules import Intent, mailbox_of
 from mailgate.store import breaker as counts
 from mailgate.store import messages, tickets
 from mailgate.store import outbox as outbox_rows

@@ -29,6 +29,7 @@ from mailgate.context import Context
 from mailgate.errors import TemplateError
 from mailgate.mail import compose, tokens
 from mailgate.mail.subject import format_tag
+from mailgate.notices.desk import actor_name
 from mailgate.notices.rules import Intent, people_of
 from mailgate.notices.timevars import sample_time_variables, time_variables
 from mailgate.store import messages
@@ -41,7 +42,7 @@ CUSTOMER_FACING = (
 )  # fmt: skip
 STAFF_KINDS = (
     "assignment", "customer_reply", "reopened", "command_error", "escalation", "sla_warning",
-    "sla_breach", "reply_held",
+    "sla_breach", "reply_held", "note", "agent_activity", "reassigned", "queue",
 )  # fmt: skip
 # Every template set: the configurable notices, and the answer to commands not understood.
 TEMPLATE_KINDS = (*NOTICE_KINDS, "command_error", "reply_held")
@@ -204,6 +205,9 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
             "subject": ticket.subject,
             "status": ticket.status,
             "priority": ticket.priority,
+            "category": ticket.category,
+            "urgency": ticket.urgency,
+            "impact": ticket.impact,
             "team": team.name if team else "",
             "assignee": assignee.name if assignee else "",
             "created_at": ticket.created_at,
@@ -233,6 +237,9 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
             else None
         ),
         "previous_status": intent.previous_status,
+        "note": _note_vars(intent.note),
+        "by": actor_name(intent.detail) if intent.kind == "reassigned" else "",
+        "queue": [],  # only the #queue answer lists tickets (notices/agentqueue.py)
         "problems": (
             intent.detail.splitlines()
             if intent.kind in ("command_error", "reply_held", "attachment_refused")
@@ -261,6 +268,13 @@ def _received(message: MessageRow | None) -> list[str]:
         return []
     lines = [line.rstrip() for line in (message.full_text or message.text).strip().splitlines()]
     return lines[:RECEIVED_LINES] + (["…"] if len(lines) > RECEIVED_LINES else [])
+
+
+def _note_vars(note: MessageRow | None) -> dict[str, str] | None:
+    """The note written with a change (``#assign jane`` + ``#note``), for the agents' notices."""
+    if note is None:
+        return None
+    return {"text": note.text, "from": note.from_name or note.from_addr}
 
 
 def _agent_vars(agent: AgentRow | None) -> dict[str, str] | None:
@@ -292,6 +306,9 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
             "subject": "The mobile online banking is down <b>&",
             "status": "open",
             "priority": "normal",
+            "category": config.tickets.categories[0] if config.tickets.categories else "",
+            "urgency": "medium",
+            "impact": "medium",
             "team": team.name if team else "",
             "assignee": agent.name if agent else "",
             "created_at": dt.datetime(2026, 11, 22, 8, 0),
@@ -315,6 +332,10 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
             "date": dt.datetime(2026, 11, 22, 8, 0),
         },
         "previous_status": "resolved",
+        "note": {"text": "Jane, please take over: it is the payment gateway.", "from": "Alice"},
+        "by": "Alice Smith" if kind == "reassigned" else "",
+        "queue": [{"tag": sample_tag, "number": 482913, "subject": "The mobile banking is down",
+                   "status": "open", "priority": "high", "due": "2026-11-23 11:00 UTC"}],
         "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
         "received": ["#asign me", "", "Dear Carla, the service is back."],
         "cc_not_added": ["mallory@attacker.example"]

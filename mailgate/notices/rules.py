@@ -84,6 +84,7 @@ class Intent:
     # Held back by the circuit breaker: queued, due only then (never dropped), and why.
     due: dt.datetime | None = None
     held: str = ""
+    note: MessageRow | None = None  # the note written with the change (notices/desk.py)
 
 
 def mailbox_of(config: Config, ticket: TicketRow) -> Mailbox:

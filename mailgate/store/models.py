@@ -107,6 +107,9 @@ class Ticket(BaseModel):
     first_response_at = pw.DateTimeField(null=True)
     resolved_at = pw.DateTimeField(null=True)
     closed_at = pw.DateTimeField(null=True)
+    # Urgency and impact (low, medium, high; '' unset): the priority matrix's inputs.
+    urgency = pw.CharField(max_length=10, default="")
+    impact = pw.CharField(max_length=10, default="")
 
 
 class Participant(BaseModel):

@@ -40,7 +40,7 @@ _SELECT = "SELECT id, ticket_id, notice, message_id, status, attempts FROM outbo
 
 
 def insert(
-    items: Iterable[tuple[str, int, str, str, list[str], bytes, bool, dt.datetime, str]],
+    items: Iterable[tuple[str, int | None, str, str, list[str], bytes, bool, dt.datetime, str]],
     now: dt.datetime,
 ) -> None:
     """Queue mail: (Message-ID, ticket id, notice, sender, recipients, content, automatic,

@@ -14,9 +14,16 @@ from mailgate.store.db import utcnow
 from mailgate.store.rows import ContactRow
 
 
-def contact(email: str, name: str = "") -> ContactRow:
-    """The contact row of an address, created on first sight (a name fills a missing one)."""
-    email, name = email.lower()[:320], name[:300]
+def contact(email: str, name: str = "", *, refresh: bool = False) -> ContactRow:
+    """The contact row of an address, created on first sight (a name fills a missing one).
+
+    ``refresh``: the name is the one the person gave in the From of their own mail, so
+    it replaces a different one on file (people change how they sign; a name written
+    by somebody else in a Cc never does). An address written as a name is no name.
+    """
+    email, name = email.lower()[:320], " ".join(name.split())[:300]
+    if "@" in name:
+        name = ""
     row = sql.one("SELECT id, name FROM contact WHERE email = ?", email)
     if row is None:
         contact_id = sql.insert(
@@ -29,7 +36,7 @@ def contact(email: str, name: str = "") -> ContactRow:
         known = name
     else:
         contact_id, known = int(row[0]), str(row[1] or "")
-        if name and not known:
+        if name and (not known or (refresh and name != known)):
             sql.run("UPDATE contact SET name = ? WHERE id = ?", name, contact_id)
             known = name
     return ContactRow(id=contact_id, email=email, name=known)

@@ -34,6 +34,8 @@ class TicketRow:
     first_response_at: dt.datetime | None
     resolved_at: dt.datetime | None
     closed_at: dt.datetime | None
+    urgency: str = ""  # low | medium | high, or '' (unset)
+    impact: str = ""
 
 
 @dataclass(frozen=True, slots=True)

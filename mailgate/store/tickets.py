@@ -40,6 +40,8 @@ _COLUMNS = (
     "first_response_at",
     "resolved_at",
     "closed_at",
+    "urgency",
+    "impact",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM ticket"
 
@@ -58,6 +60,8 @@ STATE_COLUMNS = frozenset(
         "resolved_at",
         "closed_at",
         "updated_at",
+        "urgency",
+        "impact",
     }
 )
 _TIMESTAMPS = frozenset({"first_response_at", "resolved_at", "closed_at", "updated_at"})
@@ -85,6 +89,8 @@ def _row(raw: tuple[Any, ...] | None) -> TicketRow | None:
         first_response_at,
         resolved_at,
         closed_at,
+        urgency,
+        impact,
     ) = raw
     created = sql.read_ts(created_at)
     updated = sql.read_ts(updated_at)
@@ -108,6 +114,8 @@ def _row(raw: tuple[Any, ...] | None) -> TicketRow | None:
         first_response_at=sql.read_ts(first_response_at),
         resolved_at=sql.read_ts(resolved_at),
         closed_at=sql.read_ts(closed_at),
+        urgency=str(urgency or ""),
+        impact=str(impact or ""),
     )
 
 

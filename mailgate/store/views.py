@@ -42,7 +42,11 @@ def ticket(number: int | str) -> TicketRow:
 
 
 def ticket_list(
-    config: Config, status: str | None = None, limit: int = 500, where: Any = None
+    config: Config,
+    status: str | None = None,
+    limit: int = 500,
+    where: Any = None,
+    category: str | None = None,
 ) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
         raise UsageError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
@@ -60,6 +64,8 @@ def ticket_list(
         query = query.where(m.Ticket.status == status)
     if where is not None:  # e.g. store.sla.ticket_filter(breached=True)
         query = query.where(where)
+    if category is not None:
+        query = query.where(pw.fn.LOWER(m.Ticket.category) == category.lower())
     return [
         {
             "number": t.number,
@@ -67,6 +73,7 @@ def ticket_list(
             "subject": t.subject,
             "status": t.status,
             "priority": t.priority,
+            "category": t.category,
             "requester": t.requester.email,
             "assignee": _key(t.assignee),
             "team": _key(t.team),
@@ -120,6 +127,9 @@ def ticket_detail(config: Config, t: TicketRow) -> dict[str, Any]:
         "subject": t.subject,
         "status": t.status,
         "priority": t.priority,
+        "category": t.category,
+        "urgency": t.urgency,
+        "impact": t.impact,
         "mailbox": t.mailbox,
         "team": _key(directory.team_by_id(t.team_id)),
         "assignee": _key(directory.agent_by_id(t.assignee_id)),
