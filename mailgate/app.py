@@ -46,7 +46,7 @@ from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event, redact_url
-from mailgate.store import ledger
+from mailgate.store import imapclaims, ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.worker import Overdue, Worker
@@ -409,6 +409,15 @@ class _ImapSink:
 
     def note(self, account: ImapAccount, text: str) -> None:
         self.gateway.in_db(ledger.note, account.name, text)
+
+    def claim(self, account: ImapAccount, uidvalidity: int, uids: list[int]) -> list[int]:
+        taken: list[int] = self.gateway.in_db(imapclaims.claim, account.name, uidvalidity, uids)
+        return taken
+
+    def settle(
+        self, account: ImapAccount, uidvalidity: int, claimed: list[int], done: list[int]
+    ) -> None:
+        self.gateway.in_db(imapclaims.settle, account.name, uidvalidity, claimed, done)
 
 
 def _hangup() -> None:
