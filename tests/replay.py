@@ -53,8 +53,18 @@ def conversations(count: int, seed: int = 16) -> list[Mail]:
         subject = f"{rng.choice(TOPICS)} ({c})"
         chain = [f"<c{c}@customer.example>"]
         key = c * 2.0
-        keyed.append((key, Mail(chain[0], c, compose(sender=sender, subject=subject,
-                                                     message_id=chain[0], body=f"Help {c}.\n"))))
+        keyed.append(
+            (
+                key,
+                Mail(
+                    chain[0],
+                    c,
+                    compose(
+                        sender=sender, subject=subject, message_id=chain[0], body=f"Help {c}.\n"
+                    ),
+                ),
+            )
+        )
         for r in range(rng.choice([0, 1, 1, 2, 3])):
             message_id = f"<c{c}-r{r}@customer.example>"
             key += rng.uniform(0.6, 2.6)  # one or two places behind its parent
@@ -87,7 +97,9 @@ def gateways(root: Path, database_url: str, count: int) -> Iterator[list[int]]:
             path = write_config(root / f"gateway{i}.toml", data)
             run = [sys.executable, "-m", "mailgate", "--config", str(path)]
             if i == 0:
-                subprocess.run([*run, "db", "upgrade"], check=True, capture_output=True, timeout=120)
+                subprocess.run(
+                    [*run, "db", "upgrade"], check=True, capture_output=True, timeout=120
+                )
             processes.append(subprocess.Popen([*run, "serve", "--no-imap"], stdout=log, stderr=log))
             ports.append(port)
         for process, port in zip(processes, ports, strict=True):
@@ -151,8 +163,9 @@ def replay(mails: Sequence[Mail], ports: Sequence[int], database_url: str) -> fl
         codes = [future.result() for future in answers]
     elapsed = time.perf_counter() - started
     watcher.close()
-    refused = [(mail.message_id, code) for mail, code in zip(mails, codes, strict=True)
-               if code[0] != 250]
+    refused = [
+        (mail.message_id, code) for mail, code in zip(mails, codes, strict=True) if code[0] != 250
+    ]
     assert not refused, refused[:5]
     return elapsed
 
@@ -240,4 +253,3 @@ def drop_schema(base_url: str, name: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
     connection.close()
-
