@@ -12,9 +12,10 @@ Message-ID, taken before its receipt is committed, let go after its transaction)
 and before deciding, a mail waits for every earlier receipt it refers to
 (In-Reply-To, References) that is still in flight. Only those conversations wait;
 the rest of intake runs in parallel. A process that dies lets go at once (its
-database session ends). The wait is bounded by ``gateway.max_processing_seconds``
-plus a margin: a parent slower than that is stopped and quarantined, which is what
-one process would have done too, so the reply then goes on without it.
+database session ends). The wait is bounded by 0.8 × ``gateway.max_processing_seconds``
+(the waiting mail's own deadline counts the wait too): a parent slower than the
+limit is stopped and quarantined, as one process would have done, and the reply
+then goes on without it.
 Imports the store and ``mailgate.mail``.
 """
 
@@ -66,7 +67,8 @@ def wait_for_parents(config: Config, receipt: ReceiptRow, mail: ParsedMail) -> N
         pending = inflight.unfinished_before(ids, receipt.id)
     if not pending:
         return
-    seconds = config.gateway.max_processing_seconds + 5
+    # Shorter than the waiting mail's own deadline, which counts the wait too.
+    seconds = 0.8 * config.gateway.max_processing_seconds
     with write_transaction():
         finished = inflight.wait(pending, seconds)
     if not finished:
