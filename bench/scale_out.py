@@ -8,8 +8,8 @@ SMTP by ``tests/replay.py``: mail i+1 leaves once mail i is stored (its
 receipt committed), so every run sees the same arrival order. For each number
 of processes it prints the rate, the rate against one process (same run), the
 mis-threaded replies (on another conversation's ticket / opened a ticket of
-their own), whether the grouping is identical to one process's, and the
-duplicate acknowledgements. Each run gets a schema of its own, dropped after.
+their own), whether the grouping is identical to one process's, the tickets
+more than one process made, and the duplicate acknowledgements. Each run gets a schema of its own, dropped after.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def main() -> None:
     reference: replay.Result | None = None
     base_rate = 0.0
     print(
-        f"{'processes':>9} {'mails/s':>8} {'÷ 1':>5} {'wrong':>6} {'new':>5} {'same':>5} {'acks×2':>6}"
+        f"{'processes':>9} {'mails/s':>8} {'÷ 1':>5} {'wrong':>6} {'new':>5} {'same':>5}"
+        f" {'extra':>5} {'acks×2':>6}"
     )
     for count in args.processes:
         schema = f"bench_scale_{uuid.uuid4().hex[:8]}"
@@ -62,6 +63,7 @@ def main() -> None:
         same = "yes" if result.groups == reference.groups else "NO"
         print(
             f"{count:>9} {rate:>8.1f} {rate / base_rate:>5.2f} {wrong:>6} {new:>5} {same:>5}"
+            f" {len(result.groups) - len(reference.groups):>5}"
             f" {result.duplicate_acknowledgements:>6}"
             + (f"  ({result.unfinished} not processed)" if result.unfinished else "")
         )

@@ -43,8 +43,14 @@ class Mail:
         return "-r" in self.message_id
 
 
-def conversations(count: int, seed: int = 16) -> list[Mail]:
-    """About ``count`` mails: originals with 0–3 replies each, replies right behind parents."""
+def conversations(count: int, seed: int = 16, parts: int = 0) -> list[Mail]:
+    """About ``count`` mails: originals with 0–3 replies each, replies right behind parents.
+
+    ``parts`` small attachments on each original make it take longer to process (each
+    is decoded, hashed, stored and recorded): its replies then meet it in flight more
+    often, which makes a test of the waiting sharper.
+    """
+    files = [(f"scan{i}.txt", "text/plain", f"page {i}\n".encode()) for i in range(parts)]
     rng = random.Random(seed)
     keyed: list[tuple[float, Mail]] = []
     c = 0
@@ -53,18 +59,14 @@ def conversations(count: int, seed: int = 16) -> list[Mail]:
         subject = f"{rng.choice(TOPICS)} ({c})"
         chain = [f"<c{c}@customer.example>"]
         key = c * 2.0
-        keyed.append(
-            (
-                key,
-                Mail(
-                    chain[0],
-                    c,
-                    compose(
-                        sender=sender, subject=subject, message_id=chain[0], body=f"Help {c}.\n"
-                    ),
-                ),
-            )
+        first = compose(
+            sender=sender,
+            subject=subject,
+            message_id=chain[0],
+            body=f"Help {c}.\n",
+            attachments=files,
         )
+        keyed.append((key, Mail(chain[0], c, first)))
         for r in range(rng.choice([0, 1, 1, 2, 3])):
             message_id = f"<c{c}-r{r}@customer.example>"
             key += rng.uniform(0.6, 2.6)  # one or two places behind its parent

@@ -17,13 +17,14 @@ import pytest
 from tests import replay
 
 MAILS = 100
+PARTS = 40  # each original takes a while: its replies meet it in flight
 
 
 @pytest.mark.postgres
 def test_two_serve_processes_thread_replies_exactly_as_one_process_does(
     tmp_path: Path, database_url: str
 ) -> None:
-    mails = replay.conversations(MAILS)
+    mails = replay.conversations(MAILS, parts=PARTS)
     replies = sum(m.is_reply for m in mails)
     assert replies >= MAILS // 3  # the corpus really has replies right behind their parents
     base = os.environ["MAILGATE_TEST_DATABASE_URL"]
