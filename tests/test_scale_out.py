@@ -9,12 +9,20 @@ acknowledgement per ticket, final when the last SMTP answer came.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from mailgate import intake, store
+from mailgate.context import Context
+from mailgate.errors import TemporaryFailure
+from mailgate.store import inflight, tickets
+from mailgate.store import models as m
 from tests import replay
+from tests.support import compose
 
 MAILS = 100
 PARTS = 40  # each original takes a while: its replies meet it in flight
@@ -47,3 +55,82 @@ def test_two_serve_processes_thread_replies_exactly_as_one_process_does(
     assert two.groups == one.groups
     assert two.unfinished == 0
     assert sorted(two.acknowledgements.values()) == [1] * len(two.groups)
+
+
+@pytest.mark.postgres
+def test_a_deadlock_keeps_the_connection_and_what_it_marks_in_flight(ctx: Context) -> None:
+    """The loser of a deadlock retries on the same session, still marking its mail in flight
+    (a closed connection would let a waiting reply go ahead of its parent)."""
+    first, second = (
+        intake.ingest(ctx, compose(subject=f"Ticket {i}"), source="pipe").ticket for i in (1, 2)
+    )
+    ids = [m.Ticket.get(m.Ticket.number == n).id for n in (first, second)]
+    both_locked = threading.Barrier(2, timeout=30)
+    checked = threading.Event()
+    errors: dict[str, BaseException] = {}
+
+    def process(name: str, order: list[int]) -> None:
+        with store.write_transaction():
+            assert inflight.hold(name)
+        try:
+            with store.write_transaction():
+                tickets.lock(order[0])
+                both_locked.wait()
+                tickets.lock(order[1])
+        except TemporaryFailure as exc:
+            errors[name] = exc
+        checked.wait(30)
+        store.close()
+
+    threads = [
+        threading.Thread(target=process, args=(f"<{name}@customer.example>", order))
+        for name, order in (("a", ids), ("b", ids[::-1]))
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        (lost,) = errors.values()
+        assert "deadlock" in str(lost)
+        with store.write_transaction():  # both still held: neither session was dropped
+            assert not inflight.hold("<a@customer.example>")
+            assert not inflight.hold("<b@customer.example>")
+    finally:
+        checked.set()
+        for thread in threads:
+            thread.join(30)
+
+
+@pytest.mark.postgres
+def test_waiting_for_a_mail_in_flight_ends_when_it_is_let_go_or_the_time_is_up(
+    ctx: Context,
+) -> None:
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        with store.write_transaction():
+            assert inflight.hold("<parent@customer.example>")
+        held.set()
+        release.wait(30)
+        with store.write_transaction():
+            inflight.let_go("<parent@customer.example>")
+        done.set()
+        store.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    try:
+        assert held.wait(30)
+        started = time.monotonic()
+        with store.write_transaction():
+            assert not inflight.wait(["<parent@customer.example>"], 0.5)
+        assert 0.4 < time.monotonic() - started < 5
+        threading.Timer(0.5, release.set).start()
+        with store.write_transaction():
+            assert inflight.wait(["<parent@customer.example>", "<other@x.example>"], 20)
+        assert done.wait(5)
+    finally:
+        release.set()
+        thread.join(30)

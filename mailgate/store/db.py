@@ -41,6 +41,7 @@ __all__ = [
     "is_sqlite",
     "new_message_id",
     "open_database",
+    "pgcode",
     "savepoint",
     "utcnow",
     "write_transaction",
@@ -105,7 +106,8 @@ def write_transaction() -> Iterator[None]:
         with db.atomic("IMMEDIATE") if is_sqlite() else db.atomic():
             yield
     except pw.OperationalError as exc:
-        _reset_connection()
+        if not _is_conflict(exc):
+            _reset_connection()
         raise TemporaryFailure(f"database unavailable: {exc}") from exc
     except pw.InterfaceError as exc:
         _reset_connection()
@@ -117,6 +119,29 @@ def savepoint() -> Iterator[None]:
     """A savepoint inside ``write_transaction``: an exception takes back only its writes."""
     with db.atomic():
         yield
+
+
+# SQLSTATEs of a transaction that lost to another one (deadlock, serialization, lock
+# timeout): the connection is healthy. Keeping it keeps its session's advisory locks,
+# which say what this process is working on (store/inflight.py, store/imapclaims.py).
+_CONFLICTS = frozenset({"40P01", "40001", "55P03"})
+
+
+def _is_conflict(exc: pw.OperationalError) -> bool:
+    return pgcode(exc) in _CONFLICTS
+
+
+def pgcode(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind a peewee error (the driver's error is its context)."""
+    seen: BaseException | None = exc
+    for _ in range(3):
+        if seen is None:
+            break
+        code = getattr(seen, "pgcode", None)
+        if code:
+            return str(code)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _reset_connection() -> None:

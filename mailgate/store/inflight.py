@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from peewee import OperationalError
 
 from mailgate.store import sql
-from mailgate.store.db import db, is_sqlite
+from mailgate.store.db import db, is_sqlite, pgcode
 
 NAMESPACE = 0x4D474946  # "MGIF": mail in flight
 _LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout that ran out
@@ -75,7 +75,7 @@ def wait(message_ids: Sequence[str], seconds: float) -> bool:
                         "SELECT pg_advisory_xact_lock_shared(?, ?)", NAMESPACE, _key(message_id)
                     )
             except OperationalError as exc:
-                if getattr(exc.args[0] if exc.args else None, "pgcode", "") != _LOCK_NOT_AVAILABLE:
+                if pgcode(exc) != _LOCK_NOT_AVAILABLE:
                     raise
                 return False
     return True
