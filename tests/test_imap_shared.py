@@ -80,8 +80,9 @@ def test_two_gateways_on_one_mailbox_store_and_move_each_mail_once(
     assert (row.fetched, row.ingested, row.duplicate, row.failed) == (MAILS, MAILS, 0, 0)
 
 
+@pytest.mark.parametrize("idle", [False, True], ids=["polling", "idle"])
 def test_a_claim_left_by_a_dead_process_is_taken_over(
-    imap_user: ImapUser, tmp_path: Path, database_url: str, gateways: Any
+    imap_user: ImapUser, tmp_path: Path, database_url: str, gateways: Any, idle: bool
 ) -> None:
     ctx = watch(tmp_path, database_url)
     imap_user.append(compose(subject="Claimed by a process that dies"))
@@ -113,11 +114,12 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == f"[{uid}]".encode()
-        gateways(imap_user, idle=False, poll_seconds=1)
+        gateways(imap_user, idle=idle, poll_seconds=1)
         time.sleep(4)  # several rounds: the live claim is respected
         assert imap_user.count("INBOX") == 1 and m.Ticket.select().count() == 0
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
+    # Polling looks again within a second; IDLE within ELSEWHERE_RECHECK_SECONDS.
     wait_for(lambda: m.Ticket.select().count() == 1, 30)
     wait_for(lambda: imap_user.count("INBOX") == 0 and imap_user.count("Processed") == 1)

@@ -45,6 +45,8 @@ PROCESSED_KEYWORD = "$MailgateProcessed"
 # RFC 2177 allows 29 minutes; a shorter renewal also notices a dead connection sooner
 # (idle_check() cannot tell one from silence) and sweeps for anything missed.
 IDLE_RENEW_SECONDS = 5 * 60
+# Mail another gateway had claimed is looked at again this soon: had it died, its mail waits.
+ELSEWHERE_RECHECK_SECONDS = 10
 _MAX_BACKOFF = 300.0
 _BATCH_BYTES = 32 * 1024 * 1024
 _UIDS_PER_COMMAND = 500
@@ -227,7 +229,8 @@ class Poller(threading.Thread):
         if any(_is_new_mail(r) for r in responses):
             return
         client.idle()
-        deadline = time.monotonic() + IDLE_RENEW_SECONDS
+        renew = ELSEWHERE_RECHECK_SECONDS if self.elsewhere else IDLE_RENEW_SECONDS
+        deadline = time.monotonic() + renew
         try:
             if _announced_while_starting(client):
                 return
