@@ -355,14 +355,14 @@ class Poller(threading.Thread):
                 self.mark(stored)
                 marked = stored
                 self.last_uid = max(self.last_uid, *stored)
+            if counts:
+                with contextlib.suppress(TemporaryFailure):
+                    self.sink.record(
+                        self.account, self.uidvalidity, max(stored) if stored else 0, dict(counts)
+                    )
         finally:  # a claim not let go here ends with this process's database session
             with contextlib.suppress(Exception):
                 self.sink.settle(self.account, self.uidvalidity, claimed, marked)
-        if counts:
-            with contextlib.suppress(TemporaryFailure):
-                self.sink.record(
-                    self.account, self.uidvalidity, max(stored) if stored else 0, dict(counts)
-                )
 
     def mark(self, uids: list[int]) -> None:
         """Mark stored mail processed, step by step (COPY then delete without MOVE).
