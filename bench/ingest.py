@@ -1,6 +1,6 @@
 """Benchmark: ingest rate against parse-only rate, memory, a big database, end to end.
 
-    python bench/ingest.py [--count 3000] [--big-db 1000000] [--quick]
+    python bench/ingest.py [--count 3000] [--big-db 1000000] [--quick | --growth-only]
 
 Every figure is measured in this one run and reported next to its reference as
 a ratio (these machines are shared and noisy; absolute numbers drift):
@@ -198,6 +198,8 @@ def fill(count: int) -> None:
             end="",
             flush=True,
         )
+    # The fill's write-ahead log would otherwise be checkpointed inside the timed run.
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     print()
 
 
@@ -207,12 +209,19 @@ def main() -> None:
     parser.add_argument("--big-db", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="skip the big database")
     parser.add_argument(
+        "--growth-only", action="store_true", help="only the big database against 1,000 tickets"
+    )
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         help="also ingest into this PostgreSQL database (in a new schema)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+    if args.growth_only:
+        growth(work, args.big_db)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     mails = corpus(args.count)
     compare(
         work,
@@ -249,16 +258,21 @@ def main() -> None:
     e2e_ratio(work, mails[: min(len(mails), 2000)])
 
     if not args.quick:
-        print(f"\nbig database: ingest rate with {args.big_db:,} tickets vs 1,000")
-        fresh_mails = corpus(2000, seed=99, attachment_every=10)
-        small = fresh(work / "small")
-        fill(1000)
-        small_rate = ingest_all(small, fresh_mails, "ingest() into 1,000 tickets")
-        large = fresh(work / "large")
-        fill(args.big_db)
-        large_rate = ingest_all(large, fresh_mails, f"ingest() into {args.big_db:,} tickets")
-        print(f"  → {args.big_db:,} / 1,000 = {large_rate / small_rate:.2f}  (target ≥ 0.90)")
+        growth(work, args.big_db)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def growth(work: Path, big: int) -> None:
+    """The ingest rate into a database of ``big`` tickets against one of 1,000."""
+    print(f"\nbig database: ingest rate with {big:,} tickets vs 1,000")
+    fresh_mails = corpus(2000, seed=99, attachment_every=10)
+    small = fresh(work / "small")
+    fill(1000)
+    small_rate = ingest_all(small, fresh_mails, "ingest() into 1,000 tickets")
+    large = fresh(work / "large")
+    fill(big)
+    large_rate = ingest_all(large, fresh_mails, f"ingest() into {big:,} tickets")
+    print(f"  → {big:,} / 1,000 = {large_rate / small_rate:.2f}  (target ≥ 0.90)")
 
 
 def postgres_ratio(work: Path, url: str, mails: list[bytes]) -> None:

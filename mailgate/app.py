@@ -51,7 +51,7 @@ from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event, redact_url
 from mailgate.metrics import Metrics
-from mailgate.store import ledger
+from mailgate.store import imapclaims, ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.upkeep import HEARTBEAT_SECONDS, Reload, Upkeep
@@ -474,6 +474,15 @@ class _ImapSink:
     def note(self, account: ImapAccount, text: str) -> None:
         self.gateway.metrics.imap_errors.labels(account.name).inc()
         self.gateway.in_db(ledger.note, account.name, text)
+
+    def claim(self, account: ImapAccount, uidvalidity: int, uids: list[int]) -> list[int]:
+        taken: list[int] = self.gateway.in_db(imapclaims.claim, account.name, uidvalidity, uids)
+        return taken
+
+    def settle(
+        self, account: ImapAccount, uidvalidity: int, claimed: list[int], done: list[int]
+    ) -> None:
+        self.gateway.in_db(imapclaims.settle, account.name, uidvalidity, claimed, done)
 
 
 def _agents_may_log_in(config: Config) -> bool:

@@ -268,4 +268,17 @@ def test_0006_gives_a_version_1_database_the_suspended_queue_and_urgency(config:
     assert {"receipt_id", "sender", "subject", "reason", "score", "received_at"} <= columns
     assert db.execute_sql("SELECT COUNT(*) FROM suspended_mail").fetchone()[0] == 0
     assert store.upgrade().applied == ()
+
+
+def test_0009_adds_the_imap_claims_to_a_database_of_the_release_before(config: Config) -> None:
+    """Upgrading a version 1 database creates ``imap_claim``, keyed by account, UIDVALIDITY, UID."""
+    open_context(config)
+    build_version_1(dialect())
+    assert "imap_claim" not in db.get_tables()
+    done = store.upgrade()
+    assert "0009_imap_claims" in done.applied
+    columns = {c.name for c in db.get_columns("imap_claim")}
+    assert columns == {"account", "uidvalidity", "uid", "state", "owner", "claimed_at"}
+    assert {c for c in db.get_primary_keys("imap_claim")} == {"account", "uidvalidity", "uid"}
+    assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
     store.close()

@@ -157,6 +157,8 @@ def _check_references(config: Config, path: Path) -> None:
     _check_database_url(config.database.url, path)
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,15}", config.gateway.ticket_prefix):
         fail("gateway.ticket_prefix", "letters, digits and '-', starting with a letter, ≤16")
+    if not 1 <= config.gateway.first_ticket_number < 10**15:
+        fail("gateway.first_ticket_number", "must be between 1 and 999999999999999")
     if config.gateway.max_message_size < 1024:
         fail("gateway.max_message_size", "must be at least 1024 bytes")
     if not config.gateway.max_processing_seconds > 0:

@@ -55,6 +55,8 @@ class Gateway:
     domain: str = "mailgate.localhost"
     ticket_prefix: str = "MG"
     ticket_numbers: Literal["random", "sequential"] = "random"
+    # The first number handed out in "sequential" mode (a counter already past it goes on).
+    first_ticket_number: int = 1000
     ticket_url: str = ""
     secret_key_file: str = "var/secret.key"
     max_message_size: int = 40 * 1024 * 1024

@@ -30,7 +30,7 @@ import logging
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure, UsageError
-from mailgate.intake import receipts
+from mailgate.intake import order, receipts
 from mailgate.intake.apply import process
 from mailgate.intake.explain import explain
 from mailgate.intake.find import tag
@@ -61,6 +61,25 @@ def ingest(
     message_id, sender = receipts.peek(raw, sha256)
     ctx.blobs.put(raw, sha256)
     fingerprint = receipts.fingerprint(raw)
+    # In flight from before its receipt is committed until its ticket is: a reply that
+    # another process takes meanwhile waits for it (order.py).
+    with order.in_flight(message_id):
+        return _receive(
+            ctx, raw, source, mailbox, envelope, sha256, message_id, sender, fingerprint
+        )
+
+
+def _receive(
+    ctx: Context,
+    raw: bytes,
+    source: str,
+    mailbox: str | None,
+    envelope: Envelope,
+    sha256: str,
+    message_id: str,
+    sender: str,
+    fingerprint: str,
+) -> Outcome:
     try:
         receipt, duplicate = receipts.receive(
             message_id, sha256, sender, len(raw), source, mailbox or "", envelope, fingerprint
@@ -125,7 +144,8 @@ def retry(ctx: Context, receipt_id: int) -> Outcome:
         receipt_rows.reopen_quarantined(receipt.id)
     receipt = receipt_rows.by_id(receipt.id)
     assert receipt is not None
-    return process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
+    with order.in_flight(receipt.message_id):
+        return process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
 
 
 def stop(raw: bytes, reason: str, source: str) -> Outcome | None:
@@ -172,7 +192,8 @@ def recover(ctx: Context) -> list[Outcome]:
                 receipts.quarantine(again, f"raw mail missing from the blob store: {exc}")
             )
             continue
-        outcomes.append(process(ctx, again, raw, Envelope.from_json(again.envelope)))
+        with order.in_flight(again.message_id):
+            outcomes.append(process(ctx, again, raw, Envelope.from_json(again.envelope)))
     for receipt_id in receipt_rows.unfinished(utcnow()):
         found = receipt_rows.by_id(receipt_id)
         if found is None:
@@ -190,7 +211,8 @@ def recover(ctx: Context) -> list[Outcome]:
                 reason = f"raw mail missing from the blob store: {exc}"
                 outcome = receipts.quarantine(receipt, reason)
             else:
-                outcome = process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
+                with order.in_flight(receipt.message_id):
+                    outcome = process(ctx, receipt, raw, Envelope.from_json(receipt.envelope))
         event(
             log,
             "mail.recovered",

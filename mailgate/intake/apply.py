@@ -20,7 +20,7 @@ from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
 from mailgate.events import Event, Journal
-from mailgate.intake import cc, receipts
+from mailgate.intake import cc, order, receipts
 from mailgate.intake.find import tag
 from mailgate.intake.plan import Plan, message_kind, parse_limits, plan
 from mailgate.mail import html as html_text
@@ -60,6 +60,11 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
     except Exception as exc:
         log.exception("parser failed", extra={"mailgate_fields": {"receipt": receipt.id}})
         return receipts.quarantine(receipt, f"parser error: {type(exc).__name__}: {exc}")
+    try:
+        order.wait_for_parents(ctx.config, receipt, mail)  # one result with several processes
+    except TemporaryFailure:
+        receipts.release(receipt)
+        raise
     for attempt in range(3):
         try:
             with write_transaction():

@@ -42,6 +42,7 @@ __all__ = [
     "is_sqlite",
     "new_message_id",
     "open_database",
+    "pgcode",
     "savepoint",
     "utcnow",
     "write_transaction",
@@ -108,7 +109,8 @@ def write_transaction() -> Iterator[None]:
             yield
     except (pw.OperationalError, pw.InterfaceError) as exc:
         # Told apart (busy, disk full, corrupt, too many variables), each its own log line.
-        _reset_connection()
+        if not _is_conflict(exc):
+            _reset_connection()
         raise faults.translate(exc) from exc
     except (pw.InternalError, pw.DatabaseError) as exc:
         # A corrupt file or page (SQLite's DatabaseError, PostgreSQL's XX001) is no fault
@@ -127,6 +129,29 @@ def savepoint() -> Iterator[None]:
     """A savepoint inside ``write_transaction``: an exception takes back only its writes."""
     with db.atomic():
         yield
+
+
+# SQLSTATEs of a transaction that lost to another one (deadlock, serialization, lock
+# timeout): the connection is healthy. Keeping it keeps its session's advisory locks,
+# which say what this process is working on (store/inflight.py, store/imapclaims.py).
+_CONFLICTS = frozenset({"40P01", "40001", "55P03"})
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    return pgcode(exc) in _CONFLICTS
+
+
+def pgcode(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind a peewee error (the driver's error is its context)."""
+    seen: BaseException | None = exc
+    for _ in range(3):
+        if seen is None:
+            break
+        code = getattr(seen, "pgcode", None)
+        if code:
+            return str(code)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _reset_connection() -> None:

@@ -191,7 +191,7 @@ def lock_final(ticket: TicketRow) -> TicketRow:
 
 def new_number(config: Config) -> int:
     if config.gateway.ticket_numbers == "sequential":
-        return counters.increment("ticket_number", start=1000)
+        return counters.increment("ticket_number", first=config.gateway.first_ticket_number)
     return _random_number()
 
 

@@ -21,19 +21,13 @@ Imports imapclient, the envelope, config, errors and logs; never intake or the d
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import shlex
 import ssl
-import subprocess
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import imapclient
@@ -43,6 +37,7 @@ from mailgate.config import ImapAccount, read_password
 from mailgate.envelope import Outcome
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event, redact
+from mailgate.transports.oauth import access_token
 
 log = logging.getLogger("mailgate.imap")
 
@@ -50,6 +45,8 @@ PROCESSED_KEYWORD = "$MailgateProcessed"
 # RFC 2177 allows 29 minutes; a shorter renewal also notices a dead connection sooner
 # (idle_check() cannot tell one from silence) and sweeps for anything missed.
 IDLE_RENEW_SECONDS = 5 * 60
+# Mail another gateway had claimed is looked at again this soon: had it died, its mail waits.
+ELSEWHERE_RECHECK_SECONDS = 10
 _MAX_BACKOFF = 300.0
 _BATCH_BYTES = 32 * 1024 * 1024
 _UIDS_PER_COMMAND = 500
@@ -70,6 +67,14 @@ class Sink(Protocol):
 
     def note(self, account: ImapAccount, text: str) -> None:
         """Record the last problem of this account (shown by ``mailgate check``)."""
+
+    def claim(self, account: ImapAccount, uidvalidity: int, uids: list[int]) -> list[int]:
+        """Those of ``uids`` this process may store now (another gateway has the rest)."""
+
+    def settle(
+        self, account: ImapAccount, uidvalidity: int, claimed: list[int], done: list[int]
+    ) -> None:
+        """Let go of ``claimed``; ``done`` were marked processed on the server."""
 
 
 @dataclass
@@ -108,77 +113,6 @@ def connect(account: ImapAccount) -> imapclient.IMAPClient:
     return client
 
 
-def access_token(account: ImapAccount) -> str:
-    """An OAuth2 access token: from a command, or by refreshing (rotated tokens are saved)."""
-    if account.oauth2_token_command:
-        try:
-            done = subprocess.run(
-                shlex.split(account.oauth2_token_command),
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise TemporaryFailure(f"imap[{account.name}]: token command failed: {exc}") from exc
-        token = done.stdout.strip()
-        if done.returncode != 0 or not token:
-            raise TemporaryFailure(
-                f"imap[{account.name}]: token command exited {done.returncode}: "
-                f"{redact(done.stderr.strip()[:200])}"
-            )
-        return token
-    return _refresh(account)
-
-
-def _refresh(account: ImapAccount) -> str:
-    path = Path(account.oauth2_refresh_token_file)
-    try:
-        refresh_token = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"imap[{account.name}].oauth2_refresh_token_file: cannot read {path}: {exc.strerror}"
-        ) from None
-    form = {
-        "grant_type": "refresh_token",
-        "refresh_token": refresh_token,
-        "client_id": account.oauth2_client_id,
-    }
-    secret = read_password(
-        account.oauth2_client_secret_env, "", f"imap[{account.name}].oauth2_client_secret"
-    )
-    if secret:
-        form["client_secret"] = secret
-    url = account.oauth2_token_url
-    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise ConfigError(f"imap[{account.name}].oauth2_token_url: must be an https:// URL")
-    request = urllib.request.Request(  # noqa: S310 - https (or loopback) only, checked above
-        url,
-        data=urllib.parse.urlencode(form).encode(),
-        method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the admin's URL
-            answer = json.loads(response.read().decode("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TemporaryFailure(f"imap[{account.name}]: token refresh failed: {exc}") from exc
-    token = answer.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise TemporaryFailure(
-            f"imap[{account.name}]: token endpoint gave no access_token "
-            f"({redact(str(answer.get('error', '')))})"
-        )
-    rotated = answer.get("refresh_token")
-    if isinstance(rotated, str) and rotated and rotated != refresh_token:
-        # Microsoft and Google may rotate the refresh token: the old one stops working.
-        tmp = path.with_name(path.name + ".new")
-        tmp.write_text(rotated + "\n")
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return token
-
-
 def _expunged(exc: Exception) -> bool:
     """The server says another client removed some of the mails meanwhile."""
     return "EXPUNGEISSUED" in str(exc)
@@ -203,6 +137,7 @@ class Poller(threading.Thread):
         self.uidvalidity = 0
         self.last_uid = 0
         self.skipped: set[int] = set()  # UIDs whose ingest failed with a bug, this session
+        self.elsewhere: set[int] = set()  # UIDs another gateway had claimed: looked at again
 
     # --- the outer loop: connect, work, reconnect with backoff ---------------------------
 
@@ -294,7 +229,8 @@ class Poller(threading.Thread):
         if any(_is_new_mail(r) for r in responses):
             return
         client.idle()
-        deadline = time.monotonic() + IDLE_RENEW_SECONDS
+        renew = ELSEWHERE_RECHECK_SECONDS if self.elsewhere else IDLE_RENEW_SECONDS
+        deadline = time.monotonic() + renew
         try:
             if _announced_while_starting(client):
                 return
@@ -333,7 +269,11 @@ class Poller(threading.Thread):
         assert client is not None
         criteria = [*self._unprocessed(), "UID", f"{self.last_uid + 1}:*"]
         # "UID n:*" always includes the highest UID even when it is below n.
-        self.process(sorted(u for u in client.search(criteria) if u > self.last_uid))
+        uids = {u for u in client.search(criteria) if u > self.last_uid}
+        if self.elsewhere:  # still there: the gateway that claimed it may have died
+            uids.update(client.search([*self._unprocessed(), "UID", _uid_set(self.elsewhere)]))
+            self.elsewhere.clear()
+        self.process(sorted(uids))
 
     def _unprocessed(self) -> list[str]:
         if self.account.after == "flag":
@@ -347,11 +287,14 @@ class Poller(threading.Thread):
         result = Round()
         uids = [u for u in uids if u not in self.skipped]
         for batch in self._batches(uids):
-            fetched = client.fetch(batch, ["BODY.PEEK[]"])
+            # Of several gateways polling this folder, one takes each mail.
+            claimed = self.sink.claim(self.account, self.uidvalidity, batch)
+            self.elsewhere.update(set(batch) - set(claimed))
             stored: list[int] = []
             counts: Counter[str] = Counter()
             try:
-                for uid in batch:
+                fetched = client.fetch(claimed, ["BODY.PEEK[]"]) if claimed else {}
+                for uid in claimed:
                     if self.stopping.is_set():
                         return result
                     raw = fetched.get(uid, {}).get(b"BODY[]")
@@ -376,7 +319,7 @@ class Poller(threading.Thread):
                     counts[outcome.action] += 1
                     result.stored += 1
             finally:
-                self._settle(stored, counts)
+                self._settle(stored, counts, claimed)
         return result
 
     def _batches(self, uids: list[int]) -> list[list[int]]:
@@ -404,16 +347,22 @@ class Poller(threading.Thread):
             batches.append(current)
         return batches
 
-    def _settle(self, stored: list[int], counts: Counter[str]) -> None:
+    def _settle(self, stored: list[int], counts: Counter[str], claimed: list[int]) -> None:
         """Mark what was stored as processed, and tell the ledger; only stored mail moves."""
-        if stored:
-            self.mark(stored)
-            self.last_uid = max(self.last_uid, *stored)
-        if counts:
-            with contextlib.suppress(TemporaryFailure):
-                self.sink.record(
-                    self.account, self.uidvalidity, max(stored) if stored else 0, dict(counts)
-                )
+        marked: list[int] = []
+        try:
+            if stored:
+                self.mark(stored)
+                marked = stored
+                self.last_uid = max(self.last_uid, *stored)
+            if counts:
+                with contextlib.suppress(TemporaryFailure):
+                    self.sink.record(
+                        self.account, self.uidvalidity, max(stored) if stored else 0, dict(counts)
+                    )
+        finally:  # a claim not let go here ends with this process's database session
+            with contextlib.suppress(Exception):
+                self.sink.settle(self.account, self.uidvalidity, claimed, marked)
 
     def mark(self, uids: list[int]) -> None:
         """Mark stored mail processed, step by step (COPY then delete without MOVE).
@@ -457,6 +406,10 @@ class Poller(threading.Thread):
             client.uid_expunge(uids)
         else:
             client.expunge()
+
+
+def _uid_set(uids: set[int]) -> str:
+    return ",".join(str(u) for u in sorted(uids)[:_UIDS_PER_COMMAND])
 
 
 def _announced_while_starting(client: imapclient.IMAPClient) -> bool:

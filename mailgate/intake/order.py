@@ -1,0 +1,82 @@
+"""Several processes, one result: a reply waits for its parent still being processed elsewhere.
+
+Any number of gateway processes on one PostgreSQL database must thread mail exactly
+as one process fed the same mails in arrival order would. Arrival is the receipt:
+it is committed first (``receipts.py``), so once a mail's receipt exists, a reply
+that names it must find it. Without care it would not: the parent's ticket is only
+visible once the parent's main transaction commits, and a reply processed in
+between by another process would open a new ticket (or follow a wrong one).
+
+So each mail is marked *in flight* (``store.inflight``: an advisory lock on its
+Message-ID, taken before its receipt is committed, let go after its transaction),
+and before deciding, a mail waits for every earlier receipt it refers to
+(In-Reply-To, References) that is still in flight. Only those conversations wait;
+the rest of intake runs in parallel. A process that dies lets go at once (its
+database session ends). The wait is bounded by 0.8 × ``gateway.max_processing_seconds``
+(the waiting mail's own deadline counts the wait too): a parent slower than the
+limit is stopped and quarantined, as one process would have done, and the reply
+then goes on without it.
+Imports the store and ``mailgate.mail``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from mailgate.config import Config
+from mailgate.errors import TemporaryFailure
+from mailgate.logs import event
+from mailgate.mail.parse import ParsedMail
+from mailgate.store import PeeweeException, inflight, is_sqlite, write_transaction
+from mailgate.store.rows import ReceiptRow
+
+log = logging.getLogger("mailgate.ingest")
+
+# How many referenced Message-IDs are checked (a References header can be very long;
+# the newest are the ones a reply's parent is among).
+MAX_REFERENCES = 50
+
+
+@contextlib.contextmanager
+def in_flight(message_id: str) -> Iterator[None]:
+    """Mark ``message_id`` as in flight in this process while the block runs."""
+    held = False
+    if not is_sqlite():
+        with write_transaction():
+            held = inflight.hold(message_id)
+    try:
+        yield
+    finally:
+        if held:
+            # A lost connection has let go already.
+            with contextlib.suppress(TemporaryFailure, PeeweeException), write_transaction():
+                inflight.let_go(message_id)
+
+
+def wait_for_parents(config: Config, receipt: ReceiptRow, mail: ParsedMail) -> None:
+    """Wait until the earlier mails this one refers to are finished by whoever has them."""
+    if is_sqlite():
+        return
+    named = [*mail.in_reply_to, *reversed(mail.references)]
+    ids = [i for i in dict.fromkeys(named) if i != receipt.message_id][:MAX_REFERENCES]
+    if not ids:
+        return
+    with write_transaction():
+        pending = inflight.unfinished_before(ids, receipt.id)
+    if not pending:
+        return
+    # Shorter than the waiting mail's own deadline, which counts the wait too.
+    seconds = 0.8 * config.gateway.max_processing_seconds
+    with write_transaction():
+        finished = inflight.wait(pending, seconds)
+    if not finished:
+        event(
+            log,
+            "mail.parent_wait_timed_out",
+            logging.WARNING,
+            message_id=receipt.message_id,
+            waited_for=len(pending),
+            seconds=seconds,
+        )

@@ -1,0 +1,81 @@
+"""Mails in flight across processes: who is processing which Message-ID right now.
+
+Several gateway processes share one PostgreSQL database. A process holds a
+session-level advisory lock on the Message-ID of the mail it processes, taken
+*before* the receipt is committed and let go after the main transaction: whoever
+sees that receipt still ``received`` can wait on the lock until the mail's
+ticket is committed (or its process died: PostgreSQL drops a dead session's
+locks at once, so nothing is held past a crash). On SQLite nothing is held or
+awaited (one gateway process; see the README's "Known limits").
+
+The two-key form of the advisory lock (``NAMESPACE``, a 32-bit hash of the
+Message-ID) lives apart from the single-key locks of migrations and jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from peewee import OperationalError
+
+from mailgate.store import sql
+from mailgate.store.db import db, is_sqlite, pgcode
+
+NAMESPACE = 0x4D474946  # "MGIF": mail in flight
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout that ran out
+
+
+def _key(message_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:4], "big", signed=True)
+
+
+def hold(message_id: str) -> bool:
+    """Mark ``message_id`` as being processed by this session; False if another holds it
+    (the same mail reaching two processes at once) or on SQLite."""
+    if is_sqlite():
+        return False
+    return bool(sql.value("SELECT pg_try_advisory_lock(?, ?)", NAMESPACE, _key(message_id)))
+
+
+def let_go(message_id: str) -> None:
+    sql.run("SELECT pg_advisory_unlock(?, ?)", NAMESPACE, _key(message_id))
+
+
+def unfinished_before(message_ids: Sequence[str], receipt_id: int) -> list[str]:
+    """Those of ``message_ids`` whose receipt came before ``receipt_id`` and is not finished.
+
+    Only earlier receipts: a process then waits only for mails that arrived before its
+    own, so no two processes can ever wait for each other.
+    """
+    if not message_ids:
+        return []
+    return [
+        str(r[0])
+        for r in sql.rows(
+            "SELECT message_id FROM receipt WHERE status = 'received' AND id < ?"
+            f" AND message_id IN ({sql.placeholders(len(message_ids))})",
+            receipt_id,
+            *message_ids,
+        )
+    ]
+
+
+def wait(message_ids: Sequence[str], seconds: float) -> bool:
+    """Wait until no session holds any of ``message_ids``; False when ``seconds`` ran out
+    for one of them. Call outside any transaction (it runs its own)."""
+    if is_sqlite() or not message_ids:
+        return True
+    with db.atomic():
+        sql.run(f"SET LOCAL lock_timeout = '{max(1, int(seconds * 1000))}ms'")
+        for message_id in sorted(set(message_ids)):
+            try:
+                with db.atomic():  # a savepoint: a timeout takes back only this statement
+                    sql.run(
+                        "SELECT pg_advisory_xact_lock_shared(?, ?)", NAMESPACE, _key(message_id)
+                    )
+            except OperationalError as exc:
+                if pgcode(exc) != _LOCK_NOT_AVAILABLE:
+                    raise
+                return False
+    return True

@@ -1,0 +1,136 @@
+"""Several gateway processes on one PostgreSQL give exactly the result of one process.
+
+Replies arrive while their parent is still being processed by the other process
+(``tests/replay.py``); the grouping of Message-IDs into tickets must be the one a
+single process makes of the same mails in the same order, with one
+acknowledgement per ticket, final when the last SMTP answer came.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mailgate import intake, store
+from mailgate.context import Context
+from mailgate.errors import TemporaryFailure
+from mailgate.store import inflight, tickets
+from mailgate.store import models as m
+from tests import replay
+from tests.support import compose
+
+MAILS = 100
+PARTS = 40  # each original takes a while: its replies meet it in flight
+
+
+@pytest.mark.postgres
+def test_two_serve_processes_thread_replies_exactly_as_one_process_does(
+    tmp_path: Path, database_url: str
+) -> None:
+    mails = replay.conversations(MAILS, parts=PARTS)
+    replies = sum(m.is_reply for m in mails)
+    assert replies >= MAILS // 3  # the corpus really has replies right behind their parents
+    base = os.environ["MAILGATE_TEST_DATABASE_URL"]
+    single_schema = f"single_{uuid.uuid4().hex[:10]}"
+    single_url = replay.new_schema(base, single_schema)
+    try:
+        with replay.gateways(tmp_path / "one", single_url, 1) as ports:
+            replay.replay(mails, ports, single_url)
+        one = replay.result(single_url)
+    finally:
+        replay.drop_schema(base, single_schema)
+    with replay.gateways(tmp_path / "two", database_url, 2) as ports:
+        replay.replay(mails, ports, database_url)
+    two = replay.result(database_url)  # read after the last answer: no repair job ran
+
+    # One process threads every conversation onto its own ticket (the reference is right).
+    assert one.misthreaded(mails) == (0, 0)
+    assert len(one.groups) == len({m.conversation for m in mails})
+    assert two.misthreaded(mails) == (0, 0)
+    assert two.groups == one.groups
+    assert two.unfinished == 0
+    assert sorted(two.acknowledgements.values()) == [1] * len(two.groups)
+
+
+@pytest.mark.postgres
+def test_a_deadlock_keeps_the_connection_and_what_it_marks_in_flight(ctx: Context) -> None:
+    """The loser of a deadlock retries on the same session, still marking its mail in flight
+    (a closed connection would let a waiting reply go ahead of its parent)."""
+    first, second = (
+        intake.ingest(ctx, compose(subject=f"Ticket {i}"), source="pipe").ticket for i in (1, 2)
+    )
+    ids = [m.Ticket.get(m.Ticket.number == n).id for n in (first, second)]
+    both_locked = threading.Barrier(2, timeout=30)
+    checked = threading.Event()
+    errors: dict[str, BaseException] = {}
+
+    def process(name: str, order: list[int]) -> None:
+        with store.write_transaction():
+            assert inflight.hold(name)
+        try:
+            with store.write_transaction():
+                tickets.lock(order[0])
+                both_locked.wait()
+                tickets.lock(order[1])
+        except TemporaryFailure as exc:
+            errors[name] = exc
+        checked.wait(30)
+        store.close()
+
+    threads = [
+        threading.Thread(target=process, args=(f"<{name}@customer.example>", order))
+        for name, order in (("a", ids), ("b", ids[::-1]))
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        (lost,) = errors.values()
+        assert "deadlock" in str(lost)
+        with store.write_transaction():  # both still held: neither session was dropped
+            assert not inflight.hold("<a@customer.example>")
+            assert not inflight.hold("<b@customer.example>")
+    finally:
+        checked.set()
+        for thread in threads:
+            thread.join(30)
+
+
+@pytest.mark.postgres
+def test_waiting_for_a_mail_in_flight_ends_when_it_is_let_go_or_the_time_is_up(
+    ctx: Context,
+) -> None:
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        with store.write_transaction():
+            assert inflight.hold("<parent@customer.example>")
+        held.set()
+        release.wait(30)
+        with store.write_transaction():
+            inflight.let_go("<parent@customer.example>")
+        done.set()
+        store.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    try:
+        assert held.wait(30)
+        started = time.monotonic()
+        with store.write_transaction():
+            assert not inflight.wait(["<parent@customer.example>"], 0.5)
+        assert 0.4 < time.monotonic() - started < 5
+        threading.Timer(0.5, release.set).start()
+        with store.write_transaction():
+            assert inflight.wait(["<parent@customer.example>", "<other@x.example>"], 20)
+        assert done.wait(5)
+    finally:
+        release.set()
+        thread.join(30)
