@@ -81,7 +81,7 @@ def find(config: Config, options: Options, now: dt.datetime | None = None) -> Pa
         assignees=_named("--assignee", _me(options), [a.key for a in config.agents]),
         requester=options.requester.strip(),
         mailbox=_one_of("--mailbox", options.mailbox, [b.name for b in config.mailboxes]),
-        category=options.category.strip(),
+        category=_category(config, options.category),
         tag=options.tag.strip(),
         created_after=_when("--created-after", options.created_after, zone),
         created_before=_when("--created-before", options.created_before, zone),
@@ -95,6 +95,15 @@ def find(config: Config, options: Options, now: dt.datetime | None = None) -> Pa
         message_id=query.message_id if query else None,
     )
     return page(config, where, sort, options.limit, options.offset, options.searched)
+
+
+def _category(config: Config, given: str) -> str:
+    """A category in any case; one the config does not list is a usage error."""
+    given = given.strip()
+    known = config.tickets.categories
+    if given and known and config.category(given) is None:
+        raise UsageError(f"--category: unknown category {given!r}; one of {', '.join(known)}")
+    return given
 
 
 def _me(options: Options) -> str:

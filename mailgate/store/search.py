@@ -183,7 +183,7 @@ def _conditions(where: Filter) -> list[Any]:
     if where.mailbox:
         found.append(t.mailbox == where.mailbox)
     if where.category:
-        found.append(t.category == where.category)
+        found.append(pw.fn.LOWER(t.category) == where.category.lower())
     if where.tag:
         found.append(t.tags.contains(f'"{where.tag}"'))
     for column, after, before in (
