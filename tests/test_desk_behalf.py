@@ -149,6 +149,47 @@ def test_tickets_create_mails_the_customer_once_and_her_answer_threads(desk: Des
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_tickets_create_without_an_agent_leaves_it_unassigned_and_signs_as_the_team(
+    desk: Desk,
+) -> None:
+    result = desk.cli(
+        "tickets", "create", "--requester", "carla@customer.example", "--subject",
+        "Your new card", "--text", "Dear Carla,\n\nyour new card left today.", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    ticket = desk.ticket(created["number"])
+    assert (ticket["assignee"], ticket["team"]) == (None, "level1")
+    mails = desk.deliver()
+    # The customer gets exactly one mail, the message; the team hears of the new ticket.
+    (sent,) = to(mails, "carla@customer.example")
+    assert [k for k, rcpt in kinds(mails) if rcpt == "carla@customer.example"] == ["agent_reply"]
+    body = plain(sent)
+    assert "your new card left today." in body and "Level 1, " in body
+    assert not [n for n in ("Alice", "Bob", "Jane", "Carol") if n in body]
+    assert str(sent["From"]).endswith("<support@example.org>")
+    events = desk.cli("tickets", "show", str(created["number"]), "--json")
+    actors = {e["actor"] for e in json.loads(events.stdout)["events"]}
+    assert actors == {"admin:cli"}, actors
+    (received,) = [r for r in mails if "carla@customer.example" in r.rcpt_tos]
+    answer = reply_to(
+        received.content, sender="Carla Rossi <carla@customer.example>",
+        body="Thanks, it arrived!", subject="Re: your card",
+    )  # fmt: skip
+    code, text = desk.send(answer, "carla@customer.example", ["support@example.org"])
+    assert code == 250 and "appended" in text and created["tag"] in text, text
+    assert desk.ticket(created["number"])["assignee"] is None
+    assert not to(desk.deliver(), "carla@customer.example")  # no acknowledgement either
+    # --team with auto-assignment: the team's rule picks the agent.
+    result = desk.cli(
+        "tickets", "create", "--requester", "carla@customer.example", "--subject", "Online",
+        "--text", "Hello", "--team", "online-banking", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ticket = desk.ticket(json.loads(result.stdout)["number"])
+    assert (ticket["team"], ticket["assignee"]) == ("online-banking", "bob")
+
+
 @pytest.mark.config({"mailbox": [{"name": "support", "address": "support@example.org",
                                   "team": "level1",
                                   "form_senders": ["noreply", "*@forms.example.net"]}]})  # fmt: skip

@@ -157,7 +157,9 @@ def test_a_serve_killed_without_a_word_is_not_running_once_its_heartbeat_is_30_s
 
 def test_status_shows_intake_and_exits_0_when_all_is_well(gateway: Gateway) -> None:
     gateway.upgrade()
+    gateway.configure({"spam": {"block": ["spam.example"]}})
     gateway.start()
+    gateway.send(compose(sender="seo@spam.example", subject="Rank first on Google"))
     gateway.send(compose(subject="Online banking is down"))
     wait_for(lambda: list((gateway.tmp / "sent" / "new").glob("*")))
     done = gateway.run("status", "--json")
@@ -168,13 +170,15 @@ def test_status_shows_intake_and_exits_0_when_all_is_well(gateway: Gateway) -> N
     assert data["serve"]["running"] and process["worker"] == "running"
     assert process["pid"] == gateway.process.pid if gateway.process else False
     assert process["listener"] == f"127.0.0.1:{gateway.port}"
-    assert data["received_last_hour"] == 1 and data["tickets_last_hour"] == 1
+    assert data["received_last_hour"] == 2 and data["tickets_last_hour"] == 1
     assert data["last_received_at"].endswith("Z")
     assert data["quarantined"] == 0 and data["breaker"]["open"] is False
+    assert data["suspended"] == 1  # the blocked sender's mail: counted, not a problem
     text = gateway.run("status")
     assert text.returncode == 0 and text.stderr == ""
     assert "serve      running since" in text.stdout
-    assert "1 mail(s) received, 1 ticket(s) made in the last hour" in text.stdout
+    assert "2 mail(s) received, 1 ticket(s) made in the last hour" in text.stdout
+    assert "suspended  1 mail(s)" in text.stdout
 
 
 def test_status_exits_1_with_one_line_per_problem(gateway: Gateway) -> None:

@@ -3,7 +3,8 @@
 Everything comes from the database, so it works from any machine that shares it and
 needs no running serve to answer: serve's heartbeat (``store/health.py``: written
 every 10 s, removed by a clean stop), what came in the last hour, the outbox, the
-quarantine, the circuit breaker's overall window, and each IMAP account's ledger.
+quarantine, the suspended queue, the circuit breaker's overall window, and each IMAP
+account's ledger.
 ``problems`` turns that into one line per thing to act on; the CLI exits 1 when
 there is any, so a monitoring probe can run it.
 """
@@ -18,6 +19,7 @@ from mailgate.config import Config
 from mailgate.notices.breaker import rates
 from mailgate.store import breaker as breaker_counts
 from mailgate.store import health, ledger
+from mailgate.store import suspended as suspended_rows
 from mailgate.store.db import utcnow
 
 # A heartbeat older than this means serve is gone or hung (it beats every 10 s).
@@ -78,6 +80,8 @@ def status(config: Config) -> Status:
             "oldest_waiting_at": _iso(backlog["outbox"]["oldest_waiting_at"]),
         },
         "quarantined": len(backlog["quarantined"]),
+        # Spam and blocked senders kept out of the desk: shown, never a problem by itself.
+        "suspended": suspended_rows.count(),
         "breaker": breaker,
         "imap": imap,
     }

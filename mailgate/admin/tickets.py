@@ -97,12 +97,13 @@ def create(
     requester: str,
     subject: str,
     text: str,
-    agent_key: str,
+    agent_key: str | None,
     mailbox: str = "",
     priority: str = "",
     team: str = "",
 ) -> int:
-    """A ticket an agent opens for a customer; the customer gets the agent's message only."""
+    """A ticket an agent (or, with no ``agent_key``, the administrator) opens for a
+    customer; the customer gets that message only."""
     if mailbox and mailbox not in {box.name for box in ctx.config.mailboxes}:
         raise UsageError(f"no mailbox {mailbox!r} in the config")
     created = onbehalf.create_ticket(

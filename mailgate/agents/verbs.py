@@ -25,7 +25,7 @@ from mailgate.store.rows import MessageRow, TicketRow
 def reply(
     ctx: Context,
     ticket: TicketRow,
-    agent: Agent,
+    agent: Agent | None,
     text: str,
     journal: Journal,
     *,
@@ -37,6 +37,8 @@ def reply(
 
     ``files``: attachment rows (``store.messages.add_attachments``) of files already in
     the blob store, for an answer written without a mail (``tickets reply --attach``).
+    ``agent`` None: the administrator writes (``tickets create`` without ``--as``); the
+    mail is signed as the ticket's team or mailbox, the actor is ``admin:cli``.
     """
     if message is None:
         message = _stored_text(ctx, ticket, agent, text, kind="agent")
@@ -48,7 +50,7 @@ def reply(
         attachments.check_outbound_size(
             ctx, message.text, sizes, "nothing was sent to the customer"
         )
-    actor = f"agent:{agent.key}"
+    actor = actor_of(agent)
     ticket = lifecycle.change(ticket, journal, ctx.config, actor=actor, answered=True).ticket
     if relay:
         journal.add(Event(ticket, "agent_reply", actor, message=message))

@@ -58,6 +58,7 @@ def _print(data: dict[str, Any]) -> None:
         f" {box['uncertain']} uncertain{oldest}"
     )
     print(f"quarantine {data['quarantined']} mail(s)")
+    print(f"suspended  {data['suspended']} mail(s) (spam and blocked senders: suspended list)")
     breaker = data["breaker"]
     if breaker["limit"] is not None:
         state = "OPEN" if breaker["open"] else "closed"

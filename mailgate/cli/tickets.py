@@ -34,7 +34,9 @@ def register(sub: Subparsers) -> None:
     p = command(t, "create", _tickets_create, "open a ticket for a customer and mail them")
     p.add_argument("--requester", required=True, metavar="ADDRESS", help="the customer")
     p.add_argument("--subject", required=True)
-    p.add_argument("--as", dest="agent", required=True, metavar="AGENT", help="who writes")
+    p.add_argument(
+        "--as", dest="agent", metavar="AGENT", help="who writes (and gets it); default: unassigned"
+    )
     p.add_argument("--mailbox", default="", metavar="M")
     p.add_argument("--priority", default="", choices=("low", "normal", "high", "emergency"))
     p.add_argument("--team", default="", metavar="T")

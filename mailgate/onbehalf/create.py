@@ -3,7 +3,10 @@
 The ticket is created for the requester, assigned to the agent (``--as``), and the
 customer gets exactly one mail: the agent's message, as an ``agent_reply`` (so the
 customer's answer threads onto the ticket) — no acknowledgement, since nobody wrote
-to us. One transaction, ending in ``reactions.finish`` like every change.
+to us. Without an agent the administrator writes (actor ``admin:cli``): the ticket
+stays unassigned unless its team's auto-assignment picks someone (no routing rules:
+there is no mail to match), and the message is signed as the team or mailbox.
+One transaction, ending in ``reactions.finish`` like every change.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailgate import agents, lifecycle, reactions
+from mailgate import agents, lifecycle, reactions, routing
 from mailgate.config import Agent, base_address
 from mailgate.context import Context
 from mailgate.errors import UsageError
@@ -39,11 +42,9 @@ def create_ticket(
     priority: str = "",
     team: str = "",
 ) -> Created:
-    """Open a ticket for ``requester`` and send them ``text`` (signed by ``agent``)."""
+    """Open a ticket for ``requester`` and send them ``text`` (signed by ``agent``, if any)."""
     config = ctx.config
     email = requester.strip().strip("<>").lower()
-    if agent is None:
-        raise UsageError("--as AGENT is required: the customer's mail comes from an agent")
     if not _ADDRESS.match(email):
         raise UsageError(f"--requester {requester!r} is not a mail address")
     if base_address(email) in config.own_addresses or config.agent_for(email) is not None:
@@ -68,7 +69,12 @@ def create_ticket(
             team=team or box.team,
             priority=priority or box.priority,
         )
-        ticket = lifecycle.change(ticket, journal, config, actor=actor, assignee=agent.key).ticket
+        if agent is not None:
+            ticket = lifecycle.change(
+                ticket, journal, config, actor=actor, assignee=agent.key
+            ).ticket
+        else:
+            ticket = routing.auto_assign(config, ticket, team or box.team, journal)
         agents.reply(ctx, ticket, agent, text, journal)
         reactions.finish(ctx, journal)
     return Created(ticket.number, email)

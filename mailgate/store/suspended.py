@@ -85,6 +85,11 @@ def listing(limit: int = 1000) -> list[SuspendedRow]:
     return [_row(r) for r in sql.rows(f"{_SELECT} ORDER BY s.received_at DESC LIMIT ?", limit)]
 
 
+def count() -> int:
+    """How many mails wait in the suspended queue (``mailgate status``)."""
+    return int(sql.value("SELECT COUNT(*) FROM suspended_mail") or 0)
+
+
 def by_id(receipt_id: int) -> SuspendedRow | None:
     found = sql.one(f"{_SELECT} WHERE s.receipt_id = ?", receipt_id)
     return _row(found) if found else None
