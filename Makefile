@@ -22,7 +22,7 @@ run: $(BIN)/.installed
 	  "        --header 'Subject: Online banking is down' --body 'Nothing works since 9:00.'" \
 	  "or, without swaks:" \
 	  "  python3 -c \"import smtplib; smtplib.SMTP('127.0.0.1', 2525).sendmail('carla@customer.example', ['support@example.org'], b'Subject: Online banking is down\\r\\n\\r\\nNothing works.')\"" \
-	  "Then: $(BIN)/mailgate tickets list    (the acknowledgement lands in config/var/sent/new/)" \
+	  "Then: $(BIN)/mailgate --config $(CONFIG) tickets list    (the acknowledgement lands in config/var/sent/new/)" \
 	  "Stop with Ctrl-C." ""
 	@$(BIN)/mailgate --config $(CONFIG) serve
 
