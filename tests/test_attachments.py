@@ -301,6 +301,22 @@ def test_lines_starting_with_a_dot_arrive_as_sent_through_the_chunked_data_reade
     assert listening.blobs.get(listed["sha256"]) == notes[:-2]
 
 
+def test_a_big_mail_through_the_listener_is_stored_byte_identical(listening: Context) -> None:
+    # Over 1 MiB the listener writes DATA into a spool file the worker reads: the stored
+    # mail must be the very bytes sent, across chunks, dots and a line of 5,000 octets.
+    pdf = random.Random(11).randbytes(3_000_000)  # 4.4 MB of mail: under the 5 MB limit
+    inner = inner_mail(300_000) + b".a dot-led line\r\n" + b"x" * 5_000 + b"\r\n"
+    raw = forwarding_mail(pdf, inner, 50_000)
+    number = ticket_of(send(listening, raw))
+    assert listening.blobs.get(hashlib.sha256(raw).hexdigest()) == raw
+    listed = json.loads(cli(listening, "attachments", "list", number, "--json")[1])
+    by_name = {a["filename"]: a for a in listed}
+    assert by_name["statement.pdf"]["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert mailgate(listening, "attachments", "get", str(by_name["statement.pdf"]["id"])).stdout == pdf
+    blobs = Path(listening.config.storage.blob_dir)
+    assert [p.name for p in blobs.iterdir() if p.name.startswith(".spool")] == []
+
+
 def html_mail(body: str, html: str, **kwargs: Any) -> bytes:
     return compose(sender="Carla <carla@customer.example>", body=body, html=html, **kwargs)
 
