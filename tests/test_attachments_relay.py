@@ -276,6 +276,24 @@ def test_a_customers_files_reach_the_assignee_and_beyond_the_limit_are_named(
     assert number
 
 
+def test_files_of_sizes_at_the_encoding_edges_reach_the_assignee_byte_identical(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    # A notice reads each file from the blob store in chunks of 1 MiB while the mail is
+    # built and base64s 57 x 16,384 bytes at a time: sizes at and around those edges.
+    edge = 57 * 16384
+    sizes = [1, 57, edge, edge + 1, 2 * edge - 1, (1 << 20) + 3]
+    sent = {f"f{n}.bin": random.Random(n).randbytes(n) for n in sizes}
+    new_ticket(
+        smtp_ctx,
+        attachments=[(name, "application/octet-stream", data) for name, data in sent.items()],
+    )
+    outbox.deliver(smtp_ctx.config)
+    (assignment,) = received(relay, "alice@example.org", "assignment")
+    got = files_of(assignment)
+    assert {name: got[name][1] for name in sent} == sent
+
+
 def test_signature_logos_and_tracking_pixels_are_not_relayed(
     smtp_ctx: Context, relay: Relay
 ) -> None:

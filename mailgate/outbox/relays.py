@@ -95,7 +95,9 @@ class MaildirTransport:
             envelope = (
                 f"Return-Path: <{sender}>\r\nDelivered-To: {', '.join(recipients)}\r\n"
             ).encode()
-            tmp.write_bytes(envelope + content)
+            with tmp.open("wb") as written:  # two writes: a big mail is not copied once more
+                written.write(envelope)
+                written.write(content)
             os.replace(tmp, self.root / "new" / name)
         except OSError as exc:
             raise TemporaryError(
