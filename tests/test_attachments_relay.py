@@ -294,6 +294,23 @@ def test_files_of_sizes_at_the_encoding_edges_reach_the_assignee_byte_identical(
     assert {name: got[name][1] for name in sent} == sent
 
 
+def test_a_notice_sent_from_the_blob_store_keeps_lines_that_start_with_a_dot(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    # A notice with files is composed into the blob store and sent from that file by the
+    # outbox: SMTP's dot-stuffing must happen there too, or "." alone would end the mail.
+    new_ticket(
+        smtp_ctx,
+        body="Hello,\n.\n..two dots\n.a line with a dot\nCarla\n",
+        attachments=[("statement.pdf", "application/pdf", PDF)],
+    )
+    outbox.deliver(smtp_ctx.config)
+    (assignment,) = received(relay, "alice@example.org", "assignment")
+    assert files_of(assignment)["statement.pdf"][1] == PDF
+    text = assignment.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "\n.\n..two dots\n.a line with a dot\n" in text
+
+
 def test_signature_logos_and_tracking_pixels_are_not_relayed(
     smtp_ctx: Context, relay: Relay
 ) -> None:

@@ -87,6 +87,16 @@ class Outgoing:
 
 
 def build(out: Outgoing) -> bytes:
+    # Written into one growing buffer that becomes the result without a copy: the mail
+    # exists once, and a file's encoding only a chunk at a time.
+    written = io.BytesIO()
+    for piece in pieces(out):
+        written.write(piece)
+    return written.getvalue()
+
+
+def pieces(out: Outgoing) -> Iterator[bytes]:
+    """The mail in pieces, a file's encoding a chunk at a time (to write it to disk)."""
     headers: list[tuple[str, str]] = [
         ("From", format_address(out.sender)),
         ("To", ", ".join(format_address(a) for a in out.to)),
@@ -140,17 +150,12 @@ def build(out: Outgoing) -> bytes:
         body = _multipart("related", [body, *(_file_part(f) for f in inline)])
     if files:
         body = _multipart("mixed", [body, *(_file_part(f) for f in files)])
-    # Written into one growing buffer that becomes the result without a copy: the mail
-    # exists once, and a file's encoding only a chunk at a time.
-    written = io.BytesIO()
-    written.write(head)
+    yield head
     for piece in body:
         if isinstance(piece, bytes):
-            written.write(piece)
+            yield piece
         else:
-            for chunk in piece:
-                written.write(chunk)
-    return written.getvalue()
+            yield from piece
 
 
 class _Encoded:
