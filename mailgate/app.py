@@ -28,23 +28,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hmac
 import logging
-import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mailgate import intake, outbox, systemd
+from mailgate import intake, outbox, spool, systemd
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -80,46 +78,6 @@ def _deliver(ctx: Context) -> outbox.Report:
             log, "outbox.delivered", sent=report.sent, deferred=report.retried, failed=report.failed
         )
     return report
-
-
-def _ingest(
-    ctx: Context, raw: bytes, source: str, mailbox: str | None, envelope: Envelope | None
-) -> Outcome:
-    """What the worker runs for each mail (module level: the worker imports it by name)."""
-    return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
-
-
-# A mail larger than this reaches the worker as a file in the blob directory, not through
-# the pipe: pickling costs a copy of the mail here and two in the worker (bench/attachments.py).
-SPOOL_ABOVE = 1024 * 1024
-
-
-def _ingest_spooled(
-    ctx: Context, path: str, source: str, mailbox: str | None, envelope: Envelope | None
-) -> Outcome:
-    """``_ingest`` of a mail the serve process wrote to ``path`` (it removes the file)."""
-    raw = Path(path).read_bytes()
-    return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
-
-
-def _spool(ctx: Context, raw: bytes) -> Path:
-    path = ctx.blobs.root.absolute() / f".spool-{os.getpid()}-{uuid.uuid4().hex}"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(raw)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise TemporaryFailure(f"cannot spool the mail to {path.parent}: {exc.strerror}") from exc
-    return path
-
-
-def _took_too_long(ctx: Context, raw: bytes, source: str, seconds: float) -> Outcome:
-    """Run by a fresh worker after a mail overran its deadline: quarantine its receipt."""
-    reason = f"took too long: stopped after {seconds:g} s (gateway.max_processing_seconds)"
-    outcome = intake.stop(raw, reason, source)  # logs mail.ingested with ticket and receipt
-    if outcome is None:
-        raise TemporaryFailure("took too long before the mail was stored")
-    return outcome
 
 
 def _recover(ctx: Context) -> None:
@@ -192,18 +150,33 @@ class Gateway:
     def ingest_in_worker(
         self, raw: bytes, source: str, mailbox: str | None, envelope: Envelope | None
     ) -> Outcome:
-        """One mail in the worker, under the per-mail deadline (from a thread, never the loop)."""
+        """One mail in the worker, under the per-mail deadline (from a thread, never the loop).
+
+        A big mail goes as a file: the listener's own (``envelope.spool``), else one
+        written here (and removed after)."""
+        path = envelope.spool if envelope is not None else ""
+        own = spool.write(self.ctx, raw) if not path and len(raw) > spool.SPOOL_ABOVE else None
+        if envelope is not None and envelope.spool:
+            envelope = dataclasses.replace(envelope, spool="")
+        try:
+            return self._in_worker(raw, str(own or path), source, mailbox, envelope)
+        finally:
+            if own is not None:
+                own.unlink(missing_ok=True)
+
+    def _in_worker(
+        self, raw: bytes, path: str, source: str, mailbox: str | None, envelope: Envelope | None
+    ) -> Outcome:
         seconds = self.ctx.config.gateway.max_processing_seconds
-        spooled = _spool(self.ctx, raw) if len(raw) > SPOOL_ABOVE else None
         started = time.monotonic()
         try:
-            if spooled is not None:
+            if path:
                 outcome: Outcome = self.worker.call(
-                    _ingest_spooled, str(spooled), source, mailbox, envelope, deadline=seconds
+                    spool.ingest_file, path, source, mailbox, envelope, deadline=seconds
                 )
             else:
                 outcome = self.worker.call(
-                    _ingest, raw, source, mailbox, envelope, deadline=seconds
+                    spool.ingest, raw, source, mailbox, envelope, deadline=seconds
                 )
             self.metrics.latency.labels(source).observe(time.monotonic() - started)
             self.metrics.received.labels(source, outcome.action).inc()
@@ -213,12 +186,9 @@ class Gateway:
             raise
         except Overdue as exc:
             event(log, "worker.overdue", logging.WARNING, source=source, detail=str(exc))
-        finally:
-            if spooled is not None:
-                spooled.unlink(missing_ok=True)
         try:
             stopped: Outcome = self.worker.call(
-                _took_too_long, raw, source, seconds, deadline=seconds
+                spool.took_too_long, raw, source, seconds, path, deadline=seconds
             )
         except Overdue as exc:
             raise TemporaryFailure(f"could not quarantine a slow mail: {exc}") from exc
@@ -345,7 +315,10 @@ class Gateway:
             ),
             require_tls=listener.require_tls,
             check_login=self.check_login if _agents_may_log_in(config) else None,
+            spool_dir=str(spool.directory(self.ctx)),
         )
+        with contextlib.suppress(OSError):  # else each big mail is 451, logged
+            spool.directory(self.ctx).mkdir(parents=True, exist_ok=True)
         try:
             self.server, self.counter = await smtp_transport.start(
                 options, self.ingest, self.accepts

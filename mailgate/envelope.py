@@ -31,6 +31,10 @@ class Envelope:
     rcpt_tos: tuple[str, ...] = ()
     authenticated_as: str = ""
     via_mta: bool = True
+    # The raw mail is in this file, not in the bytes handed over (then empty): the
+    # listener writes a big mail straight to disk during DATA. The transport made the
+    # file and removes it once it answered; never stored with the receipt.
+    spool: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -20,7 +20,7 @@ from mailgate import store
 from mailgate.context import Context
 from tests.conftest import open_gateway
 from tests.relay import Relay, free_port
-from tests.support import BASE, config_data, load_config, merge, write_config
+from tests.support import BASE, compose, config_data, load_config, merge, wait_for, write_config
 
 
 def gateway(tmp_path: Path, database_url: str, relay: Relay, **extra: Any) -> Context:
@@ -299,3 +299,70 @@ def test_lines_starting_with_a_dot_arrive_as_sent_through_the_chunked_data_reade
     # The CRLF before the boundary belongs to the boundary (RFC 2046).
     assert listed["sha256"] == hashlib.sha256(notes[:-2]).hexdigest()
     assert listening.blobs.get(listed["sha256"]) == notes[:-2]
+
+
+def test_a_big_mail_through_the_listener_is_stored_byte_identical(listening: Context) -> None:
+    # Over 1 MiB the listener writes DATA into a spool file the worker reads: the stored
+    # mail must be the very bytes sent, across chunks, dots and a line of 5,000 octets.
+    pdf = random.Random(11).randbytes(3_000_000)  # 4.4 MB of mail: under the 5 MB limit
+    inner = inner_mail(300_000) + b".a dot-led line\r\n" + b"x" * 5_000 + b"\r\n"
+    raw = forwarding_mail(pdf, inner, 50_000)
+    number = ticket_of(send(listening, raw))
+    assert listening.blobs.get(hashlib.sha256(raw).hexdigest()) == raw
+    listed = json.loads(cli(listening, "attachments", "list", number, "--json")[1])
+    by_name = {a["filename"]: a for a in listed}
+    assert by_name["statement.pdf"]["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert mailgate(listening, "attachments", "get", str(by_name["statement.pdf"]["id"])).stdout == pdf
+    blobs = Path(listening.config.storage.blob_dir)
+    assert [p.name for p in blobs.iterdir() if p.name.startswith(".spool")] == []
+
+
+def html_mail(body: str, html: str, **kwargs: Any) -> bytes:
+    return compose(sender="Carla <carla@customer.example>", body=body, html=html, **kwargs)
+
+
+def notices_to(relay: Relay, address: str, kind: str) -> list[Any]:
+    return [
+        r.message
+        for r in relay.received
+        if address in r.rcpt_tos and r.message["X-Mailgate-Notice"] == kind
+    ]
+
+
+def assert_shows_the_sanitised_html(notice: Any, text: str) -> None:
+    assert notice.get_content_type() == "multipart/alternative"
+    html = notice.get_body(("html",)).get_content()
+    assert "Still <b>down</b>" in html and "<td>card 4711</td>" in html
+    assert "<script" not in html and "alert(1)" not in html and "onerror" not in html
+    assert text in notice.get_body(("plain",)).get_content()
+
+
+HOSTILE = (
+    "<p>Still <b>down</b>, see the table.</p><table><tr><td>card 4711</td></tr></table>"
+    '<script>alert(1)</script><img src="https://tracker.example/p.gif" onerror="x()">'
+)
+
+
+def test_assignment_and_reopened_notices_show_the_customers_html_sanitised(
+    listening: Context, relay: Relay
+) -> None:
+    first = html_mail("Still down, see the table.", HOSTILE, message_id="<html-1@customer.example>")
+    number = ticket_of(send(listening, first))
+    (assignment,) = wait_for(lambda: notices_to(relay, "alice@example.org", "assignment"))
+    assert_shows_the_sanitised_html(assignment, "Still down, see the table.")
+
+    assert cli(listening, "tickets", "status", number, "resolved")[0] == 0
+    again = html_mail(
+        "Down again.",
+        HOSTILE.replace("Still", "Again"),
+        subject=f"Re: [EB#{number}] The mobile online banking is down",
+        message_id="<html-2@customer.example>",
+        in_reply_to="<html-1@customer.example>",
+    )
+    send(listening, again)
+    (reopened,) = wait_for(lambda: notices_to(relay, "alice@example.org", "reopened"))
+    html = reopened.get_body(("html",)).get_content()
+    assert reopened.get_content_type() == "multipart/alternative"
+    assert "Again <b>down</b>" in html and "<td>card 4711</td>" in html
+    assert "<script" not in html and "onerror" not in html
+    assert "Down again." in reopened.get_body(("plain",)).get_content()

@@ -276,6 +276,41 @@ def test_a_customers_files_reach_the_assignee_and_beyond_the_limit_are_named(
     assert number
 
 
+def test_files_of_sizes_at_the_encoding_edges_reach_the_assignee_byte_identical(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    # A notice reads each file from the blob store in chunks of 1 MiB while the mail is
+    # built and base64s 57 x 16,384 bytes at a time: sizes at and around those edges.
+    edge = 57 * 16384
+    sizes = [1, 57, edge, edge + 1, 2 * edge - 1, (1 << 20) + 3]
+    sent = {f"f{n}.bin": random.Random(n).randbytes(n) for n in sizes}
+    new_ticket(
+        smtp_ctx,
+        attachments=[(name, "application/octet-stream", data) for name, data in sent.items()],
+    )
+    outbox.deliver(smtp_ctx.config)
+    (assignment,) = received(relay, "alice@example.org", "assignment")
+    got = files_of(assignment)
+    assert {name: got[name][1] for name in sent} == sent
+
+
+def test_a_notice_sent_from_the_blob_store_keeps_lines_that_start_with_a_dot(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    # A notice with files is composed into the blob store and sent from that file by the
+    # outbox: SMTP's dot-stuffing must happen there too, or "." alone would end the mail.
+    new_ticket(
+        smtp_ctx,
+        body="Hello,\n.\n..two dots\n.a line with a dot\nCarla\n",
+        attachments=[("statement.pdf", "application/pdf", PDF)],
+    )
+    outbox.deliver(smtp_ctx.config)
+    (assignment,) = received(relay, "alice@example.org", "assignment")
+    assert files_of(assignment)["statement.pdf"][1] == PDF
+    text = assignment.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "\n.\n..two dots\n.a line with a dot\n" in text
+
+
 def test_signature_logos_and_tracking_pixels_are_not_relayed(
     smtp_ctx: Context, relay: Relay
 ) -> None:

@@ -17,9 +17,12 @@ Imports the store (reads), the blob store through the context, config and ``mail
 
 from __future__ import annotations
 
+import functools
 import secrets
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mailgate.config import Mailbox
 from mailgate.context import Context
@@ -135,12 +138,21 @@ def for_notice(ctx: Context, kind: str, message: MessageRow | None, box: Mailbox
             OutFile(
                 filename=row.filename,
                 content_type=row.content_type,
-                data=path.read_bytes(),
+                chunks=functools.partial(_read_chunks, path),  # read as the mail is built
                 content_id=content_id,
                 inline=row.inline,
             )
         )
     return Carried(tuple(files), tuple(listed), cids)
+
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(READ_CHUNK):
+            yield chunk
+
+
+READ_CHUNK = 1 << 20
 
 
 def size_text(size: int) -> str:

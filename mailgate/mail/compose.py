@@ -29,10 +29,11 @@ import binascii
 import datetime as dt
 import email.utils
 import hashlib
+import io
 import re
 import secrets
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from mailgate.mail.parse import Address
@@ -51,9 +52,15 @@ class OutFile:
 
     filename: str
     content_type: str
-    data: bytes
+    data: bytes = b""
     content_id: str = ""  # without <>; set for an image the HTML shows (cid:…)
     inline: bool = False
+    # Instead of ``data``: the bytes in chunks, read only while the mail is built, so
+    # a 25 MiB file is never held whole beside its encoding.
+    chunks: Callable[[], Iterable[bytes]] | None = None
+
+    def whole(self) -> bytes:
+        return self.data if self.chunks is None else b"".join(self.chunks())
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,16 @@ class Outgoing:
 
 
 def build(out: Outgoing) -> bytes:
+    # Written into one growing buffer that becomes the result without a copy: the mail
+    # exists once, and a file's encoding only a chunk at a time.
+    written = io.BytesIO()
+    for piece in pieces(out):
+        written.write(piece)
+    return written.getvalue()
+
+
+def pieces(out: Outgoing) -> Iterator[bytes]:
+    """The mail in pieces, a file's encoding a chunk at a time (to write it to disk)."""
     headers: list[tuple[str, str]] = [
         ("From", format_address(out.sender)),
         ("To", ", ".join(format_address(a) for a in out.to)),
@@ -124,7 +141,7 @@ def build(out: Outgoing) -> bytes:
     head = b"".join(_header_line(name, value) for name, value in headers)
     # The mail is built as a list of pieces and joined once: a 25 MiB file is encoded
     # chunk by chunk and copied once more, not once per level of MIME nesting.
-    body = [_text_part("plain", out.text)]
+    body: list[_Piece] = [_text_part("plain", out.text)]
     if out.html:
         body = _multipart("alternative", [body, [_text_part("html", out.html)]])
     inline = [f for f in out.files if f.inline and f.content_id and out.html]
@@ -133,12 +150,34 @@ def build(out: Outgoing) -> bytes:
         body = _multipart("related", [body, *(_file_part(f) for f in inline)])
     if files:
         body = _multipart("mixed", [body, *(_file_part(f) for f in files)])
-    return b"".join([head, *body])
+    yield head
+    for piece in body:
+        if isinstance(piece, bytes):
+            yield piece
+        else:
+            yield from piece
 
 
-def _multipart(subtype: str, parts: Sequence[list[bytes]]) -> list[bytes]:
+class _Encoded:
+    """A file's encoded lines, produced only when the mail is written out."""
+
+    def __init__(self, lines: Callable[[], Iterator[bytes]], empty: bool) -> None:
+        self._lines = lines
+        self._empty = empty
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._lines()
+
+    def endswith(self, suffix: bytes) -> bool:
+        return not self._empty  # base64 lines end with CRLF; nothing does not
+
+
+_Piece = bytes | _Encoded
+
+
+def _multipart(subtype: str, parts: Sequence[list[_Piece]]) -> list[_Piece]:
     boundary = f"=_mailgate_{secrets.token_hex(12)}"
-    pieces = [
+    pieces: list[_Piece] = [
         f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'
         "This is a multi-part message in MIME format.\r\n".encode()
     ]
@@ -155,7 +194,7 @@ _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.
 _LONG_LINE = re.compile(rb"[^\n]{998}")
 
 
-def _file_part(file: OutFile) -> list[bytes]:
+def _file_part(file: OutFile) -> list[_Piece]:
     ctype = file.content_type.lower().strip()
     if not _MIME_TYPE.fullmatch(ctype):
         ctype = "application/octet-stream"
@@ -169,15 +208,23 @@ def _file_part(file: OutFile) -> list[bytes]:
         cid = one_line(file.content_id).replace(" ", "").strip("<>")
         lines.append(f"Content-ID: <{cid}>")
     forwarded = ctype in ("message/rfc822", "message/global")
-    if forwarded and not _LONG_LINE.search(file.data):
+    whole = file.whole() if forwarded else b""
+    data: list[_Piece]
+    if forwarded and not _LONG_LINE.search(whole):
         # RFC 2046: a message/rfc822 part is never base64; it travels as it was written.
-        encoding = "7bit" if file.data.isascii() else "8bit"
-        data = [file.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")]
+        encoding = "7bit" if whole.isascii() else "8bit"
+        data = [whole.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")]
     else:
         if forwarded:
             lines[0] = "Content-Type: application/octet-stream;" + lines[0].split(";", 1)[1]
         encoding = "base64"
-        data = list(_base64_lines(file.data))
+        if forwarded:
+            data = list(_base64_lines(whole))
+        elif file.chunks is None:
+            data = [_Encoded(lambda: _base64_lines(file.data), not file.data)]
+        else:
+            source = file.chunks
+            data = [_Encoded(lambda: _base64_stream(source()), False)]
     lines.append(f"Content-Transfer-Encoding: {encoding}")
     return ["\r\n".join(lines).encode("ascii") + b"\r\n\r\n", *data]
 
@@ -192,6 +239,22 @@ def _base64_lines(data: bytes) -> Iterator[bytes]:
         yield base64.encodebytes(view[start : start + _BASE64_CHUNK]).replace(b"\n", b"\r\n")
     if not data:
         yield b""
+
+
+def _base64_stream(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``_base64_lines`` of bytes that arrive in chunks of any size: the same lines."""
+    pending = bytearray()
+    empty = True
+    for chunk in chunks:
+        pending += chunk
+        empty = empty and not chunk
+        while len(pending) >= _BASE64_CHUNK:
+            yield base64.encodebytes(pending[:_BASE64_CHUNK]).replace(b"\n", b"\r\n")
+            del pending[:_BASE64_CHUNK]
+    if pending:
+        yield base64.encodebytes(pending).replace(b"\n", b"\r\n")
+    elif empty:
+        yield b"\r\n"  # what an empty file's part ends with (see _multipart)
 
 
 def _parameter(key: str, value: str, *, legacy: bool = False) -> str:

@@ -49,7 +49,8 @@ def queue(
 
     The statements do not grow with the number of notices: recipient health, the
     circuit breaker and the thread references are read once per ticket, and all
-    rows are written with one INSERT per table.
+    rows are written with one INSERT per table. A notice that carries files is
+    composed straight into the blob store and its row refers to it (``stored``).
     """
     by_ticket: dict[int, list[Event]] = {}
     for change in journal.items:
@@ -63,7 +64,11 @@ def queue(
         admitted = admit(ctx.config, ticket, wanted, utcnow())
         _insert(
             ctx.config,
-            [p for i in admitted if (p := prepare(ctx, i, mail, thread=thread)) is not None],
+            [
+                p
+                for i in admitted
+                if (p := prepare(ctx, i, mail, thread=thread, stored=True)) is not None
+            ],
         )
 
 
@@ -90,8 +95,14 @@ def prepare(
     mail: ParsedMail | None,
     *,
     thread: tuple[str, tuple[str, ...]] | None = None,
+    stored: bool = False,
 ) -> Prepared | None:
-    """Render and compose one notice for the recipients of ``intent``; None if there are none."""
+    """Render and compose one notice for the recipients of ``intent``; None if there are none.
+
+    ``stored``: a notice that carries files is written chunk by chunk into the blob
+    store and its content is a reference the outbox resolves (``store.outbox``), so
+    neither the worker nor the database holds the mail whole.
+    """
     config = ctx.config
     ticket = intent.ticket
     to = list(intent.to)
@@ -153,9 +164,12 @@ def prepare(
         date=now,
         notice=intent.kind,
     )
-    return Prepared(
-        intent.kind, ticket, outgoing, compose.build(outgoing), automatic, intent.due, intent.held
-    )
+    if stored and outgoing.files:
+        sha256, _size = ctx.blobs.write_chunks(compose.pieces(outgoing))
+        content = outbox_rows.blob_reference(sha256)
+    else:
+        content = compose.build(outgoing)
+    return Prepared(intent.kind, ticket, outgoing, content, automatic, intent.due, intent.held)
 
 
 # Acknowledgements answer a person (RFC 3834 auto-replied); an agent's reply is written

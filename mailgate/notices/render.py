@@ -160,7 +160,10 @@ def render(
         except jinja2.TemplateNotFound:
             html = ""
         else:
+            # A body.html that renders to nothing (assignment and reopened for a plain
+            # mail) leaves the notice plain text.
             html = html_template.render(variables)
+            html = html if html.strip() else ""
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
     except jinja2.TemplateNotFound as exc:

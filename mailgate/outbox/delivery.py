@@ -11,8 +11,10 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mailgate import store
+from mailgate.blobs import BlobStore
 from mailgate.config import Config
 from mailgate.config.calendars import parse_wall_duration
 from mailgate.errors import UsageError
@@ -126,7 +128,7 @@ def _send_batch(
             continue
         try:
             refused = transport.send(
-                item.sender, list(item.recipients), item.content, item.message_id
+                item.sender, list(item.recipients), _content(config, item), item.message_id
             )
         except TemporaryError as exc:
             _deferred(config, item, exc, report)
@@ -146,6 +148,17 @@ def _send_batch(
         with store.write_transaction():
             _mark_sent(config, *done, report)
     return True
+
+
+def _content(config: Config, item: OutboxMail) -> bytes | Path:
+    """The mail's bytes, or the blob-store file of a notice composed there (it carries files)."""
+    sha256 = outbox_rows.referenced_blob(item.content)
+    if not sha256:
+        return item.content
+    path = BlobStore(config.storage.blob_dir).path(sha256)
+    if not path.is_file():
+        raise PermanentError(f"the composed mail {sha256[:12]}… is missing from the blob store")
+    return path
 
 
 def _start(item_id: int, worker: str) -> OutboxMail | None:

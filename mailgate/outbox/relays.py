@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import smtplib
 import ssl
 import uuid
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mailgate.config import Config, read_password
+from mailgate.outbox import streaming
 
 
 class TemporaryError(Exception):
@@ -57,9 +59,10 @@ class Refusal:
 
 class Transport(Protocol):
     def send(
-        self, sender: str, recipients: list[str], content: bytes, message_id: str
+        self, sender: str, recipients: list[str], content: bytes | Path, message_id: str
     ) -> list[Refusal]:
-        """Hand one mail over; returns refused recipients (others were accepted)."""
+        """Hand one mail over (its bytes, or the file holding them); returns refused
+        recipients (others were accepted)."""
 
     def delivered(self, message_id: str) -> bool | None:
         """Whether a mail with this Message-ID was handed over; None when unknowable."""
@@ -83,7 +86,7 @@ class MaildirTransport:
         )
 
     def send(
-        self, sender: str, recipients: list[str], content: bytes, message_id: str
+        self, sender: str, recipients: list[str], content: bytes | Path, message_id: str
     ) -> list[Refusal]:
         try:
             for sub in ("tmp", "new", "cur"):
@@ -95,7 +98,13 @@ class MaildirTransport:
             envelope = (
                 f"Return-Path: <{sender}>\r\nDelivered-To: {', '.join(recipients)}\r\n"
             ).encode()
-            tmp.write_bytes(envelope + content)
+            with tmp.open("wb") as written:  # the mail is not copied once more
+                written.write(envelope)
+                if isinstance(content, Path):
+                    with content.open("rb") as source:
+                        shutil.copyfileobj(source, written, 1 << 20)
+                else:
+                    written.write(content)
             os.replace(tmp, self.root / "new" / name)
         except OSError as exc:
             raise TemporaryError(
@@ -124,11 +133,13 @@ class SmtpTransport:
         try:
             client: smtplib.SMTP
             if s.security == "tls":
-                client = smtplib.SMTP_SSL(
+                client = streaming.SMTP_SSL(
                     s.host, s.port, local_hostname=self.helo, timeout=s.timeout, context=context
                 )
             else:
-                client = smtplib.SMTP(s.host, s.port, local_hostname=self.helo, timeout=s.timeout)
+                client = streaming.SMTP(
+                    s.host, s.port, local_hostname=self.helo, timeout=s.timeout
+                )
                 if s.security == "starttls":
                     client.starttls(context=context)
                     client.ehlo()
@@ -148,7 +159,7 @@ class SmtpTransport:
         return None
 
     def send(
-        self, sender: str, recipients: list[str], content: bytes, message_id: str
+        self, sender: str, recipients: list[str], content: bytes | Path, message_id: str
     ) -> list[Refusal]:
         if self._client is None:
             self._client = self._connect()
@@ -161,7 +172,11 @@ class SmtpTransport:
                 )
             options.append("SMTPUTF8")
         try:
-            refused = self._client.sendmail(sender, recipients, content, mail_options=options)
+            # A file is sent from disk by streaming.SMTP's data(), a buffer at a time.
+            mail = streaming.MailFile(content) if isinstance(content, Path) else content
+            refused = self._client.sendmail(
+                sender, recipients, mail, mail_options=options  # type: ignore[arg-type]
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             self._reset()
             refusals = _refusals(exc.recipients)

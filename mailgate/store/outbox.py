@@ -39,6 +39,20 @@ COLUMNS = (
 _SELECT = "SELECT id, ticket_id, notice, message_id, status, attempts FROM outbox_item"
 
 
+# The content of a notice composed into the blob store (it carries files): this mark,
+# then the sha256. No mail starts with a NUL byte.
+BLOB_MARK = b"\x00mailgate-blob:"
+
+
+def blob_reference(sha256: str) -> bytes:
+    return BLOB_MARK + sha256.encode("ascii")
+
+
+def referenced_blob(content: bytes) -> str:
+    """The sha256 a content refers to; '' for a mail stored in the row itself."""
+    return content[len(BLOB_MARK) :].decode("ascii") if content.startswith(BLOB_MARK) else ""
+
+
 def insert(
     items: Iterable[tuple[str, int | None, str, str, list[str], bytes, bool, dt.datetime, str]],
     now: dt.datetime,

@@ -57,6 +57,9 @@ class ListenerOptions:
     require_tls: bool = False
     # Agents may submit through the listener with AUTH over TLS: login → agent key.
     check_login: Callable[[str, str], str | None] | None = None
+    # A mail over 1 MiB is written here during DATA and handed over as a path
+    # (``Envelope.spool``); '' keeps every mail in memory.
+    spool_dir: str = ""
 
 
 class Counter:
@@ -113,6 +116,7 @@ class Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or b""
+        spooled = getattr(envelope, "spool_path", "")  # set by smtpdata for a big mail
         login = getattr(session, "auth_data", None)
         agent = login if isinstance(login, str) else ""
         mail = Envelope(
@@ -122,6 +126,7 @@ class Handler:
             # Straight from the Internet nobody has checked (or removed) the
             # Authentication-Results a sender wrote; behind an MTA (LMTP) somebody has.
             via_mta=self._lmtp,
+            spool=spooled,
         )
         self._counter.in_flight += 1
         try:
@@ -169,10 +174,16 @@ class _SessionLimit:
     session: Any
 
     def __init__(
-        self, handler: Handler, counter: Counter, max_connections: int, **kwargs: Any
+        self,
+        handler: Handler,
+        counter: Counter,
+        max_connections: int,
+        spool_dir: str = "",
+        **kwargs: Any,
     ) -> None:
         self.counter = counter
         self.max_connections = max_connections
+        self.spool_dir = spool_dir
         # A line may be as long as the mail may be: refusing it would bounce the mail.
         self.line_length_limit = max(int(kwargs.get("data_size_limit") or 0), 1 << 16)
         super().__init__(handler, **kwargs)  # type: ignore[call-arg]
@@ -249,7 +260,9 @@ async def start(
         kwargs["auth_require_tls"] = True
 
     def factory() -> SMTP:
-        return protocol_class(handler, counter, options.max_connections, **kwargs)
+        return protocol_class(
+            handler, counter, options.max_connections, options.spool_dir, **kwargs
+        )
 
     server: asyncio.AbstractServer
     if options.socket_path:

@@ -1,25 +1,88 @@
-"""The DATA command of the listener, keeping the mail in chunks of 1 MiB instead of lines.
+"""The DATA command of the listener: a big mail goes straight to a file, never whole in memory.
 
 aiosmtpd keeps DATA as one ``bytearray`` per line and joins them at the end: a 34 MiB
 mail of 76-character base64 lines costs about 5x its size in the serve process
-(``bench/attachments.py``). This is aiosmtpd 1.4's ``smtp_DATA`` with only that
-changed: lines are un-dot-stuffed as they come and appended to a chunk; a full chunk
-becomes ``bytes``; the chunks are joined once. The replies (354, 500 line too long, 552
-too much data, the handler's answer) are aiosmtpd's, word for word.
+(``bench/attachments.py``). This is aiosmtpd 1.4's ``smtp_DATA`` with only the storage
+changed: lines are un-dot-stuffed as they come and appended to a chunk of 1 MiB. A mail
+that fits one chunk stays in memory (``envelope.original_content``); a bigger one is
+written chunk by chunk into a spool file in ``spool_dir`` and handed over as its path
+(``envelope.spool_path``, ``original_content`` empty) — the ingest worker reads that
+file, serve never holds the mail. The file is removed once the handler answered (or
+the DATA failed). The replies (354, 500 line too long, 552 too much data, the
+handler's answer) are aiosmtpd's, word for word; a spool file that cannot be written
+is 451 (the sender retries).
 
-Imports asyncio and aiosmtpd only.
+Imports asyncio, the standard library and aiosmtpd only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any
+import os
+import uuid
+from typing import Any, BinaryIO
 
 from aiosmtpd.smtp import MISSING, _DataState, syntax
 
 log = logging.getLogger("mailgate.smtp")
 CHUNK = 1 << 20
+
+
+class _Spool:
+    """The chunks of one mail: in memory until the first full chunk, then in a file."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.chunks: list[bytes] = []
+        self.path = ""
+        self.file: BinaryIO | None = None
+        self.error = ""
+
+    def add(self, chunk: bytearray) -> None:
+        if not self.directory:
+            self.chunks.append(bytes(chunk))
+            return
+        if self.error:
+            return
+        try:
+            if self.file is None:
+                self.path = os.path.join(
+                    self.directory, f".spool-{os.getpid()}-{uuid.uuid4().hex}"
+                )
+                self.file = open(self.path, "xb", buffering=0)  # noqa: SIM115 - closed in finish/discard
+            self.file.write(chunk)
+        except OSError as exc:
+            self.error = f"{self.directory}: {exc.strerror or exc}"
+            self.discard()
+
+    def finish(self, last: bytearray) -> bytes:
+        """The whole mail when it stayed in memory, else b"" (it is in ``path``)."""
+        if self.file is None and not self.error:
+            self.chunks.append(bytes(last))
+            whole = b"".join(self.chunks)
+            self.chunks = []
+            return whole
+        self.add(last)
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        return b""
+
+    def restart(self) -> None:
+        """Throw away what was kept (the mail will be refused)."""
+        self.chunks = []
+        self.discard()
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            self.path = ""
 
 
 class ChunkedData:
@@ -32,6 +95,7 @@ class ChunkedData:
     envelope: Any
     data_size_limit: int | None
     line_length_limit: int
+    spool_dir: str = ""
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -48,7 +112,13 @@ class ChunkedData:
             await server.push("501 Syntax: DATA")
             return
         await server.push("354 End data with <CR><LF>.<CR><LF>")
-        chunks: list[bytes] = []
+        spool = _Spool(self.spool_dir)
+        try:
+            await self._receive(server, spool)
+        finally:
+            spool.discard()
+
+    async def _receive(self, server: Any, spool: _Spool) -> None:
         chunk = bytearray()
         num_bytes = 0
         limit = self.data_size_limit
@@ -64,26 +134,29 @@ class ChunkedData:
             except asyncio.LimitOverrunError as exc:
                 if state == _DataState.NOMINAL:
                     state = _DataState.TOO_LONG
-                chunks, chunk = [], bytearray()
+                spool.restart()
+                chunk = bytearray()
                 line = await self._reader.read(exc.consumed)
             if not fragments and line == b".\r\n":
                 break
             num_bytes += len(line)
             if state == _DataState.NOMINAL and limit and num_bytes > limit:
                 state = _DataState.TOO_MUCH
-                chunks, chunk = [], bytearray()
+                spool.restart()
+                chunk = bytearray()
             fragments.append(line)
             if line.endswith(b"\r\n"):
                 if state == _DataState.NOMINAL:
                     whole = b"".join(fragments) if len(fragments) > 1 else fragments[0]
                     if len(whole) > self.line_length_limit:
                         state = _DataState.TOO_LONG
-                        chunks, chunk = [], bytearray()
+                        spool.restart()
+                        chunk = bytearray()
                     else:
                         # RFC 5321 4.5.2: a leading dot was doubled by the client.
                         chunk += memoryview(whole)[1:] if whole.startswith(b".") else whole
                         if len(chunk) >= CHUNK:
-                            chunks.append(bytes(chunk))
+                            spool.add(chunk)
                             chunk = bytearray()
                 fragments = []
         if state != _DataState.NOMINAL:
@@ -93,14 +166,19 @@ class ChunkedData:
                 await server.push("552 Error: Too much mail data")
             server._set_post_data_state()
             return
-        chunks.append(bytes(chunk))
+        original_content = spool.finish(chunk)
         del chunk
-        original_content = b"".join(chunks)
-        del chunks
+        if spool.error:
+            log.warning("cannot spool a mail: %s", spool.error)
+            server._set_post_data_state()
+            await server.push("451 4.3.0 Could not store the mail now; please try again later")
+            return
         self.envelope.content = original_content
         self.envelope.original_content = original_content
+        self.envelope.spool_path = spool.path
         status = MISSING
         if "DATA" in self._handle_hooks:
             status = await server._call_handler_hook("DATA")
+        spool.discard()  # the handler has answered: the file has served
         server._set_post_data_state()
         await server.push("250 OK" if status is MISSING else status)
