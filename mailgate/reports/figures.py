@@ -134,6 +134,7 @@ class Figures:
         self.actors: dict[str, str | None] = {}
         self.days = period.days()
         self.day_starts = [day_start(d, period.timezone) for d in self.days]
+        self.day_keys = [self.day_key(d) for d in self.days]
         column = by if by in rows.GROUPS else None
         start, end = period.start, period.end
         self.first = rows.first_responses(start, end, column)
@@ -196,7 +197,7 @@ class Figures:
     def group(self, instant: dt.datetime, value: Any) -> str:
         """The group of an event at ``instant`` of a ticket whose ``--by`` column is ``value``."""
         if self.by in ("day", "week"):
-            return self.day_key(self.days[self.day_index(instant)])
+            return self.day_keys[self.day_index(instant)]
         return str(value) if value else NONE
 
     def day_ranges(self) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
@@ -278,10 +279,7 @@ class Figures:
                 if by:
                     groups[self.group(at, value)]["resolution"].append(spent)
             one_touch += self.is_one_touch(ticket_id, at)
-        routed: dict[str, set[int]] = defaultdict(set)
-        for rule, ticket_id in rows.routed(self.period.start, self.period.end):
-            routed[rule].add(ticket_id)
-        opened = rows.opened(self.period.start, self.period.end)
+        categories, domains = rows.opened(self.period.start, self.period.end)
         for _ticket, agent_key, minutes in rows.work_between(self.period.start, self.period.end):
             workload[agent_key]["working_minutes"] += minutes
         return {
@@ -300,9 +298,9 @@ class Figures:
             "open_age": self._open_age(),
             "workload": _workload(workload, [a.key for a in self.config.agents]),
             "common": {
-                "categories": _top(category or NONE for category, _email in opened),
-                "routing_rules": _top_counts({k: len(v) for k, v in routed.items()}),
-                "requester_domains": _top(email.rpartition("@")[2] for _c, email in opened),
+                "categories": _top_counts([(c or NONE, n) for c, n in categories]),
+                "routing_rules": _top_counts(rows.routed(self.period.start, self.period.end)),
+                "requester_domains": _top_counts(domains),
             },
             "per_day": [
                 {"day": day.isoformat(), **{n: c[n] for n in VOLUME}} for day, c in per_day.items()
@@ -426,12 +424,12 @@ def _workload(found: dict[str, Counter[str]], agents: list[str]) -> list[dict[st
     ]
 
 
-def _top(values: Iterable[str], limit: int = 10) -> list[dict[str, Any]]:
-    return [{"key": k, "count": n} for k, n in Counter(values).most_common(limit)]
-
-
-def _top_counts(counts: dict[str, int], limit: int = 10) -> list[dict[str, Any]]:
-    return [{"key": k, "count": n} for k, n in Counter(counts).most_common(limit)]
+def _top_counts(counts: Iterable[tuple[str, int]], limit: int = 10) -> list[dict[str, Any]]:
+    """The ``limit`` largest counts, ties in the order given (each value's first appearance)."""
+    found: Counter[str] = Counter()
+    for key, count in counts:
+        found[key] += count
+    return [{"key": k, "count": n} for k, n in found.most_common(limit)]
 
 
 def _buckets(values: list[float], limits: tuple[tuple[float, str], ...]) -> list[dict[str, Any]]:

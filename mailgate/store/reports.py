@@ -35,6 +35,8 @@ _parse = dt.datetime.fromisoformat
 Life = tuple[dt.datetime, str, str, str]
 # (kind, old, new, crediting actor, the ticket's group value, how many)
 Tally = tuple[str, str, str, str, Any, int]
+# (a value, how many)
+Counted = tuple[str, int]
 # Events a tally counts (first responses and merges are read on their own or not at all).
 TALLIED = ("created", "status", "reopened", *ANSWERS, "note", "message", "assignee")
 # The ticket columns a report groups by (``--by``); day and week come from the event's time.
@@ -139,33 +141,44 @@ def resolutions(
     ]
 
 
-def opened(start: dt.datetime, end: dt.datetime) -> list[tuple[str, str]]:
-    """(category, requester's address) of the tickets created in the period, in time order."""
-    return [
-        (str(r[0] or ""), str(r[1]))
-        for r in sql.rows(
-            "SELECT t.category, contact.email FROM event e JOIN ticket t ON t.id = e.ticket_id"
-            " JOIN contact ON contact.id = t.requester_id"
-            " WHERE e.at >= ? AND e.at < ? AND e.kind = 'created' ORDER BY e.at, e.id",
-            sql.ts(start),
-            sql.ts(end),
-        )
-    ]
+def opened(start: dt.datetime, end: dt.datetime) -> tuple[list[Counted], list[Counted]]:
+    """The tickets created in the period counted by category and by the requester's domain
+    (the address after its last ``@``), each in the order of its first ticket."""
+    first = (
+        "SELECT {0}, count(*), min(n) FROM (SELECT t.category AS category, contact.email AS email,"
+        " row_number() OVER (ORDER BY e.at, e.id) AS n FROM event e"
+        " JOIN ticket t ON t.id = e.ticket_id JOIN contact ON contact.id = t.requester_id"
+        " WHERE e.at >= ? AND e.at < ? AND e.kind = 'created') AS o GROUP BY 1 ORDER BY 3"
+    )
+    # rtrim(x, every character but "@") leaves x up to its last "@" (all of it goes without one)
+    domain = "substr(email, length(rtrim(email, replace(email, '@', ''))) + 1)"
+    return (
+        [
+            (str(r[0] or ""), int(r[1]))
+            for r in sql.rows(first.format("category"), *_ts(start, end))
+        ],
+        [(str(r[0]), int(r[1])) for r in sql.rows(first.format(domain), *_ts(start, end))],
+    )
 
 
-def routed(start: dt.datetime, end: dt.datetime) -> list[tuple[str, int]]:
-    """(routing rule, ticket id) of the counted events a routing rule made, in time order."""
+def routed(start: dt.datetime, end: dt.datetime) -> list[Counted]:
+    """(routing rule, tickets) of the counted events routing rules made, in the order of each
+    rule's first event."""
     return [
         (str(r[0]).removeprefix("system:route:"), int(r[1]))
         for r in sql.rows(
-            "SELECT actor, ticket_id FROM event WHERE at >= ? AND at < ?"
+            "SELECT actor, count(DISTINCT ticket_id), min(n) FROM (SELECT actor, ticket_id,"
+            " row_number() OVER (ORDER BY at, id) AS n FROM event WHERE at >= ? AND at < ?"
             f" AND kind IN ({sql.placeholders(len(COUNTED))})"
-            " AND substr(actor, 1, 13) = 'system:route:' ORDER BY at, id",
-            sql.ts(start),
-            sql.ts(end),
+            " AND substr(actor, 1, 13) = 'system:route:') AS r GROUP BY actor ORDER BY 3",
+            *_ts(start, end),
             *COUNTED,
         )
     ]
+
+
+def _ts(*instants: dt.datetime) -> list[Any]:
+    return [sql.ts(x) for x in instants]
 
 
 def lives(ticket_ids: Iterable[int], until: dt.datetime) -> dict[int, list[Life]]:
