@@ -279,7 +279,7 @@ class Figures:
                 if by:
                     groups[self.group(at, value)]["resolution"].append(spent)
             one_touch += self.is_one_touch(ticket_id, at)
-        categories, domains = rows.opened(self.period.start, self.period.end)
+        opened = rows.opened(self.period.start, self.period.end)
         for _ticket, agent_key, minutes in rows.work_between(self.period.start, self.period.end):
             workload[agent_key]["working_minutes"] += minutes
         return {
@@ -298,9 +298,9 @@ class Figures:
             "open_age": self._open_age(),
             "workload": _workload(workload, [a.key for a in self.config.agents]),
             "common": {
-                "categories": _top_counts([(c or NONE, n) for c, n in categories]),
+                "categories": _top_counts((c or NONE, n) for c, _d, n in opened),
                 "routing_rules": _top_counts(rows.routed(self.period.start, self.period.end)),
-                "requester_domains": _top_counts(domains),
+                "requester_domains": _top_counts((d, n) for _c, d, n in opened),
             },
             "per_day": [
                 {"day": day.isoformat(), **{n: c[n] for n in VOLUME}} for day, c in per_day.items()

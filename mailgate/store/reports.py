@@ -141,24 +141,21 @@ def resolutions(
     ]
 
 
-def opened(start: dt.datetime, end: dt.datetime) -> tuple[list[Counted], list[Counted]]:
-    """The tickets created in the period counted by category and by the requester's domain
-    (the address after its last ``@``), each in the order of its first ticket."""
-    first = (
-        "SELECT {0}, count(*), min(n) FROM (SELECT t.category AS category, contact.email AS email,"
-        " row_number() OVER (ORDER BY e.at, e.id) AS n FROM event e"
-        " JOIN ticket t ON t.id = e.ticket_id JOIN contact ON contact.id = t.requester_id"
-        " WHERE e.at >= ? AND e.at < ? AND e.kind = 'created') AS o GROUP BY 1 ORDER BY 3"
-    )
+def opened(start: dt.datetime, end: dt.datetime) -> list[tuple[str, str, int]]:
+    """(category, requester's domain, tickets) of the tickets created in the period, in the
+    order of each pair's first ticket; the domain is the address after its last ``@``."""
     # rtrim(x, every character but "@") leaves x up to its last "@" (all of it goes without one)
     domain = "substr(email, length(rtrim(email, replace(email, '@', ''))) + 1)"
-    return (
-        [
-            (str(r[0] or ""), int(r[1]))
-            for r in sql.rows(first.format("category"), *_ts(start, end))
-        ],
-        [(str(r[0]), int(r[1])) for r in sql.rows(first.format(domain), *_ts(start, end))],
-    )
+    return [
+        (str(r[0] or ""), str(r[1]), int(r[2]))
+        for r in sql.rows(
+            f"SELECT category, {domain}, count(*), min(n) FROM (SELECT t.category AS category,"
+            " contact.email AS email, row_number() OVER (ORDER BY e.at, e.id) AS n FROM event e"
+            " JOIN ticket t ON t.id = e.ticket_id JOIN contact ON contact.id = t.requester_id"
+            " WHERE e.at >= ? AND e.at < ? AND e.kind = 'created') AS o GROUP BY 1, 2 ORDER BY 4",
+            *_ts(start, end),
+        )
+    ]
 
 
 def routed(start: dt.datetime, end: dt.datetime) -> list[Counted]:
