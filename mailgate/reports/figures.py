@@ -42,7 +42,7 @@ from mailgate.reports.period import Period
 from mailgate.search import day_start
 from mailgate.sla import WorkCalendar, calendars
 from mailgate.store import reports as rows
-from mailgate.store.reports import ANSWERS, EventRow, TicketFacts
+from mailgate.store.reports import ANSWERS
 
 BY = ("team", "agent", "mailbox", "category", "priority", "week", "day")
 VOLUME = (
@@ -94,53 +94,72 @@ def share(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
-def change_of(event: EventRow) -> str | None:
-    """What a life event means for the volume: opened, reopened, resolved, closed (or None)."""
-    if event.kind == "created":
-        return "opened"
-    if event.kind == "reopened":
-        return "reopened"
-    if event.kind == "status" and event.old in DONE and event.new in OPEN:
-        return "reopened"
-    return None
+def counted(kind: str, old: str, new: str) -> list[str]:
+    """What an event counts as in the volume (opened, reopened, resolved, closed, messages)."""
+    found = []
+    if kind == "created":
+        found.append("opened")
+    elif kind == "reopened" or (kind == "status" and old in DONE and new in OPEN):
+        found.append("reopened")
+    if kind == "status" and new in DONE and old not in DONE:
+        found.append("resolved")
+    if kind == "status" and new == "closed":
+        found.append("closed")
+    if kind == "message" and new == "customer":
+        found.append("customer_messages")
+    if kind in ANSWERS:
+        found.append("agent_messages")
+    if kind == "note":
+        found.append("notes")
+    return found
 
 
-def state_after(event: EventRow, state: str) -> str:
-    if event.kind == "created":
+def state_after(kind: str, new: str, state: str) -> str:
+    if kind == "created":
         return "new"
-    if event.kind in ("status", "reopened"):
-        return event.new
-    if event.kind == "merged" and event.new.startswith("into"):
+    if kind in ("status", "reopened"):
+        return new
+    if kind == "merged" and new.startswith("into"):
         return "closed"
     return state
 
 
 class Figures:
-    """One pass over the period's events; ``report()`` is the dict every output shows."""
+    """The period counted in SQL, the lives read where a figure needs them; ``report()`` is
+    the dict every output shows."""
 
     def __init__(self, config: Config, period: Period, by: str | None, now: dt.datetime):
         self.config, self.period, self.by, self.now = config, period, by, now
         self.calendars = calendars(config)
-        # The period's events (one range read by time), and before them the history of the
-        # tickets created earlier: resolution times and the backlog need whole lives.
-        self.events = rows.events_between(period.start, period.end)
-        touched = {e.ticket_id for e in self.events}
-        self.live = rows.live_between(period.start, min(period.end, now))
-        self.tickets = rows.tickets(touched | set(self.live))
-        earlier = [t.id for t in self.tickets.values() if t.created_at < period.start]
-        self.history = rows.histories(earlier, period.start)
-        for event in self.events:
-            self.history.setdefault(event.ticket_id, []).append(event)
-        self.clocks = rows.clocks(touched)
         self.actors: dict[str, str | None] = {}
-        self.day_keys: dict[dt.date, str] = {}  # a day's group: itself, or its week's Monday
         self.days = period.days()
         self.day_starts = [day_start(d, period.timezone) for d in self.days]
+        self.day_keys = [self.day_key(d) for d in self.days]
+        column = by if by in rows.GROUPS else None
+        start, end = period.start, period.end
+        self.first = rows.first_responses(start, end, column)
+        self.resolved = rows.resolutions(start, end, column)
+        # Whole lives (before the period too) only where a figure follows one: the resolution
+        # times and one-touch rate of the tickets resolved, and the backlog of those open.
+        live = rows.live_between(start, min(end, now))
+        self.live = [ticket_id for ticket_id, _created in live]
+        self.created = {ticket_id: created for ticket_id, created in live}
+        self.created.update((r[0], r[2]) for r in self.resolved)
+        self.history = rows.lives(self.created, end)
+        for ticket_id, life in self.history.items():
+            if self.created[ticket_id] >= start and life[0][0] < start:
+                # as before: a ticket opened in the period is followed from the period's start
+                self.history[ticket_id] = [e for e in life if e[0] >= start]
+        self.clocks: dict[int, list[str]] = {}
+        if self.calendars:
+            self.clocks = rows.calendars_of(
+                {r[0] for r in self.first} | {r[0] for r in self.resolved}
+            )
 
     # --- helpers ------------------------------------------------------------------------
 
     def agent_of(self, actor: str) -> str | None:
-        """The agent an actor names (cached: a report sees the same few actors 100,000 times)."""
+        """The agent an actor names (cached: a report sees the same few actors many times)."""
         if actor not in self.actors:
             self.actors[actor] = self._agent_of(actor)
         return self.actors[actor]
@@ -155,9 +174,9 @@ class Figures:
         return agent.key if agent else None
 
     def calendar_of(self, ticket_id: int) -> WorkCalendar | None:
-        for clock in self.clocks.get(ticket_id, []):
-            if clock.calendar in self.calendars:
-                return self.calendars[clock.calendar]
+        for name in self.clocks.get(ticket_id, []):
+            if name in self.calendars:
+                return self.calendars[name]
         return None
 
     def seconds(self, ticket_id: int, a: dt.datetime, b: dt.datetime) -> float:
@@ -166,53 +185,58 @@ class Figures:
             return max(0.0, (b - a).total_seconds())
         return calendar.working_seconds(a, b)
 
-    def day_of(self, instant: dt.datetime) -> dt.date:
+    def day_index(self, instant: dt.datetime) -> int:
         """The local day of ``instant`` in the period (by the UTC starts of its days)."""
-        return self.days[max(0, bisect.bisect_right(self.day_starts, instant) - 1)]
+        return max(0, bisect.bisect_right(self.day_starts, instant) - 1)
 
-    def group(self, event: EventRow, day: dt.date) -> str:
+    def day_key(self, day: dt.date) -> str:
+        """A day's group: itself, or its week's Monday."""
+        start = day - dt.timedelta(days=day.weekday()) if self.by == "week" else day
+        return start.isoformat()
+
+    def group(self, instant: dt.datetime, value: Any) -> str:
+        """The group of an event at ``instant`` of a ticket whose ``--by`` column is ``value``."""
         if self.by in ("day", "week"):
-            if day not in self.day_keys:
-                start = day - dt.timedelta(days=day.weekday()) if self.by == "week" else day
-                self.day_keys[day] = start.isoformat()
-            return self.day_keys[day]
-        facts = self.tickets.get(event.ticket_id)
-        if facts is None:
-            return NONE
-        value = {
-            "team": facts.team,
-            "agent": facts.assignee,
-            "mailbox": facts.mailbox,
-            "category": facts.category,
-            "priority": facts.priority,
-        }[str(self.by)]
-        return value or NONE
+            return self.day_keys[self.day_index(instant)]
+        return str(value) if value else NONE
+
+    def day_ranges(self) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
+        """Each day of the period with the instants its events fall in (as ``day_index``)."""
+        p, found = self.period, []
+        for i, day in enumerate(self.days):
+            lo = p.start if i == 0 else max(p.start, self.day_starts[i])
+            hi = p.end if i == len(self.days) - 1 else min(p.end, self.day_starts[i + 1])
+            if lo < hi:
+                found.append((day, lo, hi))
+        return found
 
     def resolution_seconds(self, ticket_id: int, resolved_at: dt.datetime) -> float | None:
         """Time new/open between creation and ``resolved_at`` (pending and done spells left out)."""
         calendar = self.calendar_of(ticket_id)
         state, since, total = "", None, 0.0
-        for event in self.history.get(ticket_id, []):
-            if event.at > resolved_at:
+        for at, kind, _old, new in self.history.get(ticket_id, []):
+            if at > resolved_at:
                 break
-            if event.kind not in rows.LIFE:
+            if kind not in rows.LIFE:
                 continue
             if state in WORKING and since is not None:
                 if calendar is None:
-                    total += max(0.0, (event.at - since).total_seconds())
+                    total += max(0.0, (at - since).total_seconds())
                 else:
-                    total += calendar.working_seconds(since, event.at)
-            state, since = state_after(event, state), event.at
+                    total += calendar.working_seconds(since, at)
+            state, since = state_after(kind, new, state), at
         return total if since is not None else None
 
-    def is_one_touch(self, resolution: EventRow) -> bool:
+    def is_one_touch(self, ticket_id: int, resolved_at: dt.datetime) -> bool:
         """Resolved for the first time, after exactly one answer to the customer."""
-        earlier = [e for e in self.history.get(resolution.ticket_id, []) if e.at <= resolution.at]
-        resolved_before = any(
-            e.kind == "status" and e.new in DONE and e.old not in DONE and e.at < resolution.at
-            for e in earlier
-        )
-        return not resolved_before and sum(e.kind in ANSWERS for e in earlier) == 1
+        answers = 0
+        for at, kind, old, new in self.history.get(ticket_id, []):
+            if at > resolved_at:
+                break
+            if kind == "status" and new in DONE and old not in DONE and at < resolved_at:
+                return False
+            answers += kind in ANSWERS
+        return answers == 1
 
     # --- the report ---------------------------------------------------------------------
 
@@ -220,49 +244,42 @@ class Figures:
         volume: Counter[str] = Counter()
         groups: dict[str, dict[str, Any]] = defaultdict(_group)
         per_day: dict[dt.date, Counter[str]] = {d: Counter() for d in self.days}
-        first: list[float] = []
-        resolution: list[float] = []
         workload: dict[str, Counter[str]] = defaultdict(Counter)
-        routed: dict[str, set[int]] = defaultdict(set)
-        opened: list[TicketFacts] = []
-        resolutions = one_touch = 0
-        for event in self.events:
-            local_day = self.day_of(event.at)
-            key = self.group(event, local_day) if self.by else ""
-            counted = self._volume(event)
-            agent = self.agent_of(event.actor)
-            day = per_day.get(local_day)
-            for name in counted:
-                volume[name] += 1
-                if self.by:
-                    groups[key]["volume"][name] += 1
-                if day is not None:
-                    day[name] += 1
-            if "opened" in counted and event.ticket_id in self.tickets:
-                opened.append(self.tickets[event.ticket_id])
-            if "resolved" in counted:
-                if agent:
-                    workload[agent]["resolved"] += 1
-                took = self.resolution_seconds(event.ticket_id, event.at)
-                if took is not None:
-                    resolution.append(took)
-                    if self.by:
-                        groups[key]["resolution"].append(took)
-                resolutions += 1
-                one_touch += self.is_one_touch(event)
-            if event.kind == "first_response":
-                facts = self.tickets.get(event.ticket_id)
-                if facts is not None:
-                    took = self.seconds(event.ticket_id, facts.created_at, event.at)
-                    first.append(took)
-                    if self.by:
-                        groups[key]["first_response"].append(took)
-            if event.kind == "assignee" and event.new:
-                workload[event.new]["assigned"] += 1
-            if agent and (event.kind in ANSWERS or event.kind == "note"):
-                workload[agent]["notes" if event.kind == "note" else "replies"] += 1
-            if event.actor.startswith("system:route:"):
-                routed[event.actor.removeprefix("system:route:")].add(event.ticket_id)
+        by, column = self.by, self.by if self.by in rows.GROUPS else None
+        for day, lo, hi in self.day_ranges():
+            day_key = self.day_key(day) if by in ("day", "week") else ""
+            for kind, old, new, actor, value, count in rows.tallies(lo, hi, column):
+                names = counted(kind, old, new)
+                agent = self.agent_of(actor) if actor else None
+                if names:
+                    key = day_key if by in ("day", "week") else (str(value) if value else NONE)
+                    for name in names:
+                        volume[name] += count
+                        per_day[day][name] += count
+                        if by:
+                            groups[key]["volume"][name] += count
+                if agent and "resolved" in names:
+                    workload[agent]["resolved"] += count
+                if kind == "assignee" and new:
+                    workload[new]["assigned"] += count
+                if agent and (kind in ANSWERS or kind == "note"):
+                    workload[agent]["notes" if kind == "note" else "replies"] += count
+        first: list[float] = []
+        for ticket_id, at, created, value in self.first:
+            took = self.seconds(ticket_id, created, at)
+            first.append(took)
+            if by:
+                groups[self.group(at, value)]["first_response"].append(took)
+        resolution: list[float] = []
+        one_touch = 0
+        for ticket_id, at, _created, value in self.resolved:
+            spent = self.resolution_seconds(ticket_id, at)
+            if spent is not None:
+                resolution.append(spent)
+                if by:
+                    groups[self.group(at, value)]["resolution"].append(spent)
+            one_touch += self.is_one_touch(ticket_id, at)
+        opened = rows.opened(self.period.start, self.period.end)
         for _ticket, agent_key, minutes in rows.work_between(self.period.start, self.period.end):
             workload[agent_key]["working_minutes"] += minutes
         return {
@@ -273,7 +290,7 @@ class Figures:
             "resolution": summary(resolution),
             "rates": {
                 "reopen_rate": share(volume["reopened"], volume["resolved"]),
-                "one_touch_resolution_rate": share(one_touch, resolutions),
+                "one_touch_resolution_rate": share(one_touch, len(self.resolved)),
             },
             "sla": self._sla(),
             "csat": self._csat(),
@@ -281,9 +298,9 @@ class Figures:
             "open_age": self._open_age(),
             "workload": _workload(workload, [a.key for a in self.config.agents]),
             "common": {
-                "categories": _top(t.category or NONE for t in opened),
-                "routing_rules": _top_counts({k: len(v) for k, v in routed.items()}),
-                "requester_domains": _top(t.requester.rpartition("@")[2] for t in opened),
+                "categories": _top_counts((c or NONE, n) for c, _d, n in opened),
+                "routing_rules": _top_counts(rows.routed(self.period.start, self.period.end)),
+                "requester_domains": _top_counts((d, n) for _c, d, n in opened),
             },
             "per_day": [
                 {"day": day.isoformat(), **{n: c[n] for n in VOLUME}} for day, c in per_day.items()
@@ -299,22 +316,6 @@ class Figures:
                 for key, g in sorted(groups.items())
             ],
         }
-
-    def _volume(self, event: EventRow) -> list[str]:
-        found = []
-        if (change := change_of(event)) is not None:
-            found.append(change)
-        if event.kind == "status" and event.new in DONE and event.old not in DONE:
-            found.append("resolved")
-        if event.kind == "status" and event.new == "closed":
-            found.append("closed")
-        if event.kind == "message" and event.new == "customer":
-            found.append("customer_messages")
-        if event.kind in ANSWERS:
-            found.append("agent_messages")
-        if event.kind == "note":
-            found.append("notes")
-        return found
 
     def _period(self) -> dict[str, Any]:
         p = self.period
@@ -367,12 +368,12 @@ class Figures:
         spans: list[tuple[dt.datetime, dt.datetime | None, int]] = []
         for ticket_id in self.live:
             state, since = "", None
-            for event in self.history.get(ticket_id, []):
-                after = state_after(event, state)
+            for at, kind, _old, new in self.history.get(ticket_id, []):
+                after = state_after(kind, new, state)
                 if after in OPEN and state not in OPEN:
-                    since = event.at
+                    since = at
                 elif after not in OPEN and state in OPEN and since is not None:
-                    spans.append((since, event.at, ticket_id))
+                    spans.append((since, at, ticket_id))
                     since = None
                 state = after
             if state in OPEN and since is not None:
@@ -395,8 +396,8 @@ class Figures:
         instant = min(self.period.end, self.now)
         ages = []
         for a, b, ticket_id in self.spans:
-            if a < instant and (b is None or b >= instant) and ticket_id in self.tickets:
-                ages.append((instant - self.tickets[ticket_id].created_at).total_seconds())
+            if a < instant and (b is None or b >= instant):
+                ages.append((instant - self.created[ticket_id]).total_seconds())
         stats = summary(ages)
         return {
             **stats,
@@ -423,12 +424,12 @@ def _workload(found: dict[str, Counter[str]], agents: list[str]) -> list[dict[st
     ]
 
 
-def _top(values: Iterable[str], limit: int = 10) -> list[dict[str, Any]]:
-    return [{"key": k, "count": n} for k, n in Counter(values).most_common(limit)]
-
-
-def _top_counts(counts: dict[str, int], limit: int = 10) -> list[dict[str, Any]]:
-    return [{"key": k, "count": n} for k, n in Counter(counts).most_common(limit)]
+def _top_counts(counts: Iterable[tuple[str, int]], limit: int = 10) -> list[dict[str, Any]]:
+    """The ``limit`` largest counts, ties in the order given (each value's first appearance)."""
+    found: Counter[str] = Counter()
+    for key, count in counts:
+        found[key] += count
+    return [{"key": k, "count": n} for k, n in found.most_common(limit)]
 
 
 def _buckets(values: list[float], limits: tuple[tuple[float, str], ...]) -> list[dict[str, Any]]:

@@ -1,16 +1,20 @@
-"""What reports read: the events of a period, the tickets they concern, clocks, ratings, time.
+"""What reports read: the events of a period counted, the lives they need, clocks, ratings, time.
 
-Plain rows for ``mailgate.reports``, which does the counting (in one place, so the
-text, CSV, JSON and HTML outputs show the same numbers). Reads by the indexes on
-``event.at`` and ``ticket.created_at`` (migration 0007) and by ticket id; lists of
-ids go in chunks, so a busy quarter never builds one enormous statement. Only
-reads; hand-written SQL (``store.sql``).
+For ``mailgate.reports``, which turns these into the figures (in one place, so the
+text, CSV, JSON and HTML outputs show the same numbers). What can be counted is
+counted here in SQL (``tallies``: the period's events grouped by what the figures
+tell apart), since a busy quarter holds half a million events and reading each into
+Python cost seconds; only the figures that follow a ticket's life (first response,
+resolution, one-touch, backlog, open age) read rows, as plain tuples of the columns
+they need. Reads by the indexes on ``event.at`` and ``ticket.created_at`` (migration
+0007) and by ticket id; lists of ids go in chunks, so a busy quarter never builds
+one enormous statement. Only reads; hand-written SQL (``store.sql``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,30 +31,27 @@ _CHUNK = 500
 _parse = dt.datetime.fromisoformat
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    ticket_id: int
-    at: dt.datetime
-    actor: str
-    kind: str
-    old: str
-    new: str
-
-
-@dataclass(frozen=True, slots=True)
-class TicketFacts:
-    id: int
-    number: int
-    created_at: dt.datetime
-    first_response_at: dt.datetime | None
-    status: str
-    priority: str
-    mailbox: str
-    category: str
-    team: str | None
-    assignee: str | None
-    requester: str
-    merged: bool
+# A ticket's life as the figures read it: (at, kind, old, new), in time order.
+Life = tuple[dt.datetime, str, str, str]
+# (kind, old, new, crediting actor, the ticket's group value, how many)
+Tally = tuple[str, str, str, str, Any, int]
+# (a value, how many)
+Counted = tuple[str, int]
+# Events a tally counts (first responses and merges are read on their own or not at all).
+TALLIED = ("created", "status", "reopened", *ANSWERS, "note", "message", "assignee")
+# The ticket columns a report groups by (``--by``); day and week come from the event's time.
+GROUPS = {
+    "team": "team.key",
+    "agent": "agent.key",
+    "mailbox": "t.mailbox",
+    "category": "t.category",
+    "priority": "t.priority",
+}
+_GROUP_JOINS = (
+    " JOIN ticket t ON t.id = e.ticket_id LEFT JOIN team ON team.id = t.team_id"
+    " LEFT JOIN agent ON agent.id = t.assignee_id"
+)
+_DONE = ("resolved", "closed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +63,9 @@ class ClockFacts:
     met_at: dt.datetime | None
 
 
-def _event(row: Sequence[Any]) -> EventRow:
-    at = row[1]  # SQLite gives text: parsed here, without the general helper (500,000 a report)
-    if isinstance(at, str):
-        at = _parse(at)
-    return EventRow(row[0], at, row[2], row[3], row[4], row[5])
+def _at(raw: Any) -> dt.datetime:
+    # SQLite gives text: parsed here, without the general helper (many a report)
+    return _parse(raw) if isinstance(raw, str) else raw
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -75,77 +74,138 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
         yield batch[i : i + _CHUNK]
 
 
-def events_between(start: dt.datetime, end: dt.datetime) -> list[EventRow]:
-    """The counted events with ``start <= at < end``, in time order."""
-    kinds = sql.placeholders(len(COUNTED))
+def _group(by: str | None) -> tuple[str, str]:
+    """The select column and joins of a ticket grouping (none for day, week or no grouping)."""
+    if by not in GROUPS:
+        return "", ""
+    return f", {GROUPS[str(by)]}", _GROUP_JOINS
+
+
+def tallies(start: dt.datetime, end: dt.datetime, by: str | None) -> list[Tally]:
+    """The counted events with ``start <= at < end``, counted in SQL by what the figures tell
+    apart: kind, the change (``old`` of status changes, ``new`` of status changes, messages and
+    assignments), the actor when it is an agent, and the ticket's ``by`` column (else None)."""
+    column, joins = _group(by)
+    grouping = "1, 2, 3, 4, 5" if column else "1, 2, 3, 4"
     return [
-        _event(r)
+        (str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4] if column else None, int(r[-1]))
         for r in sql.rows(
-            "SELECT ticket_id, at, actor, kind, old, new FROM event WHERE at >= ? AND at < ?"
-            f" AND kind IN ({kinds}) ORDER BY at, id",
+            "SELECT e.kind, CASE WHEN e.kind = 'status' THEN e.old ELSE '' END,"
+            " CASE WHEN e.kind IN ('status', 'message', 'assignee') THEN e.new ELSE '' END,"
+            " CASE WHEN substr(e.actor, 1, 6) = 'agent:' THEN e.actor ELSE '' END"
+            f"{column}, count(*) FROM event e{joins}"
+            f" WHERE e.at >= ? AND e.at < ? AND e.kind IN ({sql.placeholders(len(TALLIED))})"
+            f" GROUP BY {grouping}",
             sql.ts(start),
             sql.ts(end),
+            *TALLIED,
+        )
+    ]
+
+
+def first_responses(
+    start: dt.datetime, end: dt.datetime, by: str | None
+) -> list[tuple[int, dt.datetime, dt.datetime, Any]]:
+    """(ticket id, answered at, created at, the ticket's ``by`` value) of the first answers."""
+    column, joins = _group(by)
+    joins = joins or " JOIN ticket t ON t.id = e.ticket_id"
+    return [
+        (int(r[0]), _at(r[1]), _at(r[2]), r[3] if column else None)
+        for r in sql.rows(
+            f"SELECT e.ticket_id, e.at, t.created_at{column} FROM event e{joins}"
+            " WHERE e.at >= ? AND e.at < ? AND e.kind = 'first_response' ORDER BY e.at, e.id",
+            sql.ts(start),
+            sql.ts(end),
+        )
+    ]
+
+
+def resolutions(
+    start: dt.datetime, end: dt.datetime, by: str | None
+) -> list[tuple[int, dt.datetime, dt.datetime, Any]]:
+    """(ticket id, resolved at, created at, the ticket's ``by`` value) of the resolutions: status
+    changes into resolved or closed from an open status."""
+    column, joins = _group(by)
+    joins = joins or " JOIN ticket t ON t.id = e.ticket_id"
+    return [
+        (int(r[0]), _at(r[1]), _at(r[2]), r[3] if column else None)
+        for r in sql.rows(
+            f"SELECT e.ticket_id, e.at, t.created_at{column} FROM event e{joins}"
+            " WHERE e.at >= ? AND e.at < ? AND e.kind = 'status'"
+            " AND e.new IN (?, ?) AND e.old NOT IN (?, ?) ORDER BY e.at, e.id",
+            sql.ts(start),
+            sql.ts(end),
+            *_DONE,
+            *_DONE,
+        )
+    ]
+
+
+def opened(start: dt.datetime, end: dt.datetime) -> list[tuple[str, str, int]]:
+    """(category, requester's domain, tickets) of the tickets created in the period, in the
+    order of each pair's first ticket; the domain is the address after its last ``@``."""
+    # rtrim(x, every character but "@") leaves x up to its last "@" (all of it goes without one)
+    domain = "substr(email, length(rtrim(email, replace(email, '@', ''))) + 1)"
+    return [
+        (str(r[0] or ""), str(r[1]), int(r[2]))
+        for r in sql.rows(
+            f"SELECT category, {domain}, count(*), min(n) FROM (SELECT t.category AS category,"
+            " contact.email AS email, row_number() OVER (ORDER BY e.at, e.id) AS n FROM event e"
+            " JOIN ticket t ON t.id = e.ticket_id JOIN contact ON contact.id = t.requester_id"
+            " WHERE e.at >= ? AND e.at < ? AND e.kind = 'created') AS o GROUP BY 1, 2 ORDER BY 4",
+            *_ts(start, end),
+        )
+    ]
+
+
+def routed(start: dt.datetime, end: dt.datetime) -> list[Counted]:
+    """(routing rule, tickets) of the counted events routing rules made, in the order of each
+    rule's first event."""
+    return [
+        (str(r[0]).removeprefix("system:route:"), int(r[1]))
+        for r in sql.rows(
+            "SELECT actor, count(DISTINCT ticket_id), min(n) FROM (SELECT actor, ticket_id,"
+            " row_number() OVER (ORDER BY at, id) AS n FROM event WHERE at >= ? AND at < ?"
+            f" AND kind IN ({sql.placeholders(len(COUNTED))})"
+            " AND substr(actor, 1, 13) = 'system:route:') AS r GROUP BY actor ORDER BY 3",
+            *_ts(start, end),
             *COUNTED,
         )
     ]
 
 
-def histories(ticket_ids: Iterable[int], until: dt.datetime) -> dict[int, list[EventRow]]:
+def _ts(*instants: dt.datetime) -> list[Any]:
+    return [sql.ts(x) for x in instants]
+
+
+def lives(ticket_ids: Iterable[int], until: dt.datetime) -> dict[int, list[Life]]:
     """Each ticket's life events and answers before ``until``, in time order."""
-    found: dict[int, list[EventRow]] = {}
+    found: dict[int, list[Life]] = {}
     kinds = (*LIFE, *ANSWERS)
     for batch in _chunks(ticket_ids):
         for row in sql.rows(
-            "SELECT ticket_id, at, actor, kind, old, new FROM event"
+            "SELECT ticket_id, at, kind, old, new FROM event"
             f" WHERE ticket_id IN ({sql.placeholders(len(batch))}) AND at < ?"
             f" AND kind IN ({sql.placeholders(len(kinds))}) ORDER BY ticket_id, at, id",
             *batch,
             sql.ts(until),
             *kinds,
         ):
-            event = _event(row)
-            found.setdefault(event.ticket_id, []).append(event)
+            life = found.get(row[0])
+            if life is None:
+                life = found[row[0]] = []
+            life.append((_at(row[1]), row[2], row[3], row[4]))
     return found
 
 
-def tickets(ticket_ids: Iterable[int]) -> dict[int, TicketFacts]:
-    found: dict[int, TicketFacts] = {}
-    for batch in _chunks(ticket_ids):
-        for r in sql.rows(
-            "SELECT t.id, t.number, t.created_at, t.first_response_at, t.status, t.priority,"
-            " t.mailbox, t.category, team.key, agent.key, contact.email, t.merged_into_id"
-            " FROM ticket t JOIN contact ON contact.id = t.requester_id"
-            " LEFT JOIN team ON team.id = t.team_id LEFT JOIN agent ON agent.id = t.assignee_id"
-            f" WHERE t.id IN ({sql.placeholders(len(batch))})",
-            *batch,
-        ):
-            created = sql.read_ts(r[2])
-            assert created is not None
-            found[int(r[0])] = TicketFacts(
-                id=int(r[0]),
-                number=int(r[1]),
-                created_at=created,
-                first_response_at=sql.read_ts(r[3]),
-                status=str(r[4]),
-                priority=str(r[5]),
-                mailbox=str(r[6]),
-                category=str(r[7] or ""),
-                team=None if r[8] is None else str(r[8]),
-                assignee=None if r[9] is None else str(r[9]),
-                requester=str(r[10]),
-                merged=r[11] is not None,
-            )
-    return found
-
-
-def live_between(start: dt.datetime, end: dt.datetime) -> list[int]:
-    """Tickets that may have been open at some time in [start, end): created before the end,
-    and open now or changed since the start (a ticket closed earlier and untouched since
-    was closed all along)."""
+def live_between(start: dt.datetime, end: dt.datetime) -> list[tuple[int, dt.datetime]]:
+    """(id, created at) of the tickets that may have been open at some time in [start, end):
+    created before the end, and open now or changed since the start (a ticket closed earlier
+    and untouched since was closed all along)."""
     return [
-        int(r[0])
+        (int(r[0]), _at(r[1]))
         for r in sql.rows(
-            "SELECT id FROM ticket WHERE created_at < ? AND merged_into_id IS NULL"
+            "SELECT id, created_at FROM ticket WHERE created_at < ? AND merged_into_id IS NULL"
             f" AND (status IN ({sql.placeholders(len(OPEN))}) OR updated_at >= ?)",
             sql.ts(end),
             *OPEN,
@@ -154,18 +214,16 @@ def live_between(start: dt.datetime, end: dt.datetime) -> list[int]:
     ]
 
 
-def clocks(ticket_ids: Iterable[int]) -> dict[int, list[ClockFacts]]:
-    found: dict[int, list[ClockFacts]] = {}
+def calendars_of(ticket_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The calendars of each ticket's SLA clocks, in the clocks' order."""
+    found: dict[int, list[str]] = {}
     for batch in _chunks(ticket_ids):
         for r in sql.rows(
-            "SELECT ticket_id, name, calendar, due_at, met_at FROM sla_clock"
-            f" WHERE ticket_id IN ({sql.placeholders(len(batch))}) ORDER BY ticket_id, id",
+            f"SELECT ticket_id, calendar FROM sla_clock WHERE ticket_id IN"
+            f" ({sql.placeholders(len(batch))}) ORDER BY ticket_id, id",
             *batch,
         ):
-            clock = ClockFacts(
-                int(r[0]), str(r[1]), str(r[2]), sql.read_ts(r[3]), sql.read_ts(r[4])
-            )
-            found.setdefault(clock.ticket_id, []).append(clock)
+            found.setdefault(int(r[0]), []).append(str(r[1]))
     return found
 
 
