@@ -65,6 +65,18 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def print_processed(outcome: Any, as_json: bool) -> int:
+    """What became of a mail processed again (retried, released): one line, or its JSON.
+
+    Exit 1 when it ended in the quarantine (the line says why), else 0."""
+    if as_json:
+        print_json(outcome.as_json())
+    else:
+        why = outcome.reason if outcome.action == "quarantined" else ""
+        print(f"{outcome.action} {outcome.tag or ''} {why}".strip())
+    return EX_OK if outcome.action != "quarantined" else EX_FAIL
+
+
 def read_input(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read()

@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from mailgate.admin import quarantine
-from mailgate.cli.common import EX_FAIL, EX_OK, Subparsers, command, context, print_json, table
+from mailgate.cli.common import (
+    EX_OK,
+    Subparsers,
+    command,
+    context,
+    print_json,
+    print_processed,
+    table,
+)
 
 ORDER = 80
 
@@ -62,13 +70,7 @@ def _quarantine_show(args: argparse.Namespace) -> int:
 
 def _quarantine_retry(args: argparse.Namespace) -> int:
     ctx = context(args)
-    outcome = quarantine.retry(ctx, args.id)
-    if args.json:
-        print_json(outcome.as_json())
-    else:
-        why = outcome.reason if outcome.action == "quarantined" else ""
-        print(f"{outcome.action} {outcome.tag or ''} {why}".strip())
-    return EX_OK if outcome.action != "quarantined" else EX_FAIL
+    return print_processed(quarantine.retry(ctx, args.id), args.json)
 
 
 def _quarantine_delete(args: argparse.Namespace) -> int:

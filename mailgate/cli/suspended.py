@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from mailgate.admin import suspended
-from mailgate.cli.common import EX_FAIL, EX_OK, Subparsers, command, context, print_json, table
+from mailgate.cli.common import (
+    EX_OK,
+    Subparsers,
+    command,
+    context,
+    print_json,
+    print_processed,
+    table,
+)
 
 ORDER = 81
 
@@ -54,13 +62,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     ctx = context(args)
-    outcome = suspended.release(ctx, args.id)
-    if args.json:
-        print_json(outcome.as_json())
-    else:
-        why = outcome.reason if outcome.action == "quarantined" else ""
-        print(f"{outcome.action} {outcome.tag or ''} {why}".strip())
-    return EX_OK if outcome.action != "quarantined" else EX_FAIL
+    return print_processed(suspended.release(ctx, args.id), args.json)
 
 
 def _delete(args: argparse.Namespace) -> int:
