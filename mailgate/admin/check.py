@@ -45,20 +45,15 @@ def checks(config: Config) -> list[Check]:
             f"{len(config.agents)} agent(s), {len(config.imap)} IMAP account(s)",
         )
     ]
-    try:
-        read_secret_key(config, create=False)
-        results.append(Check("secret key", True, "readable"))
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-        results.append(Check("secret key", False, str(exc)))
-    try:
-        store.open_database(config.database.url, sync=config.storage.sync)
-        ok, status = store.schema_status()
-        results.append(Check("database", ok, f"{redact_url(config.database.url)}: {status}"))
-        if ok:
+    results.append(_check_secret(config, create=False))
+    database = _check_database(config)
+    results.append(database)
+    if database.ok:
+        try:
             results.append(_check_serve())
             results.extend(_check_ledger(row) for row in ledger.status(config) if row["last_error"])
-    except Exception as exc:  # noqa: BLE001
-        results.append(Check("database", False, f"{redact_url(config.database.url)}: {exc}"))
+        except Exception as exc:  # noqa: BLE001
+            results.append(Check("database", False, f"{redact_url(config.database.url)}: {exc}"))
     for account in config.imap:
         try:
             results.append(Check(f"imap {account.name}", True, imap_transport.check(account)))
@@ -80,18 +75,7 @@ def serve_checks(config: Config) -> list[Check]:
     listener's address (a port in use). IMAP and the relay are not among them: serve
     retries those while it runs, and ``check`` reports them.
     """
-    results = []
-    try:
-        read_secret_key(config, create=True)
-        results.append(Check("secret key", True, "readable"))
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-        results.append(Check("secret key", False, str(exc)))
-    try:
-        store.open_database(config.database.url, sync=config.storage.sync)
-        ok, status = store.schema_status()
-        results.append(Check("database", ok, f"{redact_url(config.database.url)}: {status}"))
-    except Exception as exc:  # noqa: BLE001
-        results.append(Check("database", False, f"{redact_url(config.database.url)}: {exc}"))
+    results = [_check_secret(config, create=True), _check_database(config)]
     results.append(_templates(config))
     if config.listener.enabled and not config.listener.socket:
         listener = config.listener
@@ -100,6 +84,26 @@ def serve_checks(config: Config) -> list[Check]:
         host, _, port = config.metrics.listen.rpartition(":")
         results.extend(_in_use(config, "metrics", "metrics.listen", host, int(port)))
     return results
+
+
+def _check_secret(config: Config, *, create: bool) -> Check:
+    """The secret key is readable (``create``: made on the first start, by serve only)."""
+    try:
+        read_secret_key(config, create=create)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        return Check("secret key", False, str(exc))
+    return Check("secret key", True, "readable")
+
+
+def _check_database(config: Config) -> Check:
+    """The database opens and its schema is the one this version needs."""
+    where = redact_url(config.database.url)
+    try:
+        store.open_database(config.database.url, sync=config.storage.sync)
+        ok, status = store.schema_status()
+    except Exception as exc:  # noqa: BLE001
+        return Check("database", False, f"{where}: {exc}")
+    return Check("database", ok, f"{where}: {status}")
 
 
 def _in_use(config: Config, name: str, key: str, host: str, port: int) -> list[Check]:

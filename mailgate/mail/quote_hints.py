@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-__all__ = ["mark_known_quotes"]
+__all__ = ["indented", "indented_block_end", "mark_known_quotes"]
 
 _WORD = re.compile(r"\w+")
 _MIN_GRAMS = 3
@@ -45,7 +45,7 @@ def _words(text: str) -> list[str]:
     return [w.casefold() for w in _WORD.findall(text)]
 
 
-def _indented(line: str) -> bool:
+def indented(line: str) -> bool:
     """A line indented with a TAB or at least two spaces, with text on it."""
     return line[:1] == "\t" or (line[:2] == "  " and not line.isspace())
 
@@ -54,12 +54,12 @@ def _blank(line: str) -> bool:
     return not line or line.isspace()
 
 
-def _block_end(lines: Sequence[str], start: int) -> int:
+def indented_block_end(lines: Sequence[str], start: int) -> int:
     """The end of the indented block at ``start``; blank lines inside it belong to it
     when more indented lines follow."""
     end = i = start
     while i < len(lines):
-        if _indented(lines[i]):
+        if indented(lines[i]):
             end = i = i + 1
         elif _blank(lines[i]):
             i += 1
@@ -93,10 +93,10 @@ def mark_known_quotes(lines: list[str], known: Iterable[str]) -> list[str]:
     out = list(lines)
     i, n = 0, len(lines)
     while i < n:
-        if not _indented(lines[i]):
+        if not indented(lines[i]):
             i += 1
             continue
-        end = _block_end(lines, i)
+        end = indented_block_end(lines, i)
         if _reproduces(lines[i:end], hints):
             for j in range(i, end):
                 if not _blank(lines[j]):

@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailgate.mail.quote_hints import mark_known_quotes
+from mailgate.mail.quote_hints import indented, indented_block_end, mark_known_quotes
 from mailgate.mail.quote_patterns import (
     _ADDR_END,
     _CLOSING,
@@ -241,13 +241,13 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
             # Two fields in a row, one of them the sender: a lone "From: the
             # manager" in a sentence is not enough.
             if fields >= 2 and kinds == 3:
-                if _indented(lines[run_start]):
+                if indented(lines[run_start]):
                     # mailx/s-nail reproduce the notice indented, headers and all
                     # (BSD mailx's ~m with the mbox "From " line above them): the
                     # indented block is the quote, the text below it the answer.
                     if run_start > floor and _POSTMARK.match(lines[run_start - 1]):
                         run_start -= 1
-                    end = _indented_block_end(lines, run_start)
+                    end = indented_block_end(lines, run_start)
                     removed[run_start:end] = b"\x01" * (end - run_start)
                     i = floor = end
                     run_start = -1
@@ -276,9 +276,9 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
                     i = floor = j
                     run_start = -1
                     continue
-                if j < n and _indented(lines[j]):
+                if j < n and indented(lines[j]):
                     # mailx/s-nail indent the quote with a TAB or spaces instead of ">".
-                    end = _indented_block_end(lines, j)
+                    end = indented_block_end(lines, j)
                     removed[start:end] = b"\x01" * (end - start)
                     i = floor = end
                     run_start = -1
@@ -290,25 +290,6 @@ def _find_quotes(lines: list[str]) -> tuple[bytearray, int]:
         text_seen = i
         i += 1
     return removed, n
-
-
-def _indented(line: str) -> bool:
-    """A line indented with a TAB or at least two spaces, with text on it."""
-    return line[:1] == "\t" or (line[:2] == "  " and not line.isspace())
-
-
-def _indented_block_end(lines: list[str], start: int) -> int:
-    """The end of the indented block at ``start``: blank lines inside it belong to it
-    when more indented lines follow."""
-    end = i = start
-    while i < len(lines):
-        if _indented(lines[i]):
-            end = i = i + 1
-        elif _blank(lines[i]):
-            i += 1
-        else:
-            break
-    return end
 
 
 def _lost_marker(lines: list[str], j: int) -> bool:
