@@ -133,6 +133,7 @@ class Gateway:
         self.ready = threading.Event()
         self.upkeep = Upkeep(self, reload)  # the heartbeat, and SIGHUP's reload
         self.metrics = Metrics(ctx.config)
+        self.web: Any = None  # the desk (mailgate.web.Running) when [web] listen is set
 
     # --- the database thread -------------------------------------------------------------
 
@@ -265,11 +266,16 @@ class Gateway:
         self._start_scheduler()
         await self.upkeep.beat()
         metrics = self.metrics.start()
+        if self.ctx.config.web.listen:
+            from mailgate import web
+
+            self.web = await web.start(self.ctx, self.metrics)
         event(
             log,
             "serve.started",
             smtp=self.where(),
             metrics=metrics or "off",
+            web=self.web.url if self.web is not None else "off",
             imap=len(self.pollers),
             database=redact_url(self.ctx.config.database.url),
         )
@@ -392,6 +398,8 @@ class Gateway:
             if self.counter is not None:
                 await self._finish_sessions(self.counter)
         self.imap_stop.set()
+        if self.web is not None:
+            await self.web.stop()
         if self.scheduler is not None:
             self.scheduler.pause()
         await self.loop.run_in_executor(None, self._join_threads)

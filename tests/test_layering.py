@@ -25,7 +25,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "mailgate"
 
 # The edge: these may import the core; the core never imports them.
-EDGE = ("mailgate.cli", "mailgate.admin", "mailgate.app", "mailgate.transports")
+EDGE = ("mailgate.cli", "mailgate.admin", "mailgate.app", "mailgate.transports", "mailgate.web")
 TRANSPORT_MAY_IMPORT = ("mailgate.envelope", "mailgate.errors", "mailgate.logs", "mailgate.config")
 DATABASE_LIBRARIES = ("peewee", "playhouse", "psycopg2", "mailgate.store.models")
 MAX_LINES = 500

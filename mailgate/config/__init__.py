@@ -47,6 +47,7 @@ from mailgate.config.sections import (
     base_address,
     parse_rate,
 )
+from mailgate.config.web import Web, Webhook
 
 __all__ = [
     "CONFIG_ENV",
@@ -79,6 +80,8 @@ __all__ = [
     "Storage",
     "Team",
     "Templates",
+    "Web",
+    "Webhook",
     "base_address",
     "find_config_path",
     "from_dict",

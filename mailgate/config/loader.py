@@ -43,6 +43,7 @@ _TABLE_ARRAYS = {
     "route": "routes",
     "calendar": "calendars",
     "sla": "slas",
+    "webhook": "webhooks",
 }
 _SECRET_KEYS = {"password", "secret", "secret_key", "token", "client_secret", "refresh_token"}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mailgate.config.desk import Answers, PriorityMatrix, Spam, Tickets
+from mailgate.config.web import Web, Webhook
 from mailgate.errors import ConfigError
 
 Status = Literal["new", "open", "pending", "resolved", "closed"]
@@ -395,6 +396,8 @@ class Config:
     answers: Answers = field(default_factory=Answers)
     tickets: Tickets = field(default_factory=Tickets)
     priority_matrix: PriorityMatrix = field(default_factory=PriorityMatrix)
+    web: Web = field(default_factory=Web)
+    webhooks: tuple[Webhook, ...] = ()
 
     def category(self, name: str) -> str | None:
         """The configured category ``name`` stands for (any case), or None."""

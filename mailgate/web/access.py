@@ -1,0 +1,26 @@
+"""Who may see and act on what: one rule for pages and the API.
+
+An ``admin`` sees every ticket and the admin pages; an ``agent`` sees tickets of
+their teams and tickets assigned to them. A ticket one may not see is answered
+exactly like one that does not exist (404), so its number tells nothing.
+"""
+
+from __future__ import annotations
+
+from mailgate.config import Agent, Config
+
+
+def teams_of(config: Config, agent: Agent) -> tuple[str, ...]:
+    """The names of the teams ``agent`` is a member of."""
+    return tuple(team.name for team in config.teams if agent.key in team.members)
+
+
+def may_see(config: Config, agent: Agent, *, team: str | None, assignee: str | None) -> bool:
+    """May ``agent`` see a ticket of ``team`` assigned to ``assignee``?"""
+    if agent.role == "admin":
+        return True
+    return assignee == agent.key or (bool(team) and team in teams_of(config, agent))
+
+
+def is_admin(agent: Agent) -> bool:
+    return agent.role == "admin"

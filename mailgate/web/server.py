@@ -1,0 +1,118 @@
+"""uvicorn inside our event loop: ``start`` binds and serves, ``Running.stop`` ends it.
+
+``serve`` owns the signals (SIGTERM, SIGHUP); uvicorn must not take them over, so
+its signal capture is switched off here. The socket is bound by us, so
+``listen = "127.0.0.1:0"`` works and the address actually bound is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from mailgate.context import Context
+from mailgate.errors import ConfigError
+from mailgate.logs import event
+
+log = logging.getLogger("mailgate.web")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # serve's own handlers stay in charge
+
+
+@dataclass
+class Running:
+    server: _Server
+    task: asyncio.Task[None]
+    host: str
+    port: int
+    root_path: str
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.root_path}/"
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self.task), timeout=10)
+
+
+def bind(listen: str, path: str) -> socket.socket:
+    """The listening socket for ``host:port``; one config line when it is taken."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, int(port)))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"web.listen: cannot listen on {listen}: {exc.strerror or exc} (in {path})"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def start(ctx: Context, metrics: Any = None) -> Running:
+    """Serve the desk on ``[web] listen`` in the running loop (``serve`` calls this)."""
+    from mailgate.web.app import create_app
+
+    web = ctx.config.web
+    sock = bind(web.listen, str(ctx.config.path))
+    config = uvicorn.Config(
+        create_app(ctx, metrics=metrics),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # app.py believes X-Forwarded-* from trusted proxies only
+        root_path=web.root_path,
+    )
+    server = _Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise ConfigError(f"web.listen: the desk did not start on {web.listen}")
+        await asyncio.sleep(0.01)
+    host, port = sock.getsockname()[:2]
+    running = Running(server, task, host, port, web.root_path)
+    event(log, "web.started", url=running.url)
+    return running
+
+
+def run(ctx: Context) -> int:
+    """``mailgate web``: the desk alone, until SIGTERM/SIGINT."""
+    if not ctx.config.web.listen:
+        raise ConfigError(f"web.listen: not set, so there is no desk to run (in {ctx.config.path})")
+
+    async def main() -> int:
+        import signal
+
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.add_signal_handler(sig, stopping.set)
+        running = await start(ctx)
+        print(f"mailgate: the desk is on {running.url}", flush=True)
+        await stopping.wait()
+        await running.stop()
+        return 0
+
+    return asyncio.run(main())
