@@ -42,7 +42,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mailgate import intake, outbox, spool, systemd
+from mailgate import intake, outbox, spool, systemd, webhooks
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -68,7 +68,7 @@ class Periodic:
     name: str
     seconds: Callable[[Config], int]
     run: Callable[[Context], Any]
-    thread: str  # "db" (the database thread), "outbox", "jobs", or "worker" (the ingest process)
+    thread: str  # "db" (the database thread), "outbox", "webhooks", "jobs", or "worker" (ingest)
 
 
 def _deliver(ctx: Context) -> outbox.Report:
@@ -101,6 +101,8 @@ def _prune(ctx: Context) -> None:
 
 PERIODIC: list[Periodic] = [
     Periodic("outbox", lambda c: c.jobs.outbox_seconds, _deliver, "outbox"),
+    # Webhooks on their own thread: a slow receiver never holds up a notice.
+    Periodic("webhooks", lambda c: c.jobs.outbox_seconds, webhooks.deliver_for, "webhooks"),
     Periodic("recover", lambda c: c.jobs.recover_seconds, _recover, "worker"),
     Periodic("prune", lambda c: 3600, _prune, "db"),
     Periodic("due", lambda c: c.jobs.due_seconds, _due_work, "jobs"),
@@ -120,6 +122,7 @@ class Gateway:
         # Ingest runs in a process of its own (see worker.py); this thread waits for it.
         self.worker = Worker(ctx.config.path)
         self.sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-outbox")
+        self.hooks = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-hooks")
         # Due work has a thread (and connection) of its own: a long catch-up after
         # downtime never holds up the mail.
         self.jobs = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-jobs")
@@ -218,7 +221,7 @@ class Gateway:
         return self.ctx.config.mailbox_for([address]) is not None
 
     def kick_outbox(self) -> None:
-        """Deliver soon: a new mail usually queued an acknowledgement."""
+        """Deliver soon: a new mail usually queued an acknowledgement (and webhooks)."""
         if self.loop is None or self.scheduler is None:
             return
 
@@ -226,10 +229,11 @@ class Gateway:
             # At most one delivery run per KICK_DELAY: under a burst of mail the outbox
             # is sent in batches instead of competing with every single ingest.
             assert self.scheduler is not None
-            job = self.scheduler.get_job("outbox")
             soon = _now() + dt.timedelta(seconds=KICK_DELAY)
-            if job is not None and (job.next_run_time is None or job.next_run_time > soon):
-                job.modify(next_run_time=soon)
+            for name in ("outbox", "webhooks"):
+                job = self.scheduler.get_job(name)
+                if job is not None and (job.next_run_time is None or job.next_run_time > soon):
+                    job.modify(next_run_time=soon)
 
         self.loop.call_soon_threadsafe(kick)
 
@@ -349,6 +353,7 @@ class Gateway:
     def _start_scheduler(self) -> None:
         scheduler = AsyncIOScheduler(event_loop=self.loop, timezone="UTC")
         pools = {"db": self.db, "outbox": self.sender, "worker": self.db, "jobs": self.jobs}
+        pools["webhooks"] = self.hooks
         for job in PERIODIC:
             pool = pools[job.thread]
 
@@ -430,6 +435,7 @@ class Gateway:
         for poller in self.pollers:
             poller.join(timeout=SHUTDOWN_GRACE)
         self.sender.shutdown(wait=True)
+        self.hooks.shutdown(wait=True)
         self.jobs.shutdown(wait=True)
         self.db.shutdown(wait=True)
         self.upkeep.stop()  # a clean stop: check says "not running" at once

@@ -6,14 +6,14 @@ reacts to them, inside the same transaction, and are then written with one
 INSERT. A change never commits without its reactions, and a reaction never
 outlives a change that rolled back.
 
-The SLA clocks and the notices react. A new reaction — webhooks — is one more
+The SLA clocks, the notices and the webhooks react; a new reaction is one more
 line in ``finish``, taking the same journal. The events are written first, so a
 reaction reading a ticket's history (the clocks) sees this transaction's too.
 """
 
 from __future__ import annotations
 
-from mailgate import notices, sla
+from mailgate import notices, sla, webhooks
 from mailgate.context import Context
 from mailgate.events import Journal
 from mailgate.mail.classify import Verdict
@@ -38,4 +38,5 @@ def finish(
         return
     sla.react(ctx.config, journal)  # clocks first: notices show the due times
     notices.queue(ctx, journal, mail=mail, verdict=verdict)
+    webhooks.queue(ctx, journal)  # one delivery per event and subscribed [[webhook]]
     journal.flush()

@@ -2,8 +2,8 @@
 
 Config, the secret key, the database and its migrations, whether ``serve`` runs
 (its heartbeat), what ``serve`` itself last met on each IMAP account (the ledger),
-each IMAP login, the outbound relay or Maildir, the templates, the listener's
-address. A monitoring probe runs it: exit 1 while anything fails.
+each IMAP login, the outbound relay or Maildir, each webhook's secret, the
+templates, the listener's address. A monitoring probe runs it: exit 1 while anything fails.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mailgate import outbox, store
 from mailgate.admin import database
 from mailgate.admin.status import serve_problem
 from mailgate.admin.templates import check_templates
-from mailgate.config import Config, load, read_secret_key
+from mailgate.config import Config, load, read_secret_key, read_webhook_secret
 from mailgate.errors import ConfigError
 from mailgate.logs import redact_url
 from mailgate.store import health, ledger
@@ -60,6 +60,7 @@ def checks(config: Config) -> list[Check]:
         except Exception as exc:  # noqa: BLE001
             results.append(Check(f"imap {account.name}", False, f"{type(exc).__name__}: {exc}"))
     results.append(_check_outbound(config))
+    results.extend(_check_webhook(config, i) for i in range(len(config.webhooks)))
     results.append(_templates(config))
     listener = config.listener
     if listener.enabled:
@@ -93,6 +94,16 @@ def _check_secret(config: Config, *, create: bool) -> Check:
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
         return Check("secret key", False, str(exc))
     return Check("secret key", True, "readable")
+
+
+def _check_webhook(config: Config, index: int) -> Check:
+    """A hook's signing secret is there (unset or unreadable: its deliveries wait)."""
+    hook = config.webhooks[index]
+    try:
+        read_webhook_secret(hook, index)
+    except ConfigError as exc:
+        return Check(f"webhook {hook.url}", False, f"{exc} (in {config.path})")
+    return Check(f"webhook {hook.url}", True, f"secret readable; {', '.join(hook.events)}")
 
 
 def _check_database(config: Config) -> Check:

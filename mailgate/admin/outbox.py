@@ -1,13 +1,14 @@
 """The outbox for admins: what waits to leave, sending what is due now, and sending again.
 
-``retry`` accepts a failed or uncertain mail only: a sent one would arrive twice.
+Mail and webhook deliveries (notice ``webhook``) alike. ``retry`` accepts a failed
+or uncertain item only: a sent one would arrive twice.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mailgate import outbox
+from mailgate import outbox, webhooks
 from mailgate.config import Config
 from mailgate.store import views
 from mailgate.store.rows import OutboxRow
@@ -18,8 +19,14 @@ def listing(status: str | None = None) -> list[dict[str, Any]]:
 
 
 def flush(config: Config) -> outbox.Report:
-    """Send everything that is due now."""
-    return outbox.deliver(config)
+    """Send everything that is due now: the mail, then the webhook deliveries (one count)."""
+    report = outbox.deliver(config)
+    hooks = webhooks.deliver(config)
+    report.sent += hooks.sent
+    report.retried += hooks.retried
+    report.failed += hooks.failed
+    report.errors.extend(hooks.errors)
+    return report
 
 
 def retry(item_id: int) -> OutboxRow:

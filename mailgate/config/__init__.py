@@ -48,6 +48,7 @@ from mailgate.config.sections import (
     parse_rate,
 )
 from mailgate.config.web import Web, Webhook
+from mailgate.config.webhooks import WEBHOOK_EVENTS, read_webhook_secret
 
 __all__ = [
     "CONFIG_ENV",
@@ -57,6 +58,7 @@ __all__ = [
     "PRIORITIES",
     "SECRET_ENV",
     "STATUSES",
+    "WEBHOOK_EVENTS",
     "Agent",
     "AgentMail",
     "Config",
@@ -89,4 +91,5 @@ __all__ = [
     "parse_rate",
     "read_password",
     "read_secret_key",
+    "read_webhook_secret",
 ]

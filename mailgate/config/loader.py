@@ -27,6 +27,7 @@ from typing import Any, Literal, get_args, get_origin
 from mailgate.config.calendars import check_time, normalise_calendars, parse_wall_duration
 from mailgate.config.paths import resolve_paths
 from mailgate.config.sections import Config, Listener, parse_rate
+from mailgate.config.webhooks import check_webhooks
 from mailgate.errors import ConfigError
 
 CONFIG_ENV = "MAILGATE_CONFIG"
@@ -260,6 +261,7 @@ def _check_references(config: Config, path: Path) -> None:
     if config.metrics.listen and not re.fullmatch(r"[^\s:]+:\d{1,5}", config.metrics.listen):
         fail("metrics.listen", f'"host:port" like "127.0.0.1:9464", not {config.metrics.listen!r}')
     check_time(config, fail)
+    check_webhooks(config.webhooks, fail)
     for i, route in enumerate(config.routes):
         where = f"route[{i}]"
         if route.mailbox and route.mailbox not in seen_boxes:

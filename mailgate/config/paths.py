@@ -27,6 +27,7 @@ _EACH: dict[str, tuple[str, ...]] = {
     "mailboxes": ("templates",),
     "agents": ("smtp_password_file",),
     "imap": ("password_file", "oauth2_refresh_token_file"),
+    "webhooks": ("secret_file",),
 }
 
 

@@ -256,6 +256,9 @@ class OutboxItem(BaseModel):
     delivery = pw.CharField(max_length=20, default="")
     delivery_detail = pw.TextField(default="")
     delivery_at = pw.DateTimeField(null=True)
+    # A webhook delivery (notice "webhook"): the hook's URL and the event; '' for mail.
+    target = pw.TextField(default="")
+    event = pw.CharField(max_length=60, default="")
 
     class Meta:
         indexes = ((("status", "next_attempt_at"), False),)

@@ -197,24 +197,29 @@ def requeue_expired_claims(now: dt.datetime) -> None:
 
 
 def stuck_sending(now: dt.datetime) -> list[OutboxRow]:
-    """Mail marked ``sending`` whose lease ran out: the sender stopped while handing it over."""
+    """Mail marked ``sending`` whose lease ran out: the sender stopped while handing it over
+    (webhook deliveries are recovered by ``store.webhooks``)."""
     return [
         row
         for raw in sql.rows(
-            f"{_SELECT} WHERE status = 'sending' AND next_attempt_at <= ? ORDER BY id", sql.ts(now)
+            f"{_SELECT} WHERE status = 'sending' AND next_attempt_at <= ?"
+            " AND notice <> 'webhook' ORDER BY id",
+            sql.ts(now),
         )
         if (row := _row(raw)) is not None
     ]
 
 
 def claim_due(size: int, worker: str, now: dt.datetime, lease_until: dt.datetime) -> list[int]:
-    """Claim up to ``size`` queued mails that are due, oldest first, for ``worker``."""
+    """Claim up to ``size`` queued mails that are due, oldest first, for ``worker``.
+
+    Webhook deliveries are not mail: ``store.webhooks`` claims those, on their own thread."""
     lock = "" if is_sqlite() else " FOR UPDATE SKIP LOCKED"
     ids = [
         int(r[0])
         for r in sql.rows(
             "SELECT id FROM outbox_item WHERE status = 'queued' AND next_attempt_at <= ?"
-            f" ORDER BY id LIMIT ?{lock}",
+            f" AND notice <> 'webhook' ORDER BY id LIMIT ?{lock}",
             sql.ts(now),
             size,
         )

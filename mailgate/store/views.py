@@ -239,6 +239,9 @@ def outbox(status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
             "delivery": i.delivery or None,
             "delivery_detail": i.delivery_detail,
             "delivery_at": iso(i.delivery_at),
+            # A webhook delivery (notice "webhook"): its event and URL; None for mail.
+            "event": i.event or None,
+            "url": i.target or None,
         }
         for i in query
     ]
