@@ -21,7 +21,7 @@ ORDER = 60
 
 
 def register(sub: Subparsers) -> None:
-    o = group(sub, "outbox", "mail waiting to leave")
+    o = group(sub, "outbox", "mail and webhook deliveries waiting to leave")
     p = command(o, "list", _outbox_list, "list outbox items, newest first")
     p.add_argument(
         "--status", choices=("queued", "claimed", "sending", "sent", "failed", "uncertain")
@@ -38,8 +38,12 @@ def _outbox_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
+        # A webhook delivery: its event beside the kind; TO is the hook's URL.
         table(
-            rows,
+            [
+                {**r, "notice": f"{r['notice']} {r['event']}" if r["event"] else r["notice"]}
+                for r in rows
+            ],
             [
                 ("id", "ID"),
                 ("status", "STATUS"),
