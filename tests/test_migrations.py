@@ -282,3 +282,31 @@ def test_0009_adds_the_imap_claims_to_a_database_of_the_release_before(config: C
     assert {c for c in db.get_primary_keys("imap_claim")} == {"account", "uidvalidity", "uid"}
     assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
     store.close()
+
+
+def test_0012_gives_the_outbox_of_a_version_1_database_the_webhook_columns(config: Config) -> None:
+    """Issue 15: ``target`` and ``event`` on ``outbox_item``; a mail queued before the
+    upgrade reads '' for both and is still the mail sender's to take (not a webhook)."""
+    from mailgate.store import outbox as outbox_rows
+    from mailgate.store import webhooks as hook_rows
+
+    open_context(config)
+    build_version_1(dialect())
+    p = "?" if store.is_sqlite() else "%s"
+    db.execute_sql(
+        "INSERT INTO outbox_item (message_id, ticket_id, notice, sender, recipients, content,"
+        " automatic, status, attempts, next_attempt_at, last_error, created_at) VALUES"
+        " ('<old@x>', 1, 'acknowledgement', 'support@example.org', '[\"old@customer.example\"]',"
+        f" {p}, {p}, 'queued', 0, '2026-01-01 10:00:00', '', '2026-01-01 10:00:00')",
+        (b"Subject: old\r\n\r\nold\r\n", True),
+    )
+    done = store.upgrade()
+    assert "0012_webhooks" in done.applied
+    assert {"target", "event"} <= {c.name for c in db.get_columns("outbox_item")}
+    old = db.execute_sql("SELECT target, event FROM outbox_item WHERE message_id = '<old@x>'")
+    assert tuple(old.fetchone()) == ("", "")
+    now = m.utcnow()
+    with store.write_transaction():
+        assert hook_rows.claim_due(10, "w", now, now) == []
+        assert len(outbox_rows.claim_due(10, "w", now, now)) == 1
+    store.close()
