@@ -222,6 +222,7 @@ def test_a_new_mail_is_told_as_created_and_received_signed_and_once(
     assert (message["kind"], message["direction"]) == ("customer", "in")
     assert message["from"] == "carla@customer.example" and message["from_name"] == "Carla Customer"
     assert "entire mobile online banking system is down" in message["text"]
+    assert message["truncated"] is False and message["subject"] == "Card blocked"
     assert "message" not in created.json
     assert receiver.at("/ratings") == []  # subscribed to other events: nothing
     assert [d.status for d in deliveries()] == ["sent", "sent"]
@@ -522,6 +523,7 @@ GOOD = {"url": "https://hooks.example.org/mailgate", "events": ["ticket.created"
         ({"url": "ftp://hooks.example.org/x"}, "webhook[0].url: an http:// or https:// URL"),
         ({"url": "https:///nohost"}, "webhook[0].url: an http:// or https:// URL"),
         ({"url": "hooks.example.org/x"}, "webhook[0].url: an http:// or https:// URL"),
+        ({"url": "https://hooks.example.org/x "}, "webhook[0].url: an http:// or https:// URL"),
         ({"url": "https://u:p@hooks.example.org/"}, "webhook[0].url: no credentials"),
         ({"url": "https://hooks.example.org:http/"}, "webhook[0].url: "),
         ({"events": ["ticket.exploded"]}, "webhook[0].events[0]: unknown event 'ticket.exploded'"),

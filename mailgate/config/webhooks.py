@@ -41,7 +41,7 @@ def check_webhooks(hooks: tuple[Webhook, ...], fail: Callable[[str, str], typing
     seen: dict[str, int] = {}
     for i, hook in enumerate(hooks):
         where = f"webhook[{i}]"
-        url = hook.url.strip()
+        url = hook.url
         try:
             parts = urlsplit(url)
             host = parts.hostname

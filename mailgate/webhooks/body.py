@@ -34,6 +34,9 @@ _NAMES = {
 # Stored messages that are not "received": an agent's mail (its reply is message.sent),
 # an agent's note, and a rating's comment (csat.rated carries it).
 _NOT_RECEIVED = ("agent", "note", "rating")
+# A message's text in a body is cut here ("truncated": true): a receiver wants to know
+# what was said, and can read the whole thread from the desk's API.
+MAX_TEXT = 65536
 _CHANGES = (
     "ticket.assigned",
     "ticket.status_changed",
@@ -130,7 +133,8 @@ def _message(message: MessageRow, at: dt.datetime) -> dict[str, Any]:
         "from": message.from_addr or None,
         "from_name": message.from_name or None,
         "subject": message.subject,
-        "text": message.text,
+        "text": message.text[:MAX_TEXT],
+        "truncated": len(message.text) > MAX_TEXT,
         "created_at": iso(message.created_at or at),
     }
 

@@ -73,7 +73,7 @@ def deliver_for(ctx: Context) -> Report:
 def hook_for(config: Config, url: str) -> tuple[Webhook, int] | None:
     """The configured hook of ``url`` (the loader allows one per URL) and its index."""
     for index, hook in enumerate(config.webhooks):
-        if hook.url.strip() == url:
+        if hook.url == url:
             return hook, index
     return None
 
