@@ -294,27 +294,67 @@ def test_an_sla_breach_from_the_due_work_is_told_with_its_due_time(
 def test_a_rating_goes_to_the_hook_that_wants_it_signed_with_its_file_secret(
     hooked: Context, receiver: Receiver
 ) -> None:
-    from mailgate.events import Event, Journal
-    from mailgate.store import tickets
+    import email
+    import email.policy
+    import re
 
     number = new_ticket(hooked)
-    ticket = tickets.by_number(number)
-    assert ticket is not None
-    # The body of a csat.rated delivery, built as queue builds it (the rating path itself
-    # is csat's, tested in test_time): score and comment, no message.
-    journal = Journal()
-    journal.add(Event(ticket, "rated", "carla@customer.example", new="good", detail="Thanks!"))
-    from mailgate import store
-
-    with store.write_transaction():
-        assert webhooks.queue(hooked, journal) == 1
+    admin.set_status(hooked, number, "resolved", "agent:alice")
+    (resolution,) = m.OutboxItem.select().where(m.OutboxItem.notice == "resolution")
+    parsed = email.message_from_bytes(bytes(resolution.content), policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    good = re.search(r"Good: mailto:(\S+?)\?subject=", text)
+    assert good is not None
+    rating = compose(to=good.group(1), subject="Rating: good", body="Quick, thanks!\n")
+    assert intake.ingest(hooked, rating, source="smtp").action == "rated"
     webhooks.deliver(hooked.config)
     (rated,) = receiver.at("/ratings")
-    assert rated.event == "csat.rated" and rated.json["rating"] == {
-        "score": "good",
-        "comment": "Thanks!",
-    }
+    assert rated.event == "csat.rated" and rated.json["ticket"]["number"] == number
+    assert rated.json["rating"] == {"score": "good", "comment": "Quick, thanks!"}
     assert signed(rated, "another-secret") and not signed(rated)
+    main = [p.event for p in receiver.at("/main")]  # the rating is no message.received
+    assert main == ["ticket.created", "message.received", "ticket.status_changed"]
+
+
+def test_every_other_change_is_told_to_a_hook_that_wants_every_event(
+    tmp_path: Path, database_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    data = config_data(
+        tmp_path,
+        database_url,
+        {"webhook": [{"url": receiver.url("/all"), "events": list(webhooks.WEBHOOK_EVENTS),
+                      "secret_env": SECRET_ENV}]},
+    )  # fmt: skip
+    ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+    first, second = new_ticket(ctx), new_ticket(ctx, subject="Same again")
+    admin.reply(ctx, first, "alice", "We are on it.")
+    admin.set_priority(ctx, first, "high", "agent:alice")
+    admin.set_team(ctx, first, "sysadmins", "agent:alice")
+    admin.merge(ctx, second, first, "agent:alice")
+    webhooks.deliver(ctx.config)
+    told = [(p.event, p.json["ticket"]["number"], p.json.get("change")) for p in receiver.posts]
+    assert told[:4] == [
+        ("ticket.created", first, None),
+        ("message.received", first, None),
+        ("ticket.created", second, None),
+        ("message.received", second, None),
+    ]
+    later = [t for t in told[4:] if t[0] != "ticket.assigned"]  # sysadmins assign by themselves
+    assert later == [
+        ("ticket.status_changed", first, {"from": "new", "to": "open"}),  # answered
+        ("message.sent", first, None),
+        ("ticket.priority_changed", first, {"from": "normal", "to": "high"}),
+        ("ticket.team_changed", first, {"from": "level1", "to": "sysadmins"}),
+        ("ticket.merged", second, {"from": "new", "to": f"into #{first}"}),
+        ("ticket.merged", first, {"from": None, "to": f"from #{second}"}),
+    ]
+    (sent,) = [p.json for p in receiver.posts if p.event == "message.sent"]
+    assert sent["message"]["kind"] == "agent" and "We are on it." in sent["message"]["text"]
+    assert sent["actor"] == "agent:alice"
+    from mailgate import store
+
+    store.close()
 
 
 # --- retries, failures, order -----------------------------------------------------------------
