@@ -18,7 +18,7 @@ a mail got its 250 only after its transaction committed, an IMAP mail is moved
 only after it was stored, and interrupted receipts are finished by the
 recovery job, which runs at start.
 
-Scheduled jobs are a table (``PERIODIC``): the outbox, recovery, pruning, and the
+Scheduled jobs are a table (``PERIODIC``): the outbox, webhooks, recovery, pruning, and the
 due work of ``mailgate jobs run`` (SLA warnings and breaches, reminders,
 auto-close) every ``jobs.due_seconds``, in a thread of its own.
 """
