@@ -114,6 +114,7 @@ def test_five_failures_for_one_account_lock_it_even_for_the_right_password(
     locked = try_login(fresh, "alice@example.org", "right")
     assert locked.status_code == 429  # type: ignore[attr-defined]
     assert "Too many failed logins" in locked.text  # type: ignore[attr-defined]
+    assert 890 <= int(locked.headers["retry-after"]) <= 900  # type: ignore[attr-defined]
     assert not logged_in(fresh)
     assert try_login(fresh, "bob", "wrong").status_code == 200  # type: ignore[attr-defined]
     # 15 minutes after the lock began, the right password works again.

@@ -11,6 +11,7 @@ a mail scanner that fetches every link in a mail does not spend it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import anyio.to_thread
@@ -21,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from mailgate.admin import logins
 from mailgate.context import Context
+from mailgate.store import utcnow
 from mailgate.web import cookies
 from mailgate.web.render import ctx_of, page
 from mailgate.web.session import checked_form, current_agent
@@ -95,7 +97,10 @@ async def login(request: Request) -> Response:
         logins.log_in, ctx.config, account, password, client_of(request)
     )
     if outcome.locked_until is not None:
-        return _login_page(request, 429, error=LOCKED, account=account)
+        locked = _login_page(request, 429, error=LOCKED, account=account)
+        wait = (outcome.locked_until - utcnow()).total_seconds()
+        locked.headers["retry-after"] = str(max(1, math.ceil(wait)))
+        return locked
     if outcome.agent is None:
         return _login_page(request, error=WRONG, account=account)
     response = RedirectResponse(f"{root_of(request)}/", status_code=303)
