@@ -14,6 +14,7 @@ from mailgate.admin import logins
 from mailgate.context import Context
 from mailgate.store import models as m
 from mailgate.store import utcnow
+from tests.relay import Relay
 from tests.webdesk import client_for, csrf, form_csrf, login
 
 SENT = "If this is an agent&#39;s address, a link is on its way."
@@ -166,3 +167,21 @@ def test_a_post_without_a_valid_csrf_token_is_403_and_changes_nothing(
     # The token of another session does not work either.
     assert other.post("/logout", data={"csrf": own}).status_code == 403
     assert logged_in(other)
+
+
+def test_the_login_link_reaches_the_agent_through_the_relay_and_logs_in(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    from mailgate import outbox
+
+    client = client_for(smtp_ctx)
+    ask_link(client, "carol@example.org")
+    outbox.deliver(smtp_ctx.config)
+    (mail,) = [r for r in relay.received if "carol@example.org" in r.rcpt_tos]
+    assert mail.message["Auto-Submitted"] == "auto-generated"
+    body = mail.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"http://testserver(/login/link/\S+)", body)
+    assert link and "works once" in body
+    page = client.get(link.group(1))
+    answer = client.post(link.group(1), data={"csrf": form_csrf(page.text)})
+    assert answer.status_code == 303 and logged_in(client)
