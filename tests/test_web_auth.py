@@ -38,6 +38,9 @@ def test_an_agent_logs_in_with_key_or_address_and_the_cookie_is_safe(
     assert cookie.startswith(f"{COOKIE}=")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie
+    assert client_for(ctx).get("/login").headers["cache-control"] == "no-store"
+    assert desk.get("/nowhere").headers["cache-control"] == "no-store"
+    assert "no-store" not in desk.get("/static/desk.css").headers.get("cache-control", "")
     assert logged_in(desk)
     # Only the SHA-256 of the session id is stored.
     token = desk.cookies[COOKIE].strip('"').rpartition(".")[0]
