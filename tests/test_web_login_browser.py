@@ -41,6 +41,7 @@ def test_an_agent_logs_in_and_out_in_a_real_browser(
     tmp_path: Path, database_url: str, serve_in_thread: Any, browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     data = config_data(
         tmp_path, database_url, {"listener": {"port": 0}, "web": {"listen": "127.0.0.1:0"}}
@@ -54,17 +55,19 @@ def test_an_agent_logs_in_and_out_in_a_real_browser(
     browser.find_element(By.NAME, "account").send_keys("alice@example.org")
     browser.find_element(By.NAME, "password").send_keys("wrong")
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    wait = WebDriverWait(browser, 20)
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".error"))  # the answer's page
     assert "do not match" in browser.find_element(By.CSS_SELECTOR, ".error").text
 
     browser.find_element(By.NAME, "password").send_keys("pässwörd with spaces")
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    assert browser.current_url == base
+    wait.until(lambda b: b.current_url == base)
     assert browser.find_element(By.CSS_SELECTOR, ".who").text == "Alice Smith"
     assert "mailgate_session" not in browser.execute_script("return document.cookie")
     assert "mailgate_session" in {c["name"] for c in browser.get_cookies()}
 
     browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
-    assert browser.current_url == base + "login"
+    wait.until(lambda b: b.current_url == base + "login")
     assert not browser.find_elements(By.CSS_SELECTOR, ".who")
     browser.get(base + "login")
     assert browser.current_url == base + "login"  # logged out: no redirect to the queue
