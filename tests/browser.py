@@ -62,15 +62,28 @@ class Browser:
         return found
 
     def submit(self, form_css: str, **fields: str) -> None:
-        """Fill the named fields of a form and press its submit button, as a person would."""
+        """Fill the named fields of a form and press its submit button, as a person would;
+        returns once the next page has replaced this one."""
+        from selenium.webdriver.common.by import By
+
         form = self.find(form_css)
         for name, value in fields.items():
-            from selenium.webdriver.common.by import By
-
             box = form.find_element(By.NAME, name)
             box.clear()
             box.send_keys(value)
-        form.find_element("css selector", "button[type=submit]").click()
+        self.click_and_wait(form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+
+    def click_and_wait(self, element: Any, timeout: float = 30) -> None:
+        """Click something that loads a page (a link, a form's button) and wait for it."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        wait = WebDriverWait(self.driver, timeout)
+        wait.until(expected_conditions.staleness_of(old))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def login(self, base_url: str, key: str, password: str) -> None:
         """Log in through the desk's login form; the queue (or wherever it leads) is open after."""

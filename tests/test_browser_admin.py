@@ -60,7 +60,9 @@ def test_an_admin_reads_the_report_and_retries_a_quarantined_mail_in_chromium(
     assert "Subject: Stuck <b>mail</b>" in browser.find("pre.raw").text  # shown, not rendered
     browser.screenshot("quarantined-mail")
     browser.open(f"{base}/admin/quarantine")
-    browser.find(f"form[action$='/admin/quarantine/{receipt}/retry'] button").click()
+    browser.click_and_wait(
+        browser.find(f"form[action$='/admin/quarantine/{receipt}/retry'] button")
+    )
     assert browser.path == "/admin/quarantine"
     assert browser.find(".message").text.startswith(f"Mail {receipt} processed again: created")
     browser.screenshot("quarantine-after-retry")

@@ -294,3 +294,14 @@ def test_urls_lose_their_passwords_and_env_values_are_hidden_everywhere(
     # A value that equals a named secret is hidden wherever it would appear.
     monkeypatch.setenv("MAILGATE_SECRET_KEY", "helpdesk.example.org")
     assert dict(settings.settings(config))["gateway.domain"] == settings.HIDDEN
+
+
+def test_behind_a_proxy_path_forms_and_redirects_keep_the_prefix(ctx: Context) -> None:
+    receipt = crashed(ctx, compose())
+    with client_for(ctx, root_path="/helpdesk") as client:
+        login(client, "carol")
+        page = client.get("/admin/quarantine")
+        assert f'action="/helpdesk/admin/quarantine/{receipt}/retry"' in page.text
+        done = client.post(f"/admin/quarantine/{receipt}/retry", data={"csrf": csrf(client)})
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/helpdesk/admin/quarantine?done=retried&id={receipt}"
