@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import html
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -305,3 +308,25 @@ def test_behind_a_proxy_path_forms_and_redirects_keep_the_prefix(ctx: Context) -
         done = client.post(f"/admin/quarantine/{receipt}/retry", data={"csrf": csrf(client)})
         assert done.status_code == 303
         assert done.headers["location"] == f"/helpdesk/admin/quarantine?done=retried&id={receipt}"
+
+
+@pytest.mark.config(
+    {"outbound": {"smtp": {"username": "mailgate", "password_env": "TEST_RELAY_PASSWORD"}}}
+)
+def test_mailgate_config_show_prints_the_same_settings_without_secrets(
+    ctx: Context, config_path: Path, admin: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_RELAY_PASSWORD", "relay-pass-Zq81")
+    shown = subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(config_path), "config", "show"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert 'outbound.smtp.password_env = "TEST_RELAY_PASSWORD"' in shown
+    assert "relay-pass-Zq81" not in shown
+    lines = shown.splitlines()[1:]
+    page = admin.get("/admin/config").text
+    cells = re.findall(r"<tr><td><code>([^<]+)</code></td><td><code>([^<]*)</code>", page)
+    assert [f"{k} = {html.unescape(v)}" for k, v in cells] == lines

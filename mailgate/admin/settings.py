@@ -17,9 +17,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mailgate.config import SECRET_ENV, Config
+from mailgate.config.loader import _TABLE_ARRAYS
 from mailgate.logs import redact_url
 
 HIDDEN = "(hidden)"
+# Keys as the file spells them: [[mailbox]] for the field ``mailboxes``.
+_TABLE_NAMES = {field: table for table, field in _TABLE_ARRAYS.items()}
 # A key with one of these words that is no *_env/*_file name holds a secret itself.
 SECRET_WORDS = ("password", "secret", "token", "hash", "credential", "private")
 
@@ -37,7 +40,8 @@ def _walk(value: Any, key: str, found: list[tuple[str, str]]) -> None:
         for field in dataclasses.fields(value):
             if field.name.startswith("_") or field.name == "path":
                 continue
-            _walk(getattr(value, field.name), f"{key}.{field.name}" if key else field.name, found)
+            name = field.name if key else _TABLE_NAMES.get(field.name, field.name)
+            _walk(getattr(value, field.name), f"{key}.{name}" if key else name, found)
     elif isinstance(value, tuple) and value and all(dataclasses.is_dataclass(v) for v in value):
         for i, item in enumerate(value):
             _walk(item, f"{key}[{i}]", found)
@@ -51,7 +55,7 @@ def _shown(key: str, value: Any) -> str:
         return _text(value)  # the name of the secret, not the secret
     if any(word in name for word in SECRET_WORDS) and value:
         return HIDDEN
-    if name == "url" and key.startswith("webhooks["):
+    if name == "url" and key.startswith("webhook["):
         return _text(_origin(str(value)))
     if (name == "url" or name.endswith("_url")) and value:
         return _text(_url(str(value)))
