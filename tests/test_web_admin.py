@@ -22,7 +22,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mailgate import intake, outbox, store
-from mailgate.admin import limits, quarantine, settings, suspended
+from mailgate.admin import limits, logins, quarantine, settings, suspended
 from mailgate.context import Context
 from mailgate.envelope import Envelope
 from mailgate.intake import receipts
@@ -31,7 +31,7 @@ from mailgate.store import views
 from mailgate.store.db import utcnow
 from tests.relay import Relay
 from tests.support import compose
-from tests.webdesk import client_for, csrf, login
+from tests.webdesk import client_for, csrf, form_csrf, login
 
 SPAM = {"X-Spam-Flag": "YES", "X-Spam-Status": "Yes, score=9.3"}
 
@@ -301,11 +301,19 @@ def test_urls_lose_their_passwords_and_env_values_are_hidden_everywhere(
 
 def test_behind_a_proxy_path_forms_and_redirects_keep_the_prefix(ctx: Context) -> None:
     receipt = crashed(ctx, compose())
+    logins.set_password(ctx.config, "carol", "pw")
     with client_for(ctx, root_path="/helpdesk") as client:
-        login(client, "carol")
-        page = client.get("/admin/quarantine")
+        form = client.get("/helpdesk/login")
+        client.post(
+            "/helpdesk/login",
+            data={"account": "carol", "password": "pw", "csrf": form_csrf(form.text)},
+        )
+        page = client.get("/helpdesk/admin/quarantine")
+        assert page.status_code == 200
         assert f'action="/helpdesk/admin/quarantine/{receipt}/retry"' in page.text
-        done = client.post(f"/admin/quarantine/{receipt}/retry", data={"csrf": csrf(client)})
+        done = client.post(
+            f"/helpdesk/admin/quarantine/{receipt}/retry", data={"csrf": form_csrf(page.text)}
+        )
         assert done.status_code == 303
         assert done.headers["location"] == f"/helpdesk/admin/quarantine?done=retried&id={receipt}"
 
