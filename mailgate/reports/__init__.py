@@ -16,12 +16,12 @@ from typing import Any
 from mailgate.config import Config
 from mailgate.errors import UsageError
 from mailgate.reports.figures import BY, VOLUME, Figures
-from mailgate.reports.page import html
+from mailgate.reports.page import body, html
 from mailgate.reports.period import Period, period
 from mailgate.reports.render import csv_text, text
 from mailgate.store import utcnow
 
-__all__ = ["BY", "VOLUME", "Period", "build", "csv_text", "html", "period", "text"]
+__all__ = ["BY", "VOLUME", "Period", "body", "build", "csv_text", "html", "period", "text"]
 
 
 def build(

@@ -106,7 +106,24 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def html(report: dict[str, Any], title: str = "mailgate report") -> str:
-    p, v = report["period"], report["volume"]
+    """One self-contained page (its own ``<style>``): for a file or a mail attachment."""
+    p = report["period"]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{escape(title)}: {escape(p['from'])} to {escape(p['to'])}</h1>\n"
+        f"<p>Days in {escape(p['timezone'])}.</p>\n" + body(report) + "</body></html>\n"
+    )
+
+
+def body(report: dict[str, Any]) -> str:
+    """The headings, tables and charts of ``html`` without the page around them.
+
+    No ``style`` attribute or element anywhere (colours are SVG presentation attributes),
+    so the web desk embeds it under its ``style-src 'self'`` Content-Security-Policy and
+    styles it from its own stylesheet.
+    """
+    v = report["volume"]
     days = [d["day"] for d in report["per_day"]]
     short = [d[5:] for d in days]
     summary_rows = [[k.replace("_", " "), v[k]] for k in VOLUME] + [
@@ -122,8 +139,6 @@ def html(report: dict[str, Any], title: str = "mailgate report") -> str:
     ]
     workload = report["workload"]
     sections = [
-        f"<h1>{escape(title)}: {escape(p['from'])} to {escape(p['to'])}</h1>",
-        f"<p>Days in {escape(p['timezone'])}.</p>",
         _table(["figure", "value"], summary_rows),
         "<h2>Volume per day</h2>",
         bars(
@@ -183,9 +198,4 @@ def html(report: dict[str, Any], title: str = "mailgate report") -> str:
                 ],
             ),
         ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-        + "\n".join(sections)
-        + "</body></html>\n"
-    )
+    return "\n".join(sections)
