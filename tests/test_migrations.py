@@ -282,3 +282,19 @@ def test_0009_adds_the_imap_claims_to_a_database_of_the_release_before(config: C
     assert {c for c in db.get_primary_keys("imap_claim")} == {"account", "uidvalidity", "uid"}
     assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
     store.close()
+
+
+def test_0011_adds_api_tokens_to_a_database_of_the_release_before(config: Config) -> None:
+    """Upgrading a version 1 database creates ``api_token``: hashes only, one per token."""
+    open_context(config)
+    build_version_1(dialect())
+    assert "api_token" not in db.get_tables()
+    done = store.upgrade()
+    assert "0011_api_tokens" in done.applied
+    columns = {c.name for c in db.get_columns("api_token")}
+    assert columns == {"id", "agent_id", "token_hash", "created_at", "last_used_at", "revoked_at"}
+    unique = {tuple(i.columns) for i in db.get_indexes("api_token") if i.unique}
+    assert ("token_hash",) in unique
+    assert db.execute_sql("SELECT COUNT(*) FROM api_token").fetchone()[0] == 0
+    assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
+    store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mailgate.admin import directory
+from mailgate.cli import apitokens
 from mailgate.cli.common import EX_OK, Subparsers, command, context, group, print_json, table
 
 ORDER = 50
@@ -14,6 +15,7 @@ def register(sub: Subparsers) -> None:
     a = group(sub, "agents", "agents from the config")
     p = command(a, "list", _agents_list, "list agents, their teams and open tickets")
     p.add_argument("--json", action="store_true")
+    apitokens.add_commands(a)  # agents token / agents tokens (the JSON API's tokens)
     tm = group(sub, "teams", "teams from the config")
     p = command(tm, "list", _teams_list, "list teams, members and queues")
     p.add_argument("--json", action="store_true")
