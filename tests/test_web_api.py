@@ -424,3 +424,20 @@ def test_unknown_api_paths_and_methods_answer_json(ctx: Context, client: TestCli
     alice = token(ctx, "alice")
     assert is_error(client.get(f"{API}/nothing", headers=alice), 404)
     assert is_error(client.delete(f"{API}/tickets", headers=alice), 405)
+
+
+def test_the_desk_answers_without_waiting_for_delayed_acks() -> None:
+    """Found by bench/web_api.py: every keep-alive request took 40 ms more without NODELAY."""
+    import socket
+
+    from mailgate.web.server import bind
+
+    listening = bind("127.0.0.1:0", "mailgate.toml")
+    listening.setblocking(True)
+    try:
+        with socket.create_connection(listening.getsockname()[:2]):
+            accepted, _ = listening.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        listening.close()
