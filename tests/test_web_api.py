@@ -236,7 +236,9 @@ def test_show_is_tickets_show_json_and_lists_filter_sort_and_page(
     # Mistakes: one sentence naming the parameter, never a traceback.
     for query, says in (
         ("?status=bogus", "status: unknown value 'bogus'"),
-        ("?limit=0", "limit:"),
+        ("?limit=0", "limit: from 1 to 500"),
+        ("?limit=501", "limit: from 1 to 500"),
+        ("?offset=-1", "offset: give a number of at least 0"),
         ("?limit=x", "limit: give a whole number"),
         ("?sort=size", "sort: unknown field"),
         ("?team=nope", "team: no such team 'nope'"),

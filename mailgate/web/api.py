@@ -61,8 +61,8 @@ def list_tickets(call: Call) -> Reply:
         field: params.get(name, "") for name, field in LIST_PARAMETERS.items()
     }
     limit = _integer(params, "limit", 50)
-    if limit > MAX_LIMIT:
-        raise ApiError(400, f"limit: at most {MAX_LIMIT}; page with offset for more")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, f"limit: from 1 to {MAX_LIMIT}; page with offset for more")
     options = search.Options(
         **values,
         acting_as=call.agent.key,  # assignee=me
