@@ -2,7 +2,7 @@
 
 One row per token ``mailgate agents token KEY`` issued: the SHA-256 of the token
 (never the token itself), whose agent it is, when it was made, last used and
-revoked. A token of an agent whose row goes goes with it.
+revoked. Deleting an agent's row deletes its tokens.
 """
 
 from __future__ import annotations
