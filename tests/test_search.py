@@ -235,3 +235,20 @@ def test_every_sort_field_sorts_both_ways(
         for sort in (field, f"-{field}"):
             numbers = listed(ctx, capsys, "--sort", sort, "--all")[0]
             assert sorted(numbers) == sorted(threads.values()), sort
+
+
+def test_a_list_can_count_up_to_a_number_and_say_it_is_at_least(
+    ctx: Context, threads: dict[str, int]
+) -> None:
+    """The web desk counts a queue up to 10,000: the scan of an agent's scope stops there."""
+    from mailgate import search
+
+    def found(up_to: int | None, **options: Any) -> tuple[int, bool, int]:
+        got = search.find(ctx.config, search.Options(count_up_to=up_to, limit=2, **options))
+        return got.total, got.complete, len(got.rows)
+
+    assert found(None) == (5, True, 2)
+    assert found(5) == (5, True, 2)
+    assert found(3) == (3, False, 2)
+    assert found(3, visible_to_teams=("level1",), visible_to_agent="alice") == (3, False, 2)
+    assert found(4, requester="bigcorp.example") == (2, True, 2)

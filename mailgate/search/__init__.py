@@ -63,6 +63,9 @@ class Options:
     # a tuple = only tickets of these team keys or assigned to ``visible_to_agent`` (a key).
     visible_to_teams: tuple[str, ...] | None = None
     visible_to_agent: str = ""
+    # A list without text counts this many tickets at most (None: all, as the CLI does);
+    # when more match, Page.total is this number and Page.complete false ("at least").
+    count_up_to: int | None = None
 
 
 def find(config: Config, options: Options, now: dt.datetime | None = None) -> Page:
@@ -100,7 +103,9 @@ def find(config: Config, options: Options, now: dt.datetime | None = None) -> Pa
         visible_teams=options.visible_to_teams,
         visible_agent=options.visible_to_agent,
     )
-    return page(config, where, sort, options.limit, options.offset, options.searched)
+    return page(
+        config, where, sort, options.limit, options.offset, options.searched, options.count_up_to
+    )
 
 
 def _category(config: Config, given: str) -> str:

@@ -88,11 +88,14 @@ def page(
     limit: int | None = 50,
     offset: int = 0,
     cap: int = SEARCHED_MATCHES,
+    count_up_to: int | None = None,
 ) -> Page:
     """One page of the tickets ``where`` selects, sorted by ``sort`` (``-`` for descending).
 
     A text search looks at the newest ``cap`` matching messages; when more match,
-    ``Page.complete`` is false and ``total`` counts the tickets among those.
+    ``Page.complete`` is false and ``total`` counts the tickets among those. A list
+    without text counts at most ``count_up_to`` tickets (None: all); when more match,
+    ``total`` is that many and ``Page.complete`` false.
     """
     query = _select(where, cap)
     if where.searches:  # the matches are counted in the same pass as the page is ranked
@@ -125,19 +128,27 @@ def page(
     if where.searches and found:
         total = int(found[0].matches)
     else:  # a list without text: an index count, cheaper than counting while sorting
-        total = _count(where)
+        total = _count(where, count_up_to)
+        if count_up_to is not None and total > count_up_to:
+            total, complete = count_up_to, False
     return Page([_row(config, t) for t in found], total, complete)
 
 
-def _count(where: Filter) -> int:
-    """How many tickets ``where`` selects (no text): the ticket table alone, unless the
-    requester is asked for — joining every ticket's contact to count them took 70 ms of
-    a 100,000-ticket list, counting the index alone a fraction of one."""
+def _count(where: Filter, up_to: int | None = None) -> int:
+    """How many tickets ``where`` selects (no text; more than ``up_to``: ``up_to + 1``).
+
+    The ticket table alone, unless the requester is asked for: joining every ticket's
+    contact to count them took 70 ms of a 100,000-ticket list, counting the index alone
+    a fraction of one. A visibility scope (an OR of two columns) is a scan of the
+    table: ``up_to`` stops it early (40 ms for 100,000 tickets, 6 ms up to 10,000).
+    """
     query = m.Ticket.select(m.Ticket.id)
     if where.requester:
         query = query.join(m.Contact, on=(m.Ticket.requester == m.Contact.id))
     for condition in _conditions(where):
         query = query.where(condition)
+    if up_to is not None:
+        query = query.limit(up_to + 1)
     return int(query.count())
 
 

@@ -263,8 +263,8 @@ def _components() -> dict[str, Any]:
                     "total": {"type": "integer", "description": "how many match in all"},
                     "exact": {
                         "type": "boolean",
-                        "description": "false: more messages matched q than were searched;"
-                        " total is then 'at least'",
+                        "description": "false: total is 'at least' — more than 10,000 tickets"
+                        " match, or more messages matched q than were searched",
                     },
                     "limit": {"type": "integer"},
                     "offset": {"type": "integer"},
