@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.search import QUERIES, config_data, prepare
 from mailgate import store
 from mailgate.admin import apitokens
+from mailgate.config import from_dict
 from mailgate.context import open_context
 from tests.support import to_toml
 
@@ -84,12 +85,19 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--keep", metavar="DIR", help="fill DIR once and keep it; a later run reuses it"
+    )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="mailgate-bench-api-"))
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mailgate-bench-api-"))
     server = None
     try:
         print(f"SQLite, {args.messages:,} messages")
-        config, _ = prepare(work, None, args.messages)
+        if (work / "mailgate.db").exists():
+            config = from_dict(config_data(work, None), work / "mailgate.toml")
+            print(f"  reusing {work}")
+        else:
+            config, _ = prepare(work, None, args.messages)
         port = free_port()
         data = config_data(work, None)
         data["web"] = {"listen": f"127.0.0.1:{port}"}
@@ -135,7 +143,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=20)
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
