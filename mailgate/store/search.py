@@ -97,10 +97,6 @@ def page(
     without text counts at most ``count_up_to`` tickets (None: all); when more match,
     ``total`` is that many and ``Page.complete`` false.
     """
-    query = _select(where, cap)
-    if where.searches:  # the matches are counted in the same pass as the page is ranked
-        query = query.select_extend(pw.fn.COUNT(pw.SQL("*")).over().alias("matches"))
-    complete = not where.searches or not _over(where, cap)
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     if key == "rank" and not where.searches:
@@ -113,18 +109,26 @@ def page(
         "rank": pw.SQL("hits.score"),
     }[key]
     if key == "rank":  # best first, whatever the sign asked
-        query = query.order_by(order.asc(), m.Ticket.updated_at.desc())
+        ordering = [order.asc(), m.Ticket.updated_at.desc()]
     else:
         # pw.Ordering, not order.asc(): "due" is a subquery, which has no .asc().
-        query = query.order_by(
+        ordering = [
             pw.Ordering(order, "DESC" if descending else "ASC", nulls="LAST"),
             m.Ticket.id.desc() if descending else m.Ticket.id.asc(),
+        ]
+    if where.searches:  # the matches are counted in the same pass as the page is ranked
+        query = _select(where, cap).select_extend(
+            pw.fn.COUNT(pw.SQL("*")).over().alias("matches")
         )
-    if limit is not None:
-        query = query.limit(limit)
-    if offset:
-        query = query.offset(offset)
-    found = list(query)
+    else:
+        # The tickets alone are sorted and cut, then the page's rows joined to their
+        # people: joining every match before sorting took 260 ms of a 50,000-ticket
+        # sort by priority, sorting the tickets alone 50 ms.
+        chosen = _paged(_tickets(where).order_by(*ordering), limit, offset)
+        query = _joined().where(m.Ticket.id.in_(chosen))
+        limit, offset = None, 0
+    complete = not where.searches or not _over(where, cap)
+    found = list(_paged(query.order_by(*ordering), limit, offset))
     if where.searches and found:
         total = int(found[0].matches)
     else:  # a list without text: an index count, cheaper than counting while sorting
@@ -142,14 +146,26 @@ def _count(where: Filter, up_to: int | None = None) -> int:
     a fraction of one. A visibility scope (an OR of two columns) is a scan of the
     table: ``up_to`` stops it early (40 ms for 100,000 tickets, 6 ms up to 10,000).
     """
+    query = _tickets(where)
+    if up_to is not None:
+        query = query.limit(up_to + 1)
+    return int(query.count())
+
+
+def _tickets(where: Filter) -> Any:
+    """The ids of the tickets ``where`` selects (no text): the contact only if asked for."""
     query = m.Ticket.select(m.Ticket.id)
     if where.requester:
         query = query.join(m.Contact, on=(m.Ticket.requester == m.Contact.id))
     for condition in _conditions(where):
         query = query.where(condition)
-    if up_to is not None:
-        query = query.limit(up_to + 1)
-    return int(query.count())
+    return query
+
+
+def _paged(query: Any, limit: int | None, offset: int) -> Any:
+    if limit is not None:
+        query = query.limit(limit)
+    return query.offset(offset) if offset else query
 
 
 def _next_due() -> Any:
@@ -159,8 +175,9 @@ def _next_due() -> Any:
     )
 
 
-def _select(where: Filter, cap: int) -> Any:
-    query = (
+def _joined() -> Any:
+    """Tickets with their requester, assignee and team: what a row of the list shows."""
+    return (
         m.Ticket.select(m.Ticket, m.Contact, m.Agent, m.Team)
         .join(m.Contact, on=(m.Ticket.requester == m.Contact.id))
         .switch(m.Ticket)
@@ -168,6 +185,10 @@ def _select(where: Filter, cap: int) -> Any:
         .switch(m.Ticket)
         .join(m.Team, pw.JOIN.LEFT_OUTER, on=(m.Ticket.team == m.Team.id))
     )
+
+
+def _select(where: Filter, cap: int) -> Any:
+    query = _joined()
     if where.searches:
         text, params = _hits(where, cap)
         query = query.switch(m.Ticket).join(
