@@ -309,4 +309,17 @@ def test_0012_gives_the_outbox_of_a_version_1_database_the_webhook_columns(confi
     with store.write_transaction():
         assert hook_rows.claim_due(10, "w", now, now) == []
         assert len(outbox_rows.claim_due(10, "w", now, now)) == 1
+def test_0011_adds_api_tokens_to_a_database_of_the_release_before(config: Config) -> None:
+    """Upgrading a version 1 database creates ``api_token``: hashes only, one per token."""
+    open_context(config)
+    build_version_1(dialect())
+    assert "api_token" not in db.get_tables()
+    done = store.upgrade()
+    assert "0011_api_tokens" in done.applied
+    columns = {c.name for c in db.get_columns("api_token")}
+    assert columns == {"id", "agent_id", "token_hash", "created_at", "last_used_at", "revoked_at"}
+    unique = {tuple(i.columns) for i in db.get_indexes("api_token") if i.unique}
+    assert ("token_hash",) in unique
+    assert db.execute_sql("SELECT COUNT(*) FROM api_token").fetchone()[0] == 0
+    assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
     store.close()

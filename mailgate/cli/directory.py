@@ -7,6 +7,7 @@ import getpass
 import sys
 
 from mailgate.admin import directory, logins
+from mailgate.cli import apitokens
 from mailgate.cli.common import EX_OK, Subparsers, command, context, group, print_json, table
 
 ORDER = 50
@@ -23,6 +24,7 @@ def register(sub: Subparsers) -> None:
         "set an agent's web desk password (prompted on a terminal, else one line of stdin)",
     )
     p.add_argument("key", metavar="KEY", help="the agent's key")
+    apitokens.add_commands(a)  # agents token / agents tokens (the JSON API's tokens)
     tm = group(sub, "teams", "teams from the config")
     p = command(tm, "list", _teams_list, "list teams, members and queues")
     p.add_argument("--json", action="store_true")

@@ -59,6 +59,13 @@ class Options:
     offset: int = 0
     # A text search ranks the newest this many matching messages (see store.search).
     searched: int = SEARCHED_MATCHES
+    # Who is looking (the web desk, mailgate.web.access): None = may see every ticket;
+    # a tuple = only tickets of these team keys or assigned to ``visible_to_agent`` (a key).
+    visible_to_teams: tuple[str, ...] | None = None
+    visible_to_agent: str = ""
+    # A list without text counts this many tickets at most (None: all, as the CLI does);
+    # when more match, Page.total is this number and Page.complete false ("at least").
+    count_up_to: int | None = None
 
 
 def find(config: Config, options: Options, now: dt.datetime | None = None) -> Page:
@@ -93,8 +100,12 @@ def find(config: Config, options: Options, now: dt.datetime | None = None) -> Pa
         terms=tuple(TextTerm(t.words, t.prefix, t.cjk) for t in query.terms) if query else (),
         number=query.number if query else None,
         message_id=query.message_id if query else None,
+        visible_teams=options.visible_to_teams,
+        visible_agent=options.visible_to_agent,
     )
-    return page(config, where, sort, options.limit, options.offset, options.searched)
+    return page(
+        config, where, sort, options.limit, options.offset, options.searched, options.count_up_to
+    )
 
 
 def _category(config: Config, given: str) -> str:

@@ -346,3 +346,17 @@ class WebLoginLink(BaseModel):
 
     class Meta:
         indexes = ((("agent_key", "created_at"), False),)
+class ApiToken(BaseModel):
+    """A bearer token of the JSON API (migration 0011): only its SHA-256 is kept."""
+
+    if TYPE_CHECKING:
+        agent_id: Any
+
+    agent = pw.ForeignKeyField(Agent, backref="+", on_delete="CASCADE")
+    token_hash = pw.CharField(max_length=64, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    last_used_at = pw.DateTimeField(null=True)
+    revoked_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_token"

@@ -64,6 +64,10 @@ class Filter:
     terms: tuple[TextTerm, ...] = ()
     number: int | None = None
     message_id: str | None = None
+    # Who may see what (mailgate.web.access): None = everything (an admin, the CLI);
+    # otherwise only tickets of these team keys or assigned to ``visible_agent``.
+    visible_teams: tuple[str, ...] | None = None
+    visible_agent: str = ""
 
     @property
     def searches(self) -> bool:
@@ -84,16 +88,15 @@ def page(
     limit: int | None = 50,
     offset: int = 0,
     cap: int = SEARCHED_MATCHES,
+    count_up_to: int | None = None,
 ) -> Page:
     """One page of the tickets ``where`` selects, sorted by ``sort`` (``-`` for descending).
 
     A text search looks at the newest ``cap`` matching messages; when more match,
-    ``Page.complete`` is false and ``total`` counts the tickets among those.
+    ``Page.complete`` is false and ``total`` counts the tickets among those. A list
+    without text counts at most ``count_up_to`` tickets (None: all); when more match,
+    ``total`` is that many and ``Page.complete`` false.
     """
-    query = _select(where, cap)
-    if where.searches:  # the matches are counted in the same pass as the page is ranked
-        query = query.select_extend(pw.fn.COUNT(pw.SQL("*")).over().alias("matches"))
-    complete = not where.searches or not _over(where, cap)
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     if key == "rank" and not where.searches:
@@ -106,23 +109,63 @@ def page(
         "rank": pw.SQL("hits.score"),
     }[key]
     if key == "rank":  # best first, whatever the sign asked
-        query = query.order_by(order.asc(), m.Ticket.updated_at.desc())
+        ordering = [order.asc(), m.Ticket.updated_at.desc()]
     else:
-        nulls = "LAST"
-        query = query.order_by(
-            (order.desc(nulls=nulls) if descending else order.asc(nulls=nulls)),
+        # pw.Ordering, not order.asc(): "due" is a subquery, which has no .asc().
+        ordering = [
+            pw.Ordering(order, "DESC" if descending else "ASC", nulls="LAST"),
             m.Ticket.id.desc() if descending else m.Ticket.id.asc(),
+        ]
+    if where.searches:  # the matches are counted in the same pass as the page is ranked
+        query = _select(where, cap).select_extend(
+            pw.fn.COUNT(pw.SQL("*")).over().alias("matches")
         )
-    if limit is not None:
-        query = query.limit(limit)
-    if offset:
-        query = query.offset(offset)
-    found = list(query)
+    else:
+        # The tickets alone are sorted and cut, then the page's rows joined to their
+        # people: joining every match before sorting took 260 ms of a 50,000-ticket
+        # sort by priority, sorting the tickets alone 50 ms.
+        chosen = _paged(_tickets(where).order_by(*ordering), limit, offset)
+        query = _joined().where(m.Ticket.id.in_(chosen))
+        limit, offset = None, 0
+    complete = not where.searches or not _over(where, cap)
+    found = list(_paged(query.order_by(*ordering), limit, offset))
     if where.searches and found:
         total = int(found[0].matches)
     else:  # a list without text: an index count, cheaper than counting while sorting
-        total = _select(where, cap).count()
+        total = _count(where, count_up_to)
+        if count_up_to is not None and total > count_up_to:
+            total, complete = count_up_to, False
     return Page([_row(config, t) for t in found], total, complete)
+
+
+def _count(where: Filter, up_to: int | None = None) -> int:
+    """How many tickets ``where`` selects (no text; more than ``up_to``: ``up_to + 1``).
+
+    The ticket table alone, unless the requester is asked for: joining every ticket's
+    contact to count them took 70 ms of a 100,000-ticket list, counting the index alone
+    a fraction of one. A visibility scope (an OR of two columns) is a scan of the
+    table: ``up_to`` stops it early (40 ms for 100,000 tickets, 6 ms up to 10,000).
+    """
+    query = _tickets(where)
+    if up_to is not None:
+        query = query.limit(up_to + 1)
+    return int(query.count())
+
+
+def _tickets(where: Filter) -> Any:
+    """The ids of the tickets ``where`` selects (no text): the contact only if asked for."""
+    query = m.Ticket.select(m.Ticket.id)
+    if where.requester:
+        query = query.join(m.Contact, on=(m.Ticket.requester == m.Contact.id))
+    for condition in _conditions(where):
+        query = query.where(condition)
+    return query
+
+
+def _paged(query: Any, limit: int | None, offset: int) -> Any:
+    if limit is not None:
+        query = query.limit(limit)
+    return query.offset(offset) if offset else query
 
 
 def _next_due() -> Any:
@@ -132,8 +175,9 @@ def _next_due() -> Any:
     )
 
 
-def _select(where: Filter, cap: int) -> Any:
-    query = (
+def _joined() -> Any:
+    """Tickets with their requester, assignee and team: what a row of the list shows."""
+    return (
         m.Ticket.select(m.Ticket, m.Contact, m.Agent, m.Team)
         .join(m.Contact, on=(m.Ticket.requester == m.Contact.id))
         .switch(m.Ticket)
@@ -141,6 +185,10 @@ def _select(where: Filter, cap: int) -> Any:
         .switch(m.Ticket)
         .join(m.Team, pw.JOIN.LEFT_OUTER, on=(m.Ticket.team == m.Team.id))
     )
+
+
+def _select(where: Filter, cap: int) -> Any:
+    query = _joined()
     if where.searches:
         text, params = _hits(where, cap)
         query = query.switch(m.Ticket).join(
@@ -198,7 +246,18 @@ def _conditions(where: Filter) -> list[Any]:
         found.append(
             ticket_filter(breached=where.breached, due_before=where.due_before, now=where.now)
         )
+    if where.visible_teams is not None:
+        found.append(_visible(where.visible_teams, where.visible_agent))
     return found
+
+
+def _visible(teams: tuple[str, ...], agent: str) -> Any:
+    """Tickets of one of ``teams`` (keys) or assigned to ``agent`` (key): in the query."""
+    t = m.Ticket
+    condition = t.team.in_(m.Team.select(m.Team.id).where(m.Team.key.in_(list(teams) or [""])))
+    if agent:
+        condition |= t.assignee.in_(m.Agent.select(m.Agent.id).where(m.Agent.key == agent))
+    return condition
 
 
 def _keyed(column: Any, model: Any, keys: Sequence[str]) -> Any:
