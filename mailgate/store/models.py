@@ -299,3 +299,15 @@ class ImapState(BaseModel):
     last_error_at = pw.DateTimeField(null=True)
     last_success_at = pw.DateTimeField(null=True)  # a session that worked, or a stored batch
     updated_at = pw.DateTimeField(default=utcnow)
+
+
+class StoredBlob(BaseModel):
+    """A blob of the PostgreSQL blob store (``store/blobdb.py``; migration 0013)."""
+
+    sha256 = pw.CharField(primary_key=True, max_length=64)
+    size = pw.BigIntegerField()
+    content = BytesField()
+    stored_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "blob"
