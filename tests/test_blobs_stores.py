@@ -439,3 +439,24 @@ def test_blobs_get_writes_bytes_to_stdout_and_says_one_line_for_a_wrong_sha(
         "mailgate: --to: unsupported blob store 'ftp'; use a path, file:///path,"
         " postgresql://… or s3://bucket/prefix"
     )
+
+
+def test_0013_adds_the_blob_table_to_a_database_of_the_release_before(config: Config) -> None:
+    """Upgrading a version 1 database creates ``blob`` (sha256 → content), empty, and the
+    PostgreSQL blob store finds its table there when blob_url is the database itself."""
+    from mailgate.context import open_context
+    from mailgate.store.db import db
+    from tests.test_migrations import build_version_1, dialect
+
+    open_context(config)
+    try:
+        build_version_1(dialect())
+        assert "blob" not in db.get_tables()
+        done = store.upgrade()
+        assert "0013_blobs" in done.applied
+        assert {c.name for c in db.get_columns("blob")} == {"sha256", "size", "content", "stored_at"}
+        assert [c for c in db.get_primary_keys("blob")] == ["sha256"]
+        assert m.StoredBlob.select().count() == 0
+        assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
+    finally:
+        store.close()
