@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from mailgate import attachments, outbox, store
+from mailgate.admin.check import checks
 from mailgate.blobs import BlobMissing, BlobStore, FileStore, open_store, store_for_url
 from mailgate.cli import main
 from mailgate.config import Config
@@ -341,6 +342,8 @@ def test_an_s3_store_that_is_down_is_a_temporary_failure_and_the_mail_comes_late
         with pytest.raises(TemporaryFailure, match=f"blob store s3://{bucket}/eb"):
             ingest(ctx, raw, source="smtp")
         assert m.Receipt.select().count() == 0  # nothing recorded: the sender keeps the mail
+        blob_check = {c.name: c for c in checks(ctx.config)}["blob store"]
+        assert not blob_check.ok and f"s3://{bucket}/eb" in blob_check.detail
         # Postfix's pipe: exit 75, the mail stays in Postfix's queue.
         env = {**os.environ, **AWS}
         result = subprocess.run(
@@ -356,6 +359,7 @@ def test_an_s3_store_that_is_down_is_a_temporary_failure_and_the_mail_comes_late
             import boto3
 
             boto3.client("s3", endpoint_url=server.endpoint).create_bucket(Bucket=bucket)
+            assert {c.name: c for c in checks(ctx.config)}["blob store"].ok
             outcome = ingest(ctx, raw, source="smtp")
             assert outcome.action == "created"
             assert ctx.blobs.get(sha(raw)) == raw and ctx.blobs.get(sha(PDF)) == PDF

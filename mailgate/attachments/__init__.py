@@ -11,6 +11,7 @@ Imports the store (reads only), the blob store and errors; never the edge.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from mailgate.attachments.files import StoredFile, check_outbound_size, store_files
@@ -93,8 +94,13 @@ class Fetched:
     blobs: BlobStore
 
     def open(self) -> BinaryIO:
-        """The file's bytes as a reader (close it)."""
+        """The file's bytes as a reader (close it): works with every blob store."""
         return self.blobs.open(self.row.sha256)
+
+    @property
+    def path(self) -> Path | None:
+        """The file on this machine, only when the blob store is a local folder."""
+        return self.blobs.local_path(self.row.sha256)
 
 
 def fetch(ctx: Context, attachment_id: int | str) -> Fetched:
