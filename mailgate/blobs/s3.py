@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,10 +49,12 @@ class S3Store:
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
-        if client is None:  # a boto3 client per thread: sessions are not thread-safe
+        # A client per thread (sessions are not thread-safe) and per process (a forked
+        # worker must not share its parent's connections).
+        if client is None or self._local.pid != os.getpid():
             session = self._boto3.session.Session()
             client = session.client("s3", endpoint_url=self.endpoint or None, config=self._config)
-            self._local.client = client
+            self._local.client, self._local.pid = client, os.getpid()
         return client
 
     def _key(self, sha256: str) -> str:
