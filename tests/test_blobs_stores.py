@@ -102,7 +102,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> None:
 def s3(aws: None) -> Iterator[S3Server]:
     server = S3Server()
     yield server
-    server.stop()
+    server.stop()  # (twice is harmless)
 
 
 @pytest.fixture
@@ -462,5 +462,48 @@ def test_0013_adds_the_blob_table_to_a_database_of_the_release_before(config: Co
         assert [c for c in db.get_primary_keys("blob")] == ["sha256"]
         assert m.StoredBlob.select().count() == 0
         assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
+    finally:
+        store.close()
+
+
+def test_serve_stores_a_big_mail_in_s3_and_answers_451_while_s3_is_down(
+    tmp_path: Path, database_url: str, s3: S3Server, serve_in_thread: Any
+) -> None:
+    """The real listener and ingest worker: a mail over 1 MiB goes through the local spool
+    into S3; with S3 gone the sending MTA hears 451 and keeps the mail until it is back."""
+    import smtplib
+
+    from tests.relay import free_port as listener_port
+
+    bucket = s3.bucket("serve")
+    data = config_data(tmp_path, database_url, {"listener": {"port": listener_port()}})
+    data["storage"] = {"blob_url": f"s3://{bucket}", "s3_endpoint": s3.endpoint}
+    ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+    big = random.Random(7).randbytes(1_500_000)
+
+    def send(raw: bytes) -> int:
+        with smtplib.SMTP("127.0.0.1", ctx.config.listener.port, timeout=120) as client:
+            client.ehlo("mx.customer.example")
+            client.mail("carla@customer.example")
+            client.rcpt("support@example.org")
+            return int(client.data(raw)[0])
+
+    try:
+        serve_in_thread(ctx, imap=False)
+        first = compose(subject="Big scan", attachments=[("scan.bin", "application/x-scan", big)])
+        assert send(first) == 250
+        assert ctx.blobs.get(sha(first)) == first and ctx.blobs.get(sha(big)) == big
+        assert {sha(first), sha(big)} <= set(s3.keys(bucket))
+        assert not [p for p in (tmp_path / "var").rglob("*") if p.is_file()]  # spool cleaned
+        s3.stop()
+        second = compose(subject="While S3 is down")
+        assert send(second) == 451
+        assert m.Receipt.select().where(m.Receipt.sha256 == sha(second)).count() == 0
+        again = S3Server(s3.port)
+        try:
+            assert send(second) == 250  # the MTA's retry
+            assert ctx.blobs.get(sha(second)) == second
+        finally:
+            again.stop()
     finally:
         store.close()
