@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailgate import store
-from mailgate.blobs import BlobStore
+from mailgate.blobs import BlobStore, open_store
 from mailgate.config import Config, read_secret_key
 
 
@@ -29,5 +29,5 @@ class Context:
 def open_context(config: Config, *, create_secret: bool = True) -> Context:
     """Connect the database and the blob store for ``config``."""
     store.open_database(config.database.url, sync=config.storage.sync)
-    blobs = BlobStore(config.storage.blob_dir, fsync=config.storage.sync == "full")
-    return Context(config=config, blobs=blobs, secret=read_secret_key(config, create=create_secret))
+    secret = read_secret_key(config, create=create_secret)
+    return Context(config=config, blobs=open_store(config), secret=secret)

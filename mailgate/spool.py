@@ -25,8 +25,9 @@ SPOOL_ABOVE = 1024 * 1024
 
 
 def directory(ctx: Context) -> Path:
-    """Where spool files live: the blob directory (the same disk the mail is stored on)."""
-    return ctx.blobs.root.absolute()
+    """Where spool files live: the blob directory (the same disk the mail is stored on;
+    with a blob store elsewhere, ``storage.blob_dir`` is only this spool)."""
+    return Path(ctx.config.storage.blob_dir).absolute()
 
 
 def ingest(

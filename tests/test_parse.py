@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.blobs import BlobStore
+from mailgate.blobs import FileStore
 from mailgate.mail.parse import HashSink, ParsedMail, Unparseable, parse
 from tests.corpus import corpus_dir
 from tests.support import compose
@@ -309,7 +309,7 @@ def test_deeply_nested_mime_does_not_crash_the_parser() -> None:
 def test_large_attachment_is_streamed_and_hashes_like_the_stdlib(tmp_path: Path) -> None:
     data = os.urandom(3 * 1024 * 1024)
     raw = compose(attachments=[("dump.bin", "application/octet-stream", data)])
-    store = BlobStore(tmp_path / "blobs")
+    store = FileStore(tmp_path / "blobs")
     mail = parse(raw, store)
     (attachment,) = mail.attachments
     assert attachment.sha256 == hashlib.sha256(data).hexdigest()

@@ -2,12 +2,13 @@
 
 Config, the secret key, the database and its migrations, whether ``serve`` runs
 (its heartbeat), what ``serve`` itself last met on each IMAP account (the ledger),
-each IMAP login, the outbound relay or Maildir, each webhook's secret, the
+the blob store, each IMAP login, the outbound relay or Maildir, each webhook's secret, the
 templates, the listener's address. A monitoring probe runs it: exit 1 while anything fails.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from mailgate import outbox, store
 from mailgate.admin import database
 from mailgate.admin.status import serve_problem
 from mailgate.admin.templates import check_templates
+from mailgate.blobs import open_store
 from mailgate.config import Config, load, read_secret_key, read_webhook_secret
 from mailgate.errors import ConfigError
 from mailgate.logs import redact_url
@@ -59,6 +61,7 @@ def checks(config: Config) -> list[Check]:
             results.append(Check(f"imap {account.name}", True, imap_transport.check(account)))
         except Exception as exc:  # noqa: BLE001
             results.append(Check(f"imap {account.name}", False, f"{type(exc).__name__}: {exc}"))
+    results.append(_check_blobs(config))
     results.append(_check_outbound(config))
     results.extend(_check_webhook(config, i) for i in range(len(config.webhooks)))
     results.append(_templates(config))
@@ -115,6 +118,16 @@ def _check_database(config: Config) -> Check:
     except Exception as exc:  # noqa: BLE001
         return Check("database", False, f"{where}: {exc}")
     return Check("database", ok, f"{where}: {status}")
+
+
+def _check_blobs(config: Config) -> Check:
+    """The blob store answers (a read only: check never writes blobs or folders)."""
+    try:
+        blobs = open_store(config)
+        blobs.exists(hashlib.sha256(b"").hexdigest())
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        return Check("blob store", False, str(exc))
+    return Check("blob store", True, f"{blobs.url}: reachable")
 
 
 def _in_use(config: Config, name: str, key: str, host: str, port: int) -> list[Check]:

@@ -6,7 +6,6 @@ admin looks at them here and retries after a fix.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from mailgate import intake, store
@@ -20,10 +19,10 @@ def listing() -> list[dict[str, Any]]:
     return views.receipts("quarantined")
 
 
-def show(ctx: Context, receipt_id: int) -> tuple[dict[str, Any], Path]:
-    """The receipt as JSON-able data, and where its raw mail lies."""
+def show(ctx: Context, receipt_id: int) -> tuple[dict[str, Any], str]:
+    """The receipt as JSON-able data, and where its raw mail lies (a path or a URL)."""
     receipt = views.receipt(receipt_id)
-    return views.receipt_json(receipt), ctx.blobs.path(receipt.sha256)
+    return views.receipt_json(receipt), ctx.blobs.location(receipt.sha256)
 
 
 def raw(ctx: Context, receipt_id: int) -> bytes:

@@ -47,7 +47,7 @@ def _found(receipt_id: int) -> rows.SuspendedRow:
 def show(ctx: Context, receipt_id: int) -> tuple[dict[str, Any], bytes]:
     """The suspended mail's facts and its raw bytes."""
     found = _found(receipt_id)
-    data = {**_json(found), "score": found.score, "raw": str(ctx.blobs.path(found.sha256))}
+    data = {**_json(found), "score": found.score, "raw": ctx.blobs.location(found.sha256)}
     try:
         return data, ctx.blobs.get(found.sha256)
     except OSError as exc:
@@ -71,7 +71,7 @@ def delete(ctx: Context, receipt_id: int) -> None:
         rows.delete(receipt_id)
         in_use = rows.blob_in_use(found.sha256)
     if not in_use:
-        ctx.blobs.path(found.sha256).unlink(missing_ok=True)
+        ctx.blobs.delete(found.sha256)
 
 
 def purge(ctx: Context, older_than: str, now: dt.datetime | None = None) -> int:

@@ -1,8 +1,8 @@
 """Attachments: listing a ticket's files and getting their exact bytes.
 
 The front door of the capability: ``listing`` (what ``mailgate attachments list``
-prints and its ``--json`` promises), ``fetch`` (one file's row and its path in the
-blob store, for ``mailgate attachments get``). The files themselves are
+prints and its ``--json`` promises), ``fetch`` (one file's row and a reader of its
+bytes in the blob store, for ``mailgate attachments get``). The files themselves are
 content-addressed in the blob store: the same file sent twice is stored once.
 
 Imports the store (reads only), the blob store and errors; never the edge.
@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mailgate.attachments.files import StoredFile, check_outbound_size, store_files
 from mailgate.attachments.relay import Carried, for_notice, size_text
+from mailgate.blobs import BlobStore
 from mailgate.context import Context
-from mailgate.errors import UsageError
+from mailgate.errors import TemporaryFailure, UsageError
 from mailgate.mail.parse import HashSink, Unparseable, parse
 from mailgate.store import attachments as rows
 from mailgate.store import views
@@ -61,7 +62,7 @@ def listing(ctx: Context, number: int | str) -> list[dict[str, Any]]:
     for row in rows.of_ticket(views.ticket(number).id):
         entry = as_dict(row)
         if row.content_type in FORWARDED_TYPES and row.kept:
-            entry["contains"] = inner_files(ctx.blobs.path(row.sha256))
+            entry["contains"] = inner_files(ctx.blobs, row.sha256)
         found.append(entry)
     return found
 
@@ -69,12 +70,12 @@ def listing(ctx: Context, number: int | str) -> list[dict[str, Any]]:
 FORWARDED_TYPES = ("message/rfc822", "message/global")
 
 
-def inner_files(path: Path) -> list[dict[str, Any]]:
+def inner_files(blobs: BlobStore, sha256: str) -> list[dict[str, Any]]:
     """The files of a stored forwarded mail: name, type, size, sha256 (only hashed, never
     stored twice); [] when it cannot be read."""
     try:
-        mail = parse(path.read_bytes(), HashSink())
-    except (OSError, Unparseable):
+        mail = parse(blobs.get(sha256), HashSink())
+    except (OSError, TemporaryFailure, Unparseable):
         return []
     return [
         {
@@ -90,7 +91,16 @@ def inner_files(path: Path) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class Fetched:
     row: AttachmentRow
-    path: Path
+    blobs: BlobStore
+
+    def open(self) -> BinaryIO:
+        """The file's bytes as a reader (close it): works with every blob store."""
+        return self.blobs.open(self.row.sha256)
+
+    @property
+    def path(self) -> Path | None:
+        """The file on this machine, only when the blob store is a local folder."""
+        return self.blobs.local_path(self.row.sha256)
 
 
 def fetch(ctx: Context, attachment_id: int | str) -> Fetched:
@@ -106,7 +116,6 @@ def fetch(ctx: Context, attachment_id: int | str) -> Fetched:
         raise UsageError(
             f"attachment {wanted} ({row.filename}) was not kept: it was over a size limit"
         )
-    path = ctx.blobs.path(row.sha256)
-    if not path.exists():
+    if not ctx.blobs.exists(row.sha256):
         raise UsageError(f"attachment {wanted}: file {row.sha256} missing from the blob store")
-    return Fetched(row, path)
+    return Fetched(row, ctx.blobs)

@@ -22,8 +22,8 @@ import secrets
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from mailgate.blobs import BlobStore
 from mailgate.config import Mailbox
 from mailgate.context import Context
 from mailgate.mail.compose import OutFile
@@ -114,11 +114,10 @@ def for_notice(ctx: Context, kind: str, message: MessageRow | None, box: Mailbox
     cids: dict[str, str] = {}
     token = secrets.token_hex(6)
     for row in found:
-        path = ctx.blobs.path(row.sha256)
-        if not row.kept or not path.exists():
+        if not row.kept or not ctx.blobs.exists(row.sha256):
             listed.append(_line(kind, row, "not kept: over the size limit"))
             continue
-        with path.open("rb") as source:
+        with ctx.blobs.open(row.sha256) as source:
             head = source.read(32)
         if is_decoration(row, head):
             continue
@@ -138,7 +137,8 @@ def for_notice(ctx: Context, kind: str, message: MessageRow | None, box: Mailbox
             OutFile(
                 filename=row.filename,
                 content_type=row.content_type,
-                chunks=functools.partial(_read_chunks, path),  # read as the mail is built
+                # read as the mail is built
+                chunks=functools.partial(_read_chunks, ctx.blobs, row.sha256),
                 content_id=content_id,
                 inline=row.inline,
             )
@@ -146,8 +146,8 @@ def for_notice(ctx: Context, kind: str, message: MessageRow | None, box: Mailbox
     return Carried(tuple(files), tuple(listed), cids)
 
 
-def _read_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as source:
+def _read_chunks(blobs: BlobStore, sha256: str) -> Iterator[bytes]:
+    with blobs.open(sha256) as source:
         while chunk := source.read(READ_CHUNK):
             yield chunk
 

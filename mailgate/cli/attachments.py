@@ -67,7 +67,7 @@ def _get(args: argparse.Namespace) -> int:
 
     ctx = context(args)
     found = attachments.fetch(ctx, args.id)
-    with found.path.open("rb") as source:
+    with found.open() as source:
         if args.output is None:
             shutil.copyfileobj(source, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()

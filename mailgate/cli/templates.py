@@ -45,9 +45,9 @@ def _templates_preview(args: argparse.Namespace) -> int:
 
     if args.ticket is None:
         config = load_config(args)
-        from mailgate.blobs import BlobStore
+        from mailgate.blobs import open_store
 
-        ctx = Context(config, BlobStore(config.storage.blob_dir), b"preview-key-not-secret")
+        ctx = Context(config, open_store(config), b"preview-key-not-secret")
         content = templates.preview(ctx, args.name, None)
     else:
         ctx = context(args)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from mailgate.config.blobs import check_both_set, resolve_blob_url
 from mailgate.config.calendars import check_time, normalise_calendars, parse_wall_duration
 from mailgate.config.paths import resolve_paths
 from mailgate.config.sections import Config, Listener, parse_rate
@@ -87,7 +88,8 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         raise ConfigError(f"[[mailbox]]: at least one mailbox is required (in {path})")
     renamed["path"] = path
     normalise_calendars(renamed)
-    config: Config = resolve_paths(_build(Config, renamed, "", path))
+    check_both_set(renamed, path)
+    config: Config = resolve_blob_url(resolve_paths(_build(Config, renamed, "", path)), path)
     _check_references(config, path)
     return config
 

@@ -76,6 +76,10 @@ class Gateway:
 @dataclass(frozen=True)
 class Storage:
     blob_dir: str = "var/blobs"
+    # Where blobs live, instead of blob_dir: file:///path, postgresql://…, s3://bucket/prefix
+    # (config/blobs.py). With a non-file store, blob_dir holds only big mails in flight.
+    blob_url: str = ""
+    s3_endpoint: str = ""
     sync: Literal["normal", "full"] = "normal"
 
 

@@ -11,15 +11,16 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import BinaryIO
 
 from mailgate import store
-from mailgate.blobs import BlobStore
+from mailgate.blobs import BlobStore, open_store
 from mailgate.config import Config
 from mailgate.config.calendars import parse_wall_duration
-from mailgate.errors import UsageError
+from mailgate.errors import TemporaryFailure, UsageError
 from mailgate.logs import event, redact
 from mailgate.outbox.relays import PermanentError, Refusal, TemporaryError, Transport, transport_for
+from mailgate.outbox.streaming import MailFile
 from mailgate.store import events as event_rows
 from mailgate.store import outbox as outbox_rows
 from mailgate.store.rows import OutboxMail, OutboxRow
@@ -150,15 +151,44 @@ def _send_batch(
     return True
 
 
-def _content(config: Config, item: OutboxMail) -> bytes | Path:
-    """The mail's bytes, or the blob-store file of a notice composed there (it carries files)."""
+def _content(config: Config, item: OutboxMail) -> bytes | MailFile:
+    """The mail's bytes, or the blob of a notice composed into the blob store (it carries
+    files), read as it is sent."""
     sha256 = outbox_rows.referenced_blob(item.content)
     if not sha256:
         return item.content
-    path = BlobStore(config.storage.blob_dir).path(sha256)
-    if not path.is_file():
-        raise PermanentError(f"the composed mail {sha256[:12]}… is missing from the blob store")
-    return path
+    blobs = _store(config)
+    try:
+        size = blobs.size(sha256)
+    except FileNotFoundError:
+        raise PermanentError(
+            f"the composed mail {sha256[:12]}… is missing from the blob store"
+        ) from None
+    except TemporaryFailure as exc:
+        raise TemporaryError(str(exc), unavailable=True) from exc
+    return MailFile(size, lambda: _opened(blobs, sha256))
+
+
+def _opened(blobs: BlobStore, sha256: str) -> BinaryIO:
+    """The blob as a reader; a store out of reach is an ``OSError`` to the relays (which
+    retry later), like a file that cannot be read."""
+    try:
+        return blobs.open(sha256)
+    except TemporaryFailure as exc:
+        raise OSError(str(exc)) from exc
+
+
+_stores: dict[tuple[str, str, str], BlobStore] = {}
+
+
+def _store(config: Config) -> BlobStore:
+    """One blob store per configuration and process (its connections are kept)."""
+    storage = config.storage
+    key = (storage.blob_url, storage.blob_dir, storage.s3_endpoint)
+    found = _stores.get(key)
+    if found is None:
+        found = _stores[key] = open_store(config)
+    return found
 
 
 def _start(item_id: int, worker: str) -> OutboxMail | None:

@@ -57,11 +57,15 @@ class Refusal:
         return f"{self.recipient}: {self.code} {self.text}"
 
 
+# What a relay is handed: the mail's bytes, or where to read them (a notice with files).
+Content = bytes | streaming.MailFile
+
+
 class Transport(Protocol):
     def send(
-        self, sender: str, recipients: list[str], content: bytes | Path, message_id: str
+        self, sender: str, recipients: list[str], content: Content, message_id: str
     ) -> list[Refusal]:
-        """Hand one mail over (its bytes, or the file holding them); returns refused
+        """Hand one mail over (its bytes, or where to read them); returns refused
         recipients (others were accepted)."""
 
     def delivered(self, message_id: str) -> bool | None:
@@ -86,7 +90,7 @@ class MaildirTransport:
         )
 
     def send(
-        self, sender: str, recipients: list[str], content: bytes | Path, message_id: str
+        self, sender: str, recipients: list[str], content: Content, message_id: str
     ) -> list[Refusal]:
         try:
             for sub in ("tmp", "new", "cur"):
@@ -100,8 +104,8 @@ class MaildirTransport:
             ).encode()
             with tmp.open("wb") as written:  # the mail is not copied once more
                 written.write(envelope)
-                if isinstance(content, Path):
-                    with content.open("rb") as source:
+                if isinstance(content, streaming.MailFile):
+                    with content.open() as source:
                         shutil.copyfileobj(source, written, 1 << 20)
                 else:
                     written.write(content)
@@ -159,7 +163,7 @@ class SmtpTransport:
         return None
 
     def send(
-        self, sender: str, recipients: list[str], content: bytes | Path, message_id: str
+        self, sender: str, recipients: list[str], content: Content, message_id: str
     ) -> list[Refusal]:
         if self._client is None:
             self._client = self._connect()
@@ -173,9 +177,8 @@ class SmtpTransport:
             options.append("SMTPUTF8")
         try:
             # A file is sent from disk by streaming.SMTP's data(), a buffer at a time.
-            mail = streaming.MailFile(content) if isinstance(content, Path) else content
             refused = self._client.sendmail(
-                sender, recipients, mail, mail_options=options  # type: ignore[arg-type]
+                sender, recipients, content, mail_options=options  # type: ignore[arg-type]
             )
         except smtplib.SMTPRecipientsRefused as exc:
             self._reset()

@@ -1,7 +1,8 @@
 """SMTP clients that send a mail from a file, a buffer at a time (notices carrying files).
 
 A notice that carries files is composed into the blob store (``notices.queue``); the
-outbox hands its path to the relay instead of its bytes. ``smtplib.SMTP.sendmail``
+outbox hands the relay a ``MailFile`` (its size and a way to open it: a file, or a
+stream from a blob store elsewhere) instead of its bytes. ``smtplib.SMTP.sendmail``
 passes the mail to ``data()``; here ``data()`` also takes a ``MailFile`` and sends the file
 line by line, with smtplib's dot-stuffing (RFC 5321 4.5.2) and ending, never holding
 more than ``BUFFER`` bytes. For ``bytes`` it is smtplib's own. Imports the stdlib only.
@@ -10,18 +11,24 @@ more than ``BUFFER`` bytes. For ``bytes`` it is smtplib's own. Imports the stdli
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 BUFFER = 1 << 16
 
 
 class MailFile:
-    """A mail in a file, as ``sendmail`` takes it (its length is announced as SIZE)."""
+    """A mail to be read from a file or a blob store, as ``sendmail`` takes it (its
+    length is announced as SIZE)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.size = path.stat().st_size
+    def __init__(self, size: int, open: Callable[[], BinaryIO]) -> None:
+        self.size = size
+        self.open = open
+
+    @classmethod
+    def from_path(cls, path: Path) -> MailFile:
+        return cls(path.stat().st_size, lambda: path.open("rb"))
 
     def __len__(self) -> int:
         return self.size
@@ -38,7 +45,7 @@ class _FromFile:
             raise smtplib.SMTPDataError(code, reply)
         pending = bytearray()
         last = b"\r\n"
-        with msg.path.open("rb") as source:
+        with msg.open() as source:
             for line in source:
                 if line.startswith(b"."):
                     pending += b"."

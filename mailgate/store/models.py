@@ -360,3 +360,13 @@ class ApiToken(BaseModel):
 
     class Meta:
         table_name = "api_token"
+class StoredBlob(BaseModel):
+    """A blob of the PostgreSQL blob store (``store/blobdb.py``; migration 0013)."""
+
+    sha256 = pw.CharField(primary_key=True, max_length=64)
+    size = pw.BigIntegerField()
+    content = BytesField()
+    stored_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "blob"

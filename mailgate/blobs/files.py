@@ -1,4 +1,4 @@
-"""The content-addressed file store: raw mails and attachments, by sha256.
+"""The content-addressed file store: raw mails and attachments, by sha256, in a folder.
 
 A blob is written once under ``<dir>/ab/<sha256>`` through a temporary file
 and a rename, so a reader never sees half a file and identical content is
@@ -7,7 +7,7 @@ it: a crash in between leaves an unreferenced file, never a reference to a
 missing one. A full disk or a read-only directory becomes ``TemporaryFailure``
 (the sender retries), never a lost mail.
 
-Imports the standard library and ``mailgate.errors`` only.
+Imports the standard library, ``mailgate.errors`` and ``blobs.base`` only.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
+from mailgate.blobs.base import check_sha256, missing
 from mailgate.errors import TemporaryFailure
 
 
-class BlobStore:
+class FileStore:
+    """The blob store in a local folder (``storage.blob_dir``, ``file:///path``)."""
+
     def __init__(self, root: str | Path, *, fsync: bool = False) -> None:
         self.root = Path(root)
         self._root = str(root)
@@ -30,12 +34,21 @@ class BlobStore:
         self._made: set[str] = set()
         self._serial = itertools.count()
 
+    @property
+    def url(self) -> str:
+        return self.root.absolute().as_uri()
+
     def path(self, sha256: str) -> Path:
         return Path(self._path(sha256))
 
+    def local_path(self, sha256: str) -> Path | None:
+        return self.path(sha256)
+
+    def location(self, sha256: str) -> str:
+        return self._path(sha256)
+
     def _path(self, sha256: str) -> str:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a sha256: {sha256!r}")
+        check_sha256(sha256)
         # One level of 256 directories: few mkdirs, and ~4,000 files per directory at
         # a million mails, which ext4 and XFS index well.
         return os.path.join(self._root, sha256[:2], sha256)
@@ -73,10 +86,28 @@ class BlobStore:
         return digest.hexdigest(), size
 
     def get(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        try:
+            return self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise missing(sha256, self.root) from None
+
+    def open(self, sha256: str) -> BinaryIO:
+        try:
+            return self.path(sha256).open("rb")
+        except FileNotFoundError:
+            raise missing(sha256, self.root) from None
+
+    def size(self, sha256: str) -> int:
+        try:
+            return os.stat(self._path(sha256)).st_size
+        except FileNotFoundError:
+            raise missing(sha256, self.root) from None
 
     def exists(self, sha256: str) -> bool:
         return os.path.exists(self._path(sha256))
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
 
     def _temporary(self, directory: str) -> str:
         return os.path.join(directory, f".incoming-{os.getpid()}-{next(self._serial)}")
