@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tests.relay import Relay
 
 PG_ENV = "MAILGATE_TEST_DATABASE_URL"
-pytest_plugins = ["tests.relay", "tests.dovecot", "tests.desk"]
+pytest_plugins = ["tests.relay", "tests.dovecot", "tests.desk", "tests.webdesk"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,10 +1,12 @@
-"""``mailgate agents list`` and ``mailgate teams list``: who is who, open tickets, queues."""
+"""``mailgate agents list|password`` and ``mailgate teams list``: who is who, desk passwords."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 
-from mailgate.admin import directory
+from mailgate.admin import directory, logins
 from mailgate.cli.common import EX_OK, Subparsers, command, context, group, print_json, table
 
 ORDER = 50
@@ -14,6 +16,13 @@ def register(sub: Subparsers) -> None:
     a = group(sub, "agents", "agents from the config")
     p = command(a, "list", _agents_list, "list agents, their teams and open tickets")
     p.add_argument("--json", action="store_true")
+    p = command(
+        a,
+        "password",
+        _agents_password,
+        "set an agent's web desk password (prompted on a terminal, else one line of stdin)",
+    )
+    p.add_argument("key", metavar="KEY", help="the agent's key")
     tm = group(sub, "teams", "teams from the config")
     p = command(tm, "list", _teams_list, "list teams, members and queues")
     p.add_argument("--json", action="store_true")
@@ -36,6 +45,18 @@ def _agents_list(args: argparse.Namespace) -> int:
                 ("open_tickets", "OPEN"),
             ],
         )
+    return EX_OK
+
+
+def _agents_password(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    logins.agent_by_key(ctx.config, args.key)  # before asking for a password it cannot use
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.key}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    agent = logins.set_password(ctx.config, args.key, password)
+    print(f"password set for {agent.key}")
     return EX_OK
 
 

@@ -299,3 +299,44 @@ class ImapState(BaseModel):
     last_error_at = pw.DateTimeField(null=True)
     last_success_at = pw.DateTimeField(null=True)  # a session that worked, or a stored batch
     updated_at = pw.DateTimeField(default=utcnow)
+
+
+class WebPassword(BaseModel):
+    """An agent's desk password as an Argon2 hash, by the agent's config key (migration 0010)."""
+
+    agent_key = pw.CharField(primary_key=True, max_length=100)
+    hash = pw.CharField(max_length=255)
+    set_at = pw.DateTimeField(default=utcnow)
+
+
+class WebSession(BaseModel):
+    """A desk session; only the SHA-256 of its id is kept (the id is in the cookie)."""
+
+    id_hash = pw.CharField(primary_key=True, max_length=64)
+    agent_key = pw.CharField(max_length=100, index=True)
+    csrf = pw.CharField(max_length=100)
+    created_at = pw.DateTimeField(default=utcnow)
+    seen_at = pw.DateTimeField(default=utcnow, index=True)
+    ended_at = pw.DateTimeField(null=True)
+
+
+class WebLoginAttempt(BaseModel):
+    """A login tried on the desk: the rate limits count the failed ones."""
+
+    account = pw.CharField(max_length=320)
+    client = pw.CharField(max_length=100)
+    at = pw.DateTimeField(default=utcnow, index=True)
+    ok = pw.BooleanField()
+
+    class Meta:
+        indexes = ((("account", "at"), False), (("client", "at"), False))
+
+
+class WebLoginLink(BaseModel):
+    """A one-time login link; only the SHA-256 of its token is kept."""
+
+    token_hash = pw.CharField(primary_key=True, max_length=64)
+    agent_key = pw.CharField(max_length=100)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField(index=True)
+    used_at = pw.DateTimeField(null=True)

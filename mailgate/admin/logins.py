@@ -1,0 +1,114 @@
+"""Logins to the web desk: passwords, the login check with its rate limits, login links.
+
+``mailgate agents password KEY`` and the desk's tests set a password through
+``set_password``; the desk's ``/login`` asks ``log_in``. A password is kept as an
+Argon2 hash (argon2-cffi's defaults). After ``ACCOUNT_LIMIT`` failed logins for one
+account, or ``CLIENT_LIMIT`` from one client address, within ``WINDOW``, logins are
+refused for ``LOCKED_FOR`` — even with the right password, so guessing on cannot
+tell a right guess from a wrong one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from mailgate.config import Agent, Config
+from mailgate.errors import UsageError
+from mailgate.store import utcnow, weblogins
+
+WINDOW = dt.timedelta(minutes=15)
+LOCKED_FOR = dt.timedelta(minutes=15)
+ACCOUNT_LIMIT = 5
+CLIENT_LIMIT = 20
+
+_hasher = PasswordHasher()
+# Verified when the account is unknown, so its answer takes as long as a wrong password's.
+_DUMMY_HASH = _hasher.hash("not the password of anyone")
+
+
+def agent_named(config: Config, account: str) -> Agent | None:
+    """The agent whose key, or one of whose addresses, ``account`` is."""
+    account = account.strip()
+    return config.agent(account) or config.agent_for(account)
+
+
+def agent_by_key(config: Config, key: str) -> Agent:
+    agent = config.agent(key)
+    if agent is None:
+        raise UsageError(f"there is no agent {key!r} in {config.path}")
+    return agent
+
+
+def set_password(config: Config, key: str, password: str) -> Agent:
+    """Set the desk password of agent ``key`` (Argon2 hash); one-line errors."""
+    agent = agent_by_key(config, key)
+    if not password:
+        raise UsageError("the password is empty; nothing changed")
+    weblogins.set_password(agent.key, _hasher.hash(password))
+    return agent
+
+
+def password_matches(agent_key: str, password: str) -> bool:
+    stored = weblogins.password(agent_key)
+    try:
+        _hasher.verify(stored.hash if stored else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    if stored is None:
+        return False
+    if _hasher.check_needs_rehash(stored.hash):
+        weblogins.set_password(agent_key, _hasher.hash(password))
+    return True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a login: ``agent`` when it worked, ``locked_until`` when refused."""
+
+    agent: Agent | None = None
+    locked_until: dt.datetime | None = None
+
+
+def account_of(config: Config, account: str) -> str:
+    """What the rate limit counts by: the agent's key, else the account as typed."""
+    agent = agent_named(config, account)
+    return agent.key if agent else account.strip().lower()[:320]
+
+
+def locked_until(config: Config, account: str, client: str) -> dt.datetime | None:
+    """Until when logins for ``account`` or from ``client`` are refused (None: they are not)."""
+    now = utcnow()
+    since = now - WINDOW - LOCKED_FOR
+    by_account = weblogins.failures(account=account_of(config, account), since=since)
+    ends = [
+        _lock_end(by_account, ACCOUNT_LIMIT),
+        _lock_end(weblogins.failures(client=client, since=since), CLIENT_LIMIT),
+    ]
+    until = max((end for end in ends if end is not None), default=None)
+    return until if until is not None and until > now else None
+
+
+def _lock_end(times: Sequence[dt.datetime], limit: int) -> dt.datetime | None:
+    """The end of the latest lock: ``limit`` failures within ``WINDOW`` lock for ``LOCKED_FOR``."""
+    end = None
+    for i in range(len(times) - limit + 1):
+        last = times[i + limit - 1]
+        if last - times[i] <= WINDOW:
+            end = last + LOCKED_FOR
+    return end
+
+
+def log_in(config: Config, account: str, password: str, client: str) -> Outcome:
+    """Check a login by key or address and password, counting it for the rate limits."""
+    until = locked_until(config, account, client)
+    if until is not None:
+        return Outcome(locked_until=until)  # not counted: a lock is not made longer by knocking
+    agent = agent_named(config, account)
+    ok = password_matches(agent.key if agent else "", password) and agent is not None
+    weblogins.record_attempt(account_of(config, account), client, ok)
+    return Outcome(agent=agent if ok else None)

@@ -1,0 +1,123 @@
+"""Logging in to the web desk: passwords, sessions, logout, CSRF (issue 15)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from mailgate.admin import logins
+from mailgate.context import Context
+from mailgate.store import weblogins
+from mailgate.web.cookies import COOKIE
+from tests.webdesk import client_for, csrf, form_csrf, login
+
+
+def logged_in(client: TestClient) -> bool:
+    """The login page sends a logged-in agent on to the queue."""
+    return client.get("/login").status_code == 303
+
+
+def try_login(client: TestClient, account: str, password: str) -> object:
+    page = client.get("/login")
+    return client.post(
+        "/login", data={"account": account, "password": password, "csrf": form_csrf(page.text)}
+    )
+
+
+def test_an_agent_logs_in_with_key_or_address_and_the_cookie_is_safe(
+    ctx: Context, desk: TestClient
+) -> None:
+    assert not logged_in(desk)
+    logins.set_password(ctx.config, "alice", "correct horse")
+    answer = try_login(desk, "alice@EXAMPLE.org", "correct horse")
+    assert answer.status_code == 303 and answer.headers["location"] == "/"  # type: ignore[attr-defined]
+    cookie = answer.headers["set-cookie"]  # type: ignore[attr-defined]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie
+    assert logged_in(desk)
+    # Only the SHA-256 of the session id is stored.
+    token = desk.cookies[COOKIE].strip('"').rpartition(".")[0]
+    assert weblogins.session(token) is None
+    assert weblogins.session(weblogins.digest(token)) is not None
+    other = client_for(ctx)
+    assert try_login(other, "alice", "correct horse").status_code == 303  # type: ignore[attr-defined]
+
+
+def test_a_wrong_password_and_an_unknown_account_get_the_same_answer(
+    ctx: Context, desk: TestClient
+) -> None:
+    logins.set_password(ctx.config, "alice", "right")
+    wrong = try_login(desk, "alice", "wrong")
+    unknown = try_login(desk, "nobody@example.org", "right")
+    no_password = try_login(desk, "bob", "")
+    for answer in (wrong, unknown, no_password):
+        assert answer.status_code == 200  # type: ignore[attr-defined]
+        assert "That account and password do not match." in answer.text  # type: ignore[attr-defined]
+    assert not logged_in(desk)
+    assert 'value="alice"' in wrong.text  # type: ignore[attr-defined]
+
+
+def test_a_forged_or_tampered_cookie_logs_nobody_in(ctx: Context, desk: TestClient) -> None:
+    login(desk, "alice")
+    value = desk.cookies[COOKIE].strip('"')
+    token, _, mac = value.rpartition(".")
+    forged = client_for(ctx)
+    forged.cookies.set(COOKIE, f"{token}x.{mac}")
+    assert not logged_in(forged)
+    forged.cookies.set(COOKIE, value)
+    assert logged_in(forged)
+
+
+def test_logout_ends_the_session_server_side(ctx: Context, desk: TestClient) -> None:
+    login(desk, "carol")
+    old = desk.cookies[COOKIE]
+    token = csrf(desk)
+    assert desk.post("/logout", data={"csrf": "wrong"}).status_code == 403
+    assert logged_in(desk)
+    answer = desk.post("/logout", data={"csrf": token})
+    assert answer.status_code == 303 and answer.headers["location"] == "/login"
+    assert (
+        f'{COOKIE}=""' in answer.headers["set-cookie"]
+        or "Max-Age=0" in answer.headers["set-cookie"]
+    )
+    assert not logged_in(desk)
+    replay = client_for(ctx)
+    replay.cookies.set(COOKIE, old)
+    assert not logged_in(replay)  # the old cookie no longer works
+
+
+def test_an_agent_removed_from_the_config_is_logged_out(ctx: Context, desk: TestClient) -> None:
+    import dataclasses
+
+    login(desk, "bob")
+    assert logged_in(desk)
+    smaller = dataclasses.replace(
+        ctx.config, agents=tuple(a for a in ctx.config.agents if a.key != "bob")
+    )
+    desk.app.state.ctx = dataclasses.replace(ctx, config=smaller)  # type: ignore[attr-defined]
+    assert not logged_in(desk)
+
+
+def test_agents_password_sets_the_password_from_stdin(
+    ctx: Context, config_path: Path, desk: TestClient
+) -> None:
+    def run(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "mailgate", "--config", str(config_path), *args]
+        return subprocess.run(
+            command, input=stdin, capture_output=True, text=True, cwd=config_path.parent
+        )
+
+    done = run("agents", "password", "jane", stdin="s3cret pass\nignored\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "password set for jane\n"
+    assert try_login(desk, "jane.doe@example.org", "s3cret pass").status_code == 303  # type: ignore[attr-defined]
+    empty = run("agents", "password", "jane", stdin="\n")
+    assert empty.returncode == 1 and len(empty.stderr.strip().splitlines()) == 1
+    assert "empty" in empty.stderr
+    unknown = run("agents", "password", "zed", stdin="x\n")
+    assert unknown.returncode == 1 and "zed" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
