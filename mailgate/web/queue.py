@@ -30,7 +30,8 @@ TEXT_FILTERS = (
     "status", "priority", "team", "assignee", "requester", "mailbox", "category", "tag",
     "created_after", "created_before", "updated_after", "updated_before",
 )  # fmt: skip
-KEPT = (*TEXT_FILTERS, "q", "breached", "sort", "view")
+KEPT = (*TEXT_FILTERS, "q", "breached", "sort", "view", "per")
+MAX_PER_PAGE = 200
 # The columns one can sort by, as (sort key, heading).
 COLUMNS = (
     ("number", "Ticket"),
@@ -60,10 +61,11 @@ def queue(request: Request) -> Response:
         params["status"] = ",".join(v for v in request.query_params.getlist("status") if v)
     error = ""
     found = search.Page([], 0)
-    number = 1
+    number, per = 1, PER_PAGE
     try:
-        number = _page_number(request.query_params.get("page", ""))
-        options = options_for(ctx.config, agent, params, number)
+        number = _number("page", request.query_params.get("page", ""), 1, None)
+        per = _number("per", params["per"], PER_PAGE, MAX_PER_PAGE)
+        options = options_for(ctx.config, agent, params, number, per)
         found = search.find(ctx.config, options)
     except UsageError as exc:
         error = str(exc).removeprefix("--")
@@ -77,7 +79,7 @@ def queue(request: Request) -> Response:
         }
         for row in found.rows
     ]
-    pages = max(1, -(-found.total // PER_PAGE))
+    pages = max(1, -(-found.total // per))
     current = params["sort"] or ("rank" if params["q"] else "-updated")
     return page(
         request,
@@ -90,8 +92,8 @@ def queue(request: Request) -> Response:
         params=params,
         page_number=number,
         pages=pages,
-        first=(number - 1) * PER_PAGE + 1 if rows else 0,
-        last=(number - 1) * PER_PAGE + len(rows),
+        first=(number - 1) * per + 1 if rows else 0,
+        last=(number - 1) * per + len(rows),
         columns=COLUMNS,
         views=VIEWS,
         link=lambda **changes: display.query(params, **changes),
@@ -106,7 +108,9 @@ def queue(request: Request) -> Response:
     )
 
 
-def options_for(config: Config, agent: Agent, params: dict[str, str], number: int) -> Any:
+def options_for(
+    config: Config, agent: Agent, params: dict[str, str], number: int, per: int = PER_PAGE
+) -> Any:
     """``search.Options`` of the query parameters, the saved view and the agent's scope."""
     fields: dict[str, Any] = {name: params[name] for name in TEXT_FILTERS}
     status = fields["status"]
@@ -128,21 +132,23 @@ def options_for(config: Config, agent: Agent, params: dict[str, str], number: in
         breached=params["breached"] in ("1", "on", "true", "yes"),
         text=params["q"],
         sort=params["sort"],
-        limit=PER_PAGE,
-        offset=(number - 1) * PER_PAGE,
+        limit=per,
+        offset=(number - 1) * per,
         scope=access.scope(config, agent),
     )
 
 
-def _page_number(text: str) -> int:
+def _number(name: str, text: str, default: int, most: int | None) -> int:
+    """``?page=``/``?per=`` as a number in its range; one line when it is not."""
     if not text.strip():
-        return 1
+        return default
     try:
         number = int(text)
     except ValueError:
         number = 0
-    if number < 1:
-        raise UsageError(f"page: give a page number of at least 1, not {text!r}")
+    if number < 1 or (most is not None and number > most):
+        upto = f" and at most {most}" if most else ""
+        raise UsageError(f"{name}: give a number of at least 1{upto}, not {text!r}")
     return number
 
 
