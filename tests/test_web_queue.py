@@ -176,14 +176,17 @@ def test_pages_and_the_count_of_what_matches(ctx: Context, queue: dict[str, int]
 @pytest.mark.parametrize(
     ("query", "line"),
     [
-        ("status=bogus", "status: unknown value 'bogus'; one of new, open, pending, resolved, closed"),
+        (
+            "status=bogus",
+            "status: unknown value 'bogus'; one of new, open, pending, resolved, closed",
+        ),
         ("created_after=yesterday", "created-after: 'yesterday' is not a date or time"),
         ("sort=colour", "sort: unknown field 'colour'"),
         ("team=nobody", "team: no such team 'nobody'"),
         ("page=0", "page: give a number of at least 1, not '0'"),
         ("per=x", "per: give a number of at least 1 and at most 200, not 'x'"),
         ("view=weekend", "view: no saved view 'weekend'"),
-        ("q=%22", "text: a phrase is not closed (missing \")"),
+        ("q=%22", 'text: a phrase is not closed (missing ")'),
         ("q=invoice", ""),
     ],
 )
