@@ -124,14 +124,15 @@ def render_ticket(
 
 
 def timeline(config: Any, found: dict[str, Any], html_ids: set[int]) -> list[dict[str, Any]]:
-    """Messages and events in the order they happened (a message first on a tie)."""
+    """Messages and events in the order they happened (within a second: the events first,
+    since a message's notices and the change that caused them come after it)."""
     entries: list[tuple[str, int, int, dict[str, Any]]] = []
+    for i, event in enumerate(found["events"]):
+        entries.append((event["at"] or "", 0, i, {"type": "event", **event}))
     for i, message in enumerate(found["messages"]):
         at = message["created_at"] or ""
-        entries.append((at, 0, i, {"type": "message", "html": message["id"] in html_ids,
+        entries.append((at, 1, i, {"type": "message", "html": message["id"] in html_ids,
                                     **message}))  # fmt: skip
-    for i, event in enumerate(found["events"]):
-        entries.append((event["at"] or "", 1, i, {"type": "event", **event}))
     entries.sort(key=lambda e: (e[0], e[1], e[2]))
     return [entry for *_, entry in entries]
 
