@@ -18,21 +18,12 @@ from mailgate.errors import UsageError
 from mailgate.search.dates import day_start, instant, parse_day
 from mailgate.search.query import Term, TextQuery, parse
 from mailgate.store import utcnow
-from mailgate.store.search import (
-    SEARCHED_MATCHES,
-    SORTS,
-    Filter,
-    Page,
-    Scope,
-    TextTerm,
-    page,
-)
+from mailgate.store.search import SEARCHED_MATCHES, SORTS, Filter, Page, TextTerm, page
 
 __all__ = [
     "SORTS",
     "Options",
     "Page",
-    "Scope",
     "Term",
     "TextQuery",
     "day_start",
@@ -68,8 +59,6 @@ class Options:
     offset: int = 0
     # A text search ranks the newest this many matching messages (see store.search).
     searched: int = SEARCHED_MATCHES
-    # Only what this scope may see (the web desk's agents); None: everything.
-    scope: Scope | None = None
 
 
 def find(config: Config, options: Options, now: dt.datetime | None = None) -> Page:
@@ -104,7 +93,6 @@ def find(config: Config, options: Options, now: dt.datetime | None = None) -> Pa
         terms=tuple(TextTerm(t.words, t.prefix, t.cjk) for t in query.terms) if query else (),
         number=query.number if query else None,
         message_id=query.message_id if query else None,
-        scope=options.scope,
     )
     return page(config, where, sort, options.limit, options.offset, options.searched)
 

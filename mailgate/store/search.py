@@ -28,11 +28,7 @@ from mailgate.store.sla import SlaClock, ticket_filter
 # Entries of a thread a person wrote: not our automatic notices, auto-replies or bounces.
 SEARCHED_KINDS = ("customer", "agent", "note", "external")
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "emergency": 3}
-STATUS_RANK = {"new": 0, "open": 1, "pending": 2, "resolved": 3, "closed": 4}
-SORTS = (
-    "created", "updated", "priority", "due", "rank",
-    "number", "subject", "requester", "team", "assignee", "status",
-)  # fmt: skip
+SORTS = ("created", "updated", "priority", "due", "rank")
 # The expression the GIN index of migration 0007 is built on (PostgreSQL).
 _NAME = "regexp_replace(a.filename, '[[:punct:]]+', ' ', 'g')"
 _EXACT = -1.0e9  # the score of a ticket found by its number or a Message-ID: first
@@ -44,14 +40,6 @@ class TextTerm:
     words: tuple[str, ...]
     prefix: bool = False
     cjk: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Who is looking: only tickets of these teams (keys) or assigned to this agent (key)."""
-
-    teams: tuple[str, ...] = ()
-    agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +64,6 @@ class Filter:
     terms: tuple[TextTerm, ...] = ()
     number: int | None = None
     message_id: str | None = None
-    scope: Scope | None = None  # None: every ticket (an admin, the CLI)
 
     @property
     def searches(self) -> bool:
@@ -103,7 +90,7 @@ def page(
     A text search looks at the newest ``cap`` matching messages; when more match,
     ``Page.complete`` is false and ``total`` counts the tickets among those.
     """
-    query = _select(where, cap).select_extend(_next_due().alias("next_due"))
+    query = _select(where, cap)
     if where.searches:  # the matches are counted in the same pass as the page is ranked
         query = query.select_extend(pw.fn.COUNT(pw.SQL("*")).over().alias("matches"))
     complete = not where.searches or not _over(where, cap)
@@ -115,14 +102,8 @@ def page(
         "created": m.Ticket.created_at,
         "updated": m.Ticket.updated_at,
         "priority": pw.Case(m.Ticket.priority, list(PRIORITY_RANK.items()), -1),
-        "due": pw.SQL("next_due"),  # the column selected above (a subquery has no .asc())
+        "due": _next_due(),
         "rank": pw.SQL("hits.score"),
-        "number": m.Ticket.number,
-        "subject": pw.fn.LOWER(m.Ticket.subject),
-        "requester": m.Contact.email,
-        "team": m.Team.key,
-        "assignee": m.Agent.key,
-        "status": pw.Case(m.Ticket.status, list(STATUS_RANK.items()), -1),
     }[key]
     if key == "rank":  # best first, whatever the sign asked
         query = query.order_by(order.asc(), m.Ticket.updated_at.desc())
@@ -184,8 +165,6 @@ class _Hits(pw.Source):
 def _conditions(where: Filter) -> list[Any]:
     t = m.Ticket
     found: list[Any] = []
-    if where.scope is not None:
-        found.append(_visible(where.scope))
     if where.statuses:
         found.append(t.status.in_(where.statuses))
     if where.priorities:
@@ -220,14 +199,6 @@ def _conditions(where: Filter) -> list[Any]:
             ticket_filter(breached=where.breached, due_before=where.due_before, now=where.now)
         )
     return found
-
-
-def _visible(scope: Scope) -> Any:
-    """Tickets of the scope's teams or assigned to its agent, in the query itself (so
-    counts and pages are right)."""
-    teams = m.Ticket.team.in_(m.Team.select(m.Team.id).where(m.Team.key.in_(scope.teams or [""])))
-    mine = m.Ticket.assignee.in_(m.Agent.select(m.Agent.id).where(m.Agent.key == scope.agent))
-    return (teams | mine) if scope.agent else teams
 
 
 def _keyed(column: Any, model: Any, keys: Sequence[str]) -> Any:
@@ -357,9 +328,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
-def _iso(value: dt.datetime | str | None) -> str | None:
-    if isinstance(value, str):  # SQLite gives a computed time back as its text
-        value = dt.datetime.fromisoformat(value)
+def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
 
 
@@ -379,6 +348,4 @@ def _row(config: Config, t: Any) -> dict[str, Any]:
         "tags": list(t.tags or []),
         "created_at": _iso(t.created_at),
         "updated_at": _iso(t.updated_at),
-        # When the next running SLA clock runs out (None: no clock running).
-        "due_at": _iso(getattr(t, "next_due", None)),
     }
