@@ -197,3 +197,29 @@ def test_a_search_matching_more_than_it_ranks_says_so(
     narrow = search.find(ctx.config, search.Options(text="kartenterminal", searched=3))
     assert narrow.complete and narrow.total == 1
     assert search.find(ctx.config, search.Options(text="terminal")).total == 5
+
+
+def test_a_visibility_scope_limits_the_list_in_the_query(ctx: Context) -> None:
+    """The web desk's rule (mailgate.web.access): an agent's teams and their own tickets."""
+    from mailgate import search
+    from mailgate.admin import tickets
+
+    level1 = ingest(ctx, subject="Card broken", body="My card is broken.\n")
+    banking = ingest(
+        ctx, to="banking@example.org", subject="Card login", body="My card login fails.\n"
+    )
+    mine = ingest(ctx, subject="Card again", body="Another card problem.\n")
+    tickets.assign(ctx, mine, "jane", "admin")
+
+    def seen(teams: tuple[str, ...] | None, agent: str = "", text: str = "") -> set[int]:
+        options = search.Options(text=text, visible_to_teams=teams, visible_to_agent=agent)
+        found = search.find(ctx.config, options)
+        assert found.total == len(found.rows)
+        return {row["number"] for row in found.rows}
+
+    assert seen(None) == {level1, banking, mine}
+    assert seen(("sysadmins",), "jane") == {mine}
+    assert seen(("sysadmins",), "jane", text="card") == {mine}
+    assert seen(("level1",), "alice") == {level1, mine}
+    assert seen(("level1", "online-banking"), "bob", text="card") == {level1, banking, mine}
+    assert seen((), "") == set()

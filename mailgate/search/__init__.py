@@ -59,6 +59,10 @@ class Options:
     offset: int = 0
     # A text search ranks the newest this many matching messages (see store.search).
     searched: int = SEARCHED_MATCHES
+    # Who is looking (the web desk, mailgate.web.access): None = may see every ticket;
+    # a tuple = only tickets of these team keys or assigned to ``visible_to_agent`` (a key).
+    visible_to_teams: tuple[str, ...] | None = None
+    visible_to_agent: str = ""
 
 
 def find(config: Config, options: Options, now: dt.datetime | None = None) -> Page:
@@ -93,6 +97,8 @@ def find(config: Config, options: Options, now: dt.datetime | None = None) -> Pa
         terms=tuple(TextTerm(t.words, t.prefix, t.cjk) for t in query.terms) if query else (),
         number=query.number if query else None,
         message_id=query.message_id if query else None,
+        visible_teams=options.visible_to_teams,
+        visible_agent=options.visible_to_agent,
     )
     return page(config, where, sort, options.limit, options.offset, options.searched)
 

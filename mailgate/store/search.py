@@ -64,6 +64,10 @@ class Filter:
     terms: tuple[TextTerm, ...] = ()
     number: int | None = None
     message_id: str | None = None
+    # Who may see what (mailgate.web.access): None = everything (an admin, the CLI);
+    # otherwise only tickets of these team keys or assigned to ``visible_agent``.
+    visible_teams: tuple[str, ...] | None = None
+    visible_agent: str = ""
 
     @property
     def searches(self) -> bool:
@@ -198,7 +202,18 @@ def _conditions(where: Filter) -> list[Any]:
         found.append(
             ticket_filter(breached=where.breached, due_before=where.due_before, now=where.now)
         )
+    if where.visible_teams is not None:
+        found.append(_visible(where.visible_teams, where.visible_agent))
     return found
+
+
+def _visible(teams: tuple[str, ...], agent: str) -> Any:
+    """Tickets of one of ``teams`` (keys) or assigned to ``agent`` (key): in the query."""
+    t = m.Ticket
+    condition = t.team.in_(m.Team.select(m.Team.id).where(m.Team.key.in_(list(teams) or [""])))
+    if agent:
+        condition |= t.assignee.in_(m.Agent.select(m.Agent.id).where(m.Agent.key == agent))
+    return condition
 
 
 def _keyed(column: Any, model: Any, keys: Sequence[str]) -> Any:

@@ -7,12 +7,24 @@ exactly like one that does not exist (404), so its number tells nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mailgate.config import Agent, Config
 
 
 def teams_of(config: Config, agent: Agent) -> tuple[str, ...]:
-    """The names of the teams ``agent`` is a member of."""
-    return tuple(team.name for team in config.teams if agent.key in team.members)
+    """The keys of the teams ``agent`` is a member of (tickets name their team by key)."""
+    return tuple(team.key for team in config.teams if agent.key in team.members)
+
+
+def scope(config: Config, agent: Agent) -> dict[str, Any]:
+    """The same rule as ``may_see``, as ``search.Options`` fields: in the SQL query.
+
+    ``Options(..., **scope(config, agent))``: an admin is not limited.
+    """
+    if agent.role == "admin":
+        return {"visible_to_teams": None, "visible_to_agent": ""}
+    return {"visible_to_teams": teams_of(config, agent), "visible_to_agent": agent.key}
 
 
 def may_see(config: Config, agent: Agent, *, team: str | None, assignee: str | None) -> bool:
