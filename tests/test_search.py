@@ -223,3 +223,15 @@ def test_a_visibility_scope_limits_the_list_in_the_query(ctx: Context) -> None:
     assert seen(("level1",), "alice") == {level1, mine}
     assert seen(("level1", "online-banking"), "bob", text="card") == {level1, banking, mine}
     assert seen((), "") == set()
+
+
+def test_every_sort_field_sorts_both_ways(
+    ctx: Context, threads: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--sort due`` (a subquery) failed with an AttributeError before issue 15's API."""
+    from mailgate.search import SORTS
+
+    for field in SORTS:
+        for sort in (field, f"-{field}"):
+            numbers = listed(ctx, capsys, "--sort", sort, "--all")[0]
+            assert sorted(numbers) == sorted(threads.values()), sort

@@ -112,9 +112,9 @@ def page(
     if key == "rank":  # best first, whatever the sign asked
         query = query.order_by(order.asc(), m.Ticket.updated_at.desc())
     else:
-        nulls = "LAST"
+        # pw.Ordering, not order.asc(): "due" is a subquery, which has no .asc().
         query = query.order_by(
-            (order.desc(nulls=nulls) if descending else order.asc(nulls=nulls)),
+            pw.Ordering(order, "DESC" if descending else "ASC", nulls="LAST"),
             m.Ticket.id.desc() if descending else m.Ticket.id.asc(),
         )
     if limit is not None:
