@@ -28,7 +28,11 @@ from mailgate.store.sla import SlaClock, ticket_filter
 # Entries of a thread a person wrote: not our automatic notices, auto-replies or bounces.
 SEARCHED_KINDS = ("customer", "agent", "note", "external")
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "emergency": 3}
-SORTS = ("created", "updated", "priority", "due", "rank")
+STATUS_RANK = {"new": 0, "open": 1, "pending": 2, "resolved": 3, "closed": 4}
+SORTS = (
+    "created", "updated", "priority", "due", "rank",
+    "number", "subject", "requester", "team", "assignee", "status",
+)  # fmt: skip
 # The expression the GIN index of migration 0007 is built on (PostgreSQL).
 _NAME = "regexp_replace(a.filename, '[[:punct:]]+', ' ', 'g')"
 _EXACT = -1.0e9  # the score of a ticket found by its number or a Message-ID: first
@@ -94,7 +98,8 @@ def page(
     A text search looks at the newest ``cap`` matching messages; when more match,
     ``Page.complete`` is false and ``total`` counts the tickets among those.
     """
-    query = _select(where, cap)
+    # The next due time of each row in the same query (the queue shows it; no query per row).
+    query = _select(where, cap).select_extend(_next_due().alias("next_due"))
     if where.searches:  # the matches are counted in the same pass as the page is ranked
         query = query.select_extend(pw.fn.COUNT(pw.SQL("*")).over().alias("matches"))
     complete = not where.searches or not _over(where, cap)
@@ -108,6 +113,12 @@ def page(
         "priority": pw.Case(m.Ticket.priority, list(PRIORITY_RANK.items()), -1),
         "due": _next_due(),
         "rank": pw.SQL("hits.score"),
+        "number": m.Ticket.number,
+        "subject": pw.fn.LOWER(m.Ticket.subject),
+        "requester": m.Contact.email,
+        "team": m.Team.key,
+        "assignee": m.Agent.key,
+        "status": pw.Case(m.Ticket.status, list(STATUS_RANK.items()), -1),
     }[key]
     if key == "rank":  # best first, whatever the sign asked
         query = query.order_by(order.asc(), m.Ticket.updated_at.desc())
@@ -343,7 +354,9 @@ def _like(text: str) -> str:
     return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def _iso(value: dt.datetime | str | None) -> str | None:
+    if isinstance(value, str):  # SQLite gives a computed time back as its text
+        value = dt.datetime.fromisoformat(value)
     return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
 
 
@@ -363,4 +376,6 @@ def _row(config: Config, t: Any) -> dict[str, Any]:
         "tags": list(t.tags or []),
         "created_at": _iso(t.created_at),
         "updated_at": _iso(t.updated_at),
+        # When the next running SLA clock runs out (None: no clock running).
+        "due_at": _iso(getattr(t, "next_due", None)),
     }

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from mailgate.config import Agent, Config
+from mailgate.errors import UsageError
+from mailgate.store import directory, views
+from mailgate.store.rows import TicketRow
 
 
 def teams_of(config: Config, agent: Agent) -> tuple[str, ...]:
@@ -32,6 +35,23 @@ def may_see(config: Config, agent: Agent, *, team: str | None, assignee: str | N
     if agent.role == "admin":
         return True
     return assignee == agent.key or (bool(team) and team in teams_of(config, agent))
+
+
+def visible_ticket(config: Config, agent: Agent, number: int | str) -> TicketRow | None:
+    """Ticket ``number`` if it exists and ``agent`` may see it; else None (answer 404)."""
+    try:
+        row = views.ticket(number)
+    except UsageError:
+        return None
+    team = directory.team_by_id(row.team_id)
+    assignee = directory.agent_by_id(row.assignee_id)
+    visible = may_see(
+        config,
+        agent,
+        team=None if team is None else team.key,
+        assignee=None if assignee is None else assignee.key,
+    )
+    return row if visible else None
 
 
 def is_admin(agent: Agent) -> bool:

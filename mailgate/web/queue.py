@@ -134,7 +134,7 @@ def options_for(
         sort=params["sort"],
         limit=per,
         offset=(number - 1) * per,
-        scope=access.scope(config, agent),
+        **access.scope(config, agent),
     )
 
 

@@ -56,8 +56,15 @@ FRAME_STYLE = (
 _TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,100}/[A-Za-z0-9!#$&^_.+-]{1,100}")
 
 
+NOT_FOUND = "no such ticket"
+
+
 def visible(request: Request, agent: Agent, number: int) -> TicketRow:
-    return access.visible_ticket(ctx_of(request).config, agent, number)
+    """Ticket ``number`` if ``agent`` may see it; else 404, the same as for no ticket."""
+    found = access.visible_ticket(ctx_of(request).config, agent, number)
+    if found is None:
+        raise HTTPException(404, NOT_FOUND)
+    return found
 
 
 def ticket_page(request: Request) -> Response:
@@ -144,7 +151,7 @@ def message_html(request: Request) -> Response:
     row = visible(request, agent, request.path_params["number"])
     stored = message_rows.html_in_ticket(row.id, request.path_params["message"])
     if stored is None:
-        raise HTTPException(404, access.NOT_FOUND)
+        raise HTTPException(404, NOT_FOUND)
     images = "https: http: data:" if request.query_params.get("images") == "1" else "data: cid:"
     body = (
         '<!doctype html><html><head><meta charset="utf-8">'

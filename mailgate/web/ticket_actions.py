@@ -105,11 +105,8 @@ def _merge(request: Request, agent: Agent, number: int, form: FormData) -> str:
         target = int(given)
     except ValueError:
         raise UsageError(f"merge: not a ticket number: {given!r}") from None
-    config = ctx_of(request).config
-    try:
-        access.visible_ticket(config, agent, target)
-    except HTTPException:  # one the agent may not see is one that is not there
-        raise UsageError(f"no ticket #{target}") from None
+    if access.visible_ticket(ctx_of(request).config, agent, target) is None:
+        raise UsageError(f"no ticket #{target}")  # one the agent may not see is not there
     tickets.merge(ctx_of(request), number, target, _actor(agent))
     return "merge"
 
