@@ -132,9 +132,9 @@ def page(
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    found = list(query)
+    found = list(query.dicts())
     if where.searches and found:
-        total = int(found[0].matches)
+        total = int(found[0]["matches"])
     elif limit is not None and len(found) < limit and (found or not offset):
         total = offset + len(found)  # the last page: what it holds is the rest
     else:  # a list without text: an index count, cheaper than counting while sorting
@@ -160,9 +160,19 @@ def _count(where: Filter) -> int:
     return int(query.count())
 
 
+def _columns() -> tuple[Any, ...]:
+    """The columns a row shows, read as plain values: no model objects per row."""
+    t = m.Ticket
+    return (
+        *(t.id, t.number, t.subject, t.status, t.priority, t.mailbox, t.category, t.tags),
+        *(t.created_at, t.updated_at, m.Contact.email.alias("requester_email")),
+        *(m.Agent.key.alias("assignee_key"), m.Team.key.alias("team_key")),
+    )
+
+
 def _select(where: Filter, cap: int) -> Any:
     query = (
-        m.Ticket.select(m.Ticket, m.Contact, m.Agent, m.Team)
+        m.Ticket.select(*_columns())
         .join(m.Contact, on=(m.Ticket.requester == m.Contact.id))
         .switch(m.Ticket)
         .join(m.Agent, pw.JOIN.LEFT_OUTER, on=(m.Ticket.assignee == m.Agent.id))
@@ -373,22 +383,22 @@ def _iso(value: dt.datetime | str | None) -> str | None:
     return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
 
 
-def _row(config: Config, t: Any) -> dict[str, Any]:
+def _row(config: Config, t: dict[str, Any]) -> dict[str, Any]:
     """The shape ``tickets list --json`` prints (a superset of what it always printed)."""
     return {
-        "number": t.number,
-        "tag": format_tag(config.gateway.ticket_prefix, t.number),
-        "subject": t.subject,
-        "status": t.status,
-        "priority": t.priority,
-        "requester": t.requester.email,
-        "assignee": None if t.assignee is None else t.assignee.key,
-        "team": None if t.team is None else t.team.key,
-        "mailbox": t.mailbox,
-        "category": t.category,
-        "tags": list(t.tags or []),
-        "created_at": _iso(t.created_at),
-        "updated_at": _iso(t.updated_at),
+        "number": t["number"],
+        "tag": format_tag(config.gateway.ticket_prefix, t["number"]),
+        "subject": t["subject"],
+        "status": t["status"],
+        "priority": t["priority"],
+        "requester": t["requester_email"],
+        "assignee": t["assignee_key"],
+        "team": t["team_key"],
+        "mailbox": t["mailbox"],
+        "category": t["category"],
+        "tags": list(t["tags"] or []),
+        "created_at": _iso(t["created_at"]),
+        "updated_at": _iso(t["updated_at"]),
         # When the next running SLA clock runs out (None: no clock running).
-        "due_at": _iso(getattr(t, "next_due", None)),
+        "due_at": _iso(t["next_due"]),
     }
