@@ -23,6 +23,8 @@ run: $(BIN)/.installed
 	  "or, without swaks:" \
 	  "  python3 -c \"import smtplib; smtplib.SMTP('127.0.0.1', 2525).sendmail('carla@customer.example', ['support@example.org'], b'Subject: Online banking is down\\r\\n\\r\\nNothing works.')\"" \
 	  "Then: $(BIN)/mailgate --config $(CONFIG) tickets list    (the acknowledgement lands in config/var/sent/new/)" \
+	  "The web desk is on http://127.0.0.1:8025/ - give an agent a password first:" \
+	  "  $(BIN)/mailgate --config $(CONFIG) agents password KEY" \
 	  "Stop with Ctrl-C." ""
 	@$(BIN)/mailgate --config $(CONFIG) serve
 

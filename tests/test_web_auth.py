@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ from starlette.testclient import TestClient
 
 from mailgate.admin import logins
 from mailgate.context import Context
+from mailgate.store import models as m
 from mailgate.store import weblogins
 from mailgate.web.cookies import COOKIE
 from tests.webdesk import client_for, csrf, form_csrf, login
@@ -38,6 +41,9 @@ def test_an_agent_logs_in_with_key_or_address_and_the_cookie_is_safe(
     assert cookie.startswith(f"{COOKIE}=")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie
+    assert client_for(ctx).get("/login").headers["cache-control"] == "no-store"
+    assert desk.get("/nowhere").headers["cache-control"] == "no-store"
+    assert "no-store" not in desk.get("/static/desk.css").headers.get("cache-control", "")
     assert logged_in(desk)
     # Only the SHA-256 of the session id is stored.
     token = desk.cookies[COOKIE].strip('"').rpartition(".")[0]
@@ -121,3 +127,67 @@ def test_agents_password_sets_the_password_from_stdin(
     unknown = run("agents", "password", "zed", stdin="x\n")
     assert unknown.returncode == 1 and "zed" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_agents_password_asks_on_a_terminal_without_echo(
+    ctx: Context, config_path: Path, desk: TestClient
+) -> None:
+    import os
+    import pty
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: mailgate on a terminal of its own
+        command = [sys.executable, "-m", "mailgate", "--config", str(config_path)]
+        os.chdir(config_path.parent)
+        os.execv(sys.executable, [*command, "agents", "password", "bob"])  # noqa: S606
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"Password for bob: " not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += os.read(fd, 1024)
+    os.write(fd, b"typed on a tty\n")
+    rest = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the child ended: the terminal is gone
+            break
+        if not chunk:
+            break
+        rest += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, rest
+    assert b"typed on a tty" not in rest  # not echoed
+    assert b"password set for bob" in rest
+    assert try_login(desk, "bob", "typed on a tty").status_code == 303  # type: ignore[attr-defined]
+
+
+def test_a_login_link_is_used_once_even_by_many_at_the_same_time(ctx: Context) -> None:
+    import threading
+
+    from mailgate import store
+
+    assert logins.request_link(ctx, "alice@example.org", "http://desk")
+    mail = email.message_from_bytes(bytes(m.OutboxItem.get().content), policy=email.policy.default)
+    body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    token = body.split("http://desk/login/link/")[1].split()[0]
+    assert logins.link_state(ctx, token) == "usable"
+    won: list[object] = []
+    start = threading.Barrier(6)
+
+    def use() -> None:
+        start.wait()
+        try:
+            won.append(logins.use_link(ctx, token))
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(won) == 6 and [a.key for a in won if a is not None] == ["alice"]  # type: ignore[attr-defined]
+    assert logins.link_state(ctx, token) == "used"

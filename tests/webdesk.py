@@ -28,13 +28,15 @@ _HIDDEN_CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 def client_for(
     ctx: Context, *, root_path: str = "", client: tuple[str, int] = ("127.0.0.1", 50000)
 ) -> TestClient:
-    """A browser on the desk of ``ctx`` (not following redirects, so tests see them)."""
+    """A browser on the desk of ``ctx`` (not following redirects, so tests see them).
+
+    With ``root_path`` (as a proxy serves it), ask for ``root_path + "/login"``.
+    """
     return TestClient(
         create_app(ctx),
         root_path=root_path,
         client=client,
         follow_redirects=False,
-        base_url="http://testserver" + root_path,
     )
 
 

@@ -10,7 +10,11 @@ tell a right guess from a wrong one.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,13 +22,17 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from mailgate.config import Agent, Config
+from mailgate.context import Context
 from mailgate.errors import UsageError
-from mailgate.store import utcnow, weblogins
+from mailgate.notices import send_login_link
+from mailgate.store import utcnow, weblogins, write_transaction
 
 WINDOW = dt.timedelta(minutes=15)
 LOCKED_FOR = dt.timedelta(minutes=15)
 ACCOUNT_LIMIT = 5
 CLIENT_LIMIT = 20
+LINK_VALID = dt.timedelta(minutes=15)
+LINKS_PER_WINDOW = 5
 
 _hasher = PasswordHasher()
 # Verified when the account is unknown, so its answer takes as long as a wrong password's.
@@ -112,3 +120,56 @@ def log_in(config: Config, account: str, password: str, client: str) -> Outcome:
     ok = password_matches(agent.key if agent else "", password) and agent is not None
     weblogins.record_attempt(account_of(config, account), client, ok)
     return Outcome(agent=agent if ok else None)
+
+
+# --- one-time login links -------------------------------------------------------------------
+
+
+def _sign(secret: bytes, token: str) -> str:
+    mac = hmac.new(secret, f"login-link:{token}".encode(), hashlib.sha256).digest()
+    return f"{token}.{base64.urlsafe_b64encode(mac[:24]).decode().rstrip('=')}"
+
+
+def _unsigned(secret: bytes, signed: str) -> str | None:
+    token = signed.rpartition(".")[0]
+    return token if token and hmac.compare_digest(_sign(secret, token), signed) else None
+
+
+def request_link(ctx: Context, address: str, base_url: str) -> bool:
+    """Mail a login link to ``address`` when it is an agent's; True when one was queued.
+
+    At most ``LINKS_PER_WINDOW`` links per agent within ``WINDOW``: asking more often
+    sends nothing (the answer to the asker is the same either way).
+    """
+    address = address.strip()
+    agent = ctx.config.agent_for(address) if "@" in address else None
+    if agent is None:
+        return False
+    now = utcnow()
+    if weblogins.links_since(agent.key, now - WINDOW) >= LINKS_PER_WINDOW:
+        return False
+    token = secrets.token_urlsafe(32)
+    to = next((e for e in agent.emails if e.lower() == address.lower()), address)
+    url = f"{base_url.rstrip('/')}/login/link/{_sign(ctx.secret, token)}"
+    with write_transaction():
+        weblogins.create_link(weblogins.digest(token), agent.key, now + LINK_VALID)
+        send_login_link(ctx, agent, to, url, int(LINK_VALID.total_seconds() // 60))
+    return True
+
+
+def link_state(ctx: Context, signed: str) -> str:
+    """``usable``, ``used``, ``expired`` or ``unknown`` (a forged or mangled link)."""
+    token = _unsigned(ctx.secret, signed)
+    found = weblogins.link(weblogins.digest(token)) if token else None
+    if found is None or ctx.config.agent(found.agent_key) is None:
+        return "unknown"
+    if found.used_at is not None:
+        return "used"
+    return "expired" if found.expires_at <= utcnow() else "usable"
+
+
+def use_link(ctx: Context, signed: str) -> Agent | None:
+    """The agent the link logs in, once (None: used, expired, unknown)."""
+    token = _unsigned(ctx.secret, signed)
+    key = weblogins.use_link(weblogins.digest(token), utcnow()) if token else None
+    return ctx.config.agent(key) if key else None

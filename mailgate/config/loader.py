@@ -27,6 +27,7 @@ from typing import Any, Literal, get_args, get_origin
 from mailgate.config.calendars import check_time, normalise_calendars, parse_wall_duration
 from mailgate.config.paths import resolve_paths
 from mailgate.config.sections import Config, Listener, parse_rate
+from mailgate.config.web import check_web
 from mailgate.errors import ConfigError
 
 CONFIG_ENV = "MAILGATE_CONFIG"
@@ -156,6 +157,7 @@ def _check_references(config: Config, path: Path) -> None:
         raise ConfigError(f"{key}: {why} (in {path})")
 
     _check_database_url(config.database.url, path)
+    check_web(config.web, fail)
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,15}", config.gateway.ticket_prefix):
         fail("gateway.ticket_prefix", "letters, digits and '-', starting with a letter, ≤16")
     if not 1 <= config.gateway.first_ticket_number < 10**15:

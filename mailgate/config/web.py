@@ -7,7 +7,11 @@ an environment variable or a file, never written here.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,39 @@ class Web:
     session_hours: int = 12
     # The address agents reach the desk at (links in login mails); empty: from `listen`.
     public_url: str = ""
+
+
+def check_web(web: Web, fail: Callable[[str, str], NoReturn]) -> None:
+    """Validate ``[web]``: ``fail(key, why)`` raises the loader's one-line error."""
+    if web.listen:
+        host, _, port = web.listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535 or not _is_host(host):
+            fail("web.listen", f'{web.listen!r} is not "host:port" (e.g. "127.0.0.1:8025")')
+    if web.root_path and (not web.root_path.startswith("/") or web.root_path.endswith("/")):
+        fail(
+            "web.root_path",
+            f'{web.root_path!r} must start with "/" and not end with one (e.g. "/helpdesk");'
+            " empty for none",
+        )
+    if web.session_hours < 1:
+        fail("web.session_hours", "must be at least 1")
+    for i, proxy in enumerate(web.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            fail(f"web.trusted_proxies[{i}]", f"{proxy!r} is not an IP address (or network)")
+    if web.public_url and not re.match(r"https?://[^/\s]+(/\S*)?$", web.public_url):
+        fail("web.public_url", f"{web.public_url!r} is not an http:// or https:// URL")
+
+
+def _is_host(host: str) -> bool:
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            return ipaddress.ip_address(host).version == 6
+        except ValueError:
+            return False
+    return bool(re.fullmatch(r"[A-Za-z0-9.-]+", host))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ A new notice kind: a rule in ``rules.py``, a template set in
 
 from mailgate.notices.agentqueue import send_digests, send_queue
 from mailgate.notices.breaker import prune, record_bounce
+from mailgate.notices.loginlink import send_login_link
 from mailgate.notices.queue import Prepared, prepare, queue
 from mailgate.notices.render import (
     CUSTOMER_FACING,
@@ -54,6 +55,7 @@ __all__ = [
     "sample_variables",
     "search_path",
     "send_digests",
+    "send_login_link",
     "send_queue",
     "switch_templates",
     "template_line",

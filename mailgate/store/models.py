@@ -340,3 +340,6 @@ class WebLoginLink(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     expires_at = pw.DateTimeField(index=True)
     used_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("agent_key", "created_at"), False),)

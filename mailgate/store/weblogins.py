@@ -189,6 +189,16 @@ def create_link(token_hash: str, agent_key: str, expires_at: dt.datetime) -> Non
         sql.run("DELETE FROM web_login_link WHERE expires_at < ?", sql.ts(now - KEEP_ENDED))
 
 
+def links_since(agent_key: str, since: dt.datetime) -> int:
+    return int(
+        sql.value(
+            "SELECT COUNT(*) FROM web_login_link WHERE agent_key = ? AND created_at >= ?",
+            agent_key,
+            sql.ts(since),
+        )
+    )
+
+
 def link(token_hash: str) -> Link | None:
     r = sql.one(
         "SELECT token_hash, agent_key, created_at, expires_at, used_at FROM web_login_link"

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailgate.context import Context
-from mailgate.web import admin_pages, api, auth, queue, reports_page, ticket
+from mailgate.web import admin_pages, api, auth, monitoring, queue, reports_page, ticket
 from mailgate.web.headers import SecurityHeaders, TrustedProxies
 from mailgate.web.render import page
 from mailgate.web.session import LoginRequired
@@ -51,6 +51,7 @@ def create_app(ctx: Context, *, metrics: Any = None) -> Starlette:
         *reports_page.routes,
         *admin_pages.routes,
         *api.routes,
+        *monitoring.routes,
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailgate.config import Agent
 from mailgate.context import Context
@@ -137,4 +137,21 @@ class Sessions:
             login = request.cookies.get(LOGIN_COOKIE)
             csrf = _mac(ctx.secret, "login", login) if login else ""
             state.update(agent=None, csrf=csrf, session=None)
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _not_stored(send))
+
+
+def _not_stored(send: Send) -> Send:
+    """Pages and JSON (an agent's, or a form's CSRF token) are never kept by a cache."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", [])
+            names = {name.lower(): value for name, value in headers}
+            kind = names.get(b"content-type", b"")
+            if b"cache-control" not in names and kind.startswith(
+                (b"text/html", b"application/json")
+            ):
+                message["headers"] = [*headers, (b"cache-control", b"no-store")]
+        await send(message)
+
+    return sending

@@ -8,6 +8,8 @@ address in ``[web] trusted_proxies``; from anyone else they are ignored.
 
 from __future__ import annotations
 
+import ipaddress
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_HEADERS = {
@@ -44,26 +46,48 @@ class SecurityHeaders:
 
 
 class TrustedProxies:
-    """The client's address and scheme as a trusted reverse proxy reports them."""
+    """The client's address and scheme as a trusted reverse proxy reports them.
+
+    ``proxies`` are addresses or networks (``10.0.0.0/8``). Only when the connection
+    comes from one of them are ``X-Forwarded-For`` (every such header, in order)
+    and ``X-Forwarded-Proto`` read: the client is the nearest hop that is not itself
+    a trusted proxy — what our own proxy saw, not what the client claims further
+    left. A hop that is not an IP address ends the search: the proxy stays the client.
+    """
 
     def __init__(self, app: ASGIApp, proxies: tuple[str, ...] = ()) -> None:
         self.app = app
-        self.proxies = set(proxies)
+        self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+    def trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip().strip("[]"))
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.proxies:
-            client = scope.get("client")
-            if client and client[0] in self.proxies:
-                headers = dict(scope["headers"])
-                forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
-                hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-                # The nearest hop not itself a trusted proxy is the client.
-                while hops and hops[-1] in self.proxies:
-                    hops.pop()
-                scope = dict(scope)
-                if hops:
-                    scope["client"] = (hops[-1], 0)
-                proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip()
-                if proto in ("http", "https"):
-                    scope["scheme"] = proto
+        client = scope.get("client") if scope["type"] == "http" else None
+        if self.proxies and client and self.trusted(client[0]):
+            scope = dict(scope)
+            forwarded = b",".join(v for k, v in scope["headers"] if k == b"x-forwarded-for")
+            hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
+            while hops and self.trusted(hops[-1]):
+                hops.pop()
+            if hops and _is_ip(hops[-1]):
+                scope["client"] = (hops[-1].strip("[]"), 0)
+            protos = [v for k, v in scope["headers"] if k == b"x-forwarded-proto"]
+            proto = protos[-1].decode("latin-1").split(",")[-1].strip().lower() if protos else ""
+            if proto in ("http", "https"):
+                scope["scheme"] = proto
         await self.app(scope, receive, send)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return True

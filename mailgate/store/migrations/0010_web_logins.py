@@ -69,6 +69,10 @@ STATEMENTS = (
     )
     """,
     'CREATE INDEX IF NOT EXISTS "webloginlink_expires_at" ON "web_login_link" ("expires_at")',
+    (
+        'CREATE INDEX IF NOT EXISTS "webloginlink_agent_key_created_at"'
+        ' ON "web_login_link" ("agent_key", "created_at")'
+    ),
 )
 
 
