@@ -113,7 +113,7 @@ def render_ticket(
         "ticket.html",
         status_code=status_code,
         t=found,
-        timeline=timeline(config, found, html_ids),
+        timeline=timeline(found, html_ids),
         sla=found.get("sla"),
         done=done,
         error=error,
@@ -130,7 +130,7 @@ def render_ticket(
     )
 
 
-def timeline(config: Any, found: dict[str, Any], html_ids: set[int]) -> list[dict[str, Any]]:
+def timeline(found: dict[str, Any], html_ids: set[int]) -> list[dict[str, Any]]:
     """Messages and events in the order they happened (within a second: the events first,
     since a message's notices and the change that caused them come after it)."""
     entries: list[tuple[str, int, int, dict[str, Any]]] = []
