@@ -82,8 +82,14 @@ def logged_in(base: str) -> httpx.Client:
 
 
 def browser(
-    base: str, tickets: int, seed: int, until: float, out: list[tuple[str, float]]
+    base: str,
+    tickets: int,
+    seed: int,
+    until: float,
+    out: list[tuple[str, float]],
+    think: float = 0.0,
 ) -> None:
+    """Pages one after the other until ``until``, ``think`` seconds between them."""
     rng = random.Random(seed)
     http = logged_in(base)
     try:
@@ -96,6 +102,8 @@ def browser(
             ok = answer.status_code == 200 or (kind == "ticket" and answer.status_code == 404)
             assert ok, (path, answer.status_code, answer.text[:300])
             out.append((kind, took))
+            if think:
+                time.sleep(think)
     finally:
         http.close()
 
