@@ -70,16 +70,16 @@ def message(html: str) -> str:
 
 
 @pytest.fixture
-def admin(desk: TestClient) -> TestClient:
-    login(desk, "carol")
-    return desk
+def admin(web_client: TestClient) -> TestClient:
+    login(web_client, "carol")
+    return web_client
 
 
-def test_an_agent_gets_404_on_every_admin_page_and_action(ctx: Context, desk: TestClient) -> None:
+def test_an_agent_gets_404_on_every_admin_page_and_action(ctx: Context, web_client: TestClient) -> None:
     receipt = crashed(ctx, compose())
     spam = suspended_mail(ctx)
-    login(desk, "alice")
-    token = csrf(desk)
+    login(web_client, "alice")
+    token = csrf(web_client)
     for path in (
         "/admin",
         "/admin/quarantine",
@@ -90,7 +90,7 @@ def test_an_agent_gets_404_on_every_admin_page_and_action(ctx: Context, desk: Te
         "/admin/limits",
         "/admin/config",
     ):
-        answer = desk.get(path)
+        answer = web_client.get(path)
         assert answer.status_code == 404, path
         assert "Admin" not in answer.text.split("<main>")[0], "the menu offers no admin link"
     for path in (
@@ -101,14 +101,14 @@ def test_an_agent_gets_404_on_every_admin_page_and_action(ctx: Context, desk: Te
         "/admin/outbox/1/retry",
         "/admin/limits/reset",
     ):
-        assert desk.post(path, data={"csrf": token}).status_code == 404, path
+        assert web_client.post(path, data={"csrf": token}).status_code == 404, path
     # Nothing changed: the mails wait where they were.
     assert [r["id"] for r in quarantine.listing()] == [receipt]
     assert [r["id"] for r in suspended.listing()] == [spam]
 
 
-def test_nobody_logged_in_is_sent_to_the_login(desk: TestClient) -> None:
-    answer = desk.get("/admin/quarantine")
+def test_nobody_logged_in_is_sent_to_the_login(web_client: TestClient) -> None:
+    answer = web_client.get("/admin/quarantine")
     assert answer.status_code == 303 and answer.headers["location"].endswith("/login")
 
 

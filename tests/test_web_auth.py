@@ -31,22 +31,22 @@ def try_login(client: TestClient, account: str, password: str) -> object:
 
 
 def test_an_agent_logs_in_with_key_or_address_and_the_cookie_is_safe(
-    ctx: Context, desk: TestClient
+    ctx: Context, web_client: TestClient
 ) -> None:
-    assert not logged_in(desk)
+    assert not logged_in(web_client)
     logins.set_password(ctx.config, "alice", "correct horse")
-    answer = try_login(desk, "alice@EXAMPLE.org", "correct horse")
+    answer = try_login(web_client, "alice@EXAMPLE.org", "correct horse")
     assert answer.status_code == 303 and answer.headers["location"] == "/"  # type: ignore[attr-defined]
     cookie = answer.headers["set-cookie"]  # type: ignore[attr-defined]
     assert cookie.startswith(f"{COOKIE}=")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie
     assert client_for(ctx).get("/login").headers["cache-control"] == "no-store"
-    assert desk.get("/nowhere").headers["cache-control"] == "no-store"
-    assert "no-store" not in desk.get("/static/desk.css").headers.get("cache-control", "")
-    assert logged_in(desk)
+    assert web_client.get("/nowhere").headers["cache-control"] == "no-store"
+    assert "no-store" not in web_client.get("/static/desk.css").headers.get("cache-control", "")
+    assert logged_in(web_client)
     # Only the SHA-256 of the session id is stored.
-    token = desk.cookies[COOKIE].strip('"').rpartition(".")[0]
+    token = web_client.cookies[COOKIE].strip('"').rpartition(".")[0]
     assert weblogins.session(token) is None
     assert weblogins.session(weblogins.digest(token)) is not None
     other = client_for(ctx)
@@ -54,22 +54,22 @@ def test_an_agent_logs_in_with_key_or_address_and_the_cookie_is_safe(
 
 
 def test_a_wrong_password_and_an_unknown_account_get_the_same_answer(
-    ctx: Context, desk: TestClient
+    ctx: Context, web_client: TestClient
 ) -> None:
     logins.set_password(ctx.config, "alice", "right")
-    wrong = try_login(desk, "alice", "wrong")
-    unknown = try_login(desk, "nobody@example.org", "right")
-    no_password = try_login(desk, "bob", "")
+    wrong = try_login(web_client, "alice", "wrong")
+    unknown = try_login(web_client, "nobody@example.org", "right")
+    no_password = try_login(web_client, "bob", "")
     for answer in (wrong, unknown, no_password):
         assert answer.status_code == 200  # type: ignore[attr-defined]
         assert "That account and password do not match." in answer.text  # type: ignore[attr-defined]
-    assert not logged_in(desk)
+    assert not logged_in(web_client)
     assert 'value="alice"' in wrong.text  # type: ignore[attr-defined]
 
 
-def test_a_forged_or_tampered_cookie_logs_nobody_in(ctx: Context, desk: TestClient) -> None:
-    login(desk, "alice")
-    value = desk.cookies[COOKIE].strip('"')
+def test_a_forged_or_tampered_cookie_logs_nobody_in(ctx: Context, web_client: TestClient) -> None:
+    login(web_client, "alice")
+    value = web_client.cookies[COOKIE].strip('"')
     token, _, mac = value.rpartition(".")
     forged = client_for(ctx)
     forged.cookies.set(COOKIE, f"{token}x.{mac}")
@@ -78,38 +78,38 @@ def test_a_forged_or_tampered_cookie_logs_nobody_in(ctx: Context, desk: TestClie
     assert logged_in(forged)
 
 
-def test_logout_ends_the_session_server_side(ctx: Context, desk: TestClient) -> None:
-    login(desk, "carol")
-    old = desk.cookies[COOKIE]
-    token = csrf(desk)
-    assert desk.post("/logout", data={"csrf": "wrong"}).status_code == 403
-    assert logged_in(desk)
-    answer = desk.post("/logout", data={"csrf": token})
+def test_logout_ends_the_session_server_side(ctx: Context, web_client: TestClient) -> None:
+    login(web_client, "carol")
+    old = web_client.cookies[COOKIE]
+    token = csrf(web_client)
+    assert web_client.post("/logout", data={"csrf": "wrong"}).status_code == 403
+    assert logged_in(web_client)
+    answer = web_client.post("/logout", data={"csrf": token})
     assert answer.status_code == 303 and answer.headers["location"] == "/login"
     assert (
         f'{COOKIE}=""' in answer.headers["set-cookie"]
         or "Max-Age=0" in answer.headers["set-cookie"]
     )
-    assert not logged_in(desk)
+    assert not logged_in(web_client)
     replay = client_for(ctx)
     replay.cookies.set(COOKIE, old)
     assert not logged_in(replay)  # the old cookie no longer works
 
 
-def test_an_agent_removed_from_the_config_is_logged_out(ctx: Context, desk: TestClient) -> None:
+def test_an_agent_removed_from_the_config_is_logged_out(ctx: Context, web_client: TestClient) -> None:
     import dataclasses
 
-    login(desk, "bob")
-    assert logged_in(desk)
+    login(web_client, "bob")
+    assert logged_in(web_client)
     smaller = dataclasses.replace(
         ctx.config, agents=tuple(a for a in ctx.config.agents if a.key != "bob")
     )
-    desk.app.state.ctx = dataclasses.replace(ctx, config=smaller)  # type: ignore[attr-defined]
-    assert not logged_in(desk)
+    web_client.app.state.ctx = dataclasses.replace(ctx, config=smaller)  # type: ignore[attr-defined]
+    assert not logged_in(web_client)
 
 
 def test_agents_password_sets_the_password_from_stdin(
-    ctx: Context, config_path: Path, desk: TestClient
+    ctx: Context, config_path: Path, web_client: TestClient
 ) -> None:
     def run(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "mailgate", "--config", str(config_path), *args]
@@ -120,7 +120,7 @@ def test_agents_password_sets_the_password_from_stdin(
     done = run("agents", "password", "jane", stdin="s3cret pass\nignored\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "password set for jane\n"
-    assert try_login(desk, "jane.doe@example.org", "s3cret pass").status_code == 303  # type: ignore[attr-defined]
+    assert try_login(web_client, "jane.doe@example.org", "s3cret pass").status_code == 303  # type: ignore[attr-defined]
     empty = run("agents", "password", "jane", stdin="\n")
     assert empty.returncode == 1 and len(empty.stderr.strip().splitlines()) == 1
     assert "empty" in empty.stderr
@@ -130,7 +130,7 @@ def test_agents_password_sets_the_password_from_stdin(
 
 
 def test_agents_password_asks_on_a_terminal_without_echo(
-    ctx: Context, config_path: Path, desk: TestClient
+    ctx: Context, config_path: Path, web_client: TestClient
 ) -> None:
     import os
     import pty
@@ -161,7 +161,7 @@ def test_agents_password_asks_on_a_terminal_without_echo(
     assert os.waitstatus_to_exitcode(status) == 0, rest
     assert b"typed on a tty" not in rest  # not echoed
     assert b"password set for bob" in rest
-    assert try_login(desk, "bob", "typed on a tty").status_code == 303  # type: ignore[attr-defined]
+    assert try_login(web_client, "bob", "typed on a tty").status_code == 303  # type: ignore[attr-defined]
 
 
 def test_a_login_link_is_used_once_even_by_many_at_the_same_time(ctx: Context) -> None:

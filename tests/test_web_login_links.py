@@ -53,10 +53,10 @@ def mailed_links() -> list[tuple[list[str], str]]:
 
 
 def test_a_login_link_is_mailed_confirmed_with_a_button_and_works_once(
-    ctx: Context, desk: TestClient
+    ctx: Context, web_client: TestClient
 ) -> None:
     for address in ("nobody@example.org", "Alice@Example.org", "carla@customer.example", "bob"):
-        assert SENT in ask_link(desk, address)  # the same answer whatever the address
+        assert SENT in ask_link(web_client, address)  # the same answer whatever the address
     links = mailed_links()
     assert [to for to, _ in links] == [["alice@example.org"]]
     url = links[0][1]
@@ -64,13 +64,13 @@ def test_a_login_link_is_mailed_confirmed_with_a_button_and_works_once(
     path = url.removeprefix("http://testserver")
     # Fetching the link (as a mail scanner does) only shows the button.
     for _ in range(2):
-        shown = desk.get(path)
+        shown = web_client.get(path)
         assert shown.status_code == 200 and "Log in with your link" in shown.text
-    assert not logged_in(desk)
-    assert desk.post(path, data={"csrf": "forged"}).status_code == 403
-    answer = desk.post(path, data={"csrf": form_csrf(shown.text)})
+    assert not logged_in(web_client)
+    assert web_client.post(path, data={"csrf": "forged"}).status_code == 403
+    answer = web_client.post(path, data={"csrf": form_csrf(shown.text)})
     assert answer.status_code == 303 and answer.headers["location"] == "/"
-    assert logged_in(desk)
+    assert logged_in(web_client)
     again = client_for(ctx)
     used = again.get(path)
     assert used.status_code == 410 and "was used already" in used.text
@@ -98,9 +98,9 @@ def test_a_login_link_expires_after_15_minutes_and_uses_public_url(ctx: Context)
     assert not logged_in(client)
 
 
-def test_asking_for_links_too_often_sends_no_more(desk: TestClient) -> None:
+def test_asking_for_links_too_often_sends_no_more(web_client: TestClient) -> None:
     for _ in range(logins.LINKS_PER_WINDOW + 3):
-        assert SENT in ask_link(desk, "bob@example.org")
+        assert SENT in ask_link(web_client, "bob@example.org")
     assert len(mailed_links()) == logins.LINKS_PER_WINDOW
 
 
@@ -135,33 +135,33 @@ def test_twenty_failures_from_one_address_lock_that_address(ctx: Context) -> Non
     assert try_login(other, "bob", "right").status_code == 303  # type: ignore[attr-defined]
 
 
-def test_a_session_idle_longer_than_session_hours_ends(ctx: Context, desk: TestClient) -> None:
-    login(desk, "alice")
+def test_a_session_idle_longer_than_session_hours_ends(ctx: Context, web_client: TestClient) -> None:
+    login(web_client, "alice")
     hours = ctx.config.web.session_hours
     m.WebSession.update(seen_at=utcnow() - dt.timedelta(hours=hours, minutes=-1)).execute()
-    assert logged_in(desk)  # still inside: and the request moved seen_at
+    assert logged_in(web_client)  # still inside: and the request moved seen_at
     assert m.WebSession.get().seen_at > utcnow() - dt.timedelta(minutes=1)
     m.WebSession.update(seen_at=utcnow() - dt.timedelta(hours=hours, minutes=1)).execute()
-    assert not logged_in(desk)
+    assert not logged_in(web_client)
 
 
 @pytest.mark.parametrize("token", [None, "", "not-the-token"])
 def test_a_post_without_a_valid_csrf_token_is_403_and_changes_nothing(
-    ctx: Context, desk: TestClient, token: str | None
+    ctx: Context, web_client: TestClient, token: str | None
 ) -> None:
     logins.set_password(ctx.config, "alice", "right")
     data = {"account": "alice", "password": "right"}
     if token is not None:
         data["csrf"] = token
-    desk.get("/login")
-    assert desk.post("/login", data=data).status_code == 403
-    assert not logged_in(desk)
+    web_client.get("/login")
+    assert web_client.post("/login", data=data).status_code == 403
+    assert not logged_in(web_client)
     assert m.WebLoginAttempt.select().count() == 0 and m.WebSession.select().count() == 0
     link = {"address": "alice@example.org"} | ({"csrf": token} if token is not None else {})
-    assert desk.post("/login/link", data=link).status_code == 403
+    assert web_client.post("/login/link", data=link).status_code == 403
     assert m.OutboxItem.select().count() == 0
-    login(desk, "alice", "right")
-    own = csrf(desk)
+    login(web_client, "alice", "right")
+    own = csrf(web_client)
     other = client_for(ctx)
     login(other, "bob")
     # The token of another session does not work either.

@@ -61,12 +61,12 @@ def figures(html: str) -> dict[str, str]:
 
 
 def test_the_page_shows_the_same_totals_as_mailgate_report_json(
-    ctx: Context, config_path: Path, desk: TestClient
+    ctx: Context, config_path: Path, web_client: TestClient
 ) -> None:
     some_work(ctx)
     day = today(ctx)
-    login(desk, "alice")  # every agent sees the reports
-    page = desk.get(f"/reports?from={day}&to={day}")
+    login(web_client, "alice")  # every agent sees the reports
+    page = web_client.get(f"/reports?from={day}&to={day}")
     assert page.status_code == 200, page.text
     cli = json.loads(mailgate(config_path, "report", "--from", day, "--to", day, "--json"))
     shown = figures(page.text)
@@ -78,15 +78,15 @@ def test_the_page_shows_the_same_totals_as_mailgate_report_json(
 
 
 def test_the_csv_download_is_mailgate_report_csv(
-    ctx: Context, config_path: Path, desk: TestClient
+    ctx: Context, config_path: Path, web_client: TestClient
 ) -> None:
     some_work(ctx)
     day = today(ctx)
-    login(desk, "bob")
-    page = desk.get(f"/reports?from={day}&to={day}&by=team")
+    login(web_client, "bob")
+    page = web_client.get(f"/reports?from={day}&to={day}&by=team")
     link = re.search(r'href="(/reports\.csv\?[^"]+)"', page.text)
     assert link, "the page links its CSV"
-    answer = desk.get(link.group(1).replace("&amp;", "&"))
+    answer = web_client.get(link.group(1).replace("&amp;", "&"))
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.headers["content-disposition"].startswith("attachment;")
@@ -104,21 +104,21 @@ def test_the_csv_download_is_mailgate_report_csv(
         ("from=1990-01-01&to=2026-01-01", "the range is longer than 732 days"),
     ],
 )
-def test_a_bad_range_is_the_page_with_one_line(desk: TestClient, query: str, line: str) -> None:
-    login(desk, "alice")
-    page = desk.get(f"/reports?{query}")
+def test_a_bad_range_is_the_page_with_one_line(web_client: TestClient, query: str, line: str) -> None:
+    login(web_client, "alice")
+    page = web_client.get(f"/reports?{query}")
     assert page.status_code == 400
     (error,) = re.findall(r'<p class="error" role="alert">([^<]*)</p>', page.text)
     assert error.replace("&#39;", "'").startswith(line)
     assert "<svg" not in page.text and "Traceback" not in page.text
-    csv = desk.get(f"/reports.csv?{query}")
+    csv = web_client.get(f"/reports.csv?{query}")
     assert csv.status_code == 400 and csv.text.replace("&#39;", "'").startswith(line)
 
 
-def test_the_charts_obey_the_desks_content_security_policy(ctx: Context, desk: TestClient) -> None:
+def test_the_charts_obey_the_desks_content_security_policy(ctx: Context, web_client: TestClient) -> None:
     some_work(ctx)
-    login(desk, "carol")
-    page = desk.get("/reports?by=agent")
+    login(web_client, "carol")
+    page = web_client.get("/reports?by=agent")
     assert page.status_code == 200
     assert "style-src 'self'" in page.headers["content-security-policy"]
     assert "'unsafe-inline'" not in page.headers["content-security-policy"]
@@ -128,7 +128,7 @@ def test_the_charts_obey_the_desks_content_security_policy(ctx: Context, desk: T
     assert not re.search(r"<script|\son[a-z]+=", page.text, re.I)
 
 
-def test_nobody_logged_in_is_sent_to_the_login(desk: TestClient) -> None:
+def test_nobody_logged_in_is_sent_to_the_login(web_client: TestClient) -> None:
     for path in ("/reports", "/reports.csv"):
-        answer = desk.get(path)
+        answer = web_client.get(path)
         assert answer.status_code == 303 and answer.headers["location"].endswith("/login")

@@ -191,10 +191,10 @@ def test_serve_runs_the_desk_on_a_free_port(
     assert capsys.readouterr().out == ""  # serve says where the desk is in its log only
 
 
-def test_an_agent_logged_in_twice_has_two_sessions(ctx: Context, desk: TestClient) -> None:
+def test_an_agent_logged_in_twice_has_two_sessions(ctx: Context, web_client: TestClient) -> None:
     other = client_for(ctx)
-    login(desk, "alice")
+    login(web_client, "alice")
     login(other, "alice", "pw")
-    assert desk.get("/login").status_code == 303 and other.get("/login").status_code == 303
-    assert csrf(desk) != csrf(other)
+    assert web_client.get("/login").status_code == 303 and other.get("/login").status_code == 303
+    assert csrf(web_client) != csrf(other)
     assert dataclasses.is_dataclass(ctx.config.web)

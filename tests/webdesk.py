@@ -1,6 +1,6 @@
 """The web desk in tests: a Starlette TestClient of ``mailgate.web.create_app(ctx)``.
 
-Fixtures: ``desk`` (a client of the desk on the test's gateway, so on SQLite and
+Fixtures: ``web_client`` (a client of the desk on the test's gateway, so on SQLite and
 PostgreSQL). Helpers: ``login(client, agent_key, password="pw")`` sets the agent's
 password through the function ``mailgate agents password`` uses and logs in with
 the login form; ``csrf(client)`` is the CSRF token of the client's session (for
@@ -41,7 +41,7 @@ def client_for(
 
 
 @pytest.fixture
-def desk(ctx: Context) -> Iterator[TestClient]:
+def web_client(ctx: Context) -> Iterator[TestClient]:
     with client_for(ctx) as client:
         yield client
 

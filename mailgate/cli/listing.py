@@ -81,8 +81,8 @@ def list_arguments(p: argparse.ArgumentParser) -> None:
         "--sort",
         default="",
         metavar="FIELD",
-        help="created, updated, priority, due or rank; -FIELD descending (default:"
-        " rank with --text, else -updated)",
+        help="created, updated, priority, due, rank, number, subject, requester, team,"
+        " assignee or status; -FIELD descending (default: rank with --text, else -updated)",
     )
     o.add_argument("--limit", type=int, default=50, help="tickets per page (default 50)")
     o.add_argument("--offset", type=int, default=0, help="skip this many first")
@@ -90,7 +90,8 @@ def list_arguments(p: argparse.ArgumentParser) -> None:
     # `--sort -updated` as the issue writes it: argparse takes a word after '-' for an
     # option unless it "looks like a negative number"; the sort fields are made to.
     p._negative_number_matcher = re.compile(
-        r"^-(\d+\.?\d*|\.\d+|created|updated|priority|due|rank)$"
+        r"^-(\d+\.?\d*|\.\d+|created|updated|priority|due|rank|number|subject|requester|team"
+        r"|assignee|status)$"
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="a JSON list of tickets")

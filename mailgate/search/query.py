@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from mailgate.errors import UsageError
 
 _WORD = re.compile(r"[^\W_]+")  # as both tokenizers split: "_" separates
-_NUMBER = re.compile(r"^\s*\[?[^\s#\[\]]*#?(\d{1,18})\]?\s*$")
+_NUMBER = re.compile(r"^\s*\[?[^\s#\[\]]*?#?(\d{1,18})\]?\s*$")  # lazy: a bare number is all digits
 _MESSAGE_ID = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s*$")
 
 

@@ -142,6 +142,21 @@ def html_of(message_id: int) -> str:
     return str(found[0] or "") if found else ""
 
 
+def html_in_ticket(ticket_id: int, message_id: int) -> str | None:
+    """The stored HTML of message ``message_id`` if it is of ticket ``ticket_id``; None if
+    it is not (a web page must not show another ticket's mail by its id)."""
+    found = sql.one(
+        "SELECT html FROM message WHERE id = ? AND ticket_id = ?", message_id, ticket_id
+    )
+    return None if found is None else str(found[0] or "")
+
+
+def with_html(ticket_id: int) -> set[int]:
+    """The ids of the ticket's messages that have an HTML body (one query)."""
+    found = sql.rows("SELECT id FROM message WHERE ticket_id = ? AND html <> ''", ticket_id)
+    return {int(row[0]) for row in found}
+
+
 def set_kind(message_id: int, kind: str) -> None:
     sql.run("UPDATE message SET kind = ? WHERE id = ?", kind, message_id)
 

@@ -1,0 +1,144 @@
+"""Benchmark: does the desk slow the listener? Intake with and without 8 browsers (issue 15).
+
+    python bench/web_intake.py [--messages 100000] [--clients 8] [--seconds 10] [--rounds 3]
+                               [--think 0]
+
+One ``mailgate serve`` (listener and desk in one process, as in production) on a
+database filled as ``bench/search.py`` does. Two SMTP clients hand it mails as fast as
+it answers for ``--seconds``, alone and then while ``--clients`` browsers (logged in as
+an agent) read the queue and tickets as ``bench/web_queue.py`` does (back to back, or
+``--think`` seconds between pages, as people read) — ``--rounds`` times, interleaved, so
+the machine's drift hits both. Prints mails/s of each phase and the ratio of the
+medians, with browsers ÷ without. Target (issue 15): ≥ 0.90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.search import config_data, prepare
+from bench.web_queue import browser, free_port
+from mailgate import store
+from mailgate.admin import logins
+from mailgate.context import open_context
+from tests.support import compose, to_toml
+
+
+def sender(port: int, until: float, done: list[int]) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+        while time.monotonic() < until:
+            raw = compose(subject=f"Intake {uuid.uuid4().hex[:8]}", body="The terminal is down.\n")
+            smtp.sendmail("carla@customer.example", ["support@example.org"], raw)
+            done.append(1)
+
+
+def intake(port: int, seconds: float, senders: int = 2) -> float:
+    """Mails per second the listener took in over ``seconds``."""
+    done: list[int] = []
+    until = time.monotonic() + seconds
+    threads = [threading.Thread(target=sender, args=(port, until, done)) for _ in range(senders)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(done) / (time.monotonic() - started)
+
+
+def wait_until_up(smtp_port: int, base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("serve exited; see serve.log")
+        try:
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=5) as probe:
+                probe.noop()
+            if httpx.get(base + "/login", timeout=5).status_code == 200:
+                return
+        except (OSError, httpx.HTTPError):
+            time.sleep(0.1)
+    raise RuntimeError("serve did not come up")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="seconds each browser waits between pages"
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mailgate-bench-intake-"))
+    server = None
+    try:
+        print(f"SQLite, {args.messages:,} messages")
+        config, _ = prepare(work, None, args.messages)
+        smtp_port, web_port = free_port(), free_port()
+        data = config_data(work, None)
+        data["listener"] = {"port": smtp_port}
+        data["web"] = {"listen": f"127.0.0.1:{web_port}"}
+        data["jobs"] = {"outbox_seconds": 3600, "due_seconds": 3600}
+        path = work / "mailgate.toml"
+        path.write_text(to_toml(data))
+        open_context(config)
+        logins.set_password(config, "alice", "bench-pw")
+        store.close()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mailgate", "--config", str(path), "serve", "--no-imap"],
+            stdout=subprocess.DEVNULL,
+            stderr=(work / "serve.log").open("wb"),
+        )
+        base = f"http://127.0.0.1:{web_port}"
+        wait_until_up(smtp_port, base, server)
+        intake(smtp_port, 10)  # warm up: caches, the fill's write-ahead log
+        alone: list[float] = []
+        browsing: list[float] = []
+        pages: list[tuple[str, float]] = []
+        for _ in range(args.rounds):  # interleaved, so drift of the machine hits both
+            alone.append(intake(smtp_port, args.seconds))
+            until = time.monotonic() + args.seconds + 1
+            browsers = [
+                threading.Thread(
+                    target=browser,
+                    args=(base, args.messages // 5, n + 1, until, pages, args.think),
+                )
+                for n in range(args.clients)
+            ]
+            for t in browsers:
+                t.start()
+            time.sleep(0.5)
+            browsing.append(intake(smtp_port, args.seconds))
+            for t in browsers:
+                t.join()
+        shown = ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(alone, browsing, strict=True))
+        print(f"intake mails/s alone/with {args.clients} browsers per round: {shown};"
+              f" {len(pages) / (args.rounds * args.seconds):.0f} pages/s while browsing")  # fmt: skip
+        ratio = statistics.median(browsing) / statistics.median(alone)
+        print(f"  ratio with browsers ÷ without (medians): {ratio:.2f} (target ≥ 0.90);"
+              f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
