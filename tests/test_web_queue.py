@@ -173,6 +173,32 @@ def test_pages_and_the_count_of_what_matches(ctx: Context, queue: dict[str, int]
     assert seen == sorted(queue.values())
 
 
+def test_the_count_stops_at_count_up_to_and_the_pages_go_on(
+    ctx: Context, queue: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting 200,000 tickets for every page cost more than the page: the count stops
+    (10,000 on the desk; 3 here) and says "3+"; a full page still links to the next."""
+    from mailgate.web import queue as queue_page
+
+    assert queue_page.COUNT_UP_TO == 10_000
+    monkeypatch.setattr(queue_page, "COUNT_UP_TO", 3)
+    carol = agent(ctx, "carol")
+    first = carol.get("/?per=2&sort=number")
+    assert count_line(first.text).startswith("3+ tickets match, showing 1–2 (counting stopped")
+    assert "Page 1 of 2+" in first.text
+    assert 'href="/?sort=number&amp;per=2&amp;page=2" rel="next"' in first.text
+    second = carol.get("/?per=2&sort=number&page=2")  # past where counting stops
+    assert count_line(second.text).startswith("4+ tickets match, showing 3–4")
+    assert 'href="/?sort=number&amp;per=2&amp;page=3" rel="next"' in second.text
+    last = carol.get("/?per=2&sort=number&page=3")  # the last page knows the total
+    assert count_line(last.text) == "5 tickets match, showing 5–5"
+    assert 'rel="next"' not in last.text
+    seen = [n for p in (1, 2, 3) for n in numbers(carol.get(f"/?per=2&sort=number&page={p}").text)]
+    assert seen == sorted(queue.values())
+    monkeypatch.setattr(queue_page, "COUNT_UP_TO", 5)  # exactly as many: no "+"
+    assert count_line(carol.get("/?per=2&sort=number").text) == "5 tickets match, showing 1–2"
+
+
 @pytest.mark.parametrize(
     ("query", "line"),
     [

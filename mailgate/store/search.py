@@ -141,9 +141,13 @@ def page(
     elif limit is not None and len(found) < limit and (found or not offset):
         total = offset + len(found)  # the last page: what it holds is the rest
     else:  # a list without text: an index count, cheaper than counting while sorting
-        total = _count(where, count_up_to)
-        if count_up_to is not None and total > count_up_to:
-            total, complete = count_up_to, False
+        seen = offset + len(found)  # at least this many match
+        if count_up_to is not None and seen > count_up_to:
+            total, complete = seen, False  # a page past where counting stops: no count
+        else:
+            total = _count(where, count_up_to)
+            if count_up_to is not None and total > count_up_to:
+                total, complete = count_up_to, False
     return Page([_row(config, t) for t in found], total, complete)
 
 

@@ -32,6 +32,9 @@ TEXT_FILTERS = (
 )  # fmt: skip
 KEPT = (*TEXT_FILTERS, "q", "breached", "sort", "view", "per")
 MAX_PER_PAGE = 200
+# The count stops here ("10,000+ tickets match"): counting 200,000 tickets of all history
+# for every page cost more than the page itself (issue 15); the API stops at the same.
+COUNT_UP_TO = 10_000
 # The columns one can sort by, as (sort key, heading).
 COLUMNS = (
     ("number", "Ticket"),
@@ -80,6 +83,8 @@ def queue(request: Request) -> Response:
         for row in found.rows
     ]
     pages = max(1, -(-found.total // per))
+    # When the count stopped, a full page may have more after it: there is a next page.
+    more = number < pages or (not found.complete and len(rows) == per)
     current = params["sort"] or ("rank" if params["q"] else "-updated")
     return page(
         request,
@@ -88,6 +93,8 @@ def queue(request: Request) -> Response:
         rows=rows,
         total=found.total,
         complete=found.complete,
+        counted=not params["q"],
+        more=more,
         error=error,
         params=params,
         page_number=number,
@@ -134,6 +141,7 @@ def options_for(
         sort=params["sort"],
         limit=per,
         offset=(number - 1) * per,
+        count_up_to=COUNT_UP_TO,
         **access.scope(config, agent),
     )
 
