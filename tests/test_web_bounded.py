@@ -83,15 +83,17 @@ def test_a_download_gives_its_slot_back_when_its_response_starts() -> None:
 
     async def main() -> str:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://desk") as http:
-            async with http.stream("GET", "/file") as stream:
-                chunks = stream.aiter_bytes()
-                assert (await anext(chunks)).startswith(b"first")
-                # the one slot is free again while the download goes on
-                answer = await asyncio.wait_for(http.get("/"), timeout=3)
-                finish.set()
-                async for _ in chunks:
-                    pass
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://desk") as http,
+            http.stream("GET", "/file") as stream,
+        ):
+            chunks = stream.aiter_bytes()
+            assert (await anext(chunks)).startswith(b"first")
+            # the one slot is free again while the download goes on
+            answer = await asyncio.wait_for(http.get("/"), timeout=3)
+            finish.set()
+            async for _ in chunks:
+                pass
         return answer.text
 
     assert asyncio.run(main()) == "page"
