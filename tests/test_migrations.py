@@ -323,3 +323,23 @@ def test_0011_adds_api_tokens_to_a_database_of_the_release_before(config: Config
     assert db.execute_sql("SELECT COUNT(*) FROM api_token").fetchone()[0] == 0
     assert m.Ticket.get(m.Ticket.number == 424242).subject == "From before"
     store.close()
+
+
+def test_0014_lists_by_priority_newest_first_from_an_index(config: Config) -> None:
+    """A rare priority (``priority=high``) read newest first from its index, not by a scan
+    of every ticket along ``updated_at`` (issue 15)."""
+    open_context(config)
+    store.upgrade()
+    indexed = {tuple(i.columns) for i in db.get_indexes("ticket")}
+    assert ("priority", "updated_at") in indexed
+    if dialect() == "sqlite":
+        plan = " ".join(
+            str(row[3])
+            for row in db.execute_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM ticket WHERE status IN ('resolved')"
+                " AND priority IN ('high') ORDER BY updated_at DESC LIMIT 50"
+            )
+        )
+        assert "ticket_priority_updated_at (priority=?)" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    store.close()

@@ -111,6 +111,10 @@ class Ticket(BaseModel):
     urgency = pw.CharField(max_length=10, default="")
     impact = pw.CharField(max_length=10, default="")
 
+    class Meta:
+        # Lists filtered by priority, newest first (migration 0014).
+        indexes = ((("priority", "updated_at"), False),)
+
 
 class Participant(BaseModel):
     """Who belongs to a ticket's conversation: the requester and collaborators (Cc)."""
