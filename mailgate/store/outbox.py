@@ -228,7 +228,7 @@ def claim_due(size: int, worker: str, now: dt.datetime, lease_until: dt.datetime
         sql.run(
             "UPDATE outbox_item SET status = 'claimed', last_error = ?, next_attempt_at = ?"
             f" WHERE id IN ({sql.placeholders(len(ids))})",
-            _claim_mark(worker),
+            claim_mark(worker),
             sql.ts(lease_until),
             *ids,
         )
@@ -246,25 +246,28 @@ def release_claims(ids: list[int], now: dt.datetime) -> None:
         )
 
 
+def claimed_to_sending(item_id: int, worker: str, attempts: int, lease_until: dt.datetime) -> bool:
+    """Move a row ``worker`` still holds from ``claimed`` to ``sending`` (mail and webhooks)."""
+    updated = sql.run(
+        "UPDATE outbox_item SET status = 'sending', attempts = ?, next_attempt_at = ?"
+        " WHERE id = ? AND status = 'claimed' AND last_error = ?",
+        attempts,
+        sql.ts(lease_until),
+        item_id,
+        claim_mark(worker),
+    ).rowcount
+    return bool(updated == 1)
+
+
 def start_sending(item_id: int, worker: str, lease_until: dt.datetime) -> OutboxMail | None:
     """Mark a mail ``sending`` (one attempt more) — only if ``worker`` still holds its claim."""
     row = sql.one(
         "SELECT id, ticket_id, notice, sender, recipients, content, message_id, attempts"
         " FROM outbox_item WHERE id = ? AND status = 'claimed' AND last_error = ?",
         item_id,
-        _claim_mark(worker),
+        claim_mark(worker),
     )
-    if row is None:
-        return None
-    updated = sql.run(
-        "UPDATE outbox_item SET status = 'sending', attempts = ?, next_attempt_at = ?"
-        " WHERE id = ? AND status = 'claimed' AND last_error = ?",
-        row[7] + 1,
-        sql.ts(lease_until),
-        item_id,
-        _claim_mark(worker),
-    ).rowcount
-    if updated != 1:
+    if row is None or not claimed_to_sending(item_id, worker, row[7] + 1, lease_until):
         return None
     return OutboxMail(
         id=row[0],
@@ -278,7 +281,7 @@ def start_sending(item_id: int, worker: str, lease_until: dt.datetime) -> Outbox
     )
 
 
-def _claim_mark(worker: str) -> str:
+def claim_mark(worker: str) -> str:
     return f"claimed by {worker}"
 
 

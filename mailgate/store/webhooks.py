@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from mailgate.store import sql
 from mailgate.store.db import is_sqlite
-from mailgate.store.outbox import COLUMNS
+from mailgate.store.outbox import COLUMNS, claim_mark, claimed_to_sending
 
 KIND = "webhook"
 _WAITING = "('queued', 'claimed', 'sending')"
@@ -87,7 +87,7 @@ def claim_due(size: int, worker: str, now: dt.datetime, lease_until: dt.datetime
         sql.run(
             "UPDATE outbox_item SET status = 'claimed', last_error = ?, next_attempt_at = ?"
             f" WHERE id IN ({sql.placeholders(len(ids))})",
-            _claim_mark(worker),
+            claim_mark(worker),
             sql.ts(lease_until),
             *ids,
         )
@@ -101,19 +101,9 @@ def start_sending(item_id: int, worker: str, lease_until: dt.datetime) -> Delive
         " WHERE id = ? AND notice = ? AND status = 'claimed' AND last_error = ?",
         item_id,
         KIND,
-        _claim_mark(worker),
+        claim_mark(worker),
     )
-    if row is None:
-        return None
-    updated = sql.run(
-        "UPDATE outbox_item SET status = 'sending', attempts = ?, next_attempt_at = ?"
-        " WHERE id = ? AND status = 'claimed' AND last_error = ?",
-        row[6] + 1,
-        sql.ts(lease_until),
-        item_id,
-        _claim_mark(worker),
-    ).rowcount
-    if updated != 1:
+    if row is None or not claimed_to_sending(item_id, worker, row[6] + 1, lease_until):
         return None
     return Delivery(
         id=int(row[0]),
@@ -153,7 +143,3 @@ def release(ids: list[int], now: dt.datetime) -> None:
             sql.ts(now),
             *ids,
         )
-
-
-def _claim_mark(worker: str) -> str:
-    return f"claimed by {worker}"
