@@ -75,14 +75,24 @@ class Browser:
 
     def click_and_wait(self, element: Any, timeout: float = 30) -> None:
         """Click something that loads a page (a link, a form's button) and wait for it."""
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
 
         old = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
+
+        def replaced(_driver: Any) -> bool:
+            # Not only StaleElementReference: while the next page replaces this one,
+            # chromium may answer "Node with given id does not belong to the document".
+            try:
+                old.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
         wait = WebDriverWait(self.driver, timeout)
-        wait.until(expected_conditions.staleness_of(old))
+        wait.until(replaced)
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def login(self, base_url: str, key: str, password: str) -> None:
