@@ -17,7 +17,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,17 +31,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.search import QUERIES, config_data, prepare
+from bench.web_queue import free_port, p95
 from mailgate import store
 from mailgate.admin import apitokens
 from mailgate.config import from_dict
 from mailgate.context import open_context
 from tests.support import to_toml
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def calls(rng: random.Random, tickets: int) -> tuple[str, str]:
@@ -73,11 +67,6 @@ def client(
             took = time.perf_counter() - started
             assert answer.status_code == 200, (path, answer.status_code, answer.text[:200])
             out.append((kind, took))
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[int(0.95 * (len(ordered) - 1))]
 
 
 def main() -> None:

@@ -224,6 +224,12 @@ def claim_due(size: int, worker: str, now: dt.datetime, lease_until: dt.datetime
             size,
         )
     ]
+    mark_claimed(ids, worker, lease_until)
+    return ids
+
+
+def mark_claimed(ids: list[int], worker: str, lease_until: dt.datetime) -> None:
+    """Rows ``worker`` took (mail or webhook deliveries): ``claimed`` until ``lease_until``."""
     if ids:
         sql.run(
             "UPDATE outbox_item SET status = 'claimed', last_error = ?, next_attempt_at = ?"
@@ -232,7 +238,6 @@ def claim_due(size: int, worker: str, now: dt.datetime, lease_until: dt.datetime
             sql.ts(lease_until),
             *ids,
         )
-    return ids
 
 
 def release_claims(ids: list[int], now: dt.datetime) -> None:

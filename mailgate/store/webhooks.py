@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from mailgate.store import sql
 from mailgate.store.db import is_sqlite
-from mailgate.store.outbox import COLUMNS, claim_mark, claimed_to_sending
+from mailgate.store.outbox import COLUMNS, claim_mark, claimed_to_sending, mark_claimed
 
 KIND = "webhook"
 _WAITING = "('queued', 'claimed', 'sending')"
@@ -83,14 +83,7 @@ def claim_due(size: int, worker: str, now: dt.datetime, lease_until: dt.datetime
             size,
         )
     ]
-    if ids:
-        sql.run(
-            "UPDATE outbox_item SET status = 'claimed', last_error = ?, next_attempt_at = ?"
-            f" WHERE id IN ({sql.placeholders(len(ids))})",
-            claim_mark(worker),
-            sql.ts(lease_until),
-            *ids,
-        )
+    mark_claimed(ids, worker, lease_until)
     return ids
 
 
