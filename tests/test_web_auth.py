@@ -129,6 +129,35 @@ def test_agents_password_sets_the_password_from_stdin(
     assert len(unknown.stderr.strip().splitlines()) == 1
 
 
+def test_a_new_password_or_agents_logout_ends_every_session_of_the_agent(
+    ctx: Context, config_path: Path, web_client: TestClient
+) -> None:
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "mailgate", "--config", str(config_path), *args]
+        return subprocess.run(
+            command, input=stdin, capture_output=True, text=True, cwd=config_path.parent
+        )
+
+    laptop, phone, bobs = web_client, client_for(ctx), client_for(ctx)
+    login(laptop, "alice", "old")
+    login(phone, "alice", "old")
+    login(bobs, "bob", "bobs")
+    done = run("agents", "password", "alice", stdin="new one\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "password set for alice; 2 desk sessions ended\n"
+    assert not logged_in(laptop) and not logged_in(phone)
+    assert logged_in(bobs)  # other agents keep theirs
+    assert try_login(laptop, "alice", "old").status_code == 200  # type: ignore[attr-defined]
+    login(laptop, "alice", "new one")
+    lost = run("agents", "logout", "alice")
+    assert lost.returncode == 0 and lost.stdout == "alice; 1 desk session ended\n", lost.stderr
+    assert not logged_in(laptop) and logged_in(bobs)
+    again = run("agents", "logout", "alice")
+    assert again.stdout == "alice: no desk session was open\n"
+    unknown = run("agents", "logout", "zed")
+    assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1
+
+
 def test_agents_password_asks_on_a_terminal_without_echo(
     ctx: Context, config_path: Path, web_client: TestClient
 ) -> None:

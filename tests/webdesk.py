@@ -54,9 +54,11 @@ def form_csrf(html: str) -> str:
 
 
 def login(client: TestClient, agent_key: str, password: str = "pw") -> None:  # noqa: S107
-    """Set ``agent_key``'s password and log in with it through ``POST /login``."""
+    """Set ``agent_key``'s password (unless it is that already: a new password ends the
+    agent's other sessions) and log in with it through ``POST /login``."""
     ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
-    logins.set_password(ctx.config, agent_key, password)
+    if not logins.password_matches(agent_key, password):
+        logins.set_password(ctx.config, agent_key, password)
     page = client.get("/login")
     assert page.status_code == 200, page.text
     answer = client.post(

@@ -52,13 +52,23 @@ def agent_by_key(config: Config, key: str) -> Agent:
     return agent
 
 
-def set_password(config: Config, key: str, password: str) -> Agent:
-    """Set the desk password of agent ``key`` (Argon2 hash); one-line errors."""
+def set_password(config: Config, key: str, password: str) -> tuple[Agent, int]:
+    """Set the desk password of agent ``key`` (Argon2 hash); one-line errors.
+
+    A new password ends every session the agent has open (a password is changed when
+    the old one may be known to someone else); returns the agent and how many ended.
+    """
     agent = agent_by_key(config, key)
     if not password:
         raise UsageError("the password is empty; nothing changed")
     weblogins.set_password(agent.key, _hasher.hash(password))
-    return agent
+    return agent, weblogins.end_sessions_of(agent.key)
+
+
+def log_out_everywhere(config: Config, key: str) -> tuple[Agent, int]:
+    """End every desk session of agent ``key`` (a lost laptop); how many there were."""
+    agent = agent_by_key(config, key)
+    return agent, weblogins.end_sessions_of(agent.key)
 
 
 def password_matches(agent_key: str, password: str) -> bool:

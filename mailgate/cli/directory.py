@@ -1,4 +1,4 @@
-"""``mailgate agents list|password`` and ``mailgate teams list``: who is who, desk passwords."""
+"""``mailgate agents list|password|logout`` and ``mailgate teams list``: who is who, logins."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def register(sub: Subparsers) -> None:
         _agents_password,
         "set an agent's web desk password (prompted on a terminal, else one line of stdin)",
     )
+    p.add_argument("key", metavar="KEY", help="the agent's key")
+    p = command(a, "logout", _agents_logout, "end every web desk session of an agent")
     p.add_argument("key", metavar="KEY", help="the agent's key")
     apitokens.add_commands(a)  # agents token / agents tokens (the JSON API's tokens)
     tm = group(sub, "teams", "teams from the config")
@@ -57,9 +59,20 @@ def _agents_password(args: argparse.Namespace) -> int:
         password = getpass.getpass(f"Password for {args.key}: ")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    agent = logins.set_password(ctx.config, args.key, password)
-    print(f"password set for {agent.key}")
+    agent, ended = logins.set_password(ctx.config, args.key, password)
+    print(f"password set for {agent.key}{_ended(ended)}")
     return EX_OK
+
+
+def _agents_logout(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    agent, ended = logins.log_out_everywhere(ctx.config, args.key)
+    print(f"{agent.key}{_ended(ended) or ': no desk session was open'}")
+    return EX_OK
+
+
+def _ended(count: int) -> str:
+    return f"; {count} desk session{'s' if count != 1 else ''} ended" if count else ""
 
 
 def _teams_list(args: argparse.Namespace) -> int:
