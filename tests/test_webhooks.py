@@ -423,6 +423,17 @@ def test_a_404_fails_shows_in_outbox_list_and_retry_sends_it_again(
         [*cli, "outbox", "list"], capture_output=True, text=True, timeout=60
     ).stdout
     assert "webhook ticket.created" in table and receiver.url("/main") in table
+    # status tells the failed delivery apart from mail: the acknowledgement still waits
+    status = subprocess.run([*cli, "status", "--json"], capture_output=True, text=True, timeout=60)
+    data = json.loads(status.stdout)
+    assert data["webhooks"]["failed"] == 1 and data["outbox"]["failed"] == 0
+    assert data["outbox"]["queued"] == m.OutboxItem.select().where(
+        m.OutboxItem.notice != "webhook", m.OutboxItem.status == "queued"
+    ).count()
+    text = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=60)
+    assert "outbox: 1 webhook delivery(ies) failed" in text.stderr
+    assert "mail(s) failed" not in text.stderr
+    assert "webhooks   0 queued, 1 failed, 0 uncertain" in text.stdout
 
     again = subprocess.run(
         [*cli, "outbox", "retry", str(row["id"])], capture_output=True, text=True, timeout=60

@@ -79,6 +79,10 @@ def status(config: Config) -> Status:
             **backlog["outbox"],
             "oldest_waiting_at": _iso(backlog["outbox"]["oldest_waiting_at"]),
         },
+        "webhooks": {
+            **backlog["webhooks"],
+            "oldest_waiting_at": _iso(backlog["webhooks"]["oldest_waiting_at"]),
+        },
         "quarantined": len(backlog["quarantined"]),
         # Spam and blocked senders kept out of the desk: shown, never a problem by itself.
         "suspended": suspended_rows.count(),
@@ -97,12 +101,13 @@ def status(config: Config) -> Status:
             f"quarantine: {len(backlog['quarantined'])} mail(s) not retried or deleted"
             f" (mailgate quarantine show ID; ids {ids})"
         )
-    for state in ("failed", "uncertain"):
-        if backlog["outbox"][state]:
-            problems.append(
-                f"outbox: {backlog['outbox'][state]} mail(s) {state}"
-                f" (mailgate outbox list --status {state})"
-            )
+    for kind, what in (("outbox", "mail(s)"), ("webhooks", "webhook delivery(ies)")):
+        for state in ("failed", "uncertain"):
+            if backlog[kind][state]:
+                problems.append(
+                    f"outbox: {backlog[kind][state]} {what} {state}"
+                    f" (mailgate outbox list --status {state})"
+                )
     if breaker["open"]:
         problems.append(
             f"breaker: open — {breaker['sent']} automatic mails within {breaker['window']},"

@@ -57,6 +57,12 @@ def _print(data: dict[str, Any]) -> None:
         f"outbox     {box['queued']} queued, {box['failed']} failed,"
         f" {box['uncertain']} uncertain{oldest}"
     )
+    hooks = data["webhooks"]
+    if any(hooks[state] for state in ("queued", "failed", "uncertain")):
+        print(
+            f"webhooks   {hooks['queued']} queued, {hooks['failed']} failed,"
+            f" {hooks['uncertain']} uncertain"
+        )
     print(f"quarantine {data['quarantined']} mail(s)")
     print(f"suspended  {data['suspended']} mail(s) (spam and blocked senders: suspended list)")
     breaker = data["breaker"]

@@ -126,6 +126,14 @@ class _FromDatabase(Collector):
         for state in ("queued", "failed", "uncertain"):
             outbox.add_metric([state], backlog["outbox"][state])
         yield outbox
+        hooks = GaugeMetricFamily(
+            "mailgate_webhook_deliveries",
+            "Webhook deliveries by state (not yet delivered)",
+            labels=["state"],
+        )
+        for state in ("queued", "failed", "uncertain"):
+            hooks.add_metric([state], backlog["webhooks"][state])
+        yield hooks
         oldest = backlog["outbox"]["oldest_waiting_at"]
         age = (now - oldest).total_seconds() if oldest else 0.0
         yield GaugeMetricFamily(

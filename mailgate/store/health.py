@@ -105,18 +105,32 @@ def heartbeats() -> list[Heartbeat]:
 
 def backlog(since: dt.datetime) -> dict[str, Any]:
     """What waits and what came: counts an admin watches (one query each, all indexed or small)."""
-    outbox = dict(
-        (str(status), int(count))
-        for status, count in sql.rows(
-            "SELECT status, COUNT(*) FROM outbox_item WHERE status <> 'sent' GROUP BY status"
+    # Mail and webhook deliveries share the outbox table; an admin reads them apart.
+    waiting: dict[tuple[bool, str], int] = {
+        (hook == "webhook", str(status)): int(count)
+        for hook, status, count in sql.rows(
+            "SELECT CASE WHEN notice = 'webhook' THEN 'webhook' ELSE 'mail' END, status,"
+            " COUNT(*) FROM outbox_item WHERE status <> 'sent' GROUP BY 1, 2"
         )
-    )
-    oldest = sql.read_ts(
-        sql.value(
-            "SELECT MIN(created_at) FROM outbox_item"
-            " WHERE status IN ('queued', 'claimed', 'sending')"
+    }
+    oldest = {
+        hook == "webhook": sql.read_ts(first)
+        for hook, first in sql.rows(
+            "SELECT CASE WHEN notice = 'webhook' THEN 'webhook' ELSE 'mail' END,"
+            " MIN(created_at) FROM outbox_item"
+            " WHERE status IN ('queued', 'claimed', 'sending') GROUP BY 1"
         )
-    )
+    }
+
+    def box(hook: bool) -> dict[str, Any]:
+        count = {state: n for (is_hook, state), n in waiting.items() if is_hook == hook}
+        return {
+            "queued": count.get("queued", 0) + count.get("claimed", 0) + count.get("sending", 0),
+            "failed": count.get("failed", 0),
+            "uncertain": count.get("uncertain", 0),
+            "oldest_waiting_at": oldest.get(hook),
+        }
+
     quarantined = sql.rows(
         "SELECT id, received_at FROM receipt WHERE status = 'quarantined' ORDER BY id"
     )
@@ -128,13 +142,7 @@ def backlog(since: dt.datetime) -> dict[str, Any]:
             sql.value("SELECT COUNT(*) FROM ticket WHERE created_at > ?", sql.ts(since)) or 0
         ),
         "last_received_at": sql.read_ts(sql.value("SELECT MAX(received_at) FROM receipt")),
-        "outbox": {
-            "queued": outbox.get("queued", 0)
-            + outbox.get("claimed", 0)
-            + outbox.get("sending", 0),
-            "failed": outbox.get("failed", 0),
-            "uncertain": outbox.get("uncertain", 0),
-            "oldest_waiting_at": oldest,
-        },
+        "outbox": box(hook=False),
+        "webhooks": box(hook=True),
         "quarantined": [int(r[0]) for r in quarantined],
     }
