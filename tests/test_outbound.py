@@ -464,6 +464,16 @@ def test_outbox_commands(ctx: Context, config_path: Path) -> None:
 
     rows = json.loads(listed.stdout)
     assert [r["status"] for r in rows] == ["queued"] * 3
+    assert listed.stderr == ""  # everything shown: nothing to say
+    newest = subprocess.run(
+        [*run, "list", "--json", "--limit", "2"], capture_output=True, text=True, timeout=60
+    )
+    assert [r["id"] for r in json.loads(newest.stdout)] == [r["id"] for r in rows[:2]]
+    assert newest.stderr.strip() == (
+        "mailgate: showing the newest 2 of 3 items (--limit N shows more, --status S narrows)"
+    )
+    bad = subprocess.run([*run, "list", "--limit", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "'0' is not a whole number of 1 or more" in bad.stderr
     flushed = subprocess.run([*run, "flush"], capture_output=True, text=True, timeout=60)
     assert flushed.returncode == 0 and "sent 3" in flushed.stdout
     sent = subprocess.run(

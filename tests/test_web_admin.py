@@ -207,6 +207,22 @@ def test_an_admin_retries_a_failed_outbox_item_and_it_is_sent(
     assert any("carla@customer.example" in r.rcpt_tos for r in relay.received)
 
 
+def test_the_outbox_page_counts_every_item_and_says_when_it_shows_only_the_newest(
+    ctx: Context, admin: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailgate.admin import outbox as admin_outbox
+
+    intake.ingest(ctx, compose(), source="smtp")
+    waiting = views.outbox_count("queued")
+    assert waiting >= 2
+    page = admin.get("/admin/outbox")
+    assert f"Waiting to leave ({waiting})" in page.text and "Showing the newest" not in page.text
+    monkeypatch.setattr(admin_outbox, "LIMIT", waiting - 1)  # a listing of the newest only
+    page = admin.get("/admin/outbox")
+    assert f"Waiting to leave ({waiting})" in page.text
+    assert f"Showing the newest {waiting - 1} of {waiting};" in page.text
+
+
 @pytest.mark.config({"outbound": {"limits": {"overall": ["5/1h"], "per_ticket": ["20/1h"]}}})
 def test_an_admin_resets_the_circuit_breaker(ctx: Context, admin: TestClient) -> None:
     for i in range(6):

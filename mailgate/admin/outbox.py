@@ -14,8 +14,16 @@ from mailgate.store import views
 from mailgate.store.rows import OutboxRow
 
 
-def listing(status: str | None = None) -> list[dict[str, Any]]:
-    return views.outbox(status)
+LIMIT = 500  # a listing shows the newest items; ``count`` says how many there are in all
+
+
+def listing(status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` items (default ``LIMIT``; with ``status``), newest first."""
+    return views.outbox(status, limit or LIMIT)
+
+
+def count(status: str | None = None) -> int:
+    return views.outbox_count(status)
 
 
 def flush(config: Config) -> outbox.Report:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mailgate import logs
 from mailgate.admin import outbox
@@ -27,14 +28,23 @@ def register(sub: Subparsers) -> None:
         "--status", choices=("queued", "claimed", "sending", "sent", "failed", "uncertain")
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--limit", type=_positive, default=outbox.LIMIT, help="show at most N, the newest"
+    )
     command(o, "flush", _outbox_flush, "send everything that is due now, then exit")
     p = command(o, "retry", _outbox_retry, "queue a failed or uncertain mail again")
     p.add_argument("id", type=int)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
 def _outbox_list(args: argparse.Namespace) -> int:
     context(args)
-    rows = outbox.listing(args.status)
+    rows = outbox.listing(args.status, args.limit)
     if args.json:
         print_json(rows)
     else:
@@ -55,6 +65,13 @@ def _outbox_list(args: argparse.Namespace) -> int:
                 ("delivery", "DELIVERY"),
                 ("last_error", "LAST ERROR"),
             ],
+        )
+    if len(rows) == args.limit and (total := outbox.count(args.status)) > len(rows):
+        # Never a silent cut: say what the listing leaves out (on stderr, so --json stays JSON).
+        print(
+            f"mailgate: showing the newest {len(rows):,} of {total:,} items"
+            " (--limit N shows more, --status S narrows)",
+            file=sys.stderr,
         )
     return EX_OK
 

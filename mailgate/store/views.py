@@ -212,6 +212,14 @@ def receipt_json(r: m.Receipt | ReceiptRow) -> dict[str, Any]:
     }
 
 
+def outbox_count(status: str | None = None) -> int:
+    """How many outbox items there are (with ``status``): what a listing of the newest leaves out."""
+    query = m.OutboxItem.select()
+    if status:
+        query = query.where(m.OutboxItem.status == status)
+    return int(query.count())
+
+
 def outbox(status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
     query = m.OutboxItem.select().order_by(m.OutboxItem.id.desc()).limit(limit)
     if status:

@@ -44,7 +44,12 @@ def index(request: Request) -> Response:
 def outbox_page(request: Request, error: str = "") -> Response:
     require_admin(request)
     sections = [
-        (title, [row for s in statuses for row in outbox.listing(s)], retry)
+        (
+            title,
+            [row for s in statuses for row in outbox.listing(s)],
+            retry,
+            sum(outbox.count(s) for s in statuses),  # in all: a section lists the newest
+        )
         for title, statuses, retry in OUTBOX_SECTIONS
     ]
     item = number(request, "id")
