@@ -13,7 +13,6 @@ from mailgate.config import Config
 from mailgate.store import views
 from mailgate.store.rows import OutboxRow
 
-
 LIMIT = 500  # a listing shows the newest items; ``count`` says how many there are in all
 
 

@@ -213,7 +213,7 @@ def receipt_json(r: m.Receipt | ReceiptRow) -> dict[str, Any]:
 
 
 def outbox_count(status: str | None = None) -> int:
-    """How many outbox items there are (with ``status``): what a listing of the newest leaves out."""
+    """How many outbox items there are (with ``status``): what a listing leaves out."""
     query = m.OutboxItem.select()
     if status:
         query = query.where(m.OutboxItem.status == status)
