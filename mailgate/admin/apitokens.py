@@ -3,7 +3,9 @@
 A token is ``mg_`` and 32 random bytes (URL-safe base64); only its SHA-256 is
 stored (``store.apitokens``), so the token is shown once, when it is made. A
 token authenticates its agent only while the agent is in the config: one removed
-from it is refused, whatever tokens it had.
+from it is refused, and its tokens are revoked (when the config is mirrored — serve's
+start and reload, ``db upgrade`` — or at the token's next use): an agent added back
+with the same key starts without tokens.
 """
 
 from __future__ import annotations
@@ -58,7 +60,13 @@ def authenticate(config: Config, token: str) -> Agent | None:
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     row = apitokens.active(token)
-    return None if row is None else config.agent(row.agent_key)
+    if row is None:
+        return None
+    agent = config.agent(row.agent_key)
+    if agent is None:  # removed from the config: the token is dead, even if they come back
+        with write_transaction():
+            apitokens.revoke(row.agent_key, row.id)
+    return agent
 
 
 def _configured(config: Config, key: str) -> Agent:

@@ -2,7 +2,8 @@
 
 A row is created on first use from the config (several processes may race to
 create it: the first insert wins), and ``sync`` brings names and addresses up to
-date and marks agents no longer configured inactive.
+date and marks agents no longer configured inactive,
+revoking their API tokens and ending their desk sessions.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from mailgate.config import Config
 from mailgate.errors import UsageError
 from mailgate.store import sql
+from mailgate.store.db import utcnow
 from mailgate.store.rows import AgentRow, TeamRow
 
 _AGENT = "SELECT id, key, name, emails, role FROM agent"
@@ -114,9 +116,20 @@ def sync(config: Config) -> None:
             agent_row(agent.key, config).id,
         )
     configured = [a.key for a in config.agents] or [""]
+    removed = f"NOT IN ({sql.placeholders(len(configured))})"
+    sql.run(f"UPDATE agent SET active = ? WHERE key {removed}", False, *configured)
+    # An agent removed from the config loses every way in for good: added back later
+    # (the same key, perhaps another person), they start with no token and no session.
+    now = sql.ts(utcnow())
     sql.run(
-        f"UPDATE agent SET active = ? WHERE key NOT IN ({sql.placeholders(len(configured))})",
-        False,
+        "UPDATE api_token SET revoked_at = ? WHERE revoked_at IS NULL"
+        f" AND agent_id IN (SELECT id FROM agent WHERE key {removed})",
+        now,
+        *configured,
+    )
+    sql.run(
+        f"UPDATE web_session SET ended_at = ? WHERE ended_at IS NULL AND agent_key {removed}",
+        now,
         *configured,
     )
 
