@@ -59,7 +59,8 @@ def of_ticket(ticket_id: int) -> list[AttachmentRow]:
 
 
 def of_message(message_id: int) -> list[AttachmentRow]:
-    return [_row(r) for r in sql.rows(f"{_SELECT} WHERE a.message_id = ? ORDER BY a.id", message_id)]
+    found = sql.rows(f"{_SELECT} WHERE a.message_id = ? ORDER BY a.id", message_id)
+    return [_row(r) for r in found]
 
 
 def by_id(attachment_id: int) -> AttachmentRow | None:
