@@ -400,39 +400,43 @@ def e2e_ratio(work: Path, mails: list[bytes]) -> None:
     controller = Controller(Sink(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        sent: list[int] = []
-
-        def workers(attempt: int) -> dict[str, Callable[[bytes], Any]]:
-            only = fresh(work / f"e2e-only-{attempt}")
-            both = fresh(
+        # One database per process (peewee's proxy), so ingest-only is the ingest part of
+        # the same run: each turn of CHUNK mails is ingested (timed), then its notices are
+        # delivered (timed). Both parts meet the same load; ingest is the same work whatever
+        # the transport.
+        best_only = best_both = 0.0
+        runs, sent = [], 0
+        for attempt in range(REPEAT[0]):
+            ctx = fresh(
                 work / f"e2e-{attempt}",
                 transport="smtp",
                 batch_size=500,
                 smtp={"host": "127.0.0.1", "port": port, "security": "none"},
             )
-            done = [0]
-
-            def ingest_and_deliver(raw: bytes) -> None:
-                # Each turn ends with its notices delivered: ingest + delivery, a chunk at a time.
-                ingest(both, raw, source="bench")
-                done[0] += 1
-                if done[0] % CHUNK == 0 or done[0] == len(mails):
-                    sent.append(outbox.deliver(both.config).sent)
-
-            return {
-                "ingest() only": lambda raw: ingest(only, raw, source="bench"),
-                "ingest() + delivery of its notices": ingest_and_deliver,
-            }
-
-        rates = interleaved(mails, workers)
-        only_rate, both_rate = rates.values()
+            ingesting = delivering = 0.0
+            sent = 0
+            gc.collect()
+            for start in range(0, len(mails), CHUNK):
+                started = time.perf_counter()
+                for raw in mails[start : start + CHUNK]:
+                    ingest(ctx, raw, source="bench")
+                ingested = time.perf_counter()
+                sent += outbox.deliver(ctx.config).sent
+                ingesting += ingested - started
+                delivering += time.perf_counter() - ingested
+            runs.append((ingesting, delivering))
+            best_only = max(best_only, len(mails) / ingesting)
+            best_both = max(best_both, len(mails) / (ingesting + delivering))
+        times = ", ".join(f"{i:.2f} + {d:.2f}" for i, d in runs)
+        print(f"  {'ingest() only':<44} {best_only:8.0f} mails/s")
         print(
-            f"  ({sum(sent) / REPEAT[0]:.0f} notices sent a run, {len(mails)} mails;"
+            f"  {'ingest() + delivery of its notices':<44} {best_both:8.0f} mails/s"
+            f"  (best of {len(runs)}: ingest + delivery {times} s; {sent} notices a run,"
             f" the sink got {Sink.count} in all)"
         )
-        bare = bare_smtp(port, sum(sent) // REPEAT[0])
+        bare = bare_smtp(port, sent)
         print(f"  {'reference: smtplib alone, same notices':<44} {bare:8.0f} notices/s")
-        print(f"  → end to end / ingest only = {both_rate / only_rate:.2f}  (target ≥ 0.80)")
+        print(f"  → end to end / ingest only = {best_both / best_only:.2f}  (target ≥ 0.80)")
     finally:
         controller.stop()
 
