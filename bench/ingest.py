@@ -1,9 +1,12 @@
 """Benchmark: ingest rate against parse-only rate, memory, a big database, end to end.
 
-    python bench/ingest.py [--count 3000] [--big-db 1000000] [--quick | --growth-only]
+    python bench/ingest.py [--count 3000] [--repeat 3] [--big-db 1000000] [--quick | --growth-only]
 
 Every figure is measured in this one run and reported next to its reference as
-a ratio (these machines are shared and noisy; absolute numbers drift):
+a ratio of best-of-``--repeat`` rates (these machines are shared and noisy;
+absolute numbers drift). The tree measured is the one ``PYTHONPATH`` names
+(printed first), so one copy of this script compares two checkouts run after
+run: ``PYTHONPATH=/path/to/main python bench/ingest.py`` and then the branch.
 
 * ingest through ``mailgate.intake.ingest`` into a fresh SQLite database
   (acknowledgement and team notices rendered and queued in the same
@@ -29,7 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Appended, not inserted: a tree on PYTHONPATH (main, a branch) is the one measured.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import mailparser
 
@@ -84,15 +88,30 @@ def fresh(root: Path, url: str | None = None, **outbound: Any) -> Context:
     return ctx
 
 
-def rate(label: str, mails: list[bytes], work: Callable[[bytes], Any]) -> float:
-    gc.collect()
-    started = time.perf_counter()
-    for raw in mails:
-        work(raw)
-    elapsed = time.perf_counter() - started
-    per_second = len(mails) / elapsed
-    print(f"  {label:<44} {per_second:8.0f} mails/s  ({elapsed:.2f} s)")
-    return per_second
+# How many times each rate is measured; the best counts (set by --repeat).
+REPEAT = [3]
+
+
+def rate(
+    label: str,
+    mails: list[bytes],
+    work: Callable[[bytes], Any],
+    setup: Callable[[int], Callable[[bytes], Any]] | None = None,
+) -> float:
+    """Best of ``REPEAT`` runs; ``setup(i)`` gives run i its own worker (a fresh database)."""
+    best, times = 0.0, []
+    for attempt in range(REPEAT[0]):
+        worker = setup(attempt) if setup is not None else work
+        gc.collect()
+        started = time.perf_counter()
+        for raw in mails:
+            worker(raw)
+        elapsed = time.perf_counter() - started
+        times.append(elapsed)
+        best = max(best, len(mails) / elapsed)
+    runs = ", ".join(f"{t:.2f}" for t in times)
+    print(f"  {label:<44} {best:8.0f} mails/s  (best of {len(times)}: {runs} s)")
+    return best
 
 
 def stdlib_extract(raw: bytes) -> None:
@@ -116,21 +135,65 @@ def stdlib_extract(raw: bytes) -> None:
             part.get_payload(decode=True)
 
 
+def interleaved(
+    mails: list[bytes], setup: Callable[[int], dict[str, Callable[[bytes], Any]]]
+) -> dict[str, float]:
+    """Best-of-``REPEAT`` rates of several workers fed the same mails in turn, a chunk
+    each, so that every worker meets the same load: on a shared machine the load swings
+    within seconds, and a reference measured a minute earlier is no reference."""
+    best: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
+    for attempt in range(REPEAT[0]):
+        workers = setup(attempt)
+        spent = dict.fromkeys(workers, 0.0)
+        gc.collect()
+        for start in range(0, len(mails), CHUNK):
+            chunk = mails[start : start + CHUNK]
+            for label, work in workers.items():
+                started = time.perf_counter()
+                for raw in chunk:
+                    work(raw)
+                spent[label] += time.perf_counter() - started
+        for label, seconds in spent.items():
+            runs.setdefault(label, []).append(seconds)
+            best[label] = max(best.get(label, 0.0), len(mails) / seconds)
+    for label, rate_ in best.items():
+        times = ", ".join(f"{t:.2f}" for t in runs[label])
+        print(f"  {label:<44} {rate_:8.0f} mails/s  (best of {len(runs[label])}: {times} s)")
+    return best
+
+
+# Mails a worker takes in one turn (``interleaved``).
+CHUNK = 50
+
+
 def compare(work: Path, title: str, mails: list[bytes], name: str) -> None:
     size = sum(map(len, mails))
-    print(f"{title}: {len(mails)} mails, {size / 2**20:.1f} MiB")
-    parse_rate = rate(
-        "parse only: mail-parser parse_from_bytes", mails, mailparser.parse_from_bytes
+    print(f"{title}: {len(mails)} mails, {size / 2**20:.1f} MiB (measured in turns of {CHUNK})")
+    rates = interleaved(
+        mails,
+        lambda i: {
+            "parse only: mail-parser parse_from_bytes": mailparser.parse_from_bytes,
+            "parse only: stdlib email, policy.default": stdlib_extract,
+            "ingest() into fresh SQLite (WAL)": _ingester(fresh(work / f"{name}-{i}")),
+        },
     )
-    stdlib_rate = rate("parse only: stdlib email, policy.default", mails, stdlib_extract)
-    ctx = fresh(work / name)
-    ingest_rate = ingest_all(ctx, mails, "ingest() into fresh SQLite (WAL)")
+    parse_rate, stdlib_rate, ingest_rate = rates.values()
     print(f"  → ingest / mail-parser parse-only = {ingest_rate / parse_rate:.2f}  (target ≥ 0.70)")
     print(f"  → ingest / stdlib parse-only      = {ingest_rate / stdlib_rate:.2f}\n")
 
 
+def _ingester(ctx: Context) -> Callable[[bytes], Any]:
+    return lambda raw: ingest(ctx, raw, source="bench")
+
+
 def ingest_all(ctx: Context, mails: list[bytes], label: str) -> float:
-    return rate(label, mails, lambda raw: ingest(ctx, raw, source="bench"))
+    """One run into ``ctx``'s database (the big-database figures fill it first)."""
+    saved, REPEAT[0] = REPEAT[0], 1
+    try:
+        return rate(label, mails, _ingester(ctx))
+    finally:
+        REPEAT[0] = saved
 
 
 def peak_memory(ctx: Context, raw: bytes) -> float:
@@ -207,7 +270,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--big-db", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser.add_argument(
+        "--sink-process",
+        action="store_true",
+        help="end to end: the SMTP sink in its own process (default: a thread of this one)",
+    )
     parser.add_argument("--quick", action="store_true", help="skip the big database")
+    parser.add_argument(
+        "--skip-minimal", action="store_true", help="skip the minimal corpus and the memory figure"
+    )
     parser.add_argument(
         "--growth-only", action="store_true", help="only the big database against 1,000 tickets"
     )
@@ -217,6 +289,11 @@ def main() -> None:
         help="also ingest into this PostgreSQL database (in a new schema)",
     )
     args = parser.parse_args()
+    REPEAT[0] = max(1, args.repeat)
+    SINK_PROCESS[0] = args.sink_process
+    import mailgate
+
+    print(f"tree measured: {Path(mailgate.__file__).resolve().parents[1]}")
     work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
     if args.growth_only:
         growth(work, args.big_db)
@@ -230,16 +307,29 @@ def main() -> None:
         mails,
         "realistic",
     )
-    compare(
-        work,
-        "minimal mail (five headers, text only; shows the fixed cost per mail)",
-        corpus(args.count, minimal=True, attachment_every=0),
-        "minimal",
-    )
+    if not args.skip_minimal:
+        compare(
+            work,
+            "minimal mail (five headers, text only; shows the fixed cost per mail)",
+            corpus(args.count, minimal=True, attachment_every=0),
+            "minimal",
+        )
 
     if args.postgres:
         postgres_ratio(work, args.postgres, mails[:1000])
 
+    if not args.skip_minimal:
+        memory(work)
+
+    print("\nend to end: ingest + notices delivered (one SMTP connection a turn) to a local sink")
+    e2e_ratio(work, mails[: min(len(mails), 2000)])
+
+    if not args.quick:
+        growth(work, args.big_db)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def memory(work: Path) -> None:
     print("\nmemory")
     big = big_mail()
     ctx = fresh(work / "memory")
@@ -253,13 +343,6 @@ def main() -> None:
         f"  mail-parser alone on the same mail: {reference / 2**20:.1f} MiB = "
         f"{reference / len(big):.2f}×"
     )
-
-    print("\nend to end: ingest + notices delivered over one SMTP connection to a local sink")
-    e2e_ratio(work, mails[: min(len(mails), 2000)])
-
-    if not args.quick:
-        growth(work, args.big_db)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def growth(work: Path, big: int) -> None:
@@ -320,30 +403,107 @@ def e2e_ratio(work: Path, mails: list[bytes]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
-    controller.start()
+    if SINK_PROCESS[0]:
+        # A relay is never in the gateway's process: here the sink runs in its own, so
+        # the Controller thread does not take turns with this one for the GIL.
+        import subprocess
+
+        child = subprocess.Popen(
+            [sys.executable, "-c", _SINK_PROGRAM, str(port)], stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None
+        child.stdout.readline()  # "ready" once it answers
+        controller: Any = _Stopper(child)
+    else:
+        controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+        controller.start()
     try:
-        ctx = fresh(work / "e2e-only")
-        only = ingest_all(ctx, mails, "ingest() only")
-        ctx = fresh(
-            work / "e2e",
-            transport="smtp",
-            batch_size=500,
-            smtp={"host": "127.0.0.1", "port": port, "security": "none"},
-        )
-        started = time.perf_counter()
-        for raw in mails:
-            ingest(ctx, raw, source="bench")
-        report = outbox.deliver(ctx.config)
-        elapsed = time.perf_counter() - started
-        both = len(mails) / elapsed
+        # One database per process (peewee's proxy), so ingest-only is the ingest part of
+        # the same run: each turn of CHUNK mails is ingested (timed), then its notices are
+        # delivered (timed). Both parts meet the same load; ingest is the same work whatever
+        # the transport.
+        best_only = best_both = 0.0
+        runs, sent = [], 0
+        for attempt in range(REPEAT[0]):
+            ctx = fresh(
+                work / f"e2e-{attempt}",
+                transport="smtp",
+                batch_size=500,
+                smtp={"host": "127.0.0.1", "port": port, "security": "none"},
+            )
+            ingesting = delivering = 0.0
+            sent = 0
+            gc.collect()
+            for start in range(0, len(mails), CHUNK):
+                started = time.perf_counter()
+                for raw in mails[start : start + CHUNK]:
+                    ingest(ctx, raw, source="bench")
+                ingested = time.perf_counter()
+                sent += outbox.deliver(ctx.config).sent
+                ingesting += ingested - started
+                delivering += time.perf_counter() - ingested
+            runs.append((ingesting, delivering))
+            best_only = max(best_only, len(mails) / ingesting)
+            best_both = max(best_both, len(mails) / (ingesting + delivering))
+        times = ", ".join(f"{i:.2f} + {d:.2f}" for i, d in runs)
+        print(f"  {'ingest() only':<44} {best_only:8.0f} mails/s")
         print(
-            f"  {'ingest() + delivery of its notices':<44} {both:8.0f} mails/s  ({elapsed:.2f} s, "
-            f"{report.sent} notices sent, sink got {Sink.count})"
+            f"  {'ingest() + delivery of its notices':<44} {best_both:8.0f} mails/s"
+            f"  (best of {len(runs)}: ingest + delivery {times} s; {sent} notices a run,"
+            + (
+                " the sink in its own process)"
+                if SINK_PROCESS[0]
+                else f" the sink got {Sink.count} in all)"
+            )
         )
-        print(f"  → end to end / ingest only = {both / only:.2f}  (target ≥ 0.65)")
+        bare = bare_smtp(port, sent)
+        print(f"  {'reference: smtplib alone, same notices':<44} {bare:8.0f} notices/s")
+        print(f"  → end to end / ingest only = {best_both / best_only:.2f}  (target ≥ 0.80)")
     finally:
         controller.stop()
+
+
+SINK_PROCESS = [False]
+_SINK_PROGRAM = """
+import sys, time
+from aiosmtpd.controller import Controller
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1])).start()
+print("ready", flush=True)
+time.sleep(86400)
+"""
+
+
+class _Stopper:
+    def __init__(self, child: Any) -> None:
+        self.child = child
+
+    def stop(self) -> None:
+        self.child.kill()
+        self.child.wait()
+
+
+def bare_smtp(port: int, count: int) -> float:
+    """The rate at which smtplib alone hands ``count`` queued notices to the same sink
+    over one connection: what the relay and the protocol cost without mailgate."""
+    import smtplib
+
+    contents = [
+        (i.sender, list(i.recipients), bytes(i.content))
+        for i in models.OutboxItem.select().where(models.OutboxItem.notice != "webhook")
+        if not bytes(i.content).startswith(b"\x00")
+    ][:count]
+    client = smtplib.SMTP("127.0.0.1", port)
+    try:
+        started = time.perf_counter()
+        for sender, recipients, content in contents:
+            client.sendmail(sender, recipients, content)
+        elapsed = time.perf_counter() - started
+    finally:
+        client.quit()
+    return len(contents) / elapsed
 
 
 if __name__ == "__main__":

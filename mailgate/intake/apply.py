@@ -102,9 +102,10 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     config = ctx.config
     # Another process may have finished this mail meanwhile (the same mail delivered to
     # two gateway processes at once): the row lock makes the second one see it.
-    if receipt_rows.status_locked(receipt.id) != "received":
+    fingerprint = content_fingerprint(mail)
+    if receipt_rows.status_locked(receipt.id, fingerprint) != "received":
         return Outcome("duplicate", receipt.message_id, reason="processed by another process")
-    earlier = _same_content(config, receipt, mail)
+    earlier = _same_content(config, receipt, fingerprint)
     if earlier is not None:
         return earlier
     # Released from the suspended queue by an admin: processed as if it had just arrived.
@@ -299,15 +300,14 @@ def _reply_cc(
 MAX_CC_NOTED = 20
 
 
-def _same_content(config: Config, receipt: ReceiptRow, mail: ParsedMail) -> Outcome | None:
+def _same_content(config: Config, receipt: ReceiptRow, fingerprint: str) -> Outcome | None:
     """The same mail came before, re-encoded in transit (other bytes, other Message-ID
-    key): a duplicate of it. Else the mail's content fingerprint is kept for later ones."""
-    fingerprint = content_fingerprint(mail)
+    key): a duplicate of it. (The mail's content fingerprint was written with the lock,
+    ``status_locked``, and is kept for later ones.)"""
     if not fingerprint:
         return None
     found = receipt_rows.same_content(fingerprint, receipt.id)
     if found is None:
-        receipt_rows.set_content_fingerprint(receipt.id, fingerprint)
         return None
     ticket_id, received_at = found
     number = ticket_rows.number_of(ticket_id)

@@ -33,10 +33,11 @@ LABELS = {
 
 def time_variables(ctx: Context, intent: Intent, box: Mailbox) -> dict[str, Any]:
     config, ticket = ctx.config, intent.ticket
-    clocks = [_clock(c) for c in clock_rows.clocks_of(ticket.id)]
+    rows = clock_rows.clocks_of(ticket.id)
+    clocks = [_clock(c) for c in rows]
     sla = None
     if clocks:
-        first = clock_rows.clocks_of(ticket.id)[0]
+        first = rows[0]
         running = [c for c in clocks if c["due"] is not None and not c["met"] and not c["paused"]]
         sla = {
             "policy": first.policy_name,

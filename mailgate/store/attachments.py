@@ -1,15 +1,17 @@
 """Attachments as frozen rows: of a ticket, of one message, or by id.
 
 Only reads; the rows are written with their message (``store.messages.add_attachments``).
-Imports the models and the standard library.
+Hand-written SQL (``store.sql``): ``of_message`` runs for every notice to agents
+inside the ingest transaction, and peewee building the joined query cost more than
+rendering the notice (``README.md``, "Figures measured").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from mailgate.store import models as m
+from mailgate.store import sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,51 +29,40 @@ class AttachmentRow:
     kept: bool
 
 
-def _rows(query: Iterable[m.Attachment]) -> list[AttachmentRow]:
-    return [
-        AttachmentRow(
-            id=a.id,
-            message_id=a.message_id,
-            ticket_id=a.message.ticket_id,
-            sha256=a.sha256,
-            size=int(a.size),
-            content_type=a.content_type,
-            filename=a.filename,
-            original_filename=a.original_filename or a.filename,
-            content_id=a.content_id,
-            inline=bool(a.inline),
-            kept=bool(a.kept),
-        )
-        for a in query
-    ]
+_SELECT = (
+    "SELECT a.id, a.message_id, m.ticket_id, a.sha256, a.size, a.content_type, a.filename,"
+    " a.original_filename, a.content_id, a.inline, a.kept"
+    " FROM attachment a JOIN message m ON m.id = a.message_id"
+)
+
+
+def _row(r: tuple[Any, ...]) -> AttachmentRow:
+    return AttachmentRow(
+        id=int(r[0]),
+        message_id=int(r[1]),
+        ticket_id=int(r[2]),
+        sha256=str(r[3]),
+        size=int(r[4]),
+        content_type=str(r[5]),
+        filename=str(r[6]),
+        original_filename=str(r[7] or r[6]),
+        content_id=str(r[8] or ""),
+        inline=bool(r[9]),
+        kept=bool(r[10]),
+    )
 
 
 def of_ticket(ticket_id: int) -> list[AttachmentRow]:
     """Every attachment of a ticket's thread, in the order the messages came."""
-    query = (
-        m.Attachment.select(m.Attachment, m.Message.ticket)
-        .join(m.Message)
-        .where(m.Message.ticket == ticket_id)
-        .order_by(m.Message.id, m.Attachment.id)
-    )
-    return _rows(query)
+    found = sql.rows(f"{_SELECT} WHERE m.ticket_id = ? ORDER BY m.id, a.id", ticket_id)
+    return [_row(r) for r in found]
 
 
 def of_message(message_id: int) -> list[AttachmentRow]:
-    query = (
-        m.Attachment.select(m.Attachment, m.Message.ticket)
-        .join(m.Message)
-        .where(m.Attachment.message == message_id)
-        .order_by(m.Attachment.id)
-    )
-    return _rows(query)
+    found = sql.rows(f"{_SELECT} WHERE a.message_id = ? ORDER BY a.id", message_id)
+    return [_row(r) for r in found]
 
 
 def by_id(attachment_id: int) -> AttachmentRow | None:
-    query = (
-        m.Attachment.select(m.Attachment, m.Message.ticket)
-        .join(m.Message)
-        .where(m.Attachment.id == attachment_id)
-    )
-    found = _rows(query)
-    return found[0] if found else None
+    found = sql.one(f"{_SELECT} WHERE a.id = ?", attachment_id)
+    return None if found is None else _row(found)

@@ -236,14 +236,15 @@ def latest_customer(ticket_id: int) -> MessageRow | None:
 
 def conversation_ids(ticket_id: int) -> list[str]:
     """The Message-IDs a notice refers to: the first inbound mail, then the customer's latest 3."""
-    first = sql.rows(
-        "SELECT message_id FROM message WHERE ticket_id = ? AND direction = 'in'"
-        " ORDER BY id LIMIT 1",
+    # One statement for both (every notice's thread is read in the ingest transaction).
+    found = sql.rows(
+        "SELECT 0, id, message_id FROM (SELECT id, message_id FROM message WHERE ticket_id = ?"
+        " AND direction = 'in' ORDER BY id LIMIT 1) AS first UNION ALL"
+        " SELECT 1, id, message_id FROM (SELECT id, message_id FROM message WHERE ticket_id = ?"
+        " AND kind IN ('customer', 'external') ORDER BY id DESC LIMIT 3) AS latest",
+        ticket_id,
         ticket_id,
     )
-    latest = sql.rows(
-        "SELECT message_id FROM message WHERE ticket_id = ? AND kind IN ('customer', 'external')"
-        " ORDER BY id DESC LIMIT 3",
-        ticket_id,
-    )
-    return [str(r[0]) for r in first] + [str(r[0]) for r in reversed(latest)]
+    first = [str(r[2]) for r in found if r[0] == 0]
+    latest = sorted((int(r[1]), str(r[2])) for r in found if r[0] == 1)
+    return first + [message_id for _, message_id in latest]

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from mailgate.store import sql
-from mailgate.store.db import is_sqlite, utcnow
+from mailgate.store.db import utcnow
 from mailgate.store.faults import TEMPORARY_PREFIX
 from mailgate.store.rows import ReceiptRow
 
@@ -187,10 +187,18 @@ def quarantine(receipt_id: int, reason: str) -> None:
     )
 
 
-def status_locked(receipt_id: int) -> str | None:
-    """The receipt's status, row-locked (PostgreSQL) for the processing transaction."""
-    lock = "" if is_sqlite() else " FOR UPDATE"
-    found = sql.value(f"SELECT status FROM receipt WHERE id = ?{lock}", receipt_id)
+def status_locked(receipt_id: int, content_fingerprint: str) -> str | None:
+    """The receipt's status, row-locked for the processing transaction, with the mail's
+    content fingerprint written (it is only seen once the transaction commits).
+
+    One UPDATE … RETURNING does both: an UPDATE takes the row lock as SELECT … FOR
+    UPDATE did on PostgreSQL, and waits for (then sees) a transaction that holds it.
+    """
+    found = sql.value(
+        "UPDATE receipt SET content_fingerprint = ? WHERE id = ? RETURNING status",
+        content_fingerprint,
+        receipt_id,
+    )
     return None if found is None else str(found)
 
 
@@ -224,10 +232,6 @@ def same_content(fingerprint: str, receipt_id: int) -> tuple[int | None, dt.date
     when = sql.read_ts(row[1])
     assert when is not None
     return (None if row[0] is None else int(row[0])), when
-
-
-def set_content_fingerprint(receipt_id: int, fingerprint: str) -> None:
-    sql.run("UPDATE receipt SET content_fingerprint = ? WHERE id = ?", fingerprint, receipt_id)
 
 
 def unfinished(now: dt.datetime, limit: int = 500) -> list[int]:
