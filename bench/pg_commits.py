@@ -154,7 +154,7 @@ def prepared_schemas(work: Path, url: str, count: int) -> list[str]:
 
 def replay(url: str, schemas: list[str], recorder: _Recorder) -> tuple[float, int]:
     """All clients replay the captured statements at once; (seconds, commits sent)."""
-    commits = sum(1 for s in recorder.statements if s.strip().upper() == "COMMIT")
+    commits = sum(1 for s in recorder.statements if s.rstrip().upper().endswith("COMMIT"))
     ready = threading.Barrier(len(schemas) + 1)
     errors: list[Exception] = []
 
@@ -254,7 +254,7 @@ def _own_loop(url: str, schema: str, clients: int, seconds: float) -> float:
 def ceiling(work: Path, url: str, mails: list[bytes], clients: list[int], seconds: float) -> None:
     recorder = capture(work, url, mails)
     statements = len(recorder.statements)
-    commits = sum(1 for s in recorder.statements if s.strip().upper() == "COMMIT")
+    commits = sum(1 for s in recorder.statements if s.rstrip().upper().endswith("COMMIT"))
     print(
         f"the database's ceiling: {len(mails)} mails sent {statements} statements"
         f" ({statements / len(mails):.1f} round trips and {commits / len(mails):.2f} COMMITs"

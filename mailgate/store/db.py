@@ -91,25 +91,29 @@ def open_database(url: str, *, sync: str = "normal") -> pw.Database:
 
 
 class _PostgresDatabase(pw.PostgresqlDatabase):
-    """PostgreSQL with fewer round trips: BEGIN travels with the first statement.
+    """PostgreSQL with fewer round trips: what needs no answer travels with what does.
 
     peewee runs the driver in autocommit mode and sends ``BEGIN`` on its own, a round
     trip of its own for every transaction (four or five per mail). Here ``begin()``
     only notes it, and the first statement of the transaction carries it (psycopg2
     sends ``BEGIN; INSERT …`` as one simple query, whose result is the last
     statement's). A transaction that ran no statement sends neither BEGIN nor COMMIT.
-    ``SET LOCAL`` settings of the transaction (``write_transaction(durable=False)``)
-    travel the same way.
+    ``SET LOCAL`` settings (``write_transaction(durable=False)``) and writes whose
+    result nobody reads (``sql.later``: events, attachments, counters, the receipt's
+    last update) travel the same way, with the next statement or the COMMIT; an error
+    in one of them is raised there, still inside the transaction, which rolls back.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending = threading.local()  # peewee keeps one connection per thread
 
-    def _take_pending(self) -> str:
-        pending: str = getattr(self._pending, "text", "")
-        self._pending.text = ""
-        return pending
+    def _take_pending(self) -> tuple[str, bool]:
+        """(the statements waiting to be sent, whether BEGIN is among them)."""
+        text: str = getattr(self._pending, "text", "")
+        unsent: bool = getattr(self._pending, "unsent_begin", False)
+        self._pending.text, self._pending.unsent_begin = "", False
+        return text, unsent
 
     def begin(self, isolation_level: Any = None) -> None:
         if isolation_level is not None or getattr(self, "_isolation_level", None):
@@ -119,26 +123,39 @@ class _PostgresDatabase(pw.PostgresqlDatabase):
             # Connecting resets peewee's per-thread state (the open transactions among it):
             # it must happen now, not with the first statement.
             self.connect()
-        self._pending.text = "BEGIN; "
+        self._pending.text, self._pending.unsent_begin = "BEGIN; ", True
 
-    def defer(self, statement: str) -> None:
-        """Run ``statement`` (no parameters) with the transaction's first statement."""
-        pending = getattr(self._pending, "text", "")
-        if pending:
-            self._pending.text = f"{pending}{statement}; "
-        else:
-            self.execute_sql(statement)
+    def defer(self, statement: str, params: Any = None) -> None:
+        """Send ``statement`` with the transaction's next statement (or its COMMIT); at
+        once when no transaction is open."""
+        if self.transaction_depth() == 0:
+            self.execute_sql(statement, params)
+            return
+        if params is not None:
+            cursor = self.connection().cursor()  # type: ignore[no-untyped-call]
+            statement = cursor.mogrify(statement, params).decode()
+        pending: str = getattr(self._pending, "text", "")
+        self._pending.text = f"{pending}{statement}; "
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
-        pending = self._take_pending()
-        return super().execute_sql(pending + sql if pending else sql, params)  # type: ignore[no-untyped-call]
+        pending, _ = self._take_pending()
+        if pending:
+            # peewee always passes parameters, so psycopg2 reads % in the whole text.
+            sql = pending.replace("%", "%%") + sql
+        return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
 
     def commit(self) -> None:
-        if not self._take_pending():  # nothing ran: nothing to commit
-            super().commit()
+        pending, unsent_begin = self._take_pending()
+        if unsent_begin and not pending.removeprefix("BEGIN; "):
+            return  # nothing ran: nothing to commit
+        if pending:
+            super().execute_sql(pending.replace("%", "%%") + "COMMIT")  # type: ignore[no-untyped-call]
+            return
+        super().commit()
 
     def rollback(self) -> None:
-        if not self._take_pending():
+        _, unsent_begin = self._take_pending()  # writes not sent yet: simply dropped
+        if not unsent_begin:
             super().rollback()
 
     def close(self) -> bool:

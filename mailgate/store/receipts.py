@@ -197,7 +197,7 @@ def status_locked(receipt_id: int) -> str | None:
 def finish(
     receipt_id: int, *, action: str, reason: str, ticket_id: int | None, mailbox: str
 ) -> None:
-    sql.run(
+    sql.later(  # usually the last write of the processing: sent with its COMMIT
         "UPDATE receipt SET status = 'processed', action = ?, reason = ?, ticket_id = ?,"
         " processed_at = ?, mailbox = ? WHERE id = ?",
         action,
@@ -227,7 +227,7 @@ def same_content(fingerprint: str, receipt_id: int) -> tuple[int | None, dt.date
 
 
 def set_content_fingerprint(receipt_id: int, fingerprint: str) -> None:
-    sql.run("UPDATE receipt SET content_fingerprint = ? WHERE id = ?", fingerprint, receipt_id)
+    sql.later("UPDATE receipt SET content_fingerprint = ? WHERE id = ?", fingerprint, receipt_id)
 
 
 def unfinished(now: dt.datetime, limit: int = 500) -> list[int]:
