@@ -58,12 +58,14 @@ def _wait_for(condition: Any, seconds: float = 30.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
-def _session_blocked_on_outbox(connection: Any) -> int | None:
+def _session_blocked_on_outbox(connection: Any, holder: Any) -> int | None:
+    """The server session waiting for the table ``holder`` locks (only ours: the server
+    is shared with other tests)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
             " AND query LIKE %s",
-            ("%INSERT INTO outbox_item%",),
+            (holder.get_backend_pid(), "%INSERT INTO outbox_item%"),
         )
         row = cursor.fetchone()
     return None if row is None else int(row[0])
@@ -93,7 +95,7 @@ def _kill_mid_processing(ctx: Context, database_url: str, raw: bytes) -> None:
         assert process.stdin is not None
         process.stdin.write(raw)
         process.stdin.close()
-        backend = _wait_for(lambda: _session_blocked_on_outbox(watcher))
+        backend = _wait_for(lambda: _session_blocked_on_outbox(watcher, holder))
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         with watcher.cursor() as cursor:
@@ -254,3 +256,54 @@ def test_a_serve_killed_while_it_holds_outbox_claims_leaves_them_to_another_afte
         second.send_signal(signal.SIGTERM)
         second.wait(20)
     m.db.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.config({"lifecycle": {"pending_reminder_after": "1h"}})
+def test_a_jobs_run_killed_mid_transaction_leaves_its_tickets_to_the_next_run_at_once(
+    ctx: Context, database_url: str, config_path: Path
+) -> None:
+    """Due work is done under row locks in a transaction: a run killed with -9 holds
+    nothing once its session ended, and the next run sends each reminder once."""
+    from mailgate.admin import tickets as admin
+
+    numbers = []
+    for i in range(3):
+        raw = compose(sender=f"customer{i}@customer.example", subject=f"Question {i}")
+        outcome = intake.ingest(ctx, raw, source="smtp")
+        assert outcome.ticket is not None
+        admin.set_status(ctx, outcome.ticket, "pending", "admin:cli")
+        numbers.append(outcome.ticket)
+    at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
+    command = [sys.executable, "-m", "mailgate", "--config", str(config_path), "jobs", "run"]
+    holder = _schema_connection(database_url)
+    holder.autocommit = False
+    with holder.cursor() as cursor:
+        cursor.execute("LOCK TABLE outbox_item IN EXCLUSIVE MODE")
+    watcher = _schema_connection(database_url)
+    killed = subprocess.Popen(
+        [*command, "--at", at], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        backend = _wait_for(lambda: _session_blocked_on_outbox(watcher, holder))
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+        with watcher.cursor() as cursor:
+            # The server notices a dead client when it next talks to it; a crashed
+            # machine's connection ends the same way once TCP gives up.
+            cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait(10)
+        holder.rollback()
+        holder.close()
+        watcher.close()
+    assert m.OutboxItem.select().where(m.OutboxItem.notice == "pending_reminder").count() == 0
+    done = subprocess.run([*command, "--at", at], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    reminders = m.OutboxItem.select().where(m.OutboxItem.notice == "pending_reminder")
+    assert sorted(tuple(i.recipients) for i in reminders) == sorted(
+        (f"customer{i}@customer.example",) for i in range(3)
+    )
+    assert m.Event.select().where(m.Event.kind == "pending_reminder").count() == 3
