@@ -29,7 +29,7 @@ from mailgate.config import Config
 from mailgate.errors import TemporaryFailure
 from mailgate.logs import event
 from mailgate.mail.parse import ParsedMail
-from mailgate.store import PeeweeException, inflight, is_sqlite, write_transaction
+from mailgate.store import PeeweeException, inflight, is_sqlite, single_statement
 from mailgate.store.rows import ReceiptRow
 
 log = logging.getLogger("mailgate.ingest")
@@ -44,14 +44,14 @@ def in_flight(message_id: str) -> Iterator[None]:
     """Mark ``message_id`` as in flight in this process while the block runs."""
     held = False
     if not is_sqlite():
-        with write_transaction():
+        with single_statement():  # one round trip: a session's lock needs no transaction
             held = inflight.hold(message_id)
     try:
         yield
     finally:
         if held:
             # A lost connection has let go already.
-            with contextlib.suppress(TemporaryFailure, PeeweeException), write_transaction():
+            with contextlib.suppress(TemporaryFailure, PeeweeException), single_statement():
                 inflight.let_go(message_id)
 
 
@@ -63,13 +63,13 @@ def wait_for_parents(config: Config, receipt: ReceiptRow, mail: ParsedMail) -> N
     ids = [i for i in dict.fromkeys(named) if i != receipt.message_id][:MAX_REFERENCES]
     if not ids:
         return
-    with write_transaction():
+    with single_statement():
         pending = inflight.unfinished_before(ids, receipt.id)
     if not pending:
         return
     # Shorter than the waiting mail's own deadline, which counts the wait too.
     seconds = 0.8 * config.gateway.max_processing_seconds
-    with write_transaction():
+    with single_statement():  # inflight.wait runs its own transaction
         finished = inflight.wait(pending, seconds)
     if not finished:
         event(

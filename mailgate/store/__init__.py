@@ -24,6 +24,7 @@ from mailgate.store.db import (
     new_message_id,
     open_database,
     savepoint,
+    single_statement,
     utcnow,
     write_transaction,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "require_schema",
     "savepoint",
     "schema_status",
+    "single_statement",
     "upgrade",
     "utcnow",
     "write_transaction",

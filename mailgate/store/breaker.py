@@ -58,7 +58,7 @@ def count(recipients: Iterable[tuple[str, int]], now: dt.datetime) -> None:
     if not rows:
         return
     sql.insert_many("auto_mail_log", ("recipient", "ticket_id", "at"), rows)
-    sql.run(
+    sql.later(
         "INSERT INTO mail_counter (minute, count) VALUES (?, ?) ON CONFLICT (minute)"
         " DO UPDATE SET count = mail_counter.count + excluded.count",
         minute(now),

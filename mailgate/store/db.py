@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ __all__ = [
     "open_database",
     "pgcode",
     "savepoint",
+    "single_statement",
     "utcnow",
     "write_transaction",
 ]
@@ -82,8 +84,83 @@ def open_database(url: str, *, sync: str = "normal") -> pw.Database:
         database = url_connect(url, **kwargs)
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"database.url: {exc}") from None
+    if type(database) is pw.PostgresqlDatabase:
+        database = _PostgresDatabase(database.database, **database.connect_params)
     db.initialize(database)
     return database  # type: ignore[no-any-return]
+
+
+class _PostgresDatabase(pw.PostgresqlDatabase):
+    """PostgreSQL with fewer round trips: what needs no answer travels with what does.
+
+    peewee runs the driver in autocommit mode and sends ``BEGIN`` on its own, a round
+    trip of its own for every transaction (four or five per mail). Here ``begin()``
+    only notes it, and the first statement of the transaction carries it (psycopg2
+    sends ``BEGIN; INSERT …`` as one simple query, whose result is the last
+    statement's). A transaction that ran no statement sends neither BEGIN nor COMMIT.
+    ``SET LOCAL`` settings (``write_transaction(durable=False)``) and writes whose
+    result nobody reads (``sql.later``: events, attachments, counters, the receipt's
+    last update) travel the same way, with the next statement or the COMMIT; an error
+    in one of them is raised there, still inside the transaction, which rolls back.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending = threading.local()  # peewee keeps one connection per thread
+
+    def _take_pending(self) -> tuple[str, bool]:
+        """(the statements waiting to be sent, whether BEGIN is among them)."""
+        text: str = getattr(self._pending, "text", "")
+        unsent: bool = getattr(self._pending, "unsent_begin", False)
+        self._pending.text, self._pending.unsent_begin = "", False
+        return text, unsent
+
+    def begin(self, isolation_level: Any = None) -> None:
+        if isolation_level is not None or getattr(self, "_isolation_level", None):
+            super().begin(isolation_level)
+            return
+        if self.is_closed():
+            # Connecting resets peewee's per-thread state (the open transactions among it):
+            # it must happen now, not with the first statement.
+            self.connect()
+        self._pending.text, self._pending.unsent_begin = "BEGIN; ", True
+
+    def defer(self, statement: str, params: Any = None) -> None:
+        """Send ``statement`` with the transaction's next statement (or its COMMIT); at
+        once when no transaction is open."""
+        if self.transaction_depth() == 0:
+            self.execute_sql(statement, params)
+            return
+        if params is not None:
+            cursor = self.connection().cursor()  # type: ignore[no-untyped-call]
+            statement = cursor.mogrify(statement, params).decode()
+        pending: str = getattr(self._pending, "text", "")
+        self._pending.text = f"{pending}{statement}; "
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        pending, _ = self._take_pending()
+        if pending:
+            # peewee always passes parameters, so psycopg2 reads % in the whole text.
+            sql = pending.replace("%", "%%") + sql
+        return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
+
+    def commit(self) -> None:
+        pending, unsent_begin = self._take_pending()
+        if unsent_begin and not pending.removeprefix("BEGIN; "):
+            return  # nothing ran: nothing to commit
+        if pending:
+            super().execute_sql(pending.replace("%", "%%") + "COMMIT")  # type: ignore[no-untyped-call]
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        _, unsent_begin = self._take_pending()  # writes not sent yet: simply dropped
+        if not unsent_begin:
+            super().rollback()
+
+    def close(self) -> bool:
+        self._take_pending()
+        return bool(super().close())
 
 
 def close() -> None:
@@ -97,16 +174,47 @@ def is_sqlite() -> bool:
 
 
 @contextmanager
-def write_transaction() -> Iterator[None]:
+def write_transaction(*, durable: bool = True) -> Iterator[None]:
     """A transaction that will write: IMMEDIATE on SQLite so two writers queue instead of failing.
+
+    ``durable=False`` (PostgreSQL; the outermost transaction only): its COMMIT returns
+    without waiting for the server's fsync (``SET LOCAL synchronous_commit = off``); the
+    server writes it within a fraction of a second. Only for work that a crash of the
+    server may take back because it is redone: the processing of a mail, whose receipt
+    (committed durably before) stays ``received`` and leased when the processing is
+    lost, so the recovery finishes it exactly once. Any later durable commit makes it
+    durable too (the write-ahead log is flushed in order), so nothing that depends on it
+    — a notice claimed for sending, the next mail's 250 — can outlive it.
 
     Database errors that mean "not now" (locked, connection lost, disk full, corrupt)
     become ``TemporaryFailure``; the caller retries or tells the sender to. A query with
     too many variables is a bug of ours, never temporary (``faults.QueryTooLarge``).
     """
-    try:
-        with db.atomic("IMMEDIATE") if is_sqlite() else db.atomic():
+    with _translated_faults(), db.atomic("IMMEDIATE") if is_sqlite() else db.atomic():
+        if not durable and isinstance(db.obj, _PostgresDatabase):
+            if db.obj.transaction_depth() == 1:
+                db.obj.defer("SET LOCAL synchronous_commit = off")
+        yield
+
+
+@contextmanager
+def single_statement() -> Iterator[None]:
+    """One statement that needs no transaction of its own (an advisory lock, a read):
+    on PostgreSQL a single round trip instead of BEGIN, the statement and COMMIT.
+    Faults are told apart as in ``write_transaction``. Inside a transaction it is
+    simply part of it."""
+    with _translated_faults():
+        if is_sqlite():
+            with db.atomic("IMMEDIATE"):
+                yield
+        else:
             yield
+
+
+@contextmanager
+def _translated_faults() -> Iterator[None]:
+    try:
+        yield
     except (pw.OperationalError, pw.InterfaceError) as exc:
         # Told apart (busy, disk full, corrupt, too many variables), each its own log line.
         if not _is_conflict(exc):

@@ -9,13 +9,33 @@ revoking their API tokens and ending their desk sessions.
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any
 
 from mailgate.config import Config
 from mailgate.errors import UsageError
 from mailgate.store import sql
-from mailgate.store.db import utcnow
+from mailgate.store.db import db, utcnow
 from mailgate.store.rows import AgentRow, TeamRow
+
+# Teams and agents found by key or id, per database: every mail's notices look them up
+# (two to four round trips a mail on PostgreSQL) and only ``sync`` and the first use of
+# a configured key write these rows, from the config this process runs with. A row is
+# cached once it exists (never its absence); ``sync`` empties the cache.
+_cache: weakref.WeakKeyDictionary[Any, dict[tuple[str, Any], Any]] = weakref.WeakKeyDictionary()
+
+
+def _cached() -> dict[tuple[str, Any], Any]:
+    found = _cache.get(db.obj)
+    if found is None:
+        found = _cache[db.obj] = {}
+    return found
+
+
+def _remember(key: tuple[str, Any], row: Any) -> None:
+    """Cache ``row`` once the transaction that read it commits (it may have created it)."""
+    cache = _cached()
+    db.obj.after_commit(lambda: cache.__setitem__(key, row))
 
 _AGENT = "SELECT id, key, name, emails, role FROM agent"
 
@@ -33,11 +53,25 @@ def _agent(row: tuple[Any, ...] | None) -> AgentRow | None:
 
 
 def agent_by_id(agent_id: int | None) -> AgentRow | None:
-    return None if agent_id is None else _agent(sql.one(f"{_AGENT} WHERE id = ?", agent_id))
+    if agent_id is None:
+        return None
+    cache = _cached()
+    found: AgentRow | None = cache.get(("agent_id", agent_id))
+    if found is None:
+        found = _agent(sql.one(f"{_AGENT} WHERE id = ?", agent_id))
+        if found is not None:
+            _remember(("agent_id", agent_id), found)
+    return found
 
 
 def agent_by_key(key: str) -> AgentRow | None:
-    return _agent(sql.one(f"{_AGENT} WHERE key = ?", key))
+    cache = _cached()
+    found: AgentRow | None = cache.get(("agent", key))
+    if found is None:
+        found = _agent(sql.one(f"{_AGENT} WHERE key = ?", key))
+        if found is not None:
+            _remember(("agent", key), found)
+    return found
 
 
 def agent_row(key: str, config: Config) -> AgentRow:
@@ -69,16 +103,26 @@ def first_active_agent() -> AgentRow | None:
 def team_by_id(team_id: int | None) -> TeamRow | None:
     if team_id is None:
         return None
+    cache = _cached()
+    found: TeamRow | None = cache.get(("team_id", team_id))
+    if found is not None:
+        return found
     row = sql.one("SELECT key, name, address FROM team WHERE id = ?", team_id)
     if row is None:
         return None
-    return TeamRow(id=team_id, key=str(row[0]), name=str(row[1]), address=str(row[2]))
+    found = TeamRow(id=team_id, key=str(row[0]), name=str(row[1]), address=str(row[2]))
+    _remember(("team_id", team_id), found)
+    return found
 
 
 def team_row(key: str, config: Config) -> TeamRow | None:
     """The row of a configured team, created on first use; None for no team ('')."""
     if not key:
         return None
+    cache = _cached()
+    known: TeamRow | None = cache.get(("team", key))
+    if known is not None:
+        return known
     found = sql.one("SELECT id, name, address FROM team WHERE key = ?", key)
     if found is None:
         team = config.team(key)
@@ -92,11 +136,14 @@ def team_row(key: str, config: Config) -> TeamRow | None:
         )
         found = sql.one("SELECT id, name, address FROM team WHERE key = ?", key)
         assert found is not None
-    return TeamRow(id=int(found[0]), key=key, name=str(found[1]), address=str(found[2]))
+    known = TeamRow(id=int(found[0]), key=key, name=str(found[1]), address=str(found[2]))
+    _remember(("team", key), known)
+    return known
 
 
 def sync(config: Config) -> None:
     """Mirror the config's teams and agents into the database (names may change)."""
+    _cached().clear()
     for team in config.teams:
         row = team_row(team.key, config)
         if row is not None and (row.name, row.address) != (team.name, team.address):
@@ -115,6 +162,7 @@ def sync(config: Config) -> None:
             True,
             agent_row(agent.key, config).id,
         )
+    _cached().clear()
     configured = [a.key for a in config.agents] or [""]
     removed = f"NOT IN ({sql.placeholders(len(configured))})"
     sql.run(f"UPDATE agent SET active = ? WHERE key {removed}", False, *configured)

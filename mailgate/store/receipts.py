@@ -205,7 +205,7 @@ def status_locked(receipt_id: int, content_fingerprint: str) -> str | None:
 def finish(
     receipt_id: int, *, action: str, reason: str, ticket_id: int | None, mailbox: str
 ) -> None:
-    sql.run(
+    sql.later(  # usually the last write of the processing: sent with its COMMIT
         "UPDATE receipt SET status = 'processed', action = ?, reason = ?, ticket_id = ?,"
         " processed_at = ?, mailbox = ? WHERE id = ?",
         action,

@@ -36,6 +36,17 @@ def run(text: str, *params: Any) -> Any:
     return db.execute_sql(_sql(text), tuple(map(clean, params)))
 
 
+def later(text: str, *params: Any) -> None:
+    """A write whose result (rows, rowcount) nobody reads: on PostgreSQL it travels with
+    the transaction's next statement or its COMMIT instead of a round trip of its own
+    (``db._PostgresDatabase``); an error in it is raised there, inside the transaction.
+    At once on SQLite and outside a transaction."""
+    if is_sqlite():
+        run(text, *params)
+    else:
+        db.obj.defer(_sql(text), tuple(map(clean, params)))
+
+
 def clean(value: Any) -> Any:
     """Text the database can store: no NUL (PostgreSQL refuses it), no lone surrogates.
 
@@ -82,8 +93,8 @@ MAX_VARIABLES = 900
 
 
 def insert_many(table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]) -> None:
-    """Multi-row INSERTs (one round trip, one parse) for all ``records``, as few as the
-    variable limit allows."""
+    """Multi-row INSERTs (one parse) for all ``records``, as few as the variable limit
+    allows; sent with the next statement (``later``)."""
     records = list(records)
     if not records:
         return
@@ -92,7 +103,7 @@ def insert_many(table: str, columns: Sequence[str], records: Iterable[Sequence[A
     for start in range(0, len(records), per_statement):
         batch = records[start : start + per_statement]
         text = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(row for _ in batch)
-        run(text, *(v for record in batch for v in record))  # run() cleans every value
+        later(text, *(v for record in batch for v in record))  # later() cleans every value
 
 
 def chunks(values: Sequence[Any], size: int = MAX_VARIABLES - 10) -> Iterator[Sequence[Any]]:

@@ -243,7 +243,7 @@ def insert(
         sql.ts(now),
         sql.ts(now),
     )
-    sql.run(
+    sql.later(
         "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'requester')",
         ticket_id,
         requester_id,
@@ -315,4 +315,4 @@ def link(ticket_id: int, other_id: int, kind: str, back: str) -> None:
 
 def touch(ticket_id: int, now: dt.datetime) -> None:
     """Something was added to the ticket's thread (not a change of its state)."""
-    sql.run("UPDATE ticket SET updated_at = ? WHERE id = ?", sql.ts(now), ticket_id)
+    sql.later("UPDATE ticket SET updated_at = ? WHERE id = ?", sql.ts(now), ticket_id)
