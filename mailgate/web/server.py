@@ -83,13 +83,18 @@ class Running:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{self.root_path}/"
+        return url_of(self.host, self.port, self.root_path)
 
     async def stop(self) -> None:
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(self.task), timeout=10)
+
+
+def url_of(host: str, port: int, root_path: str) -> str:
+    """The desk's address as ``serve`` and ``mailgate web`` print it."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{root_path}/"
 
 
 def bind(listen: str, path: str) -> socket.socket:
@@ -115,13 +120,20 @@ def bind(listen: str, path: str) -> socket.socket:
 
 
 async def start(ctx: Context, metrics: Any = None, *, bounded: bool = True) -> Running:
-    """Serve the desk on ``[web] listen`` in the running loop (``serve`` calls this);
-    ``bounded``: at most ``SERVE_SLOTS`` pages at once (else as many as the thread pool
-    takes)."""
+    """Serve the desk on ``[web] listen`` in the running loop; ``bounded``: at most
+    ``SERVE_SLOTS`` pages at once (else as many as the thread pool takes). ``serve``
+    runs the desk in a process of its own instead (``web.process.spawn``)."""
+    sock = bind(ctx.config.web.listen, str(ctx.config.path))
+    return await serve_socket(ctx, sock, metrics, bounded=bounded)
+
+
+async def serve_socket(
+    ctx: Context, sock: socket.socket, metrics: Any = None, *, bounded: bool = True
+) -> Running:
+    """Serve the desk on a bound, listening socket in the running loop."""
     from mailgate.web.app import create_app
 
     web = ctx.config.web
-    sock = bind(web.listen, str(ctx.config.path))
     app: Any = create_app(ctx, metrics=metrics)
     if bounded and SERVE_SLOTS is not None:
         app = Bounded(app, SERVE_SLOTS)
