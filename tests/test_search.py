@@ -332,3 +332,48 @@ def test_sorts_by_priority_and_status_page_through_every_ticket_once(
     assert ranks == sorted(ranks) and len(set(ranks)) > 1  # fmt: skip
     only = search.find(ctx.config, search.Options(sort="status", status="pending"))
     assert [r["number"] for r in only.rows] == [numbers[2]] and only.total == 1
+
+
+def test_a_common_word_lists_the_tickets_of_its_newest_matches_newest_first(
+    ctx: Context, threads: dict[str, int]
+) -> None:
+    """When more messages match than are ranked, ranking an arbitrary few of them is
+    costly and says little: the newest matches are shown newest first, and the page
+    says how it was cut; a rarer word is ranked, best match first."""
+    from mailgate import search
+
+    older = ingest(ctx, subject="Terminal terminal terminal", body="terminal terminal")
+    newer = [ingest(ctx, subject=f"Case {n}", body=f"The terminal {n}.") for n in range(3)]
+    wide = search.find(ctx.config, search.Options(text="terminal", searched=3))
+    assert wide.cut == "newest" and not wide.complete
+    assert [r["number"] for r in wide.rows] == newer[::-1]  # older is not among the newest 3
+    ranked = search.find(ctx.config, search.Options(text="terminal", searched=100))
+    assert ranked.cut == "" and ranked.complete
+    assert ranked.rows[0]["number"] == older  # the best match, though the oldest
+
+
+def test_words_without_spaces_are_looked_for_in_the_newest_messages_only(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Japanese word is a scan of the messages (no tokenizer splits it): of the newest
+    ``SCANNED`` messages only, and the page says so when there are older ones."""
+    from mailgate import search
+    from mailgate.store import textsearch
+
+    old = ingest(ctx, subject="カード端末が動きません", body="東京の店舗です")
+    for n in range(3):
+        ingest(ctx, subject=f"Other {n}", body="nothing in Japanese")
+    new = ingest(ctx, subject="端末 again", body="支払いができません")
+    everything = search.find(ctx.config, search.Options(text="端末"))
+    assert {r["number"] for r in everything.rows} == {old, new} and everything.cut == ""
+    from mailgate.store import models as m
+
+    ticket = m.Ticket.get(m.Ticket.number == new)
+    first = m.Message.select(m.Message.id).where(m.Message.ticket == ticket.id).order_by(
+        m.Message.id).first()  # fmt: skip
+    newest = m.Message.select(m.Message.id).order_by(m.Message.id.desc()).first()
+    assert first is not None and newest is not None
+    monkeypatch.setattr(textsearch, "SCANNED", newest.id - first.id + 1)  # the new ticket's
+    recent = search.find(ctx.config, search.Options(text="端末"))
+    assert [r["number"] for r in recent.rows] == [new]
+    assert recent.cut == "window" and not recent.complete

@@ -251,3 +251,19 @@ def test_a_queue_page_costs_the_same_few_queries_however_many_rows_it_shows(
     # The session's lookup, the page (with each row's next due time) and the count.
     assert one == five and five <= 4, (one, five)
     assert queries("/?per=1&q=terminal") == queries("/?per=5&q=terminal")
+
+
+def test_a_cut_search_says_how_it_was_cut(
+    ctx: Context, queue: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent must know when a search did not look at everything: words without spaces
+    are looked for in the newest messages only."""
+    from mailgate.store import textsearch
+
+    found = intake.ingest(ctx, compose(subject="端末が動きません"), source="smtp").ticket
+    carol = agent(ctx, "carol")
+    page = carol.get("/?status=all&q=" + "端末")
+    assert numbers(page.text) == [found] and "looked for in the newest" not in page.text
+    monkeypatch.setattr(textsearch, "SCANNED", 1)  # older messages than the newest one exist
+    page = carol.get("/?status=all&q=" + "端末")
+    assert "words without spaces are looked for in the newest" in html.unescape(page.text)

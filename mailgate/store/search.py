@@ -78,6 +78,10 @@ class Page:
     rows: list[dict[str, Any]]
     total: int  # how many tickets match in all
     complete: bool = True  # false: more messages matched than were searched (total is "at least")
+    # How a search was cut (``store.textsearch.hits``): "" not at all, every match best
+    # first; "newest": more than ``cap`` messages match, the newest ``cap`` are shown
+    # newest first; "window": words without spaces, looked for in the newest ``SCANNED``.
+    cut: str = ""
 
 
 def page(
@@ -100,10 +104,10 @@ def page(
     key = sort.lstrip("-")
     if key == "rank" and not where.searches:
         key, descending = "updated", True
-    complete = not where.searches or not textsearch.over(where, cap)
-    matches = 0
+    complete, cut, matches = True, "", 0
     if where.searches:
-        ids, matches = _searched_ids(where, cap, key, descending, limit, offset)
+        ids, matches, cut = _searched_ids(where, cap, key, descending, limit, offset)
+        complete = not cut
     elif key in ("priority", "status", "due"):
         ids = _segmented_ids(where, key, descending, limit, offset)
     else:
@@ -122,7 +126,7 @@ def page(
             total = _count(where, count_up_to)
             if count_up_to is not None and total > count_up_to:
                 total, complete = count_up_to, False
-    return Page([_row(config, t) for t in found], total, complete)
+    return Page([_row(config, t) for t in found], total, complete, cut)
 
 
 def _order(key: str, descending: bool) -> list[Any]:
@@ -172,16 +176,17 @@ def _paged(query: Any, limit: int | None, offset: int) -> Any:
 
 def _searched_ids(
     where: Filter, cap: int, key: str, descending: bool, limit: int | None, offset: int
-) -> tuple[list[int], int]:
-    """The page's ids among the matches, and how many tickets match (in the same pass)."""
-    text, params = textsearch.hits(where, cap)
+) -> tuple[list[int], int, str]:
+    """The page's ids among the matches, how many tickets match (in the same pass), and
+    how the search was cut."""
+    text, params, cut = textsearch.hits(where, cap)
     query = (
         _ids(where, key, pw.fn.COUNT(pw.SQL("*")).over().alias("matches"))
         .join(textsearch.Hits(text, params), on=(m.Ticket.id == pw.SQL("hits.ticket_id")))
         .order_by(*_order(key, descending))
     )
     found = list(_paged(query, limit, offset).tuples())
-    return [int(r[0]) for r in found], int(found[0][1]) if found else 0
+    return [int(r[0]) for r in found], int(found[0][1]) if found else 0, cut
 
 
 def _segments(where: Filter, key: str, descending: bool) -> list[tuple[Any, list[Any]]]:
