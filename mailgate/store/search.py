@@ -108,7 +108,7 @@ def page(
     if where.searches:
         ids, matches, cut = _searched_ids(where, cap, key, descending, limit, offset)
         complete = not cut
-    elif key in ("priority", "status", "due"):
+    elif key in ("priority", "status", "due") and not _few(where):
         ids = _segmented_ids(where, key, descending, limit, offset)
     else:
         query = _ids(where, key).order_by(*_order(key, descending))
@@ -213,6 +213,13 @@ def _segments(where: Filter, key: str, descending: bool) -> list[tuple[Any, list
     order = [t.updated_at.desc(), t.id.desc()] if key == "priority" else by_id
     # Every ticket has one of these (config.PRIORITIES, config.STATUSES; a test holds it).
     return [(column == v, order) for v in values if not wanted or v in wanted]
+
+
+def _few(where: Filter) -> bool:
+    """Only waiting tickets (new, open, pending): few, found by the status index and
+    sorted whole faster than read range by range (a range of the due index in id order
+    walked 200,000 resolved tickets for the 1,300 open ones: 150 ms)."""
+    return bool(where.statuses) and set(where.statuses) <= _WAITING
 
 
 def _segmented_ids(

@@ -97,7 +97,7 @@ async def _serve(ctx: Context, sock: socket.socket, conn: Connection, metrics: A
 
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-    running = await serve_socket(ctx, sock, metrics, bounded=False)
+    running = await serve_socket(ctx, sock, metrics)
     conn.send(("ready", None))
     await stopping.wait()
     await running.stop()
