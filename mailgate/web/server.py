@@ -29,6 +29,7 @@ from mailgate.logs import event
 
 log = logging.getLogger("mailgate.web")
 
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
