@@ -72,11 +72,12 @@ def pages(rng: random.Random, tickets: int) -> tuple[str, str]:
 
 def logged_in(base: str) -> httpx.Client:
     http = httpx.Client(base_url=base)
-    form = http.get("/login").text
+    # Logins hash with Argon2: 8 at once on a busy machine take more than httpx's 5 s.
+    form = http.get("/login", timeout=120).text
     token = re.search(r'name="csrf" value="([^"]*)"', form)
     assert token, form[:300]
     answer = http.post("/login", data={"account": "alice", "password": "bench-pw",
-                                       "csrf": token.group(1)})  # fmt: skip
+                                       "csrf": token.group(1)}, timeout=120)  # fmt: skip
     assert answer.status_code == 303, answer.text[:300]
     return http
 

@@ -136,7 +136,7 @@ class Gateway:
         self.ready = threading.Event()
         self.upkeep = Upkeep(self, reload)  # the heartbeat, and SIGHUP's reload
         self.metrics = Metrics(ctx.config)
-        self.web: Any = None  # the desk (mailgate.web.Running) when [web] listen is set
+        self.web: Any = None  # the desk (web.process.DeskProcess) when [web] listen is set
 
     # --- the database thread -------------------------------------------------------------
 
@@ -257,7 +257,9 @@ class Gateway:
         try:
             return await self._run()
         finally:
-            # However serve ends (a port in use, a bug), the worker does not stay behind.
+            # However serve ends (a port in use, a bug), the worker and desk do not stay behind.
+            if self.web is not None:
+                await self.web.stop()
             await self.loop.run_in_executor(None, self.worker.close)
 
     async def _run(self) -> int:
@@ -271,9 +273,12 @@ class Gateway:
         await self.upkeep.beat()
         metrics = self.metrics.start()
         if self.ctx.config.web.listen:
-            from mailgate import web
+            from mailgate.web import process
 
-            self.web = await web.start(self.ctx, self.metrics)
+            # A child process at a lower priority, started from this (the loop's) thread:
+            # the listener keeps the CPU while agents browse (mailgate/web/process.py).
+            self.web = process.spawn(self.ctx, self.metrics)
+            await self.loop.run_in_executor(None, self.web.wait_ready)
         event(
             log,
             "serve.started",

@@ -48,6 +48,11 @@ STATE_COLUMNS = (
     "impact",
 )
 
+# Ticket columns derived from other tables: written only by the store function that
+# writes what they derive from, in the same transaction (column → that module).
+# ``next_due_at`` is the earliest running SLA clock: store/sla.py's replace_clocks.
+DERIVED_COLUMNS = {"next_due_at": "store/sla.py"}
+
 
 def name_of(path: Path) -> str:
     """``mailgate/intake/plan.py`` → ``mailgate.intake.plan`` (a package → its name)."""
@@ -188,6 +193,17 @@ def state_write_violations(source: str) -> list[str]:
     return found
 
 
+def derived_write_violations(source: str, column: str) -> list[str]:
+    """SQL that sets the derived ticket column ``column`` (peewee's Ticket.update is
+    already refused by the state rule)."""
+    found = []
+    for text in _sql_texts(ast.parse(source)):
+        for match in _UPDATE_TICKET.finditer(text):
+            if "{}" in match.group("set") or re.search(rf"\b{column}\s*=", match.group("set")):
+                found.append(f"SQL writing ticket.{column}: {text[:80]!r}")
+    return found
+
+
 # --- the tree holds the rules ------------------------------------------------------------------
 
 
@@ -238,6 +254,29 @@ def test_only_the_lifecycle_writes_ticket_state() -> None:
         if path in allowed or is_under(name_of(path), "mailgate.store.migrations"):
             continue
         assert state_write_violations(path.read_text()) == [], path
+
+
+def test_derived_ticket_columns_have_one_writer() -> None:
+    for column, writer in DERIVED_COLUMNS.items():
+        for path in modules():
+            relative = path.relative_to(PACKAGE).as_posix()
+            if relative == writer or is_under(name_of(path), "mailgate.store.migrations"):
+                continue
+            if relative == "store/tickets.py":  # its f-string SET takes STATE_COLUMNS only
+                continue
+            assert derived_write_violations(path.read_text(), column) == [], path
+        assert derived_write_violations((PACKAGE / writer).read_text(), column), writer
+
+
+def test_the_derived_column_rule_catches_a_second_writer() -> None:
+    for bad in (
+        'sql.run("UPDATE ticket SET next_due_at = ? WHERE id = ?", due, 1)',
+        'sql.run("UPDATE ticket SET updated_at = ?, next_due_at = NULL WHERE id = ?", n, 1)',
+        'sql.run(f"UPDATE ticket SET {fields} WHERE id = ?", 1)',
+    ):
+        assert derived_write_violations(bad, "next_due_at"), bad
+    fine = 'sql.run("UPDATE ticket SET updated_at = ? WHERE id = ?", now, 1)'
+    assert not derived_write_violations(fine, "next_due_at")
 
 
 def test_the_core_never_imports_the_edge() -> None:

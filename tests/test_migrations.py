@@ -7,6 +7,7 @@ upgrade in place and keep its tickets.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from mailgate.errors import ConfigError
 from mailgate.store import migrations, schema
 from mailgate.store import models as m
 from mailgate.store.db import db
+from mailgate.store.sla import ClockRow
 from tests.support import compose
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -342,4 +344,48 @@ def test_0014_lists_by_priority_newest_first_from_an_index(config: Config) -> No
         )
         assert "ticket_priority_updated_at (priority=?)" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
+    store.close()
+
+
+def test_0015_backfills_each_tickets_next_due_time_from_its_running_clocks(
+    config: Config,
+) -> None:
+    """Tickets stored before 0015 get ``next_due_at``: the earliest due time of a clock
+    neither met nor paused (NULL when none runs); the "due" sort is read from its index."""
+    from mailgate import intake
+    from mailgate.store import sla as clock_rows
+
+    ctx = open_context(config)
+    store.upgrade()
+    first = intake.ingest(ctx, compose(subject="Terminal down"), source="smtp")
+    second = intake.ingest(ctx, compose(subject="Invoice"), source="smtp")
+    ids = [m.Ticket.get(m.Ticket.number == o.ticket).id for o in (first, second)]
+    due = m.utcnow().replace(microsecond=0) + dt.timedelta(hours=3)
+    met = ClockRow(ids[1], "resolution", "p", "P", "", "UTC", m.utcnow(), 60, due, None,
+                   m.utcnow(), False, 0)  # fmt: skip
+    with store.write_transaction():
+        clock_rows.replace_clocks(ids[0], [
+            ClockRow(ids[0], "resolution", "p", "P", "", "UTC", m.utcnow(), 60, due, None,
+                     None, False, 0),
+            ClockRow(ids[0], "first_response", "p", "P", "", "UTC", m.utcnow(), 60,
+                     due - dt.timedelta(hours=1), None, None, True, 0),  # paused: not running
+        ])  # fmt: skip
+        clock_rows.replace_clocks(ids[1], [met])
+    # The database as it was before 0015.
+    db.execute_sql("DROP INDEX ticket_next_due_at")
+    db.execute_sql("ALTER TABLE ticket DROP COLUMN next_due_at")
+    db.execute_sql("DELETE FROM migration WHERE name = '0015_ticket_next_due'")
+    assert store.upgrade().applied == ("0015_ticket_next_due",)
+    assert m.Ticket.get_by_id(ids[0]).next_due_at == due
+    assert m.Ticket.get_by_id(ids[1]).next_due_at is None
+    assert ("next_due_at",) in {tuple(i.columns) for i in db.get_indexes("ticket")}
+    if dialect() == "sqlite":
+        plan = " ".join(
+            str(row[3])
+            for row in db.execute_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM ticket WHERE next_due_at IS NOT NULL"
+                " ORDER BY next_due_at, id LIMIT 50"
+            )
+        )
+        assert "ticket_next_due_at" in plan and "TEMP B-TREE" not in plan, plan
     store.close()

@@ -252,3 +252,128 @@ def test_a_list_can_count_up_to_a_number_and_say_it_is_at_least(
     assert found(3) == (3, False, 2)
     assert found(3, visible_to_teams=("level1",), visible_to_agent="alice") == (3, False, 2)
     assert found(4, requester="bigcorp.example") == (2, True, 2)
+
+
+SLA_BY_PRIORITY: dict[str, Any] = {
+    "sla": [
+        {"key": "urgent", "name": "Urgent", "priorities": ["emergency"], "resolution": "1h"},
+        {"key": "normal", "name": "Normal", "priorities": ["normal", "high"],
+         "first_response": "2h", "resolution": "8h"},
+        {"key": "low", "name": "Low", "priorities": ["low"], "resolution": "3d"},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.config(SLA_BY_PRIORITY)
+def test_the_due_sort_follows_the_running_clocks_and_puts_tickets_without_one_last(
+    ctx: Context,
+) -> None:
+    """The next due time is kept on the ticket with its clocks (migration 0015): the
+    "due" sort reads it from an index, and a resolved ticket leaves the front of it."""
+    from mailgate import search
+    from mailgate.admin import tickets as admin
+    from mailgate.store import models as m
+    from mailgate.store import sla as clock_rows
+
+    low, normal, urgent, resolved = (ingest(ctx, subject=s) for s in ("low", "n", "u", "r"))
+    for number, priority in ((low, "low"), (urgent, "emergency")):
+        assert admin.set_priority(ctx, number, priority, "agent:alice")
+    admin.set_status(ctx, resolved, "resolved", "agent:alice")
+
+    def order(sort: str, **options: Any) -> list[int]:
+        found = search.find(ctx.config, search.Options(sort=sort, **options))
+        return [r["number"] for r in found.rows]
+
+    assert order("due") == [urgent, normal, low, resolved]  # 1 h, 2 h, 3 days, none
+    assert order("-due") == [low, normal, urgent, resolved]  # none last, either way
+    assert order("due", limit=2, offset=1) == [normal, low]
+    assert order("-due", limit=2, offset=2) == [urgent, resolved]
+    for number in (low, normal, urgent, resolved):
+        ticket = m.Ticket.get(m.Ticket.number == number)
+        running = [
+            c.due_at for c in clock_rows.clocks_of(ticket.id) if c.met_at is None and not c.paused
+        ]
+        assert ticket.next_due_at == (min(running) if running else None), number
+    shown = search.find(ctx.config, search.Options(sort="due", limit=1)).rows[0]
+    assert shown["number"] == urgent and shown["due_at"] is not None
+    admin.set_status(ctx, urgent, "resolved", "agent:alice")
+    assert order("due") == [normal, low, urgent, resolved]
+
+
+def test_sorts_by_priority_and_status_page_through_every_ticket_once(
+    ctx: Context, threads: dict[str, int]
+) -> None:
+    """Priority and status sorts read one index range per value: pages still cover
+    every ticket once, in the order of the values, and a filter skips other values."""
+    from mailgate import search
+    from mailgate.admin import tickets as admin
+    from mailgate.config import PRIORITIES, STATUSES
+    from mailgate.store.search import PRIORITY_RANK, STATUS_RANK
+
+    assert set(PRIORITY_RANK) == set(PRIORITIES) and set(STATUS_RANK) == set(STATUSES)
+    numbers = sorted(threads.values())
+    admin.set_priority(ctx, numbers[0], "high", "agent:alice")
+    admin.set_priority(ctx, numbers[1], "low", "agent:alice")
+    admin.set_status(ctx, numbers[2], "pending", "agent:alice")
+    for sort in ("priority", "-priority", "status", "-status"):
+        pages = [
+            [r["number"] for r in search.find(ctx.config, search.Options(
+                sort=sort, limit=2, offset=offset)).rows]
+            for offset in (0, 2, 4)
+        ]  # fmt: skip
+        every = [n for page in pages for n in page]
+        assert sorted(every) == numbers, sort
+        whole = search.find(ctx.config, search.Options(sort=sort)).rows
+        assert [r["number"] for r in whole] == every, sort
+    top = search.find(ctx.config, search.Options(sort="-priority")).rows
+    assert top[0]["number"] == numbers[0] and top[-1]["number"] == numbers[1]
+    ranks = [STATUS_RANK[r["status"]]
+             for r in search.find(ctx.config, search.Options(sort="status")).rows]
+    assert ranks == sorted(ranks) and len(set(ranks)) > 1  # fmt: skip
+    only = search.find(ctx.config, search.Options(sort="status", status="pending"))
+    assert [r["number"] for r in only.rows] == [numbers[2]] and only.total == 1
+
+
+def test_a_common_word_lists_the_tickets_of_its_newest_matches_newest_first(
+    ctx: Context, threads: dict[str, int]
+) -> None:
+    """When more messages match than are ranked, ranking an arbitrary few of them is
+    costly and says little: the newest matches are shown newest first, and the page
+    says how it was cut; a rarer word is ranked, best match first."""
+    from mailgate import search
+
+    older = ingest(ctx, subject="Terminal terminal terminal", body="terminal terminal")
+    newer = [ingest(ctx, subject=f"Case {n}", body=f"The terminal {n}.") for n in range(3)]
+    wide = search.find(ctx.config, search.Options(text="terminal", searched=3))
+    assert wide.cut == "newest" and not wide.complete
+    assert [r["number"] for r in wide.rows] == newer[::-1]  # older is not among the newest 3
+    ranked = search.find(ctx.config, search.Options(text="terminal", searched=100))
+    assert ranked.cut == "" and ranked.complete
+    assert ranked.rows[0]["number"] == older  # the best match, though the oldest
+
+
+def test_words_without_spaces_are_looked_for_in_the_newest_messages_only(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Japanese word is a scan of the messages (no tokenizer splits it): of the newest
+    ``SCANNED`` messages only, and the page says so when there are older ones."""
+    from mailgate import search
+    from mailgate.store import textsearch
+
+    old = ingest(ctx, subject="カード端末が動きません", body="東京の店舗です")
+    for n in range(3):
+        ingest(ctx, subject=f"Other {n}", body="nothing in Japanese")
+    new = ingest(ctx, subject="端末 again", body="支払いができません")
+    everything = search.find(ctx.config, search.Options(text="端末"))
+    assert {r["number"] for r in everything.rows} == {old, new} and everything.cut == ""
+    from mailgate.store import models as m
+
+    ticket = m.Ticket.get(m.Ticket.number == new)
+    first = m.Message.select(m.Message.id).where(m.Message.ticket == ticket.id).order_by(
+        m.Message.id).first()  # fmt: skip
+    newest = m.Message.select(m.Message.id).order_by(m.Message.id.desc()).first()
+    assert first is not None and newest is not None
+    monkeypatch.setattr(textsearch, "SCANNED", newest.id - first.id + 1)  # the new ticket's
+    recent = search.find(ctx.config, search.Options(text="端末"))
+    assert [r["number"] for r in recent.rows] == [new]
+    assert recent.cut == "window" and not recent.complete

@@ -128,10 +128,15 @@ def list_tickets(ctx: Context, args: argparse.Namespace) -> int:
     note = f"showing {shown} of {found.total}" + ("+" if not found.complete else "")
     if args.offset and shown:
         note += f" (from {args.offset + 1})"
-    if not found.complete:
+    if found.cut == "window":
         note += (
-            f"; more than {options.searched:,} messages match, the newest of them were"
-            " searched: add words or filters to narrow it"
+            f"; words without spaces were looked for in the newest {search.SCANNED:,}"
+            " messages only: add words or filters to narrow it"
+        )
+    elif not found.complete:
+        note += (
+            f"; more than {options.searched:,} messages match, the newest of them are"
+            " shown, newest first: add words or filters to narrow it"
         )
     if args.json:
         print_json(found.rows)

@@ -19,8 +19,11 @@ from mailgate.search.dates import day_start, instant, parse_day
 from mailgate.search.query import Term, TextQuery, parse
 from mailgate.store import utcnow
 from mailgate.store.search import SEARCHED_MATCHES, SORTS, Filter, Page, TextTerm, page
+from mailgate.store.textsearch import SCANNED
 
 __all__ = [
+    "SCANNED",
+    "SEARCHED_MATCHES",
     "SORTS",
     "Options",
     "Page",

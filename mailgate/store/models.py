@@ -110,6 +110,9 @@ class Ticket(BaseModel):
     # Urgency and impact (low, medium, high; '' unset): the priority matrix's inputs.
     urgency = pw.CharField(max_length=10, default="")
     impact = pw.CharField(max_length=10, default="")
+    # When the next running SLA clock runs out (None: none runs): the "due" sort of the
+    # desk's lists. Written only by store.sla.replace_clocks, with the clocks (0015).
+    next_due_at = pw.DateTimeField(null=True, index=True)
 
     class Meta:
         # Lists filtered by priority, newest first (migration 0014).

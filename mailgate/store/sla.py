@@ -143,8 +143,16 @@ def clocks_of(ticket_id: int) -> list[ClockRow]:
 
 
 def replace_clocks(ticket_id: int, clocks: Iterable[ClockRow]) -> None:
-    """The ticket's clocks are these now (computed from its history)."""
+    """The ticket's clocks are these now (computed from its history), and the ticket's
+    ``next_due_at`` with them: the earliest due time of a clock neither met nor paused."""
+    clocks = list(clocks)
     now = sql.ts(utcnow())
+    running = [c.due_at for c in clocks if c.due_at and c.met_at is None and not c.paused]
+    sql.run(
+        "UPDATE ticket SET next_due_at = ? WHERE id = ?",
+        sql.ts(min(running)) if running else None,
+        ticket_id,
+    )
     sql.run("DELETE FROM sla_clock WHERE ticket_id = ?", ticket_id)
     sql.insert_many(
         "sla_clock",

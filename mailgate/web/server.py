@@ -4,10 +4,11 @@
 its signal capture is switched off here. The socket is bound by us, so
 ``listen = "127.0.0.1:0"`` works and the address actually bound is known.
 
-Inside ``serve`` the desk shares the process (and its interpreter lock) with the
-listener: ``Bounded`` lets at most ``SERVE_SLOTS`` pages be worked on at once, the
-others wait their turn in the event loop (never blocking it), so 8 browsers asking
-back to back cannot take the whole process from the intake.
+``mailgate web`` serves the desk with ``run``; ``serve`` runs the same
+``serve_socket`` in a child process of its own at a lower CPU priority
+(``web.process``), so pages never take the interpreter or the CPU from the
+listener. (It used to share serve's process, bounded to 2 pages at once: intake
+fell to 0.38 of its rate under 8 browsers.)
 """
 
 from __future__ import annotations
@@ -28,44 +29,6 @@ from mailgate.logs import event
 
 log = logging.getLogger("mailgate.web")
 
-# Pages worked on at once by the desk inside ``serve`` (issue 15, bench/web_intake.py).
-SERVE_SLOTS: int | None = 2
-
-
-class Bounded:
-    """ASGI middleware: at most ``slots`` HTTP requests in the application at once.
-
-    A request waits (an ``await``: the loop goes on) until a slot is free; the slot is
-    given back when the response starts, so a long download does not hold it.
-    """
-
-    def __init__(self, app: Any, slots: int) -> None:
-        self.app = app
-        self.slots = asyncio.Semaphore(slots)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self.slots.acquire()
-        held = True
-
-        def give_back() -> None:
-            nonlocal held
-            if held:
-                held = False
-                self.slots.release()
-
-        async def sending(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                give_back()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            give_back()
-
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
@@ -83,13 +46,18 @@ class Running:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{self.root_path}/"
+        return url_of(self.host, self.port, self.root_path)
 
     async def stop(self) -> None:
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(self.task), timeout=10)
+
+
+def url_of(host: str, port: int, root_path: str) -> str:
+    """The desk's address as ``serve`` and ``mailgate web`` print it."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{root_path}/"
 
 
 def bind(listen: str, path: str) -> socket.socket:
@@ -114,17 +82,19 @@ def bind(listen: str, path: str) -> socket.socket:
     return sock
 
 
-async def start(ctx: Context, metrics: Any = None, *, bounded: bool = True) -> Running:
-    """Serve the desk on ``[web] listen`` in the running loop (``serve`` calls this);
-    ``bounded``: at most ``SERVE_SLOTS`` pages at once (else as many as the thread pool
-    takes)."""
+async def start(ctx: Context, metrics: Any = None) -> Running:
+    """Serve the desk on ``[web] listen`` in the running loop (``serve`` runs it in a
+    process of its own instead: ``web.process.spawn``)."""
+    sock = bind(ctx.config.web.listen, str(ctx.config.path))
+    return await serve_socket(ctx, sock, metrics)
+
+
+async def serve_socket(ctx: Context, sock: socket.socket, metrics: Any = None) -> Running:
+    """Serve the desk on a bound, listening socket in the running loop."""
     from mailgate.web.app import create_app
 
     web = ctx.config.web
-    sock = bind(web.listen, str(ctx.config.path))
     app: Any = create_app(ctx, metrics=metrics)
-    if bounded and SERVE_SLOTS is not None:
-        app = Bounded(app, SERVE_SLOTS)
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -160,7 +130,7 @@ def run(ctx: Context) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.add_signal_handler(sig, stopping.set)
-        running = await start(ctx, bounded=False)  # alone: the process is the desk's
+        running = await start(ctx)
         print(f"mailgate: the desk is on {running.url}", flush=True)
         await stopping.wait()
         await running.stop()

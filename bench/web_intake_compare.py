@@ -1,0 +1,125 @@
+"""Benchmark: intake with and without 8 browsers, for two source trees in one run (issue 15).
+
+    python bench/web_intake_compare.py BEFORE_TREE AFTER_TREE [--messages 100000]
+                                       [--clients 8] [--seconds 10] [--rounds 3]
+
+``bench/web_intake.py`` for two trees at once: one database filled as
+``bench/search.py`` does, copied, each copy upgraded by its tree; one
+``mailgate serve`` of each tree (``PYTHONPATH=TREE``); every round measures each
+serve alone and then with ``--clients`` browsers reading back to back, the trees
+alternating, so the drift of a shared machine hits both alike. Prints per tree the
+rounds and the ratio of the medians, browsers ÷ alone (target ≥ 0.90).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.search import config_data
+from bench.web_intake import intake, wait_until_up
+from bench.web_queue import browser, free_port
+from mailgate import store
+from mailgate.admin import logins
+from mailgate.config import from_dict
+from mailgate.context import open_context
+from tests.support import to_toml
+
+
+def start(tree: str, work: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+    env = {**os.environ, "PYTHONPATH": tree}
+    smtp_port, web_port = free_port(), free_port()
+    data = config_data(work, None)
+    data["listener"] = {"port": smtp_port}
+    data["web"] = {"listen": f"127.0.0.1:{web_port}"}
+    data["jobs"] = {"outbox_seconds": 3600, "due_seconds": 3600}
+    path = work / "mailgate.toml"
+    path.write_text(to_toml(data))
+    subprocess.run([sys.executable, "-m", "mailgate", "--config", str(path), "db", "upgrade"],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    config = from_dict(config_data(work, None), path)
+    open_context(config)
+    logins.set_password(config, "alice", "bench-pw")
+    store.close()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mailgate", "--config", str(path), "serve", "--no-imap"],
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "serve.log").open("wb"),
+        env=env,
+    )
+    base = f"http://127.0.0.1:{web_port}"
+    wait_until_up(smtp_port, base, server)
+    return server, smtp_port, base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("before_tree")
+    parser.add_argument("after_tree")
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mailgate-bench-intake2-"))
+    servers: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
+    try:
+        print(f"SQLite, {args.messages:,} messages")
+        # Filled by the before tree (its schema), copied; the after tree upgrades its copy.
+        fill = "import sys; from pathlib import Path; from bench.search import prepare;" \
+               " prepare(Path(sys.argv[1]), None, int(sys.argv[2]))"  # fmt: skip
+        subprocess.run([sys.executable, "-c", fill, str(work / "before"), str(args.messages)],
+                       env={**os.environ, "PYTHONPATH": args.before_tree},
+                       cwd=args.before_tree, check=True)  # fmt: skip
+        shutil.copytree(work / "before", work / "after")
+        for name, tree in (("before", args.before_tree), ("after", args.after_tree)):
+            servers[name] = start(tree, work / name)
+            intake(servers[name][1], 5)  # warm up
+        alone: dict[str, list[float]] = {n: [] for n in servers}
+        browsing: dict[str, list[float]] = {n: [] for n in servers}
+        pages: dict[str, list[tuple[str, float]]] = {n: [] for n in servers}
+        for _ in range(args.rounds):
+            for name, (_, smtp_port, base) in servers.items():
+                alone[name].append(intake(smtp_port, args.seconds))
+                until = time.monotonic() + args.seconds + 1
+                browsers = [
+                    threading.Thread(
+                        target=browser,
+                        args=(base, args.messages // 5, n + 1, until, pages[name]),
+                    )
+                    for n in range(args.clients)
+                ]
+                for t in browsers:
+                    t.start()
+                time.sleep(0.5)
+                browsing[name].append(intake(smtp_port, args.seconds))
+                for t in browsers:
+                    t.join()
+        for name in servers:
+            shown = ", ".join(
+                f"{a:.0f}/{b:.0f}" for a, b in zip(alone[name], browsing[name], strict=True)
+            )
+            ratio = statistics.median(browsing[name]) / statistics.median(alone[name])
+            print(f"{name}: intake mails/s alone/with {args.clients} browsers per round:"
+                  f" {shown}; {len(pages[name]) / (args.rounds * args.seconds):.0f} pages/s;"
+                  f" ratio (medians) {ratio:.2f} (target ≥ 0.90)")  # fmt: skip
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    finally:
+        for server, _, _ in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The desk inside ``serve`` runs in a child process at a lower CPU priority (issue 15:
+agents browsing must not slow the listener's intake), and to its users it is the same
+desk: on the address serve prints (port 0 included), with serve's /metrics, stopped by
+serve's SIGTERM, never outliving serve however serve ends."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mailgate.web.process import WEB_NICE
+from tests.conftest import open_gateway
+from tests.relay import free_port
+from tests.support import config_data, load_config, write_config
+from tests.test_worker import alive, gone_within
+
+
+def fetch(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - our own test server
+        return answer.status, answer.read().decode()
+
+
+def test_the_desk_of_serve_is_a_child_process_that_yields_the_cpu_and_shows_serves_metrics(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    data = config_data(
+        tmp_path, database_url, {"listener": {"port": 0}, "web": {"listen": "127.0.0.1:0"}}
+    )
+    ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+    running = serve_in_thread(ctx, imap=False)
+    desk = running.gateway.web
+    assert desk.pid != os.getpid() and alive(desk.pid)
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, desk.pid) == min(19, mine + WEB_NICE)
+    status, body = fetch(desk.url + "login")
+    assert status == 200 and 'name="csrf"' in body
+    running.gateway.metrics.received.labels("smtp", "created").inc(3)
+    status, body = fetch(desk.url + "metrics")  # counted in serve, shown by the desk
+    assert (
+        status == 200
+        and 'mailgate_mails_received_total{result="created",source="smtp"} 3.0' in body
+    )
+    running.stop()
+    assert gone_within([desk.pid], 5) == []
+
+
+def start_serve(tmp_path: Path, database_url: str) -> tuple[subprocess.Popen[str], int, str]:
+    """A real ``mailgate serve`` with the desk on port 0: the process, the desk's pid, its URL."""
+    data = config_data(
+        tmp_path,
+        database_url,
+        {"listener": {"port": free_port()}, "web": {"listen": "127.0.0.1:0"}},
+    )
+    path = write_config(tmp_path / "mailgate.toml", data)
+    open_gateway(load_config(path))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mailgate", "--config", str(path), "serve", "--no-imap"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert server.stderr is not None
+    pid, url = 0, ""
+    deadline = time.monotonic() + 60
+    while not url and time.monotonic() < deadline:
+        line = server.stderr.readline()
+        assert line, "serve ended before it said where the desk is"
+        if found := re.search(r"web\.process\b.*\bpid=(\d+)", line):
+            pid = int(found.group(1))
+        if found := re.search(r"serve\.started\b.*\bweb=(\S+)", line):
+            url = found.group(1)
+    assert pid and url.startswith("http://127.0.0.1:") and not url.startswith("http://127.0.0.1:0/")
+    return server, pid, url
+
+
+def test_sigterm_to_serve_stops_the_desk_with_it(tmp_path: Path, database_url: str) -> None:
+    server, pid, url = start_serve(tmp_path, database_url)
+    try:
+        assert fetch(url + "login")[0] == 200
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+        assert gone_within([pid], 5) == []
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def test_the_desk_does_not_outlive_serve_killed_with_kill_9(
+    tmp_path: Path, database_url: str
+) -> None:
+    server, pid, url = start_serve(tmp_path, database_url)
+    try:
+        assert fetch(url + "login")[0] == 200
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        assert gone_within([pid], 8) == []
+    finally:
+        server.kill()
+        server.wait(10)
