@@ -9,7 +9,8 @@ SIGHUP reloads the config file and the templates: the new files are read and
 checked off the loop (``reload``, given by the CLI: load, render every template,
 mirror agents and teams); when they pass, serve switches to them — the config for
 every later mail and job, the templates read in that check, a fresh worker that
-reads both — otherwise the old ones stay and the log says why. The listener, the
+reads both, and a new desk process (``web/process.py``) — otherwise the old ones stay
+and the log says why. The listener, the
 database and the IMAP accounts keep what they were started with until a restart.
 
 Imports the store's health rows, notices (the templates' switch), logs and errors.
@@ -25,7 +26,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailgate import notices
 from mailgate.config import Config
@@ -50,6 +51,7 @@ class Gateway(Protocol):
     worker: Worker
     db: concurrent.futures.ThreadPoolExecutor
     stopping: asyncio.Event
+    web: Any  # the desk's process (web.process.DeskProcess) or None: renew(why), revive()
 
     def where(self) -> str: ...
 
@@ -67,6 +69,8 @@ class Upkeep:
 
     async def beat(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.thread, self.heartbeat)
+        if self.gateway.web is not None and not self.gateway.stopping.is_set():
+            await self.gateway.web.revive()  # a desk that died starts again
 
     def heartbeat(self) -> None:
         """Record that serve is alive, and its worker's state (on the heartbeat thread).
@@ -128,6 +132,8 @@ class Upkeep:
         with contextlib.suppress(RuntimeError):
             gateway.db.submit(self._restart_worker)
         event(log, "serve.reloaded", config=str(config.path))
+        if gateway.web is not None:  # the desk reads the config when it starts: a new one
+            await gateway.web.renew("the config was reloaded")
 
     def _restart_worker(self) -> None:
         self.gateway.worker.restart()

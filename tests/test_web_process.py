@@ -104,3 +104,66 @@ def test_the_desk_does_not_outlive_serve_killed_with_kill_9(
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_a_desk_that_dies_is_started_again_and_a_reload_renews_it_with_the_new_config(
+    tmp_path: Path, database_url: str
+) -> None:
+    import threading
+    import tomllib
+    import urllib.parse
+
+    from mailgate.admin import logins
+
+    server, pid, url = start_serve(tmp_path, database_url)
+    lines: list[str] = []
+    assert server.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(server.stderr.readline, "")))
+    reader.start()
+
+    def new_desk(after: int, within: float) -> int:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for line in lines[after:]:
+                if found := re.search(r"web\.renewed\b.*\bpid=(\d+)", line):
+                    return int(found.group(1))
+            time.sleep(0.2)
+        raise AssertionError("no new desk:\n" + "".join(lines))
+
+    def log_in(account: str) -> str:
+        import http.cookiejar
+
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        with browser.open(url + "login", timeout=10) as answer:
+            token = re.search(r'name="csrf" value="([^"]+)"', answer.read().decode())
+        assert token
+        form = urllib.parse.urlencode(
+            {"account": account, "password": "pw", "csrf": token.group(1)}
+        ).encode()
+        with browser.open(url + "login", data=form, timeout=10) as answer:
+            return str(answer.read().decode())
+
+    try:
+        config_path = tmp_path / "mailgate.toml"
+        ctx = open_gateway(load_config(config_path))
+        logins.set_password(ctx.config, "bob", "pw")
+        os.kill(pid, signal.SIGKILL)  # the desk dies (the OOM killer); serve lives on
+        revived = new_desk(0, 30)
+        assert revived != pid and alive(revived)
+        assert fetch(url + "login")[0] == 200  # the same address
+        seen = len(lines)
+        data = tomllib.loads(config_path.read_text())
+        data["agent"] = [a for a in data["agent"] if a["key"] != "bob"]
+        for team in data["team"]:
+            team["members"] = [k for k in team.get("members", []) if k != "bob"]
+        write_config(config_path, data)
+        server.send_signal(signal.SIGHUP)
+        renewed = new_desk(seen, 60)
+        assert renewed != revived and gone_within([revived], 15) == []
+        assert "That account and password do not match." in log_in("bob")  # the new config
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+        reader.join(10)

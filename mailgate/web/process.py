@@ -13,7 +13,10 @@ the child; the child answers only once its application is built; SIGTERM to
 ``serve`` stops the desk with it, and the desk never outlives ``serve`` (the
 kernel's parent-death signal and a watchdog, as for the ingest worker).
 ``/metrics`` on the desk's port shows serve's counters: the child asks serve for
-them over a pipe. ``mailgate web`` runs the same application in its own process
+them over a pipe. SIGHUP's reload starts a new desk on the same socket (it reads the
+new config: an agent removed is out at once) and the old one finishes its pages; a
+desk that died is started again by serve's heartbeat within ``HEARTBEAT_SECONDS``.
+``mailgate web`` runs the same application in its own process
 (``server.run``), at the normal priority: there is no listener to give way to.
 """
 
@@ -107,55 +110,136 @@ async def _serve(ctx: Context, sock: socket.socket, conn: Connection, metrics: A
 
 
 class DeskProcess:
-    """The desk serve started in a child process: where it is, and how to stop it."""
+    """The desk serve runs in a child process: where it is, how to renew and stop it.
 
-    def __init__(self, process: BaseProcess, conn: Connection, url: str, metrics: Any) -> None:
-        self.process, self.conn, self.url, self.metrics = process, conn, url, metrics
-        self._answering = threading.Thread(
-            target=self._answer, name="mailgate-web-metrics", daemon=True
-        )
+    serve keeps the listening socket (it never accepts on it) so that a new desk can
+    take over on the same address: after SIGHUP's reload (the desk reads the config
+    when it starts — a removed agent must lose the desk at once) and when the desk
+    died (``revive``, from serve's heartbeat). The old desk finishes its pages.
+    """
+
+    def __init__(
+        self, sock: socket.socket, config_path: str, url: str, metrics: Any, parent: int
+    ) -> None:
+        self.sock, self.config_path, self.url, self.metrics = sock, config_path, url, metrics
+        self.parent = parent
+        self.process: BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.stopped = False
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid
+        return None if self.process is None else self.process.pid
 
-    def _answer(self) -> None:
-        """Render serve's metrics whenever the desk asks (its ``/metrics``)."""
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    def _start(self) -> tuple[BaseProcess, Connection]:
+        """A new desk process on serve's socket (from the event loop's thread: see spawn)."""
+        from mailgate import logs
+
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_main,
+            args=(self.sock, theirs, self.config_path, logging.getLogger().level,
+                  logs.current_format(), self.parent, self.metrics is not None),
+            name="mailgate-web",
+            daemon=False,
+        )  # fmt: skip
+        try:
+            process.start()
+        finally:
+            theirs.close()
+        event(log, "web.process", pid=process.pid, nice=WEB_NICE)
+        return process, ours
+
+    def _answer(self, conn: Connection) -> None:
+        """Render serve's metrics whenever this desk asks (its ``/metrics``)."""
         while True:
             try:
-                self.conn.recv()
+                conn.recv()
                 page = self.metrics.render() if self.metrics is not None else b""
-                self.conn.send(page)
+                conn.send(page)
             except (EOFError, OSError):
-                return  # the desk is gone
+                return  # that desk is gone
 
-    def wait_ready(self) -> None:
-        """Until the desk answers (its application built), or the reason it did not."""
+    def _ready(self, process: BaseProcess, conn: Connection) -> None:
+        """Until ``process`` answers (its application built), or the reason it did not."""
         try:
-            ready = self.conn.poll(STARTUP_SECONDS)
-            status, detail = self.conn.recv() if ready else ("error", "no answer")
+            ready = conn.poll(STARTUP_SECONDS)
+            status, detail = conn.recv() if ready else ("error", "no answer")
         except (EOFError, OSError) as exc:
             status, detail = "error", str(exc) or "it died"
         if status != "ready":
-            self.kill()
+            _kill(process, conn)
             raise ConfigError(f"web: the desk did not start: {detail}")
-        self._answering.start()
+        threading.Thread(
+            target=self._answer, args=(conn,), name="mailgate-web-metrics", daemon=True
+        ).start()
+
+    def wait_ready(self) -> None:
+        """Until the first desk answers (it blocks: from an executor)."""
+        assert self.process is not None and self.conn is not None
+        self._ready(self.process, self.conn)
+
+    async def renew(self, why: str) -> bool:
+        """A new desk (reading the config afresh) takes over; the old one finishes its pages.
+
+        On the event loop. If the new one does not start, the old one (if alive) stays."""
+        if self.stopped:
+            return False
+        loop = asyncio.get_running_loop()
+        process, conn = self._start()
+        try:
+            await loop.run_in_executor(None, self._ready, process, conn)
+        except ConfigError as exc:
+            event(log, "web.renew_failed", logging.WARNING, why=why, error=str(exc))
+            return False
+        old = (self.process, self.conn)
+        self.process, self.conn = process, conn
+        event(log, "web.renewed", why=why, pid=process.pid)
+        if old[0] is not None and old[1] is not None:
+            await loop.run_in_executor(None, _close, old[0], old[1])
+        return True
+
+    async def revive(self) -> None:
+        """The heartbeat's check: a desk that died is started again."""
+        if not self.stopped and not self.alive():
+            code = None if self.process is None else self.process.exitcode
+            event(log, "web.died", logging.WARNING, exitcode=code)
+            await self.renew("the desk process ended")
 
     def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(STOP_SECONDS)
-        self.conn.close()
+        self.stopped = True
+        if self.process is not None and self.conn is not None:
+            _kill(self.process, self.conn)
+        self.sock.close()
 
     def close(self) -> None:
         """SIGTERM, and the pages in hand are finished (killed after ``STOP_SECONDS``)."""
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join(STOP_SECONDS)
-        self.kill()
+        self.stopped = True
+        if self.process is not None and self.conn is not None:
+            _close(self.process, self.conn)
+        self.sock.close()
 
     async def stop(self) -> None:
+        self.stopped = True
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+
+def _kill(process: BaseProcess, conn: Connection) -> None:
+    if process.is_alive():
+        process.kill()
+    process.join(STOP_SECONDS)
+    conn.close()
+
+
+def _close(process: BaseProcess, conn: Connection) -> None:
+    if process.is_alive():
+        process.terminate()
+    process.join(STOP_SECONDS)
+    _kill(process, conn)
 
 
 def spawn(ctx: Context, metrics: Any = None) -> DeskProcess:
@@ -164,26 +248,17 @@ def spawn(ctx: Context, metrics: Any = None) -> DeskProcess:
     Call it from a thread that lives as long as serve (the event loop's): the
     kernel's parent-death signal follows the thread that started the child.
     Then ``wait_ready()`` (it blocks: from an executor)."""
-    from mailgate import logs
     from mailgate.web.server import bind, url_of
 
     web = ctx.config.web
     sock = bind(web.listen, str(ctx.config.path))
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    process = context.Process(
-        target=_main,
-        args=(sock, theirs, str(ctx.config.path), logging.getLogger().level,
-              logs.current_format(), os.getpid(), metrics is not None),
-        name="mailgate-web",
-        daemon=False,
-    )  # fmt: skip
     host, port = sock.getsockname()[:2]
+    desk = DeskProcess(
+        sock, str(ctx.config.path), url_of(host, port, web.root_path), metrics, os.getpid()
+    )
     try:
-        process.start()
-    finally:
-        sock.close()  # the child has its own copy; serve never accepts on it
-        theirs.close()
-    desk = DeskProcess(process, ours, url_of(host, port, web.root_path), metrics)
-    event(log, "web.process", pid=process.pid, nice=WEB_NICE)
+        desk.process, desk.conn = desk._start()
+    except BaseException:
+        sock.close()
+        raise
     return desk
