@@ -101,7 +101,12 @@ def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not listen")
 
 
-def gateway_config(root: Path, port: int, imap: dict[str, object] | None = None) -> Path:
+def gateway_config(
+    root: Path,
+    port: int,
+    imap: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
+) -> Path:
     data = config_data(root)
     data["listener"] = {"port": port}
     data["jobs"] = {"outbox_seconds": 3600}
@@ -113,6 +118,7 @@ def gateway_config(root: Path, port: int, imap: dict[str, object] | None = None)
         [sys.executable, "-m", "mailgate", "--config", str(path), "db", "upgrade"],
         check=True,
         capture_output=True,
+        env=env,
     )
     return path
 

@@ -30,7 +30,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import hmac
 import logging
 import signal
@@ -53,7 +52,7 @@ from mailgate.store import imapclaims, ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.upkeep import HEARTBEAT_SECONDS, Reload, Upkeep
-from mailgate.worker import Overdue, Worker
+from mailgate.worker import Overdue, Pool
 
 log = logging.getLogger("mailgate.serve")
 
@@ -119,8 +118,9 @@ class Gateway:
         self.with_smtp = smtp and ctx.config.listener.enabled
         self.with_imap = imap
         self.db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-db")
-        # Ingest runs in a process of its own (see worker.py); this thread waits for it.
-        self.worker = Worker(ctx.config.path)
+        # Ingest runs in processes of their own (see worker/); the loop and the IMAP
+        # threads hand mails over and await the answers.
+        self.worker = Pool(ctx.config.path)
         self.sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-outbox")
         self.hooks = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-hooks")
         # Due work has a thread (and connection) of its own: a long catch-up after
@@ -145,9 +145,14 @@ class Gateway:
         return self.db.submit(fn, *args, **kwargs).result()
 
     async def ingest(self, raw: bytes, envelope: Envelope) -> Outcome:
-        assert self.loop is not None
-        call = functools.partial(self.ingest_in_worker, raw, "smtp", None, envelope)
-        outcome: Outcome = await self.loop.run_in_executor(self.db, call)
+        """One mail from the listener: handed to a worker straight from the loop, which
+        awaits the answer without a thread of its own (``worker/pool.py``)."""
+        path = envelope.spool
+        if path:
+            envelope = dataclasses.replace(envelope, spool="")
+        outcome: Outcome = await asyncio.wrap_future(
+            self._in_worker(raw, path, "smtp", None, envelope)
+        )
         self.kick_outbox()
         return outcome
 
@@ -163,41 +168,69 @@ class Gateway:
         if envelope is not None and envelope.spool:
             envelope = dataclasses.replace(envelope, spool="")
         try:
-            return self._in_worker(raw, str(own or path), source, mailbox, envelope)
+            outcome: Outcome = self._in_worker(
+                raw, str(own or path), source, mailbox, envelope
+            ).result()
+            return outcome
         finally:
             if own is not None:
                 own.unlink(missing_ok=True)
 
     def _in_worker(
         self, raw: bytes, path: str, source: str, mailbox: str | None, envelope: Envelope | None
-    ) -> Outcome:
+    ) -> concurrent.futures.Future[Outcome]:
+        """The outcome of one mail, to come: ``ingest`` in a worker; past the deadline, the
+        mail quarantined "took too long" by a fresh worker. Nothing here waits: the rest
+        runs where the worker's answer arrives."""
         seconds = self.ctx.config.gateway.max_processing_seconds
         started = time.monotonic()
-        try:
-            if path:
-                outcome: Outcome = self.worker.call(
-                    spool.ingest_file, path, source, mailbox, envelope, deadline=seconds
-                )
-            else:
-                outcome = self.worker.call(
-                    spool.ingest, raw, source, mailbox, envelope, deadline=seconds
-                )
-            self.metrics.latency.labels(source).observe(time.monotonic() - started)
-            self.metrics.received.labels(source, outcome.action).inc()
-            return outcome
-        except TemporaryFailure:
-            self.metrics.received.labels(source, "deferred").inc()
-            raise
-        except Overdue as exc:
-            event(log, "worker.overdue", logging.WARNING, source=source, detail=str(exc))
-        try:
-            stopped: Outcome = self.worker.call(
-                spool.took_too_long, raw, source, seconds, path, deadline=seconds
+        result: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        if path:
+            first = self.worker.submit(
+                spool.ingest_file, path, source, mailbox, envelope, deadline=seconds
             )
-        except Overdue as exc:
-            raise TemporaryFailure(f"could not quarantine a slow mail: {exc}") from exc
-        self.metrics.received.labels(source, stopped.action).inc()
-        return stopped
+        else:
+            first = self.worker.submit(
+                spool.ingest, raw, source, mailbox, envelope, deadline=seconds
+            )
+
+        def ingested(done: concurrent.futures.Future[Outcome]) -> None:
+            if done.cancelled():
+                result.cancel()
+                return
+            error = done.exception()
+            if error is None:
+                outcome = done.result()
+                self.metrics.latency.labels(source).observe(time.monotonic() - started)
+                self.metrics.received.labels(source, outcome.action).inc()
+                result.set_result(outcome)
+            elif isinstance(error, Overdue):
+                event(log, "worker.overdue", logging.WARNING, source=source, detail=str(error))
+                again = self.worker.submit(
+                    spool.took_too_long, raw, source, seconds, path, deadline=seconds
+                )
+                again.add_done_callback(quarantined)
+            else:
+                if isinstance(error, TemporaryFailure):
+                    self.metrics.received.labels(source, "deferred").inc()
+                result.set_exception(error)
+
+        def quarantined(done: concurrent.futures.Future[Outcome]) -> None:
+            if done.cancelled():
+                result.cancel()
+                return
+            error = done.exception()
+            if isinstance(error, Overdue):
+                error = TemporaryFailure(f"could not quarantine a slow mail: {error}")
+            if error is not None:
+                result.set_exception(error)
+                return
+            stopped = done.result()
+            self.metrics.received.labels(source, stopped.action).inc()
+            result.set_result(stopped)
+
+        first.add_done_callback(ingested)
+        return result
 
     def check_login(self, login: str, password: str) -> str | None:
         """SMTP AUTH for agents: the agent's key (or address) and its password."""

@@ -34,7 +34,7 @@ from mailgate.errors import TemporaryFailure
 from mailgate.logs import event
 from mailgate.store import health
 from mailgate.store.db import utcnow
-from mailgate.worker import Worker
+from mailgate.worker import Pool
 
 log = logging.getLogger("mailgate.serve")
 
@@ -47,7 +47,7 @@ class Gateway(Protocol):
     """What of ``app.Gateway`` upkeep uses (the core never imports the edge)."""
 
     ctx: Context
-    worker: Worker
+    worker: Pool
     db: concurrent.futures.ThreadPoolExecutor
     stopping: asyncio.Event
 
