@@ -41,7 +41,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mailgate import intake, outbox, spool, systemd, webhooks
+from mailgate import outbox, spool, systemd, webhooks
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -79,10 +79,6 @@ def _deliver(ctx: Context) -> outbox.Report:
     return report
 
 
-def _recover(ctx: Context) -> None:
-    intake.recover(ctx)  # logs mail.recovered with ticket and receipt for each mail
-
-
 def _due_work(ctx: Context) -> None:
     """What ``mailgate jobs run`` does: SLA warnings and breaches, reminders, auto-close."""
     from mailgate import jobs
@@ -102,7 +98,9 @@ PERIODIC: list[Periodic] = [
     Periodic("outbox", lambda c: c.jobs.outbox_seconds, _deliver, "outbox"),
     # Webhooks on their own thread: a slow receiver never holds up a notice.
     Periodic("webhooks", lambda c: c.jobs.outbox_seconds, webhooks.deliver_for, "webhooks"),
-    Periodic("recover", lambda c: c.jobs.recover_seconds, _recover, "worker"),
+    # Runs in a worker, which imports it by name: from spool.py, not from here (this
+    # module would bring the listener, the scheduler and the IMAP client into it).
+    Periodic("recover", lambda c: c.jobs.recover_seconds, spool.recover, "worker"),
     Periodic("prune", lambda c: 3600, _prune, "db"),
     Periodic("due", lambda c: c.jobs.due_seconds, _due_work, "jobs"),
 ]
@@ -120,7 +118,7 @@ class Gateway:
         self.db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-db")
         # Ingest runs in processes of their own (see worker/); the loop and the IMAP
         # threads hand mails over and await the answers.
-        self.worker = Pool(ctx.config.path)
+        self.worker = Pool(ctx.config.path, ctx.config.gateway.ingest_workers)
         self.sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-outbox")
         self.hooks = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-hooks")
         # Due work has a thread (and connection) of its own: a long catch-up after

@@ -145,6 +145,9 @@ def _start(config_path: str, log_level: int, log_format: str = "text") -> None:
         signal.signal(sig, signal.SIG_IGN)
     logs.setup(log_format, log_level)
     _context = open_context(load(Path(config_path)), create_secret=False)
+    # Loaded now, before "ready": not inside the first mail's deadline.
+    import mailgate.intake
+    import mailgate.spool  # noqa: F401
 
 
 def _call(fn: Callable[..., Any], deadline: float | None, *args: Any, **kwargs: Any) -> Any:
