@@ -34,14 +34,13 @@ import hmac
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mailgate import outbox, spool, systemd, webhooks
+from mailgate import outbox, spool, store, systemd, webhooks
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -52,11 +51,12 @@ from mailgate.store import imapclaims, ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.upkeep import HEARTBEAT_SECONDS, Reload, Upkeep
-from mailgate.worker import Overdue, Pool
+from mailgate.worker import Pool, handoff, heap
 
 log = logging.getLogger("mailgate.serve")
 
 SHUTDOWN_GRACE = 10.0
+PAGE_CACHE_KIB = 2000
 KICK_DELAY = 0.5
 
 
@@ -113,6 +113,9 @@ class Gateway:
         self, ctx: Context, *, smtp: bool = True, imap: bool = True, reload: Reload | None = None
     ) -> None:
         self.ctx = ctx
+        # serve's own connections (outbox, jobs, webhooks, heartbeat) read little:
+        # a small page cache each (bench/memory.py; ingest runs in the workers).
+        store.limit_page_cache(PAGE_CACHE_KIB)
         self.with_smtp = smtp and ctx.config.listener.enabled
         self.with_imap = imap
         self.db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-db")
@@ -177,58 +180,10 @@ class Gateway:
     def _in_worker(
         self, raw: bytes, path: str, source: str, mailbox: str | None, envelope: Envelope | None
     ) -> concurrent.futures.Future[Outcome]:
-        """The outcome of one mail, to come: ``ingest`` in a worker; past the deadline, the
-        mail quarantined "took too long" by a fresh worker. Nothing here waits: the rest
-        runs where the worker's answer arrives."""
         seconds = self.ctx.config.gateway.max_processing_seconds
-        started = time.monotonic()
-        result: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-        if path:
-            first = self.worker.submit(
-                spool.ingest_file, path, source, mailbox, envelope, deadline=seconds
-            )
-        else:
-            first = self.worker.submit(
-                spool.ingest, raw, source, mailbox, envelope, deadline=seconds
-            )
-
-        def ingested(done: concurrent.futures.Future[Outcome]) -> None:
-            if done.cancelled():
-                result.cancel()
-                return
-            error = done.exception()
-            if error is None:
-                outcome = done.result()
-                self.metrics.latency.labels(source).observe(time.monotonic() - started)
-                self.metrics.received.labels(source, outcome.action).inc()
-                result.set_result(outcome)
-            elif isinstance(error, Overdue):
-                event(log, "worker.overdue", logging.WARNING, source=source, detail=str(error))
-                again = self.worker.submit(
-                    spool.took_too_long, raw, source, seconds, path, deadline=seconds
-                )
-                again.add_done_callback(quarantined)
-            else:
-                if isinstance(error, TemporaryFailure):
-                    self.metrics.received.labels(source, "deferred").inc()
-                result.set_exception(error)
-
-        def quarantined(done: concurrent.futures.Future[Outcome]) -> None:
-            if done.cancelled():
-                result.cancel()
-                return
-            error = done.exception()
-            if isinstance(error, Overdue):
-                error = TemporaryFailure(f"could not quarantine a slow mail: {error}")
-            if error is not None:
-                result.set_exception(error)
-                return
-            stopped = done.result()
-            self.metrics.received.labels(source, stopped.action).inc()
-            result.set_result(stopped)
-
-        first.add_done_callback(ingested)
-        return result
+        return handoff.ingest(
+            self.worker, self.metrics, seconds, raw, path, source, mailbox, envelope
+        )
 
     def check_login(self, login: str, password: str) -> str | None:
         """SMTP AUTH for agents: the agent's key (or address) and its password."""
@@ -279,6 +234,7 @@ class Gateway:
 
     async def run(self) -> int:
         self.loop = asyncio.get_running_loop()
+        heap.tune()  # before the threads start (worker/heap.py)
         for sig in (signal.SIGTERM, signal.SIGINT):
             # Only the main thread can take signals; embedded (tests) it is stopped by stop().
             with contextlib.suppress(ValueError, RuntimeError):
@@ -414,8 +370,14 @@ class Gateway:
         scheduler.add_job(
             self.upkeep.beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", max_instances=1
         )
+        scheduler.add_job(self._give_back_memory, "interval", seconds=HEARTBEAT_SECONDS, id="trim")
         scheduler.start()
         self.scheduler = scheduler
+
+    async def _give_back_memory(self) -> None:
+        """Freed heap pages back to the system (worker/heap.py), off the loop."""
+        assert self.loop is not None
+        await self.loop.run_in_executor(self.db, heap.trim)
 
     def _count_delivery(self, report: outbox.Report) -> None:
         for result, count in (

@@ -40,6 +40,7 @@ __all__ = [
     "close",
     "db",
     "is_sqlite",
+    "limit_page_cache",
     "new_message_id",
     "open_database",
     "pgcode",
@@ -84,6 +85,13 @@ def open_database(url: str, *, sync: str = "normal") -> pw.Database:
         raise ConfigError(f"database.url: {exc}") from None
     db.initialize(database)
     return database  # type: ignore[no-any-return]
+
+
+def limit_page_cache(kib: int) -> None:
+    """SQLite: every connection of this process opened from now on (and this thread's)
+    keeps at most ``kib`` KiB of pages in memory (``open_database`` allows 16,000)."""
+    if is_sqlite():
+        db.obj.pragma("cache_size", -kib, permanent=True)
 
 
 def close() -> None:

@@ -57,8 +57,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from mailgate import store
 from mailgate.config import load
 from mailgate.context import Context, open_context
+from mailgate.worker import heap
 
 log = logging.getLogger("mailgate.worker")
 
@@ -71,6 +73,10 @@ WATCH_SECONDS = 0.5
 # How long an orphaned worker may take to finish the mail in hand before the kernel ends it.
 ORPHAN_GRACE = 4.0
 _PR_SET_PDEATHSIG = 1
+# SQLite pages a worker keeps in memory (KiB): the operating system caches the file as
+# well, and 16 MiB (the default of store.open_database) grew the worker by as much as
+# the database grew (bench/memory.py).
+PAGE_CACHE_KIB = 4000
 
 _context: Context | None = None
 _orphaned = False
@@ -108,6 +114,7 @@ def ready(ctx: Context) -> None:
 def _main(conn: Connection, config_path: str, log_level: int, log_format: str, parent: int) -> None:
     """The worker process: answer calls from the pipe until told to stop or the parent is gone."""
     follow_parent(parent)
+    heap.tune()
     try:
         _start(config_path, log_level, log_format)
     except Exception as exc:  # noqa: BLE001 - the parent reports it
@@ -135,6 +142,9 @@ def _main(conn: Connection, config_path: str, log_level: int, log_format: str, p
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - e.g. a result that does not pickle
             conn.send(("error", RuntimeError(f"the worker could not answer: {exc!r}")))
+        del request, reply
+        if not conn.poll(0):  # nothing waiting: a moment to give freed memory back
+            heap.trim()
 
 
 def _start(config_path: str, log_level: int, log_format: str = "text") -> None:
@@ -145,6 +155,7 @@ def _start(config_path: str, log_level: int, log_format: str = "text") -> None:
         signal.signal(sig, signal.SIG_IGN)
     logs.setup(log_format, log_level)
     _context = open_context(load(Path(config_path)), create_secret=False)
+    store.limit_page_cache(PAGE_CACHE_KIB)
     # Loaded now, before "ready": not inside the first mail's deadline.
     import mailgate.intake
     import mailgate.spool  # noqa: F401
