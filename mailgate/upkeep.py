@@ -35,7 +35,7 @@ from mailgate.errors import TemporaryFailure
 from mailgate.logs import event
 from mailgate.store import health
 from mailgate.store.db import utcnow
-from mailgate.worker import Worker
+from mailgate.worker import Pool
 
 log = logging.getLogger("mailgate.serve")
 
@@ -48,7 +48,7 @@ class Gateway(Protocol):
     """What of ``app.Gateway`` upkeep uses (the core never imports the edge)."""
 
     ctx: Context
-    worker: Worker
+    worker: Pool
     db: concurrent.futures.ThreadPoolExecutor
     stopping: asyncio.Event
     web: Any  # the desk's process (web.process.DeskProcess) or None: renew(why), revive()

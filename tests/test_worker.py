@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -132,6 +133,45 @@ def test_a_worker_that_does_not_answer_is_killed_and_its_mail_quarantined(
     assert code == 250 and b"created" in reply
 
 
+def test_mails_handed_over_behind_a_stuck_one_are_stored_by_the_fresh_worker(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    """serve hands mails to the worker ahead of its answers: those waiting behind a mail
+    the worker never finishes (SIGSTOP) were not started, and a fresh worker takes them —
+    each answered 250 and stored once, none refused, none twice."""
+    ctx = listening(tmp_path, database_url)
+    running = serve_in_thread(ctx, imap=False)
+    port = ctx.config.listener.port
+    answers: dict[str, tuple[int, bytes]] = {}
+
+    def deliver(name: str, raw: bytes) -> None:
+        answers[name] = send(port, raw)
+
+    stuck_mail = threading.Thread(target=deliver, args=("stuck", mail_with_parts(40_000, "stuck")))
+    stuck_mail.start()
+    while not m.Receipt.select().count():
+        time.sleep(0.05)
+    stuck = running.gateway.worker.pid
+    assert stuck is not None
+    os.kill(stuck, signal.SIGSTOP)
+    behind = [
+        threading.Thread(target=deliver, args=(f"behind {i}", compose(subject=f"Behind {i}")))
+        for i in range(4)
+    ]
+    for thread in behind:
+        thread.start()
+    for thread in [stuck_mail, *behind]:
+        thread.join(90)
+    assert answers["stuck"][0] == 250 and b"quarantined" in answers["stuck"][1]
+    for i in range(4):
+        code, reply = answers[f"behind {i}"]
+        assert code == 250 and b"created" in reply, (i, code, reply)
+    assert not alive(stuck)
+    assert sorted(t.subject for t in m.Ticket.select()) == [f"Behind {i}" for i in range(4)]
+    by_status = sorted(r.status for r in m.Receipt.select())
+    assert by_status == ["processed"] * 4 + ["quarantined"]
+
+
 def test_max_processing_seconds_must_be_positive(tmp_path: Path) -> None:
     data = config_data(tmp_path, "sqlite:///x.db", {"gateway": {"max_processing_seconds": 0}})
     done = subprocess.run(
@@ -142,6 +182,59 @@ def test_max_processing_seconds_must_be_positive(tmp_path: Path) -> None:
     )
     assert done.returncode == 78
     assert "gateway.max_processing_seconds: must be more than 0" in done.stderr
+
+
+def test_several_ingest_workers_on_postgresql_thread_replies_to_originals_in_flight(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    """gateway.ingest_workers = 2 (PostgreSQL): replies that arrive while their originals
+    are still being processed by a worker land on the originals' tickets, and every mail
+    is stored once and answered 250."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("several ingest workers need PostgreSQL")
+    ctx = listening(tmp_path, database_url, ingest_workers=2, max_processing_seconds=120)
+    running = serve_in_thread(ctx, imap=False)
+    port = ctx.config.listener.port
+    running.gateway.worker.warm_up()
+    assert len(running.gateway.worker.pids) == 2
+    # Originals that take a while (3,000 attachments each), so the replies meet them in flight.
+    originals = [mail_with_parts(3000, f"Problem {i}") for i in range(3)]
+    ids = [re.search(rb"Message-ID: (<[^>]+>)", raw).group(1).decode() for raw in originals]  # type: ignore[union-attr]
+    answers: dict[str, tuple[int, bytes]] = {}
+
+    def deliver(name: str, raw: bytes) -> None:
+        answers[name] = send(port, raw)
+
+    threads = []
+    for i, raw in enumerate(originals):
+        threads.append(threading.Thread(target=deliver, args=(f"original {i}", raw)))
+        threads[-1].start()
+        wait_for(lambda key=ids[i]: m.Receipt.select().where(m.Receipt.message_id == key).exists())
+        reply = compose(subject=f"Re: Problem {i}", in_reply_to=ids[i], references=ids[i])
+        threads.append(threading.Thread(target=deliver, args=(f"reply {i}", reply)))
+        threads[-1].start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(answers) == sorted([f"original {i}" for i in range(3)] + [f"reply {i}" for i in range(3)])
+    for name, (code, reply_text) in answers.items():
+        assert code == 250, (name, reply_text)
+        assert (b"appended" if name.startswith("reply") else b"created") in reply_text, name
+    assert m.Receipt.select().count() == 6
+    assert m.Ticket.select().count() == 3
+    for ticket in m.Ticket.select():
+        assert ticket.messages.where(m.Message.direction == "in").count() == 2
+
+
+def test_several_ingest_workers_on_sqlite_are_a_config_error(tmp_path: Path) -> None:
+    data = config_data(tmp_path, "sqlite:///x.db", {"gateway": {"ingest_workers": 2}})
+    done = subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(write_config(tmp_path / "c.toml", data)), "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 78
+    assert "gateway.ingest_workers: more than 1 needs PostgreSQL" in done.stderr
 
 
 # --- serve as a process: no orphans, SIGHUP, JSON logs --------------------------------------

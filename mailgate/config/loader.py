@@ -169,6 +169,10 @@ def _check_references(config: Config, path: Path) -> None:
         fail("gateway.max_message_size", "must be at least 1024 bytes")
     if not config.gateway.max_processing_seconds > 0:
         fail("gateway.max_processing_seconds", "must be more than 0")
+    if not 1 <= config.gateway.ingest_workers <= 16:
+        fail("gateway.ingest_workers", "must be between 1 and 16")
+    if config.gateway.ingest_workers > 1 and config.database.url.startswith("sqlite"):
+        fail("gateway.ingest_workers", "more than 1 needs PostgreSQL (SQLite has one writer)")
     for key in ("max_mime_depth", "max_mime_parts", "max_header_count"):
         if getattr(config.gateway, key) < 1:
             fail(f"gateway.{key}", "must be at least 1")

@@ -64,6 +64,10 @@ class Gateway:
     # Longest one mail may be processed by the ingest worker (seconds) before it is
     # stopped and quarantined "took too long": one mail never stalls intake for everyone.
     max_processing_seconds: float = 30.0
+    # Ingest worker processes of `serve` (worker/pool.py). More than one needs PostgreSQL
+    # (SQLite has one writer, and intake/order.py keeps replies behind their parents
+    # across processes only there); each costs its own memory.
+    ingest_workers: int = 1
     # How much structure one mail may have (mail.parse.ParseLimits): beyond it the rest
     # is not read — the mail is kept whole and the repair is noted on it.
     max_mime_depth: int = 30

@@ -41,6 +41,7 @@ __all__ = [
     "close",
     "db",
     "is_sqlite",
+    "limit_page_cache",
     "new_message_id",
     "open_database",
     "pgcode",
@@ -161,6 +162,13 @@ class _PostgresDatabase(pw.PostgresqlDatabase):
     def close(self) -> bool:
         self._take_pending()
         return bool(super().close())
+
+
+def limit_page_cache(kib: int) -> None:
+    """SQLite: every connection of this process opened from now on (and this thread's)
+    keeps at most ``kib`` KiB of pages in memory (``open_database`` allows 16,000)."""
+    if is_sqlite():
+        db.obj.pragma("cache_size", -kib, permanent=True)
 
 
 def close() -> None:

@@ -1,4 +1,4 @@
-"""The ingest worker: a process of its own that runs ``ingest()`` for ``mailgate serve``.
+"""Inside an ingest worker: a process of its own that runs ``ingest()`` for ``mailgate serve``.
 
 Why a process and not a thread: Python runs one thread at a time, so the SMTP
 sessions of the event loop and the parse-and-store work of ingest took turns on
@@ -17,8 +17,8 @@ One mail must never stall intake for everyone, so a call may carry a deadline:
 * the serve side waits a little longer; a worker stuck where a signal cannot
   reach it (C code that never returns to the interpreter) is killed.
 
-Either way ``Worker.call`` raises ``Overdue`` and the next call starts a new
-worker; the caller quarantines the mail (``app.py``).
+Either way the call fails with ``Overdue`` and the next call starts a new worker;
+the caller quarantines the mail (``app.py``). The serve side is ``pool.py``.
 
 The worker never outlives ``serve`` by more than ``ORPHAN_GRACE`` seconds, however
 ``serve`` ended (``kill -9`` included): on Linux the kernel signals it when its
@@ -30,21 +30,22 @@ ends it after the grace whatever it is doing. A call also carries a CPU-time lim
 with the kernel's default action (SIGPROF), so even code stuck in C where no
 Python signal handler runs cannot keep a worker alive for long. The death signal
 follows the *thread* that started the process, so processes are started from one
-thread of their own that lives as long as the ``Worker``.
+thread of their own that lives as long as the ``Worker`` (``pool.py``).
 SIGINT, SIGTERM and SIGHUP reach the whole process group from a terminal or
 systemd; the worker ignores them — ``serve`` decides when it stops.
 
 The worker opens its own context from the config file; it shares nothing with
-the serve process but the database and the blob store.
+the serve process but the database and the blob store. It is started as a plain
+``python -c`` (``child``), not through ``multiprocessing``: no resource-tracker process
+beside it and no re-import of serve's ``__main__`` (each cost megabytes of memory).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import ctypes
+import json
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -52,14 +53,14 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from mailgate import store
 from mailgate.config import load
 from mailgate.context import Context, open_context
-from mailgate.errors import TemporaryFailure
+from mailgate.worker import heap
 
 log = logging.getLogger("mailgate.worker")
 
@@ -72,6 +73,10 @@ WATCH_SECONDS = 0.5
 # How long an orphaned worker may take to finish the mail in hand before the kernel ends it.
 ORPHAN_GRACE = 4.0
 _PR_SET_PDEATHSIG = 1
+# SQLite pages a worker keeps in memory (KiB): the operating system caches the file as
+# well, and 16 MiB (the default of store.open_database) grew the worker by as much as
+# the database grew (bench/memory.py).
+PAGE_CACHE_KIB = 4000
 
 _context: Context | None = None
 _orphaned = False
@@ -95,9 +100,21 @@ def hard_stop_after(deadline: float) -> float:
 # --- inside the worker process ------------------------------------------------------------
 
 
+def child() -> None:
+    """The worker's entry point: ``python -c`` with its socket's descriptor and settings in argv
+    (see ``pool.launch``)."""
+    fd, config_path, log_level, log_format, parent = json.loads(sys.argv[1])
+    _main(Connection(fd), config_path, log_level, log_format, parent)
+
+
+def ready(ctx: Context) -> None:
+    """A call that does nothing: the process is up and its context open."""
+
+
 def _main(conn: Connection, config_path: str, log_level: int, log_format: str, parent: int) -> None:
     """The worker process: answer calls from the pipe until told to stop or the parent is gone."""
     follow_parent(parent)
+    heap.tune()
     try:
         _start(config_path, log_level, log_format)
     except Exception as exc:  # noqa: BLE001 - the parent reports it
@@ -125,6 +142,9 @@ def _main(conn: Connection, config_path: str, log_level: int, log_format: str, p
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - e.g. a result that does not pickle
             conn.send(("error", RuntimeError(f"the worker could not answer: {exc!r}")))
+        del request, reply
+        if not conn.poll(0):  # nothing waiting: a moment to give freed memory back
+            heap.trim()
 
 
 def _start(config_path: str, log_level: int, log_format: str = "text") -> None:
@@ -135,6 +155,10 @@ def _start(config_path: str, log_level: int, log_format: str = "text") -> None:
         signal.signal(sig, signal.SIG_IGN)
     logs.setup(log_format, log_level)
     _context = open_context(load(Path(config_path)), create_secret=False)
+    store.limit_page_cache(PAGE_CACHE_KIB)
+    # Loaded now, before "ready": not inside the first mail's deadline.
+    import mailgate.intake
+    import mailgate.spool  # noqa: F401
 
 
 def _call(fn: Callable[..., Any], deadline: float | None, *args: Any, **kwargs: Any) -> Any:
@@ -207,124 +231,3 @@ def _watch_parent(parent: int, interval: float) -> None:
     os.kill(os.getpid(), signal.SIGUSR1)  # the main thread arms the kernel's timer
     time.sleep(ORPHAN_GRACE + interval)
     os._exit(1)  # only if the main thread could not run its handler
-
-
-# --- the serve side -----------------------------------------------------------------------
-
-
-class Worker:
-    """One ingest process, one call at a time; started again after it died or overran."""
-
-    def __init__(self, config_path: Path, *, log_format: str | None = None) -> None:
-        from mailgate import logs
-
-        self.config_path = config_path
-        self.log_format = log_format or logs.current_format()
-        # One call at a time: a mail waiting for its turn waits here, not inside a
-        # process that may have to be killed.
-        self._turn = threading.Lock()
-        self._process: BaseProcess | None = None
-        self._conn: Connection | None = None
-        # Processes are started from this thread only: the kernel's parent-death
-        # signal follows the starting thread, which must live as long as we do.
-        self._starter = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="mailgate-worker-start"
-        )
-
-    @property
-    def pid(self) -> int | None:
-        process = self._process
-        return process.pid if process is not None and process.is_alive() else None
-
-    def call(
-        self, fn: Callable[..., Any], *args: Any, deadline: float | None = None, **kwargs: Any
-    ) -> Any:
-        """Run ``fn(ctx, *args, **kwargs)`` in the worker; ``fn`` must be importable.
-
-        A worker that died becomes ``TemporaryFailure``; a call past its ``deadline``
-        (seconds) becomes ``Overdue``. Both leave the next call a new worker.
-        """
-        with self._turn:
-            conn = self._connection()
-            try:
-                conn.send((fn, args, kwargs, deadline))
-                if deadline is not None and not conn.poll(hard_stop_after(deadline)):
-                    self._stop(kill=True)
-                    raise Overdue(f"no answer within {hard_stop_after(deadline):g} s: killed")
-                status, value = conn.recv()
-            except (EOFError, OSError) as exc:
-                self._stop(kill=True)
-                log.warning("ingest worker stopped; a new one starts with the next mail")
-                raise TemporaryFailure(f"the ingest worker stopped: {exc or 'it died'}") from exc
-            if status == "overdue":
-                self._stop(kill=False)
-                raise Overdue(f"interrupted after {deadline:g} s")
-        if status == "error":
-            raise value
-        return value
-
-    def warm_up(self) -> None:
-        """Start the process now, so the first mail does not wait for it."""
-        with self._turn:
-            self._connection()
-
-    def restart(self) -> None:
-        with self._turn:
-            self._stop(kill=True)
-
-    def close(self) -> None:
-        """Stop the worker after the call in flight (killed if it does not stop in time)."""
-        with self._turn:
-            if self._conn is not None:
-                with contextlib.suppress(OSError):
-                    self._conn.send(None)
-            self._stop(kill=False)
-        self._starter.shutdown(wait=True)
-
-    def _connection(self) -> Connection:
-        if self._conn is not None and self._process is not None and self._process.is_alive():
-            return self._conn
-        self._stop(kill=True)
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        process = context.Process(
-            target=_main,
-            args=(
-                theirs,
-                str(self.config_path),
-                logging.getLogger().level,
-                self.log_format,
-                os.getpid(),
-            ),
-            name="mailgate-ingest",
-        )
-        self._starter.submit(process.start).result()
-        theirs.close()
-        self._process, self._conn = process, ours
-        try:
-            if not ours.poll(STARTUP_SECONDS):
-                raise TemporaryFailure(f"the ingest worker did not start in {STARTUP_SECONDS:g} s")
-            status, value = ours.recv()
-        except (EOFError, OSError) as exc:
-            self._stop(kill=True)
-            raise TemporaryFailure(f"the ingest worker did not start: {exc or 'it died'}") from exc
-        except TemporaryFailure:
-            self._stop(kill=True)
-            raise
-        if status != "ready":
-            self._stop(kill=True)
-            raise value
-        return ours
-
-    def _stop(self, *, kill: bool) -> None:
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
-        if process is not None:
-            if kill and process.is_alive():
-                process.kill()
-            process.join(SHUTDOWN_SECONDS)
-            if process.is_alive():
-                process.kill()
-                process.join(SHUTDOWN_SECONDS)
-        if conn is not None:
-            conn.close()
