@@ -184,14 +184,13 @@ def test_max_processing_seconds_must_be_positive(tmp_path: Path) -> None:
     assert "gateway.max_processing_seconds: must be more than 0" in done.stderr
 
 
+@pytest.mark.postgres
 def test_several_ingest_workers_on_postgresql_thread_replies_to_originals_in_flight(
     tmp_path: Path, database_url: str, serve_in_thread: Any
 ) -> None:
     """gateway.ingest_workers = 2 (PostgreSQL): replies that arrive while their originals
     are still being processed by a worker land on the originals' tickets, and every mail
     is stored once and answered 250."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("several ingest workers need PostgreSQL")
     ctx = listening(tmp_path, database_url, ingest_workers=2, max_processing_seconds=120)
     running = serve_in_thread(ctx, imap=False)
     port = ctx.config.listener.port
