@@ -13,7 +13,6 @@ from mailgate import store
 from mailgate.config import Config
 from mailgate.context import Context, open_context
 from mailgate.store import directory
-from tests.databases import wants_upgraded
 from tests.support import (
     config_data,
     load_config,
@@ -42,6 +41,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A database of the test's own: empty, or — for a test that starts from an upgraded
     one (``ctx``, ``smtp_ctx``, ``desk``) — a copy of the worker's upgraded template
     (tests/databases.py)."""
+    from tests.databases import wants_upgraded  # a plugin: imported after pytest rewrote it
+
     upgraded = wants_upgraded(request)
     if request.param == "sqlite":
         path = tmp_path / "mailgate.db"

@@ -35,8 +35,10 @@ from mailgate import store
 from mailgate.context import open_context
 from tests.support import config_data, load_config, write_config
 
-# Fixtures that open the gateway on their ``database_url`` before the test sees it.
-MIGRATED_FOR = frozenset({"ctx", "smtp_ctx", "desk"})
+# Fixtures that open the gateway on their ``database_url`` before the test sees it, and
+# ``upgraded_database``: what a test module asks for when its tests (or its fixture) call
+# ``open_gateway`` on ``database_url`` before anything else touches that database.
+MIGRATED_FOR = frozenset({"ctx", "smtp_ctx", "desk", "upgraded_database"})
 
 
 def wants_upgraded(request: pytest.FixtureRequest) -> bool:
@@ -150,6 +152,11 @@ def drop_database(server: Any, name: str) -> None:
     force = " WITH (FORCE)" if server.server_version >= 130000 else ""
     with server.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+@pytest.fixture
+def upgraded_database() -> None:
+    """Makes ``database_url`` a copy of the upgraded template (see ``MIGRATED_FOR``)."""
 
 
 @pytest.fixture(scope="session")
