@@ -26,13 +26,29 @@ if TYPE_CHECKING:
     from tests.relay import Relay
 
 PG_ENV = "MAILGATE_TEST_DATABASE_URL"
-pytest_plugins = ["tests.relay", "tests.dovecot", "tests.desk", "tests.webdesk", "tests.browser"]
+pytest_plugins = [
+    "tests.databases",
+    "tests.relay",
+    "tests.dovecot",
+    "tests.desk",
+    "tests.webdesk",
+    "tests.browser",
+]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own: empty, or — for a test that starts from an upgraded
+    one (``ctx``, ``smtp_ctx``, ``desk``) — a copy of the worker's upgraded template
+    (tests/databases.py)."""
+    from tests.databases import wants_upgraded  # a plugin: imported after pytest rewrote it
+
+    upgraded = wants_upgraded(request)
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mailgate.db'}"
+        path = tmp_path / "mailgate.db"
+        if upgraded:
+            request.getfixturevalue("database_templates").copy_sqlite(path)
+        yield f"sqlite:///{path}"
         return
     base = os.environ.get(PG_ENV)
     if not base:
@@ -44,6 +60,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn = psycopg2.connect(base)
     except psycopg2.OperationalError as exc:
         service_missing(f"PostgreSQL at {base} is not reachable: {exc}")
+    if upgraded:
+        conn.close()
+        yield from request.getfixturevalue("database_templates").copy_postgresql(base)
+        return
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f"CREATE SCHEMA {schema}")

@@ -39,7 +39,7 @@ def gateway(tmp_path: Path, database_url: str, relay: Relay, **extra: Any) -> Co
 
 @pytest.fixture
 def listening(
-    tmp_path: Path, database_url: str, relay: Relay, serve_in_thread: Any
+    tmp_path: Path, database_url: str, relay: Relay, serve_in_thread: Any, upgraded_database: None
 ) -> Any:
     ctx = gateway(tmp_path, database_url, relay)
     serve_in_thread(ctx, imap=False)

@@ -17,6 +17,9 @@ from tests.conftest import open_gateway
 from tests.relay import free_port
 from tests.support import compose, config_data, load_config, self_signed_certificate, write_config
 
+# Every test here opens the gateway (open_gateway) before anything else uses its database.
+pytestmark = pytest.mark.usefixtures("upgraded_database")
+
 
 def gateway_with(tmp_path: Path, database_url: str, **overrides: Any) -> Context:
     listener = {"port": free_port(), **overrides.pop("listener", {})}

@@ -8,9 +8,11 @@ upgrade in place and keep its tickets.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,7 @@ from mailgate.store import migrations, schema
 from mailgate.store import models as m
 from mailgate.store.db import db
 from mailgate.store.sla import ClockRow
+from tests.conftest import PG_ENV
 from tests.support import compose
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -389,3 +392,50 @@ def test_0015_backfills_each_tickets_next_due_time_from_its_running_clocks(
         )
         assert "ticket_next_due_at" in plan and "TEMP B-TREE" not in plan, plan
     store.close()
+
+
+def shape_of_database() -> dict[str, object]:
+    """Tables, columns, indexes, foreign keys, views, triggers and rows of the open database."""
+    found: dict[str, object] = {}
+    for table in sorted(db.get_tables()):
+        columns = [(c.name, c.data_type, c.null, c.primary_key) for c in db.get_columns(table)]
+        indexes = sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table))
+        keys = sorted((k.column, k.dest_table, k.dest_column) for k in db.get_foreign_keys(table))
+        rows = db.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        found[table] = (columns, indexes, keys, rows)
+    found["views"] = sorted(v.name for v in db.get_views())
+    if dialect() == "sqlite":
+        found["triggers"] = sorted(
+            db.execute_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        )
+    else:
+        found["triggers"] = sorted(
+            db.execute_sql(
+                "SELECT trigger_name, event_manipulation, event_object_table, action_statement"
+                " FROM information_schema.triggers WHERE trigger_schema = current_schema()"
+            )
+        )
+    found["migrations"] = [r[0] for r in db.execute_sql("SELECT name FROM migration ORDER BY name")]
+    return found
+
+
+def test_the_tests_upgraded_database_is_what_upgrade_makes_of_an_empty_one(
+    config: Config, tmp_path: Path, database_templates: Any
+) -> None:
+    """``ctx`` and ``desk`` start on a copy of the worker's upgraded template
+    (tests/databases.py), not on an upgrade of their own: the copy must be the same."""
+    open_context(config)
+    store.upgrade()
+    fresh = shape_of_database()
+    store.close()
+    if dialect() == "sqlite":
+        database_templates.copy_sqlite(tmp_path / "copy.db")
+        copies: Any = iter([f"sqlite:///{tmp_path / 'copy.db'}"])
+    else:
+        copies = database_templates.copy_postgresql(os.environ[PG_ENV])
+    for url in copies:
+        store.open_database(url)
+        assert store.upgrade().applied == ()
+        assert shape_of_database() == fresh
+        store.close()
+    assert fresh["migrations"] == [x.name for x in schema.known()]

@@ -267,11 +267,12 @@ def serve_process(tmp_path: Path, database_url: str) -> Iterator[Any]:
         raise AssertionError("serve did not start listening")
 
     yield start
+    # The serve processes are all this fixture opened: it never connects the database in
+    # this process (closing it here failed when no earlier test of the worker had opened it).
     for process in started:
         if process.poll() is None:
             process.kill()
             process.wait(15)
-    m.db.close()
 
 
 def descendants(pid: int) -> list[int]:

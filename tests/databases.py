@@ -1,0 +1,168 @@
+"""The databases of the tests: an empty one, or a copy of the worker's upgraded template.
+
+``database_url`` (tests/conftest.py) gives every database test a database of its own.
+Most of them start with ``open_gateway`` — ``store.upgrade()`` on an empty database —
+and on PostgreSQL that upgrade is some 150 DDL statements: half a second of the
+server's CPU per test, for some 300 tests, on the cores the suite shares with it.
+
+So each xdist worker upgrades one template per dialect once, with the code under test
+and exactly as ``open_gateway`` would (``open_context`` + ``store.upgrade()``), and a
+test that starts from an upgraded database (it uses one of ``MIGRATED_FOR``) gets a
+copy: the SQLite file copied into its tmp_path, or on PostgreSQL a database of its own
+made by ``CREATE DATABASE ... TEMPLATE`` (a file copy on the server, dropped after the
+test). ``open_gateway`` still runs ``store.upgrade()`` and finds nothing pending, as on
+any upgraded database. Every other test — those about upgrading (tests/test_migrations.py,
+``mailgate db upgrade``), and those that start serve or the CLI on ``database_url`` —
+keeps getting an empty database: a new SQLite file, or a new schema in the database of
+``MAILGATE_TEST_DATABASE_URL``. tests/test_migrations.py checks that a copy has the
+shape a fresh upgrade gives.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from mailgate import store
+from mailgate.context import open_context
+from tests.support import config_data, load_config, write_config
+
+# Fixtures that open the gateway on their ``database_url`` before the test sees it, and
+# ``upgraded_database``: what a test module asks for when its tests (or its fixture) call
+# ``open_gateway`` on ``database_url`` before anything else touches that database.
+MIGRATED_FOR = frozenset({"ctx", "smtp_ctx", "desk", "upgraded_database"})
+
+
+def wants_upgraded(request: pytest.FixtureRequest) -> bool:
+    return not MIGRATED_FOR.isdisjoint(request.fixturenames)
+
+
+def url_of_database(base: str, name: str) -> str:
+    """``base`` (the server of MAILGATE_TEST_DATABASE_URL) with database ``name``."""
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+
+
+def upgrade(directory: Path, url: str) -> None:
+    """What ``open_gateway`` does to an empty database before the directory sync."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = load_config(write_config(directory / "template.toml", config_data(directory, url)))
+    open_context(config)
+    try:
+        store.upgrade()
+    finally:
+        store.close()
+
+
+class Templates:
+    """The upgraded templates of one xdist worker, made on first use."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._sqlite: Path | None = None
+        self._postgresql: str | None = None
+        self._server: Any = None  # the psycopg2 connection that creates the databases
+        self._doomed: queue.Queue[str | None] = queue.Queue()
+        self._dropper: threading.Thread | None = None
+        self.failed_drops: list[str] = []
+
+    def sqlite(self) -> Path:
+        if self._sqlite is None:
+            path = self.directory / "sqlite" / "template.db"
+            upgrade(path.parent, f"sqlite:///{path}")
+            # Closed: everything is in the main file (WAL checkpointed), safe to copy.
+            assert not Path(f"{path}-wal").exists() or not Path(f"{path}-wal").stat().st_size
+            self._sqlite = path
+        return self._sqlite
+
+    def copy_sqlite(self, target: Path) -> None:
+        shutil.copyfile(self.sqlite(), target)
+
+    def postgresql(self, base: str) -> str:
+        """The template database's name, on the server of ``base``."""
+        if self._postgresql is None:
+            import psycopg2
+
+            self._server = psycopg2.connect(base)
+            self._server.autocommit = True
+            name = f"mg_template_{uuid.uuid4().hex[:12]}"
+            with self._server.cursor() as cur:
+                cur.execute(f"CREATE DATABASE {name}")
+            self._postgresql = name
+            upgrade(self.directory / "postgresql", url_of_database(base, name))
+        return self._postgresql
+
+    def copy_postgresql(self, base: str) -> Iterator[str]:
+        """A database of its own for one test, upgraded; dropped after the test."""
+        template = self.postgresql(base)
+        name = f"mg_test_{uuid.uuid4().hex[:16]}"
+        with self._server.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        try:
+            yield url_of_database(base, name)
+        finally:
+            store.close()
+            self._drop_later(base, name)
+
+    def _drop_later(self, base: str, name: str) -> None:
+        """DROP DATABASE in a thread of its own: on PostgreSQL up to 15 it waits for a
+        checkpoint of the whole server (seconds on a busy one), which the next test
+        need not wait for. ``close()`` waits for every drop and reports any that failed."""
+        if self._dropper is None:
+            self._dropper = threading.Thread(target=self._drop_all, args=(base,), daemon=True)
+            self._dropper.start()
+        self._doomed.put(name)
+
+    def _drop_all(self, base: str) -> None:
+        import psycopg2
+
+        server = psycopg2.connect(base)
+        server.autocommit = True
+        try:
+            while (name := self._doomed.get()) is not None:
+                try:
+                    drop_database(server, name)
+                except psycopg2.Error as exc:
+                    self.failed_drops.append(f"{name}: {exc}")
+        finally:
+            server.close()
+
+    def close(self) -> None:
+        if self._dropper is not None:
+            self._doomed.put(None)
+            self._dropper.join(600)
+        if self._server is not None:
+            if self._postgresql is not None:
+                drop_database(self._server, self._postgresql)
+            self._server.close()
+        assert not self.failed_drops, f"test databases not dropped: {self.failed_drops}"
+
+
+def drop_database(server: Any, name: str) -> None:
+    # A gateway thread or a serve of the test may not have closed its connection yet:
+    # those must not keep the database (13+: WITH (FORCE) ends them, as DROP SCHEMA
+    # ignored idle connections).
+    force = " WITH (FORCE)" if server.server_version >= 130000 else ""
+    with server.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+@pytest.fixture
+def upgraded_database() -> None:
+    """Makes ``database_url`` a copy of the upgraded template (see ``MIGRATED_FOR``)."""
+
+
+@pytest.fixture(scope="session")
+def database_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    templates = Templates(tmp_path_factory.mktemp("templates"))
+    try:
+        yield templates
+    finally:
+        templates.close()
