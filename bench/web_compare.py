@@ -56,6 +56,7 @@ def start(tree: str, work: Path) -> tuple[subprocess.Popen[str], str, str]:
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": tree},
+        cwd=work,  # not a checkout: `python -m` would import the working directory's mailgate
     )
     assert server.stdout is not None
     print(f"  {tree}: {server.stdout.readline().strip()}")
