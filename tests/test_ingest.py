@@ -70,6 +70,28 @@ def test_new_mail_creates_a_ticket_in_the_mailbox_team(ctx: Context) -> None:
     assert 100000 <= outcome.ticket <= 999999
 
 
+def test_percent_signs_in_a_mail_are_stored_as_written(ctx: Context) -> None:
+    # On PostgreSQL the message, its attachments and events are sent with the next
+    # statement as one text (sql.later): a % in it must not read as a parameter.
+    odd = "50% off %s %(name)s %% 100%"
+    original = compose(
+        subject=f"Refund {odd}",
+        body=f"I was promised {odd}.\n",
+        attachments=[(f"note {odd}.txt", "text/plain", b"%s %d 100%\n")],
+    )
+    outcome = ingest(ctx, original, source="cli")
+    detail = show(ctx, outcome.ticket)
+    assert detail["subject"] == f"Refund {odd}"
+    (message,) = inbound(detail)
+    assert message["text"].strip() == f"I was promised {odd}."
+    (attachment,) = message["attachments"]
+    assert attachment["original_filename"] == f"note {odd}.txt"
+    answer = reply_to(original, sender="carla@customer.example", body=f"And {odd} again\n")
+    reply = ingest(ctx, answer, source="cli")
+    assert reply.action == "appended" and reply.ticket == outcome.ticket
+    assert inbound(show(ctx, outcome.ticket))[-1]["text"].startswith(f"And {odd} again")
+
+
 def test_the_mailbox_decides_team_and_priority(ctx: Context) -> None:
     outcome = ingest(ctx, compose(to="banking@example.org"), source="cli")
     detail = show(ctx, outcome.ticket)
