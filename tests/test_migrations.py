@@ -157,6 +157,40 @@ def test_db_upgrade_from_several_processes_at_once_applies_each_migration_once(
     store.close()
 
 
+@pytest.mark.postgres
+def test_db_upgrade_names_a_process_holding_the_schema_lock_and_gives_up_after_its_wait(
+    config_path: Path, database_url: str
+) -> None:
+    import psycopg2
+
+    holder = psycopg2.connect(database_url, application_name="stuck-script")
+    try:
+        with holder.cursor() as cur:  # a transaction left open, holding the schema lock
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema._LOCK_KEY,))
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        command = [sys.executable, "-m", "mailgate", "--config", str(config_path)]
+        stuck = subprocess.run(
+            [*command, "db", "upgrade", "--wait", "1"],
+            cwd=config_path.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert stuck.returncode == 75, stuck
+        lines = stuck.stderr.strip().splitlines()
+        assert "waiting up to 1 s for another process's schema upgrade" in stuck.stderr
+        assert f"server pid {pid}" in lines[-1] and "stuck-script" in lines[-1]
+        assert "held the schema lock for over 1 s" in lines[-1] and "Traceback" not in stuck.stderr
+        holder.rollback()  # the script ends: the next upgrade goes through at once
+        done = subprocess.run(
+            [*command, "db", "upgrade"], cwd=config_path.parent, capture_output=True, text=True
+        )
+        assert done.returncode == 0 and "upgraded from version 0" in done.stdout, done
+    finally:
+        holder.close()
+
+
 def test_check_names_the_pending_migrations(config_path: Path, config: Config) -> None:
     open_context(config)
     build_version_1(dialect())

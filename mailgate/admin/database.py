@@ -9,12 +9,12 @@ from __future__ import annotations
 from mailgate import store
 from mailgate.config import Config
 from mailgate.store import directory
-from mailgate.store.schema import Upgrade
+from mailgate.store.schema import LOCK_WAIT_SECONDS, Upgrade
 
 
-def upgrade(config: Config) -> Upgrade:
+def upgrade(config: Config, wait: float = LOCK_WAIT_SECONDS) -> Upgrade:
     """Apply pending migrations, then bring agents and teams up to date."""
-    done = store.upgrade()
+    done = store.upgrade(wait)
     sync_directory(config)
     return done
 

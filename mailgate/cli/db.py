@@ -11,14 +11,31 @@ ORDER = 20
 
 def register(sub: Subparsers) -> None:
     db = group(sub, "db", "database schema")
-    command(db, "upgrade", _upgrade, "create or migrate the schema (safe to run twice)")
+    p = command(db, "upgrade", _upgrade, "create or migrate the schema (safe to run twice)")
+    p.add_argument(
+        "--wait",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for another process's upgrade (PostgreSQL; default 300)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"not a number of seconds from 1 to 86400: {text!r}")
+    return value
 
 
 def _upgrade(args: argparse.Namespace) -> int:
     from mailgate.admin import database
 
     ctx = context(args, schema_required=False, create_secret=True)
-    done = database.upgrade(ctx.config)
+    done = database.upgrade(ctx.config, **({} if args.wait is None else {"wait": args.wait}))
     if not done.applied:
         print(f"database schema is up to date (version {done.version})")
     else:

@@ -16,6 +16,7 @@ equals the old single version number for the databases that had one (version 1 =
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,10 @@ from mailgate.store.db import db, is_sqlite, utcnow
 
 LOG_TABLE = "migration"
 _LOCK_KEY = 0x6D61696C  # "mail": the advisory lock every mailgate process agrees on
+# How long an upgrade waits for another process's (`mailgate db upgrade --wait`).
+LOCK_WAIT_SECONDS = 300.0
+
+log = logging.getLogger("mailgate.database")
 
 
 @dataclass(frozen=True)
@@ -122,9 +127,12 @@ def pending() -> tuple[list[str], list[str]]:
     return [n for n in names if n not in done], [n for n in done if n not in names]
 
 
-def upgrade() -> Upgrade:
-    """Create or migrate the schema; safe to run twice and from several processes at once."""
-    with _schema_lock():
+def upgrade(wait: float = LOCK_WAIT_SECONDS) -> Upgrade:
+    """Create or migrate the schema; safe to run twice and from several processes at once.
+
+    Another process holding the schema lock is waited for ``wait`` seconds at most, with
+    a line in the log naming it; after that a ``TemporaryFailure`` says who holds it."""
+    with _schema_lock(wait):
         db.execute_sql(
             f"CREATE TABLE IF NOT EXISTS {LOG_TABLE}"
             " (name VARCHAR(200) NOT NULL PRIMARY KEY, applied_at VARCHAR(40) NOT NULL)"
@@ -163,15 +171,55 @@ def _param() -> str:
 
 
 @contextmanager
-def _schema_lock() -> Iterator[None]:
+def _schema_lock(wait: float) -> Iterator[None]:
     # Three processes starting at once must not race each other's CREATE TABLE.
     if is_sqlite():
         with db.atomic("EXCLUSIVE"):
             yield
-    else:
-        with db.atomic():
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            yield
+        return
+    with db.atomic():
+        if not db.execute_sql("SELECT pg_try_advisory_xact_lock(%s)", (_LOCK_KEY,)).fetchone()[0]:
+            _wait_for_lock(wait)
+        yield
+
+
+def _wait_for_lock(wait: float) -> None:
+    """Wait, visibly and for ``wait`` seconds at most, for another process's schema lock.
+
+    A process that died mid-upgrade releases it with its connection; one that hangs in
+    an open transaction (a script, a debugger) would otherwise stall every start."""
+    holder = _lock_holder()
+    log.warning("waiting up to %.0f s for another process's schema upgrade (%s)", wait, holder)
+    db.execute_sql(f"SET LOCAL lock_timeout = '{max(1, int(wait * 1000))}ms'")
+    try:
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+    except (pw.OperationalError, pw.InternalError) as exc:
+        if "lock timeout" not in str(exc):
+            raise
+        raise TemporaryFailure(
+            f"another process has held the schema lock for over {wait:.0f} s ({holder});"
+            " end it or wait, then run `mailgate db upgrade` again"
+        ) from None
+    db.execute_sql("SET LOCAL lock_timeout = DEFAULT")
+
+
+def _lock_holder() -> str:
+    """Who holds the schema lock, as far as the server tells (pid, program, state)."""
+    row = db.execute_sql(
+        "SELECT a.pid, a.application_name, a.state, a.client_addr,"
+        " EXTRACT(EPOCH FROM now() - a.xact_start)"
+        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s"
+        " AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database()) LIMIT 1",
+        (_LOCK_KEY,),
+    ).fetchone()
+    if row is None:
+        return "holder not visible"
+    pid, program, state, client, seconds = row
+    where = f" from {client}" if client else ""
+    age = f", transaction open {float(seconds):.0f} s" if seconds is not None else ""
+    return f"server pid {pid}{where}, {program or 'unnamed program'}, {state}{age}"
 
 
 def require_schema() -> None:
