@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mailgate.config import Config
 from mailgate.errors import UsageError
@@ -22,6 +23,7 @@ from mailgate.store.rows import AgentRow, TeamRow
 # (two to four round trips a mail on PostgreSQL) and only ``sync`` and the first use of
 # a configured key write these rows, from the config this process runs with. A row is
 # cached once it exists (never its absence); ``sync`` empties the cache.
+_Row = TypeVar("_Row", AgentRow, TeamRow)
 _cache: weakref.WeakKeyDictionary[Any, dict[tuple[str, Any], Any]] = weakref.WeakKeyDictionary()
 
 
@@ -36,6 +38,17 @@ def _remember(key: tuple[str, Any], row: Any) -> None:
     """Cache ``row`` once the transaction that read it commits (it may have created it)."""
     cache = _cached()
     db.obj.after_commit(lambda: cache.__setitem__(key, row))
+
+
+def _lookup(key: tuple[str, Any], load: Callable[[], _Row | None]) -> _Row | None:
+    """The cached row of ``key``, else ``load()`` — remembered only if it exists."""
+    found: _Row | None = _cached().get(key)
+    if found is None:
+        found = load()
+        if found is not None:
+            _remember(key, found)
+    return found
+
 
 _AGENT = "SELECT id, key, name, emails, role FROM agent"
 
@@ -55,23 +68,13 @@ def _agent(row: tuple[Any, ...] | None) -> AgentRow | None:
 def agent_by_id(agent_id: int | None) -> AgentRow | None:
     if agent_id is None:
         return None
-    cache = _cached()
-    found: AgentRow | None = cache.get(("agent_id", agent_id))
-    if found is None:
-        found = _agent(sql.one(f"{_AGENT} WHERE id = ?", agent_id))
-        if found is not None:
-            _remember(("agent_id", agent_id), found)
-    return found
+    return _lookup(
+        ("agent_id", agent_id), lambda: _agent(sql.one(f"{_AGENT} WHERE id = ?", agent_id))
+    )
 
 
 def agent_by_key(key: str) -> AgentRow | None:
-    cache = _cached()
-    found: AgentRow | None = cache.get(("agent", key))
-    if found is None:
-        found = _agent(sql.one(f"{_AGENT} WHERE key = ?", key))
-        if found is not None:
-            _remember(("agent", key), found)
-    return found
+    return _lookup(("agent", key), lambda: _agent(sql.one(f"{_AGENT} WHERE key = ?", key)))
 
 
 def agent_row(key: str, config: Config) -> AgentRow:
@@ -100,45 +103,44 @@ def first_active_agent() -> AgentRow | None:
     return _agent(sql.one(f"{_AGENT} WHERE active = ? ORDER BY id LIMIT 1", True))
 
 
+_TEAM = "SELECT id, key, name, address FROM team"
+
+
+def _team(row: tuple[Any, ...] | None) -> TeamRow | None:
+    if row is None:
+        return None
+    return TeamRow(id=int(row[0]), key=str(row[1]), name=str(row[2]), address=str(row[3]))
+
+
 def team_by_id(team_id: int | None) -> TeamRow | None:
     if team_id is None:
         return None
-    cache = _cached()
-    found: TeamRow | None = cache.get(("team_id", team_id))
-    if found is not None:
-        return found
-    row = sql.one("SELECT key, name, address FROM team WHERE id = ?", team_id)
-    if row is None:
-        return None
-    found = TeamRow(id=team_id, key=str(row[0]), name=str(row[1]), address=str(row[2]))
-    _remember(("team_id", team_id), found)
-    return found
+    return _lookup(("team_id", team_id), lambda: _team(sql.one(f"{_TEAM} WHERE id = ?", team_id)))
+
+
+def _team_by_key(key: str) -> TeamRow | None:
+    return _lookup(("team", key), lambda: _team(sql.one(f"{_TEAM} WHERE key = ?", key)))
 
 
 def team_row(key: str, config: Config) -> TeamRow | None:
     """The row of a configured team, created on first use; None for no team ('')."""
     if not key:
         return None
-    cache = _cached()
-    known: TeamRow | None = cache.get(("team", key))
-    if known is not None:
-        return known
-    found = sql.one("SELECT id, name, address FROM team WHERE key = ?", key)
-    if found is None:
-        team = config.team(key)
-        if team is None:
-            raise UsageError(f"no team {key!r} in the config")
-        sql.run(
-            "INSERT INTO team (key, name, address) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
-            team.key,
-            team.name,
-            team.address,
-        )
-        found = sql.one("SELECT id, name, address FROM team WHERE key = ?", key)
-        assert found is not None
-    known = TeamRow(id=int(found[0]), key=key, name=str(found[1]), address=str(found[2]))
-    _remember(("team", key), known)
-    return known
+    found = _team_by_key(key)
+    if found is not None:
+        return found
+    team = config.team(key)
+    if team is None:
+        raise UsageError(f"no team {key!r} in the config")
+    sql.run(
+        "INSERT INTO team (key, name, address) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+        team.key,
+        team.name,
+        team.address,
+    )
+    created = _team_by_key(key)
+    assert created is not None
+    return created
 
 
 def sync(config: Config) -> None:
