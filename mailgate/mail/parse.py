@@ -195,7 +195,7 @@ def parse(
     for defect in message.defects[:20]:
         defects.append(f"{type(defect).__name__}: {defect}")
     hint = _text_charset(message, limits.max_parts)
-    headers = _header_map(message, limits.max_headers, hint, repairs)
+    headers, address_values, header_names = _header_map(message, limits.max_headers, hint, repairs)
     walk = Walk(
         sink,
         extracted,
@@ -211,10 +211,6 @@ def parse(
     if synthesized:
         message_id = synthesized_message_id(sha256)
     text, html_body = walk.body()
-    address_values = {
-        name: [raw_value for key, raw_value in _raw_items(message) if key == name]
-        for name in ("from", "to", "cc", "reply-to", "sender", "subject")
-    }
     addresses = {
         k: read_addresses(v, defects, k) for k, v in address_values.items() if v and k != "subject"
     }
@@ -249,7 +245,7 @@ def parse(
         content_type=message.get_content_type(),
         report=report,
         defects=tuple(defects),
-        header_names=tuple(name.lower() for name in message),
+        header_names=header_names,
         repairs=merge_repairs(noticed, repairs),
         from_raw=from_raw,
         from_name=from_name or (sender.name if sender is not None else ""),
@@ -414,16 +410,27 @@ class Headers(Mapping[str, tuple[str, ...]]):
         return len(self._raw)
 
 
+# Read whole, whatever the header count limit: who wrote and to whom.
+_ADDRESS_FIELDS = ("from", "to", "cc", "reply-to", "sender", "subject")
+
+
 def _header_map(
     message: email.message.Message, limit: int, hint: str | None, repairs: list[str]
-) -> Headers:
+) -> tuple[Headers, dict[str, list[str]], tuple[str, ...]]:
+    """In one pass over the header block: the first ``limit`` fields by lowercased name,
+    the raw values of the address fields (and Subject), and every field's name."""
     raw: dict[str, list[str]] = {}
+    wanted: dict[str, list[str]] = {name: [] for name in _ADDRESS_FIELDS}
+    names: list[str] = []
     for count, (name, value) in enumerate(_raw_items(message)):
-        if count >= limit:
+        names.append(name)
+        if name in wanted:
+            wanted[name].append(value)
+        if count < limit:
+            raw.setdefault(name, []).append(value)
+        elif count == limit:
             repairs.append(f"more than {limit} header fields; the rest was not read")
-            break
-        raw.setdefault(name, []).append(value)
-    return Headers(raw, hint)
+    return Headers(raw, hint), wanted, tuple(names)
 
 
 def _return_path(headers: Mapping[str, tuple[str, ...]]) -> str:
