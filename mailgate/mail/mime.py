@@ -33,6 +33,7 @@ _MAX_DEPTH = 30
 _BODY_TYPES = {"text/plain", "text/html"}
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 # A header line as the stdlib's feed parser reads one: a field name, then the colon.
+_BLANK_LINE = re.compile(rb"\n\n|\r\n\r\n")
 _FIELD_NAME = re.compile(r"[\041-\071\073-\176]+:")
 
 
@@ -214,13 +215,15 @@ def _header_block(raw: bytes, start: int, end: int) -> tuple[int, int, bytes]:
         return start + 2, start, b"\r\n"
     if raw.startswith(b"\n", start):
         return start + 1, start, b"\n"
-    crlf = raw.find(b"\r\n\r\n", start, end)
-    lf = raw.find(b"\n\n", start, end)
-    if crlf != -1 and (lf == -1 or crlf <= lf + 1):
-        return crlf + 4, crlf + 2, b"\r\n"
-    if lf != -1:
-        return lf + 2, lf + 1, b"\n"
-    return end, end, b"\n"
+    # The first blank line of either kind, in one scan (a CRLF blank line can never
+    # start right after an LF one: the earlier of the two is the one).
+    found = _BLANK_LINE.search(raw, start, end)
+    if found is None:
+        return end, end, b"\n"
+    at = found.start()
+    if raw[at] == 13:  # \r
+        return at + 4, at + 2, b"\r\n"
+    return at + 2, at + 1, b"\n"
 
 
 def _delimiters(

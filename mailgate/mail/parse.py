@@ -68,7 +68,8 @@ STREAM_ABOVE = 16 * 1024
 # Leaf parts above this size are streamed out; body text only above TEXT_LIMIT.
 PART_LIMIT = 8 * 1024
 _MAX_REFERENCES = 200
-_FORWARDS = re.compile(rb"message/(?:rfc822|global)(?![\w-])", re.IGNORECASE)
+# Searched in the lowercased mail: a case-insensitive search has no fast scan.
+_FORWARDS = re.compile(rb"message/(?:rfc822|global)(?![\w-])")
 
 
 class Unparseable(Exception):
@@ -177,7 +178,7 @@ def parse(
     raw = tame_parameters(repair_head(raw, repairs), repairs)
     extracted: dict[str, ExtractedPart] = {}
     skeleton = raw
-    if len(raw) > STREAM_ABOVE or _FORWARDS.search(raw):
+    if len(raw) > STREAM_ABOVE or _FORWARDS.search(raw.lower()):
         try:
             skeleton, extracted = extract_large_parts(
                 raw,
@@ -287,7 +288,7 @@ def repair_head(raw: bytes, repairs: list[str]) -> bytes:
                 break
     end = _head_end(raw)
     head = raw[:end]
-    if _SPACED_NAME.search(head):
+    if (b" :" in head or b"\t:" in head) and _SPACED_NAME.search(head):
         names = sorted({m.decode("ascii", "replace") for m in _SPACED_NAME.findall(head)})[:5]
         repairs.append(f"space before the colon of header {', '.join(names)}")
         raw = _SPACED_NAME.sub(rb"\1:", head) + raw[end:]
@@ -324,11 +325,14 @@ def tame_parameters(raw: bytes, repairs: list[str]) -> bytes:
     return b"".join([*pieces, raw[pos:]])
 
 
+# The first blank line, LF or CRLF: one scan that stops there (two finds would each
+# scan the whole mail for the newline it does not use).
+BLANK_LINE = re.compile(rb"\n\n|\r\n\r\n")
+
+
 def _head_end(raw: bytes) -> int:
-    lf = raw.find(b"\n\n")
-    crlf = raw.find(b"\r\n\r\n")
-    ends = [i for i in (lf, crlf) if i >= 0]
-    return min(ends) if ends else len(raw)
+    found = BLANK_LINE.search(raw)
+    return found.start() if found else len(raw)
 
 
 def _tree(raw: bytes, repairs: list[str]) -> email.message.Message:
