@@ -60,13 +60,15 @@ class Address:
 
 
 # The plain forms: a dot-atom address, bare or in angle brackets after a display name
-# of plain words or a quoted string (no backslash, no encoded word inside).
+# of plain words and encoded words, or a quoted string (no backslash, no encoded word).
 _LOCAL = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
 _DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+# A word of a display name: an atom of letters and digits, or an encoded word.
+_NAME_WORD = r"(?:[A-Za-z0-9_'-]+|=\?[A-Za-z0-9_-]{1,40}\?[BbQq]\?[A-Za-z0-9=_.+/!*-]{0,300}\?=)"
 _PLAIN_ITEM = re.compile(
     rf"""[ \t\r\n]*(?:
         (?P<bare>{_LOCAL}@{_DOMAIN})
-      | (?:(?P<words>[A-Za-z0-9_'-]+(?:\x20[A-Za-z0-9_'-]+)*)\x20
+      | (?:(?P<words>{_NAME_WORD}(?:(?:\r?\n)?[\x20\t]{_NAME_WORD})*)(?:\r?\n)?[\x20\t]
          | "(?P<quoted>[^"\\\r\n=]*)"[ \t]*
         )?<(?P<angle>{_LOCAL}@{_DOMAIN})>
     )[ \t\r\n]*(?:,|$)""",
