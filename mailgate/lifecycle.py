@@ -226,15 +226,20 @@ def merge(
 
 def newcomers(ticket: TicketRow, addresses: Iterable[Address], config: Config) -> list[Address]:
     """The addresses that would be new collaborators: not on the ticket, not ours, no agent."""
+    # Ours and agents' first: most mails name nobody else, and then the ticket's
+    # participants need not be read at all.
+    candidates = [
+        (address, address.email.lower())
+        for address in addresses
+        if base_address(address.email.lower()) not in config.own_addresses
+        and config.agent_for(address.email.lower()) is None
+    ]
+    if not candidates:
+        return []
     known = people.emails_of(ticket.id)
     found: list[Address] = []
-    for address in addresses:
-        email = address.email.lower()
-        if (
-            email in known
-            or base_address(email) in config.own_addresses
-            or config.agent_for(email) is not None
-        ):
+    for address, email in candidates:
+        if email in known:
             continue
         known.add(email)
         found.append(address)
@@ -256,6 +261,8 @@ def add_collaborators(
     go to 2,001 addresses.
     """
     joining = newcomers(ticket, addresses, config)
+    if not joining:
+        return []
     room = max(0, config.lifecycle.max_collaborators - people.collaborator_count(ticket.id))
     for address in joining[:room]:
         people.add_collaborator(ticket.id, people.contact(address.email, address.name).id)

@@ -438,3 +438,57 @@ def test_fast_tree_builder_matches_the_stdlib_on_the_corpus_or_steps_aside() -> 
         assert _shape(tree) == _shape(email.message_from_bytes(raw)), path
         same += 1
     assert same > 300
+
+
+PLAIN_ADDRESSES = crlf("""\
+From: Noor =?utf-8?q?M=C3=BCller?= <Noor.6@Customer6.EXAMPLE>
+To: "Smith, Bob" <bob@example.org>, carla@example.org,
+ =?utf-8?q?J=C3=B6rg?=
+ Petrov <joerg@example.org>
+Cc: <dana@example.org>, Eve Example <eve@example.org>
+Reply-To: =?utf-8?q?=3Cx=40evil=2Eexample=3E?= <reply@example.org>
+Subject: plain address headers
+Message-ID: <plain-1@example.org>
+X-Folded: one
+ two
+\tthree
+
+Hello.
+""")
+
+
+def test_plain_address_headers_read_as_written() -> None:
+    """The common forms (quoted names with commas, folded lists, encoded names, bare
+    addresses) give every recipient with the name the sender gave, decoded."""
+    mail = p(PLAIN_ADDRESSES)
+    assert mail.sender is not None
+    assert (mail.sender.email, mail.sender.name) == ("Noor.6@customer6.example", "Noor Müller")
+    assert [(a.email, a.name) for a in mail.to] == [
+        ("bob@example.org", "Smith, Bob"),
+        ("carla@example.org", ""),
+        ("joerg@example.org", "Jörg Petrov"),
+    ]
+    assert [(a.email, a.name) for a in mail.cc] == [
+        ("dana@example.org", ""),
+        ("eve@example.org", "Eve Example"),
+    ]
+    # An encoded name that decodes to an address is a name, never the address.
+    assert [a.email for a in mail.reply_to] == ["reply@example.org"]
+    assert mail.header("x-folded") == "one two three"
+    assert mail.from_name == "Noor Müller"
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_header_blocks_read_like_the_stdlib(newline: str) -> None:
+    """Every part's header block gives the fields the stdlib's parser would, however
+    irregular (folds, a Unix From line, a field without a name, a bare CR)."""
+    head = (
+        "From sender@example.org Mon Nov 23 09:14:02 2026\n"
+        "From: a@example.org\nSubject: one\n two\n: no name\nX-CR: a\rb\n"
+        "Message-ID: <blocks@example.org>\n"
+    )
+    raw = (head + "\nbody\n").replace("\n", newline).encode()
+    mail = p(raw)
+    reference = email.message_from_bytes(raw)
+    assert mail.subject == "one two"
+    assert mail.header_names == tuple(k.lower() for k in reference)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
 from mailgate.mail.charsets import decode_header
-from mailgate.mail.parse import first_message_id, synthesized_message_id
+from mailgate.mail.parse import BLANK_LINE, first_message_id, synthesized_message_id
 from mailgate.store import PeeweeException, clean, write_transaction
 from mailgate.store import receipts as receipt_rows
 from mailgate.store import tickets as ticket_rows
@@ -44,11 +44,8 @@ def peek(raw: bytes, sha256: str) -> tuple[str, str]:
     A regular expression over the header bytes, not a parser: this runs before the
     mail is safely stored, so it must be cheap and must not fail on garbage.
     """
-    end = raw.find(b"\n\n")
-    crlf = raw.find(b"\r\n\r\n")
-    if crlf != -1 and (end == -1 or crlf < end):
-        end = crlf
-    head = raw[: end if end != -1 else min(len(raw), 256 * 1024)]
+    blank = BLANK_LINE.search(raw)
+    head = raw[: blank.start() if blank else min(len(raw), 256 * 1024)]
     found: dict[bytes, str] = {}
     for match in _HEADER_LINE.finditer(head):
         found.setdefault(match.group(1).lower(), match.group(2).decode("ascii", "surrogateescape"))
@@ -76,9 +73,8 @@ def _printable_ascii(text: str) -> bool:
 def fingerprint(raw: bytes) -> str:
     """The sha256 of the body: equal for one mail delivered twice (only trace headers
     differ), different for two mails a broken client sent with the same Message-ID."""
-    end = raw.find(b"\r\n\r\n")
-    lf = raw.find(b"\n\n")
-    cut = min(x for x in (end + 4 if end != -1 else len(raw), lf + 2 if lf != -1 else len(raw)))
+    blank = BLANK_LINE.search(raw)
+    cut = blank.end() if blank else len(raw)
     return hashlib.sha256(memoryview(raw)[cut:]).hexdigest()
 
 

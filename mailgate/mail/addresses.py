@@ -19,6 +19,13 @@ values on which they disagree):
 
 A quoted local part (``"john doe"@example.com``) stays quoted: it is a different
 mailbox from ``john.doe@``, and a reply must reach it.
+
+Most header values are plain (``Name <a@b>``, ``"Name" <a@b>``, ``a@b``, lists of
+these): ``plain_pairs`` reads those with one regular expression, on which both
+parsers agree (checked on every address header of the shared corpus and the
+benchmark corpus), at a tenth of mail-parser's cost. Anything else — comments,
+groups, encoded words, quoted pairs, obsolete forms, broken input — goes to the
+parsers above.
 """
 
 from __future__ import annotations
@@ -52,12 +59,59 @@ class Address:
         return f"{name} <{self.email}>"
 
 
+# The plain forms: a dot-atom address, bare or in angle brackets after a display name
+# of plain words and encoded words, or a quoted string (no backslash, no encoded word).
+_LOCAL = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
+_DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+# A word of a display name: an atom of letters and digits, or an encoded word.
+_NAME_WORD = r"(?:[A-Za-z0-9_'-]+|=\?[A-Za-z0-9_-]{1,40}\?[BbQq]\?[A-Za-z0-9=_.+/!*-]{0,300}\?=)"
+_PLAIN_ITEM = re.compile(
+    rf"""[ \t\r\n]*(?:
+        (?P<bare>{_LOCAL}@{_DOMAIN})
+      | (?:(?P<words>{_NAME_WORD}(?:(?:\r?\n)?[\x20\t]{_NAME_WORD})*)(?:\r?\n)?[\x20\t]
+         | "(?P<quoted>[^"\\\r\n=]*)"[ \t]*
+        )?<(?P<angle>{_LOCAL}@{_DOMAIN})>
+    )[ \t\r\n]*(?:,|$)""",
+    re.VERBOSE,
+)
+
+
+def plain_pairs(value: str) -> list[tuple[str, str]] | None:
+    """(display name, address) of each entry of a plain header value; None when the
+    value is anything but plain (then the full parsers read it)."""
+    if not value.isascii() or not value.strip() or len(value) > MAX_ADDRESS_HEADER:
+        return None
+    pairs: list[tuple[str, str]] = []
+    pos, end = 0, len(value)
+    while pos < end:
+        match = _PLAIN_ITEM.match(value, pos)
+        if match is None:
+            return None
+        bare, words, quoted, angle = match.group("bare", "words", "quoted", "angle")
+        if bare is not None:
+            pairs.append(("", bare))
+        else:
+            pairs.append((words or quoted or "", angle))
+        pos = match.end()
+        if pos == end and value.endswith(","):
+            return None  # an empty last entry: the parsers' business
+    return pairs
+
+
 def read_addresses(values: list[str], defects: list[str], what: str) -> list[Address]:
     """Every address in the values of one header, in order."""
     result: list[Address] = []
     # Raw 8-bit text (surrogate escapes) is decoded first; encoded words are ASCII
     # and stay for the parsers, which must see the quotes and commas around them.
     values = [raw_text(v) for v in values]
+    plain = [plain_pairs(v) for v in values] if len(values) == 1 else [None]
+    if plain[0] is not None:
+        for display, addr in plain[0]:
+            clean = clean_address(addr)
+            if clean:
+                result.append(Address(clean, display_name(display, clean)))
+        if result:
+            return result
     try:
         for value in values:
             for display, addr in get_addresses(
@@ -105,7 +159,7 @@ def from_name_and_raw(values: list[str]) -> tuple[str, str]:
         return "", ""
     raw = one_line(decode_header(values[0]))[:998]
     name = ""
-    pairs = email.utils.getaddresses([values[0][:MAX_ADDRESS_HEADER]])
+    pairs = plain_pairs(values[0]) or email.utils.getaddresses([values[0][:MAX_ADDRESS_HEADER]])
     if pairs:
         display, addr = pairs[0]
         name = display_name(decode_header(display), clean_address(decode_header(addr)))

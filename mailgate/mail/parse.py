@@ -68,7 +68,8 @@ STREAM_ABOVE = 16 * 1024
 # Leaf parts above this size are streamed out; body text only above TEXT_LIMIT.
 PART_LIMIT = 8 * 1024
 _MAX_REFERENCES = 200
-_FORWARDS = re.compile(rb"message/(?:rfc822|global)(?![\w-])", re.IGNORECASE)
+# Searched in the lowercased mail: a case-insensitive search has no fast scan.
+_FORWARDS = re.compile(rb"message/(?:rfc822|global)(?![\w-])")
 
 
 class Unparseable(Exception):
@@ -177,7 +178,7 @@ def parse(
     raw = tame_parameters(repair_head(raw, repairs), repairs)
     extracted: dict[str, ExtractedPart] = {}
     skeleton = raw
-    if len(raw) > STREAM_ABOVE or _FORWARDS.search(raw):
+    if len(raw) > STREAM_ABOVE or _FORWARDS.search(raw.lower()):
         try:
             skeleton, extracted = extract_large_parts(
                 raw,
@@ -195,7 +196,7 @@ def parse(
     for defect in message.defects[:20]:
         defects.append(f"{type(defect).__name__}: {defect}")
     hint = _text_charset(message, limits.max_parts)
-    headers = _header_map(message, limits.max_headers, hint, repairs)
+    headers, address_values, header_names = _header_map(message, limits.max_headers, hint, repairs)
     walk = Walk(
         sink,
         extracted,
@@ -211,10 +212,6 @@ def parse(
     if synthesized:
         message_id = synthesized_message_id(sha256)
     text, html_body = walk.body()
-    address_values = {
-        name: [raw_value for key, raw_value in _raw_items(message) if key == name]
-        for name in ("from", "to", "cc", "reply-to", "sender", "subject")
-    }
     addresses = {
         k: read_addresses(v, defects, k) for k, v in address_values.items() if v and k != "subject"
     }
@@ -249,7 +246,7 @@ def parse(
         content_type=message.get_content_type(),
         report=report,
         defects=tuple(defects),
-        header_names=tuple(name.lower() for name in message),
+        header_names=header_names,
         repairs=merge_repairs(noticed, repairs),
         from_raw=from_raw,
         from_name=from_name or (sender.name if sender is not None else ""),
@@ -291,7 +288,7 @@ def repair_head(raw: bytes, repairs: list[str]) -> bytes:
                 break
     end = _head_end(raw)
     head = raw[:end]
-    if _SPACED_NAME.search(head):
+    if (b" :" in head or b"\t:" in head) and _SPACED_NAME.search(head):
         names = sorted({m.decode("ascii", "replace") for m in _SPACED_NAME.findall(head)})[:5]
         repairs.append(f"space before the colon of header {', '.join(names)}")
         raw = _SPACED_NAME.sub(rb"\1:", head) + raw[end:]
@@ -328,11 +325,14 @@ def tame_parameters(raw: bytes, repairs: list[str]) -> bytes:
     return b"".join([*pieces, raw[pos:]])
 
 
+# The first blank line, LF or CRLF: one scan that stops there (two finds would each
+# scan the whole mail for the newline it does not use).
+BLANK_LINE = re.compile(rb"\n\n|\r\n\r\n")
+
+
 def _head_end(raw: bytes) -> int:
-    lf = raw.find(b"\n\n")
-    crlf = raw.find(b"\r\n\r\n")
-    ends = [i for i in (lf, crlf) if i >= 0]
-    return min(ends) if ends else len(raw)
+    found = BLANK_LINE.search(raw)
+    return found.start() if found else len(raw)
 
 
 def _tree(raw: bytes, repairs: list[str]) -> email.message.Message:
@@ -414,16 +414,27 @@ class Headers(Mapping[str, tuple[str, ...]]):
         return len(self._raw)
 
 
+# Read whole, whatever the header count limit: who wrote and to whom.
+_ADDRESS_FIELDS = ("from", "to", "cc", "reply-to", "sender", "subject")
+
+
 def _header_map(
     message: email.message.Message, limit: int, hint: str | None, repairs: list[str]
-) -> Headers:
+) -> tuple[Headers, dict[str, list[str]], tuple[str, ...]]:
+    """In one pass over the header block: the first ``limit`` fields by lowercased name,
+    the raw values of the address fields (and Subject), and every field's name."""
     raw: dict[str, list[str]] = {}
+    wanted: dict[str, list[str]] = {name: [] for name in _ADDRESS_FIELDS}
+    names: list[str] = []
     for count, (name, value) in enumerate(_raw_items(message)):
-        if count >= limit:
+        names.append(name)
+        if name in wanted:
+            wanted[name].append(value)
+        if count < limit:
+            raw.setdefault(name, []).append(value)
+        elif count == limit:
             repairs.append(f"more than {limit} header fields; the rest was not read")
-            break
-        raw.setdefault(name, []).append(value)
-    return Headers(raw, hint)
+    return Headers(raw, hint), wanted, tuple(names)
 
 
 def _return_path(headers: Mapping[str, tuple[str, ...]]) -> str:

@@ -87,15 +87,19 @@ def mark_known_quotes(lines: list[str], known: Iterable[str]) -> list[str]:
     ``>`` quote block (the rest of the quote engine then treats it as one: its
     attribution goes with it, the answer below it stays). Unchanged lines are the same
     objects; blank lines stay blank."""
-    hints = [_grams(_words(text[:_MAX_HINT_CHARS])) for text in known if text]
-    if not any(hints):
-        return lines
+    # Read the known mails only when there is an indented block to compare (most
+    # replies quote with ">", or not at all).
+    hints: list[set[tuple[str, str, str]]] | None = None
     out = list(lines)
     i, n = 0, len(lines)
     while i < n:
         if not indented(lines[i]):
             i += 1
             continue
+        if hints is None:
+            hints = [_grams(_words(text[:_MAX_HINT_CHARS])) for text in known if text]
+            if not any(hints):
+                return lines
         end = indented_block_end(lines, i)
         if _reproduces(lines[i:end], hints):
             for j in range(i, end):

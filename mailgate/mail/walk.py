@@ -8,6 +8,7 @@ could only read in a degraded way is a *repair* (one line, for the trace).
 from __future__ import annotations
 
 import email.message
+import functools
 import mimetypes
 import re
 import unicodedata
@@ -302,8 +303,12 @@ _PARAM = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=256)
 def _params(value: str) -> dict[str, str]:
-    """The parameters of a Content-Type/-Disposition value, RFC 2231 joined; linear."""
+    """The parameters of a Content-Type/-Disposition value, RFC 2231 joined; linear.
+
+    Cached: a part's fields are asked several times (charset, file name, type); the
+    result is shared, so callers only read it."""
     sections: dict[str, dict[int, tuple[bool, str]]] = {}
     for match in _PARAM.finditer(value[:MAX_PARAM_CHARS]):
         key, number, star, raw = match.groups()

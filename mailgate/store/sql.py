@@ -18,9 +18,13 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import peewee as pw
+
 from mailgate.store.db import db, is_sqlite
 
 _translated: dict[str, str] = {}
+# peewee's translation of driver errors into its own (IntegrityError, OperationalError…).
+_PEEWEE_ERRORS = pw.__exception_wrapper__  # type: ignore[attr-defined]
 
 
 def _sql(text: str) -> str:
@@ -33,7 +37,14 @@ def _sql(text: str) -> str:
 
 
 def run(text: str, *params: Any) -> Any:
-    return db.execute_sql(_sql(text), tuple(map(clean, params)))
+    database = db.obj
+    if isinstance(database, pw.SqliteDatabase):
+        # Straight to the connection: peewee's execute_sql adds nothing here but its
+        # error translation (kept) and ~10 µs of Python, three dozen times a mail.
+        with _PEEWEE_ERRORS:
+            connection = database.connection()  # type: ignore[no-untyped-call]
+            return connection.execute(text, tuple(map(clean, params)))
+    return database.execute_sql(_sql(text), tuple(map(clean, params)))
 
 
 def later(text: str, *params: Any) -> None:
