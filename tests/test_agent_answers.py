@@ -24,7 +24,7 @@ import pytest
 
 from mailgate.context import Context
 from mailgate.store import models as m
-from tests import mailx
+from tests import mailx, queued
 from tests.conftest import open_gateway
 from tests.relay import free_port
 from tests.support import compose, config_data, load_config, write_config
@@ -59,7 +59,7 @@ def notice(kind: str, to: str) -> bytes:
         if to in i.recipients
     ]
     assert items, f"no {kind} notice for {to}"
-    return bytes(items[-1].content)
+    return queued.mail(items[-1])
 
 
 def text_of(raw: bytes) -> str:
