@@ -718,9 +718,11 @@ def resolve_with_collaborators(ctx: Context) -> int:
     return created.ticket
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
 def test_recipients_the_relay_defers_get_the_mail_later_and_nobody_gets_it_twice(
-    smtp_ctx: Context, relay: Relay
+    smtp_ctx: Context, relay: Relay, pipelining: bool
 ) -> None:
+    relay.handler.pipelining = pipelining
     resolve_with_collaborators(smtp_ctx)
     relay.handler.rcpt_answers["boss@customer.example"] = "450 4.2.1 Mailbox busy, try later"
     report = deliver(smtp_ctx)
@@ -740,9 +742,11 @@ def test_recipients_the_relay_defers_get_the_mail_later_and_nobody_gets_it_twice
     assert items("resolution")[0].status == "sent"
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
 def test_a_mixed_answer_fails_the_5xx_recipient_visibly_and_retries_the_4xx_one(
-    smtp_ctx: Context, relay: Relay
+    smtp_ctx: Context, relay: Relay, pipelining: bool
 ) -> None:
+    relay.handler.pipelining = pipelining  # the same answers whether the relay offers it
     number = resolve_with_collaborators(smtp_ctx)
     relay.handler.rcpt_answers["boss@customer.example"] = "450 4.2.1 Mailbox busy, try later"
     relay.handler.rcpt_answers["it@customer.example"] = "550 5.1.1 No such user"

@@ -260,7 +260,7 @@ def test_a_failing_action_records_nothing_and_is_done_once_by_the_next_run(
     ticket = open_ticket(ctx, compose(sender="Ops <ops@bigcorp.example>", subject="Down again"))
     broken = tmp_path / "site" / "sla_warning"
     broken.mkdir(parents=True)
-    (broken / "body.txt").write_text("{{ no_such_variable.at_all }}\n")
+    (broken / "subject.txt").write_text("{{ no_such_variable.at_all }}\n")
     from dataclasses import replace
 
     failing = replace(ctx, config=replace(ctx.config, templates=replace(ctx.config.templates, dir=str(tmp_path / "site"))))

@@ -30,7 +30,7 @@ from mailgate.mail.parse import Address, ParsedMail
 from mailgate.notices import snapshot
 from mailgate.notices.breaker import UNLIMITED, admit, window_key
 from mailgate.notices.desk import intents
-from mailgate.notices.render import CUSTOMER_FACING, render, render_text, variables_for
+from mailgate.notices.render import CUSTOMER_FACING, render, render_subject, variables_for
 from mailgate.notices.rules import Intent, mailbox_of
 from mailgate.store import breaker as counts
 from mailgate.store import messages, tickets
@@ -54,8 +54,8 @@ def queue(
     circuit breaker and the thread references are read once per ticket, and all
     rows are written with one INSERT per table. The breaker decides here, so its
     windows count what this transaction queues. Each row holds a snapshot
-    (``notices.snapshot``): the subject and text rendered now, the HTML part, the
-    files and the MIME composed when the outbox sends it.
+    (``notices.snapshot``): the subject rendered now; the bodies, the files and the
+    MIME composed when the outbox sends it.
     """
     by_ticket: dict[int, list[Event]] = {}
     for change in journal.items:
@@ -227,11 +227,12 @@ class Queued:
 def _snapshot(
     ctx: Context, intent: Intent, mail: ParsedMail | None, thread: tuple[str, tuple[str, ...]]
 ) -> Queued | None:
-    """The subject and text rendered (the thread entry), the rest as a snapshot for later.
+    """The subject rendered (the thread entry's), the rest as a snapshot for later.
 
-    A subject or text template that fails here fails the change, as before snapshots
-    (a scheduled job tries again on its next run); the HTML template fails only its
-    row, with the reason, when the outbox composes it.
+    A subject template that fails here fails the change, as before snapshots (a
+    scheduled job tries again on its next run); a body template fails only its row,
+    with the reason, when the outbox composes it. The thread entry's text is written
+    then too (``outbox``): nobody can quote a notice before it is sent.
     """
     config = ctx.config
     ticket = intent.ticket
@@ -240,7 +241,7 @@ def _snapshot(
         return None
     box = head.box
     variables = variables_for(ctx, intent, box, head.reply_address, html=False)
-    subject, text = render_text(config, box, intent.kind, variables)
+    subject = render_subject(config, box, intent.kind, variables)
     sender = Address(box.address, config.gateway.name)
     subject = _subject(intent, subject)
     queued = snapshot.Snapshot(
@@ -251,7 +252,6 @@ def _snapshot(
         cc=head.cc,
         reply_to=head.reply_address,
         subject=subject,
-        text=text,
         message_id=head.message_id,
         in_reply_to=head.in_reply_to,
         references=head.references,
@@ -264,13 +264,15 @@ def _snapshot(
         message=intent.message.id if intent.message is not None else None,
         variables=variables,
     )
+    text = ""  # written into the thread entry when the mail is composed
     try:
         content = snapshot.encode(queued)
     except (TypeError, ValueError) as exc:
         # A value the snapshot cannot keep: this notice is composed now, whole, as all
         # were before snapshots.
         event(log, "notice.composed_now", logging.WARNING, notice=intent.kind, reason=str(exc))
-        content = snapshot.compose_snapshot(config, ctx.blobs, queued)
+        composed = snapshot.compose_snapshot(config, ctx.blobs, queued)
+        content, text = composed.content, composed.text
     return Queued(
         intent.kind,
         ticket,

@@ -151,36 +151,39 @@ class Rendered:
 def render(
     config: Config, mailbox: Mailbox | None, kind: str, variables: dict[str, Any]
 ) -> Rendered:
-    subject, text = render_text(config, mailbox, kind, variables)
-    return Rendered(subject, text, render_html(config, mailbox, kind, variables))
+    subject = render_subject(config, mailbox, kind, variables)
+    text, html = render_bodies(config, mailbox, kind, variables)
+    return Rendered(subject, text, html)
 
 
-def render_text(
+def render_subject(
     config: Config, mailbox: Mailbox | None, kind: str, variables: dict[str, Any]
-) -> tuple[str, str]:
-    """The subject (one line) and the plain-text body: what the thread entry of a notice
-    keeps (``notices.queue`` renders them in the transaction, the HTML at send time)."""
+) -> str:
+    """The subject, one line (``notices.queue`` renders it in the change's transaction: the
+    thread entry and the outbox show it before the mail is composed)."""
     env = environment(search_path(config, mailbox))
     with _template_errors(config, mailbox):
         subject = env.get_template(f"{kind}/subject.txt").render(variables)
-        text = env.get_template(f"{kind}/body.txt").render(variables)
-    return compose.one_line(subject), text.strip("\n") + "\n"
+    return compose.one_line(subject)
 
 
-def render_html(
+def render_bodies(
     config: Config, mailbox: Mailbox | None, kind: str, variables: dict[str, Any]
-) -> str:
-    """The HTML body; '' when the kind has none or it renders to nothing."""
+) -> tuple[str, str]:
+    """The plain-text body and the HTML body ('' when the kind has none or it renders to
+    nothing): what a queued notice's snapshot becomes when it is sent."""
     env = environment(search_path(config, mailbox))
     with _template_errors(config, mailbox):
+        text = env.get_template(f"{kind}/body.txt").render(variables)
         try:
             html_template = env.get_template(f"{kind}/body.html")
         except jinja2.TemplateNotFound:
-            return ""
-        # A body.html that renders to nothing (assignment and reopened for a plain
-        # mail) leaves the notice plain text.
-        html = html_template.render(variables)
-    return html if html.strip() else ""
+            html = ""
+        else:
+            # A body.html that renders to nothing (assignment and reopened for a plain
+            # mail) leaves the notice plain text.
+            html = html_template.render(variables)
+    return text.strip("\n") + "\n", html if html.strip() else ""
 
 
 @contextlib.contextmanager

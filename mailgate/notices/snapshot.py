@@ -1,15 +1,16 @@
 """A queued notice as a snapshot: what its mail needs, written in the change's transaction,
 composed into MIME when it is sent.
 
-The transaction of a change renders a notice's subject and text (its thread entry
-keeps them: ``ticket show``, the quote hints of a reply) and writes this snapshot
-as the outbox row's content: the headers decided then (Message-ID, In-Reply-To,
-References, Reply-To, Date) and the template variables as they were then — the
-ticket's status, the customer's text. ``compose`` renders the HTML part, picks
-the files the notice carries and builds the mail when the outbox sends it, so
-the customer's mail commits without the templates' and MIME's cost, and the
-mail still says what was true when it was queued. A template that fails then is
-a ``TemplateError``: the outbox fails the row with that one line.
+The transaction of a change renders a notice's subject (one line: its thread
+entry and the outbox show it) and writes this snapshot as the outbox row's
+content: the headers decided then (Message-ID, In-Reply-To, References,
+Reply-To, Date) and the template variables as they were then — the ticket's
+status, the customer's text. ``compose_mail`` renders the bodies, picks the
+files the notice carries and builds the mail when the outbox sends it (and the
+outbox writes the text into the thread entry then), so the customer's mail
+commits without the templates' and MIME's cost, and the mail still says what was
+true when it was queued. A template that fails then is a ``TemplateError``: the
+outbox fails the row with that one line.
 
 The content is ``SNAPSHOT_MARK`` + JSON (a mail never starts with a NUL byte);
 datetimes keep their time zone by name.
@@ -31,7 +32,7 @@ from mailgate.context import Context
 from mailgate.errors import TemplateError
 from mailgate.mail import compose
 from mailgate.mail.parse import Address
-from mailgate.notices.render import HTML_KINDS, render_html
+from mailgate.notices.render import HTML_KINDS, render_bodies
 from mailgate.store import messages
 from mailgate.store import outbox as outbox_rows
 
@@ -54,7 +55,6 @@ class Snapshot:
     cc: tuple[Address, ...]
     reply_to: str
     subject: str
-    text: str
     message_id: str
     in_reply_to: str
     references: tuple[str, ...]
@@ -78,7 +78,6 @@ def encode(snapshot: Snapshot) -> bytes:
         "cc": [[a.email, a.name] for a in snapshot.cc],
         "reply_to": snapshot.reply_to,
         "subject": snapshot.subject,
-        "text": snapshot.text,
         "message_id": snapshot.message_id,
         "in_reply_to": snapshot.in_reply_to,
         "references": list(snapshot.references),
@@ -107,7 +106,6 @@ def decode(content: bytes) -> Snapshot:
             cc=tuple(Address(*a) for a in data["cc"]),
             reply_to=data["reply_to"],
             subject=data["subject"],
-            text=data["text"],
             message_id=data["message_id"],
             in_reply_to=data["in_reply_to"],
             references=tuple(data["references"]),
@@ -145,7 +143,16 @@ def _from_json(data: dict[str, Any]) -> object:
     return data
 
 
-def compose_mail(config: Config, blobs: BlobStore, content: bytes) -> bytes:
+@dataclass(frozen=True)
+class Composed:
+    """A snapshot composed: the mail (or the reference to it in the blob store), and the
+    text its thread entry keeps."""
+
+    content: bytes
+    text: str
+
+
+def compose_mail(config: Config, blobs: BlobStore, content: bytes) -> Composed:
     """The mail of a queued snapshot: the HTML rendered, the files attached, MIME built.
 
     A notice that carries files is composed into the blob store and a reference to it
@@ -155,7 +162,7 @@ def compose_mail(config: Config, blobs: BlobStore, content: bytes) -> bytes:
     return compose_snapshot(config, blobs, decode(content))
 
 
-def compose_snapshot(config: Config, blobs: BlobStore, snapshot: Snapshot) -> bytes:
+def compose_snapshot(config: Config, blobs: BlobStore, snapshot: Snapshot) -> Composed:
     """The mail of ``snapshot`` (``compose_mail`` reads it from the row first)."""
     # A mailbox renamed since: its notices go out as the first mailbox's (``mailbox_of``).
     box = next((b for b in config.mailboxes if b.name == snapshot.mailbox), config.mailboxes[0])
@@ -163,11 +170,11 @@ def compose_snapshot(config: Config, blobs: BlobStore, snapshot: Snapshot) -> by
     message = variables.get("message")
     if snapshot.message is not None and message is not None and snapshot.kind in HTML_KINDS:
         message["html"] = messages.html_of(snapshot.message)
-    html = render_html(config, box, snapshot.kind, variables)
+    text, html = render_bodies(config, box, snapshot.kind, variables)
     carried = attachments.Carried()
     if snapshot.message is not None:
         carried = attachments.for_notice_of(config, blobs, snapshot.kind, snapshot.message, box)
-    text, html = snapshot.text, carried.html(html)
+    html = carried.html(html)
     if carried.listed:
         text += "\nFiles not attached to this mail:\n" + "".join(
             f"- {line}\n" for line in carried.listed
@@ -196,11 +203,13 @@ def compose_snapshot(config: Config, blobs: BlobStore, snapshot: Snapshot) -> by
     )
     if outgoing.files:
         sha256, _size = blobs.write_chunks(compose.pieces(outgoing))
-        return outbox_rows.blob_reference(sha256)
-    return compose.build(outgoing)
+        return Composed(outbox_rows.blob_reference(sha256), text)
+    return Composed(compose.build(outgoing), text)
 
 
 def mail_of(ctx: Context, content: bytes) -> bytes:
     """An outbox row's content as the mail it is or will be: a snapshot composed now (what
     ``outbox show``-like readers and tests look at before the outbox sends it)."""
-    return compose_mail(ctx.config, ctx.blobs, content) if is_snapshot(content) else content
+    if not is_snapshot(content):
+        return content
+    return compose_mail(ctx.config, ctx.blobs, content).content

@@ -24,6 +24,7 @@ from mailgate.notices import snapshot
 from mailgate.outbox.relays import PermanentError, Refusal, TemporaryError, Transport, transport_for
 from mailgate.outbox.streaming import MailFile
 from mailgate.store import events as event_rows
+from mailgate.store import messages as message_rows
 from mailgate.store import outbox as outbox_rows
 from mailgate.store.rows import OutboxMail, OutboxRow
 
@@ -167,41 +168,49 @@ def _composed(
     config: Config, claimed: list[OutboxMail], report: Report
 ) -> list[tuple[OutboxMail, bytes | None]]:
     """The claimed mails with the MIME of those queued as a snapshot (``notices.snapshot``);
-    None for a mail queued whole. One that cannot be composed (a template error) fails
-    here, never handed over, its one-line reason on the row and on its ticket."""
+    None for a mail queued whole. The thread entries get their text, in one commit with
+    the rows that cannot be composed (a template error): those fail here, never handed
+    over, their one-line reason on the row and on their ticket."""
     ready: list[tuple[OutboxMail, bytes | None]] = []
+    texts: list[tuple[str, str]] = []
     broken: list[tuple[OutboxMail, str]] = []
     for item in claimed:
         if not snapshot.is_snapshot(item.content):
             ready.append((item, None))
             continue
         try:
-            ready.append((item, snapshot.compose_mail(config, _store(config), item.content)))
+            composed = snapshot.compose_mail(config, _store(config), item.content)
         except TemplateError as exc:
             broken.append((item, f"template error: {exc}"))
+            continue
         except TemporaryFailure as exc:
             # The blob store is out of reach: composed on a later run.
             broken.append((item, ""))
             report.errors.append(str(exc))
+            continue
         except Exception as exc:
             log.exception("composing failed", extra={"mailgate_fields": {"id": item.id}})
             broken.append((item, f"internal error composing the notice: {type(exc).__name__}"))
-    if broken:
+            continue
+        ready.append((item, composed.content))
+        texts.append((item.message_id, composed.text))
+    if texts or broken:
         with store.write_transaction():
+            message_rows.set_outbound_texts(texts)
             for item, why in broken:
                 if not why:
                     outbox_rows.release_claims([item.id], store.utcnow() + backoff(item.attempts))
                     continue
                 outbox_rows.settle(item.id, "failed", last_error=why[:2000])
                 _ticket_event(item.ticket_id, item.notice, "notice_failed", why)
-        for item, why in broken:
-            if why:
-                report.failed += 1
-                report.errors.append(why)
-                event(
-                    log, "notice.failed", logging.WARNING, id=item.id, notice=item.notice,
-                    error=redact(why),
-                )  # fmt: skip
+    for item, why in broken:
+        if why:
+            report.failed += 1
+            report.errors.append(why)
+            event(
+                log, "notice.failed", logging.WARNING, id=item.id, notice=item.notice,
+                error=redact(why),
+            )  # fmt: skip
     return ready
 
 
