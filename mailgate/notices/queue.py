@@ -30,7 +30,13 @@ from mailgate.mail.parse import Address, ParsedMail
 from mailgate.notices import snapshot
 from mailgate.notices.breaker import UNLIMITED, admit, window_key
 from mailgate.notices.desk import intents
-from mailgate.notices.render import CUSTOMER_FACING, render, render_subject, variables_for
+from mailgate.notices.render import (
+    CUSTOMER_FACING,
+    render,
+    render_bodies,
+    render_subject,
+    variables_for,
+)
 from mailgate.notices.rules import Intent, mailbox_of
 from mailgate.store import breaker as counts
 from mailgate.store import messages, tickets
@@ -264,7 +270,12 @@ def _snapshot(
         message=intent.message.id if intent.message is not None else None,
         variables=variables,
     )
-    text = ""  # written into the thread entry when the mail is composed
+    # The thread entry gets its text when the mail is composed; an agent's answer shows
+    # it at once (the desk shows the agent what they wrote), rendered twice from the same
+    # variables.
+    text = ""
+    if intent.kind == "agent_reply":
+        text, _ = render_bodies(config, box, intent.kind, variables, html=False)
     try:
         content = snapshot.encode(queued)
     except (TypeError, ValueError) as exc:

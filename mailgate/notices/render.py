@@ -168,22 +168,30 @@ def render_subject(
 
 
 def render_bodies(
-    config: Config, mailbox: Mailbox | None, kind: str, variables: dict[str, Any]
+    config: Config,
+    mailbox: Mailbox | None,
+    kind: str,
+    variables: dict[str, Any],
+    *,
+    html: bool = True,
 ) -> tuple[str, str]:
     """The plain-text body and the HTML body ('' when the kind has none or it renders to
-    nothing): what a queued notice's snapshot becomes when it is sent."""
+    nothing, or for ``html=False``): what a queued notice's snapshot becomes when it is
+    sent."""
     env = environment(search_path(config, mailbox))
     with _template_errors(config, mailbox):
         text = env.get_template(f"{kind}/body.txt").render(variables)
+        if not html:
+            return text.strip("\n") + "\n", ""
         try:
             html_template = env.get_template(f"{kind}/body.html")
         except jinja2.TemplateNotFound:
-            html = ""
+            markup = ""
         else:
             # A body.html that renders to nothing (assignment and reopened for a plain
             # mail) leaves the notice plain text.
-            html = html_template.render(variables)
-    return text.strip("\n") + "\n", html if html.strip() else ""
+            markup = html_template.render(variables)
+    return text.strip("\n") + "\n", markup if markup.strip() else ""
 
 
 @contextlib.contextmanager
