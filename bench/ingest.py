@@ -9,12 +9,13 @@ absolute numbers drift). The tree measured is the one ``PYTHONPATH`` names
 run: ``PYTHONPATH=/path/to/main python bench/ingest.py`` and then the branch.
 
 * ingest through ``mailgate.intake.ingest`` into a fresh SQLite database
-  (acknowledgement and team notices rendered and queued in the same
-  transaction) versus parsing alone with mail-parser and with the stdlib;
+  (acknowledgement and team notices queued in the same transaction, as
+  snapshots the outbox composes) versus parsing alone with mail-parser and
+  with the stdlib;
 * peak memory of one mail with a 25 MiB attachment, as a multiple of its size;
 * the ingest rate with 1,000,000 tickets in the database versus 1,000;
-* end to end: ingest + the queued notices delivered over SMTP to a local sink,
-  versus ingest only.
+* end to end: ingest + the queued notices composed and delivered over SMTP to a
+  local sink that offers PIPELINING (as Postfix does), versus ingest only.
 """
 
 from __future__ import annotations
