@@ -9,12 +9,13 @@ absolute numbers drift). The tree measured is the one ``PYTHONPATH`` names
 run: ``PYTHONPATH=/path/to/main python bench/ingest.py`` and then the branch.
 
 * ingest through ``mailgate.intake.ingest`` into a fresh SQLite database
-  (acknowledgement and team notices rendered and queued in the same
-  transaction) versus parsing alone with mail-parser and with the stdlib;
+  (acknowledgement and team notices queued in the same transaction, as
+  snapshots the outbox composes) versus parsing alone with mail-parser and
+  with the stdlib;
 * peak memory of one mail with a 25 MiB attachment, as a multiple of its size;
 * the ingest rate with 1,000,000 tickets in the database versus 1,000;
-* end to end: ingest + the queued notices delivered over SMTP to a local sink,
-  versus ingest only.
+* end to end: ingest + the queued notices composed and delivered over SMTP to a
+  local sink that offers PIPELINING (as Postfix does), versus ingest only.
 """
 
 from __future__ import annotations
@@ -321,7 +322,10 @@ def main() -> None:
     if not args.skip_minimal:
         memory(work)
 
-    print("\nend to end: ingest + notices delivered (one SMTP connection a turn) to a local sink")
+    print(
+        "\nend to end: ingest + notices delivered (one SMTP connection a turn) to a local sink"
+        " offering PIPELINING"
+    )
     e2e_ratio(work, mails[: min(len(mails), 2000)])
 
     if not args.quick:
@@ -393,6 +397,13 @@ def e2e_ratio(work: Path, mails: list[bytes]) -> None:
 
     class Sink:
         count = 0
+
+        async def handle_EHLO(
+            self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+        ) -> list[str]:
+            # Offered as Postfix offers it (RFC 2920); a tree that pipelines uses it.
+            session.host_name = hostname
+            return [responses[0], "250-PIPELINING", *responses[1:]]
 
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             Sink.count += 1
@@ -468,6 +479,9 @@ _SINK_PROGRAM = """
 import sys, time
 from aiosmtpd.controller import Controller
 class Sink:
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [responses[0], "250-PIPELINING", *responses[1:]]
     async def handle_DATA(self, server, session, envelope):
         return "250 OK"
 Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1])).start()

@@ -13,6 +13,7 @@ from mailgate import store
 from mailgate.config import Config
 from mailgate.context import Context, open_context
 from mailgate.store import directory
+from tests import queued
 from tests.support import (
     config_data,
     load_config,
@@ -96,7 +97,7 @@ def open_gateway(config: Config) -> Context:
     store.upgrade()
     with store.write_transaction():
         directory.sync(config)
-    return context
+    return queued.opened(context)
 
 
 @pytest.fixture

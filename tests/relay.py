@@ -46,6 +46,14 @@ class RelayHandler:
     rcpt_answers: dict[str, str] = field(default_factory=dict)
     hold: threading.Event | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
+    # Offered as Postfix does: the outbox then writes MAIL, RCPT and DATA at once.
+    pipelining: bool = True
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [responses[0], "250-PIPELINING", *responses[1:]] if self.pipelining else responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
+from mailgate import outbox
 from mailgate.context import Context
 from mailgate.store import models as m
-from tests import mailx
+from tests import mailx, queued
 from tests.conftest import open_gateway
 from tests.relay import free_port
 from tests.support import compose, config_data, load_config, write_config
@@ -59,7 +60,7 @@ def notice(kind: str, to: str) -> bytes:
         if to in i.recipients
     ]
     assert items, f"no {kind} notice for {to}"
-    return bytes(items[-1].content)
+    return queued.mail(items[-1])
 
 
 def text_of(raw: bytes) -> str:
@@ -83,6 +84,8 @@ def gateway(config_path: Path, ctx: Context) -> tuple[Path, int, bytes]:
     out = pipe(config_path, compose(), sender=CUSTOMER, recipient="support@example.org")
     assert out.startswith("created [EB#"), out
     number = int(out.split("#", 1)[1].split("]", 1)[0])
+    # Alice answers the notice she got: it is sent (composed, its text in the thread).
+    assert outbox.deliver(ctx.config).sent >= 2
     return config_path, number, notice("assignment", "alice@example.org")
 
 

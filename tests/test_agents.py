@@ -19,6 +19,7 @@ from mailgate.context import Context
 from mailgate.intake import explain, ingest
 from mailgate.store import models as m
 from mailgate.store import views as queries
+from tests import queued
 from tests.conftest import open_gateway
 from tests.relay import Relay, free_port
 from tests.support import (
@@ -41,7 +42,7 @@ def notice_for(address: str, kind: str | None = None) -> bytes:
     query = m.OutboxItem.select().order_by(m.OutboxItem.id.desc())
     for item in query:
         if address in item.recipients and (kind is None or item.notice == kind):
-            return bytes(item.content)
+            return queued.mail(item)
     raise AssertionError(f"no {kind or 'notice'} for {address}")
 
 
@@ -596,11 +597,11 @@ def test_merging_into_a_merged_ticket_follows_the_chain(smtp_ctx: Context) -> No
     subprocess.run([*run, "merge", str(second), str(third)], check=True, capture_output=True)
     notice = notice_for("alice@example.org", "assignment")  # the newest: ticket `third`
     notice = next(
-        bytes(i.content)
+        queued.mail(i)
         for i in m.OutboxItem.select().order_by(m.OutboxItem.id)
         if i.notice == "assignment"
         and "alice@example.org" in i.recipients
-        and f"#{first}]" in bytes(i.content).decode(errors="replace")
+        and f"#{first}]" in queued.mail(i).decode(errors="replace")
     )
     agent_reply(smtp_ctx, notice, "alice@example.org", f"#merge {second}\n#note\nSame outage.")
     assert {"kind": "merged_into", "ticket": third} in detail(smtp_ctx, first)["links"]
@@ -646,7 +647,7 @@ def notices(address: str, kind: str, number: int) -> int:
     return sum(
         1
         for i in m.OutboxItem.select().where(m.OutboxItem.notice == kind)
-        if address in i.recipients and f"[EB#{number}]" in bytes(i.content).decode(errors="replace")
+        if address in i.recipients and f"[EB#{number}]" in queued.mail(i).decode(errors="replace")
     )
 
 

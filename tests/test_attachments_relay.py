@@ -22,6 +22,7 @@ from mailgate.cli import main
 from mailgate.context import Context
 from mailgate.intake import ingest
 from mailgate.store import models as m
+from tests import queued
 from tests.relay import Relay
 from tests.support import compose, reply_to
 
@@ -53,7 +54,7 @@ SHOT = png(40, 30, noise=6_000)
 def notice_for(address: str, kind: str) -> bytes:
     for item in m.OutboxItem.select().order_by(m.OutboxItem.id.desc()):
         if address in item.recipients and item.notice == kind:
-            return bytes(item.content)
+            return queued.mail(item)
     raise AssertionError(f"no {kind} for {address}")
 
 

@@ -23,6 +23,7 @@ import pytest
 from mailgate.context import Context
 from mailgate.store import models as m
 from mailgate.store import views
+from tests import queued
 from tests.support import compose, reply_to, via_our_mta
 
 CUSTOMER = "Carla Customer <carla@customer.example>"
@@ -51,7 +52,7 @@ def detail(ctx: Context, number: int) -> dict[str, Any]:
 def notices(number: int, kind: str) -> list[email.message.Message]:
     ticket = views.ticket(number)
     return [
-        email.message_from_bytes(bytes(item.content))
+        email.message_from_bytes(queued.mail(item))
         for item in m.OutboxItem.select().where(
             (m.OutboxItem.ticket == ticket.id) & (m.OutboxItem.notice == kind)
         )

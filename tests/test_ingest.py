@@ -17,6 +17,7 @@ from mailgate.context import Context
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.events import Journal
 from mailgate.intake import Envelope, explain, ingest, retry
+from mailgate.notices import mail_of
 from mailgate.store import models as m
 from mailgate.store import views as queries
 from tests.support import compose, config_data, load_config, reply_to, write_config
@@ -32,12 +33,16 @@ def inbound(detail: dict) -> list[dict]:
 
 
 def outbound(ctx: Context, number: int, notice: str) -> list[m.OutboxItem]:
+    """The ticket's outbox rows of ``notice``, their content the mail as it will be sent."""
     ticket = queries.ticket(number)
-    return list(
+    found = list(
         m.OutboxItem.select().where(
             (m.OutboxItem.ticket == ticket.id) & (m.OutboxItem.notice == notice)
         )
     )
+    for item in found:
+        item.content = mail_of(ctx, bytes(item.content))
+    return found
 
 
 def set_status_at(number: int, status: str, days_ago: float) -> None:

@@ -17,6 +17,7 @@ from mailgate.context import Context
 from mailgate.intake import ingest
 from mailgate.store import models as m
 from mailgate.store import views as queries
+from tests import queued
 from tests.support import compose, reply_to
 
 
@@ -41,7 +42,7 @@ def status_changes(ctx: Context, number: int) -> list[tuple[str, str, str]]:
 def assignment_notice(agent: str) -> bytes:
     for item in m.OutboxItem.select().order_by(m.OutboxItem.id.desc()):
         if agent in item.recipients and item.notice == "assignment":
-            return bytes(item.content)
+            return queued.mail(item)
     raise AssertionError(f"no assignment notice for {agent}")
 
 

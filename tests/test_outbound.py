@@ -23,6 +23,7 @@ from mailgate.context import Context
 from mailgate.errors import UsageError
 from mailgate.events import Journal
 from mailgate.intake import ingest
+from mailgate.notices import mail_of
 from mailgate.store import models as m
 from mailgate.store import views as queries
 from tests.relay import Relay
@@ -244,7 +245,7 @@ def test_circuit_breaker_stops_a_flood_and_records_it(smtp_ctx: Context) -> None
     last = [i for i in items("assignment") if i.recipients == ["alice@example.org"]][-1]
     ingest(
         smtp_ctx,
-        reply_to(bytes(last.content), sender="alice@example.org", body="#asign me"),
+        reply_to(mail_of(smtp_ctx, bytes(last.content)), sender="alice@example.org", body="#asign me"),
         source="smtp",
     )
     assert [i for i in items("command_error") if "alice@example.org" in i.recipients]
@@ -358,7 +359,7 @@ def test_references_stay_bounded_on_a_long_thread(smtp_ctx: Context) -> None:
         previous = reply_to(previous, sender="carla@customer.example", body=f"note {i}")
         ingest(smtp_ctx, previous, source="smtp")
     last = items()[-1]
-    refs = email.message_from_bytes(last.content)["References"].split()
+    refs = email.message_from_bytes(mail_of(smtp_ctx, bytes(last.content)))["References"].split()
     assert 2 <= len(refs) <= 12
     first_in = (
         m.Message.select().where(m.Message.ticket == queries.ticket(created.ticket).id).first()
@@ -378,10 +379,65 @@ def test_one_overridden_file_changes_one_template(tmp_path: Path, database_url: 
     ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
     created = ingest(ctx, compose(), source="smtp")
     (ack,) = items("acknowledgement")
-    msg = email.message_from_bytes(ack.content, policy=policy.default)
+    msg = email.message_from_bytes(mail_of(ctx, bytes(ack.content)), policy=policy.default)
     assert str(msg["Subject"]) == f"[EB#{created.ticket}] Wir haben Ihre Anfrage erhalten"
     assert "thank you for writing" in msg.get_body(("plain",)).get_content()
     m.db.close()
+
+
+def test_a_template_that_fails_at_send_time_fails_its_row_with_the_reason(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Files on disk after the start-up check (a reload would refuse them): the mail
+    # still commits, the acknowledgement fails with one line, the team still hears.
+    broken = tmp_path / "support-templates" / "acknowledgement"
+    broken.mkdir(parents=True)
+    (broken / "body.html").write_text("<p>{{ ticket.nonexistent.field }}</p>\n")
+    data = config_data(tmp_path, database_url)
+    data["mailbox"][0]["templates"] = str(tmp_path / "support-templates")
+    from tests.conftest import open_gateway
+    from tests.support import load_config
+
+    ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+    created = ingest(ctx, compose(), source="smtp")
+    assert created.action == "created"
+    report = deliver(ctx)
+    (ack,) = items("acknowledgement")
+    assert ack.status == "failed"
+    assert ack.last_error.startswith("template error: ") and "\n" not in ack.last_error
+    assert "acknowledgement/body.html:1" in ack.last_error
+    assert report.failed == 1 and report.sent == len(items()) - 1
+    detail = queries.ticket_detail(ctx.config, queries.ticket(created.ticket))
+    assert [e for e in detail["events"] if e["kind"] == "notice_failed"]
+    # Fixed on disk and retried: the same notice goes out, its Message-ID unchanged.
+    (broken / "body.html").write_text("<p>{{ ticket.subject }}</p>\n")
+    from mailgate.notices import switch_templates
+
+    switch_templates()
+    outbox.retry(ack.id)
+    assert deliver(ctx).sent == 1
+    sent = m.OutboxItem.get_by_id(ack.id)
+    assert sent.status == "sent" and sent.message_id == ack.message_id
+    assert email.message_from_bytes(bytes(sent.content))["Message-ID"] == ack.message_id
+    m.db.close()
+
+
+def test_a_notice_says_what_was_true_when_it_was_queued(smtp_ctx: Context, relay: Relay) -> None:
+    created = ingest(smtp_ctx, compose(subject="Printer on fire"), source="smtp")
+    (ack,) = items("acknowledgement")
+    # The ticket leaves the team before the outbox runs: the acknowledgement (composed
+    # when it is sent) still says what was true when the mail came in.
+    with store.write_transaction():
+        changes = Journal()
+        ticket = queries.ticket(created.ticket)
+        lifecycle.change(ticket, changes, smtp_ctx.config, actor="admin:cli", team="")
+        reactions.finish(smtp_ctx, changes)
+    deliver(smtp_ctx)
+    (received,) = [r for r in relay.received if r.rcpt_tos == ["carla@customer.example"]]
+    assert received.message["Message-ID"] == ack.message_id
+    html = received.message.get_body(("html",)).get_content()
+    assert "our Level 1 team" in html and "Printer on fire" in html
+    assert m.OutboxItem.get_by_id(ack.id).status == "sent"
 
 
 def test_templates_check_reports_file_and_line_and_missing_tags(tmp_path: Path) -> None:
@@ -662,9 +718,11 @@ def resolve_with_collaborators(ctx: Context) -> int:
     return created.ticket
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
 def test_recipients_the_relay_defers_get_the_mail_later_and_nobody_gets_it_twice(
-    smtp_ctx: Context, relay: Relay
+    smtp_ctx: Context, relay: Relay, pipelining: bool
 ) -> None:
+    relay.handler.pipelining = pipelining
     resolve_with_collaborators(smtp_ctx)
     relay.handler.rcpt_answers["boss@customer.example"] = "450 4.2.1 Mailbox busy, try later"
     report = deliver(smtp_ctx)
@@ -684,9 +742,11 @@ def test_recipients_the_relay_defers_get_the_mail_later_and_nobody_gets_it_twice
     assert items("resolution")[0].status == "sent"
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
 def test_a_mixed_answer_fails_the_5xx_recipient_visibly_and_retries_the_4xx_one(
-    smtp_ctx: Context, relay: Relay
+    smtp_ctx: Context, relay: Relay, pipelining: bool
 ) -> None:
+    relay.handler.pipelining = pipelining  # the same answers whether the relay offers it
     number = resolve_with_collaborators(smtp_ctx)
     relay.handler.rcpt_answers["boss@customer.example"] = "450 4.2.1 Mailbox busy, try later"
     relay.handler.rcpt_answers["it@customer.example"] = "550 5.1.1 No such user"

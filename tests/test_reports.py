@@ -27,6 +27,7 @@ from mailgate.store import models as m
 from mailgate.store import tickets as ticket_rows
 from mailgate.store.csat import CsatRating
 from mailgate.store.worktime import WorkTime
+from tests import queued
 from tests.support import compose
 
 WEEK = ("--from", "2026-03-02", "--to", "2026-03-08")
@@ -238,7 +239,7 @@ def test_working_time_sla_attainment_csat_and_time_spent_in_office_hours(
     at("2026-03-09 08:00", lambda: cli(ctx, "tickets", "time", str(a), "25m", "--as", "jane"))
     at("2026-03-09 08:45", lambda: cli(ctx, "tickets", "status", str(a), "resolved"))
     b = at("2026-03-09 07:00", lambda: mail(ctx, subject="Monday 08:00, never answered"))
-    raw = next(bytes(i.content) for i in m.OutboxItem.select() if i.notice == "resolution")
+    raw = next(queued.mail(i) for i in m.OutboxItem.select() if i.notice == "resolution")
     body = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",))
     resolution = body.get_content() if body is not None else ""  # type: ignore[union-attr]
     good = re.search(r"Good: mailto:(\S+?)\?subject=", resolution)

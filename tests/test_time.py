@@ -25,6 +25,7 @@ from mailgate.admin import tickets as admin
 from mailgate.context import Context
 from mailgate.store import models as m
 from mailgate.store import tickets as ticket_rows
+from tests import queued
 from tests.support import compose, reply_to, wait_for
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
@@ -54,7 +55,7 @@ def notices(kind: str) -> list[tuple[list[str], str]]:
     """(recipients, the mail as text) of every queued notice of ``kind``."""
     found = []
     for item in m.OutboxItem.select().where(m.OutboxItem.notice == kind).order_by(m.OutboxItem.id):
-        message = email.message_from_bytes(bytes(item.content), policy=email.policy.default)
+        message = email.message_from_bytes(queued.mail(item), policy=email.policy.default)
         body = message.get_body(("plain",))
         text = body.get_content() if body is not None else ""  # type: ignore[union-attr]
         headers = "".join(f"{k}: {v}\n" for k, v in message.items())
@@ -196,7 +197,7 @@ def test_the_good_link_records_a_rating_and_a_tampered_one_records_nothing(ctx: 
     assert len(notices("csat_thanks")) == 1 and notices("customer_reply") == []
 
     # Saying the problem persists, in a reply to the resolution, still reopens.
-    raw = next(bytes(i.content) for i in m.OutboxItem.select().where(m.OutboxItem.notice == "resolution"))
+    raw = next(queued.mail(i) for i in m.OutboxItem.select().where(m.OutboxItem.notice == "resolution"))
     persists = reply_to(raw, sender="Carla Customer <carla@customer.example>", body="Still broken.")
     assert intake.ingest(ctx, persists, source="smtp").action == "reopened"
 
@@ -205,7 +206,7 @@ def test_the_good_link_records_a_rating_and_a_tampered_one_records_nothing(ctx: 
 def test_working_time_by_mail_and_by_cli_is_summed_per_agent(ctx: Context) -> None:
     ticket = open_ticket(ctx, compose(sender="Ops <ops@bigcorp.example>", subject="Slow"))
     (assignment,) = [
-        bytes(i.content)
+        queued.mail(i)
         for i in m.OutboxItem.select().where(m.OutboxItem.notice == "assignment")
         if i.recipients == ["jane.doe@example.org"]
     ]
@@ -259,7 +260,7 @@ def test_a_failing_action_records_nothing_and_is_done_once_by_the_next_run(
     ticket = open_ticket(ctx, compose(sender="Ops <ops@bigcorp.example>", subject="Down again"))
     broken = tmp_path / "site" / "sla_warning"
     broken.mkdir(parents=True)
-    (broken / "body.txt").write_text("{{ no_such_variable.at_all }}\n")
+    (broken / "subject.txt").write_text("{{ no_such_variable.at_all }}\n")
     from dataclasses import replace
 
     failing = replace(ctx, config=replace(ctx.config, templates=replace(ctx.config.templates, dir=str(tmp_path / "site"))))

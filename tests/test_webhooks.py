@@ -32,6 +32,7 @@ from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.errors import ConfigError, UsageError
 from mailgate.store import models as m
+from tests import queued
 from tests.conftest import open_gateway
 from tests.support import compose, config_data, load_config, merge, wait_for, write_config
 
@@ -301,7 +302,7 @@ def test_a_rating_goes_to_the_hook_that_wants_it_signed_with_its_file_secret(
     number = new_ticket(hooked)
     admin.set_status(hooked, number, "resolved", "agent:alice")
     (resolution,) = m.OutboxItem.select().where(m.OutboxItem.notice == "resolution")
-    parsed = email.message_from_bytes(bytes(resolution.content), policy=email.policy.default)
+    parsed = email.message_from_bytes(queued.mail(resolution), policy=email.policy.default)
     text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     good = re.search(r"Good: mailto:(\S+?)\?subject=", text)
     assert good is not None

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mailgate.blobs import BlobStore
-from mailgate.config import Mailbox
+from mailgate.config import Config, Mailbox
 from mailgate.context import Context
 from mailgate.mail.compose import OutFile
 from mailgate.store import attachments as rows
@@ -68,8 +68,12 @@ class Carried:
 
 
 def attach_max_bytes(ctx: Context, box: Mailbox) -> int:
+    return _attach_max_bytes(ctx.config, box)
+
+
+def _attach_max_bytes(config: Config, box: Mailbox) -> int:
     own = box.notices.attach_max_bytes
-    return own if own >= 0 else ctx.config.notices.attach_max_bytes
+    return own if own >= 0 else config.notices.attach_max_bytes
 
 
 def is_executable(row: AttachmentRow) -> bool:
@@ -103,25 +107,35 @@ def image_size(head: bytes) -> tuple[int, int] | None:
 
 
 def for_notice(ctx: Context, kind: str, message: MessageRow | None, box: Mailbox) -> Carried:
-    if message is None or kind not in TO_CUSTOMER | TO_AGENTS:
+    if message is None:
         return Carried()
-    found = rows.of_message(message.id)
+    return for_notice_of(ctx.config, ctx.blobs, kind, message.id, box)
+
+
+def for_notice_of(
+    config: Config, blobs: BlobStore, kind: str, message_id: int, box: Mailbox
+) -> Carried:
+    """The files of thread entry ``message_id`` that a notice of ``kind`` carries (a queued
+    notice knows its entry by id: ``notices.snapshot``)."""
+    if kind not in TO_CUSTOMER | TO_AGENTS:
+        return Carried()
+    found = rows.of_message(message_id)
     if not found:
         return Carried()
-    budget = attach_max_bytes(ctx, box) if kind in TO_AGENTS else None
+    budget = _attach_max_bytes(config, box) if kind in TO_AGENTS else None
     files: list[OutFile] = []
     listed: list[str] = []
     cids: dict[str, str] = {}
     token = secrets.token_hex(6)
     for row in found:
-        if not row.kept or not ctx.blobs.exists(row.sha256):
+        if not row.kept or not blobs.exists(row.sha256):
             listed.append(_line(kind, row, "not kept: over the size limit"))
             continue
-        with ctx.blobs.open(row.sha256) as source:
+        with blobs.open(row.sha256) as source:
             head = source.read(32)
         if is_decoration(row, head):
             continue
-        if is_executable(row) and not ctx.config.notices.relay_executables:
+        if is_executable(row) and not config.notices.relay_executables:
             listed.append(_line(kind, row, "an executable, not relayed"))
             continue
         if budget is not None:
@@ -131,14 +145,14 @@ def for_notice(ctx: Context, kind: str, message: MessageRow | None, box: Mailbox
             budget -= row.size
         content_id = ""
         if row.content_id:
-            content_id = f"{len(files) + 1}.{token}@{ctx.config.gateway.domain}"
+            content_id = f"{len(files) + 1}.{token}@{config.gateway.domain}"
             cids[row.content_id] = content_id
         files.append(
             OutFile(
                 filename=row.filename,
                 content_type=row.content_type,
                 # read as the mail is built
-                chunks=functools.partial(_read_chunks, ctx.blobs, row.sha256),
+                chunks=functools.partial(_read_chunks, blobs, row.sha256),
                 content_id=content_id,
                 inline=row.inline,
             )

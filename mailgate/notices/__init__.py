@@ -3,9 +3,11 @@
 The front door. A transaction's events go through ``rules.py`` (events → which
 notice, to whom: a readable table), ``breaker.py`` (circuit breaker and
 recipient health: who may get automatic mail now), ``render.py`` (the templates
-and their variables) and ``queue.py`` (rendered mail → outbox rows, in the same
-transaction). Delivery is ``mailgate.outbox``'s job; checking and previewing
-templates is ``mailgate.admin.templates``'.
+and their variables), ``queue.py`` (subject and text rendered, outbox rows
+holding a snapshot, in the same transaction) and ``snapshot.py`` (the snapshot,
+composed into the mail when the outbox sends it; ``mail_of`` shows it before).
+Delivery is ``mailgate.outbox``'s job; checking and previewing templates is
+``mailgate.admin.templates``'.
 
 A new notice kind: a rule in ``rules.py``, a template set in
 ``mailgate/templates/``, a ``[mailbox.notices]`` switch, its documentation in
@@ -33,6 +35,7 @@ from mailgate.notices.render import (
     variables_for,
 )
 from mailgate.notices.rules import Intent, People, people_of
+from mailgate.notices.snapshot import mail_of
 
 __all__ = [
     "CUSTOMER_FACING",
@@ -45,6 +48,7 @@ __all__ = [
     "Prepared",
     "Rendered",
     "environment",
+    "mail_of",
     "next_templates",
     "people_of",
     "prepare",

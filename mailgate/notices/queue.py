@@ -1,9 +1,11 @@
-"""Queuing notices: events → rules → breaker → rendered mail → outbox rows, in the same transaction.
+"""Queuing notices: events → rules → breaker → snapshot → outbox rows, in the same transaction.
 
 ``queue`` runs inside the transaction of the change that causes the notices
 (``reactions.finish`` calls it), so a change never commits without its notices
-and a notice never outlives a change that rolled back. Delivery is
-``mailgate.outbox``'s job. Notices to agents carry a reply address signed for
+and a notice never outlives a change that rolled back. It renders only the
+subject and text (the thread entry keeps them); the HTML part, the files and the
+MIME are composed from the row's snapshot when it is sent (``snapshot.py``).
+Delivery is ``mailgate.outbox``'s job. Notices to agents carry a reply address signed for
 that agent and ticket.
 
 Imports config, events, the store and ``mailgate.mail``; never a transport.
@@ -18,16 +20,23 @@ from dataclasses import dataclass
 from html import escape
 
 from mailgate import attachments
-from mailgate.config import Config
+from mailgate.config import Config, Mailbox
 from mailgate.context import Context
 from mailgate.events import Event, Journal
 from mailgate.logs import event
 from mailgate.mail import compose, tokens
 from mailgate.mail.classify import Verdict
 from mailgate.mail.parse import Address, ParsedMail
+from mailgate.notices import snapshot
 from mailgate.notices.breaker import UNLIMITED, admit, window_key
 from mailgate.notices.desk import intents
-from mailgate.notices.render import CUSTOMER_FACING, render, variables_for
+from mailgate.notices.render import (
+    CUSTOMER_FACING,
+    render,
+    render_bodies,
+    render_subject,
+    variables_for,
+)
 from mailgate.notices.rules import Intent, mailbox_of
 from mailgate.store import breaker as counts
 from mailgate.store import messages, tickets
@@ -49,8 +58,10 @@ def queue(
 
     The statements do not grow with the number of notices: recipient health, the
     circuit breaker and the thread references are read once per ticket, and all
-    rows are written with one INSERT per table. A notice that carries files is
-    composed straight into the blob store and its row refers to it (``stored``).
+    rows are written with one INSERT per table. The breaker decides here, so its
+    windows count what this transaction queues. Each row holds a snapshot
+    (``notices.snapshot``): the subject rendered now; the bodies, the files and the
+    MIME composed when the outbox sends it.
     """
     by_ticket: dict[int, list[Event]] = {}
     for change in journal.items:
@@ -64,11 +75,7 @@ def queue(
         admitted = admit(ctx.config, ticket, wanted, utcnow())
         _insert(
             ctx.config,
-            [
-                p
-                for i in admitted
-                if (p := prepare(ctx, i, mail, thread=thread, stored=True)) is not None
-            ],
+            [q for i in admitted if (q := _snapshot(ctx, i, mail, thread)) is not None],
         )
 
 
@@ -89,28 +96,30 @@ class Prepared:
         return [a.email for a in (*self.outgoing.to, *self.outgoing.cc)]
 
 
-def prepare(
-    ctx: Context,
-    intent: Intent,
-    mail: ParsedMail | None,
-    *,
-    thread: tuple[str, tuple[str, ...]] | None = None,
-    stored: bool = False,
-) -> Prepared | None:
-    """Render and compose one notice for the recipients of ``intent``; None if there are none.
+@dataclass(frozen=True)
+class _Head:
+    """What a notice's mail is decided by before anything is rendered."""
 
-    ``stored``: a notice that carries files is written chunk by chunk into the blob
-    store and its content is a reference the outbox resolves (``store.outbox``), so
-    neither the worker nor the database holds the mail whole.
-    """
+    box: Mailbox
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    reply_address: str
+    in_reply_to: str
+    references: tuple[str, ...]
+    message_id: str
+    now: dt.datetime
+
+
+def _head(
+    ctx: Context, intent: Intent, mail: ParsedMail | None, thread: tuple[str, tuple[str, ...]]
+) -> _Head | None:
+    """Recipients, reply address and threading of ``intent``; None if nobody gets it."""
     config = ctx.config
     ticket = intent.ticket
     to = list(intent.to)
     if intent.for_agent is not None and not to:
         to = [Address(intent.for_agent.emails[0], intent.for_agent.name)]
     cc = list(intent.cc)
-    automatic = intent.kind not in UNLIMITED
-    now = utcnow()
     if not to and cc:
         to, cc = cc[:1], cc[1:]
     if not to:
@@ -126,14 +135,44 @@ def prepare(
     reply_address = box.address
     if box.plus_reply_to or token:
         reply_address = tokens.reply_address(box.address, ticket.number, token)
-    rendered = render(config, box, intent.kind, variables_for(ctx, intent, box, reply_address))
-    in_reply_to, references = thread if thread is not None else _thread(ticket, mail)
+    in_reply_to, references = thread
     if intent.message is not None and intent.message.kind in ("customer", "external"):
         in_reply_to = intent.message.message_id
-    subject = rendered.subject
-    foreign = [t for t in (ticket.foreign_tags or []) if t not in subject]
+    return _Head(
+        box,
+        tuple(to),
+        tuple(cc),
+        reply_address,
+        in_reply_to,
+        references,
+        f"<{uuid.uuid4().hex}.{ticket.number}@{config.gateway.domain}>",
+        utcnow(),
+    )
+
+
+def _subject(intent: Intent, rendered: str) -> str:
+    """The subject, with the tags of other trackers the ticket carries (customer-facing)."""
+    foreign = [t for t in (intent.ticket.foreign_tags or []) if t not in rendered]
     if foreign and intent.kind in CUSTOMER_FACING:
-        subject = f"{subject} {' '.join(foreign)}"
+        return f"{rendered} {' '.join(foreign)}"
+    return rendered
+
+
+def prepare(
+    ctx: Context,
+    intent: Intent,
+    mail: ParsedMail | None,
+    *,
+    thread: tuple[str, tuple[str, ...]] | None = None,
+) -> Prepared | None:
+    """Render and compose one notice whole, now (a preview); None if nobody would get it."""
+    config = ctx.config
+    ticket = intent.ticket
+    head = _head(ctx, intent, mail, thread if thread is not None else _thread(ticket, mail))
+    if head is None:
+        return None
+    box = head.box
+    rendered = render(config, box, intent.kind, variables_for(ctx, intent, box, head.reply_address))
     carried = attachments.for_notice(ctx, intent.kind, intent.message, box)
     text, html = rendered.text, carried.html(rendered.html)
     if carried.listed:
@@ -145,31 +184,120 @@ def prepare(
             html += f"<p>Files not attached to this mail:</p><ul>{items}</ul>\n"
     outgoing = compose.Outgoing(
         sender=Address(box.address, config.gateway.name),
-        to=tuple(to),
-        cc=tuple(cc),
-        reply_to=reply_address,
-        subject=subject,
+        to=head.to,
+        cc=head.cc,
+        reply_to=head.reply_address,
+        subject=_subject(intent, rendered.subject),
         text=text,
         html=html,
         files=carried.files,
-        message_id=f"<{uuid.uuid4().hex}.{ticket.number}@{config.gateway.domain}>",
-        in_reply_to=in_reply_to,
-        references=references,
+        message_id=head.message_id,
+        in_reply_to=head.in_reply_to,
+        references=head.references,
         auto_submitted=AUTO_SUBMITTED.get(intent.kind, "auto-generated"),
         loop_token=ctx.loop_token,
         thread_topic=ticket.subject,
         thread_index=compose.thread_index(
-            f"{config.gateway.domain}#{ticket.number}", ticket.created_at, now
+            f"{config.gateway.domain}#{ticket.number}", ticket.created_at, head.now
         ),
-        date=now,
+        date=head.now,
         notice=intent.kind,
     )
-    if stored and outgoing.files:
-        sha256, _size = ctx.blobs.write_chunks(compose.pieces(outgoing))
-        content = outbox_rows.blob_reference(sha256)
-    else:
-        content = compose.build(outgoing)
+    automatic = intent.kind not in UNLIMITED
+    content = compose.build(outgoing)
     return Prepared(intent.kind, ticket, outgoing, content, automatic, intent.due, intent.held)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One outbox row of a notice and its thread entry (the content is a snapshot)."""
+
+    kind: str
+    ticket: TicketRow
+    message_id: str
+    sender: Address
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    subject: str
+    text: str
+    content: bytes
+    automatic: bool
+    due: dt.datetime | None
+    held: str
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.email for a in (*self.to, *self.cc)]
+
+
+def _snapshot(
+    ctx: Context, intent: Intent, mail: ParsedMail | None, thread: tuple[str, tuple[str, ...]]
+) -> Queued | None:
+    """The subject rendered (the thread entry's), the rest as a snapshot for later.
+
+    A subject template that fails here fails the change, as before snapshots (a
+    scheduled job tries again on its next run); a body template fails only its row,
+    with the reason, when the outbox composes it. The thread entry's text is written
+    then too (``outbox``): nobody can quote a notice before it is sent.
+    """
+    config = ctx.config
+    ticket = intent.ticket
+    head = _head(ctx, intent, mail, thread)
+    if head is None:
+        return None
+    box = head.box
+    variables = variables_for(ctx, intent, box, head.reply_address, html=False)
+    subject = render_subject(config, box, intent.kind, variables)
+    sender = Address(box.address, config.gateway.name)
+    subject = _subject(intent, subject)
+    queued = snapshot.Snapshot(
+        kind=intent.kind,
+        mailbox=box.name,
+        sender=sender,
+        to=head.to,
+        cc=head.cc,
+        reply_to=head.reply_address,
+        subject=subject,
+        message_id=head.message_id,
+        in_reply_to=head.in_reply_to,
+        references=head.references,
+        auto_submitted=AUTO_SUBMITTED.get(intent.kind, "auto-generated"),
+        loop_token=ctx.loop_token,
+        thread_topic=ticket.subject,
+        thread_seed=f"{config.gateway.domain}#{ticket.number}",
+        started=ticket.created_at,
+        date=head.now,
+        message=intent.message.id if intent.message is not None else None,
+        variables=variables,
+    )
+    # The thread entry gets its text when the mail is composed; an agent's answer shows
+    # it at once (the desk shows the agent what they wrote), rendered twice from the same
+    # variables.
+    text = ""
+    if intent.kind == "agent_reply":
+        text, _ = render_bodies(config, box, intent.kind, variables, html=False)
+    try:
+        content = snapshot.encode(queued)
+    except (TypeError, ValueError) as exc:
+        # A value the snapshot cannot keep: this notice is composed now, whole, as all
+        # were before snapshots.
+        event(log, "notice.composed_now", logging.WARNING, notice=intent.kind, reason=str(exc))
+        composed = snapshot.compose_snapshot(config, ctx.blobs, queued)
+        content, text = composed.content, composed.text
+    return Queued(
+        intent.kind,
+        ticket,
+        head.message_id,
+        sender,
+        head.to,
+        head.cc,
+        subject,
+        text,
+        content,
+        intent.kind not in UNLIMITED,
+        intent.due,
+        intent.held,
+    )
 
 
 # Acknowledgements answer a person (RFC 3834 auto-replied); an agent's reply is written
@@ -181,7 +309,7 @@ AUTO_SUBMITTED = {
 }
 
 
-def _insert(config: Config, notices: list[Prepared]) -> None:
+def _insert(config: Config, notices: list[Queued]) -> None:
     """Outbox rows, the thread's outbound messages and the breaker log: one INSERT each."""
     if not notices:
         return
@@ -189,10 +317,10 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
     outbox_rows.insert(
         [
             (
-                p.outgoing.message_id,
+                p.message_id,
                 p.ticket.id,
                 p.kind,
-                p.outgoing.sender.email,
+                p.sender.email,
                 p.recipients,
                 p.content,
                 p.automatic,
@@ -208,13 +336,13 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
             (
                 p.ticket.id,
                 "agent" if p.kind == "agent_reply" else "system",
-                p.outgoing.message_id,
-                p.outgoing.sender.email,
-                p.outgoing.sender.name,
-                [str(a) for a in p.outgoing.to],
-                [str(a) for a in p.outgoing.cc],
-                p.outgoing.subject,
-                p.outgoing.text,
+                p.message_id,
+                p.sender.email,
+                p.sender.name,
+                [str(a) for a in p.to],
+                [str(a) for a in p.cc],
+                p.subject,
+                p.text,
                 [f"notice {p.kind}"],
             )
             for p in notices
@@ -240,7 +368,7 @@ def _insert(config: Config, notices: list[Prepared]) -> None:
             notice=p.kind,
             ticket=p.ticket.number,
             recipients=len(p.recipients),
-            message_id=p.outgoing.message_id,
+            message_id=p.message_id,
         )
 
 

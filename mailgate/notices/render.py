@@ -151,19 +151,54 @@ class Rendered:
 def render(
     config: Config, mailbox: Mailbox | None, kind: str, variables: dict[str, Any]
 ) -> Rendered:
+    subject = render_subject(config, mailbox, kind, variables)
+    text, html = render_bodies(config, mailbox, kind, variables)
+    return Rendered(subject, text, html)
+
+
+def render_subject(
+    config: Config, mailbox: Mailbox | None, kind: str, variables: dict[str, Any]
+) -> str:
+    """The subject, one line (``notices.queue`` renders it in the change's transaction: the
+    thread entry and the outbox show it before the mail is composed)."""
     env = environment(search_path(config, mailbox))
-    try:
+    with _template_errors(config, mailbox):
         subject = env.get_template(f"{kind}/subject.txt").render(variables)
+    return compose.one_line(subject)
+
+
+def render_bodies(
+    config: Config,
+    mailbox: Mailbox | None,
+    kind: str,
+    variables: dict[str, Any],
+    *,
+    html: bool = True,
+) -> tuple[str, str]:
+    """The plain-text body and the HTML body ('' when the kind has none or it renders to
+    nothing, or for ``html=False``): what a queued notice's snapshot becomes when it is
+    sent."""
+    env = environment(search_path(config, mailbox))
+    with _template_errors(config, mailbox):
         text = env.get_template(f"{kind}/body.txt").render(variables)
+        if not html:
+            return text.strip("\n") + "\n", ""
         try:
             html_template = env.get_template(f"{kind}/body.html")
         except jinja2.TemplateNotFound:
-            html = ""
+            markup = ""
         else:
             # A body.html that renders to nothing (assignment and reopened for a plain
             # mail) leaves the notice plain text.
-            html = html_template.render(variables)
-            html = html if html.strip() else ""
+            markup = html_template.render(variables)
+    return text.strip("\n") + "\n", markup if markup.strip() else ""
+
+
+@contextlib.contextmanager
+def _template_errors(config: Config, mailbox: Mailbox | None) -> Iterator[None]:
+    """Any failure of a template as a ``TemplateError`` naming the file and line."""
+    try:
+        yield
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
     except jinja2.TemplateNotFound as exc:
@@ -172,7 +207,6 @@ def render(
     except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError, ValueError) as exc:
         where = template_line(exc)
         raise TemplateError(f"{where}{type(exc).__name__}: {exc}") from exc
-    return Rendered(compose.one_line(subject), text.strip("\n") + "\n", html)
 
 
 def template_line(exc: BaseException) -> str:
@@ -187,8 +221,13 @@ def template_line(exc: BaseException) -> str:
     return where
 
 
-def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str) -> dict[str, Any]:
-    """The template variables (documented in mailgate/templates/README.md): plain values only."""
+def variables_for(
+    ctx: Context, intent: Intent, box: Mailbox, reply_address: str, *, html: bool = True
+) -> dict[str, Any]:
+    """The template variables (documented in mailgate/templates/README.md): plain values only.
+
+    ``html=False``: ``message.html`` is left '' (a queued notice reads it when its HTML
+    is rendered, at send time: ``notices.snapshot``)."""
     config = ctx.config
     ticket = intent.ticket
     people = intent.people or people_of(ticket)
@@ -233,7 +272,7 @@ def variables_for(ctx: Context, intent: Intent, box: Mailbox, reply_address: str
                 "subject": message.subject,
                 "text": message.text,
                 # The sanitised HTML (quoted history cut from replies); '' for plain mail.
-                "html": messages.html_of(message.id) if intent.kind in HTML_KINDS else "",
+                "html": messages.html_of(message.id) if html and intent.kind in HTML_KINDS else "",
                 "date": message.created_at,
             }
             if message is not None
@@ -337,8 +376,16 @@ def sample_variables(config: Config, box: Mailbox, kind: str) -> dict[str, Any]:
         "previous_status": "resolved",
         "note": {"text": "Jane, please take over: it is the payment gateway.", "from": "Alice"},
         "by": "Alice Smith" if kind == "reassigned" else "",
-        "queue": [{"tag": sample_tag, "number": 482913, "subject": "The mobile banking is down",
-                   "status": "open", "priority": "high", "due": "2026-11-23 11:00 UTC"}],
+        "queue": [
+            {
+                "tag": sample_tag,
+                "number": 482913,
+                "subject": "The mobile banking is down",
+                "status": "open",
+                "priority": "high",
+                "due": "2026-11-23 11:00 UTC",
+            }
+        ],
         "problems": ["'#asign me': unknown command (known: #assign, #team, …)"],
         "received": ["#asign me", "", "Dear Carla, the service is back."],
         "cc_not_added": ["mallory@attacker.example"]

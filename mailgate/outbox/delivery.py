@@ -7,6 +7,7 @@ errors and the relays.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -17,11 +18,13 @@ from mailgate import store
 from mailgate.blobs import BlobStore, open_store
 from mailgate.config import Config
 from mailgate.config.calendars import parse_wall_duration
-from mailgate.errors import TemporaryFailure, UsageError
+from mailgate.errors import TemplateError, TemporaryFailure, UsageError
 from mailgate.logs import event, redact
+from mailgate.notices import snapshot
 from mailgate.outbox.relays import PermanentError, Refusal, TemporaryError, Transport, transport_for
 from mailgate.outbox.streaming import MailFile
 from mailgate.store import events as event_rows
+from mailgate.store import messages as message_rows
 from mailgate.store import outbox as outbox_rows
 from mailgate.store.rows import OutboxMail, OutboxRow
 
@@ -114,19 +117,29 @@ def _send_batch(
 ) -> bool:
     """Send a claimed batch; returns False when the transport is down (the rest is released).
 
-    Each mail is marked ``sending`` in a commit of its own before it is handed over;
-    the ``sent`` mark of the previous mail rides along in that same commit, so a
-    mail costs one commit, and a crash leaves at most one mail ``sending``.
+    The batch is read in one statement and its queued notices composed from their
+    snapshots before anything is marked (a notice that cannot be composed fails
+    there, with its reason). Each mail is then marked ``sending`` in a commit of its
+    own before it is handed over — with the composed bytes, so a retry sends the
+    same mail; the ``sent`` mark of the previous mail rides along in that same
+    commit, so a mail costs one commit, and a crash leaves at most one mail
+    ``sending``.
     """
+    mails = _composed(config, outbox_rows.claimed_mails(batch, worker), report)
     done: tuple[OutboxMail, list[Refusal]] | None = None
-    for index, item_id in enumerate(batch):
+    for index, (item, composed) in enumerate(mails):
         with store.write_transaction():
             if done is not None:
                 _mark_sent(config, *done, report)
                 done = None
-            item = _start(item_id, worker)
-        if item is None:
+            # A fresh lease from now: recovery treats the mail as stuck only after it.
+            started = outbox_rows.claimed_to_sending(
+                item.id, worker, item.attempts, store.utcnow() + LEASE, composed
+            )
+        if not started:
             continue
+        if composed is not None:
+            item = dataclasses.replace(item, content=composed)
         try:
             refused = transport.send(
                 item.sender, list(item.recipients), _content(config, item), item.message_id
@@ -134,7 +147,7 @@ def _send_batch(
         except TemporaryError as exc:
             _deferred(config, item, exc, report)
             if exc.unavailable:
-                _release(batch[index + 1 :])
+                _release([m.id for m, _ in mails[index + 1 :]])
                 return False
             continue
         except PermanentError as exc:
@@ -149,6 +162,56 @@ def _send_batch(
         with store.write_transaction():
             _mark_sent(config, *done, report)
     return True
+
+
+def _composed(
+    config: Config, claimed: list[OutboxMail], report: Report
+) -> list[tuple[OutboxMail, bytes | None]]:
+    """The claimed mails with the MIME of those queued as a snapshot (``notices.snapshot``);
+    None for a mail queued whole. The thread entries get their text, in one commit with
+    the rows that cannot be composed (a template error): those fail here, never handed
+    over, their one-line reason on the row and on their ticket."""
+    ready: list[tuple[OutboxMail, bytes | None]] = []
+    texts: list[tuple[str, str]] = []
+    broken: list[tuple[OutboxMail, str]] = []
+    for item in claimed:
+        if not snapshot.is_snapshot(item.content):
+            ready.append((item, None))
+            continue
+        try:
+            composed = snapshot.compose_mail(config, _store(config), item.content)
+        except TemplateError as exc:
+            broken.append((item, f"template error: {exc}"))
+            continue
+        except TemporaryFailure as exc:
+            # The blob store is out of reach: composed on a later run.
+            broken.append((item, ""))
+            report.errors.append(str(exc))
+            continue
+        except Exception as exc:
+            log.exception("composing failed", extra={"mailgate_fields": {"id": item.id}})
+            broken.append((item, f"internal error composing the notice: {type(exc).__name__}"))
+            continue
+        ready.append((item, composed.content))
+        texts.append((item.message_id, composed.text))
+    if texts or broken:
+        with store.write_transaction():
+            message_rows.set_outbound_texts(texts)
+            for item, why in broken:
+                if not why:
+                    outbox_rows.release_claims([item.id], store.utcnow() + backoff(item.attempts))
+                    continue
+                outbox_rows.settle(item.id, "failed", last_error=why[:2000])
+                _ticket_event(item.ticket_id, item.notice, "notice_failed", why)
+    for item, why in broken:
+        if why:
+            report.failed += 1
+            report.errors.append(why)
+            event(
+                log, "notice.failed", logging.WARNING, id=item.id, notice=item.notice,
+                error=redact(why),
+            )  # fmt: skip
+    return ready
 
 
 def _content(config: Config, item: OutboxMail) -> bytes | MailFile:
@@ -189,12 +252,6 @@ def _store(config: Config) -> BlobStore:
     if found is None:
         found = _stores[key] = open_store(config)
     return found
-
-
-def _start(item_id: int, worker: str) -> OutboxMail | None:
-    """Mark a mail ``sending`` — only if this worker still holds its claim."""
-    # A fresh lease from now: recovery treats the mail as stuck only after it.
-    return outbox_rows.start_sending(item_id, worker, store.utcnow() + LEASE)
 
 
 def _mark_sent(config: Config, item: OutboxMail, refused: list[Refusal], report: Report) -> None:

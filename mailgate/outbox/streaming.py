@@ -1,6 +1,10 @@
-"""SMTP clients that send a mail from a file, a buffer at a time (notices carrying files).
+"""SMTP clients that pipeline (RFC 2920) and send a mail from a file, a buffer at a time.
 
-A notice that carries files is composed into the blob store (``notices.queue``); the
+``sendmail`` writes MAIL, the RCPTs and DATA at once to a relay that offers
+PIPELINING: per mail, two round trips instead of three plus one per recipient
+(the round trips, not our code, were most of a notice's delivery time).
+
+A notice that carries files is composed into the blob store (``notices.snapshot``); the
 outbox hands the relay a ``MailFile`` (its size and a way to open it: a file, or a
 stream from a blob store elsewhere) instead of its bytes. ``smtplib.SMTP.sendmail``
 passes the mail to ``data()``; here ``data()`` also takes a ``MailFile`` and sends the file
@@ -10,12 +14,15 @@ more than ``BUFFER`` bytes. For ``bytes`` it is smtplib's own. Imports the stdli
 
 from __future__ import annotations
 
+import re
 import smtplib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 BUFFER = 1 << 16
+# A line that starts with a dot gets another (RFC 5321 4.5.2), as smtplib does it.
+_STUFF = re.compile(rb"(?m)^\.")
 
 
 class MailFile:
@@ -35,6 +42,76 @@ class MailFile:
 
 
 class _FromFile:
+    def sendmail(
+        self,
+        from_addr: str,
+        to_addrs: Any,
+        msg: Any,
+        mail_options: Any = (),
+        rcpt_options: Any = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        """smtplib's ``sendmail``, with MAIL, every RCPT and DATA written at once when the
+        relay offers PIPELINING (RFC 2920): two round trips a mail instead of three and
+        one per recipient. The answers, refusals and exceptions are smtplib's."""
+        client: Any = self
+        client.ehlo_or_helo_if_needed()
+        if not (client.does_esmtp and client.has_extn("pipelining")) or isinstance(msg, str):
+            return smtplib.SMTP.sendmail(
+                client, from_addr, to_addrs, msg, mail_options, rcpt_options
+            )
+        recipients = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        options = [*([f"size={len(msg)}"] if client.has_extn("size") else []), *mail_options]
+        if any(o.lower() == "smtputf8" for o in options):
+            if not client.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+            client.command_encoding = "utf-8"
+        tail = " " + " ".join(rcpt_options) if rcpt_options else ""
+        lines = [
+            f"MAIL FROM:{smtplib.quoteaddr(from_addr)}{' ' + ' '.join(options) if options else ''}"
+        ]
+        lines += [f"RCPT TO:{smtplib.quoteaddr(r)}{tail}" for r in recipients]
+        lines.append("DATA")
+        for line in lines:
+            if "\r" in line or "\n" in line:
+                raise ValueError(f"command contains a line break: {line!r}")
+        client.send("".join(f"{line}\r\n" for line in lines))
+        code, resp = client.getreply()
+        refused: dict[str, tuple[int, bytes]] = {}
+        answers = [client.getreply() for _ in recipients]
+        data_code, data_resp = client.getreply()
+        if code != 250:
+            if data_code == 354:  # a relay that took DATA anyway: end it empty
+                client.send(".\r\n")
+                client.getreply()
+            if code == 421:
+                client.close()
+            else:
+                client._rset()
+            raise smtplib.SMTPSenderRefused(code, resp, from_addr)
+        for recipient, (rcode, rresp) in zip(recipients, answers, strict=True):
+            if rcode not in (250, 251):
+                refused[recipient] = (rcode, rresp)
+        if len(refused) == len(recipients):
+            if data_code == 354:
+                client.send(".\r\n")
+                client.getreply()
+            client._rset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        if data_code != 354:
+            if data_code == 421:
+                client.close()
+            else:
+                client._rset()
+            raise smtplib.SMTPDataError(data_code, data_resp)
+        code, resp = client._content(msg)
+        if code != 250:
+            if code == 421:
+                client.close()
+            else:
+                client._rset()
+            raise smtplib.SMTPDataError(code, resp)
+        return refused
+
     def data(self, msg: Any) -> tuple[int, bytes]:
         client: Any = self
         if not isinstance(msg, MailFile):
@@ -43,6 +120,17 @@ class _FromFile:
         code, reply = client.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
+        return self._content(msg)
+
+    def _content(self, msg: Any) -> tuple[int, bytes]:
+        """After 354: the mail, dot-stuffed and ended, and the relay's answer to it."""
+        client: Any = self
+        if not isinstance(msg, MailFile):
+            stuffed = _STUFF.sub(b"..", bytes(msg))
+            if not stuffed.endswith(b"\r\n"):
+                stuffed += b"\r\n"
+            client.send(stuffed + b".\r\n")
+            return client.getreply()  # type: ignore[no-any-return]
         pending = bytearray()
         last = b"\r\n"
         with msg.open() as source:

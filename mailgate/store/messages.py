@@ -120,6 +120,18 @@ def add_outbound(
     sql.insert_many("message", OUTBOUND_COLUMNS, rows)
 
 
+def set_outbound_texts(texts: Iterable[tuple[str, str]]) -> None:
+    """(Message-ID, text) per notice: the text of our notice's thread entry, written when
+    its mail is composed (``notices.snapshot``); queued with an empty one."""
+    for message_id, text in texts:
+        sql.later(
+            "UPDATE message SET text = ?, full_text = ? WHERE message_id = ? AND direction = 'out'",
+            text,
+            text,
+            message_id,
+        )
+
+
 ATTACHMENT_COLUMNS = (
     "message_id", "sha256", "size", "content_type", "filename", "content_id", "inline",
     "original_filename", "kept",

@@ -7,8 +7,8 @@ recovery after a crash, an admin's retry — and the bounce handling (to whom di
 a mail of ours go).
 
 A claim is held by one delivery run: ``claim_due`` writes ``claimed by <worker>``
-into ``last_error`` and a lease into ``next_attempt_at``; ``start_sending`` only
-takes a row whose claim is still that worker's.
+into ``last_error`` and a lease into ``next_attempt_at``; ``claimed_mails`` and
+``claimed_to_sending`` only take a row whose claim is still that worker's.
 """
 
 from __future__ import annotations
@@ -251,39 +251,54 @@ def release_claims(ids: list[int], now: dt.datetime) -> None:
         )
 
 
-def claimed_to_sending(item_id: int, worker: str, attempts: int, lease_until: dt.datetime) -> bool:
-    """Move a row ``worker`` still holds from ``claimed`` to ``sending`` (mail and webhooks)."""
+def claimed_to_sending(
+    item_id: int,
+    worker: str,
+    attempts: int,
+    lease_until: dt.datetime,
+    content: bytes | None = None,
+) -> bool:
+    """Move a row ``worker`` still holds from ``claimed`` to ``sending`` (mail and webhooks);
+    ``content``: the mail composed from the row's snapshot replaces it, in the same
+    statement (a retry sends the same bytes)."""
+    keep = "" if content is None else ", content = ?"
     updated = sql.run(
-        "UPDATE outbox_item SET status = 'sending', attempts = ?, next_attempt_at = ?"
+        f"UPDATE outbox_item SET status = 'sending', attempts = ?, next_attempt_at = ?{keep}"
         " WHERE id = ? AND status = 'claimed' AND last_error = ?",
         attempts,
         sql.ts(lease_until),
+        *(() if content is None else (content,)),
         item_id,
         claim_mark(worker),
     ).rowcount
     return bool(updated == 1)
 
 
-def start_sending(item_id: int, worker: str, lease_until: dt.datetime) -> OutboxMail | None:
-    """Mark a mail ``sending`` (one attempt more) — only if ``worker`` still holds its claim."""
-    row = sql.one(
-        "SELECT id, ticket_id, notice, sender, recipients, content, message_id, attempts"
-        " FROM outbox_item WHERE id = ? AND status = 'claimed' AND last_error = ?",
-        item_id,
-        claim_mark(worker),
-    )
-    if row is None or not claimed_to_sending(item_id, worker, row[7] + 1, lease_until):
-        return None
-    return OutboxMail(
-        id=row[0],
-        ticket_id=row[1],
-        notice=row[2],
-        sender=row[3],
-        recipients=tuple(json.loads(row[4])),
-        content=bytes(row[5]),
-        message_id=row[6],
-        attempts=row[7] + 1,
-    )
+def claimed_mails(ids: list[int], worker: str) -> list[OutboxMail]:
+    """The rows of ``ids`` that ``worker`` still holds, as they will be sent (one more
+    attempt), in the order of ``ids``: one statement for a whole batch."""
+    if not ids:
+        return []
+    found = {
+        int(row[0]): OutboxMail(
+            id=int(row[0]),
+            ticket_id=row[1],
+            notice=row[2],
+            sender=row[3],
+            recipients=tuple(json.loads(row[4])),
+            content=bytes(row[5]),
+            message_id=row[6],
+            attempts=int(row[7]) + 1,
+        )
+        for row in sql.rows(
+            "SELECT id, ticket_id, notice, sender, recipients, content, message_id, attempts"
+            f" FROM outbox_item WHERE id IN ({sql.placeholders(len(ids))})"
+            " AND status = 'claimed' AND last_error = ?",
+            *ids,
+            claim_mark(worker),
+        )
+    }
+    return [found[i] for i in ids if i in found]
 
 
 def claim_mark(worker: str) -> str:
