@@ -106,6 +106,31 @@ def test_the_desk_does_not_outlive_serve_killed_with_kill_9(
         server.wait(10)
 
 
+def test_the_desk_has_a_helper_on_its_port_that_ends_with_serve_however_serve_ends(
+    tmp_path: Path, database_url: str
+) -> None:
+    # [web] workers = 2 (the default): a second process serves the desk's port, so
+    # pages use both cores of a 2-core machine; it yields the CPU as the desk does.
+    server, pid, url = start_serve(tmp_path, database_url)
+    try:
+        assert server.stderr is not None
+        helper, deadline = 0, time.monotonic() + 60
+        while not helper and time.monotonic() < deadline:
+            line = server.stderr.readline()
+            assert line, "serve ended before the desk's helper started"
+            if found := re.search(r"web\.helper\b.*\bpid=(\d+)", line):
+                helper = int(found.group(1))
+        assert helper and alive(helper)
+        assert os.getpriority(os.PRIO_PROCESS, helper) == os.getpriority(os.PRIO_PROCESS, pid)
+        assert all(fetch(url + "login")[0] == 200 for _ in range(6))
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        assert gone_within([pid, helper], 15) == []
+    finally:
+        server.kill()
+        server.wait(10)
+
+
 def test_a_desk_that_dies_is_started_again_and_a_reload_renews_it_with_the_new_config(
     tmp_path: Path, database_url: str
 ) -> None:

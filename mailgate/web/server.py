@@ -4,7 +4,8 @@
 its signal capture is switched off here. The socket is bound by us, so
 ``listen = "127.0.0.1:0"`` works and the address actually bound is known.
 
-``mailgate web`` serves the desk with ``run``; ``serve`` runs the same
+``mailgate web`` serves the desk with ``run`` (and ``[web] workers`` - 1 helper
+processes on the same socket: ``web.process.start_helpers``); ``serve`` runs the same
 ``serve_socket`` in a child process of its own at a lower CPU priority
 (``web.process``), so pages never take the interpreter or the CPU from the
 listener. (It used to share serve's process, bounded to 2 pages at once: intake
@@ -130,10 +131,14 @@ def run(ctx: Context) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.add_signal_handler(sig, stopping.set)
-        running = await start(ctx)
+        from mailgate.web.process import start_helpers, stop_helpers
+
+        sock = bind(ctx.config.web.listen, str(ctx.config.path))
+        running = await serve_socket(ctx, sock)
+        helpers = await start_helpers(ctx, sock, None, ctx.config.web.workers - 1)
         print(f"mailgate: the desk is on {running.url}", flush=True)
         await stopping.wait()
-        await running.stop()
+        await asyncio.gather(running.stop(), stop_helpers(helpers))
         return 0
 
     return asyncio.run(main())
