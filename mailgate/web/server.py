@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,8 @@ async def serve_socket(ctx: Context, sock: socket.socket, metrics: Any = None) -
 
     web = ctx.config.web
     app: Any = create_app(ctx, metrics=metrics)
+    if web.workers > 1:
+        app = Spread(app)
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -116,6 +119,46 @@ async def serve_socket(ctx: Context, sock: socket.socket, metrics: Any = None) -
     running = Running(server, task, host, port, web.root_path)
     event(log, "web.started", url=running.url)
     return running
+
+
+class Spread:
+    """Ends a keep-alive connection with its first response after ``AGE`` seconds, when
+    several processes serve the port (``[web] workers``).
+
+    A connection stays with the process that accepted it. Clients that never pause
+    (a proxy's pool, the benchmark's 8 browsers) kept 7 of 8 connections on one
+    process and 1 on the other for good: one core queued pages while the other
+    idled. Reconnecting every second lets them spread again, to whichever process
+    accepts first — the less busy one, as a rule; it costs a TCP handshake a second
+    per client. Outermost, so ``client`` is the connection's own address."""
+
+    AGE = 1.0
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.since: dict[tuple[Any, ...], float] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        client = scope.get("client") if scope["type"] == "http" else None
+        if not client:
+            await self.app(scope, receive, send)
+            return
+        key, now = tuple(client), time.monotonic()
+        since = self.since.setdefault(key, now)
+        if now - since < self.AGE:
+            await self.app(scope, receive, send)
+            return
+        del self.since[key]
+        if len(self.since) > 10_000:  # connections that ended on their own
+            self.since = {k: t for k, t in self.since.items() if now - t < self.AGE}
+
+        async def closing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, closing)
 
 
 def run(ctx: Context) -> int:
