@@ -308,7 +308,12 @@ def _conditions(where: Filter) -> list[Any]:
     if where.category:
         found.append(pw.fn.LOWER(t.category) == where.category.lower())
     if where.tag:
-        found.append(t.tags.contains(f'"{where.tag}"'))
+        # The tags column is JSON text: the tag with its quotes, as it is stored. (Through
+        # the field, peewee JSON-encoded the whole LIKE pattern: no tag ever matched.)
+        stored = json.dumps(where.tag, ensure_ascii=False)
+        pattern = "%" + stored.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        like = (pw.SQL("LIKE"), pw.Value(pattern, converter=False), pw.SQL("ESCAPE '!'"))
+        found.append(pw.NodeList((t.tags, *like)))
     for column, after, before in (
         (t.created_at, where.created_after, where.created_before),
         (t.updated_at, where.updated_after, where.updated_before),
