@@ -32,7 +32,7 @@ class Web:
     public_url: str = ""
     # Processes serving the desk on the one port: a page's Python runs on one core per
     # process, so one process could use only one of a machine's cores however many
-    # agents browse (issue 15). Each more costs a process's memory (~70 MB).
+    # agents browse (issue 15). Each more costs a process's memory (~60 MB).
     workers: int = 2
 
 
