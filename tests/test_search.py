@@ -377,3 +377,14 @@ def test_words_without_spaces_are_looked_for_in_the_newest_messages_only(
     recent = search.find(ctx.config, search.Options(text="端末"))
     assert [r["number"] for r in recent.rows] == [new]
     assert recent.cut == "window" and not recent.complete
+
+
+@pytest.mark.config({"route": [{"name": "vip", "subject": ["refund"], "tags": ["vip", "50%_off"]}]})
+def test_a_tag_a_routing_rule_set_finds_its_tickets(
+    ctx: Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tagged = ingest(ctx, subject="A refund please", body="Order 1")
+    ingest(ctx, subject="Where is my parcel", body="Order 2")
+    assert listed(ctx, capsys, "--tag", "vip")[0] == [tagged]
+    assert listed(ctx, capsys, "--tag", "50%_off")[0] == [tagged]
+    assert listed(ctx, capsys, "--tag", "50")[0] == []  # a whole tag, not a part of one

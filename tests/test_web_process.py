@@ -106,6 +106,47 @@ def test_the_desk_does_not_outlive_serve_killed_with_kill_9(
         server.wait(10)
 
 
+def test_the_desk_has_a_helper_on_its_port_that_ends_with_serve_however_serve_ends(
+    tmp_path: Path, database_url: str
+) -> None:
+    # [web] workers = 2 (the default): a second process serves the desk's port, so
+    # pages use both cores of a 2-core machine; it yields the CPU as the desk does.
+    import threading
+
+    server, pid, url = start_serve(tmp_path, database_url)
+    lines: list[str] = []
+    assert server.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(server.stderr.readline, "")))
+    reader.start()
+    try:
+        helpers: list[int] = []
+        deadline = time.monotonic() + 60
+        while not helpers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            helpers = children_of(pid)
+        assert len(helpers) == 1 and alive(helper := helpers[0])
+        assert os.getpriority(os.PRIO_PROCESS, helper) == os.getpriority(os.PRIO_PROCESS, pid)
+        assert all(fetch(url + "login")[0] == 200 for _ in range(6))
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        assert gone_within([pid, helper], 15) == []
+    finally:
+        server.kill()
+        server.wait(10)
+        reader.join(10)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes ``pid`` started that run Python (not the resource tracker)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in command:
+                found.append(int(child))
+    return found
+
+
 def test_a_desk_that_dies_is_started_again_and_a_reload_renews_it_with_the_new_config(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -167,3 +208,43 @@ def test_a_desk_that_dies_is_started_again_and_a_reload_renews_it_with_the_new_c
         server.send_signal(signal.SIGTERM)
         server.wait(30)
         reader.join(10)
+
+
+def test_mailgate_web_serves_from_two_processes_and_spreads_keep_alive_connections(
+    tmp_path: Path, database_url: str
+) -> None:
+    # `mailgate web` with [web] workers = 2: a helper beside it, and a keep-alive
+    # connection ends after its first answer past a second, so that clients which never
+    # pause (a proxy's pool) spread over both processes instead of staying on one.
+    import http.client
+
+    port = free_port()
+    data = config_data(tmp_path, database_url, {"web": {"listen": f"127.0.0.1:{port}"}})
+    path = write_config(tmp_path / "mailgate.toml", data)
+    open_gateway(load_config(path))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mailgate", "--config", str(path), "web"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert "the desk is on" in server.stdout.readline()
+        (helper,) = children_of(server.pid)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        started, closed = time.monotonic(), []
+        while time.monotonic() - started < 3 and not closed:
+            connection.request("GET", "/login")
+            answer = connection.getresponse()
+            assert answer.status == 200
+            answer.read()
+            if answer.getheader("connection", "").lower() == "close":
+                closed.append(time.monotonic() - started)
+        assert closed and 1.0 <= closed[0] < 3
+        server.terminate()
+        assert server.wait(30) == 0
+        assert gone_within([helper], 5) == []
+    finally:
+        server.kill()
+        server.wait(10)

@@ -30,6 +30,10 @@ class Web:
     session_hours: int = 12
     # The address agents reach the desk at (links in login mails); empty: from `listen`.
     public_url: str = ""
+    # Processes serving the desk on the one port: a page's Python runs on one core per
+    # process, so one process could use only one of a machine's cores however many
+    # agents browse (issue 15). Each more costs a process's memory (~60 MB).
+    workers: int = 2
 
 
 def check_web(web: Web, fail: Callable[[str, str], NoReturn]) -> None:
@@ -46,6 +50,8 @@ def check_web(web: Web, fail: Callable[[str, str], NoReturn]) -> None:
         )
     if web.session_hours < 1:
         fail("web.session_hours", "must be at least 1")
+    if not 1 <= web.workers <= 32:
+        fail("web.workers", f"must be from 1 to 32, not {web.workers}")
     for i, proxy in enumerate(web.trusted_proxies):
         try:
             ipaddress.ip_network(proxy, strict=False)

@@ -74,8 +74,13 @@ def _main(
     log_format: str,
     parent: int,
     counted: bool,
+    primary: bool = True,
 ) -> None:
-    """The desk process: serve ``sock`` until SIGTERM or until serve is gone."""
+    """The desk process: serve ``sock`` until SIGTERM or until its parent is gone.
+
+    The primary (serve's child) lowers its priority and starts ``[web] workers`` - 1
+    helpers on the same socket (``start_helpers``); a helper keeps the priority it
+    was born with and starts none."""
     from mailgate import logs
     from mailgate.config import load
     from mailgate.context import open_context
@@ -84,26 +89,77 @@ def _main(
     follow_parent(parent)  # ends us within seconds of serve, however serve ended
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # serve decides when the desk stops
-    with contextlib.suppress(OSError):
-        os.nice(WEB_NICE)
+    if primary:
+        with contextlib.suppress(OSError):
+            os.nice(WEB_NICE)
     try:
         logs.setup(log_format, log_level)
         ctx = open_context(load(Path(config_path)), create_secret=False)
-        asyncio.run(_serve(ctx, sock, conn, _Metrics(conn) if counted else None))
+        helpers = ctx.config.web.workers - 1 if primary else 0
+        metrics = _Metrics(conn) if counted else None
+        asyncio.run(_serve(ctx, sock, conn, metrics, helpers, primary))
     except Exception as exc:  # noqa: BLE001 - serve reports it
         with contextlib.suppress(OSError):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-async def _serve(ctx: Context, sock: socket.socket, conn: Connection, metrics: Any) -> None:
+async def _serve(
+    ctx: Context,
+    sock: socket.socket,
+    conn: Connection,
+    metrics: Any,
+    helpers: int,
+    primary: bool = True,
+) -> None:
     from mailgate.web.server import serve_socket
 
     stopping = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    if not primary:
+        # The desk that started it is gone (its config may be an old one): take no
+        # more pages at once, rather than in follow_parent's grace (the watchdog
+        # thread still ends us if stopping hangs).
+        loop.add_signal_handler(signal.SIGUSR1, stopping.set)
     running = await serve_socket(ctx, sock, metrics)
     conn.send(("ready", None))
+    started = await start_helpers(ctx, sock, metrics, helpers)
     await stopping.wait()
-    await running.stop()
+    await asyncio.gather(running.stop(), stop_helpers(started))
+
+
+async def start_helpers(
+    ctx: Context, sock: socket.socket, metrics: Any, count: int
+) -> list[DeskProcess]:
+    """``count`` more processes serving ``sock`` beside this one (``[web] workers``).
+
+    The desk's pages are Python: one process computes one page at a time on one core
+    (SQLite lets go of the interpreter only inside a query), so with 8 agents browsing
+    one process left the second core of a 2-core machine mostly idle. The kernel
+    hands each connection to whichever process accepts it first. A helper follows
+    this process (it ends when this one ends, however), has the same priority, and
+    asks this process for serve's metrics, which asks serve. One that does not start
+    is logged; the desk goes on with the others."""
+    loop = asyncio.get_running_loop()
+    started: list[DeskProcess] = []
+    for _ in range(count):
+        helper = DeskProcess(sock.dup(), str(ctx.config.path), "", metrics, os.getpid())
+        helper.primary = False
+        try:
+            helper.process, helper.conn = helper._start()
+            await loop.run_in_executor(None, helper.wait_ready)
+        except (ConfigError, OSError) as exc:
+            event(log, "web.helper_failed", logging.WARNING, error=str(exc))
+            helper.kill()
+            continue
+        started.append(helper)
+    return started
+
+
+async def stop_helpers(helpers: list[DeskProcess]) -> None:
+    """Each helper finishes its pages (killed after ``STOP_SECONDS``)."""
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(None, h.close) for h in helpers))
 
 
 # --- the serve side ------------------------------------------------------------------------
@@ -126,6 +182,7 @@ class DeskProcess:
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
         self.stopped = False
+        self.primary = True  # false: a helper of the desk (start_helpers)
 
     @property
     def pid(self) -> int | None:
@@ -143,15 +200,18 @@ class DeskProcess:
         process = context.Process(
             target=_main,
             args=(self.sock, theirs, self.config_path, logging.getLogger().level,
-                  logs.current_format(), self.parent, self.metrics is not None),
-            name="mailgate-web",
+                  logs.current_format(), self.parent, self.metrics is not None, self.primary),
+            name="mailgate-web" if self.primary else "mailgate-web-helper",
             daemon=False,
         )  # fmt: skip
         try:
             process.start()
         finally:
             theirs.close()
-        event(log, "web.process", pid=process.pid, nice=WEB_NICE)
+        if self.primary:
+            event(log, "web.process", pid=process.pid, nice=WEB_NICE)
+        else:
+            event(log, "web.helper", pid=process.pid)
         return process, ours
 
     def _answer(self, conn: Connection) -> None:

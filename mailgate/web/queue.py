@@ -10,6 +10,7 @@ one line above an empty list (400), never a traceback.
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 from typing import Any
 
 from starlette.requests import Request
@@ -73,13 +74,15 @@ def queue(request: Request) -> Response:
     except UsageError as exc:
         error = str(exc).removeprefix("--")
     now = dt.datetime.now(dt.UTC)
+    # Objects, not dicts: the template's ``t.subject`` on a dict is a failed attribute
+    # lookup and then an index — 600 exceptions a page, a sixth of rendering it.
     rows = [
-        {
+        SimpleNamespace(
             **row,
-            "updated": display.local(ctx.config, row["updated_at"]),
-            "due": display.local(ctx.config, row["due_at"]),
-            "overdue": display.is_past(row["due_at"], now),
-        }
+            updated=display.local(ctx.config, row["updated_at"]),
+            due=display.local(ctx.config, row["due_at"]),
+            overdue=display.is_past(row["due_at"], now),
+        )
         for row in found.rows
     ]
     pages = max(1, -(-found.total // per))

@@ -4,7 +4,8 @@
 its signal capture is switched off here. The socket is bound by us, so
 ``listen = "127.0.0.1:0"`` works and the address actually bound is known.
 
-``mailgate web`` serves the desk with ``run``; ``serve`` runs the same
+``mailgate web`` serves the desk with ``run`` (and ``[web] workers`` - 1 helper
+processes on the same socket: ``web.process.start_helpers``); ``serve`` runs the same
 ``serve_socket`` in a child process of its own at a lower CPU priority
 (``web.process``), so pages never take the interpreter or the CPU from the
 listener. (It used to share serve's process, bounded to 2 pages at once: intake
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +97,8 @@ async def serve_socket(ctx: Context, sock: socket.socket, metrics: Any = None) -
 
     web = ctx.config.web
     app: Any = create_app(ctx, metrics=metrics)
+    if web.workers > 1:
+        app = Spread(app)
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -117,6 +121,46 @@ async def serve_socket(ctx: Context, sock: socket.socket, metrics: Any = None) -
     return running
 
 
+class Spread:
+    """Ends a keep-alive connection with its first response after ``AGE`` seconds, when
+    several processes serve the port (``[web] workers``).
+
+    A connection stays with the process that accepted it. Clients that never pause
+    (a proxy's pool, the benchmark's 8 browsers) kept 7 of 8 connections on one
+    process and 1 on the other for good: one core queued pages while the other
+    idled. Reconnecting every second lets them spread again, to whichever process
+    accepts first — the less busy one, as a rule; it costs a TCP handshake a second
+    per client. Outermost, so ``client`` is the connection's own address."""
+
+    AGE = 1.0
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.since: dict[tuple[Any, ...], float] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        client = scope.get("client") if scope["type"] == "http" else None
+        if not client:
+            await self.app(scope, receive, send)
+            return
+        key, now = tuple(client), time.monotonic()
+        since = self.since.setdefault(key, now)
+        if now - since < self.AGE:
+            await self.app(scope, receive, send)
+            return
+        del self.since[key]
+        if len(self.since) > 10_000:  # connections that ended on their own
+            self.since = {k: t for k, t in self.since.items() if now - t < self.AGE}
+
+        async def closing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
 def run(ctx: Context) -> int:
     """``mailgate web``: the desk alone, until SIGTERM/SIGINT."""
     if not ctx.config.web.listen:
@@ -130,10 +174,14 @@ def run(ctx: Context) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.add_signal_handler(sig, stopping.set)
-        running = await start(ctx)
+        from mailgate.web.process import start_helpers, stop_helpers
+
+        sock = bind(ctx.config.web.listen, str(ctx.config.path))
+        running = await serve_socket(ctx, sock)
+        helpers = await start_helpers(ctx, sock, None, ctx.config.web.workers - 1)
         print(f"mailgate: the desk is on {running.url}", flush=True)
         await stopping.wait()
-        await running.stop()
+        await asyncio.gather(running.stop(), stop_helpers(helpers))
         return 0
 
     return asyncio.run(main())
