@@ -13,7 +13,7 @@ import uuid
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -22,7 +22,7 @@ from mailgate import config as cfg
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def service_missing(reason: str) -> None:
+def service_missing(reason: str) -> NoReturn:
     """Skip locally; under CI=true a missing service is a failure, never a silent skip."""
     if CI:
         pytest.fail(f"{reason} — CI=true turns this skip into a failure", pytrace=False)
