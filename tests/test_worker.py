@@ -354,11 +354,15 @@ def test_the_watchdog_ends_a_worker_whose_parent_died_without_the_kernels_help(
 ) -> None:
     """The fallback where PR_SET_PDEATHSIG is not there: a process that only runs the
     watchdog of the worker ends once its parent is gone."""
+    # The parent names itself: a child that took longer than the parent's second to
+    # import (a busy machine) would otherwise read its new parent from os.getppid() and
+    # watch that one forever. Its output is not the pipe the test reads to its end.
     code = (
-        "import subprocess, sys\n"
+        "import os, subprocess, sys\n"
         "child = subprocess.Popen([sys.executable, '-c', "
-        "'import os, time; from mailgate import worker; "
-        "worker._watch_parent(os.getppid(), 0.1)'])\n"
+        "'import sys; from mailgate import worker; "
+        "worker._watch_parent(int(sys.argv[1]), 0.1)', str(os.getpid())], "
+        "stdout=subprocess.DEVNULL)\n"
         "print(child.pid, flush=True)\n"
         "import time; time.sleep(1)\n"
     )
