@@ -31,7 +31,7 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check mailgate tests bench
 	$(BIN)/mypy mailgate
-	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py

@@ -32,26 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import corpus
 from bench.transports import blast, gateway_config, wait_listening
+from tests.support import descendants
 
 KIB = 1024
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every living process below it (Linux /proc)."""
-    found = [pid]
-    changed = True
-    while changed:
-        changed = False
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            child = int(stat.parent.name)
-            if int(fields[1]) in found and child not in found and fields[0] != "Z":
-                found.append(child)
-                changed = True
-    return found
 
 
 def pss_kib(pid: int) -> tuple[int, int]:
@@ -72,7 +55,7 @@ def pss_kib(pid: int) -> tuple[int, int]:
 
 def measure(pid: int) -> tuple[float, float, str]:
     """PSS and RSS in MiB summed over ``pid`` and its processes, and the PSS of each."""
-    pids = descendants(pid)
+    pids = [pid, *descendants(pid)]
     sizes = [pss_kib(p) for p in pids]
     each = " + ".join(f"{s[0] / KIB:.1f}" for s in sizes)
     return sum(s[0] for s in sizes) / KIB, sum(s[1] for s in sizes) / KIB, each

@@ -35,6 +35,7 @@ from bench.search import config_data, prepare
 from bench.web_queue import browser, free_port
 from mailgate import store
 from mailgate.admin import logins
+from mailgate.config import from_dict
 from mailgate.context import open_context
 from tests.support import compose, to_toml
 
@@ -58,6 +59,39 @@ def intake(port: int, seconds: float, senders: int = 2) -> float:
     for t in threads:
         t.join()
     return len(done) / (time.monotonic() - started)
+
+
+def start_serve(
+    work: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int, str]:
+    """``mailgate serve`` (no IMAP, listener and desk) on the database ``bench/search.py``
+    filled in ``work``, upgraded by the tree of ``env`` (its ``PYTHONPATH``; this
+    interpreter's by default), with alice's password ``bench-pw``: once SMTP and the
+    desk answer, the process, its SMTP port and the desk's base URL."""
+    smtp_port, web_port = free_port(), free_port()
+    data = config_data(work, None)
+    data["listener"] = {"port": smtp_port}
+    data["web"] = {"listen": f"127.0.0.1:{web_port}"}
+    data["jobs"] = {"outbox_seconds": 3600, "due_seconds": 3600}
+    path = work / "mailgate.toml"
+    path.write_text(to_toml(data))
+    run = [sys.executable, "-m", "mailgate", "--config", str(path)]
+    # cwd: not a checkout, or ``-m`` would import the mailgate of the working directory.
+    subprocess.run([*run, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
+    config = from_dict(config_data(work, None), path)
+    open_context(config)
+    logins.set_password(config, "alice", "bench-pw")
+    store.close()
+    server = subprocess.Popen(
+        [*run, "serve", "--no-imap"],
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "serve.log").open("wb"),
+        env=env,
+        cwd=work,
+    )
+    base = f"http://127.0.0.1:{web_port}"
+    wait_until_up(smtp_port, base, server)
+    return server, smtp_port, base
 
 
 def wait_until_up(smtp_port: int, base: str, process: subprocess.Popen[bytes]) -> None:
@@ -89,24 +123,8 @@ def main() -> None:
     server = None
     try:
         print(f"SQLite, {args.messages:,} messages")
-        config, _ = prepare(work, None, args.messages)
-        smtp_port, web_port = free_port(), free_port()
-        data = config_data(work, None)
-        data["listener"] = {"port": smtp_port}
-        data["web"] = {"listen": f"127.0.0.1:{web_port}"}
-        data["jobs"] = {"outbox_seconds": 3600, "due_seconds": 3600}
-        path = work / "mailgate.toml"
-        path.write_text(to_toml(data))
-        open_context(config)
-        logins.set_password(config, "alice", "bench-pw")
-        store.close()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mailgate", "--config", str(path), "serve", "--no-imap"],
-            stdout=subprocess.DEVNULL,
-            stderr=(work / "serve.log").open("wb"),
-        )
-        base = f"http://127.0.0.1:{web_port}"
-        wait_until_up(smtp_port, base, server)
+        prepare(work, None, args.messages)
+        server, smtp_port, base = start_serve(work)
         intake(smtp_port, 10)  # warm up: caches, the fill's write-ahead log
         alone: list[float] = []
         browsing: list[float] = []

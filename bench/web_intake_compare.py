@@ -26,40 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search import config_data
-from bench.web_intake import intake, wait_until_up
-from bench.web_queue import browser, free_port
-from mailgate import store
-from mailgate.admin import logins
-from mailgate.config import from_dict
-from mailgate.context import open_context
-from tests.support import to_toml
+from bench.web_intake import intake, start_serve
+from bench.web_queue import browser
 
 
 def start(tree: str, work: Path) -> tuple[subprocess.Popen[bytes], int, str]:
-    env = {**os.environ, "PYTHONPATH": tree}
-    smtp_port, web_port = free_port(), free_port()
-    data = config_data(work, None)
-    data["listener"] = {"port": smtp_port}
-    data["web"] = {"listen": f"127.0.0.1:{web_port}"}
-    data["jobs"] = {"outbox_seconds": 3600, "due_seconds": 3600}
-    path = work / "mailgate.toml"
-    path.write_text(to_toml(data))
-    subprocess.run([sys.executable, "-m", "mailgate", "--config", str(path), "db", "upgrade"],
-                   env=env, check=True, capture_output=True)  # fmt: skip
-    config = from_dict(config_data(work, None), path)
-    open_context(config)
-    logins.set_password(config, "alice", "bench-pw")
-    store.close()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mailgate", "--config", str(path), "serve", "--no-imap"],
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "serve.log").open("wb"),
-        env=env,
-    )
-    base = f"http://127.0.0.1:{web_port}"
-    wait_until_up(smtp_port, base, server)
-    return server, smtp_port, base
+    return start_serve(work, env={**os.environ, "PYTHONPATH": tree})
 
 
 def main() -> None:

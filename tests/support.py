@@ -9,11 +9,15 @@ from __future__ import annotations
 import copy
 import email.utils
 import os
+import smtplib
+import subprocess
+import sys
+import time
 import uuid
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -22,7 +26,7 @@ from mailgate import config as cfg
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def service_missing(reason: str) -> None:
+def service_missing(reason: str) -> NoReturn:
     """Skip locally; under CI=true a missing service is a failure, never a silent skip."""
     if CI:
         pytest.fail(f"{reason} — CI=true turns this skip into a failure", pytrace=False)
@@ -244,8 +248,6 @@ def new_schema_name() -> str:
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A throwaway certificate and key (PEM) for STARTTLS tests, made with openssl."""
-    import subprocess
-
     cert, key = directory / "cert.pem", directory / "key.pem"
     made = subprocess.run(
         [
@@ -292,8 +294,6 @@ def imap_account(
 
 def wait_for(condition: Any, timeout: float = 15.0) -> Any:
     """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -301,3 +301,76 @@ def wait_for(condition: Any, timeout: float = 15.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def autocommit_connection(url: str) -> Any:
+    """A psycopg2 connection to ``url`` in autocommit: each statement its own transaction,
+    so none is left open (a test's DDL, locks it takes on purpose in a transaction of
+    its own, pg_stat_activity and pg_terminate_backend)."""
+    import psycopg2
+
+    connection = psycopg2.connect(url)
+    connection.autocommit = True
+    return connection
+
+
+def start_serve(
+    config_path: Path, *arguments: str, port: int | None = None
+) -> subprocess.Popen[bytes]:
+    """``mailgate --config CONFIG ARGUMENTS`` (``serve`` and its options; ``serve`` when
+    none are given) as its own process, started in the config's directory with its output
+    appended to ``serve.log`` there; returned once its SMTP listener (on ``port``, else the
+    config's) answers. Tests stop it themselves (a signal is what most are about)."""
+    log = config_path.parent / "serve.log"
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mailgate", "--config", str(config_path),
+             *(arguments or ("serve",))],
+            stdout=output,
+            stderr=output,
+            cwd=config_path.parent,
+        )  # fmt: skip
+    try:
+        wait_listening(process, port or load_config(config_path).listener.port, log)
+    except BaseException:
+        process.kill()  # a serve that did not come up is not left running after the test
+        process.wait(15)
+        raise
+    return process
+
+
+def wait_listening(
+    process: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0
+) -> None:
+    """Wait until ``process`` answers SMTP on 127.0.0.1:``port``; fail with its ``log``
+    if it exits first, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=2) as probe:
+                probe.noop()
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.05)
+    raise AssertionError("serve did not start listening")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (from /proc, Linux)."""
+    found: list[int] = []
+    parents = {pid}
+    changed = True
+    while changed:
+        changed = False
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            child = int(stat.parent.name)
+            if int(fields[1]) in parents and child not in parents and fields[0] != "Z":
+                parents.add(child)
+                found.append(child)
+                changed = True
+    return found

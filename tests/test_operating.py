@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.relay import free_port
-from tests.support import compose, config_data, merge, wait_for, write_config
+from tests.support import compose, config_data, merge, wait_for, wait_listening, write_config
 
 
 def mailgate(
@@ -75,16 +75,8 @@ class Gateway:
 
     def start(self, *options: str) -> subprocess.Popen[bytes]:
         process = self.popen(*options)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as probe:
-                    probe.noop()
-                return process
-            except OSError:
-                assert process.poll() is None, self.log.read_text()
-                time.sleep(0.05)
-        raise AssertionError("serve did not start listening")
+        wait_listening(process, self.port, self.log)
+        return process
 
     def stop(self) -> int:
         assert self.process is not None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import smtplib
 import subprocess
 import sys
 import threading
@@ -27,35 +26,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psycopg2
 import pytest
 
 from mailgate import intake
 from mailgate.context import Context
 from mailgate.store import models as m
 from tests.relay import free_port
-from tests.support import compose, config_data, load_config, write_config
+from tests.support import (
+    autocommit_connection,
+    compose,
+    config_data,
+    load_config,
+    start_serve,
+    wait_for,
+    write_config,
+)
 
 if TYPE_CHECKING:
     from tests.relay import Relay
 
 MESSAGE_ID = "<lost-commit@customer.example>"
-
-
-def _schema_connection(database_url: str) -> Any:
-    connection = psycopg2.connect(database_url)
-    connection.autocommit = True
-    return connection
-
-
-def _wait_for(condition: Any, seconds: float = 30.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _session_blocked_on_outbox(connection: Any, holder: Any) -> int | None:
@@ -78,11 +68,11 @@ def _kill_mid_processing(ctx: Context, database_url: str, raw: bytes) -> None:
     table), then the process is killed and its server session ended: nothing of the
     processing was committed, as after a server crash that lost an unflushed commit.
     """
-    holder = _schema_connection(database_url)
+    holder = autocommit_connection(database_url)
     holder.autocommit = False
     with holder.cursor() as cursor:
         cursor.execute("LOCK TABLE outbox_item IN EXCLUSIVE MODE")
-    watcher = _schema_connection(database_url)
+    watcher = autocommit_connection(database_url)
     process = subprocess.Popen(
         [sys.executable, "-m", "mailgate", "--config", str(ctx.config.path), "ingest", "-"],
         stdin=subprocess.PIPE,
@@ -95,7 +85,7 @@ def _kill_mid_processing(ctx: Context, database_url: str, raw: bytes) -> None:
         assert process.stdin is not None
         process.stdin.write(raw)
         process.stdin.close()
-        backend = _wait_for(lambda: _session_blocked_on_outbox(watcher, holder))
+        backend = wait_for(lambda: _session_blocked_on_outbox(watcher, holder), timeout=30)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         with watcher.cursor() as cursor:
@@ -112,7 +102,7 @@ def _kill_mid_processing(ctx: Context, database_url: str, raw: bytes) -> None:
             cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,))
             return cursor.fetchone() is None
 
-    _wait_for(gone)
+    wait_for(gone, timeout=30)
     watcher.close()
 
 
@@ -175,28 +165,6 @@ def test_mail_processed_after_a_lost_processing_threads_its_reply_onto_the_same_
     assert _acknowledgements() == 1
 
 
-def _serve(config_path: Path) -> subprocess.Popen[bytes]:
-    """`mailgate serve` as its own process (no IMAP), once it answers on its port."""
-    log = (config_path.parent / "serve.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mailgate", "--config", str(config_path), "serve", "--no-imap"],
-        stdout=log,
-        stderr=log,
-        cwd=config_path.parent,
-    )
-    port = load_config(config_path).listener.port
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=2) as probe:
-                probe.noop()
-            return process
-        except OSError:
-            assert process.poll() is None, (config_path.parent / "serve.log").read_text()
-            time.sleep(0.05)
-    raise AssertionError("serve did not start listening")
-
-
 def _statuses() -> list[str]:
     return sorted(i.status for i in m.OutboxItem.select())
 
@@ -226,7 +194,7 @@ def test_a_serve_killed_while_it_holds_outbox_claims_leaves_them_to_another_afte
     queued = len(_statuses())
     assert queued >= 2
     relay.handler.hold = threading.Event()
-    first = _serve(path)
+    first = start_serve(path, "serve", "--no-imap")
     try:
         assert relay.handler.arrived.wait(30), "serve never sent the first notice"
         first.send_signal(signal.SIGKILL)  # the relay has one notice; the rest are claimed
@@ -239,7 +207,7 @@ def test_a_serve_killed_while_it_holds_outbox_claims_leaves_them_to_another_afte
     assert _statuses() == sorted(["sending"] + ["claimed"] * (queued - 1))
     relay.handler.hold = None
 
-    second = _serve(path)
+    second = start_serve(path, "serve", "--no-imap")
     try:
         # While the dead process's lease runs, nobody sends its notices again.
         time.sleep(3)
@@ -248,7 +216,7 @@ def test_a_serve_killed_while_it_holds_outbox_claims_leaves_them_to_another_afte
         # The lease runs out: the other process sends what was only claimed, and the
         # one handed over before the kill is settled as uncertain, never sent twice.
         m.OutboxItem.update(next_attempt_at=m.utcnow() - dt.timedelta(seconds=1)).execute()
-        _wait_for(lambda: _statuses() == sorted(["uncertain"] + ["sent"] * (queued - 1)))
+        wait_for(lambda: _statuses() == sorted(["uncertain"] + ["sent"] * (queued - 1)), timeout=30)
         assert len(relay.received) == queued
         for item in m.OutboxItem.select():
             assert len(relay.handler.by_message_id(item.message_id)) == 1
@@ -276,16 +244,16 @@ def test_a_jobs_run_killed_mid_transaction_leaves_its_tickets_to_the_next_run_at
         numbers.append(outcome.ticket)
     at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
     command = [sys.executable, "-m", "mailgate", "--config", str(config_path), "jobs", "run"]
-    holder = _schema_connection(database_url)
+    holder = autocommit_connection(database_url)
     holder.autocommit = False
     with holder.cursor() as cursor:
         cursor.execute("LOCK TABLE outbox_item IN EXCLUSIVE MODE")
-    watcher = _schema_connection(database_url)
+    watcher = autocommit_connection(database_url)
     killed = subprocess.Popen(
         [*command, "--at", at], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        backend = _wait_for(lambda: _session_blocked_on_outbox(watcher, holder))
+        backend = wait_for(lambda: _session_blocked_on_outbox(watcher, holder), timeout=30)
         killed.send_signal(signal.SIGKILL)
         killed.wait(10)
         with watcher.cursor() as cursor:

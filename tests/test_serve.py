@@ -16,30 +16,16 @@ import pytest
 from mailgate.store import models as m
 from tests.dovecot import ImapUser
 from tests.relay import free_port
-from tests.support import compose, config_data, imap_account, load_config, write_config
+from tests.support import (
+    compose,
+    config_data,
+    imap_account,
+    load_config,
+    start_serve,
+    write_config,
+)
 
 pytestmark = pytest.mark.dovecot
-
-
-def start(config_path: Path) -> subprocess.Popen[bytes]:
-    log = (config_path.parent / "serve.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mailgate", "--config", str(config_path), "serve"],
-        stdout=log,
-        stderr=log,
-        cwd=config_path.parent,
-    )
-    port = load_config(config_path).listener.port
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=2) as probe:
-                probe.noop()
-            return process
-        except OSError:
-            assert process.poll() is None, (config_path.parent / "serve.log").read_text()
-            time.sleep(0.05)
-    raise AssertionError("serve did not start listening")
 
 
 def setup(tmp_path: Path, database_url: str, user: ImapUser) -> Path:
@@ -90,7 +76,7 @@ def test_kill_9_in_the_middle_loses_nothing_and_duplicates_nothing(
         for i in range(15)
     }
     accepted: set[str] = set()
-    server = start(path)
+    server = start_serve(path)
 
     def sender() -> None:
         for message_id, raw in smtp_mails.items():
@@ -106,7 +92,7 @@ def test_kill_9_in_the_middle_loses_nothing_and_duplicates_nothing(
     server.send_signal(signal.SIGKILL)
     server.wait(10)
     thread.join(60)
-    server = start(path)
+    server = start_serve(path)
     # Like an MTA, retry what never got its 250.
     for message_id, raw in smtp_mails.items():
         if message_id not in accepted:
@@ -138,7 +124,7 @@ def test_sigterm_finishes_the_mail_in_flight(
 ) -> None:
     path = setup(tmp_path, database_url, imap_user)
     port = load_config(path).listener.port
-    server = start(path)
+    server = start_serve(path)
     results: list[bool] = []
     big = compose(attachments=[("scan.pdf", "application/pdf", os.urandom(3_000_000))])
     thread = threading.Thread(target=lambda: results.append(send(port, big)))
@@ -161,7 +147,7 @@ def test_make_run_style_start_prints_where_it_listens(
     tmp_path: Path, database_url: str, imap_user: ImapUser
 ) -> None:
     path = setup(tmp_path, database_url, imap_user)
-    server = start(path)
+    server = start_serve(path)
     try:
         port = load_config(path).listener.port
         assert send(port, compose())
@@ -194,7 +180,7 @@ def test_a_dead_ingest_worker_is_replaced_and_no_mail_is_lost(
 ) -> None:
     path = setup(tmp_path, database_url, imap_user)
     port = load_config(path).listener.port
-    server = start(path)
+    server = start_serve(path)
     try:
         children = children_of(server.pid)
         assert children, "serve runs ingest in a worker process"

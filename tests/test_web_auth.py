@@ -67,6 +67,22 @@ def test_a_wrong_password_and_an_unknown_account_get_the_same_answer(
     assert 'value="alice"' in wrong.text  # type: ignore[attr-defined]
 
 
+def test_an_unknown_account_costs_a_full_password_check_in_the_current_parameters() -> None:
+    """The stand-in hash verified for an unknown account is a real argon2 hash of the
+    hasher's own parameters (so it takes as long as a wrong password's) that nothing matches."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import VerifyMismatchError
+
+    hasher = PasswordHasher()
+    assert not hasher.check_needs_rehash(logins._DUMMY_HASH)
+    for password in ("", "right", "not the password of anyone"):
+        try:
+            hasher.verify(logins._DUMMY_HASH, password)
+        except VerifyMismatchError:
+            continue
+        raise AssertionError(f"{password!r} matched the unknown account's stand-in hash")
+
+
 def test_a_forged_or_tampered_cookie_logs_nobody_in(ctx: Context, web_client: TestClient) -> None:
     login(web_client, "alice")
     value = web_client.cookies[COOKIE].strip('"')

@@ -28,7 +28,15 @@ from mailgate.context import Context
 from mailgate.store import models as m
 from tests.conftest import open_gateway
 from tests.relay import free_port
-from tests.support import compose, config_data, load_config, wait_for, write_config
+from tests.support import (
+    compose,
+    config_data,
+    descendants,
+    load_config,
+    start_serve,
+    wait_for,
+    write_config,
+)
 
 DEADLINE = 2  # seconds: generous for a normal mail (a few ms), far below the slow one
 
@@ -252,19 +260,9 @@ def serve_process(tmp_path: Path, database_url: str) -> Iterator[Any]:
         path = write_config(tmp_path / "mailgate.toml", data)
         run = [sys.executable, "-m", "mailgate", "--config", str(path)]
         subprocess.run([*run, "db", "upgrade"], check=True, capture_output=True, timeout=60)
-        log = (tmp_path / "serve.log").open("ab")
-        process = subprocess.Popen([*run, *options, "serve", "--no-imap"], stdout=log, stderr=log)
+        process = start_serve(path, *options, "serve", "--no-imap", port=port)
         started.append(process)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with smtplib.SMTP("127.0.0.1", port, timeout=2) as probe:
-                    probe.noop()
-                return process, port
-            except OSError:
-                assert process.poll() is None, (tmp_path / "serve.log").read_text()
-                time.sleep(0.05)
-        raise AssertionError("serve did not start listening")
+        return process, port
 
     yield start
     # The serve processes are all this fixture opened: it never connects the database in
@@ -273,26 +271,6 @@ def serve_process(tmp_path: Path, database_url: str) -> Iterator[Any]:
         if process.poll() is None:
             process.kill()
             process.wait(15)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every living process below ``pid`` (from /proc, Linux)."""
-    found: list[int] = []
-    parents = {pid}
-    changed = True
-    while changed:
-        changed = False
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            child = int(stat.parent.name)
-            if int(fields[1]) in parents and child not in parents and fields[0] != "Z":
-                parents.add(child)
-                found.append(child)
-                changed = True
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -354,11 +332,15 @@ def test_the_watchdog_ends_a_worker_whose_parent_died_without_the_kernels_help(
 ) -> None:
     """The fallback where PR_SET_PDEATHSIG is not there: a process that only runs the
     watchdog of the worker ends once its parent is gone."""
+    # The parent names itself: a child that took longer than the parent's second to
+    # import (a busy machine) would otherwise read its new parent from os.getppid() and
+    # watch that one forever. Its output is not the pipe the test reads to its end.
     code = (
-        "import subprocess, sys\n"
+        "import os, subprocess, sys\n"
         "child = subprocess.Popen([sys.executable, '-c', "
-        "'import os, time; from mailgate import worker; "
-        "worker._watch_parent(os.getppid(), 0.1)'])\n"
+        "'import sys; from mailgate import worker; "
+        "worker._watch_parent(int(sys.argv[1]), 0.1)', str(os.getpid())], "
+        "stdout=subprocess.DEVNULL)\n"
         "print(child.pid, flush=True)\n"
         "import time; time.sleep(1)\n"
     )
