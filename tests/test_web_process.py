@@ -51,12 +51,14 @@ def test_the_desk_of_serve_is_a_child_process_that_yields_the_cpu_and_shows_serv
     assert gone_within([desk.pid], 5) == []
 
 
-def start_serve(tmp_path: Path, database_url: str) -> tuple[subprocess.Popen[str], int, str]:
+def start_serve(
+    tmp_path: Path, database_url: str, workers: int = 0
+) -> tuple[subprocess.Popen[str], int, str]:
     """A real ``mailgate serve`` with the desk on port 0: the process, the desk's pid, its URL."""
     data = config_data(
         tmp_path,
         database_url,
-        {"listener": {"port": free_port()}, "web": {"listen": "127.0.0.1:0"}},
+        {"listener": {"port": free_port()}, "web": {"listen": "127.0.0.1:0", "workers": workers}},
     )
     path = write_config(tmp_path / "mailgate.toml", data)
     open_gateway(load_config(path))
@@ -109,11 +111,11 @@ def test_the_desk_does_not_outlive_serve_killed_with_kill_9(
 def test_the_desk_has_a_helper_on_its_port_that_ends_with_serve_however_serve_ends(
     tmp_path: Path, database_url: str
 ) -> None:
-    # [web] workers = 2 (the default): a second process serves the desk's port, so
-    # pages use both cores of a 2-core machine; it yields the CPU as the desk does.
+    # [web] workers = 2 (inside serve the default is 1: intake first): a second process
+    # serves the desk's port, so pages use both cores; it yields the CPU as the desk does.
     import threading
 
-    server, pid, url = start_serve(tmp_path, database_url)
+    server, pid, url = start_serve(tmp_path, database_url, workers=2)
     lines: list[str] = []
     assert server.stderr is not None
     reader = threading.Thread(target=lambda: lines.extend(iter(server.stderr.readline, "")))
@@ -213,7 +215,7 @@ def test_a_desk_that_dies_is_started_again_and_a_reload_renews_it_with_the_new_c
 def test_mailgate_web_serves_from_two_processes_and_spreads_keep_alive_connections(
     tmp_path: Path, database_url: str
 ) -> None:
-    # `mailgate web` with [web] workers = 2: a helper beside it, and a keep-alive
+    # `mailgate web` with [web] workers = 2 (its default): a helper beside it, and a keep-alive
     # connection ends after its first answer past a second, so that clients which never
     # pause (a proxy's pool) spread over both processes instead of staying on one.
     import http.client

@@ -134,7 +134,7 @@ def test_metrics_are_on_the_desk_port_when_serve_counts_them(ctx: Context) -> No
         ({"root_path": "helpdesk"}, "web.root_path"),
         ({"root_path": "/helpdesk/"}, "web.root_path"),
         ({"session_hours": 0}, "web.session_hours"),
-        ({"workers": 0}, "web.workers"),
+        ({"workers": 33}, "web.workers"),
         ({"trusted_proxies": ["10.0.0.1", "proxy.example.org"]}, "web.trusted_proxies[1]"),
         ({"public_url": "desk.example.org"}, "web.public_url"),
     ],

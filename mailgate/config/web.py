@@ -33,7 +33,12 @@ class Web:
     # Processes serving the desk on the one port: a page's Python runs on one core per
     # process, so one process could use only one of a machine's cores however many
     # agents browse (issue 15). Each more costs a process's memory (~60 MB).
-    workers: int = 2
+    # 0: the default — 2 for `mailgate web`, 1 inside `serve` (intake first).
+    workers: int = 0
+
+    def processes(self, inside_serve: bool) -> int:
+        """How many processes serve the desk (``workers``, or its default)."""
+        return self.workers or (1 if inside_serve else 2)
 
 
 def check_web(web: Web, fail: Callable[[str, str], NoReturn]) -> None:
@@ -50,8 +55,8 @@ def check_web(web: Web, fail: Callable[[str, str], NoReturn]) -> None:
         )
     if web.session_hours < 1:
         fail("web.session_hours", "must be at least 1")
-    if not 1 <= web.workers <= 32:
-        fail("web.workers", f"must be from 1 to 32, not {web.workers}")
+    if not 0 <= web.workers <= 32:
+        fail("web.workers", f"must be from 1 to 32 (0: the default), not {web.workers}")
     for i, proxy in enumerate(web.trusted_proxies):
         try:
             ipaddress.ip_network(proxy, strict=False)

@@ -79,7 +79,8 @@ def _main(
     """The desk process: serve ``sock`` until SIGTERM or until its parent is gone.
 
     The primary (serve's child) lowers its priority and starts ``[web] workers`` - 1
-    helpers on the same socket (``start_helpers``); a helper keeps the priority it
+    helpers on the same socket (``start_helpers``; none by default: intake comes
+    first, and two desk processes took more of it); a helper keeps the priority it
     was born with and starts none."""
     from mailgate import logs
     from mailgate.config import load
@@ -95,7 +96,7 @@ def _main(
     try:
         logs.setup(log_format, log_level)
         ctx = open_context(load(Path(config_path)), create_secret=False)
-        helpers = ctx.config.web.workers - 1 if primary else 0
+        helpers = ctx.config.web.processes(inside_serve=True) - 1 if primary else 0
         metrics = _Metrics(conn) if counted else None
         asyncio.run(_serve(ctx, sock, conn, metrics, helpers, primary))
     except Exception as exc:  # noqa: BLE001 - serve reports it
@@ -121,7 +122,9 @@ async def _serve(
         # more pages at once, rather than in follow_parent's grace (the watchdog
         # thread still ends us if stopping hangs).
         loop.add_signal_handler(signal.SIGUSR1, stopping.set)
-    running = await serve_socket(ctx, sock, metrics)
+    # A helper exists only beside another process (of serve's desk or of mailgate web).
+    processes = ctx.config.web.processes(inside_serve=True) if primary else 2
+    running = await serve_socket(ctx, sock, metrics, processes)
     conn.send(("ready", None))
     started = await start_helpers(ctx, sock, metrics, helpers)
     await stopping.wait()

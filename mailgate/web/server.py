@@ -5,7 +5,7 @@ its signal capture is switched off here. The socket is bound by us, so
 ``listen = "127.0.0.1:0"`` works and the address actually bound is known.
 
 ``mailgate web`` serves the desk with ``run`` (and ``[web] workers`` - 1 helper
-processes on the same socket: ``web.process.start_helpers``); ``serve`` runs the same
+processes on the same socket, 1 by default: ``web.process.start_helpers``); ``serve`` runs the same
 ``serve_socket`` in a child process of its own at a lower CPU priority
 (``web.process``), so pages never take the interpreter or the CPU from the
 listener. (It used to share serve's process, bounded to 2 pages at once: intake
@@ -91,13 +91,16 @@ async def start(ctx: Context, metrics: Any = None) -> Running:
     return await serve_socket(ctx, sock, metrics)
 
 
-async def serve_socket(ctx: Context, sock: socket.socket, metrics: Any = None) -> Running:
-    """Serve the desk on a bound, listening socket in the running loop."""
+async def serve_socket(
+    ctx: Context, sock: socket.socket, metrics: Any = None, processes: int = 1
+) -> Running:
+    """Serve the desk on a bound, listening socket in the running loop, one of
+    ``processes`` that serve it (``[web] workers``)."""
     from mailgate.web.app import create_app
 
     web = ctx.config.web
     app: Any = create_app(ctx, metrics=metrics)
-    if web.workers > 1:
+    if processes > 1:
         app = Spread(app)
     config = uvicorn.Config(
         app,
@@ -177,8 +180,9 @@ def run(ctx: Context) -> int:
         from mailgate.web.process import start_helpers, stop_helpers
 
         sock = bind(ctx.config.web.listen, str(ctx.config.path))
-        running = await serve_socket(ctx, sock)
-        helpers = await start_helpers(ctx, sock, None, ctx.config.web.workers - 1)
+        processes = ctx.config.web.processes(inside_serve=False)
+        running = await serve_socket(ctx, sock, processes=processes)
+        helpers = await start_helpers(ctx, sock, None, processes - 1)
         print(f"mailgate: the desk is on {running.url}", flush=True)
         await stopping.wait()
         await asyncio.gather(running.stop(), stop_helpers(helpers))
