@@ -20,14 +20,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.web_intake import intake, start_serve
-from bench.web_queue import browser
+from bench.web_intake import browse_elsewhere, intake, start_serve
 
 
 def start(tree: str, work: Path) -> tuple[subprocess.Popen[bytes], int, str]:
@@ -64,19 +62,10 @@ def main() -> None:
             for name, (_, smtp_port, base) in servers.items():
                 alone[name].append(intake(smtp_port, args.seconds))
                 until = time.monotonic() + args.seconds + 1
-                browsers = [
-                    threading.Thread(
-                        target=browser,
-                        args=(base, args.messages // 5, n + 1, until, pages[name]),
-                    )
-                    for n in range(args.clients)
-                ]
-                for t in browsers:
-                    t.start()
+                join = browse_elsewhere(base, args.messages // 5, args.clients, until, 0.0)
                 time.sleep(0.5)
                 browsing[name].append(intake(smtp_port, args.seconds))
-                for t in browsers:
-                    t.join()
+                pages[name].extend(join())
         for name in servers:
             shown = ", ".join(
                 f"{a:.0f}/{b:.0f}" for a, b in zip(alone[name], browsing[name], strict=True)
