@@ -358,3 +358,22 @@ def test_verbs_on_a_merged_ticket_point_to_where_it_lives_now(
         )
         assert detail["assignee"] in (None, "")
         assert "assignee" not in [e["kind"] for e in detail["events"]]
+
+
+def test_help_starts_without_loading_the_gateway(tmp_path: Path) -> None:
+    """Every mail Postfix pipes in and every admin command is a fresh process: building the
+    parser must not load the store, the admin layer, the config or the bounce tables."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "from mailgate.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "heavy = ('mailgate.store', 'mailgate.admin', 'mailgate.config', 'mailgate.reports',\n"
+        "         'mailgate.mail.bounces', 'peewee', 'jinja2')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

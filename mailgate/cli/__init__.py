@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from mailgate import __version__, logs, store
+from mailgate import __version__, logs
 from mailgate.cli.common import EX_CONFIG, EX_FAIL, EX_OK, EX_TEMPFAIL, EX_USAGE
 from mailgate.errors import ConfigError, MailgateError, TemporaryFailure, UsageError
 
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TemporaryFailure as exc:
         _error(f"temporary failure, nothing was changed: {exc}")
         return EX_TEMPFAIL
-    except store.UNAVAILABLE as exc:
+    except _database_unavailable() as exc:
         _error(f"temporary failure, database unavailable: {exc}")
         return EX_TEMPFAIL
     except UsageError as exc:
@@ -66,6 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("ingest failed")
         _error(f"internal error, the mail was not recorded: {type(exc).__name__}: {exc}")
         return EX_TEMPFAIL
+
+
+def _database_unavailable() -> tuple[type[BaseException], ...]:
+    """The store's "database unavailable" errors, imported only when a command failed."""
+    from mailgate.store import UNAVAILABLE
+
+    return UNAVAILABLE
 
 
 def _error(text: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from mailgate.admin import apitokens
 from mailgate.cli.common import EX_OK, Subparsers, command, context, print_json, table
 from mailgate.errors import UsageError
 
@@ -33,6 +32,8 @@ def add_commands(agents: Subparsers) -> None:
 
 
 def _token(args: argparse.Namespace) -> int:
+    from mailgate.admin import apitokens
+
     ctx = context(args)
     if args.revoke is None:
         print(apitokens.issue(ctx.config, args.key))
@@ -49,6 +50,8 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _tokens(args: argparse.Namespace) -> int:
+    from mailgate.admin import apitokens
+
     ctx = context(args)
     rows = apitokens.listing(ctx.config, args.key)
     if args.json:

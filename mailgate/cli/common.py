@@ -14,13 +14,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailgate import store
-from mailgate.config import Config, find_config_path, load
-from mailgate.context import Context, open_context
 from mailgate.errors import UsageError
-from mailgate.mail.subject import format_tag
+
+if TYPE_CHECKING:
+    from mailgate.config import Config
+    from mailgate.context import Context
 
 EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
 
@@ -43,6 +43,10 @@ def group(sub: Subparsers, name: str, help_text: str) -> Subparsers:
 
 
 def load_config(args: argparse.Namespace) -> Config:
+    # Imported here, as every heavy import of the CLI: building the parser
+    # (``mailgate --help``, and each command's start) must not load the package.
+    from mailgate.config import find_config_path, load
+
     return load(find_config_path(args.config))
 
 
@@ -55,6 +59,9 @@ def context(
     run with the wrong config must never mint a second key (every reply address in
     circulation would stop verifying) — it says which file is missing instead.
     """
+    from mailgate import store
+    from mailgate.context import open_context
+
     ctx = open_context(load_config(args), create_secret=create_secret)
     if schema_required:
         store.require_schema()
@@ -112,4 +119,6 @@ def ticket_number(text: str) -> int:
 
 
 def tag(ctx: Context, number: int) -> str:
+    from mailgate.mail.subject import format_tag
+
     return format_tag(ctx.config.gateway.ticket_prefix, number)

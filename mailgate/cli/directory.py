@@ -6,7 +6,6 @@ import argparse
 import getpass
 import sys
 
-from mailgate.admin import directory, logins
 from mailgate.cli import apitokens
 from mailgate.cli.common import EX_OK, Subparsers, command, context, group, print_json, table
 
@@ -33,6 +32,8 @@ def register(sub: Subparsers) -> None:
 
 
 def _agents_list(args: argparse.Namespace) -> int:
+    from mailgate.admin import directory
+
     ctx = context(args)
     rows = directory.agents(ctx.config)
     if args.json:
@@ -53,6 +54,8 @@ def _agents_list(args: argparse.Namespace) -> int:
 
 
 def _agents_password(args: argparse.Namespace) -> int:
+    from mailgate.admin import logins
+
     ctx = context(args)
     logins.agent_by_key(ctx.config, args.key)  # before asking for a password it cannot use
     if sys.stdin.isatty():
@@ -65,6 +68,8 @@ def _agents_password(args: argparse.Namespace) -> int:
 
 
 def _agents_logout(args: argparse.Namespace) -> int:
+    from mailgate.admin import logins
+
     ctx = context(args)
     agent, ended = logins.log_out_everywhere(ctx.config, args.key)
     print(f"{agent.key}{_ended(ended) or ': no desk session was open'}")
@@ -76,6 +81,8 @@ def _ended(count: int) -> str:
 
 
 def _teams_list(args: argparse.Namespace) -> int:
+    from mailgate.admin import directory
+
     ctx = context(args)
     rows = directory.teams(ctx.config)
     if args.json:

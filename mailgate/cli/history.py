@@ -7,10 +7,13 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailgate.admin import history
 from mailgate.cli.common import EX_OK, Subparsers, command, context
 from mailgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from mailgate.admin.history import Summary
 
 ORDER = 45
 PLAIN_EVERY_SECONDS = 10.0
@@ -35,7 +38,7 @@ class _Progress:
         self.last = 0.0
         self.tty = sys.stderr.isatty()
 
-    def __call__(self, summary: history.Summary) -> None:
+    def __call__(self, summary: Summary) -> None:
         now = time.monotonic()
         finished = summary.done == summary.total
         if not finished and now - self.last < (0.2 if self.tty else PLAIN_EVERY_SECONDS):
@@ -55,6 +58,8 @@ class _Progress:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from mailgate.admin import history
+
     ctx = context(args)
     since = None
     if args.since:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from mailgate.admin import limits
 from mailgate.cli.common import EX_OK, Subparsers, command, context, group, print_json, table
 
 ORDER = 65
@@ -20,6 +19,8 @@ def register(sub: Subparsers) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from mailgate.admin import limits
+
     ctx = context(args)
     found = limits.show(ctx.config)
     if args.json:
@@ -45,6 +46,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    from mailgate.admin import limits
+
     context(args)
     forgotten, released = limits.reset(args.ticket, args.recipient)
     print(f"breaker cleared: {forgotten} counted mails forgotten, {released} held mails due now")

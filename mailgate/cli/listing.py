@@ -11,10 +11,9 @@ import argparse
 import csv
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailgate.cli.common import EX_OK, print_json, table
-from mailgate.context import Context
 
 COLUMNS = [
     ("tag", "TICKET"),
@@ -41,6 +40,9 @@ CSV_FIELDS = (
     "updated_at",
     "subject",
 )
+
+if TYPE_CHECKING:
+    from mailgate.context import Context
 
 
 def list_arguments(p: argparse.ArgumentParser) -> None:

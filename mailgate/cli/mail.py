@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from mailgate.cli.common import EX_OK, Subparsers, command, context, print_json, read_input
-from mailgate.config import Config
 from mailgate.envelope import Envelope
 from mailgate.errors import ConfigError
 from mailgate.logs import redact
+
+if TYPE_CHECKING:
+    from mailgate.config import Config
 
 ORDER = 30
 

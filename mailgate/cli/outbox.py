@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from mailgate import logs
-from mailgate.admin import outbox
 from mailgate.cli.common import (
     EX_FAIL,
     EX_OK,
@@ -28,9 +27,8 @@ def register(sub: Subparsers) -> None:
         "--status", choices=("queued", "claimed", "sending", "sent", "failed", "uncertain")
     )
     p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--limit", type=_positive, default=outbox.LIMIT, help="show at most N, the newest"
-    )
+    # Default: the admin's LIMIT, filled in by the command (the parser imports no admin module).
+    p.add_argument("--limit", type=_positive, help="show at most N, the newest")
     command(o, "flush", _outbox_flush, "send everything that is due now, then exit")
     p = command(o, "retry", _outbox_retry, "queue a failed or uncertain mail again")
     p.add_argument("id", type=int)
@@ -43,8 +41,11 @@ def _positive(text: str) -> int:
 
 
 def _outbox_list(args: argparse.Namespace) -> int:
+    from mailgate.admin import outbox
+
     context(args)
-    rows = outbox.listing(args.status, args.limit)
+    limit = args.limit or outbox.LIMIT
+    rows = outbox.listing(args.status, limit)
     if args.json:
         print_json(rows)
     else:
@@ -66,7 +67,7 @@ def _outbox_list(args: argparse.Namespace) -> int:
                 ("last_error", "LAST ERROR"),
             ],
         )
-    if len(rows) == args.limit and (total := outbox.count(args.status)) > len(rows):
+    if len(rows) == limit and (total := outbox.count(args.status)) > len(rows):
         # Never a silent cut: say what the listing leaves out (on stderr, so --json stays JSON).
         print(
             f"mailgate: showing the newest {len(rows):,} of {total:,} items"
@@ -77,6 +78,8 @@ def _outbox_list(args: argparse.Namespace) -> int:
 
 
 def _outbox_flush(args: argparse.Namespace) -> int:
+    from mailgate.admin import outbox
+
     ctx = context(args)
     report = outbox.flush(ctx.config)
     print(f"sent {report.sent}, deferred {report.retried}, failed {report.failed}")
@@ -86,6 +89,8 @@ def _outbox_flush(args: argparse.Namespace) -> int:
 
 
 def _outbox_retry(args: argparse.Namespace) -> int:
+    from mailgate.admin import outbox
+
     context(args)
     item = outbox.retry(args.id)
     print(f"outbox item {item.id} queued again")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailgate.admin import quarantine
 from mailgate.cli.common import (
     EX_OK,
     Subparsers,
@@ -38,6 +37,8 @@ def register(sub: Subparsers) -> None:
 
 
 def _quarantine_list(args: argparse.Namespace) -> int:
+    from mailgate.admin import quarantine
+
     context(args)
     rows = quarantine.listing()
     if args.json:
@@ -57,6 +58,8 @@ def _quarantine_list(args: argparse.Namespace) -> int:
 
 
 def _quarantine_show(args: argparse.Namespace) -> int:
+    from mailgate.admin import quarantine
+
     ctx = context(args)
     if args.raw:
         sys.stdout.buffer.write(quarantine.raw(ctx, args.id))
@@ -69,11 +72,15 @@ def _quarantine_show(args: argparse.Namespace) -> int:
 
 
 def _quarantine_retry(args: argparse.Namespace) -> int:
+    from mailgate.admin import quarantine
+
     ctx = context(args)
     return print_processed(quarantine.retry(ctx, args.id), args.json)
 
 
 def _quarantine_delete(args: argparse.Namespace) -> int:
+    from mailgate.admin import quarantine
+
     context(args)
     quarantine.delete(args.id)
     print(f"deleted {args.id} from the quarantine (its raw mail stays in the blob store)")

@@ -6,7 +6,9 @@ Thin over ``mailgate.reports``: one ``build``, then the output asked for.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from mailgate.cli.common import EX_OK, Subparsers, command, context, print_json
 from mailgate.errors import UsageError
@@ -14,9 +16,29 @@ from mailgate.errors import UsageError
 ORDER = 45
 
 
-def register(sub: Subparsers) -> None:
-    from mailgate.reports import BY
+class _By(Sequence[str]):
+    """``reports.BY``, imported when argparse first looks at it (``report --by``, ``report
+    --help``): building the parser for another command must not load the reports."""
 
+    def _by(self) -> Sequence[str]:
+        from mailgate.reports import BY
+
+        return BY
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._by()[index]
+
+    def __len__(self) -> int:
+        return len(self._by())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._by()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by())
+
+
+def register(sub: Subparsers) -> None:
     p = command(
         sub,
         "report",
@@ -33,7 +55,8 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--to", dest="last", default="", metavar="DATE", help="last day, included; default: today"
     )
-    p.add_argument("--by", choices=BY, help="one group per team, agent, …, week or day")
+    by = p.add_argument("--by", help="one group per team, agent, …, week or day")
+    by.choices = _By()  # set after add_argument, whose metavar check would iterate them
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")
     out.add_argument("--csv", action="store_true", help="one row for all, then one per group")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailgate.admin import suspended
 from mailgate.cli.common import (
     EX_OK,
     Subparsers,
@@ -38,6 +37,8 @@ def register(sub: Subparsers) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from mailgate.admin import suspended
+
     context(args)
     rows = suspended.listing()
     if args.json:
@@ -50,6 +51,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from mailgate.admin import suspended
+
     ctx = context(args)
     facts, raw = suspended.show(ctx, args.id)
     if args.raw:
@@ -61,11 +64,15 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
+    from mailgate.admin import suspended
+
     ctx = context(args)
     return print_processed(suspended.release(ctx, args.id), args.json)
 
 
 def _delete(args: argparse.Namespace) -> int:
+    from mailgate.admin import suspended
+
     ctx = context(args)
     suspended.delete(ctx, args.id)
     print(f"deleted suspended mail {args.id}")
@@ -73,6 +80,8 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    from mailgate.admin import suspended
+
     ctx = context(args)
     count = suspended.purge(ctx, args.older_than)
     print(f"purged {count} suspended mail{'s' if count != 1 else ''}")

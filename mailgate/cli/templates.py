@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from mailgate.cli.common import (
     EX_FAIL,
@@ -14,7 +15,9 @@ from mailgate.cli.common import (
     group,
     load_config,
 )
-from mailgate.context import Context
+
+if TYPE_CHECKING:
+    from mailgate.context import Context
 
 ORDER = 70
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailgate.cli.common import (
     EX_OK,
@@ -21,8 +21,10 @@ from mailgate.cli.common import (
     ticket_number,
 )
 from mailgate.cli.listing import list_arguments, list_tickets
-from mailgate.context import Context
 from mailgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from mailgate.context import Context
 
 ORDER = 40
 

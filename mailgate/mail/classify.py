@@ -36,7 +36,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from mailgate.mail import bounces
 from mailgate.mail.parse import ParsedMail
 
 # "list_alert": a mailing list held, rejected or looped one of our mails ("awaits
@@ -174,6 +173,8 @@ def _delivery_report(facts: _Facts) -> str:
 
 
 def _null_sender_report(facts: _Facts) -> str:
+    from mailgate.mail import bounces  # its tables: built on first use
+
     return_path = facts.first("return-path")
     if "return-path" not in facts.headers or return_path.replace(" ", "") not in ("<>", ""):
         return ""
@@ -186,6 +187,8 @@ def _null_sender_report(facts: _Facts) -> str:
 
 
 def _daemon_report(facts: _Facts) -> str:
+    from mailgate.mail import bounces  # its tables: built on first use
+
     if _daemon_sender(facts) and bounces.is_bounce_subject(facts.mail.subject):
         sender = facts.sender or "a delivery system"
         return f"From {sender} with subject {facts.mail.subject[:80]!r}"
@@ -356,6 +359,8 @@ RULES: tuple[Rule, ...] = (
 
 
 def _daemon_sender(facts: _Facts) -> bool:
+    from mailgate.mail import bounces  # its tables: built on first use
+
     if facts.sender and bounces.is_daemon_sender(facts.sender):
         return True
     mail = facts.mail

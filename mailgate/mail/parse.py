@@ -35,8 +35,8 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from mailgate.mail import bounces, listalerts
 from mailgate.mail.addresses import Address, from_name_and_raw, one_line, read_addresses
 from mailgate.mail.charsets import decode_header, invalid_word_charsets
 from mailgate.mail.mime import (
@@ -49,6 +49,9 @@ from mailgate.mail.mime import (
 from mailgate.mail.repairs import merge as merge_repairs
 from mailgate.mail.repairs import scan as scan_repairs
 from mailgate.mail.walk import TEXT_LIMIT, Attachment, Walk, content_charset
+
+if TYPE_CHECKING:
+    from mailgate.mail import bounces
 
 __all__ = [
     "Address",
@@ -218,8 +221,11 @@ def parse(
     from_name, from_raw = from_name_and_raw(address_values["from"])
     _note_bad_charsets(address_values["from"], "From", repairs)
     _note_bad_charsets(address_values["subject"], "Subject", repairs)
+    from mailgate.mail import bounces, listalerts  # their tables: built on the first mail read
+
     sender = next(iter(addresses.get("from", ())), None)
-    report = bounces.read_report(message) if _maybe_report(message, headers) else None
+    maybe = message.get_content_type() == "multipart/report" or bounces.looks_like_bounce(headers)
+    report = bounces.read_report(message) if maybe else None
     if report is None or report.kind == "auto_reply":
         alert = listalerts.read_alert(message, headers, sender.email if sender else "")
         report = alert or report
@@ -489,7 +495,3 @@ def _date(value: str) -> dt.datetime | None:
         except (OverflowError, ValueError):
             return None
     return parsed
-
-
-def _maybe_report(message: email.message.Message, headers: Mapping[str, tuple[str, ...]]) -> bool:
-    return message.get_content_type() == "multipart/report" or bounces.looks_like_bounce(headers)

@@ -17,17 +17,20 @@ import datetime as dt
 import functools
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from mailgate.config import Config, Limits, base_address, parse_rate
 from mailgate.context import Context
 from mailgate.events import Event, Journal
 from mailgate.logs import event
-from mailgate.mail.bounces import FailedRecipient
 from mailgate.mail.parse import Address, ParsedMail
 from mailgate.notices.rules import Intent
 from mailgate.store import breaker as counts
 from mailgate.store import counters, people
 from mailgate.store import events as event_rows
+
+if TYPE_CHECKING:
+    from mailgate.mail.bounces import FailedRecipient
 from mailgate.store import outbox as outbox_rows
 from mailgate.store.db import utcnow, write_transaction
 from mailgate.store.rows import MessageRow, TicketRow
