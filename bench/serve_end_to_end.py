@@ -32,10 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import corpus
-from bench.ingest import config_data
-from bench.transports import blast, load, wait_listening
+from bench.transports import blast, gateway_config, load, wait_listening
 from tests.relay import free_port
-from tests.support import to_toml
 
 # Counts what it receives: "<count> <time of the last>" rewritten in a file per mail.
 SINK = textwrap.dedent("""
@@ -64,23 +62,6 @@ SINK = textwrap.dedent("""
 QUIET_SECONDS = 3.0
 
 
-def config(root: Path, port: int, relay_port: int, env: dict[str, str]) -> Path:
-    data = config_data(root, transport="smtp")
-    data["outbound"]["smtp"] = {"host": "127.0.0.1", "port": relay_port, "security": "none"}
-    data["listener"] = {"port": port}
-    data["jobs"] = {"outbox_seconds": 1}
-    path = root / "mailgate.toml"
-    path.write_text(to_toml(data))
-    subprocess.run(
-        [sys.executable, "-m", "mailgate", "--config", str(path), "db", "upgrade"],
-        check=True,
-        capture_output=True,
-        env=env,
-        cwd=root,  # not the checkout: ``-m`` puts the working directory first on sys.path
-    )
-    return path
-
-
 def read_sink(path: Path) -> tuple[int, float]:
     try:
         count, last = path.read_text().split()
@@ -94,7 +75,7 @@ def one_run(tree: str, mails: list[bytes], root: Path, *, delivered: bool) -> tu
     env = {**os.environ, "PYTHONPATH": tree}
     root.mkdir(parents=True)
     port, relay_port = free_port(), free_port()
-    path = config(root, port, relay_port, env)
+    path = gateway_config(root, port, env=env, relay_port=relay_port)
     counted = root / "sink.count"
     sink = None
     if delivered:

@@ -107,10 +107,18 @@ def gateway_config(
     port: int,
     imap: dict[str, object] | None = None,
     env: dict[str, str] | None = None,
+    relay_port: int | None = None,
 ) -> Path:
-    data = config_data(root)
+    """The bench helpdesk listening on ``port``, its schema made; notices go to a
+    Maildir, or with ``relay_port`` to that SMTP relay, delivered every second."""
+    if relay_port is None:
+        data = config_data(root)
+        data["jobs"] = {"outbox_seconds": 3600}
+    else:
+        data = config_data(root, transport="smtp")
+        data["outbound"]["smtp"] = {"host": "127.0.0.1", "port": relay_port, "security": "none"}
+        data["jobs"] = {"outbox_seconds": 1}
     data["listener"] = {"port": port}
-    data["jobs"] = {"outbox_seconds": 3600}
     if imap:
         data["imap"] = [imap]
     path = root / "mailgate.toml"

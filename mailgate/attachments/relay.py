@@ -22,6 +22,7 @@ import secrets
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html import escape
 
 from mailgate.blobs import BlobStore
 from mailgate.config import Config, Mailbox
@@ -65,6 +66,19 @@ class Carried:
         for old, new in self.cids.items():
             markup = markup.replace(f"cid:{old}", f"cid:{new}")
         return markup
+
+    def bodies(self, text: str, html: str) -> tuple[str, str]:
+        """A notice's rendered (text, html) with our Content-IDs and, at the end, the
+        files it does not carry."""
+        html = self.html(html)
+        if self.listed:
+            text += "\nFiles not attached to this mail:\n" + "".join(
+                f"- {line}\n" for line in self.listed
+            )
+            if html:
+                items = "".join(f"<li>{escape(line)}</li>" for line in self.listed)
+                html += f"<p>Files not attached to this mail:</p><ul>{items}</ul>\n"
+        return text, html
 
 
 def attach_max_bytes(ctx: Context, box: Mailbox) -> int:

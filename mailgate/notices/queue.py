@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from html import escape
 
 from mailgate import attachments
 from mailgate.config import Config, Mailbox
@@ -174,14 +173,7 @@ def prepare(
     box = head.box
     rendered = render(config, box, intent.kind, variables_for(ctx, intent, box, head.reply_address))
     carried = attachments.for_notice(ctx, intent.kind, intent.message, box)
-    text, html = rendered.text, carried.html(rendered.html)
-    if carried.listed:
-        text += "\nFiles not attached to this mail:\n" + "".join(
-            f"- {line}\n" for line in carried.listed
-        )
-        if html:
-            items = "".join(f"<li>{escape(line)}</li>" for line in carried.listed)
-            html += f"<p>Files not attached to this mail:</p><ul>{items}</ul>\n"
+    text, html = carried.bodies(rendered.text, rendered.html)
     outgoing = compose.Outgoing(
         sender=Address(box.address, config.gateway.name),
         to=head.to,

@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import zoneinfo
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 from mailgate import attachments
@@ -174,14 +173,7 @@ def compose_snapshot(config: Config, blobs: BlobStore, snapshot: Snapshot) -> Co
     carried = attachments.Carried()
     if snapshot.message is not None:
         carried = attachments.for_notice_of(config, blobs, snapshot.kind, snapshot.message, box)
-    html = carried.html(html)
-    if carried.listed:
-        text += "\nFiles not attached to this mail:\n" + "".join(
-            f"- {line}\n" for line in carried.listed
-        )
-        if html:
-            items = "".join(f"<li>{escape(line)}</li>" for line in carried.listed)
-            html += f"<p>Files not attached to this mail:</p><ul>{items}</ul>\n"
+    text, html = carried.bodies(text, html)
     outgoing = compose.Outgoing(
         sender=snapshot.sender,
         to=snapshot.to,
