@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.relay import free_port
-from tests.support import compose, config_data, write_config
+from tests.support import compose, config_data, wait_listening, write_config
 
 TOPICS = ["Card blocked", "Transfer stuck", "App crashes", "Statement missing", "Wrong fee"]
 
@@ -105,7 +105,7 @@ def gateways(root: Path, database_url: str, count: int) -> Iterator[list[int]]:
             processes.append(subprocess.Popen([*run, "serve", "--no-imap"], stdout=log, stderr=log))
             ports.append(port)
         for process, port in zip(processes, ports, strict=True):
-            _wait_listening(process, port, root / "serve.log")
+            wait_listening(process, port, root / "serve.log", timeout=60)
         yield ports
     finally:
         for process in processes:
@@ -117,19 +117,6 @@ def gateways(root: Path, database_url: str, count: int) -> Iterator[list[int]]:
                 process.kill()
                 process.wait(15)
         log.close()
-
-
-def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=2) as probe:
-                probe.noop()
-            return
-        except OSError:
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.05)
-    raise AssertionError("serve did not start listening")
 
 
 def _send(port: int, raw: bytes) -> tuple[int, bytes]:
