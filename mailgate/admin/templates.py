@@ -27,9 +27,9 @@ from mailgate.notices import (
     TEMPLATE_FILES,
     TEMPLATE_KINDS,
     Intent,
+    compose_now,
     environment,
     people_of,
-    prepare,
     render,
     sample_variables,
     search_path,
@@ -154,7 +154,7 @@ def preview(ctx: Context, kind: str, number: int | None) -> bytes:
         previous_status="resolved",
         people=people,
     )
-    prepared = prepare(ctx, intent, None)
-    if prepared is None:
+    content = compose_now(ctx, intent, None)
+    if content is None:
         raise UsageError(f"nobody would receive {kind} for #{number}")
-    return prepared.content
+    return content

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mailgate.attachments.files import StoredFile, check_outbound_size, store_files
-from mailgate.attachments.relay import Carried, for_notice, for_notice_of, size_text
+from mailgate.attachments.relay import Carried, for_notice_of, size_text
 from mailgate.blobs import BlobStore
 from mailgate.context import Context
 from mailgate.errors import TemporaryFailure, UsageError
@@ -32,7 +32,6 @@ __all__ = [
     "as_dict",
     "check_outbound_size",
     "fetch",
-    "for_notice",
     "for_notice_of",
     "listing",
     "size_text",

@@ -30,7 +30,6 @@ from mailgate.context import Context
 from mailgate.mail.compose import OutFile
 from mailgate.store import attachments as rows
 from mailgate.store.attachments import AttachmentRow
-from mailgate.store.rows import MessageRow
 
 # An agent's answer, and a resolution written with files (#resolve by mail).
 TO_CUSTOMER = frozenset({"agent_reply", "resolution"})
@@ -118,12 +117,6 @@ def image_size(head: bytes) -> tuple[int, int] | None:
         width, height = struct.unpack("<HH", head[6:10])
         return int(width), int(height)
     return None
-
-
-def for_notice(ctx: Context, kind: str, message: MessageRow | None, box: Mailbox) -> Carried:
-    if message is None:
-        return Carried()
-    return for_notice_of(ctx.config, ctx.blobs, kind, message.id, box)
 
 
 def for_notice_of(

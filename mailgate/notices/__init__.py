@@ -17,7 +17,7 @@ A new notice kind: a rule in ``rules.py``, a template set in
 from mailgate.notices.agentqueue import send_digests, send_queue
 from mailgate.notices.breaker import prune, record_bounce
 from mailgate.notices.loginlink import send_login_link
-from mailgate.notices.queue import Prepared, prepare, queue
+from mailgate.notices.queue import compose_now, queue
 from mailgate.notices.render import (
     CUSTOMER_FACING,
     SHIPPED_TEMPLATES,
@@ -45,13 +45,12 @@ __all__ = [
     "TEMPLATE_KINDS",
     "Intent",
     "People",
-    "Prepared",
     "Rendered",
+    "compose_now",
     "environment",
     "mail_of",
     "next_templates",
     "people_of",
-    "prepare",
     "prune",
     "queue",
     "record_bounce",

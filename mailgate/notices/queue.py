@@ -18,7 +18,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from mailgate import attachments
 from mailgate.config import Config, Mailbox
 from mailgate.context import Context
 from mailgate.events import Event, Journal
@@ -31,7 +30,6 @@ from mailgate.notices.breaker import UNLIMITED, admit, window_key
 from mailgate.notices.desk import intents
 from mailgate.notices.render import (
     CUSTOMER_FACING,
-    render,
     render_bodies,
     render_subject,
     variables_for,
@@ -76,23 +74,6 @@ def queue(
             ctx.config,
             [q for i in admitted if (q := _snapshot(ctx, i, mail, thread)) is not None],
         )
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A notice rendered and composed, ready to queue (or to print for a preview)."""
-
-    kind: str
-    ticket: TicketRow
-    outgoing: compose.Outgoing
-    content: bytes
-    automatic: bool
-    due: dt.datetime | None = None  # held back by the circuit breaker until then
-    held: str = ""  # why it was held
-
-    @property
-    def recipients(self) -> list[str]:
-        return [a.email for a in (*self.outgoing.to, *self.outgoing.cc)]
 
 
 @dataclass(frozen=True)
@@ -157,47 +138,21 @@ def _subject(intent: Intent, rendered: str) -> str:
     return rendered
 
 
-def prepare(
+def compose_now(
     ctx: Context,
     intent: Intent,
     mail: ParsedMail | None,
     *,
     thread: tuple[str, tuple[str, ...]] | None = None,
-) -> Prepared | None:
-    """Render and compose one notice whole, now (a preview); None if nobody would get it."""
-    config = ctx.config
-    ticket = intent.ticket
-    head = _head(ctx, intent, mail, thread if thread is not None else _thread(ticket, mail))
-    if head is None:
-        return None
-    box = head.box
-    rendered = render(config, box, intent.kind, variables_for(ctx, intent, box, head.reply_address))
-    carried = attachments.for_notice(ctx, intent.kind, intent.message, box)
-    text, html = carried.bodies(rendered.text, rendered.html)
-    outgoing = compose.Outgoing(
-        sender=Address(box.address, config.gateway.name),
-        to=head.to,
-        cc=head.cc,
-        reply_to=head.reply_address,
-        subject=_subject(intent, rendered.subject),
-        text=text,
-        html=html,
-        files=carried.files,
-        message_id=head.message_id,
-        in_reply_to=head.in_reply_to,
-        references=head.references,
-        auto_submitted=AUTO_SUBMITTED.get(intent.kind, "auto-generated"),
-        loop_token=ctx.loop_token,
-        thread_topic=ticket.subject,
-        thread_index=compose.thread_index(
-            f"{config.gateway.domain}#{ticket.number}", ticket.created_at, head.now
-        ),
-        date=head.now,
-        notice=intent.kind,
+) -> bytes | None:
+    """The whole mail ``intent`` would send, composed now (``templates preview``); None if
+    nobody would get it. The same snapshot as a queued notice, composed at once."""
+    taken = _snapshot_of(
+        ctx, intent, mail, thread if thread is not None else _thread(intent.ticket, mail)
     )
-    automatic = intent.kind not in UNLIMITED
-    content = compose.build(outgoing)
-    return Prepared(intent.kind, ticket, outgoing, content, automatic, intent.due, intent.held)
+    if taken is None:
+        return None
+    return compose.build(snapshot.outgoing_of(ctx.config, ctx.blobs, taken[0]).outgoing)
 
 
 @dataclass(frozen=True)
@@ -222,16 +177,11 @@ class Queued:
         return [a.email for a in (*self.to, *self.cc)]
 
 
-def _snapshot(
+def _snapshot_of(
     ctx: Context, intent: Intent, mail: ParsedMail | None, thread: tuple[str, tuple[str, ...]]
-) -> Queued | None:
-    """The subject rendered (the thread entry's), the rest as a snapshot for later.
-
-    A subject template that fails here fails the change, as before snapshots (a
-    scheduled job tries again on its next run); a body template fails only its row,
-    with the reason, when the outbox composes it. The thread entry's text is written
-    then too (``outbox``): nobody can quote a notice before it is sent.
-    """
+) -> tuple[snapshot.Snapshot, _Head] | None:
+    """What the notice is decided by now: recipients, threading, the subject rendered,
+    the variables kept for its bodies; None if nobody gets it."""
     config = ctx.config
     ticket = intent.ticket
     head = _head(ctx, intent, mail, thread)
@@ -239,13 +189,11 @@ def _snapshot(
         return None
     box = head.box
     variables = variables_for(ctx, intent, box, head.reply_address, html=False)
-    subject = render_subject(config, box, intent.kind, variables)
-    sender = Address(box.address, config.gateway.name)
-    subject = _subject(intent, subject)
-    queued = snapshot.Snapshot(
+    subject = _subject(intent, render_subject(config, box, intent.kind, variables))
+    return snapshot.Snapshot(
         kind=intent.kind,
         mailbox=box.name,
-        sender=sender,
+        sender=Address(box.address, config.gateway.name),
         to=head.to,
         cc=head.cc,
         reply_to=head.reply_address,
@@ -261,29 +209,46 @@ def _snapshot(
         date=head.now,
         message=intent.message.id if intent.message is not None else None,
         variables=variables,
-    )
+    ), head
+
+
+def _snapshot(
+    ctx: Context, intent: Intent, mail: ParsedMail | None, thread: tuple[str, tuple[str, ...]]
+) -> Queued | None:
+    """The outbox row of a notice: the subject rendered (the thread entry's), the rest as
+    a snapshot for later.
+
+    A subject template that fails here fails the change, as before snapshots (a
+    scheduled job tries again on its next run); a body template fails only its row,
+    with the reason, when the outbox composes it. The thread entry's text is written
+    then too (``outbox``): nobody can quote a notice before it is sent.
+    """
+    taken = _snapshot_of(ctx, intent, mail, thread)
+    if taken is None:
+        return None
+    queued, head = taken
     # The thread entry gets its text when the mail is composed; an agent's answer shows
     # it at once (the desk shows the agent what they wrote), rendered twice from the same
     # variables.
     text = ""
     if intent.kind == "agent_reply":
-        text, _ = render_bodies(config, box, intent.kind, variables, html=False)
+        text, _ = render_bodies(ctx.config, head.box, intent.kind, queued.variables, html=False)
     try:
         content = snapshot.encode(queued)
     except (TypeError, ValueError) as exc:
         # A value the snapshot cannot keep: this notice is composed now, whole, as all
         # were before snapshots.
         event(log, "notice.composed_now", logging.WARNING, notice=intent.kind, reason=str(exc))
-        composed = snapshot.compose_snapshot(config, ctx.blobs, queued)
+        composed = snapshot.compose_snapshot(ctx.config, ctx.blobs, queued)
         content, text = composed.content, composed.text
     return Queued(
         intent.kind,
-        ticket,
-        head.message_id,
-        sender,
-        head.to,
-        head.cc,
-        subject,
+        intent.ticket,
+        queued.message_id,
+        queued.sender,
+        queued.to,
+        queued.cc,
+        queued.subject,
         text,
         content,
         intent.kind not in UNLIMITED,

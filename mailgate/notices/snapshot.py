@@ -161,8 +161,16 @@ def compose_mail(config: Config, blobs: BlobStore, content: bytes) -> Composed:
     return compose_snapshot(config, blobs, decode(content))
 
 
-def compose_snapshot(config: Config, blobs: BlobStore, snapshot: Snapshot) -> Composed:
-    """The mail of ``snapshot`` (``compose_mail`` reads it from the row first)."""
+@dataclass(frozen=True)
+class Built:
+    """A snapshot's mail before MIME: what ``compose.build`` or ``compose.pieces`` takes."""
+
+    outgoing: compose.Outgoing
+    text: str
+
+
+def outgoing_of(config: Config, blobs: BlobStore, snapshot: Snapshot) -> Built:
+    """The bodies rendered and the files chosen for ``snapshot``; raises ``TemplateError``."""
     # A mailbox renamed since: its notices go out as the first mailbox's (``mailbox_of``).
     box = next((b for b in config.mailboxes if b.name == snapshot.mailbox), config.mailboxes[0])
     variables = snapshot.variables
@@ -193,10 +201,16 @@ def compose_snapshot(config: Config, blobs: BlobStore, snapshot: Snapshot) -> Co
         date=snapshot.date,
         notice=snapshot.kind,
     )
-    if outgoing.files:
-        sha256, _size = blobs.write_chunks(compose.pieces(outgoing))
-        return Composed(outbox_rows.blob_reference(sha256), text)
-    return Composed(compose.build(outgoing), text)
+    return Built(outgoing, text)
+
+
+def compose_snapshot(config: Config, blobs: BlobStore, snapshot: Snapshot) -> Composed:
+    """The mail of ``snapshot`` (``compose_mail`` reads it from the row first)."""
+    built = outgoing_of(config, blobs, snapshot)
+    if built.outgoing.files:
+        sha256, _size = blobs.write_chunks(compose.pieces(built.outgoing))
+        return Composed(outbox_rows.blob_reference(sha256), built.text)
+    return Composed(compose.build(built.outgoing), built.text)
 
 
 def mail_of(ctx: Context, content: bytes) -> bytes:
