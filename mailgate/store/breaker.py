@@ -51,6 +51,56 @@ def overall(since_minute: int) -> int:
     )
 
 
+def windows(
+    recipients: Sequence[str],
+    recipient_since: Sequence[dt.datetime],
+    ticket_id: int,
+    ticket_windows: Sequence[tuple[dt.datetime, int]],
+    overall_since: Sequence[int],
+) -> tuple[list[dict[str, int]], list[int], list[int]]:
+    """Every window's count in one statement: ``per_recipient`` for each of
+    ``recipient_since``, ``per_ticket`` for each (since, limit), ``overall`` for each
+    minute. The same counts as those three, one round trip instead of one per window."""
+    variables = len(recipients) * len(recipient_since) + 3 * len(ticket_windows)
+    if variables + 2 * len(recipient_since) + len(overall_since) > sql.MAX_VARIABLES:
+        return (
+            [per_recipient(recipients, since) for since in recipient_since],
+            [per_ticket(ticket_id, since, limit) for since, limit in ticket_windows],
+            [overall(since) for since in overall_since],
+        )
+    parts: list[str] = []
+    params: list[object] = []
+    if recipients:
+        marks = sql.placeholders(len(recipients))
+        for index, since in enumerate(recipient_since):
+            parts.append(
+                f"SELECT {index}, recipient, COUNT(*) FROM auto_mail_log"
+                f" WHERE recipient IN ({marks}) AND at > ? GROUP BY recipient"
+            )
+            params += [*recipients, sql.ts(since)]
+    base = len(recipient_since)
+    for index, (since, limit) in enumerate(ticket_windows):
+        parts.append(
+            f"SELECT {base + index}, '', (SELECT COUNT(*) FROM (SELECT 1 FROM auto_mail_log"
+            " WHERE ticket_id = ? AND at > ? LIMIT ?) AS recent)"
+        )
+        params += [ticket_id, sql.ts(since), limit]
+    base += len(ticket_windows)
+    for index, since_minute in enumerate(overall_since):
+        parts.append(
+            f"SELECT {base + index}, '',"
+            " (SELECT COALESCE(SUM(count), 0) FROM mail_counter WHERE minute > ?)"
+        )
+        params.append(since_minute)
+    seen: list[dict[str, int]] = [{} for _ in range(base + len(overall_since))]
+    if parts:
+        for index, key, found in sql.rows(" UNION ALL ".join(parts), *params):
+            seen[int(index)][str(key)] = int(found or 0)
+    recipient_counts = seen[: len(recipient_since)]
+    scalars = [s.get("", 0) for s in seen[len(recipient_since) :]]
+    return recipient_counts, scalars[: len(ticket_windows)], scalars[len(ticket_windows) :]
+
+
 def count(recipients: Iterable[tuple[str, int]], now: dt.datetime) -> None:
     """Count automatic mail: (recipient key, ticket id) per recipient, and the minute."""
     at = sql.ts(now)
