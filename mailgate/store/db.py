@@ -15,7 +15,7 @@ import contextlib
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "pgcode",
     "savepoint",
     "single_statement",
+    "transaction_cache",
     "utcnow",
     "write_transaction",
 ]
@@ -116,6 +117,33 @@ class _PostgresDatabase(pw.PostgresqlDatabase):
         self._pending.text, self._pending.unsent_begin = "", False
         return text, unsent
 
+    def _take_after_commit(self) -> list[tuple[str, Callable[[], None]]]:
+        after: list[tuple[str, Callable[[], None]]] = getattr(self._pending, "after", [])
+        self._pending.after = []
+        return after
+
+    def send_after_commit(self, statement: str, sent: Callable[[], None]) -> None:
+        """Send ``statement`` right after this transaction's COMMIT, in the same round
+        trip (the server runs it once the COMMIT succeeded); ``sent()`` is called when
+        it ran. A rollback, or a COMMIT that fails, drops it unsent."""
+        after: list[tuple[str, Callable[[], None]]] = getattr(self._pending, "after", [])
+        self._pending.after = [*after, (statement, sent)]
+
+    def execute_alone(self, sql: str, params: Any = None) -> Any:
+        """``sql`` as the transaction's first statement, committing on its own: sent
+        without BEGIN, the server runs it in a transaction of its own and commits it
+        (durably) before answering — one round trip instead of two. The transaction
+        then goes on as if it had just begun. Inside a transaction that already ran
+        something (or a nested one) it is simply one more statement of it."""
+        pending = getattr(self._pending, "text", "")
+        if self.transaction_depth() != 1 or pending != "BEGIN; ":
+            return self.execute_sql(sql, params)
+        self._pending.text = ""
+        try:
+            return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
+        finally:
+            self._pending.text, self._pending.unsent_begin = "BEGIN; ", True
+
     def begin(self, isolation_level: Any = None) -> None:
         if isolation_level is not None or getattr(self, "_isolation_level", None):
             super().begin(isolation_level)
@@ -147,20 +175,31 @@ class _PostgresDatabase(pw.PostgresqlDatabase):
 
     def commit(self) -> None:
         pending, unsent_begin = self._take_pending()
+        after = self._take_after_commit()
         if unsent_begin and not pending.removeprefix("BEGIN; "):
-            return  # nothing ran: nothing to commit
-        if pending:
-            super().execute_sql(pending.replace("%", "%%") + "COMMIT")  # type: ignore[no-untyped-call]
+            pending = ""  # nothing ran: nothing to commit
+            if not after:
+                return
+            text = "; ".join(statement for statement, _ in after)
+        else:
+            text = "; ".join(["COMMIT", *(statement for statement, _ in after)])
+        if pending or after:
+            # The server runs the statements after COMMIT only once it succeeded.
+            super().execute_sql(pending.replace("%", "%%") + text)  # type: ignore[no-untyped-call]
+            for _, sent in after:
+                sent()
             return
         super().commit()
 
     def rollback(self) -> None:
         _, unsent_begin = self._take_pending()  # writes not sent yet: simply dropped
+        self._take_after_commit()
         if not unsent_begin:
             super().rollback()
 
     def close(self) -> bool:
         self._take_pending()
+        self._take_after_commit()
         return bool(super().close())
 
 
@@ -242,9 +281,35 @@ def _translated_faults() -> Iterator[None]:
 
 @contextmanager
 def savepoint() -> Iterator[None]:
-    """A savepoint inside ``write_transaction``: an exception takes back only its writes."""
+    """A savepoint inside ``write_transaction``: an exception takes back only its writes
+    (and forgets what ``transaction_cache`` kept, which may have been read after them)."""
     with db.atomic():
-        yield
+        try:
+            yield
+        except BaseException:
+            cache = transaction_cache()
+            if cache:
+                cache.clear()
+            raise
+
+
+def transaction_cache() -> dict[Any, Any] | None:
+    """A dict that lives as long as this thread's open transaction; None outside one.
+
+    For reads that only the transaction's own writes change (the writer forgets its
+    entry): read once per transaction, not once per caller. A savepoint that rolls
+    back empties it (``savepoint``)."""
+    database = db.obj
+    if database is None:
+        return None
+    transactions = database._state.transactions
+    if not transactions:
+        return None
+    outermost = transactions[0]
+    cache: dict[Any, Any] | None = getattr(outermost, "mailgate_cache", None)
+    if cache is None:
+        cache = outermost.mailgate_cache = {}
+    return cache
 
 
 # SQLSTATEs of a transaction that lost to another one (deadlock, serialization, lock

@@ -47,6 +47,20 @@ def run(text: str, *params: Any) -> Any:
     return database.execute_sql(_sql(text), tuple(map(clean, params)))
 
 
+def one_committed(text: str, *params: Any) -> tuple[Any, ...] | None:
+    """The first statement of a ``write_transaction`` that needs nothing after it to be
+    committed (a receipt): on PostgreSQL it commits on its own, durably, in the one round
+    trip (``db._PostgresDatabase.execute_alone``), and the transaction goes on as if
+    just begun. On SQLite it is part of the transaction, committed with it."""
+    database = db.obj
+    if isinstance(database, pw.SqliteDatabase):
+        return one(text, *params)
+    row: tuple[Any, ...] | None = database.execute_alone(
+        _sql(text), tuple(map(clean, params))
+    ).fetchone()
+    return row
+
+
 def later(text: str, *params: Any) -> None:
     """A write whose result (rows, rowcount) nobody reads: on PostgreSQL it travels with
     the transaction's next statement or its COMMIT instead of a round trip of its own
