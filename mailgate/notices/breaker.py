@@ -59,8 +59,9 @@ def admit(
     emails = sorted({a.email.lower() for i in intents for a in (*i.to, *i.cc)})
     if not emails:
         return []
-    unhealthy = people.undeliverable(emails, now)
     breaker = _Breaker(rates(config.outbound.limits), ticket.id, emails, now)
+    # Recipient health comes with the breaker's counts; the details only when needed.
+    unhealthy = people.undeliverable(sorted(breaker.unhealthy), now) if breaker.unhealthy else {}
     admitted = []
     for intent in intents:
         automatic = intent.kind not in UNLIMITED
@@ -232,13 +233,14 @@ class _Breaker:
         now: dt.datetime,
     ) -> None:
         per_recipient, per_ticket, overall = rates
-        seen_recipients, seen_tickets, seen_overall = counts.windows(
+        seen_recipients, seen_tickets, seen_overall, self.unhealthy = counts.windows(
             recipients,
             [now - dt.timedelta(seconds=seconds) for _, seconds in per_recipient],
             ticket_id,
             [(now - dt.timedelta(seconds=seconds), count) for count, seconds in per_ticket],
             # Minute buckets: the window is rounded to whole minutes.
             [counts.minute(now) - max(seconds // 60, 1) for _, seconds in overall],
+            now,
         )
         self.windows: list[tuple[str, str, int, int, dict[str, int]]] = []
         for (count, seconds), seen in zip(per_recipient, seen_recipients, strict=True):
