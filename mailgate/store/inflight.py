@@ -97,19 +97,20 @@ def unfinished_before(message_ids: Sequence[str], receipt_id: int) -> list[str]:
 
 def wait(message_ids: Sequence[str], seconds: float) -> bool:
     """Wait until no session holds any of ``message_ids``; False when ``seconds`` ran out
-    for one of them. Call outside any transaction (it runs its own)."""
+    for one of them. Call outside any transaction.
+
+    One round trip: the statements of one query string are one implicit transaction,
+    so ``SET LOCAL`` holds for the shared locks beside it, which end with it."""
     if is_sqlite() or not message_ids:
         return True
-    with db.atomic():
-        sql.run(f"SET LOCAL lock_timeout = '{max(1, int(seconds * 1000))}ms'")
-        for message_id in sorted(set(message_ids)):
-            try:
-                with db.atomic():  # a savepoint: a timeout takes back only this statement
-                    sql.run(
-                        "SELECT pg_advisory_xact_lock_shared(?, ?)", NAMESPACE, _key(message_id)
-                    )
-            except OperationalError as exc:
-                if pgcode(exc) != _LOCK_NOT_AVAILABLE:
-                    raise
-                return False
+    locks = ", ".join(
+        f"pg_advisory_xact_lock_shared({NAMESPACE}, {key})"
+        for key in sorted({_key(message_id) for message_id in message_ids})
+    )
+    try:
+        sql.run(f"SET LOCAL lock_timeout = '{max(1, int(seconds * 1000))}ms'; SELECT {locks}")
+    except OperationalError as exc:
+        if pgcode(exc) != _LOCK_NOT_AVAILABLE:
+            raise
+        return False
     return True
