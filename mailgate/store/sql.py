@@ -44,7 +44,9 @@ def run(text: str, *params: Any) -> Any:
         with _PEEWEE_ERRORS:
             connection = database.connection()  # type: ignore[no-untyped-call]
             return connection.execute(text, tuple(map(clean, params)))
-    if "pg_" in text:  # advisory locks: nothing to plan, and no savepoint around them
+    if "pg_" in text or ";" in text:
+        # Advisory locks (nothing to plan, no savepoint around them) and texts of several
+        # statements (PREPARE takes one): as text.
         return database.execute_sql(_sql(text), tuple(map(clean, params)))
     return database.execute_prepared(text, tuple(map(clean, params)))
 
