@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from mailgate import store
 from mailgate.context import Context
 from mailgate.store import models as m
-from mailgate.store import views
+from mailgate.store import sql, views
 from tests.relay import free_port
 from tests.support import compose, config_data, load_config, wait_for, write_config
 
@@ -154,3 +155,24 @@ def test_a_mail_with_33000_cc_becomes_a_ticket_with_the_collaborator_cap(
     assert len(detail["collaborators"]) == 20
     (message,) = [x for x in detail["messages"] if x["direction"] == "in"]
     assert len(message["cc"]) == 33_000  # recorded on the message as written
+
+
+@pytest.mark.postgres
+def test_statements_used_again_are_prepared_and_errors_stay_what_they_were(ctx: Context) -> None:
+    """PostgreSQL prepares a hot-path statement on its second use. One the server cannot
+    prepare (here: a parameter of no inferable type) still runs inside its transaction,
+    whose other writes stay; a statement's own error (a key taken) is raised as before."""
+    insert = "INSERT INTO setting (key, value) VALUES (?, ?)"
+    with store.write_transaction():
+        sql.run(insert, "prepared-a", 1)
+        for _ in range(3):
+            assert sql.value("SELECT ? IS NULL", None) is True
+        sql.run(insert, "prepared-b", 2)  # its second use: prepared
+        for _ in range(3):
+            assert sql.value("SELECT value FROM setting WHERE key = ?", "prepared-b") == 2
+    with pytest.raises(store.IntegrityError), store.write_transaction():
+        sql.run(insert, "prepared-b", 3)
+    assert sql.value("SELECT value FROM setting WHERE key = ?", "prepared-b") == 2
+    for _ in range(3):  # a % of the text's own, prepared too
+        assert sql.value("SELECT COUNT(*) FROM setting WHERE key LIKE 'prepared-%'") == 2
+    assert sql.value("SELECT COUNT(*) FROM pg_prepared_statements") >= 2

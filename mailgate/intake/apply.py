@@ -71,7 +71,9 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
             # takes this commit back leaves the receipt received and leased (its commit was
             # durable), and the recovery processes the mail once more (store.db).
             with write_transaction(durable=False):
-                return _apply(ctx, receipt, mail, envelope)
+                outcome = _apply(ctx, receipt, mail, envelope)
+                order.finished(receipt.message_id)  # let go with the COMMIT
+                return outcome
         except _Quarantine as exc:
             return receipts.quarantine(receipt, str(exc))
         except IntegrityError as exc:
@@ -106,9 +108,10 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
     # Another process may have finished this mail meanwhile (the same mail delivered to
     # two gateway processes at once): the row lock makes the second one see it.
     fingerprint = content_fingerprint(mail)
-    if receipt_rows.status_locked(receipt.id, fingerprint) != "received":
+    status, said_before = receipt_rows.status_locked(receipt.id, fingerprint)
+    if status != "received":
         return Outcome("duplicate", receipt.message_id, reason="processed by another process")
-    earlier = _same_content(config, receipt, fingerprint)
+    earlier = _same_content(config, receipt, fingerprint) if said_before else None
     if earlier is not None:
         return earlier
     # Released from the suspended queue by an admin: processed as if it had just arrived.
@@ -449,8 +452,14 @@ def _store_message(
         message.id,
         [
             (
-                a.sha256, a.size, a.content_type[:200], a.filename[:255], a.content_id, a.inline,
-                a.original_filename, a.size <= p.mailbox.max_attachment_size,
+                a.sha256,
+                a.size,
+                a.content_type[:200],
+                a.filename[:255],
+                a.content_id,
+                a.inline,
+                a.original_filename,
+                a.size <= p.mailbox.max_attachment_size,
             )
             for a in mail.attachments
         ],

@@ -59,8 +59,9 @@ def admit(
     emails = sorted({a.email.lower() for i in intents for a in (*i.to, *i.cc)})
     if not emails:
         return []
-    unhealthy = people.undeliverable(emails, now)
     breaker = _Breaker(rates(config.outbound.limits), ticket.id, emails, now)
+    # Recipient health comes with the breaker's counts; the details only when needed.
+    unhealthy = people.undeliverable(sorted(breaker.unhealthy), now) if breaker.unhealthy else {}
     admitted = []
     for intent in intents:
         automatic = intent.kind not in UNLIMITED
@@ -219,8 +220,9 @@ def window_key(config: Config, kind: str, email: str) -> str:
 class _Breaker:
     """Sliding-window counts of automatic mail: per recipient, per ticket, overall.
 
-    Read once per transaction (one query per scope and window, each stopping at its
-    limit, so a busy hour costs no more than the limit), then counted in memory.
+    Read once per transaction (one statement for every scope and window, each count
+    stopping at its limit where it can, so a busy hour costs no more than the limit),
+    then counted in memory.
     """
 
     def __init__(
@@ -231,16 +233,21 @@ class _Breaker:
         now: dt.datetime,
     ) -> None:
         per_recipient, per_ticket, overall = rates
-        self.windows: list[tuple[str, str, int, int, dict[str, int]]] = []
-        for count, seconds in per_recipient:
-            seen = counts.per_recipient(recipients, now - dt.timedelta(seconds=seconds))
-            self.windows.append(("per recipient", "recipient", count, seconds, seen))
-        for count, seconds in per_ticket:
-            seen_count = counts.per_ticket(ticket_id, now - dt.timedelta(seconds=seconds), count)
-            self.windows.append(("per ticket", "ticket", count, seconds, {"": seen_count}))
-        for count, seconds in overall:
+        seen_recipients, seen_tickets, seen_overall, self.unhealthy = counts.windows(
+            recipients,
+            [now - dt.timedelta(seconds=seconds) for _, seconds in per_recipient],
+            ticket_id,
+            [(now - dt.timedelta(seconds=seconds), count) for count, seconds in per_ticket],
             # Minute buckets: the window is rounded to whole minutes.
-            seen_count = counts.overall(counts.minute(now) - max(seconds // 60, 1))
+            [counts.minute(now) - max(seconds // 60, 1) for _, seconds in overall],
+            now,
+        )
+        self.windows: list[tuple[str, str, int, int, dict[str, int]]] = []
+        for (count, seconds), seen in zip(per_recipient, seen_recipients, strict=True):
+            self.windows.append(("per recipient", "recipient", count, seconds, seen))
+        for (count, seconds), seen_count in zip(per_ticket, seen_tickets, strict=True):
+            self.windows.append(("per ticket", "ticket", count, seconds, {"": seen_count}))
+        for (count, seconds), seen_count in zip(overall, seen_overall, strict=True):
             self.windows.append(("overall", "all", count, seconds, {"": seen_count}))
 
     def check(

@@ -15,6 +15,7 @@ Message-ID) lives apart from the single-key locks of migrations and jobs.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 
 from peewee import OperationalError
@@ -30,16 +31,49 @@ def _key(message_id: str) -> int:
     return int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:4], "big", signed=True)
 
 
+# The Message-IDs this thread's session holds (peewee keeps a connection per thread).
+_local = threading.local()
+
+
+def _holding() -> set[str]:
+    held: set[str] | None = getattr(_local, "held", None)
+    if held is None:
+        held = _local.held = set()
+    return held
+
+
 def hold(message_id: str) -> bool:
     """Mark ``message_id`` as being processed by this session; False if another holds it
     (the same mail reaching two processes at once) or on SQLite."""
     if is_sqlite():
         return False
-    return bool(sql.value("SELECT pg_try_advisory_lock(?, ?)", NAMESPACE, _key(message_id)))
+    held = bool(sql.value("SELECT pg_try_advisory_lock(?, ?)", NAMESPACE, _key(message_id)))
+    if held:
+        _holding().add(message_id)
+    return held
+
+
+def holds(message_id: str) -> bool:
+    """Whether this session still holds ``message_id`` (``let_go_at_commit`` may have
+    let go already)."""
+    return message_id in _holding()
 
 
 def let_go(message_id: str) -> None:
+    _holding().discard(message_id)
     sql.run("SELECT pg_advisory_unlock(?, ?)", NAMESPACE, _key(message_id))
+
+
+def let_go_at_commit(message_id: str) -> None:
+    """Let go of ``message_id`` right after the open transaction commits, in the same
+    round trip as its COMMIT (whoever waits for it then sees what it committed). If the
+    transaction rolls back, this session still holds it: ``let_go`` it."""
+    if is_sqlite() or message_id not in _holding():
+        return
+    db.obj.send_after_commit(
+        f"SELECT pg_advisory_unlock({NAMESPACE}, {_key(message_id)})",
+        lambda: _holding().discard(message_id),
+    )
 
 
 def unfinished_before(message_ids: Sequence[str], receipt_id: int) -> list[str]:
@@ -63,19 +97,20 @@ def unfinished_before(message_ids: Sequence[str], receipt_id: int) -> list[str]:
 
 def wait(message_ids: Sequence[str], seconds: float) -> bool:
     """Wait until no session holds any of ``message_ids``; False when ``seconds`` ran out
-    for one of them. Call outside any transaction (it runs its own)."""
+    for one of them. Call outside any transaction.
+
+    One round trip: the statements of one query string are one implicit transaction,
+    so ``SET LOCAL`` holds for the shared locks beside it, which end with it."""
     if is_sqlite() or not message_ids:
         return True
-    with db.atomic():
-        sql.run(f"SET LOCAL lock_timeout = '{max(1, int(seconds * 1000))}ms'")
-        for message_id in sorted(set(message_ids)):
-            try:
-                with db.atomic():  # a savepoint: a timeout takes back only this statement
-                    sql.run(
-                        "SELECT pg_advisory_xact_lock_shared(?, ?)", NAMESPACE, _key(message_id)
-                    )
-            except OperationalError as exc:
-                if pgcode(exc) != _LOCK_NOT_AVAILABLE:
-                    raise
-                return False
+    locks = ", ".join(
+        f"pg_advisory_xact_lock_shared({NAMESPACE}, {key})"
+        for key in sorted({_key(message_id) for message_id in message_ids})
+    )
+    try:
+        sql.run(f"SET LOCAL lock_timeout = '{max(1, int(seconds * 1000))}ms'; SELECT {locks}")
+    except OperationalError as exc:
+        if pgcode(exc) != _LOCK_NOT_AVAILABLE:
+            raise
+        return False
     return True

@@ -70,9 +70,11 @@ def insert(
 ) -> ReceiptRow | None:
     """A new receipt under ``key``, leased to the caller; None when the key is taken.
 
-    ON CONFLICT makes the first delivery win atomically, on every backend.
+    ON CONFLICT makes the first delivery win atomically, on every backend. As the first
+    statement of its transaction, it is committed the moment it returns on PostgreSQL
+    (``sql.one_committed``: no round trip of its own for the COMMIT).
     """
-    created = sql.one(
+    created = sql.one_committed(
         "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source,"
         " mailbox, envelope, status, action, reason, attempts, received_at, lease_until)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', '', '', 1, ?, ?)"
@@ -187,19 +189,34 @@ def quarantine(receipt_id: int, reason: str) -> None:
     )
 
 
-def status_locked(receipt_id: int, content_fingerprint: str) -> str | None:
+def status_locked(receipt_id: int, content_fingerprint: str) -> tuple[str | None, bool]:
     """The receipt's status, row-locked for the processing transaction, with the mail's
-    content fingerprint written (it is only seen once the transaction commits).
+    content fingerprint written (it is only seen once the transaction commits); and
+    whether an earlier mail said the same (``same_content`` finds it).
 
-    One UPDATE … RETURNING does both: an UPDATE takes the row lock as SELECT … FOR
+    One UPDATE … RETURNING does it all: an UPDATE takes the row lock as SELECT … FOR
     UPDATE did on PostgreSQL, and waits for (then sees) a transaction that holds it.
     """
-    found = sql.value(
-        "UPDATE receipt SET content_fingerprint = ? WHERE id = ? RETURNING status",
+    found = sql.one(
+        "UPDATE receipt SET content_fingerprint = ? WHERE id = ? RETURNING status,"
+        f" EXISTS ({_SAME_CONTENT})",
+        content_fingerprint,
+        receipt_id,
+        content_fingerprint,
         content_fingerprint,
         receipt_id,
     )
-    return None if found is None else str(found)
+    if found is None:
+        return None, False
+    return str(found[0]), bool(found[1])
+
+
+# An earlier mail with the same content fingerprint (processed, not quarantined).
+_SAME_CONTENT = (
+    "SELECT ticket_id, received_at FROM receipt AS earlier WHERE ? <> ''"
+    " AND earlier.content_fingerprint = ? AND earlier.id <> ? AND earlier.status = 'processed'"
+    " AND earlier.action NOT IN ('duplicate', 'quarantined')"
+)
 
 
 def finish(
@@ -221,11 +238,7 @@ def same_content(fingerprint: str, receipt_id: int) -> tuple[int | None, dt.date
     """The ticket and time of an earlier mail that said the same (processed, not
     quarantined); None when there is none."""
     row = sql.one(
-        "SELECT ticket_id, received_at FROM receipt WHERE content_fingerprint = ? AND id <> ?"
-        " AND status = 'processed' AND action NOT IN ('duplicate', 'quarantined')"
-        " ORDER BY id LIMIT 1",
-        fingerprint,
-        receipt_id,
+        f"{_SAME_CONTENT} ORDER BY earlier.id LIMIT 1", fingerprint, fingerprint, receipt_id
     )
     if row is None:
         return None

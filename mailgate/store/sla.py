@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import peewee as pw
 
 from mailgate.store import sql
-from mailgate.store.db import is_sqlite, utcnow
+from mailgate.store.db import is_sqlite, transaction_cache, utcnow
 from mailgate.store.models import BaseModel, Ticket
 
 
@@ -131,8 +131,14 @@ def _timer(row: Sequence[Any]) -> TimerRow:
 
 
 def clocks_of(ticket_id: int) -> list[ClockRow]:
+    """The ticket's clocks; read once per transaction (the reaction and every notice's
+    variables ask), until ``replace_clocks`` writes them."""
+    cache = transaction_cache()
+    key = ("sla_clock", ticket_id)
+    if cache is not None and key in cache:
+        return list(cache[key])
     order = "CASE name WHEN 'first_response' THEN 0 WHEN 'next_response' THEN 1 ELSE 2 END"
-    return [
+    clocks = [
         _clock(r)
         for r in sql.rows(
             f"SELECT {', '.join(_CLOCK_COLUMNS[:-1])} FROM sla_clock WHERE ticket_id = ?"
@@ -140,12 +146,18 @@ def clocks_of(ticket_id: int) -> list[ClockRow]:
             ticket_id,
         )
     ]
+    if cache is not None:
+        cache[key] = tuple(clocks)
+    return clocks
 
 
 def replace_clocks(ticket_id: int, clocks: Iterable[ClockRow]) -> None:
     """The ticket's clocks are these now (computed from its history), and the ticket's
     ``next_due_at`` with them: the earliest due time of a clock neither met nor paused."""
     clocks = list(clocks)
+    cache = transaction_cache()
+    if cache is not None:
+        cache.pop(("sla_clock", ticket_id), None)
     now = sql.ts(utcnow())
     running = [c.due_at for c in clocks if c.due_at and c.met_at is None and not c.paused]
     sql.run(

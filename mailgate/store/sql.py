@@ -44,7 +44,25 @@ def run(text: str, *params: Any) -> Any:
         with _PEEWEE_ERRORS:
             connection = database.connection()  # type: ignore[no-untyped-call]
             return connection.execute(text, tuple(map(clean, params)))
-    return database.execute_sql(_sql(text), tuple(map(clean, params)))
+    if "pg_" in text or ";" in text:
+        # Advisory locks (nothing to plan, no savepoint around them) and texts of several
+        # statements (PREPARE takes one): as text.
+        return database.execute_sql(_sql(text), tuple(map(clean, params)))
+    return database.execute_prepared(text, tuple(map(clean, params)))
+
+
+def one_committed(text: str, *params: Any) -> tuple[Any, ...] | None:
+    """The first statement of a ``write_transaction`` that needs nothing after it to be
+    committed (a receipt): on PostgreSQL it commits on its own, durably, in the one round
+    trip (``db._PostgresDatabase.execute_alone``), and the transaction goes on as if
+    just begun. On SQLite it is part of the transaction, committed with it."""
+    database = db.obj
+    if isinstance(database, pw.SqliteDatabase):
+        return one(text, *params)
+    row: tuple[Any, ...] | None = database.execute_alone(
+        _sql(text), tuple(map(clean, params))
+    ).fetchone()
+    return row
 
 
 def later(text: str, *params: Any) -> None:
