@@ -111,7 +111,12 @@ def read(
     while time.monotonic() < until:
         kind, path = pages(rng, tickets)
         started = time.perf_counter()
-        answer = http.get(path, timeout=60)
+        try:
+            answer = http.get(path, timeout=60)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # The server closed the kept-alive connection as we reused it (its idle
+            # timer ran first): a browser sends the GET again on a new one, so do we.
+            answer = http.get(path, timeout=60)
         took = time.perf_counter() - started
         # a ticket of another team is a 404, like a number that does not exist
         ok = answer.status_code == 200 or (kind == "ticket" and answer.status_code == 404)
