@@ -2,13 +2,18 @@
 
     python bench/web_intake_compare.py BEFORE_TREE AFTER_TREE [--messages 100000]
                                        [--clients 8] [--seconds 10] [--rounds 3]
+                                       [--think 0] [--browser-nice 19]
 
 ``bench/web_intake.py`` for two trees at once: one database filled as
 ``bench/search.py`` does, copied, each copy upgraded by its tree; one
 ``mailgate serve`` of each tree (``PYTHONPATH=TREE``); every round measures each
-serve alone and then with ``--clients`` browsers reading back to back, the trees
-alternating, so the drift of a shared machine hits both alike. Prints per tree the
-rounds and the ratio of the medians, browsers ÷ alone (target ≥ 0.90).
+serve alone and then with ``--clients`` browsers reading back to back (or ``--think``
+seconds between pages), the trees alternating, so the drift of a shared machine hits
+both alike. Prints per tree the rounds, the pages' rate and latency while intake ran,
+and the ratio of the medians, browsers ÷ alone (target ≥ 0.90). As in
+``bench/web_intake.py`` (see there why): the jobs the fill left due are done before
+serve starts, the browsers log in before the phase, and **their process runs at nice
+19 unless ``--browser-nice`` says otherwise**.
 """
 
 from __future__ import annotations
@@ -20,12 +25,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.web_intake import browse_elsewhere, intake, start_serve
+from bench.web_intake import browse_elsewhere, intake, latency, start_serve
 
 
 def start(tree: str, work: Path) -> tuple[subprocess.Popen[bytes], int, str]:
@@ -40,6 +44,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--think", type=float, default=0.0)
+    parser.add_argument("--browser-nice", type=int, default=19)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailgate-bench-intake2-"))
     servers: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
@@ -61,9 +67,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (_, smtp_port, base) in servers.items():
                 alone[name].append(intake(smtp_port, args.seconds))
-                until = time.monotonic() + args.seconds + 1
-                join = browse_elsewhere(base, args.messages // 5, args.clients, until, 0.0)
-                time.sleep(0.5)
+                join = browse_elsewhere(base, args.messages // 5, args.clients,
+                                        args.seconds + 1, args.think, args.browser_nice)  # fmt: skip
                 browsing[name].append(intake(smtp_port, args.seconds))
                 pages[name].extend(join())
         for name in servers:
@@ -72,9 +77,12 @@ def main() -> None:
             )
             ratio = statistics.median(browsing[name]) / statistics.median(alone[name])
             print(f"{name}: intake mails/s alone/with {args.clients} browsers per round:"
-                  f" {shown}; {len(pages[name]) / (args.rounds * args.seconds):.0f} pages/s;"
+                  f" {shown}; {latency(pages[name], args.rounds * (args.seconds + 1))};"
                   f" ratio (medians) {ratio:.2f} (target ≥ 0.90)")  # fmt: skip
-        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"browsers: think {args.think:g} s, nice {args.browser_nice};"
+            f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
     finally:
         for server, _, _ in servers.values():
             server.terminate()

@@ -91,22 +91,39 @@ def browser(
     think: float = 0.0,
 ) -> None:
     """Pages one after the other until ``until``, ``think`` seconds between them."""
-    rng = random.Random(seed)
     http = logged_in(base)
     try:
-        while time.monotonic() < until:
-            kind, path = pages(rng, tickets)
-            started = time.perf_counter()
-            answer = http.get(path, timeout=60)
-            took = time.perf_counter() - started
-            # a ticket of another team is a 404, like a number that does not exist
-            ok = answer.status_code == 200 or (kind == "ticket" and answer.status_code == 404)
-            assert ok, (path, answer.status_code, answer.text[:300])
-            out.append((kind, took))
-            if think:
-                time.sleep(think)
+        read(http, tickets, seed, until, out, think)
     finally:
         http.close()
+
+
+def read(
+    http: httpx.Client,
+    tickets: int,
+    seed: int,
+    until: float,
+    out: list[tuple[str, float]],
+    think: float = 0.0,
+) -> None:
+    """A logged-in browser's pages until ``until`` (kind, seconds each into ``out``)."""
+    rng = random.Random(seed)
+    while time.monotonic() < until:
+        kind, path = pages(rng, tickets)
+        started = time.perf_counter()
+        try:
+            answer = http.get(path, timeout=60)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # The server closed the kept-alive connection as we reused it (its idle
+            # timer ran first): a browser sends the GET again on a new one, so do we.
+            answer = http.get(path, timeout=60)
+        took = time.perf_counter() - started
+        # a ticket of another team is a 404, like a number that does not exist
+        ok = answer.status_code == 200 or (kind == "ticket" and answer.status_code == 404)
+        assert ok, (path, answer.status_code, answer.text[:300])
+        out.append((kind, took))
+        if think:
+            time.sleep(think)
 
 
 def p95(values: list[float]) -> float:

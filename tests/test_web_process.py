@@ -5,6 +5,7 @@ serve's SIGTERM, never outliving serve however serve ends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -82,6 +83,34 @@ def start_serve(
     return server, pid, url
 
 
+def policies(pid: int) -> set[int]:
+    """The scheduling policy of each thread of ``pid`` (``/proc``: field 41 of stat)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            found.add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[38]))
+    return found
+
+
+def test_the_desk_of_serve_runs_only_on_cpu_that_intake_leaves_idle(
+    tmp_path: Path, database_url: str
+) -> None:
+    # At nice +10 the desk still took the CPU from intake's short wake-ups (issue 15):
+    # every thread of the desk, those that serve pages included, runs under SCHED_IDLE;
+    # serve and its ingest worker keep the normal policy.
+    server, pid, url = start_serve(tmp_path, database_url)
+    try:
+        assert all(fetch(url + "login")[0] == 200 for _ in range(3))  # pages still answer
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert policies(pid) == {os.SCHED_IDLE}
+        assert policies(server.pid) == {os.SCHED_OTHER}
+        worker = [c for c in children_of(server.pid, python_only=False) if c != pid]
+        assert worker and all(policies(c) == {os.SCHED_OTHER} for c in worker)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
 def test_sigterm_to_serve_stops_the_desk_with_it(tmp_path: Path, database_url: str) -> None:
     server, pid, url = start_serve(tmp_path, database_url)
     try:
@@ -128,6 +157,7 @@ def test_the_desk_has_a_helper_on_its_port_that_ends_with_serve_however_serve_en
             helpers = children_of(pid)
         assert len(helpers) == 1 and alive(helper := helpers[0])
         assert os.getpriority(os.PRIO_PROCESS, helper) == os.getpriority(os.PRIO_PROCESS, pid)
+        assert policies(helper) == {os.SCHED_IDLE}  # born of the desk, it yields as it does
         assert all(fetch(url + "login")[0] == 200 for _ in range(6))
         server.send_signal(signal.SIGKILL)
         server.wait(10)
@@ -138,13 +168,14 @@ def test_the_desk_has_a_helper_on_its_port_that_ends_with_serve_however_serve_en
         reader.join(10)
 
 
-def children_of(pid: int) -> list[int]:
-    """The processes ``pid`` started that run Python (not the resource tracker)."""
+def children_of(pid: int, python_only: bool = True) -> list[int]:
+    """The processes ``pid`` started by multiprocessing (not the resource tracker);
+    ``python_only=False``: every child."""
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         for child in (task / "children").read_text().split():
             command = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in command:
+            if b"spawn_main" in command or not python_only:
                 found.append(int(child))
     return found
 
@@ -234,6 +265,7 @@ def test_mailgate_web_serves_from_two_processes_and_spreads_keep_alive_connectio
         assert server.stdout is not None
         assert "the desk is on" in server.stdout.readline()
         (helper,) = children_of(server.pid)
+        assert policies(helper) == {os.SCHED_OTHER}  # no listener to give way to
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         started, closed = time.monotonic(), []
         while time.monotonic() - started < 3 and not closed:

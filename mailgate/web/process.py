@@ -4,8 +4,17 @@ Why a process: in serve's own process the desk and the SMTP listener took turns 
 one interpreter lock, and 8 browsers reading back to back cut the listener's intake
 to 0.38 of its rate even with the desk held to 2 pages at once (issue 15,
 ``bench/web_intake.py``). In a child process that the kernel schedules after the
-listener (``os.nice(WEB_NICE)``), the desk gets the CPU the listener does not use:
-browsing waits for intake, never the other way round.
+listener, the desk gets the CPU the listener does not use: browsing waits for intake,
+never the other way round. ``nice`` +10 alone did not do that: a page costs the desk
+about 11 ms of CPU, and at the 89 pages/s of 8 browsers reading back to back the desk
+had about half of a 2-core machine while intake fell to 0.53 of its rate (issue 15)
+— intake is a relay of short wake-ups (SMTP client → listener → ingest worker →
+listener) that leaves gaps a lower-priority task fills, and a nice value only weighs
+shares. Once its application is built the desk (each of its threads) runs under
+``SCHED_IDLE`` (``yield_cpu``): a task of the normal class that wakes up takes the CPU
+from it at once, and the kernel counts a CPU that runs only the desk as idle when it
+places a waking task. It starts at ``nice`` +10, as before (where ``SCHED_IDLE`` is
+refused, that stays). The price: while intake runs flat out, pages wait.
 
 What stays the same for users: ``serve`` binds ``[web] listen`` itself (so port 0
 works and ``serve.started web=URL`` says where the desk is) and hands the socket to
@@ -125,10 +134,26 @@ async def _serve(
     # A helper exists only beside another process (of serve's desk or of mailgate web).
     processes = ctx.config.web.processes(inside_serve=True) if primary else 2
     running = await serve_socket(ctx, sock, metrics, processes)
+    if primary:  # serve's desk; its helpers inherit it (those of ``mailgate web`` do not)
+        yield_cpu()  # not before: starting (imports, the application) would wait for intake
     conn.send(("ready", None))
     started = await start_helpers(ctx, sock, metrics, helpers)
     await stopping.wait()
     await asyncio.gather(running.stop(), stop_helpers(started))
+
+
+def yield_cpu() -> bool:
+    """Every thread of this process from now on runs only on a CPU nothing else wants
+    (``SCHED_IDLE``; the threads it starts inherit it): whether the kernel agreed.
+
+    Linux only, and per thread (hence each of ``/proc/self/task``). Lowering one's own
+    scheduling class needs no privilege; elsewhere the process keeps its ``nice``."""
+    try:
+        for task in os.listdir("/proc/self/task"):
+            os.sched_setscheduler(int(task), os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 async def start_helpers(
