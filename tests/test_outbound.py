@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from email import policy
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -131,6 +133,28 @@ def test_relay_unreachable_keeps_everything_queued(smtp_ctx: Context) -> None:
     statuses = [i.status for i in items()]
     assert statuses == ["queued"] * 3
     assert "unreachable" in items()[0].last_error
+
+
+@pytest.mark.config({"outbound": {"smtp": {"port": 1}}})
+def test_a_relay_that_is_down_costs_no_composing(smtp_ctx: Context, relay: Relay) -> None:
+    """serve tries every few seconds; composing a whole batch each time to throw it away
+    took a core's third while mail came in and the relay was down."""
+    for i in range(20):
+        ingest(smtp_ctx, compose(sender=f"c{i}@customer.example"), source="smtp")
+    started = time.process_time()
+    for _ in range(3):
+        assert deliver(smtp_ctx).sent == 0
+        m.OutboxItem.update(next_attempt_at=m.utcnow()).execute()
+    down = (time.process_time() - started) / 3
+    smtp = dataclasses.replace(smtp_ctx.config.outbound.smtp, port=relay.port)
+    up = dataclasses.replace(
+        smtp_ctx.config, outbound=dataclasses.replace(smtp_ctx.config.outbound, smtp=smtp)
+    )
+    started = time.process_time()
+    assert outbox.deliver(up).sent == 60
+    sending = time.process_time() - started
+    assert down < sending / 4, (down, sending)
+    assert len(relay.received) == 60
 
 
 def test_permanent_failure_is_marked_failed_and_shown_on_the_ticket(

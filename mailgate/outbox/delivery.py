@@ -125,7 +125,17 @@ def _send_batch(
     commit, so a mail costs one commit, and a crash leaves at most one mail
     ``sending``.
     """
-    mails = _composed(config, outbox_rows.claimed_mails(batch, worker), report)
+    claimed = outbox_rows.claimed_mails(batch, worker)
+    if claimed:
+        try:
+            # Reached before anything is composed: a relay that is down costs no composing
+            # (a run every few seconds composed a whole batch to throw it away).
+            transport.ready()
+        except TemporaryError as exc:
+            _deferred(config, claimed[0], exc, report)
+            _release([m.id for m in claimed[1:]])
+            return False
+    mails = _composed(config, claimed, report)
     done: tuple[OutboxMail, list[Refusal]] | None = None
     for index, (item, composed) in enumerate(mails):
         with store.write_transaction():

@@ -71,6 +71,10 @@ class Transport(Protocol):
     def delivered(self, message_id: str) -> bool | None:
         """Whether a mail with this Message-ID was handed over; None when unknowable."""
 
+    def ready(self) -> None:
+        """Reach the relay (or fail with ``TemporaryError``, unavailable) before a batch is
+        composed."""
+
     def close(self) -> None: ...
 
 
@@ -115,6 +119,9 @@ class MaildirTransport:
                 f"maildir {self.root}: {exc.strerror or exc}", unavailable=True
             ) from exc
         return []
+
+    def ready(self) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -167,6 +174,10 @@ class SmtpTransport:
 
     def delivered(self, message_id: str) -> bool | None:
         return None
+
+    def ready(self) -> None:
+        if self._client is None:
+            self._client = self._connect()
 
     def send(
         self, sender: str, recipients: list[str], content: Content, message_id: str
