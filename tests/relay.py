@@ -48,11 +48,18 @@ class RelayHandler:
     arrived: threading.Event = field(default_factory=threading.Event)
     # Offered as Postfix does: the outbox then writes MAIL, RCPT and DATA at once.
     pipelining: bool = True
+    # The connection carrying the Nth mail (counting every DATA) breaks before its answer.
+    drop_at: set[int] = field(default_factory=set)
+    data_seen: int = 0
+    # aiosmtpd's Controller offers SMTPUTF8; a test can take it away.
+    smtputf8: bool = True
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        if not self.smtputf8:
+            responses = [r for r in responses if "SMTPUTF8" not in r.upper()]
         return [responses[0], "250-PIPELINING", *responses[1:]] if self.pipelining else responses
 
     async def handle_RCPT(
@@ -65,6 +72,12 @@ class RelayHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_seen += 1
+        if self.data_seen in self.drop_at:
+            # The connection breaks with the mail in the relay's hands, unanswered (and,
+            # as a relay that crashed before queueing it, not kept).
+            server.transport.abort()
+            return "421 4.3.0 gone"
         if not self.data_answer.startswith("250"):
             return self.data_answer
         self.received.append(
