@@ -126,11 +126,14 @@ def _send_batch(
 
     The batch is read in one statement and its queued notices composed from their
     snapshots before anything is marked (a notice that cannot be composed fails
-    there, with its reason). Each mail is then marked ``sending`` in a commit of its
-    own before it is handed over — with the composed bytes, so a retry sends the
-    same mail; the ``sent`` mark of the previous mail rides along in that same
-    commit, so a mail costs one commit, and a crash leaves at most one mail
-    ``sending``.
+    there, with its reason). The mails then go in rounds, one on each of the
+    transport's connections (``width``): a round is marked ``sending`` in one commit
+    before it is handed over — with the composed bytes, so a retry sends the same
+    mail; the ``sent`` marks of the previous round ride along in that same commit, so
+    a round costs one commit, and a crash leaves at most one round
+    (``outbound.smtp.connections`` mails) ``sending``. A connection that breaks defers
+    its own mail; the others are marked as the relay answered them, and the rest of
+    the batch waits for the next run.
     """
     claimed = outbox_rows.claimed_mails(batch, worker)
     if claimed:
