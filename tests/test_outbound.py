@@ -136,6 +136,20 @@ def test_a_connection_that_breaks_mid_batch_loses_nothing_and_doubles_nothing(
         assert len(relay.handler.by_message_id(item.message_id)) == 1, item.notice
 
 
+def test_a_relay_that_takes_fewer_connections_gets_everything_over_those(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    relay.handler.max_connections = 2  # the third and fourth get 421 at the greeting
+    for i in range(5):
+        ingest(smtp_ctx, compose(sender=f"c{i}@customer.example"), source="smtp")
+    report = deliver(smtp_ctx)
+    assert (report.sent, report.retried, report.failed) == (15, 0, 0)
+    assert {i.status for i in items()} == {"sent"}
+    assert len({r.session for r in relay.received}) == 2
+    for item in items():
+        assert len(relay.handler.by_message_id(item.message_id)) == 1
+
+
 @pytest.mark.config({"outbound": {"smtp": {"connections": 1}}})
 def test_one_connection_when_configured(smtp_ctx: Context, relay: Relay) -> None:
     for i in range(5):

@@ -147,19 +147,22 @@ def _send_batch(
             return False
     mails = _composed(config, claimed, report)
     done: list[tuple[OutboxMail, list[Refusal]]] = []
-    for first in range(0, len(mails), transport.width):
+    unavailable, first = False, 0
+    while first < len(mails) and not unavailable:
+        # The width may shrink during a run (a relay that takes fewer connections).
+        group = mails[first : first + transport.width]
+        first += len(group)
         started: list[OutboxMail] = []
         with store.write_transaction():
             for item, refused in done:
                 _mark_sent(config, item, refused, report)
             done = []
-            for item, composed in mails[first : first + transport.width]:
+            for item, composed in group:
                 # A fresh lease from now: recovery treats the mail as stuck only after it.
                 if outbox_rows.claimed_to_sending(
                     item.id, worker, item.attempts, store.utcnow() + LEASE, composed
                 ):
                     started.append(item if composed is None else replace(item, content=composed))
-        unavailable = False
         for item, outcome in _handed_over(config, transport, started):
             if isinstance(outcome, TemporaryError):
                 _deferred(config, item, outcome, report)
@@ -169,8 +172,7 @@ def _send_batch(
             else:
                 done.append((item, outcome))
         if unavailable:
-            _release([m.id for m, _ in mails[first + transport.width :]])
-            break
+            _release([m.id for m, _ in mails[first:]])
     if done:
         with store.write_transaction():
             for item, refused in done:

@@ -235,16 +235,29 @@ class SmtpTransport:
         every mail, then every final answer. The relay works on all of them while we
         wait for the first: a round of mails costs the round trips of one. A connection
         that fails costs only its own mail."""
-        assert len(mails) <= self.width
         outcomes: list[Outcome] = [[] for _ in mails]
         live: list[tuple[int, list[str], dict[str, tuple[int, bytes]]]] = []
+        later: list[int] = []
         for index, mail in enumerate(mails):
+            if index >= self.width:
+                later.append(index)
+                continue
             try:
                 client = self._client(index)
+            except TemporaryError as exc:
+                if index == 0:
+                    outcomes[index] = exc
+                    continue
+                # The relay takes fewer connections from us: the ones it took carry the
+                # rest of this run (this mail goes over the first, after the round).
+                self.width = index
+                later.append(index)
+                continue
+            try:
                 client.ehlo_or_helo_if_needed()
                 options = self._options(client, mail)
                 rcpts = client.begin(mail.sender, list(mail.recipients), len(mail.content), options)
-            except (TemporaryError, PermanentError) as exc:
+            except PermanentError as exc:
                 outcomes[index] = exc
                 continue
             except (OSError, smtplib.SMTPException, UnicodeError, ValueError) as exc:
@@ -267,6 +280,8 @@ class SmtpTransport:
                     continue
                 going.append((index, rcpts, refused))
             live = going
+        for index in later:
+            (outcomes[index],) = self.send_many([mails[index]])
         return outcomes
 
     def _options(self, client: smtplib.SMTP, mail: Outgoing) -> list[str]:
