@@ -22,6 +22,7 @@ client (4 threads, one SMTP connection per mail):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -75,8 +76,28 @@ def read_sink(path: Path) -> tuple[int, float]:
     return int(count), float(last)
 
 
-def one_run(tree: str, mails: list[bytes], root: Path, *, delivered: bool) -> tuple[float, int]:
-    """(mails/s, notices the relay got): until the last 250, or until the last notice."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (its threads included), from ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def one_run(
+    tree: str, mails: list[bytes], root: Path, *, delivered: bool
+) -> tuple[float, int, dict[str, float]]:
+    """(mails/s, notices the relay got, CPU seconds a mail of each process): until the
+    last 250, or until the last notice."""
     env = {**os.environ, "PYTHONPATH": tree}
     root.mkdir(parents=True)
     port, relay_port = free_port(), free_port()
@@ -99,10 +120,17 @@ def one_run(tree: str, mails: list[bytes], root: Path, *, delivered: bool) -> tu
     )
     try:
         wait_listening(port, server)
+        # CPU is read before and after, so that starting up does not count.
+        workers = children(server.pid)
+        processes = {"serve": [server.pid], "worker": workers}
+        if sink is not None:
+            processes["sink"] = [sink.pid]
+        before = {k: sum(map(cpu_seconds, pids)) for k, pids in processes.items()}
+        client = time.process_time()
         started = time.time()
         intake = blast(port, mails)
         if not delivered:
-            return intake, 0
+            return intake, 0, spent(processes, before, client, len(mails))
         seen, since = -1, time.monotonic()
         while time.monotonic() - since < QUIET_SECONDS:
             count, _ = read_sink(counted)
@@ -110,13 +138,27 @@ def one_run(tree: str, mails: list[bytes], root: Path, *, delivered: bool) -> tu
                 seen, since = count, time.monotonic()
             time.sleep(0.1)
         count, last = read_sink(counted)
-        return len(mails) / max(last - started, 1e-9), count
+        cpu = spent(processes, before, client, len(mails))
+        return len(mails) / max(last - started, 1e-9), count, cpu
     finally:
         server.terminate()
         server.wait()
         if sink is not None:
             sink.terminate()
             sink.wait()
+
+
+def spent(
+    processes: dict[str, list[int]], before: dict[str, float], client: float, count: int
+) -> dict[str, float]:
+    """CPU seconds a mail of each process since ``before`` (the client: this process)."""
+    cpu = {k: (sum(map(cpu_seconds, pids)) - before[k]) / count for k, pids in processes.items()}
+    cpu["client"] = (time.process_time() - client) / count
+    return cpu
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    return " ".join(f"{k} {v * 1000:.1f}" for k, v in cpu.items())
 
 
 def main() -> None:
@@ -137,15 +179,17 @@ def main() -> None:
     held: dict[str, list[float]] = {tree: [] for tree in args.trees}
     ends: dict[str, list[float]] = {tree: [] for tree in args.trees}
     for n in range(args.rounds):
-        line = f"  round {n + 1}:"
+        line, cpu = f"  round {n + 1}:", ""
         for i, tree in enumerate(args.trees):
-            rate, _ = one_run(tree, mails, work / f"held-{n}-{i}", delivered=False)
+            rate, _, cpu_held = one_run(tree, mails, work / f"held-{n}-{i}", delivered=False)
             held[tree].append(rate)
-            end, notices = one_run(tree, mails, work / f"sent-{n}-{i}", delivered=True)
+            end, notices, cpu_end = one_run(tree, mails, work / f"sent-{n}-{i}", delivered=True)
             ends[tree].append(end)
             line += f" | {Path(tree).name}: intake {rate:4.0f}, end to end {end:4.0f}"
             line += f" ({notices} notices)"
-        print(line, flush=True)
+            cpu += f"\n    {Path(tree).name} CPU ms a mail, intake only: {cpu_line(cpu_held)};"
+            cpu += f" end to end: {cpu_line(cpu_end)}"
+        print(line + cpu, flush=True)
     print(f"\n{load()} at the end")
     for tree in args.trees:
         best_held, best_end = max(held[tree]), max(ends[tree])

@@ -7,6 +7,7 @@ until the test lets it go (to kill a sender in the middle of a delivery).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -48,11 +49,21 @@ class RelayHandler:
     arrived: threading.Event = field(default_factory=threading.Event)
     # Offered as Postfix does: the outbox then writes MAIL, RCPT and DATA at once.
     pipelining: bool = True
+    # The connection carrying the Nth mail (counting every DATA) breaks before its answer.
+    drop_at: set[int] = field(default_factory=set)
+    data_seen: int = 0
+    # Connections beyond this many (ever, 0: no limit) get 421 at the greeting.
+    max_connections: int = 0
+    connections: int = 0
+    # aiosmtpd's Controller offers SMTPUTF8; a test can take it away.
+    smtputf8: bool = True
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        if not self.smtputf8:
+            responses = [r for r in responses if "SMTPUTF8" not in r.upper()]
         return [responses[0], "250-PIPELINING", *responses[1:]] if self.pipelining else responses
 
     async def handle_RCPT(
@@ -65,6 +76,12 @@ class RelayHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_seen += 1
+        if self.data_seen in self.drop_at:
+            # The connection breaks with the mail in the relay's hands, unanswered (and,
+            # as a relay that crashed before queueing it, not kept).
+            server.transport.abort()
+            return "421 4.3.0 gone"
         if not self.data_answer.startswith("250"):
             return self.data_answer
         self.received.append(
@@ -99,12 +116,32 @@ class Relay:
         return self.handler.received
 
 
+class _Refuse(asyncio.Protocol):
+    """A connection over the relay's limit: 421 at the greeting, as Postfix answers it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(b"421 4.7.0 Error: too many connections\r\n")  # type: ignore[attr-defined]
+        transport.close()
+
+
+class _Controller(Controller):
+    """aiosmtpd's, refusing connections beyond ``handler.max_connections`` (when set)."""
+
+    def factory(self) -> Any:
+        handler: RelayHandler = self.handler
+        handler.connections += 1
+        if handler.max_connections and handler.connections > handler.max_connections:
+            return _Refuse()
+        return super().factory()
+
+
 @pytest.fixture
 def relay() -> Iterator[Relay]:
     handler = RelayHandler()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, data_size_limit=50 * 2**20)
+    controller = _Controller(handler, hostname="127.0.0.1", port=port, data_size_limit=50 * 2**20)
     controller.start()
+    handler.connections = 0  # start() made one to see the server answer
     try:
         yield Relay("127.0.0.1", port, handler)
     finally:

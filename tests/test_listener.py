@@ -62,7 +62,9 @@ def test_we_are_never_an_open_relay(listening: Context) -> None:
     }
 
 
-@pytest.mark.parametrize("reverse_path", ['<""@customer.example>', '<" "@customer.example>', "<@customer.example>"])
+@pytest.mark.parametrize(
+    "reverse_path", ['<""@customer.example>', '<" "@customer.example>', "<@customer.example>"]
+)
 def test_a_sender_with_an_empty_local_part_gets_553(listening: Context, reverse_path: str) -> None:
     with smtp(listening) as client:
         client.ehlo("mx.customer.example")
@@ -221,3 +223,53 @@ def test_a_line_longer_than_64_kib_is_still_accepted(listening: Context) -> None
     with smtp(listening) as client:
         client.sendmail("c@customer.example", ["support@example.org"], raw)
     assert m.Ticket.select().count() == 1
+
+
+def test_a_mail_in_pieces_and_pipelined_commands_arrive_as_sent(listening: Context) -> None:
+    """The DATA reader takes blocks, not lines: dot-stuffed lines, an ending split over
+    several packets, and the next mail's commands written with the ending all come out
+    as the client meant them (RFC 5321 4.5.2, RFC 2920)."""
+    import hashlib
+
+    from mailgate.blobs import open_store
+
+    first = compose(subject="pieces", body=".hidden line\r\n..two dots\r\n.\r\nlast")
+    second = compose(sender="dora@customer.example", subject="pipelined")
+
+    def stuffed(raw: bytes) -> bytes:
+        body = raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+        return b"".join(b"." + line if line.startswith(b".") else line
+                        for line in body.splitlines(keepends=True))  # fmt: skip
+
+    envelope = b"MAIL FROM:<%s>\r\nRCPT TO:<support@example.org>\r\nDATA\r\n"
+    host, port = listening.config.listener.host, listening.config.listener.port
+    with socket.create_connection((host, port), timeout=30) as sock:
+        replies = sock.makefile("rb")
+
+        def answer() -> bytes:
+            while (line := replies.readline())[3:4] == b"-":
+                pass
+            return line
+
+        assert answer().startswith(b"220")
+        sock.sendall(b"EHLO mx.customer.example\r\n")
+        assert answer().startswith(b"250")
+        sock.sendall(envelope % b"carla@customer.example")
+        assert [answer()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+        data = stuffed(first) + b".\r\n" + envelope % b"dora@customer.example"
+        for at in range(0, len(data) - 40, 97):  # in pieces, the ending split too
+            sock.sendall(data[at : at + 97])
+            time.sleep(0.002)
+        sock.sendall(data[at + 97 :])
+        assert [answer()[:3] for _ in range(4)] == [b"250", b"250", b"250", b"354"]
+        sock.sendall(stuffed(second) + b".\r\nQUIT\r\n")
+        assert answer()[:3] == b"250"
+        assert answer()[:3] == b"221"
+    blobs = open_store(listening.config)
+    kept = {r.message_id: blobs.get(r.sha256) for r in m.Receipt.select()}
+    assert len(kept) == 2
+    for raw in (first, second):
+        expected = raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+        assert hashlib.sha256(expected).hexdigest() in {
+            hashlib.sha256(v).hexdigest() for v in kept.values()
+        }

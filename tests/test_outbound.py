@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from email import policy
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -100,11 +102,59 @@ def test_round_trip_customer_reply_to_the_acknowledgement_lands_quote_stripped(
     assert last_in["text"] == "It is still down this morning."
 
 
-def test_a_batch_goes_over_one_smtp_connection(smtp_ctx: Context, relay: Relay) -> None:
+def test_a_batch_goes_over_the_configured_connections_kept_open(
+    smtp_ctx: Context, relay: Relay
+) -> None:
     for i in range(5):
         ingest(smtp_ctx, compose(sender=f"c{i}@customer.example"), source="smtp")
     report = deliver(smtp_ctx)
     assert report.sent == 15  # an acknowledgement and two queue notices each
+    assert smtp_ctx.config.outbound.smtp.connections == 4
+    sessions = [r.session for r in relay.received]
+    assert len(set(sessions)) == 4 and max(map(sessions.count, sessions)) == 4
+
+
+def test_a_connection_that_breaks_mid_batch_loses_nothing_and_doubles_nothing(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    for i in range(5):
+        ingest(smtp_ctx, compose(sender=f"c{i}@customer.example"), source="smtp")
+    relay.handler.drop_at = {6}  # a mail of the second round, its connection gone
+    report = deliver(smtp_ctx)
+    # The round's other mails were answered 250 and count as sent; the broken one is
+    # queued again, the rest of the batch waits for the next run.
+    assert (report.sent, report.retried) == (7, 1)
+    assert len(relay.received) == 7
+    statuses = [i.status for i in items()]
+    assert statuses.count("sent") == 7 and statuses.count("queued") == 8
+    broken = [i for i in items() if i.status == "queued" and i.attempts == 1]
+    assert len(broken) == 1 and "connection" in broken[0].last_error
+    m.OutboxItem.update(next_attempt_at=m.utcnow()).execute()
+    assert deliver(smtp_ctx).sent == 8
+    assert {i.status for i in items()} == {"sent"}
+    for item in items():
+        assert len(relay.handler.by_message_id(item.message_id)) == 1, item.notice
+
+
+def test_a_relay_that_takes_fewer_connections_gets_everything_over_those(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    relay.handler.max_connections = 2  # the third and fourth get 421 at the greeting
+    for i in range(5):
+        ingest(smtp_ctx, compose(sender=f"c{i}@customer.example"), source="smtp")
+    report = deliver(smtp_ctx)
+    assert (report.sent, report.retried, report.failed) == (15, 0, 0)
+    assert {i.status for i in items()} == {"sent"}
+    assert len({r.session for r in relay.received}) == 2
+    for item in items():
+        assert len(relay.handler.by_message_id(item.message_id)) == 1
+
+
+@pytest.mark.config({"outbound": {"smtp": {"connections": 1}}})
+def test_one_connection_when_configured(smtp_ctx: Context, relay: Relay) -> None:
+    for i in range(5):
+        ingest(smtp_ctx, compose(sender=f"c{i}@customer.example"), source="smtp")
+    assert deliver(smtp_ctx).sent == 15
     assert len({r.session for r in relay.received}) == 1
 
 
@@ -131,6 +181,28 @@ def test_relay_unreachable_keeps_everything_queued(smtp_ctx: Context) -> None:
     statuses = [i.status for i in items()]
     assert statuses == ["queued"] * 3
     assert "unreachable" in items()[0].last_error
+
+
+@pytest.mark.config({"outbound": {"smtp": {"port": 1}}})
+def test_a_relay_that_is_down_costs_no_composing(smtp_ctx: Context, relay: Relay) -> None:
+    """serve tries every few seconds; composing a whole batch each time to throw it away
+    took a core's third while mail came in and the relay was down."""
+    for i in range(20):
+        ingest(smtp_ctx, compose(sender=f"c{i}@customer.example"), source="smtp")
+    started = time.process_time()
+    for _ in range(3):
+        assert deliver(smtp_ctx).sent == 0
+        m.OutboxItem.update(next_attempt_at=m.utcnow()).execute()
+    down = (time.process_time() - started) / 3
+    smtp = dataclasses.replace(smtp_ctx.config.outbound.smtp, port=relay.port)
+    up = dataclasses.replace(
+        smtp_ctx.config, outbound=dataclasses.replace(smtp_ctx.config.outbound, smtp=smtp)
+    )
+    started = time.process_time()
+    assert outbox.deliver(up).sent == 60
+    sending = time.process_time() - started
+    assert down < sending / 4, (down, sending)
+    assert len(relay.received) == 60
 
 
 def test_permanent_failure_is_marked_failed_and_shown_on_the_ticket(
@@ -691,6 +763,7 @@ def test_a_recipient_the_relay_cannot_take_fails_alone_and_visibly(
         "From: Jörg <jörg@kunde.example>\r\nTo: support@example.org\r\nSubject: Grüße\r\n"
         "Message-ID: <utf8@kunde.example>\r\n\r\nHallo\r\n"
     ).encode()
+    relay.handler.smtputf8 = False
     created = ingest(smtp_ctx, utf8, source="smtp")
     ingest(smtp_ctx, compose(sender="ok@customer.example", subject="second"), source="smtp")
     report = deliver(smtp_ctx)
@@ -700,6 +773,21 @@ def test_a_recipient_the_relay_cannot_take_fails_alone_and_visibly(
     detail = queries.ticket_detail(smtp_ctx.config, queries.ticket(created.ticket))
     assert "notice_failed" in [e["kind"] for e in detail["events"]]
     assert not [i for i in items() if i.status in ("sending", "claimed")]
+
+
+def test_an_internationalised_address_goes_out_where_the_relay_offers_smtputf8(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    """Even as the first mail on a connection: the relay's EHLO is read before asking
+    whether it offers SMTPUTF8 (it was asked before, and said no)."""
+    utf8 = (
+        "From: Jörg <jörg@kunde.example>\r\nTo: support@example.org\r\nSubject: Grüße\r\n"
+        "Message-ID: <utf8@kunde.example>\r\n\r\nHallo\r\n"
+    ).encode()
+    ingest(smtp_ctx, utf8, source="smtp")
+    report = deliver(smtp_ctx)
+    assert report.failed == 0 and report.sent == 3
+    assert ["jörg@kunde.example"] in [r.rcpt_tos for r in relay.received]
 
 
 def resolve_with_collaborators(ctx: Context) -> int:

@@ -184,6 +184,8 @@ def _check_references(config: Config, path: Path) -> None:
         fail("lifecycle.reopen_window_days", "must not be negative")
     if config.lifecycle.max_collaborators < 0:
         fail("lifecycle.max_collaborators", "must not be negative")
+    if not 1 <= config.outbound.smtp.connections <= 32:
+        fail("outbound.smtp.connections", "must be between 1 and 32")
     if config.outbound.max_recipients < 1:
         fail("outbound.max_recipients", "must be at least 1")
     team_keys = {t.key for t in config.teams}

@@ -254,6 +254,8 @@ class SmtpRelay:
     password_env: str = ""
     password_file: str = ""
     timeout: int = 30
+    # Connections a delivery run keeps open to the relay, each carrying a mail of a round.
+    connections: int = 4
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,11 @@ the file is there; for SMTP we cannot ask the relay, so the row becomes
 was never handed over: when its lease expires it is simply queued again, so a
 crash never loses a queued notice.
 
-One delivery run keeps one SMTP connection open for its whole batch; several
-gateway processes may run this at once (claims use SKIP LOCKED on PostgreSQL).
+One delivery run keeps ``outbound.smtp.connections`` SMTP connections open for its
+whole batch and sends it in rounds, a mail on each connection: a round is marked
+``sending`` in one commit before it is handed over, so a crash leaves at most one
+round uncertain. Several gateway processes may run this at once (claims use SKIP
+LOCKED on PostgreSQL).
 
 The package: ``relays`` (Maildir and SMTP, what each answers) and ``delivery``
 (batches, marks, retries, recovery); the SQL is ``store.outbox``'s. This front

@@ -7,11 +7,10 @@ errors and the relays.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from mailgate import store
@@ -21,7 +20,15 @@ from mailgate.config.calendars import parse_wall_duration
 from mailgate.errors import TemplateError, TemporaryFailure, UsageError
 from mailgate.logs import event, redact
 from mailgate.notices import snapshot
-from mailgate.outbox.relays import PermanentError, Refusal, TemporaryError, Transport, transport_for
+from mailgate.outbox.relays import (
+    Outcome,
+    Outgoing,
+    PermanentError,
+    Refusal,
+    TemporaryError,
+    Transport,
+    transport_for,
+)
 from mailgate.outbox.streaming import MailFile
 from mailgate.store import events as event_rows
 from mailgate.store import messages as message_rows
@@ -119,49 +126,82 @@ def _send_batch(
 
     The batch is read in one statement and its queued notices composed from their
     snapshots before anything is marked (a notice that cannot be composed fails
-    there, with its reason). Each mail is then marked ``sending`` in a commit of its
-    own before it is handed over — with the composed bytes, so a retry sends the
-    same mail; the ``sent`` mark of the previous mail rides along in that same
-    commit, so a mail costs one commit, and a crash leaves at most one mail
-    ``sending``.
+    there, with its reason). The mails then go in rounds, one on each of the
+    transport's connections (``width``): a round is marked ``sending`` in one commit
+    before it is handed over — with the composed bytes, so a retry sends the same
+    mail; the ``sent`` marks of the previous round ride along in that same commit, so
+    a round costs one commit, and a crash leaves at most one round
+    (``outbound.smtp.connections`` mails) ``sending``. A connection that breaks defers
+    its own mail; the others are marked as the relay answered them, and the rest of
+    the batch waits for the next run.
     """
-    mails = _composed(config, outbox_rows.claimed_mails(batch, worker), report)
-    done: tuple[OutboxMail, list[Refusal]] | None = None
-    for index, (item, composed) in enumerate(mails):
-        with store.write_transaction():
-            if done is not None:
-                _mark_sent(config, *done, report)
-                done = None
-            # A fresh lease from now: recovery treats the mail as stuck only after it.
-            started = outbox_rows.claimed_to_sending(
-                item.id, worker, item.attempts, store.utcnow() + LEASE, composed
-            )
-        if not started:
-            continue
-        if composed is not None:
-            item = dataclasses.replace(item, content=composed)
+    claimed = outbox_rows.claimed_mails(batch, worker)
+    if claimed:
         try:
-            refused = transport.send(
-                item.sender, list(item.recipients), _content(config, item), item.message_id
-            )
+            # Reached before anything is composed: a relay that is down costs no composing
+            # (a run every few seconds composed a whole batch to throw it away).
+            transport.ready()
         except TemporaryError as exc:
-            _deferred(config, item, exc, report)
-            if exc.unavailable:
-                _release([m.id for m, _ in mails[index + 1 :]])
-                return False
-            continue
-        except PermanentError as exc:
-            _failed(item, exc, report)
-            continue
-        except Exception as exc:
-            log.exception("sending failed", extra={"mailgate_fields": {"id": item.id}})
-            _failed(item, PermanentError(f"internal error: {type(exc).__name__}: {exc}"), report)
-            continue
-        done = (item, refused)
-    if done is not None:
+            _deferred(config, claimed[0], exc, report)
+            _release([m.id for m in claimed[1:]])
+            return False
+    mails = _composed(config, claimed, report)
+    done: list[tuple[OutboxMail, list[Refusal]]] = []
+    unavailable, first = False, 0
+    while first < len(mails) and not unavailable:
+        # The width may shrink during a run (a relay that takes fewer connections).
+        group = mails[first : first + transport.width]
+        first += len(group)
+        started: list[OutboxMail] = []
         with store.write_transaction():
-            _mark_sent(config, *done, report)
-    return True
+            for item, refused in done:
+                _mark_sent(config, item, refused, report)
+            done = []
+            for item, composed in group:
+                # A fresh lease from now: recovery treats the mail as stuck only after it.
+                if outbox_rows.claimed_to_sending(
+                    item.id, worker, item.attempts, store.utcnow() + LEASE, composed
+                ):
+                    started.append(item if composed is None else replace(item, content=composed))
+        for item, outcome in _handed_over(config, transport, started):
+            if isinstance(outcome, TemporaryError):
+                _deferred(config, item, outcome, report)
+                unavailable = unavailable or outcome.unavailable
+            elif isinstance(outcome, PermanentError):
+                _failed(item, outcome, report)
+            else:
+                done.append((item, outcome))
+        if unavailable:
+            _release([m.id for m, _ in mails[first:]])
+    if done:
+        with store.write_transaction():
+            for item, refused in done:
+                _mark_sent(config, item, refused, report)
+    return not unavailable
+
+
+def _handed_over(
+    config: Config, transport: Transport, items: list[OutboxMail]
+) -> list[tuple[OutboxMail, Outcome]]:
+    """A round: each mail to the transport (one a connection), and what became of it."""
+    outcomes: dict[int, Outcome] = {}
+    going: list[tuple[OutboxMail, Outgoing]] = []
+    for item in items:
+        try:
+            content = _content(config, item)
+        except (TemporaryError, PermanentError) as exc:
+            outcomes[item.id] = exc
+            continue
+        going.append((item, Outgoing(item.sender, item.recipients, content, item.message_id)))
+    if going:
+        try:
+            sent = transport.send_many([mail for _, mail in going])
+        except Exception as exc:
+            log.exception("sending failed", extra={"mailgate_fields": {"ids": len(going)}})
+            why = PermanentError(f"internal error: {type(exc).__name__}: {exc}")
+            sent = [why for _ in going]
+        outcomes.update((item.id, outcome) for (item, _), outcome in zip(going, sent, strict=True))
+    return [(item, outcomes[item.id]) for item in items]
 
 
 def _composed(

@@ -61,7 +61,39 @@ class Refusal:
 Content = bytes | streaming.MailFile
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One mail of a round (``Transport.send_many``)."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    content: Content
+    message_id: str
+
+
+# What became of one mail: the recipients refused (the others took it), or why not sent.
+Outcome = list[Refusal] | TemporaryError | PermanentError
+
+
+def one_by_one(transport: Transport, mails: list[Outgoing]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for mail in mails:
+        try:
+            outcomes.append(
+                transport.send(mail.sender, list(mail.recipients), mail.content, mail.message_id)
+            )
+        except (TemporaryError, PermanentError) as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
 class Transport(Protocol):
+    # How many mails ``send_many`` takes at once (one per connection).
+    width: int
+
+    def send_many(self, mails: list[Outgoing]) -> list[Outcome]:
+        """Hand over up to ``width`` mails; what became of each, in order."""
+
     def send(
         self, sender: str, recipients: list[str], content: Content, message_id: str
     ) -> list[Refusal]:
@@ -71,14 +103,23 @@ class Transport(Protocol):
     def delivered(self, message_id: str) -> bool | None:
         """Whether a mail with this Message-ID was handed over; None when unknowable."""
 
+    def ready(self) -> None:
+        """Reach the relay (or fail with ``TemporaryError``, unavailable) before a batch is
+        composed."""
+
     def close(self) -> None: ...
 
 
 class MaildirTransport:
     """Writes each mail into a Maildir (``new/``), named after its Message-ID: idempotent."""
 
+    width = 1
+
     def __init__(self, directory: str | Path) -> None:
         self.root = Path(directory)
+
+    def send_many(self, mails: list[Outgoing]) -> list[Outcome]:
+        return one_by_one(self, mails)
 
     def _name(self, message_id: str) -> str:
         return hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".mailgate"
@@ -116,31 +157,34 @@ class MaildirTransport:
             ) from exc
         return []
 
+    def ready(self) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
 
 class SmtpTransport:
-    """A relay over SMTP: STARTTLS or implicit TLS, optional AUTH; one connection per batch."""
+    """A relay over SMTP: STARTTLS or implicit TLS, optional AUTH; ``connections`` kept
+    open for a batch, each carrying one mail of a round (``send_many``)."""
 
     def __init__(self, config: Config) -> None:
         self.settings = config.outbound.smtp
         self.helo = config.gateway.domain
-        self._client: smtplib.SMTP | None = None
+        self.width = self.settings.connections
+        self._clients: list[streaming.Client | None] = [None] * self.width
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> streaming.Client:
         s = self.settings
         try:
-            client: smtplib.SMTP
+            client: streaming.Client
             if s.security == "tls":
                 client = streaming.SMTP_SSL(
                     s.host, s.port, local_hostname=self.helo, timeout=s.timeout,
                     context=self._tls(),
                 )  # fmt: skip
             else:
-                client = streaming.SMTP(
-                    s.host, s.port, local_hostname=self.helo, timeout=s.timeout
-                )
+                client = streaming.SMTP(s.host, s.port, local_hostname=self.helo, timeout=s.timeout)
                 if s.security == "starttls":
                     client.starttls(context=self._tls())
                     client.ehlo()
@@ -165,69 +209,141 @@ class SmtpTransport:
             context.verify_mode = ssl.CERT_NONE
         return context
 
+    def _client(self, index: int) -> streaming.Client:
+        client = self._clients[index]
+        if client is None:
+            client = self._clients[index] = self._connect()
+        return client
+
     def delivered(self, message_id: str) -> bool | None:
         return None
+
+    def ready(self) -> None:
+        self._client(0)
 
     def send(
         self, sender: str, recipients: list[str], content: Content, message_id: str
     ) -> list[Refusal]:
-        if self._client is None:
-            self._client = self._connect()
-        options: list[str] = []
-        if not all(a.isascii() for a in (sender, *recipients)):
-            # An internationalised address needs SMTPUTF8 (RFC 6531) all the way.
-            if not self._client.has_extn("smtputf8"):
-                raise PermanentError(
-                    "an address is not ASCII and the relay does not offer SMTPUTF8"
-                )
-            options.append("SMTPUTF8")
-        try:
-            # A file is sent from disk by streaming.SMTP's data(), a buffer at a time.
-            refused = self._client.sendmail(
-                sender, recipients, content, mail_options=options  # type: ignore[arg-type]
-            )
-        except smtplib.SMTPRecipientsRefused as exc:
-            self._reset()
+        (outcome,) = self.send_many([Outgoing(sender, tuple(recipients), content, message_id)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def send_many(self, mails: list[Outgoing]) -> list[Outcome]:
+        """Each mail over a connection of its own, in steps across them: every envelope
+        (MAIL, RCPT, DATA at once where the relay pipelines), then every answer, then
+        every mail, then every final answer. The relay works on all of them while we
+        wait for the first: a round of mails costs the round trips of one. A connection
+        that fails costs only its own mail."""
+        outcomes: list[Outcome] = [[] for _ in mails]
+        live: list[tuple[int, list[str], dict[str, tuple[int, bytes]]]] = []
+        later: list[int] = []
+        for index, mail in enumerate(mails):
+            if index >= self.width:
+                later.append(index)
+                continue
+            try:
+                client = self._client(index)
+            except TemporaryError as exc:
+                if index == 0:
+                    outcomes[index] = exc
+                    continue
+                # The relay takes fewer connections from us: the ones it took carry the
+                # rest of this run (this mail goes over the first, after the round).
+                self.width = index
+                later.append(index)
+                continue
+            try:
+                client.ehlo_or_helo_if_needed()
+                options = self._options(client, mail)
+                rcpts = client.begin(mail.sender, list(mail.recipients), len(mail.content), options)
+            except PermanentError as exc:
+                outcomes[index] = exc
+                continue
+            except (OSError, smtplib.SMTPException, UnicodeError, ValueError) as exc:
+                outcomes[index] = self._failure(index, exc)
+                continue
+            live.append((index, rcpts, {}))
+        for step in ("accepted", "content", "finish"):
+            going: list[tuple[int, list[str], dict[str, tuple[int, bytes]]]] = []
+            for index, rcpts, refused in live:
+                client, mail = self._client(index), mails[index]
+                try:
+                    if step == "accepted":
+                        refused = client.accepted(mail.sender, rcpts)
+                    elif step == "content":
+                        client.send_content(mail.content)
+                    else:
+                        outcomes[index] = _refusals(client.finish(None, refused, sent=True))
+                except (OSError, smtplib.SMTPException, UnicodeError, ValueError) as exc:
+                    outcomes[index] = self._failure(index, exc)
+                    continue
+                going.append((index, rcpts, refused))
+            live = going
+        for index in later:
+            (outcomes[index],) = self.send_many([mails[index]])
+        return outcomes
+
+    def _options(self, client: smtplib.SMTP, mail: Outgoing) -> list[str]:
+        if all(a.isascii() for a in (mail.sender, *mail.recipients)):
+            return []
+        # An internationalised address needs SMTPUTF8 (RFC 6531) all the way.
+        if not client.has_extn("smtputf8"):
+            raise PermanentError("an address is not ASCII and the relay does not offer SMTPUTF8")
+        return ["SMTPUTF8"]
+
+    def _failure(self, index: int, exc: Exception) -> Outcome:
+        """What an exception of smtplib's means for the mail on connection ``index`` (the
+        connection reset, or dropped when it broke)."""
+        outcome: Outcome
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            self._reset(index)
             refusals = _refusals(exc.recipients)
             detail = "; ".join(map(str, refusals))
             if all(r.temporary for r in refusals):
-                raise TemporaryError(detail) from exc
-            if not any(r.temporary for r in refusals):
-                raise PermanentError(detail) from exc
-            return refusals  # some may be tried again later, the others failed
-        except smtplib.SMTPResponseException as exc:
-            self._reset()
+                outcome = TemporaryError(detail)
+            elif not any(r.temporary for r in refusals):
+                outcome = PermanentError(detail)
+            else:
+                return refusals  # some may be tried again later, the others failed
+        elif isinstance(exc, smtplib.SMTPResponseException):
+            self._reset(index)
             detail = f"{exc.smtp_code} {_text(exc.smtp_error)}"
             if 500 <= exc.smtp_code < 600:
-                raise PermanentError(detail) from exc
-            raise TemporaryError(detail) from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            self._drop()
-            raise TemporaryError(f"relay connection failed: {exc}", unavailable=True) from exc
-        except (UnicodeError, ValueError) as exc:
-            self._reset()
-            raise PermanentError(f"this mail cannot be sent as it is: {exc}") from exc
-        return _refusals(refused)
+                outcome = PermanentError(detail)
+            else:
+                outcome = TemporaryError(detail)
+        elif isinstance(exc, (OSError, smtplib.SMTPException)):
+            self._drop(index)
+            outcome = TemporaryError(f"relay connection failed: {exc}", unavailable=True)
+        else:
+            self._reset(index)
+            outcome = PermanentError(f"this mail cannot be sent as it is: {exc}")
+        outcome.__cause__ = exc
+        return outcome
 
-    def _reset(self) -> None:
+    def _reset(self, index: int) -> None:
         try:
-            if self._client is not None:
-                self._client.rset()
+            client = self._clients[index]
+            if client is not None:
+                client.rset()
         except (OSError, smtplib.SMTPException):
-            self._drop()
+            self._drop(index)
 
-    def _drop(self) -> None:
-        if self._client is not None:
+    def _drop(self, index: int) -> None:
+        client = self._clients[index]
+        if client is not None:
             try:
-                self._client.close()
+                client.close()
             finally:
-                self._client = None
+                self._clients[index] = None
 
     def close(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self._client.quit()
-            self._drop()
+        for index, client in enumerate(self._clients):
+            if client is not None:
+                with contextlib.suppress(OSError, smtplib.SMTPException):
+                    client.quit()
+                self._drop(index)
 
 
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> list[Refusal]:

@@ -42,6 +42,8 @@ class MailFile:
 
 
 class _FromFile:
+    _envelope: tuple[list[str], list[str]] = ([], [])
+
     def sendmail(
         self,
         from_addr: str,
@@ -59,12 +61,34 @@ class _FromFile:
             return smtplib.SMTP.sendmail(
                 client, from_addr, to_addrs, msg, mail_options, rcpt_options
             )
+        recipients = self.begin(from_addr, to_addrs, len(msg), mail_options, rcpt_options)
+        refused = self.accepted(from_addr, recipients)
+        return self.finish(msg, refused)
+
+    # sendmail in three steps, so that one thread can keep several connections busy: the
+    # envelopes go out on each, then their answers are read, then the mails, then theirs.
+
+    def begin(
+        self,
+        from_addr: str,
+        to_addrs: Any,
+        size: int,
+        mail_options: Any = (),
+        rcpt_options: Any = (),
+    ) -> list[str]:
+        """Write MAIL, the RCPTs and DATA at once (the relay offers PIPELINING), or keep
+        them for ``accepted`` to say one by one; returns the recipients."""
+        client: Any = self
+        client.ehlo_or_helo_if_needed()
         recipients = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
-        options = [*([f"size={len(msg)}"] if client.has_extn("size") else []), *mail_options]
+        options = [*([f"size={size}"] if client.has_extn("size") else []), *mail_options]
         if any(o.lower() == "smtputf8" for o in options):
             if not client.has_extn("smtputf8"):
                 raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
             client.command_encoding = "utf-8"
+        self._envelope = (options, list(rcpt_options))
+        if not (client.does_esmtp and client.has_extn("pipelining")):
+            return recipients
         tail = " " + " ".join(rcpt_options) if rcpt_options else ""
         lines = [
             f"MAIL FROM:{smtplib.quoteaddr(from_addr)}{' ' + ' '.join(options) if options else ''}"
@@ -75,6 +99,15 @@ class _FromFile:
             if "\r" in line or "\n" in line:
                 raise ValueError(f"command contains a line break: {line!r}")
         client.send("".join(f"{line}\r\n" for line in lines))
+        return recipients
+
+    def accepted(self, from_addr: str, recipients: list[str]) -> dict[str, tuple[int, bytes]]:
+        """The answers to ``begin``'s envelope: the refused recipients, the relay then
+        waiting for the mail (354); smtplib's exceptions when it will not take it."""
+        client: Any = self
+        options, rcpt_options = self._envelope
+        if not (client.does_esmtp and client.has_extn("pipelining")):
+            return self._accepted_one_by_one(from_addr, recipients, options, rcpt_options)
         code, resp = client.getreply()
         refused: dict[str, tuple[int, bytes]] = {}
         answers = [client.getreply() for _ in recipients]
@@ -103,7 +136,74 @@ class _FromFile:
             else:
                 client._rset()
             raise smtplib.SMTPDataError(data_code, data_resp)
-        code, resp = client._content(msg)
+        return refused
+
+    def _accepted_one_by_one(
+        self, from_addr: str, recipients: list[str], options: list[str], rcpt_options: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        """smtplib's ``sendmail`` up to DATA's 354, for a relay without PIPELINING."""
+        client: Any = self
+        code, resp = client.mail(from_addr, options)
+        if code != 250:
+            if code == 421:
+                client.close()
+            else:
+                client._rset()
+            raise smtplib.SMTPSenderRefused(code, resp, from_addr)
+        refused: dict[str, tuple[int, bytes]] = {}
+        for recipient in recipients:
+            code, resp = client.rcpt(recipient, rcpt_options)
+            if code not in (250, 251):
+                refused[recipient] = (code, resp)
+            if code == 421:
+                client.close()
+                raise smtplib.SMTPRecipientsRefused(refused)
+        if len(refused) == len(recipients):
+            client._rset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        client.putcmd("data")
+        code, resp = client.getreply()
+        if code != 354:
+            if code == 421:
+                client.close()
+            else:
+                client._rset()
+            raise smtplib.SMTPDataError(code, resp)
+        return refused
+
+    def send_content(self, msg: Any) -> None:
+        """After 354: the mail, dot-stuffed and ended (its answer is read by ``finish``)."""
+        client: Any = self
+        if not isinstance(msg, MailFile):
+            stuffed = _STUFF.sub(b"..", bytes(msg))
+            if not stuffed.endswith(b"\r\n"):
+                stuffed += b"\r\n"
+            client.send(stuffed + b".\r\n")
+            return
+        pending = bytearray()
+        last = b"\r\n"
+        with msg.open() as source:
+            for line in source:
+                if line.startswith(b"."):
+                    pending += b"."
+                pending += line
+                last = line
+                if len(pending) >= BUFFER:
+                    client.send(bytes(pending))
+                    pending.clear()
+        if not last.endswith(b"\r\n"):
+            pending += b"\r\n"
+        pending += b".\r\n"
+        client.send(bytes(pending))
+
+    def finish(
+        self, msg: Any, refused: dict[str, tuple[int, bytes]], *, sent: bool = False
+    ) -> dict[str, tuple[int, bytes]]:
+        """Send the mail (unless ``sent``: ``send_content`` did) and read its answer."""
+        client: Any = self
+        if not sent:
+            self.send_content(msg)
+        code, resp = client.getreply()
         if code != 250:
             if code == 421:
                 client.close()
@@ -120,32 +220,7 @@ class _FromFile:
         code, reply = client.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        return self._content(msg)
-
-    def _content(self, msg: Any) -> tuple[int, bytes]:
-        """After 354: the mail, dot-stuffed and ended, and the relay's answer to it."""
-        client: Any = self
-        if not isinstance(msg, MailFile):
-            stuffed = _STUFF.sub(b"..", bytes(msg))
-            if not stuffed.endswith(b"\r\n"):
-                stuffed += b"\r\n"
-            client.send(stuffed + b".\r\n")
-            return client.getreply()  # type: ignore[no-any-return]
-        pending = bytearray()
-        last = b"\r\n"
-        with msg.open() as source:
-            for line in source:
-                if line.startswith(b"."):
-                    pending += b"."
-                pending += line
-                last = line
-                if len(pending) >= BUFFER:
-                    client.send(bytes(pending))
-                    pending.clear()
-        if not last.endswith(b"\r\n"):
-            pending += b"\r\n"
-        pending += b".\r\n"
-        client.send(bytes(pending))
+        self.send_content(msg)
         return client.getreply()  # type: ignore[no-any-return]
 
 
@@ -155,3 +230,6 @@ class SMTP(_FromFile, smtplib.SMTP):
 
 class SMTP_SSL(_FromFile, smtplib.SMTP_SSL):
     pass
+
+
+Client = SMTP | SMTP_SSL

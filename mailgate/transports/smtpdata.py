@@ -28,6 +28,15 @@ from aiosmtpd.smtp import MISSING, _DataState, syntax
 
 log = logging.getLogger("mailgate.smtp")
 CHUNK = 1 << 20
+# What one read takes from the socket's buffer at most.
+READ = 1 << 16
+
+
+def _too_long(lines: bytes, partial: bytearray, most: int) -> bool:
+    """Whether a complete line of ``lines``, or the line still coming, is over ``most``."""
+    if len(partial) > most:
+        return True
+    return len(lines) > most and max(map(len, lines.split(b"\r\n"))) + 2 > most
 
 
 class _Spool:
@@ -48,9 +57,7 @@ class _Spool:
             return
         try:
             if self.file is None:
-                self.path = os.path.join(
-                    self.directory, f".spool-{os.getpid()}-{uuid.uuid4().hex}"
-                )
+                self.path = os.path.join(self.directory, f".spool-{os.getpid()}-{uuid.uuid4().hex}")
                 self.file = open(self.path, "xb", buffering=0)  # noqa: SIM115 - closed in finish/discard
             self.file.write(chunk)
         except OSError as exc:
@@ -119,46 +126,64 @@ class ChunkedData:
             spool.discard()
 
     async def _receive(self, server: Any, spool: _Spool) -> None:
+        """Read the mail up to its ending line, a block at a time: whatever the socket
+        gave, cut at the last complete line, un-dot-stuffed with one ``replace``
+        (aiosmtpd awaits every line; about 300 a mail). What a pipelining client sent
+        after the ending goes back to the reader for the next command."""
+        reader = self._reader
         chunk = bytearray()
         num_bytes = 0
         limit = self.data_size_limit
-        fragments: list[bytes] = []
         state = _DataState.NOMINAL
+        buf = bytearray()  # from the start of a line: what is not yet taken
         while self.transport is not None:
             try:
-                line: bytes = await self._reader.readuntil(b"\r\n")
+                data = await reader.read(READ)
             except asyncio.CancelledError:
                 log.info("Connection lost during DATA")
                 self._writer.close()
                 raise
-            except asyncio.LimitOverrunError as exc:
-                if state == _DataState.NOMINAL:
-                    state = _DataState.TOO_LONG
-                spool.restart()
-                chunk = bytearray()
-                line = await self._reader.read(exc.consumed)
-            if not fragments and line == b".\r\n":
-                break
-            num_bytes += len(line)
-            if state == _DataState.NOMINAL and limit and num_bytes > limit:
+            if not data:
+                return  # the client went away: nothing is answered
+            scanned = max(len(buf) - 4, 0)
+            buf += data
+            ended = True
+            if buf.startswith(b".\r\n"):
+                end, rest = 0, 3
+            elif (found := buf.find(b"\r\n.\r\n", scanned)) >= 0:
+                end, rest = found + 2, found + 5
+            else:
+                ended = False
+                last = buf.rfind(b"\r\n", scanned)
+                end = rest = last + 2 if last >= 0 else 0
+            lines = bytes(memoryview(buf)[:end])
+            if ended:
+                if rest < len(buf):
+                    reader._buffer[:0] = buf[rest:]  # the client's next command
+                buf.clear()
+            else:
+                del buf[:rest]
+            num_bytes += len(lines)
+            if state == _DataState.NOMINAL and limit and num_bytes + len(buf) > limit:
                 state = _DataState.TOO_MUCH
                 spool.restart()
                 chunk = bytearray()
-            fragments.append(line)
-            if line.endswith(b"\r\n"):
-                if state == _DataState.NOMINAL:
-                    whole = b"".join(fragments) if len(fragments) > 1 else fragments[0]
-                    if len(whole) > self.line_length_limit:
-                        state = _DataState.TOO_LONG
-                        spool.restart()
-                        chunk = bytearray()
-                    else:
-                        # RFC 5321 4.5.2: a leading dot was doubled by the client.
-                        chunk += memoryview(whole)[1:] if whole.startswith(b".") else whole
-                        if len(chunk) >= CHUNK:
-                            spool.add(chunk)
-                            chunk = bytearray()
-                fragments = []
+            if state == _DataState.NOMINAL and _too_long(lines, buf, self.line_length_limit):
+                state = _DataState.TOO_LONG
+                spool.restart()
+                chunk = bytearray()
+            if state == _DataState.NOMINAL and lines:
+                # RFC 5321 4.5.2: a leading dot was doubled by the client.
+                if lines.startswith(b"."):
+                    lines = lines[1:]
+                chunk += lines.replace(b"\r\n.", b"\r\n")
+                if len(chunk) >= CHUNK:
+                    spool.add(chunk)
+                    chunk = bytearray()
+            elif state != _DataState.NOMINAL and len(buf) > READ:
+                del buf[: len(buf) - 4]  # refused anyway: keep only what may end it
+            if ended:
+                break
         if state != _DataState.NOMINAL:
             if state == _DataState.TOO_LONG:
                 await server.push("500 Line too long (see RFC5321 4.5.3.1.6)")
