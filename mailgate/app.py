@@ -420,6 +420,8 @@ class Gateway:
         assert self.loop is not None
         deadline = self.loop.time() + SHUTDOWN_GRACE
         while self.loop.time() < deadline:
+            if counter.in_flight == 0 and not counter.sessions:
+                break  # no session open: no mail in flight, no answer left to write
             if counter.in_flight == 0:
                 await asyncio.sleep(0.2)  # the answer is written a few loop turns later
                 if counter.in_flight == 0 and counter.answered():

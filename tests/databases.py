@@ -9,8 +9,8 @@ So each xdist worker upgrades one template per dialect once, with the code under
 and exactly as ``open_gateway`` would (``open_context`` + ``store.upgrade()``), and a
 test that starts from an upgraded database (it uses one of ``MIGRATED_FOR``) gets a
 copy: the SQLite file copied into its tmp_path, or on PostgreSQL a database of its own
-made by ``CREATE DATABASE ... TEMPLATE`` (a file copy on the server, dropped after the
-test). ``open_gateway`` still runs ``store.upgrade()`` and finds nothing pending, as on
+made by ``CREATE DATABASE ... TEMPLATE`` (a file copy on the server, made ahead by a
+thread while the test before runs, and dropped after the test). ``open_gateway`` still runs ``store.upgrade()`` and finds nothing pending, as on
 any upgraded database. Every other test — those about upgrading (tests/test_migrations.py,
 ``mailgate db upgrade``), and those that start serve or the CLI on ``database_url`` —
 keeps getting an empty database: a new SQLite file, or a new schema in the database of
@@ -20,6 +20,7 @@ shape a fresh upgrade gives.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import shutil
 import threading
@@ -39,6 +40,8 @@ from tests.support import config_data, load_config, write_config
 # ``upgraded_database``: what a test module asks for when its tests (or its fixture) call
 # ``open_gateway`` on ``database_url`` before anything else touches that database.
 MIGRATED_FOR = frozenset({"ctx", "smtp_ctx", "desk", "upgraded_database"})
+# Threads of a worker that drop its used databases (``Templates._drop_later``).
+DROPPERS = 4
 
 
 def wants_upgraded(request: pytest.FixtureRequest) -> bool:
@@ -70,8 +73,12 @@ class Templates:
         self._postgresql: str | None = None
         self._server: Any = None  # the psycopg2 connection that creates the databases
         self._doomed: queue.Queue[str | None] = queue.Queue()
-        self._dropper: threading.Thread | None = None
+        self._droppers: list[threading.Thread] = []
         self.failed_drops: list[str] = []
+        # Copies made ahead by a thread of their own (see ``_make_copies``).
+        self._copies: queue.Queue[str | BaseException] = queue.Queue(maxsize=1)
+        self._maker: threading.Thread | None = None
+        self._closing = False
 
     def sqlite(self) -> Path:
         if self._sqlite is None:
@@ -102,22 +109,61 @@ class Templates:
     def copy_postgresql(self, base: str) -> Iterator[str]:
         """A database of its own for one test, upgraded; dropped after the test."""
         template = self.postgresql(base)
-        name = f"mg_test_{uuid.uuid4().hex[:16]}"
-        with self._server.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        if self._maker is None:
+            self._maker = threading.Thread(
+                target=self._make_copies, args=(base, template), daemon=True
+            )
+            self._maker.start()
+        made = self._copies.get()
+        if isinstance(made, BaseException):
+            self._maker = None  # it has ended: the next test starts another
+            raise made
+        name = made
         try:
             yield url_of_database(base, name)
         finally:
             store.close()
             self._drop_later(base, name)
 
+    def _make_copies(self, base: str, template: str) -> None:
+        """Keep the next tests' copies made while this one runs: ``CREATE DATABASE ...
+        TEMPLATE`` writes and syncs the whole database (0.2 to 2 s on a busy server),
+        which a test waited for in its setup. One copy waits in the queue, one more in
+        hand; ``close()`` drops those no test took."""
+        import psycopg2
+
+        try:
+            server = psycopg2.connect(base)
+            server.autocommit = True
+        except psycopg2.Error as exc:
+            self._copies.put(exc)
+            return
+        try:
+            while not self._closing:
+                name = f"mg_test_{uuid.uuid4().hex[:16]}"
+                try:
+                    with server.cursor() as cur:
+                        cur.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+                except psycopg2.Error as exc:
+                    self._copies.put(exc)
+                    return
+                self._copies.put(name)
+        finally:
+            server.close()
+
     def _drop_later(self, base: str, name: str) -> None:
         """DROP DATABASE in a thread of its own: on PostgreSQL up to 15 it waits for a
         checkpoint of the whole server (seconds on a busy one), which the next test
-        need not wait for. ``close()`` waits for every drop and reports any that failed."""
-        if self._dropper is None:
-            self._dropper = threading.Thread(target=self._drop_all, args=(base,), daemon=True)
-            self._dropper.start()
+        need not wait for. Several at once: their waits overlap (8 drops took 3 s one
+        after another, 1.1 s in four threads), so they keep up with the tests instead of
+        piling up for the end. ``close()`` waits for every drop and reports any that failed."""
+        if not self._droppers:
+            self._droppers = [
+                threading.Thread(target=self._drop_all, args=(base,), daemon=True)
+                for _ in range(DROPPERS)
+            ]
+            for dropper in self._droppers:
+                dropper.start()
         self._doomed.put(name)
 
     def _drop_all(self, base: str) -> None:
@@ -135,14 +181,26 @@ class Templates:
             server.close()
 
     def close(self) -> None:
-        if self._dropper is not None:
+        self._closing = True
+        if self._maker is not None:
+            while self._maker.is_alive():  # it may wait to put one more: take it
+                with contextlib.suppress(queue.Empty):
+                    self._drop_unused(self._copies.get(timeout=0.1))
+            while not self._copies.empty():
+                self._drop_unused(self._copies.get_nowait())
+        for _ in self._droppers:
             self._doomed.put(None)
-            self._dropper.join(600)
+        for dropper in self._droppers:
+            dropper.join(600)
         if self._server is not None:
             if self._postgresql is not None:
                 drop_database(self._server, self._postgresql)
             self._server.close()
         assert not self.failed_drops, f"test databases not dropped: {self.failed_drops}"
+
+    def _drop_unused(self, made: str | BaseException) -> None:
+        if isinstance(made, str):
+            drop_database(self._server, made)
 
 
 def drop_database(server: Any, name: str) -> None:

@@ -35,8 +35,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from mailparser.utils import get_addresses
-
 from mailgate.mail.charsets import decode_header, raw_text
 
 # A header value longer than this is cut before either parser sees it: 33,000 Cc
@@ -112,6 +110,10 @@ def read_addresses(values: list[str], defects: list[str], what: str) -> list[Add
                 result.append(Address(clean, display_name(display, clean)))
         if result:
             return result
+    # Imported here: most headers are plain pairs, and importing mail-parser (all of it,
+    # with its large address regexes) cost every process some 50 ms at start.
+    from mailparser.utils import get_addresses
+
     try:
         for value in values:
             for display, addr in get_addresses(

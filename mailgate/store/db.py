@@ -22,7 +22,6 @@ from typing import Any
 
 import peewee as pw
 from peewee import DataError, IntegrityError, InterfaceError, OperationalError, PeeweeException
-from playhouse.db_url import connect as url_connect
 
 from mailgate.errors import ConfigError
 from mailgate.store import faults
@@ -83,13 +82,72 @@ def open_database(url: str, *, sync: str = "normal") -> pw.Database:
         }
         kwargs["timeout"] = 30
     try:
-        database = url_connect(url, **kwargs)
+        database = _connect(url, **kwargs)
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"database.url: {exc}") from None
     if type(database) is pw.PostgresqlDatabase:
         database = _PostgresDatabase(database.database, **database.connect_params)
     db.initialize(database)
-    return database  # type: ignore[no-any-return]
+    return database
+
+
+# The schemes of database.url that peewee serves itself. playhouse.db_url knows these and
+# many more, and imports the module of every other backend to do so (apsw, MySQL,
+# CockroachDB, the SQLite extensions, the pools): a tenth of the start of a command. It
+# is imported only for a scheme not listed here, which then fails as it always did.
+_DATABASES: dict[str, type[pw.Database]] = {
+    "sqlite": pw.SqliteDatabase,
+    "postgresql": pw.PostgresqlDatabase,
+    "postgres": pw.PostgresqlDatabase,
+}
+
+
+def _connect(url: str, **kwargs: Any) -> pw.Database:
+    """What ``playhouse.db_url.connect(url, **kwargs)`` does, for the schemes above."""
+    from urllib.parse import parse_qsl, urlparse
+
+    parsed = urlparse(url)
+    database_class = _DATABASES.get(parsed.scheme)
+    if database_class is None:
+        from playhouse.db_url import connect
+
+        return connect(url, **kwargs)  # type: ignore[no-any-return]
+    params: dict[str, Any] = {"database": parsed.path[1:]}
+    if parsed.username:
+        params["user"] = parsed.username
+    if parsed.password:
+        params["password"] = parsed.password
+    if parsed.hostname:
+        params["host"] = parsed.hostname
+    if parsed.port:
+        params["port"] = parsed.port
+    if parsed.scheme == "sqlite" and not params["database"]:
+        params["database"] = ":memory:"
+    for key, value in parse_qsl(parsed.query, keep_blank_values=True):
+        params[key] = _query_value(value)
+    params.update(kwargs)
+    if not params.get("database"):
+        raise ValueError(
+            f'"{url}" has no database name. Local databases take three slashes'
+            f' ("{parsed.scheme}:///dbname"), remote ones "{parsed.scheme}://host/dbname".'
+        )
+    return database_class(**params)
+
+
+def _query_value(value: str) -> Any:
+    """A query parameter as playhouse.db_url reads it: booleans, numbers, None, text."""
+    if value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    if value.isdigit():
+        return int(value)
+    if "." in value and all(p.isdigit() for p in value.split(".", 1)):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    if value.lower() in ("null", "none"):
+        return None
+    return value
 
 
 class _PostgresDatabase(pw.PostgresqlDatabase):

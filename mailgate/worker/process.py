@@ -105,6 +105,20 @@ def child() -> None:
     (see ``pool.launch``)."""
     fd, config_path, log_level, log_format, parent = json.loads(sys.argv[1])
     _main(Connection(fd), config_path, log_level, log_format, parent)
+    _leave()
+
+
+def _leave() -> None:
+    """Exit without the interpreter's teardown of every module and object (a tenth of a
+    second of CPU, which the stopping ``serve`` waits for): the worker holds nothing but
+    its database connection and its log output, closed and flushed here."""
+    with contextlib.suppress(Exception):
+        store.close()
+    logging.shutdown()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)
 
 
 def ready(ctx: Context) -> None:
