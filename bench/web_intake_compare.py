@@ -1,19 +1,20 @@
 """Benchmark: intake with and without 8 browsers, for two source trees in one run (issue 15).
 
     python bench/web_intake_compare.py BEFORE_TREE AFTER_TREE [--messages 100000]
-                                       [--clients 8] [--seconds 10] [--rounds 3]
-                                       [--think 0] [--browser-nice 19]
+                                       [--clients 8] [--seconds 4] [--rounds 12]
+                                       [--think 0] [--browser-nice idle]
 
 ``bench/web_intake.py`` for two trees at once: one database filled as
 ``bench/search.py`` does, copied, each copy upgraded by its tree; one
 ``mailgate serve`` of each tree (``PYTHONPATH=TREE``); every round measures each
-serve alone and then with ``--clients`` browsers reading back to back (or ``--think``
-seconds between pages), the trees alternating, so the drift of a shared machine hits
-both alike. Prints per tree the rounds, the pages' rate and latency while intake ran,
-and the ratio of the medians, browsers ÷ alone (target ≥ 0.90). As in
+serve alone and with ``--clients`` browsers reading back to back (or ``--think``
+seconds between pages), the two phases of a pair seconds apart, the trees alternating
+pair by pair, so the drift of a shared machine hits both alike. Prints per tree the
+pairs, the pages' rate and latency while intake ran, and the ratio browsers ÷ alone
+(median of the pairs' ratios, and of the totals; target ≥ 0.90). As in
 ``bench/web_intake.py`` (see there why): the jobs the fill left due are done before
-serve starts, the browsers log in before the phase, and **their process runs at nice
-19 unless ``--browser-nice`` says otherwise**.
+serve starts, the browsers log in before the phase, and **their process runs under
+``SCHED_IDLE`` unless ``--browser-nice`` gives a nice value**.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.web_intake import browse_elsewhere, intake, latency, start_serve
+from bench.web_intake import Browsers, intake, latency, measure, start_serve, summary
 
 
 def start(tree: str, work: Path) -> tuple[subprocess.Popen[bytes], int, str]:
@@ -42,10 +42,10 @@ def main() -> None:
     parser.add_argument("after_tree")
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--think", type=float, default=0.0)
-    parser.add_argument("--browser-nice", type=int, default=19)
+    parser.add_argument("--browser-nice", default="idle")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailgate-bench-intake2-"))
     servers: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
@@ -61,26 +61,20 @@ def main() -> None:
         for name, tree in (("before", args.before_tree), ("after", args.after_tree)):
             servers[name] = start(tree, work / name)
             intake(servers[name][1], 5)  # warm up
-        alone: dict[str, list[float]] = {n: [] for n in servers}
-        browsing: dict[str, list[float]] = {n: [] for n in servers}
-        pages: dict[str, list[tuple[str, float]]] = {n: [] for n in servers}
-        for _ in range(args.rounds):
-            for name, (_, smtp_port, base) in servers.items():
-                alone[name].append(intake(smtp_port, args.seconds))
-                join = browse_elsewhere(base, args.messages // 5, args.clients,
-                                        args.seconds + 1, args.think, args.browser_nice)  # fmt: skip
-                browsing[name].append(intake(smtp_port, args.seconds))
-                pages[name].extend(join())
+        browsers = {
+            name: Browsers(base, args.messages // 5, args.clients, args.think, args.browser_nice)
+            for name, (_, _, base) in servers.items()
+        }
+        pairs: dict[str, list[tuple[float, float]]] = {n: [] for n in servers}
+        for n in range(args.rounds):  # the trees alternate, pair by pair
+            for name, (_, smtp_port, _) in servers.items():
+                pairs[name].append(measure(smtp_port, browsers[name], args.seconds, n % 2 == 1))
         for name in servers:
-            shown = ", ".join(
-                f"{a:.0f}/{b:.0f}" for a, b in zip(alone[name], browsing[name], strict=True)
-            )
-            ratio = statistics.median(browsing[name]) / statistics.median(alone[name])
-            print(f"{name}: intake mails/s alone/with {args.clients} browsers per round:"
-                  f" {shown}; {latency(pages[name], args.rounds * (args.seconds + 1))};"
-                  f" ratio (medians) {ratio:.2f} (target ≥ 0.90)")  # fmt: skip
+            pages = browsers[name].close()
+            print(f"{name}: {summary(pairs[name])};"
+                  f" pages {latency(pages, args.rounds * args.seconds)}")  # fmt: skip
         print(
-            f"browsers: think {args.think:g} s, nice {args.browser_nice};"
+            f"browsers: {args.clients}, think {args.think:g} s, nice {args.browser_nice};"
             f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
     finally:

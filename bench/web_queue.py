@@ -109,21 +109,28 @@ def read(
     """A logged-in browser's pages until ``until`` (kind, seconds each into ``out``)."""
     rng = random.Random(seed)
     while time.monotonic() < until:
-        kind, path = pages(rng, tickets)
-        started = time.perf_counter()
-        try:
-            answer = http.get(path, timeout=60)
-        except (httpx.ReadError, httpx.RemoteProtocolError):
-            # The server closed the kept-alive connection as we reused it (its idle
-            # timer ran first): a browser sends the GET again on a new one, so do we.
-            answer = http.get(path, timeout=60)
-        took = time.perf_counter() - started
-        # a ticket of another team is a 404, like a number that does not exist
-        ok = answer.status_code == 200 or (kind == "ticket" and answer.status_code == 404)
-        assert ok, (path, answer.status_code, answer.text[:300])
-        out.append((kind, took))
+        read_one(http, rng, tickets, out)
         if think:
             time.sleep(think)
+
+
+def read_one(
+    http: httpx.Client, rng: random.Random, tickets: int, out: list[tuple[str, float]]
+) -> None:
+    """One page a browser picks with ``rng`` (kind, seconds into ``out``)."""
+    kind, path = pages(rng, tickets)
+    started = time.perf_counter()
+    try:
+        answer = http.get(path, timeout=60)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # The server closed the kept-alive connection as we reused it (its idle
+        # timer ran first): a browser sends the GET again on a new one, so do we.
+        answer = http.get(path, timeout=60)
+    took = time.perf_counter() - started
+    # a ticket of another team is a 404, like a number that does not exist
+    ok = answer.status_code == 200 or (kind == "ticket" and answer.status_code == 404)
+    assert ok, (path, answer.status_code, answer.text[:300])
+    out.append((kind, took))
 
 
 def p95(values: list[float]) -> float:

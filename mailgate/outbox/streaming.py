@@ -116,10 +116,7 @@ class _FromFile:
             if data_code == 354:  # a relay that took DATA anyway: end it empty
                 client.send(".\r\n")
                 client.getreply()
-            if code == 421:
-                client.close()
-            else:
-                client._rset()
+            self._give_up(code)
             raise smtplib.SMTPSenderRefused(code, resp, from_addr)
         for recipient, (rcode, rresp) in zip(recipients, answers, strict=True):
             if rcode not in (250, 251):
@@ -131,12 +128,18 @@ class _FromFile:
             client._rset()
             raise smtplib.SMTPRecipientsRefused(refused)
         if data_code != 354:
-            if data_code == 421:
-                client.close()
-            else:
-                client._rset()
+            self._give_up(data_code)
             raise smtplib.SMTPDataError(data_code, data_resp)
         return refused
+
+    def _give_up(self, code: int) -> None:
+        """After a refusal: a relay closing the session (421) is closed; otherwise the
+        transaction is reset (RSET), so the connection can take the next mail."""
+        client: Any = self
+        if code == 421:
+            client.close()
+        else:
+            client._rset()
 
     def _accepted_one_by_one(
         self, from_addr: str, recipients: list[str], options: list[str], rcpt_options: list[str]
@@ -145,10 +148,7 @@ class _FromFile:
         client: Any = self
         code, resp = client.mail(from_addr, options)
         if code != 250:
-            if code == 421:
-                client.close()
-            else:
-                client._rset()
+            self._give_up(code)
             raise smtplib.SMTPSenderRefused(code, resp, from_addr)
         refused: dict[str, tuple[int, bytes]] = {}
         for recipient in recipients:
@@ -164,10 +164,7 @@ class _FromFile:
         client.putcmd("data")
         code, resp = client.getreply()
         if code != 354:
-            if code == 421:
-                client.close()
-            else:
-                client._rset()
+            self._give_up(code)
             raise smtplib.SMTPDataError(code, resp)
         return refused
 
@@ -205,10 +202,7 @@ class _FromFile:
             self.send_content(msg)
         code, resp = client.getreply()
         if code != 250:
-            if code == 421:
-                client.close()
-            else:
-                client._rset()
+            self._give_up(code)
             raise smtplib.SMTPDataError(code, resp)
         return refused
 
