@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from mailgate import store
 from mailgate.cli import main
-from tests.support import BASE, compose, config_data, to_toml, write_config
+from mailgate.config.blobs import POSTGRES_SCHEMES
+from tests.conftest import PG_ENV
+from tests.support import BASE, compose, config_data, service_missing, to_toml, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -251,6 +254,21 @@ def test_config_errors_are_one_line_naming_key_and_file(
     assert result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr and str(path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("scheme", POSTGRES_SCHEMES)
+def test_every_postgresql_scheme_the_config_accepts_also_connects(scheme: str) -> None:
+    """The config check lets these through; the database must then open with them too
+    (``psycopg2://`` once passed the check and failed at the first command)."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        service_missing(f"PostgreSQL tests need {PG_ENV}")
+    url = scheme + "://" + base.partition("://")[2]
+    try:
+        database = store.open_database(url)
+        assert database.execute_sql("SELECT 41 + 1").fetchone() == (42,)
+    finally:
+        store.close()
 
 
 def test_missing_mailbox_address_is_named(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from mailgate.config.blobs import check_both_set, resolve_blob_url
+from mailgate.config.blobs import POSTGRES_SCHEMES, check_both_set, resolve_blob_url
 from mailgate.config.calendars import check_time, normalise_calendars, parse_wall_duration
 from mailgate.config.paths import resolve_paths
 from mailgate.config.sections import Config, Listener, parse_rate
@@ -339,7 +339,7 @@ def _check_database_url(url: str, path: Path) -> None:
                 "database.url: a SQLite URL needs a path, e.g. sqlite:///var/mailgate.db"
                 f" (in {path})"
             )
-    elif scheme not in ("postgresql", "postgres", "psycopg2", "postgresql+psycopg2"):
+    elif scheme not in POSTGRES_SCHEMES:
         raise ConfigError(
             f"database.url: unsupported database {scheme!r}; use sqlite:// or postgresql://"
             f" (in {path})"

@@ -99,6 +99,9 @@ _DATABASES: dict[str, type[pw.Database]] = {
     "sqlite": pw.SqliteDatabase,
     "postgresql": pw.PostgresqlDatabase,
     "postgres": pw.PostgresqlDatabase,
+    # the driver's names, which the config accepts too (config.blobs.POSTGRES_SCHEMES)
+    "psycopg2": pw.PostgresqlDatabase,
+    "postgresql+psycopg2": pw.PostgresqlDatabase,
 }
 
 
