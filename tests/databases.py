@@ -21,8 +21,11 @@ shape a fresh upgrade gives.
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import shutil
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -72,13 +75,19 @@ class Templates:
         self._sqlite: Path | None = None
         self._postgresql: str | None = None
         self._server: Any = None  # the psycopg2 connection that creates the databases
+        self._base = ""  # MAILGATE_TEST_DATABASE_URL, once a PostgreSQL test ran
         self._doomed: queue.Queue[str | None] = queue.Queue()
         self._droppers: list[threading.Thread] = []
         self.failed_drops: list[str] = []
         # Copies made ahead by a thread of their own (see ``_make_copies``).
         self._copies: queue.Queue[str | BaseException] = queue.Queue(maxsize=1)
         self._maker: threading.Thread | None = None
+        self._maker_server: Any = None  # its connection, to cancel a copy in the making
         self._closing = False
+        # Used copies not dropped yet, queued or in a dropper's hands (``close()`` hands
+        # them on); a name leaves once its DROP DATABASE has ended.
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
 
     def sqlite(self) -> Path:
         if self._sqlite is None:
@@ -97,6 +106,7 @@ class Templates:
         if self._postgresql is None:
             import psycopg2
 
+            self._base = base
             self._server = psycopg2.connect(base)
             self._server.autocommit = True
             name = f"mg_template_{uuid.uuid4().hex[:12]}"
@@ -138,6 +148,7 @@ class Templates:
         except psycopg2.Error as exc:
             self._copies.put(exc)
             return
+        self._maker_server = server
         try:
             while not self._closing:
                 name = f"mg_test_{uuid.uuid4().hex[:16]}"
@@ -156,7 +167,7 @@ class Templates:
         checkpoint of the whole server (seconds on a busy one), which the next test
         need not wait for. Several at once: their waits overlap (8 drops took 3 s one
         after another, 1.1 s in four threads), so they keep up with the tests instead of
-        piling up for the end. ``close()`` waits for every drop and reports any that failed."""
+        piling up for the end. ``close()`` reports any that failed."""
         if not self._droppers:
             self._droppers = [
                 threading.Thread(target=self._drop_all, args=(base,), daemon=True)
@@ -164,6 +175,8 @@ class Templates:
             ]
             for dropper in self._droppers:
                 dropper.start()
+        with self._pending_lock:
+            self._pending.add(name)
         self._doomed.put(name)
 
     def _drop_all(self, base: str) -> None:
@@ -177,30 +190,114 @@ class Templates:
                     drop_database(server, name)
                 except psycopg2.Error as exc:
                     self.failed_drops.append(f"{name}: {exc}")
+                with self._pending_lock:
+                    self._pending.discard(name)
         finally:
             server.close()
 
     def close(self) -> None:
+        """Hands every database not dropped yet to a process of its own and returns.
+
+        Each DROP DATABASE waits for a checkpoint of the whole server, and at the end of
+        the session a worker's queue still held the copies of its last tests, the unused
+        copies and the template: the last worker waited a minute for them (56 to 76 s
+        measured) while no test ran, and so did ``make test``; a copy in the making or a
+        drop in hand alone took seconds more on a loaded server. Now the copy in the
+        making is cancelled, and everything else — the drops in hand included, which
+        finish or not when this process exits (``IF EXISTS`` makes a second drop
+        harmless) — goes to ``drop_in_background``, which outlives the session and
+        writes any it could not drop to ``DROPS_FAILED`` in this worker's directory."""
         self._closing = True
+        rest: list[str] = []
+        if self._maker_server is not None:
+            with contextlib.suppress(Exception):
+                self._maker_server.cancel()  # CREATE DATABASE is undone, nothing is left
         if self._maker is not None:
             while self._maker.is_alive():  # it may wait to put one more: take it
                 with contextlib.suppress(queue.Empty):
-                    self._drop_unused(self._copies.get(timeout=0.1))
+                    rest.extend(_names(self._copies.get(timeout=0.1)))
             while not self._copies.empty():
-                self._drop_unused(self._copies.get_nowait())
+                rest.extend(_names(self._copies.get_nowait()))
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._doomed.get_nowait()  # in ``_pending`` too
         for _ in self._droppers:
             self._doomed.put(None)
-        for dropper in self._droppers:
-            dropper.join(600)
+        with self._pending_lock:
+            rest.extend(self._pending)
         if self._server is not None:
             if self._postgresql is not None:
-                drop_database(self._server, self._postgresql)
+                rest.append(self._postgresql)
             self._server.close()
+            if rest:
+                drop_in_background(self._base, rest, self.directory / DROPS_FAILED)
         assert not self.failed_drops, f"test databases not dropped: {self.failed_drops}"
 
-    def _drop_unused(self, made: str | BaseException) -> None:
-        if isinstance(made, str):
-            drop_database(self._server, made)
+
+def _names(made: str | BaseException | None) -> list[str]:
+    return [made] if isinstance(made, str) else []
+
+
+# The file where ``drop_in_background`` lists the databases it could not drop.
+DROPS_FAILED = "drops-failed.txt"
+_DROP_REST = (
+    "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
+    "from tests.databases import drop_rest; drop_rest(*json.loads(sys.argv[2]))"
+)
+# Processes of ``drop_in_background``, kept so that none is collected while it runs.
+_background: list[subprocess.Popen[bytes]] = []
+
+
+def drop_in_background(base: str, names: list[str], failures: Path) -> None:
+    """``drop_rest`` in a process of its own session, which the test run does not wait for."""
+    arguments = [json.dumps(sys.path), json.dumps([base, names, str(failures)])]
+    process = subprocess.Popen(
+        [sys.executable, "-c", _DROP_REST, *arguments],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _background.append(process)
+
+
+def drop_rest(base: str, names: list[str], failures: str) -> None:
+    """Drops ``names`` over ``DROPPERS`` connections (their checkpoints overlap); those that
+    fail are written to ``failures``."""
+    import psycopg2
+
+    todo: queue.Queue[str] = queue.Queue()
+    for name in names:
+        todo.put(name)
+    failed: list[str] = []
+
+    def drop_all() -> None:
+        try:
+            server = psycopg2.connect(base)
+        except psycopg2.Error as exc:
+            failed.append(f"connect: {exc}")
+            return
+        server.autocommit = True
+        try:
+            while True:
+                try:
+                    name = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    drop_database(server, name)
+                except psycopg2.Error as exc:
+                    failed.append(f"{name}: {exc}")
+        finally:
+            server.close()
+
+    threads = [threading.Thread(target=drop_all) for _ in range(min(DROPPERS, len(names)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed or not todo.empty():
+        Path(failures).write_text("".join(f"{line}\n" for line in failed))
 
 
 def drop_database(server: Any, name: str) -> None:
