@@ -22,7 +22,8 @@ from dataclasses import replace
 from mailgate.envelope import Envelope, Outcome
 from mailgate.errors import TemporaryFailure
 from mailgate.mail.charsets import decode_header
-from mailgate.mail.parse import BLANK_LINE, first_message_id, synthesized_message_id
+from mailgate.mail.mime import blank_line
+from mailgate.mail.parse import first_message_id, synthesized_message_id
 from mailgate.store import PeeweeException, clean, write_transaction
 from mailgate.store import receipts as receipt_rows
 from mailgate.store import tickets as ticket_rows
@@ -34,7 +35,11 @@ MAX_ATTEMPTS = 3
 # How long one delivery may take before another process may take the mail over.
 LEASE = dt.timedelta(minutes=5)
 
-_HEADER_LINE = re.compile(rb"^(message-id|from)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+# A field's name after a newline, in the lowercased header block (a leading newline
+# added): searched from each LF at C speed, where ``^`` with re.MULTILINE and re.I is tried
+# at every position. Its value, continuation lines included, is read from the block itself.
+_HEADER_NAME = re.compile(rb"\n(message-id|from)[ \t]*:")
+_HEADER_VALUE = re.compile(rb".*(?:\r?\n[ \t].*)*")
 _BRACKETED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
@@ -44,11 +49,14 @@ def peek(raw: bytes, sha256: str) -> tuple[str, str]:
     A regular expression over the header bytes, not a parser: this runs before the
     mail is safely stored, so it must be cheap and must not fail on garbage.
     """
-    blank = BLANK_LINE.search(raw)
-    head = raw[: blank.start() if blank else min(len(raw), 256 * 1024)]
+    blank = blank_line(raw)
+    head = raw[: blank[0] if blank else min(len(raw), 256 * 1024)]
     found: dict[bytes, str] = {}
-    for match in _HEADER_LINE.finditer(head):
-        found.setdefault(match.group(1).lower(), match.group(2).decode("ascii", "surrogateescape"))
+    for match in _HEADER_NAME.finditer(b"\n" + head.lower()):
+        name = match.group(1)
+        if name not in found:
+            value = _HEADER_VALUE.match(head, match.end() - 1)
+            found[name] = value.group().decode("ascii", "surrogateescape") if value else ""
     message_id = first_message_id(found.get(b"message-id", ""))
     if not _printable_ascii(message_id) or len(message_id) > 900:
         # An ID with raw bytes or control characters is no key anyone else would send
@@ -73,8 +81,8 @@ def _printable_ascii(text: str) -> bool:
 def fingerprint(raw: bytes) -> str:
     """The sha256 of the body: equal for one mail delivered twice (only trace headers
     differ), different for two mails a broken client sent with the same Message-ID."""
-    blank = BLANK_LINE.search(raw)
-    cut = blank.end() if blank else len(raw)
+    blank = blank_line(raw)
+    cut = blank[1] if blank else len(raw)
     return hashlib.sha256(memoryview(raw)[cut:]).hexdigest()
 
 

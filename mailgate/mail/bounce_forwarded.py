@@ -69,7 +69,9 @@ def forwarded_mail(message: email.message.Message) -> email.message.Message | No
 def _inline(text: str) -> email.message.Message | None:
     lines = text.splitlines()[:_MAX_LINES]
     for number, line in enumerate(lines):
-        stripped = _QUOTE.sub("", line.strip()).strip()
+        stripped = line.strip()
+        if stripped.startswith(">"):  # one level of quoting, as _QUOTE takes it off
+            stripped = stripped[1:].strip()
         if not stripped or len(stripped) > 200 or not (
             stripped[0] == "-" or stripped[-1] in ":："
         ):

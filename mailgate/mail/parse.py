@@ -43,6 +43,7 @@ from mailgate.mail.mime import (
     ExtractedPart,
     Irregular,
     PartSink,
+    blank_line,
     build_tree,
     extract_large_parts,
 )
@@ -331,14 +332,11 @@ def tame_parameters(raw: bytes, repairs: list[str]) -> bytes:
     return b"".join([*pieces, raw[pos:]])
 
 
-# The first blank line, LF or CRLF: one scan that stops there (two finds would each
-# scan the whole mail for the newline it does not use).
-BLANK_LINE = re.compile(rb"\n\n|\r\n\r\n")
-
-
 def _head_end(raw: bytes) -> int:
-    found = BLANK_LINE.search(raw)
-    return found.start() if found else len(raw)
+    # The first blank line, LF or CRLF: one scan that stops there (two finds would each
+    # scan the whole mail for the newline it does not use).
+    found = blank_line(raw)
+    return found[0] if found else len(raw)
 
 
 def _tree(raw: bytes, repairs: list[str]) -> email.message.Message:

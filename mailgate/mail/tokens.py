@@ -13,7 +13,6 @@ Pure: imports only the standard library.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ class ReplyAddress:
 
 
 def sign(secret: bytes, agent_key: str, number: int) -> str:
-    mac = hmac.new(secret, f"agent:{agent_key}:ticket:{number}".encode(), hashlib.sha256).digest()
+    mac = hmac.digest(secret, f"agent:{agent_key}:ticket:{number}".encode(), "sha256")
     return base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
 
 
@@ -39,7 +38,7 @@ def verify(secret: bytes, agent_key: str, number: int, token: str) -> bool:
 def sign_requester(secret: bytes, requester_id: int, number: int) -> str:
     """The token of the reply address in notices to a ticket's requester (its own message)."""
     text = f"requester:{requester_id}:ticket:{number}"
-    mac = hmac.new(secret, text.encode(), hashlib.sha256).digest()
+    mac = hmac.digest(secret, text.encode(), "sha256")
     return base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
 
 
@@ -84,7 +83,7 @@ class RatingAddress:
 
 def sign_rating(secret: bytes, number: int, rating: str) -> str:
     """The HMAC of a rating link: the same scheme as agents' reply addresses, its own message."""
-    mac = hmac.new(secret, f"rate:{number}:{rating}".encode(), hashlib.sha256).digest()
+    mac = hmac.digest(secret, f"rate:{number}:{rating}".encode(), "sha256")
     return base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
 
 

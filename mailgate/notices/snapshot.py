@@ -89,7 +89,7 @@ def encode(snapshot: Snapshot) -> bytes:
         "message": snapshot.message,
         "variables": snapshot.variables,
     }
-    return SNAPSHOT_MARK + json.dumps(data, default=_to_json).encode("ascii")
+    return SNAPSHOT_MARK + _ENCODER.encode(data).encode("ascii")
 
 
 def decode(content: bytes) -> Snapshot:
@@ -131,6 +131,11 @@ def _to_json(value: object) -> object:
     if isinstance(value, (tuple, set, frozenset)):
         return list(value)
     raise TypeError(f"a template variable of type {type(value).__name__} cannot be queued")
+
+
+# What json.dumps(data, default=_to_json) builds anew for every call (it caches only the
+# encoder of its default arguments): one, kept.
+_ENCODER = json.JSONEncoder(default=_to_json)
 
 
 def _from_json(data: dict[str, Any]) -> object:

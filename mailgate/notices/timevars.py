@@ -11,6 +11,7 @@ Imports config, the store's reads and ``mailgate.mail``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import urllib.parse
 from typing import Any
 
@@ -115,6 +116,7 @@ def _lifecycle(config: Config) -> dict[str, str]:
     }
 
 
+@functools.lru_cache(maxsize=64)
 def in_words(duration: str) -> str:
     """``"7d"`` → ``"7 days"``, ``"36h"`` → ``"36 hours"``; ``""`` for a switched-off delay."""
     seconds = parse_wall_duration(duration)

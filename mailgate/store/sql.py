@@ -160,4 +160,9 @@ def read_ts(raw: Any) -> dt.datetime | None:
 
 
 def js(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False)
+    return _JSON.encode(data)
+
+
+# json.dumps(data, ensure_ascii=False), without building the encoder anew for every call
+# (json caches only the encoder of its default arguments).
+_JSON = json.JSONEncoder(ensure_ascii=False)
