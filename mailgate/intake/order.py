@@ -40,17 +40,20 @@ MAX_REFERENCES = 50
 
 
 @contextlib.contextmanager
-def in_flight(message_id: str) -> Iterator[None]:
-    """Mark ``message_id`` as in flight in this process while the block runs."""
-    held = False
-    if not is_sqlite():
+def in_flight(message_id: str, *, taken: bool = False) -> Iterator[None]:
+    """Mark ``message_id`` as in flight in this process while the block runs.
+
+    ``taken``: the block takes it itself, on its way (the receipt's INSERT does:
+    ``receipts.receive(in_flight=…)``, no round trip of its own); it is let go here all
+    the same."""
+    if not taken and not is_sqlite():
         with single_statement():  # one round trip: a session's lock needs no transaction
-            held = inflight.hold(message_id)
+            inflight.hold(message_id)
     try:
         yield
     finally:
         # Usually let go with the processing's COMMIT already (``finished``).
-        if held and inflight.holds(message_id):
+        if inflight.holds(message_id):
             # A lost connection has let go already.
             with contextlib.suppress(TemporaryFailure, PeeweeException), single_statement():
                 inflight.let_go(message_id)

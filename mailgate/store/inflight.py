@@ -53,6 +53,19 @@ def hold(message_id: str) -> bool:
     return held
 
 
+def hold_expression(message_id: str) -> str:
+    """The SQL expression that takes ``message_id`` for this session (true when it did), for
+    a statement that takes it on its way — the receipt's INSERT … RETURNING, so that it is
+    held before the receipt is committed, without a round trip of its own. Report the
+    result with ``took``. PostgreSQL only."""
+    return f"pg_try_advisory_lock({NAMESPACE}, {_key(message_id)})"
+
+
+def took(message_id: str) -> None:
+    """This session took ``message_id`` in a statement of its own (``hold_expression``)."""
+    _holding().add(message_id)
+
+
 def holds(message_id: str) -> bool:
     """Whether this session still holds ``message_id`` (``let_go_at_commit`` may have
     let go already)."""

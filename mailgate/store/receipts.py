@@ -12,8 +12,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from mailgate.store import sql
-from mailgate.store.db import utcnow
+from mailgate.store import inflight, sql
+from mailgate.store.db import is_sqlite, utcnow
 from mailgate.store.faults import TEMPORARY_PREFIX
 from mailgate.store.rows import ReceiptRow
 
@@ -67,18 +67,26 @@ def insert(
     envelope: dict[str, Any],
     now: dt.datetime,
     lease_until: dt.datetime,
+    in_flight: str = "",
 ) -> ReceiptRow | None:
     """A new receipt under ``key``, leased to the caller; None when the key is taken.
 
     ON CONFLICT makes the first delivery win atomically, on every backend. As the first
     statement of its transaction, it is committed the moment it returns on PostgreSQL
     (``sql.one_committed``: no round trip of its own for the COMMIT).
+
+    ``in_flight`` (PostgreSQL): the Message-ID to mark in flight (``store.inflight``) when
+    the receipt is created — taken by the INSERT's RETURNING, so it is held before the
+    receipt is committed (whoever sees the receipt can wait for it), in the same round
+    trip. Nothing is taken when the key was taken already.
     """
+    taking = in_flight and not is_sqlite()
+    also = f", {inflight.hold_expression(in_flight)}" if taking else ""
     created = sql.one_committed(
         "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source,"
         " mailbox, envelope, status, action, reason, attempts, received_at, lease_until)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', '', '', 1, ?, ?)"
-        " ON CONFLICT (message_id) DO NOTHING RETURNING id",
+        f" ON CONFLICT (message_id) DO NOTHING RETURNING id{also}",
         key,
         sha256,
         fingerprint,
@@ -92,6 +100,8 @@ def insert(
     )
     if created is None:
         return None
+    if taking and created[1]:
+        inflight.took(in_flight)
     return ReceiptRow(
         id=int(created[0]),
         message_id=key,
