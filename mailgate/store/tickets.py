@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from mailgate.config import Config
@@ -189,24 +189,25 @@ def lock_final(ticket: TicketRow) -> TicketRow:
         ticket = by_id(locked.merged_into_id)
 
 
-def new_number(config: Config) -> int:
+def new_numbers(config: Config) -> Iterator[int]:
+    """Numbers for a new ticket, in the order ``insert`` tries them (it takes the first
+    that is free, so a free number costs no lookup of its own)."""
     if config.gateway.ticket_numbers == "sequential":
-        return counters.increment("ticket_number", first=config.gateway.first_ticket_number)
-    return _random_number()
+        while True:
+            yield counters.increment("ticket_number", first=config.gateway.first_ticket_number)
+    yield from _random_numbers()
 
 
 _random_digits = [6]
 
 
-def _random_number() -> int:
+def _random_numbers() -> Iterator[int]:
     # Six random digits while there is room; a full space widens to seven, and so on.
-    # The width only grows, so a busy helpdesk pays the extra lookups once.
+    # The width only grows, so a busy helpdesk pays the extra tries once.
     while True:
         digits = _random_digits[0]
         for _ in range(4):
-            number = secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)
-            if sql.one("SELECT 1 FROM ticket WHERE number = ?", number) is None:
-                return int(number)
+            yield secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)
         _random_digits[0] = digits + 1
 
 
@@ -215,7 +216,7 @@ def _random_number() -> int:
 
 def insert(
     *,
-    number: int,
+    numbers: Iterator[int],
     subject: str,
     priority: str,
     mailbox: str,
@@ -226,23 +227,34 @@ def insert(
     foreign_tags: Sequence[str],
     now: dt.datetime,
 ) -> TicketRow:
-    """A new ticket in status ``new``, its requester a participant. Lifecycle only."""
-    ticket_id = sql.insert(
-        "INSERT INTO ticket (number, subject, status, priority, mailbox, team_id, requester_id,"
-        " category, tags, foreign_tags, created_at, updated_at)"
-        " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        number,
-        subject,
-        priority,
-        mailbox,
-        team_id,
-        requester_id,
-        category,
-        sql.js(list(tags)),
-        sql.js(list(foreign_tags)),
-        sql.ts(now),
-        sql.ts(now),
-    )
+    """A new ticket in status ``new``, its requester a participant. Lifecycle only.
+
+    Numbered with the first of ``numbers`` no ticket has: each is tried by the INSERT
+    itself (ON CONFLICT … DO NOTHING), not looked up first — one round trip, and a number
+    another process takes at the same moment is simply passed over."""
+    for number in numbers:
+        created = sql.one(
+            "INSERT INTO ticket (number, subject, status, priority, mailbox, team_id,"
+            " requester_id, category, tags, foreign_tags, created_at, updated_at)"
+            " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (number) DO NOTHING RETURNING id",
+            number,
+            subject,
+            priority,
+            mailbox,
+            team_id,
+            requester_id,
+            category,
+            sql.js(list(tags)),
+            sql.js(list(foreign_tags)),
+            sql.ts(now),
+            sql.ts(now),
+        )
+        if created is not None:
+            break
+    else:
+        raise AssertionError("new_numbers() never ends")
+    ticket_id = int(created[0])
     sql.later(
         "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'requester')",
         ticket_id,
