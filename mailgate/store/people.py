@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mailgate.store import sql
@@ -108,6 +109,57 @@ def follow_up_of(ticket_id: int, requester_id: int) -> int | None:
         ticket_id,
     )
     return None if found is None else int(found)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPeople:
+    """What a ticket's notices are addressed and threaded by: ``by_id`` of its requester,
+    its ``collaborators``, ``follow_up_of`` and ``messages.conversation_ids``."""
+
+    requester: ContactRow | None
+    collaborators: tuple[ContactRow, ...]
+    follow_up_of: int | None
+    conversation: tuple[str, ...]
+
+
+# The four reads as one statement (every mail's notices need them): (part, order, n, a, b).
+_OF_TICKET = (
+    "SELECT 0, 0, id, email, name FROM contact WHERE id = ?"
+    " UNION ALL SELECT 1, p.id, c.id, c.email, c.name FROM participant p"
+    " JOIN contact c ON c.id = p.contact_id WHERE p.ticket_id = ? AND p.role = 'collaborator'"
+    " UNION ALL SELECT 2, 0, t.number, '', '' FROM ticket_link l JOIN ticket t"
+    " ON t.id = l.other_id JOIN participant p ON p.ticket_id = t.id AND p.contact_id = ?"
+    " WHERE l.ticket_id = ? AND l.kind = 'follow_up_of'"
+    " UNION ALL SELECT 3, id, id, message_id, '' FROM (SELECT id, message_id FROM message"
+    " WHERE ticket_id = ? AND direction = 'in' ORDER BY id LIMIT 1) AS first"
+    " UNION ALL SELECT 4, id, id, message_id, '' FROM (SELECT id, message_id FROM message"
+    " WHERE ticket_id = ? AND kind IN ('customer', 'external') ORDER BY id DESC LIMIT 3)"
+    " AS latest"
+)
+
+
+def of_ticket(ticket_id: int, requester_id: int) -> TicketPeople:
+    """Requester, collaborators, the ticket it follows up and its conversation's
+    Message-IDs, in one round trip (each as its own function above would read it)."""
+    found = sorted(
+        sql.rows(
+            _OF_TICKET, requester_id, ticket_id, requester_id, ticket_id, ticket_id, ticket_id
+        ),
+        key=lambda r: (int(r[0]), int(r[1])),
+    )
+    parts: dict[int, list[tuple[Any, ...]]] = {}
+    for row in found:
+        parts.setdefault(int(row[0]), []).append(row)
+    requester = [ContactRow(int(r[2]), str(r[3]), str(r[4] or "")) for r in parts.get(0, [])]
+    follow_up = parts.get(2)
+    return TicketPeople(
+        requester=requester[0] if requester else None,
+        collaborators=tuple(
+            ContactRow(int(r[2]), str(r[3]), str(r[4] or "")) for r in parts.get(1, [])
+        ),
+        follow_up_of=int(follow_up[0][2]) if follow_up else None,
+        conversation=tuple(str(r[3]) for r in [*parts.get(3, []), *parts.get(4, [])]),
+    )
 
 
 def mark_undeliverable(email: str, until: dt.datetime, reason: str) -> None:
