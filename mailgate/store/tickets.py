@@ -18,6 +18,7 @@ from typing import Any
 
 from mailgate.config import Config
 from mailgate.store import counters, sql
+from mailgate.store import sla as sla_rows
 from mailgate.store.db import is_sqlite
 from mailgate.store.rows import TicketRow
 
@@ -255,6 +256,7 @@ def insert(
     else:
         raise AssertionError("new_numbers() never ends")
     ticket_id = int(created[0])
+    sla_rows.none_yet(ticket_id)  # nothing to read of a ticket this transaction made
     sql.later(
         "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'requester')",
         ticket_id,
