@@ -170,3 +170,35 @@ def test_a_processed_mail_is_let_go_with_its_commit_and_a_failed_one_after_it(
     thread.start()
     thread.join(30)
     assert taken == [True, True, True]
+
+
+@pytest.mark.postgres
+def test_a_contact_another_process_adds_at_the_same_moment_is_found_not_added_twice(
+    ctx: Context,
+) -> None:
+    """The contact of an address is found or added in one statement; one that another
+    session adds after this transaction began (its insert waits for that session's
+    commit, then does nothing) is read back instead."""
+    from mailgate.store import people
+
+    inserted, commit = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        with store.write_transaction():
+            people.contact("dana@customer.example", "Dana")
+            inserted.set()
+            commit.wait(30)
+        store.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    try:
+        assert inserted.wait(30)
+        threading.Timer(0.3, commit.set).start()
+        with store.write_transaction():
+            found = people.contact("dana@customer.example", "Dana D.")
+    finally:
+        commit.set()
+        thread.join(30)
+    assert found.id == m.Contact.get(m.Contact.email == "dana@customer.example").id
+    assert m.Contact.select().where(m.Contact.email == "dana@customer.example").count() == 1

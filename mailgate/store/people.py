@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailgate.store import sql
-from mailgate.store.db import utcnow
+from mailgate.store.db import is_sqlite, utcnow
 from mailgate.store.rows import ContactRow
 
 
@@ -25,7 +25,9 @@ def contact(email: str, name: str = "", *, refresh: bool = False) -> ContactRow:
     email, name = email.lower()[:320], " ".join(name.split())[:300]
     if "@" in name:
         name = ""
-    row = sql.one("SELECT id, name FROM contact WHERE email = ?", email)
+    row = None if is_sqlite() else sql.one(_FIND_OR_ADD, email, email, name, utcnow())
+    if row is None:  # SQLite, or added by another transaction after this one's snapshot
+        row = sql.one("SELECT id, name, 0 FROM contact WHERE email = ?", email)
     if row is None:
         contact_id = sql.insert(
             "INSERT INTO contact (email, name, created_at, undeliverable_reason)"
@@ -35,12 +37,25 @@ def contact(email: str, name: str = "", *, refresh: bool = False) -> ContactRow:
             sql.ts(utcnow()),
         )
         known = name
+    elif row[2]:  # just added
+        contact_id, known = int(row[0]), name
     else:
         contact_id, known = int(row[0]), str(row[1] or "")
         if name and (not known or (refresh and name != known)):
             sql.run("UPDATE contact SET name = ? WHERE id = ?", name, contact_id)
             known = name
     return ContactRow(id=contact_id, email=email, name=known)
+
+
+# PostgreSQL: the contact of an address, added when there is none, in one round trip
+# (id, name, whether added); no row when another transaction added it meanwhile.
+_FIND_OR_ADD = (
+    "WITH found AS (SELECT id, name FROM contact WHERE email = ?),"
+    " added AS (INSERT INTO contact (email, name, created_at, undeliverable_reason)"
+    " SELECT CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS TIMESTAMP), ''"
+    " WHERE NOT EXISTS (SELECT 1 FROM found) ON CONFLICT (email) DO NOTHING RETURNING id, name)"
+    " SELECT id, name, FALSE FROM found UNION ALL SELECT id, name, TRUE FROM added"
+)
 
 
 def by_id(contact_id: int) -> ContactRow | None:
