@@ -177,21 +177,6 @@ def set_trace(message_id: int, trace: Sequence[str]) -> None:
     sql.run("UPDATE message SET trace = ? WHERE id = ?", sql.js(list(trace)), message_id)
 
 
-def referenced(ids: Sequence[str]) -> list[tuple[int, str, str]]:
-    """(ticket id, Message-ID, direction) of every stored message among ``ids``, newest first."""
-    found = [
-        row
-        for chunk in sql.chunks(ids)
-        for row in sql.rows(
-            "SELECT id, ticket_id, message_id, direction FROM message"
-            f" WHERE message_id IN ({sql.placeholders(len(chunk))})",
-            *chunk,
-        )
-    ]
-    found.sort(key=lambda r: -int(r[0]))
-    return [(int(r[1]), str(r[2]), str(r[3])) for r in found]
-
-
 def ticket_of_sent(message_id: str) -> int | None:
     """The ticket of a mail we sent with this Message-ID (what a bounce reports on)."""
     found = sql.value(
@@ -204,22 +189,26 @@ def sent_texts(ticket_id: int, ids: Sequence[str], latest: int = 3) -> list[str]
     """The texts of our mails on the ticket that a reply may quote: those it names
     (In-Reply-To, References) first, then the newest ``latest`` — what the quote
     stripping gets as hints (``mail.quote_hints``)."""
-    found: list[tuple[object, ...]] = []
     named = list(dict.fromkeys(ids))[:50]
-    if named:
+    newest = (
+        "SELECT 1, id, text FROM (SELECT id, text FROM message WHERE ticket_id = ?"
+        " AND direction = 'out' ORDER BY id DESC LIMIT ?) AS newest"
+    )
+    if named:  # both in one statement (a reply's plan reads them in the ingest transaction)
         found = sql.rows(
-            "SELECT id, text FROM message WHERE ticket_id = ? AND direction = 'out'"
-            f" AND message_id IN ({sql.placeholders(len(named))}) ORDER BY id DESC LIMIT 5",
+            "SELECT 0, id, text FROM (SELECT id, text FROM message WHERE ticket_id = ?"
+            " AND direction = 'out'"
+            f" AND message_id IN ({sql.placeholders(len(named))}) ORDER BY id DESC LIMIT 5)"
+            f" AS named UNION ALL {newest}",
             ticket_id,
             *named,
+            ticket_id,
+            latest,
         )
-    found += sql.rows(
-        "SELECT id, text FROM message WHERE ticket_id = ? AND direction = 'out'"
-        " ORDER BY id DESC LIMIT ?",
-        ticket_id,
-        latest,
-    )
-    return list({int(str(r[0])): str(r[1] or "") for r in found}.values())
+    else:
+        found = sql.rows(newest, ticket_id, latest)
+    found.sort(key=lambda r: (int(r[0]), -int(r[1])))
+    return list({int(r[1]): str(r[2] or "") for r in found}.values())
 
 
 def latest_customer(ticket_id: int) -> MessageRow | None:

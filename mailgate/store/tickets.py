@@ -138,6 +138,30 @@ def by_number(number: int) -> TicketRow | None:
     return _row(sql.one(f"{_SELECT} WHERE number = ?", number))
 
 
+def of_messages(ids: Sequence[str]) -> list[tuple[str, str, TicketRow]]:
+    """(Message-ID, direction, its ticket) of every stored message among ``ids``, the
+    newest message first — each with its ticket in the same statement (a reply's lookup)."""
+    columns = ", ".join(f"t.{c}" for c in _COLUMNS)
+    found = [
+        row
+        for chunk in sql.chunks(ids)
+        for row in sql.rows(
+            f"SELECT m.id, m.message_id, m.direction, {columns} FROM message m"
+            " JOIN ticket t ON t.id = m.ticket_id"
+            f" WHERE m.message_id IN ({sql.placeholders(len(chunk))})",
+            *chunk,
+        )
+    ]
+    found.sort(key=lambda r: -int(r[0]))
+    return [(str(r[1]), str(r[2]), _ticket(r[3:])) for r in found]
+
+
+def _ticket(raw: tuple[Any, ...]) -> TicketRow:
+    ticket = _row(raw)
+    assert ticket is not None
+    return ticket
+
+
 def number_of(ticket_id: int | None) -> int | None:
     if ticket_id is None:
         return None
