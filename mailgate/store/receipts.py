@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from mailgate.store import inflight, sql
@@ -199,26 +200,31 @@ def quarantine(receipt_id: int, reason: str) -> None:
     )
 
 
-def status_locked(receipt_id: int, content_fingerprint: str) -> tuple[str | None, bool]:
+def status_locked(
+    receipt_id: int, content_fingerprint: str, parents: Sequence[str] = ()
+) -> tuple[str | None, bool, list[str]]:
     """The receipt's status, row-locked for the processing transaction, with the mail's
-    content fingerprint written (it is only seen once the transaction commits); and
-    whether an earlier mail said the same (``same_content`` finds it).
+    content fingerprint written (it is only seen once the transaction commits); whether
+    an earlier mail said the same (``same_content`` finds it); and (PostgreSQL) those of
+    ``parents`` still in flight (``inflight.UNFINISHED_BEFORE``).
 
     One UPDATE … RETURNING does it all: an UPDATE takes the row lock as SELECT … FOR
     UPDATE did on PostgreSQL, and waits for (then sees) a transaction that holds it.
     """
+    checked = bool(parents) and not is_sqlite()
     found = sql.one(
         "UPDATE receipt SET content_fingerprint = ? WHERE id = ? RETURNING status,"
-        f" EXISTS ({_SAME_CONTENT})",
+        f" EXISTS ({_SAME_CONTENT}){f', {inflight.UNFINISHED_BEFORE}' if checked else ''}",
         content_fingerprint,
         receipt_id,
         content_fingerprint,
         content_fingerprint,
         receipt_id,
+        *((receipt_id, [sql.clean(p) for p in parents]) if checked else ()),
     )
     if found is None:
-        return None, False
-    return str(found[0]), bool(found[1])
+        return None, False, []
+    return str(found[0]), bool(found[1]), [str(p) for p in found[2]] if checked else []
 
 
 # An earlier mail with the same content fingerprint (processed, not quarantined).
