@@ -130,14 +130,20 @@ def _timer(row: Sequence[Any]) -> TimerRow:
 # --- clocks -------------------------------------------------------------------------------
 
 
-def none_yet(ticket_id: int) -> None:
-    """The ticket was inserted by the open transaction: it has no clocks and no timers
-    (nobody else can have written any), so this transaction reads none until it writes
-    some (two round trips less for every new ticket)."""
+def none_yet(ticket_id: int, *, timers: bool = True) -> None:
+    """The ticket has no clocks (and, with ``timers``, no timers) as the open transaction
+    sees it — it inserted the ticket (nobody else can have written any), or read it locked
+    with ``HAS_CLOCKS`` false: the transaction reads none until it writes some (a round
+    trip less each)."""
     cache = transaction_cache()
     if cache is not None:
         cache[("sla_clock", ticket_id)] = ()
-        cache[("timer", ticket_id)] = ()
+        if timers:
+            cache[("timer", ticket_id)] = ()
+
+
+# Whether a ticket has clocks, as a column of a statement on ``ticket`` (``tickets.lock``).
+HAS_CLOCKS = "EXISTS (SELECT 1 FROM sla_clock WHERE sla_clock.ticket_id = ticket.id)"
 
 
 def clocks_of(ticket_id: int) -> list[ClockRow]:

@@ -170,12 +170,21 @@ def number_of(ticket_id: int | None) -> int | None:
 
 
 def lock(ticket_id: int) -> TicketRow:
-    """Re-read a ticket for update (PostgreSQL row lock; SQLite is already serialised)."""
+    """Re-read a ticket for update (PostgreSQL row lock; SQLite is already serialised).
+
+    Whether it has SLA clocks comes with it: a ticket without (no policy applies, or
+    none configured) then has none to read for its notices (``sla.none_yet``)."""
     lock_clause = "" if is_sqlite() else " FOR UPDATE"
-    fresh = _row(sql.one(f"{_SELECT} WHERE id = ?{lock_clause}", ticket_id))
-    if fresh is None:
+    found = sql.one(
+        f"SELECT {', '.join(_COLUMNS)}, {sla_rows.HAS_CLOCKS} FROM ticket"
+        f" WHERE id = ?{lock_clause}",
+        ticket_id,
+    )
+    if found is None:
         raise LookupError(f"ticket {ticket_id} vanished")
-    return fresh
+    if not found[-1]:
+        sla_rows.none_yet(ticket_id, timers=False)
+    return _ticket(found[:-1])
 
 
 def try_lock(ticket_id: int) -> TicketRow | None:
