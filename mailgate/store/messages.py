@@ -185,30 +185,41 @@ def ticket_of_sent(message_id: str) -> int | None:
     return None if found is None else int(found)
 
 
-def sent_texts(ticket_id: int, ids: Sequence[str], latest: int = 3) -> list[str]:
+def sent_texts(
+    ticket_id: int, ids: Sequence[str], latest: int = 3, *, sender: str = ""
+) -> tuple[list[str], str | None]:
     """The texts of our mails on the ticket that a reply may quote: those it names
     (In-Reply-To, References) first, then the newest ``latest`` — what the quote
-    stripping gets as hints (``mail.quote_hints``)."""
+    stripping gets as hints (``mail.quote_hints``); and ``sender``'s role on the ticket
+    (``people.role_of``; None when not a participant, or no ``sender``). One statement:
+    a reply's plan reads them all in the ingest transaction."""
     named = list(dict.fromkeys(ids))[:50]
-    newest = (
+    parts: list[str] = []
+    params: list[object] = []
+    if named:
+        parts.append(
+            "SELECT 0, id, text FROM (SELECT id, text FROM message WHERE ticket_id = ?"
+            f" AND direction = 'out' AND message_id IN ({sql.placeholders(len(named))})"
+            " ORDER BY id DESC LIMIT 5) AS named"
+        )
+        params += [ticket_id, *named]
+    parts.append(
         "SELECT 1, id, text FROM (SELECT id, text FROM message WHERE ticket_id = ?"
         " AND direction = 'out' ORDER BY id DESC LIMIT ?) AS newest"
     )
-    if named:  # both in one statement (a reply's plan reads them in the ingest transaction)
-        found = sql.rows(
-            "SELECT 0, id, text FROM (SELECT id, text FROM message WHERE ticket_id = ?"
-            " AND direction = 'out'"
-            f" AND message_id IN ({sql.placeholders(len(named))}) ORDER BY id DESC LIMIT 5)"
-            f" AS named UNION ALL {newest}",
-            ticket_id,
-            *named,
-            ticket_id,
-            latest,
+    params += [ticket_id, latest]
+    if sender:
+        parts.append(
+            "SELECT 2, 0, p.role FROM participant p JOIN contact c ON c.id = p.contact_id"
+            " WHERE p.ticket_id = ? AND c.email = ?"
         )
-    else:
-        found = sql.rows(newest, ticket_id, latest)
-    found.sort(key=lambda r: (int(r[0]), -int(r[1])))
-    return list({int(r[1]): str(r[2] or "") for r in found}.values())
+        params += [ticket_id, sender]
+    found = sorted(
+        sql.rows(" UNION ALL ".join(parts), *params), key=lambda r: (int(r[0]), -int(r[1]))
+    )
+    roles = [str(r[2]) for r in found if r[0] == 2]
+    texts = {int(r[1]): str(r[2] or "") for r in found if r[0] != 2}
+    return list(texts.values()), roles[0] if roles else None
 
 
 def latest_customer(ticket_id: int) -> MessageRow | None:
