@@ -47,6 +47,30 @@ def contact(email: str, name: str = "", *, refresh: bool = False) -> ContactRow:
     return ContactRow(id=contact_id, email=email, name=known)
 
 
+def keep_name(email: str, name: str) -> None:
+    """``contact(email, name, refresh=True)`` when nothing is read back: written with the
+    transaction's next statement (``sql.later``), no round trip of its own."""
+    email, name = email.lower()[:320], " ".join(name.split())[:300]
+    if "@" in name:
+        name = ""
+    sql.later(  # the WHERE keeps a known address from taking a number of the id sequence
+        "INSERT INTO contact (email, name, created_at, undeliverable_reason) SELECT ?, ?, ?, ''"
+        " WHERE NOT EXISTS (SELECT 1 FROM contact WHERE email = ?)"
+        " ON CONFLICT (email) DO NOTHING",
+        email,
+        name,
+        sql.ts(utcnow()),
+        email,
+    )
+    if name:
+        sql.later(
+            "UPDATE contact SET name = ? WHERE email = ? AND (name IS NULL OR name <> ?)",
+            name,
+            email,
+            name,
+        )
+
+
 # PostgreSQL: the contact of an address, added when there is none, in one round trip
 # (id, name, whether added); no row when another transaction added it meanwhile.
 _FIND_OR_ADD = (
