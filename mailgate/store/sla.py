@@ -138,8 +138,9 @@ def none_yet(ticket_id: int, *, timers: bool = True) -> None:
     cache = transaction_cache()
     if cache is not None:
         cache[("sla_clock", ticket_id)] = ()
-        if timers:
+        if timers:  # a new ticket: its history is what this transaction writes (``noted``)
             cache[("timer", ticket_id)] = ()
+            cache[("history", ticket_id)] = []
 
 
 # Whether a ticket has clocks, as a column of a statement on ``ticket`` (``tickets.lock``).
@@ -313,8 +314,23 @@ HISTORY_KINDS = (
 )  # fmt: skip
 
 
+def noted(rows: Sequence[Sequence[Any]]) -> None:
+    """Event rows (``events.COLUMNS``) this transaction writes: kept for the ``history`` of
+    a ticket it made (``none_yet``), whose events are all its own — not read back."""
+    cache = transaction_cache()
+    if not cache:
+        return
+    for ticket_id, at, _, kind, old, new, *_ in rows:
+        kept = cache.get(("history", ticket_id))
+        if kept is not None and kind in HISTORY_KINDS:
+            kept.append((str(kind), str(sql.clean(old) or ""), str(sql.clean(new) or ""), at))
+
+
 def history(ticket_id: int) -> list[tuple[str, str, str, dt.datetime]]:
     """(kind, old, new, at) of the events the clocks are computed from, in order."""
+    cache = transaction_cache()
+    if cache is not None and ("history", ticket_id) in cache:
+        return list(cache[("history", ticket_id)])
     found = []
     for kind, old, new, at in sql.rows(
         "SELECT kind, old, new, at FROM event WHERE ticket_id = ?"
