@@ -231,7 +231,7 @@ def _apply(
         else:
             kind = message_kind(p.role, p.verdict.kind)
             if kind == "customer" and p.sender is not None and p.sender.name:
-                people.keep_name(p.sender.email, p.sender.name)  # with the next statement
+                people.keep_name(p.sender.email, p.sender.name)  # a participant's, on file
             message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(p))
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
         if decision == "reopen":

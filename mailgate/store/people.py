@@ -48,21 +48,11 @@ def contact(email: str, name: str = "", *, refresh: bool = False) -> ContactRow:
 
 
 def keep_name(email: str, name: str) -> None:
-    """``contact(email, name, refresh=True)`` when nothing is read back: written with the
-    transaction's next statement (``sql.later``), no round trip of its own."""
+    """The name a participant of a ticket (so a contact on file) signs their mail with
+    replaces a different one on file — ``contact(email, name, refresh=True)`` when nothing
+    is read back: written with the transaction's next statement (``sql.later``)."""
     email, name = email.lower()[:320], " ".join(name.split())[:300]
-    if "@" in name:
-        name = ""
-    sql.later(  # the WHERE keeps a known address from taking a number of the id sequence
-        "INSERT INTO contact (email, name, created_at, undeliverable_reason) SELECT ?, ?, ?, ''"
-        " WHERE NOT EXISTS (SELECT 1 FROM contact WHERE email = ?)"
-        " ON CONFLICT (email) DO NOTHING",
-        email,
-        name,
-        sql.ts(utcnow()),
-        email,
-    )
-    if name:
+    if name and "@" not in name:
         sql.later(
             "UPDATE contact SET name = ? WHERE email = ? AND (name IS NULL OR name <> ?)",
             name,
