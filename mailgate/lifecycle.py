@@ -89,7 +89,7 @@ def create(
     now = at or utcnow()
     team_row = directory.team_row(team, config)
     ticket = ticket_rows.insert(
-        number=ticket_rows.new_number(config),
+        numbers=ticket_rows.new_numbers(config),
         subject=subject[:1000],
         priority=priority or mailbox.priority,
         mailbox=mailbox.name,

@@ -738,3 +738,18 @@ def test_a_list_alert_about_no_mail_of_ours_makes_no_ticket(ctx: Context) -> Non
     outcome = ingest(ctx, list_alert("<never-sent@example.org>", "Mail loop detected"), source="smtp")
     assert outcome.action == "ignored" and "mailing list" in (outcome.reason or "")
     assert m.Ticket.select().count() == 0
+
+
+def test_a_customers_reply_keeps_their_name_on_file_current(ctx: Context) -> None:
+    """The name a customer signs their reply with replaces the one on file (written with
+    the reply's next statement); a reply without a name leaves it."""
+    original = compose()
+    created = ingest(ctx, original, source="smtp")
+    assert m.Contact.get(m.Contact.email == "carla@customer.example").name == "Carla Customer"
+    reply = reply_to(original, sender="Carla Q. Customer <Carla@Customer.example>", body="Hi")
+    assert ingest(ctx, reply, source="smtp").ticket == created.ticket
+    assert m.Contact.get(m.Contact.email == "carla@customer.example").name == "Carla Q. Customer"
+    bare = reply_to(original, sender="carla@customer.example", body="Still down.")
+    assert ingest(ctx, bare, source="smtp").ticket == created.ticket
+    assert m.Contact.get(m.Contact.email == "carla@customer.example").name == "Carla Q. Customer"
+    assert m.Contact.select().where(m.Contact.email == "carla@customer.example").count() == 1

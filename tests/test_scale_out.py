@@ -170,3 +170,84 @@ def test_a_processed_mail_is_let_go_with_its_commit_and_a_failed_one_after_it(
     thread.start()
     thread.join(30)
     assert taken == [True, True, True]
+
+
+@pytest.mark.postgres
+def test_a_contact_another_process_adds_at_the_same_moment_is_found_not_added_twice(
+    ctx: Context,
+) -> None:
+    """The contact of an address is found or added in one statement; one that another
+    session adds after this transaction began (its insert waits for that session's
+    commit, then does nothing) is read back instead."""
+    from mailgate.store import people
+
+    inserted, commit = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        with store.write_transaction():
+            people.contact("dana@customer.example", "Dana")
+            inserted.set()
+            commit.wait(30)
+        store.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    try:
+        assert inserted.wait(30)
+        threading.Timer(0.3, commit.set).start()
+        with store.write_transaction():
+            found = people.contact("dana@customer.example", "Dana D.")
+    finally:
+        commit.set()
+        thread.join(30)
+    assert found.id == m.Contact.get(m.Contact.email == "dana@customer.example").id
+    assert m.Contact.select().where(m.Contact.email == "dana@customer.example").count() == 1
+
+
+@pytest.mark.postgres
+def test_a_reply_whose_parent_is_in_flight_elsewhere_waits_and_lands_on_its_ticket(
+    ctx: Context,
+) -> None:
+    """The processing transaction's first statement finds the parent still in flight: it
+    rolls back, waits for the parent's process to let go, and threads the reply then."""
+    import hashlib
+
+    from mailgate.envelope import Envelope
+    from mailgate.intake import order, receipts
+
+    parent = compose(subject="Card blocked", message_id="<parent@customer.example>")
+    reply = compose(
+        subject="Re: Card blocked",
+        message_id="<reply@customer.example>",
+        headers={"In-Reply-To": "<parent@customer.example>"},
+    )
+    stored, go = threading.Event(), threading.Event()
+    outcomes: list[intake.Outcome] = []
+
+    def other_process() -> None:  # stores the parent, then takes a while to process it
+        sha256 = hashlib.sha256(parent).hexdigest()
+        ctx.blobs.put(parent, sha256)
+        message_id, sender = receipts.peek(parent, sha256)
+        with order.in_flight(message_id, taken=True):
+            receipt, _ = receipts.receive(
+                message_id, sha256, sender, len(parent), "pipe", "", Envelope(),
+                receipts.fingerprint(parent), in_flight=message_id,
+            )  # fmt: skip
+            stored.set()
+            go.wait(30)
+            outcomes.append(intake.process(ctx, receipt, parent, Envelope()))
+        store.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    try:
+        assert stored.wait(30)
+        threading.Timer(0.5, go.set).start()
+        answered = intake.ingest(ctx, reply, source="pipe")
+    finally:
+        go.set()
+        thread.join(30)
+    (created,) = outcomes
+    assert created.action == "created"
+    assert answered.action == "appended"
+    assert answered.ticket == created.ticket

@@ -11,6 +11,7 @@ import pytest
 from mailgate import store
 from mailgate.context import Context
 from mailgate.intake import ingest
+from mailgate.store import models as m
 from tests.conftest import open_gateway
 from tests.support import compose, config_data, load_config, write_config
 
@@ -57,3 +58,12 @@ def test_a_bad_first_ticket_number_is_a_config_error(tmp_path: Path, value: obje
     assert done.returncode == 78
     assert "gateway.first_ticket_number: must be" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.config({"gateway": {"ticket_numbers": "sequential", "first_ticket_number": 42}})
+def test_a_number_already_taken_is_passed_over(ctx: Context) -> None:
+    """The INSERT tries the number itself (no lookup first): one taken meanwhile (here by
+    an admin's renumbering) is skipped, never a failed mail."""
+    assert new_tickets(ctx, 1) == [42]
+    m.Ticket.update(number=43).where(m.Ticket.number == 42).execute()
+    assert new_tickets(ctx, 2, start=1) == [44, 45]

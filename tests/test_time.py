@@ -25,6 +25,7 @@ from mailgate.admin import tickets as admin
 from mailgate.context import Context
 from mailgate.store import models as m
 from mailgate.store import tickets as ticket_rows
+from mailgate.store.sla import SlaClock, Timer
 from tests import queued
 from tests.support import compose, reply_to, wait_for
 
@@ -312,3 +313,33 @@ def test_serve_runs_the_due_work_every_due_seconds(ctx: Context, serve_in_thread
     admin.set_status(ctx, ticket.number, "pending", "admin:cli")
     serve_in_thread(ctx, smtp=False, imap=False)
     wait_for(lambda: notices("pending_reminder"), timeout=20)
+
+
+@pytest.mark.config(TIME)
+def test_a_new_tickets_clocks_and_timers_are_those_its_stored_history_gives(ctx: Context) -> None:
+    """The transaction that makes a ticket computes its clocks from the events it writes,
+    reading none back: computed again from the stored history they are the same — for a
+    ticket a mail opened, and one an agent opened with an answer (first response met)."""
+    from mailgate.onbehalf import create_ticket
+
+    jane = ctx.config.agent("jane")
+    assert jane is not None
+    opened = [
+        open_ticket(ctx, compose(subject="Statement missing")).number,
+        create_ticket(
+            ctx, requester="dana@customer.example", subject="Your card", text="It is on its way.",
+            agent=jane,
+        ).number,
+    ]  # fmt: skip
+    stored = sorted((c.ticket_id, c.name, c.due_at, c.met_at) for c in SlaClock.select())
+    timers = sorted((t.ticket_id, t.kind, t.key, t.due_at) for t in Timer.select())
+    assert any(met is not None for *_, met in stored)  # the agent's answer met a clock
+    for number in opened:
+        found = ticket_rows.by_number(number)
+        assert found is not None
+        journal = _journal()
+        with store.write_transaction():
+            moved = sla.recompute(ctx.config, ticket_rows.lock(found.id), journal, announce=True)
+        assert moved == [] and journal.items == []
+    assert sorted((c.ticket_id, c.name, c.due_at, c.met_at) for c in SlaClock.select()) == stored
+    assert sorted((t.ticket_id, t.kind, t.key, t.due_at) for t in Timer.select()) == timers

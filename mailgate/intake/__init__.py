@@ -62,8 +62,8 @@ def ingest(
     ctx.blobs.put(raw, sha256)
     fingerprint = receipts.fingerprint(raw)
     # In flight from before its receipt is committed until its ticket is: a reply that
-    # another process takes meanwhile waits for it (order.py).
-    with order.in_flight(message_id):
+    # another process takes meanwhile waits for it (order.py). The receipt's INSERT takes it.
+    with order.in_flight(message_id, taken=True):
         return _receive(
             ctx, raw, source, mailbox, envelope, sha256, message_id, sender, fingerprint
         )
@@ -82,7 +82,15 @@ def _receive(
 ) -> Outcome:
     try:
         receipt, duplicate = receipts.receive(
-            message_id, sha256, sender, len(raw), source, mailbox or "", envelope, fingerprint
+            message_id,
+            sha256,
+            sender,
+            len(raw),
+            source,
+            mailbox or "",
+            envelope,
+            fingerprint,
+            in_flight=message_id,
         )
     except TemporaryFailure:
         raise
@@ -98,6 +106,7 @@ def _receive(
             mailbox or "",
             envelope,
             fingerprint,
+            in_flight=message_id,
         )
     if duplicate is not None:
         outcome = Outcome(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 from mailgate import agents, csat, lifecycle, notices, onbehalf, reactions, routing
 from mailgate.attachments import size_text
@@ -60,20 +61,24 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
     except Exception as exc:
         log.exception("parser failed", extra={"mailgate_fields": {"receipt": receipt.id}})
         return receipts.quarantine(receipt, f"parser error: {type(exc).__name__}: {exc}")
-    try:
-        order.wait_for_parents(ctx.config, receipt, mail)  # one result with several processes
-    except TemporaryFailure:
-        receipts.release(receipt)
-        raise
-    for attempt in range(3):
+    parents = order.parents(receipt, mail)  # one result with several processes
+    attempt = 0
+    while True:
         try:
-            # Not waiting for the server's fsync (PostgreSQL): a crash of the server that
-            # takes this commit back leaves the receipt received and leased (its commit was
-            # durable), and the recovery processes the mail once more (store.db).
+            # No wait for the server's fsync (PostgreSQL): a server crash that takes this back
+            # leaves the receipt received and leased, for the recovery to redo (store.db).
             with write_transaction(durable=False):
-                outcome = _apply(ctx, receipt, mail, envelope)
+                outcome = _apply(ctx, receipt, mail, envelope, parents)
                 order.finished(receipt.message_id)  # let go with the COMMIT
                 return outcome
+        except order.ParentsInFlight as exc:  # rolled back: wait for them, then again
+            parents = []  # once: what one process would have done by now
+            try:
+                order.wait_for(ctx.config, receipt, exc.pending)
+            except TemporaryFailure:
+                receipts.release(receipt)
+                raise
+            continue
         except _Quarantine as exc:
             return receipts.quarantine(receipt, str(exc))
         except IntegrityError as exc:
@@ -84,33 +89,34 @@ def process(ctx: Context, receipt: ReceiptRow, raw: bytes, envelope: Envelope) -
         except TemporaryFailure as exc:
             # Two processes locked the same tickets in opposite order: PostgreSQL aborted
             # one transaction; doing it again sees what the other one did.
-            if _worth_retrying(exc) and attempt < 2:
-                continue
-            receipts.release(receipt, temporary=True)
-            raise
+            if attempt == 2 or not _RETRIED.search(str(exc)):
+                receipts.release(receipt, temporary=True)
+                raise
         except Exception as exc:
             log.exception("processing failed", extra={"mailgate_fields": {"receipt": receipt.id}})
             return receipts.quarantine(receipt, f"processing error: {type(exc).__name__}: {exc}")
-    raise AssertionError("unreachable")
+        attempt += 1
 
 
-def _worth_retrying(exc: TemporaryFailure) -> bool:
-    text = str(exc).lower()
-    return "deadlock detected" in text or "could not serialize" in text
+_RETRIED = re.compile("deadlock detected|could not serialize", re.I)
 
 
 class _Quarantine(Exception):
     """Raised inside the transaction to roll it back and quarantine with a reason."""
 
 
-def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelope) -> Outcome:
+def _apply(
+    ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelope, parents: list[str]
+) -> Outcome:
     config = ctx.config
     # Another process may have finished this mail meanwhile (the same mail delivered to
     # two gateway processes at once): the row lock makes the second one see it.
     fingerprint = content_fingerprint(mail)
-    status, said_before = receipt_rows.status_locked(receipt.id, fingerprint)
+    status, said_before, pending = receipt_rows.status_locked(receipt.id, fingerprint, parents)
     if status != "received":
         return Outcome("duplicate", receipt.message_id, reason="processed by another process")
+    if pending:  # a mail it refers to is still being processed elsewhere (intake/order.py)
+        raise order.ParentsInFlight(pending)
     earlier = _same_content(config, receipt, fingerprint) if said_before else None
     if earlier is not None:
         return earlier
@@ -225,7 +231,7 @@ def _apply(ctx: Context, receipt: ReceiptRow, mail: ParsedMail, envelope: Envelo
         else:
             kind = message_kind(p.role, p.verdict.kind)
             if kind == "customer" and p.sender is not None and p.sender.name:
-                people.contact(p.sender.email, p.sender.name, refresh=True)  # name kept current
+                people.keep_name(p.sender.email, p.sender.name)  # a participant's, on file
             message = _store_message(ticket, receipt, p, trace, kind=kind, text=_visible(p))
             journal.add(Event(ticket, "message", actor, new=kind, message=message))
         if decision == "reopen":

@@ -81,17 +81,17 @@ def _number_from_reply_address(addresses: Iterable[str], config: Config) -> int 
 
 
 def _by_message_ids(ids: Sequence[str]) -> tuple[TicketRow, str, str] | None:
-    found = messages.referenced(ids)
+    found = ticket_rows.of_messages(ids)
     if not found:
         return None
     # The earliest reference in our list wins: In-Reply-To first, then References newest first.
-    by_message_id: dict[str, tuple[int, str, str]] = {}
+    by_message_id: dict[str, tuple[str, str, TicketRow]] = {}
     for row in found:
-        by_message_id.setdefault(row[1], row)
+        by_message_id.setdefault(row[0], row)
     for message_id in ids:
         if message_id in by_message_id:
-            ticket_id, _, direction = by_message_id[message_id]
-            return ticket_rows.by_id(ticket_id), message_id, direction
+            _, direction, ticket = by_message_id[message_id]
+            return ticket, message_id, direction
     return None
 
 

@@ -132,10 +132,14 @@ def plan(
         return replace(decided(decision, rating.describe()), rating=rating)
     found = find_ticket(mail, config, envelope.rcpt_tos)
     trace.extend(found.trace)
+    on_ticket: str | None = _UNREAD
     if found.ticket is not None:
-        known = tuple(messages.sent_texts(found.ticket.id, [*mail.in_reply_to, *mail.references]))
+        texts, on_ticket = messages.sent_texts(
+            found.ticket.id, [*mail.in_reply_to, *mail.references], sender=sender.email.lower()
+        )
+        known = tuple(texts)
     recipients = (*envelope.rcpt_tos, *(a.email for a in mail.recipients))
-    role = sender_role(found.ticket, sender.email, config)
+    role = sender_role(found.ticket, sender.email, config, on_ticket)
     suspicion = suspended.judge(config, mail, envelope, sender) if spam_check else None
     if suspicion is not None:
         flag = suspicion
@@ -241,13 +245,20 @@ def requester_fallback(
     return None, raw
 
 
-def sender_role(ticket: TicketRow | None, address: str, config: Config) -> Role:
+# ``sender_role``'s ``on_ticket`` when it was not read with the rest (no role is this).
+_UNREAD = "(unread)"
+
+
+def sender_role(
+    ticket: TicketRow | None, address: str, config: Config, on_ticket: str | None = _UNREAD
+) -> Role:
+    """``on_ticket``: the address's role on ``ticket`` (``people.role_of``) if read already."""
     address = address.lower()
     if config.agent_for(address) is not None:
         return "agent"
     if ticket is None:
         return "unknown"
-    role = people.role_of(ticket.id, address)
+    role = people.role_of(ticket.id, address) if on_ticket == _UNREAD else on_ticket
     if role is None:
         return "unknown"
     return "requester" if role == "requester" else "collaborator"

@@ -24,7 +24,7 @@ from mailgate.errors import TemporaryFailure
 from mailgate.mail.charsets import decode_header
 from mailgate.mail.mime import blank_line
 from mailgate.mail.parse import first_message_id, synthesized_message_id
-from mailgate.store import PeeweeException, clean, write_transaction
+from mailgate.store import PeeweeException, clean, inflight, write_transaction
 from mailgate.store import receipts as receipt_rows
 from mailgate.store import tickets as ticket_rows
 from mailgate.store.db import utcnow
@@ -95,12 +95,18 @@ def receive(
     mailbox: str,
     envelope: Envelope,
     fingerprint: str,
+    *,
+    in_flight: str = "",
 ) -> tuple[ReceiptRow, int | None]:
     """Commit the receipt and take the lease on it.
 
     Returns the receipt and, when this delivery must not process it, a ticket number
     (0 if none): a duplicate of a finished mail, or of one another delivery is
     processing right now (the same mail reaching two processes at once).
+
+    ``in_flight``: the Message-ID this session marks in flight (``intake.order``) before
+    the receipt it creates or takes over is committed; whoever calls lets go of it
+    (``order.in_flight(…, taken=True)``).
     """
     now = utcnow()
     # A Message-ID reused for another mail (other sender, or other text: broken clients
@@ -118,6 +124,7 @@ def receive(
                 envelope=envelope.as_json(),
                 now=now,
                 lease_until=now + LEASE,
+                in_flight=in_flight,  # taken in the INSERT's round trip
             )
             if created is not None:
                 return created, None
@@ -126,6 +133,8 @@ def receive(
                 continue
             if existing.status != "received":
                 return existing, ticket_rows.number_of(existing.ticket_id) or 0
+            if in_flight and not inflight.holds(in_flight):
+                inflight.hold(in_flight)  # before the take-over is committed, as above
             claimed = claim(existing, now)
             if claimed is None:  # being processed by another delivery right now
                 return existing, ticket_rows.number_of(existing.ticket_id) or 0

@@ -68,7 +68,9 @@ def queue(
         wanted = intents(ctx, ticket, events, mail, verdict)
         if not wanted:
             continue
-        thread = _thread(ticket, mail)
+        # The conversation was read with the ticket's people (rules.people_of).
+        who = next((i.people for i in wanted if i.people is not None), None)
+        thread = _thread(ticket, mail, who.conversation if who is not None else None)
         admitted = admit(ctx.config, ticket, wanted, utcnow())
         _insert(
             ctx.config,
@@ -329,10 +331,13 @@ def _insert(config: Config, notices: list[Queued]) -> None:
         )
 
 
-def _thread(ticket: TicketRow, mail: ParsedMail | None) -> tuple[str, tuple[str, ...]]:
-    """In-Reply-To the customer's message being answered; References along the conversation."""
+def _thread(
+    ticket: TicketRow, mail: ParsedMail | None, conversation: tuple[str, ...] | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """In-Reply-To the customer's message being answered; References along the conversation
+    (``conversation``: its Message-IDs when read already)."""
     # The customer's latest mail is what every notice answers (it is stored already when
     # the notice comes from it); the first one roots the conversation.
-    chain = messages.conversation_ids(ticket.id)
+    chain = list(conversation) if conversation is not None else messages.conversation_ids(ticket.id)
     answered = chain[-1] if chain else ""
     return answered, compose.trim_references(chain)

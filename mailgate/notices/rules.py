@@ -52,17 +52,22 @@ class People:
     team: TeamRow | None
     assignee: AgentRow | None
     follow_up_of: int | None = None  # the number of the closed ticket this one continues
+    # The Message-IDs its notices refer to (``messages.conversation_ids``), read with them.
+    conversation: tuple[str, ...] | None = None
 
 
 def people_of(ticket: TicketRow) -> People:
-    requester = people.by_id(ticket.requester_id)
+    # One statement (store.people.of_ticket); the team and agent are cached per process.
+    # The earlier ticket only when this requester was on it: never name a stranger's.
+    found = people.of_ticket(ticket.id, ticket.requester_id)
+    requester = found.requester
     return People(
         requester=Address(requester.email, requester.name) if requester else Address(""),
-        collaborators=tuple(Address(c.email, c.name) for c in people.collaborators(ticket.id)),
+        collaborators=tuple(Address(c.email, c.name) for c in found.collaborators),
         team=directory.team_by_id(ticket.team_id),
         assignee=directory.agent_by_id(ticket.assignee_id),
-        # The earlier ticket only when this requester was on it: never name a stranger's.
-        follow_up_of=people.follow_up_of(ticket.id, ticket.requester_id),
+        follow_up_of=found.follow_up_of,
+        conversation=found.conversation,
     )
 
 

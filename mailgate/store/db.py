@@ -366,7 +366,13 @@ def write_transaction(*, durable: bool = True) -> Iterator[None]:
         if not durable and isinstance(db.obj, _PostgresDatabase):
             if db.obj.transaction_depth() == 1:
                 db.obj.defer("SET LOCAL synchronous_commit = off")
-        yield
+        try:
+            yield
+        except BaseException:
+            cache = transaction_cache()  # a nested one is a savepoint: as ``savepoint``
+            if cache and db.transaction_depth() > 1:
+                cache.clear()
+            raise
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mailgate.store import sla as sla_rows
 from mailgate.store import sql
 from mailgate.store.db import utcnow
 
@@ -18,6 +19,8 @@ COLUMNS = ("ticket_id", "at", "actor", "kind", "old", "new", "message_id", "deta
 
 def insert(rows: Iterable[Sequence[Any]]) -> None:
     """Event rows in ``COLUMNS`` order, one INSERT."""
+    rows = list(rows)
+    sla_rows.noted(rows)  # a new ticket's clocks are computed from these, not read back
     sql.insert_many("event", COLUMNS, [(r[0], sql.ts(r[1]), *r[2:]) for r in rows])
 
 

@@ -53,6 +53,19 @@ def hold(message_id: str) -> bool:
     return held
 
 
+def hold_expression(message_id: str) -> str:
+    """The SQL expression that takes ``message_id`` for this session (true when it did), for
+    a statement that takes it on its way — the receipt's INSERT … RETURNING, so that it is
+    held before the receipt is committed, without a round trip of its own. Report the
+    result with ``took``. PostgreSQL only."""
+    return f"pg_try_advisory_lock({NAMESPACE}, {_key(message_id)})"
+
+
+def took(message_id: str) -> None:
+    """This session took ``message_id`` in a statement of its own (``hold_expression``)."""
+    _holding().add(message_id)
+
+
 def holds(message_id: str) -> bool:
     """Whether this session still holds ``message_id`` (``let_go_at_commit`` may have
     let go already)."""
@@ -76,23 +89,15 @@ def let_go_at_commit(message_id: str) -> None:
     )
 
 
-def unfinished_before(message_ids: Sequence[str], receipt_id: int) -> list[str]:
-    """Those of ``message_ids`` whose receipt came before ``receipt_id`` and is not finished.
-
-    Only earlier receipts: a process then waits only for mails that arrived before its
-    own, so no two processes can ever wait for each other.
-    """
-    if not message_ids:
-        return []
-    return [
-        str(r[0])
-        for r in sql.rows(
-            "SELECT message_id FROM receipt WHERE status = 'received' AND id < ?"
-            f" AND message_id IN ({sql.placeholders(len(message_ids))})",
-            receipt_id,
-            *message_ids,
-        )
-    ]
+# Those of some Message-IDs whose receipt came before a receipt and is not finished, as an
+# expression (an array) of a statement on that receipt (``receipts.status_locked``); its
+# parameters: the receipt's id, the Message-IDs as an array. Only earlier receipts: a
+# process then waits only for mails that arrived before its own, so no two processes can
+# ever wait for each other. PostgreSQL only.
+UNFINISHED_BEFORE = (
+    "ARRAY(SELECT message_id FROM receipt AS parent WHERE parent.status = 'received'"
+    " AND parent.id < ? AND parent.message_id = ANY(?))"
+)
 
 
 def wait(message_ids: Sequence[str], seconds: float) -> bool:

@@ -177,21 +177,6 @@ def set_trace(message_id: int, trace: Sequence[str]) -> None:
     sql.run("UPDATE message SET trace = ? WHERE id = ?", sql.js(list(trace)), message_id)
 
 
-def referenced(ids: Sequence[str]) -> list[tuple[int, str, str]]:
-    """(ticket id, Message-ID, direction) of every stored message among ``ids``, newest first."""
-    found = [
-        row
-        for chunk in sql.chunks(ids)
-        for row in sql.rows(
-            "SELECT id, ticket_id, message_id, direction FROM message"
-            f" WHERE message_id IN ({sql.placeholders(len(chunk))})",
-            *chunk,
-        )
-    ]
-    found.sort(key=lambda r: -int(r[0]))
-    return [(int(r[1]), str(r[2]), str(r[3])) for r in found]
-
-
 def ticket_of_sent(message_id: str) -> int | None:
     """The ticket of a mail we sent with this Message-ID (what a bounce reports on)."""
     found = sql.value(
@@ -200,26 +185,41 @@ def ticket_of_sent(message_id: str) -> int | None:
     return None if found is None else int(found)
 
 
-def sent_texts(ticket_id: int, ids: Sequence[str], latest: int = 3) -> list[str]:
+def sent_texts(
+    ticket_id: int, ids: Sequence[str], latest: int = 3, *, sender: str = ""
+) -> tuple[list[str], str | None]:
     """The texts of our mails on the ticket that a reply may quote: those it names
     (In-Reply-To, References) first, then the newest ``latest`` — what the quote
-    stripping gets as hints (``mail.quote_hints``)."""
-    found: list[tuple[object, ...]] = []
+    stripping gets as hints (``mail.quote_hints``); and ``sender``'s role on the ticket
+    (``people.role_of``; None when not a participant, or no ``sender``). One statement:
+    a reply's plan reads them all in the ingest transaction."""
     named = list(dict.fromkeys(ids))[:50]
+    parts: list[str] = []
+    params: list[object] = []
     if named:
-        found = sql.rows(
-            "SELECT id, text FROM message WHERE ticket_id = ? AND direction = 'out'"
-            f" AND message_id IN ({sql.placeholders(len(named))}) ORDER BY id DESC LIMIT 5",
-            ticket_id,
-            *named,
+        parts.append(
+            "SELECT 0, id, text FROM (SELECT id, text FROM message WHERE ticket_id = ?"
+            f" AND direction = 'out' AND message_id IN ({sql.placeholders(len(named))})"
+            " ORDER BY id DESC LIMIT 5) AS named"
         )
-    found += sql.rows(
-        "SELECT id, text FROM message WHERE ticket_id = ? AND direction = 'out'"
-        " ORDER BY id DESC LIMIT ?",
-        ticket_id,
-        latest,
+        params += [ticket_id, *named]
+    parts.append(
+        "SELECT 1, id, text FROM (SELECT id, text FROM message WHERE ticket_id = ?"
+        " AND direction = 'out' ORDER BY id DESC LIMIT ?) AS newest"
     )
-    return list({int(str(r[0])): str(r[1] or "") for r in found}.values())
+    params += [ticket_id, latest]
+    if sender:
+        parts.append(
+            "SELECT 2, 0, p.role FROM participant p JOIN contact c ON c.id = p.contact_id"
+            " WHERE p.ticket_id = ? AND c.email = ?"
+        )
+        params += [ticket_id, sender]
+    found = sorted(
+        sql.rows(" UNION ALL ".join(parts), *params), key=lambda r: (int(r[0]), -int(r[1]))
+    )
+    roles = [str(r[2]) for r in found if r[0] == 2]
+    texts = {int(r[1]): str(r[2] or "") for r in found if r[0] != 2}
+    return list(texts.values()), roles[0] if roles else None
 
 
 def latest_customer(ticket_id: int) -> MessageRow | None:

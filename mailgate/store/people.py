@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mailgate.store import sql
-from mailgate.store.db import utcnow
+from mailgate.store.db import is_sqlite, utcnow
 from mailgate.store.rows import ContactRow
 
 
@@ -24,7 +25,9 @@ def contact(email: str, name: str = "", *, refresh: bool = False) -> ContactRow:
     email, name = email.lower()[:320], " ".join(name.split())[:300]
     if "@" in name:
         name = ""
-    row = sql.one("SELECT id, name FROM contact WHERE email = ?", email)
+    row = None if is_sqlite() else sql.one(_FIND_OR_ADD, email, email, name, utcnow())
+    if row is None:  # SQLite, or added by another transaction after this one's snapshot
+        row = sql.one("SELECT id, name, 0 FROM contact WHERE email = ?", email)
     if row is None:
         contact_id = sql.insert(
             "INSERT INTO contact (email, name, created_at, undeliverable_reason)"
@@ -34,12 +37,39 @@ def contact(email: str, name: str = "", *, refresh: bool = False) -> ContactRow:
             sql.ts(utcnow()),
         )
         known = name
+    elif row[2]:  # just added
+        contact_id, known = int(row[0]), name
     else:
         contact_id, known = int(row[0]), str(row[1] or "")
         if name and (not known or (refresh and name != known)):
             sql.run("UPDATE contact SET name = ? WHERE id = ?", name, contact_id)
             known = name
     return ContactRow(id=contact_id, email=email, name=known)
+
+
+def keep_name(email: str, name: str) -> None:
+    """The name a participant of a ticket (so a contact on file) signs their mail with
+    replaces a different one on file — ``contact(email, name, refresh=True)`` when nothing
+    is read back: written with the transaction's next statement (``sql.later``)."""
+    email, name = email.lower()[:320], " ".join(name.split())[:300]
+    if name and "@" not in name:
+        sql.later(
+            "UPDATE contact SET name = ? WHERE email = ? AND (name IS NULL OR name <> ?)",
+            name,
+            email,
+            name,
+        )
+
+
+# PostgreSQL: the contact of an address, added when there is none, in one round trip
+# (id, name, whether added); no row when another transaction added it meanwhile.
+_FIND_OR_ADD = (
+    "WITH found AS (SELECT id, name FROM contact WHERE email = ?),"
+    " added AS (INSERT INTO contact (email, name, created_at, undeliverable_reason)"
+    " SELECT CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS TIMESTAMP), ''"
+    " WHERE NOT EXISTS (SELECT 1 FROM found) ON CONFLICT (email) DO NOTHING RETURNING id, name)"
+    " SELECT id, name, FALSE FROM found UNION ALL SELECT id, name, TRUE FROM added"
+)
 
 
 def by_id(contact_id: int) -> ContactRow | None:
@@ -108,6 +138,57 @@ def follow_up_of(ticket_id: int, requester_id: int) -> int | None:
         ticket_id,
     )
     return None if found is None else int(found)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPeople:
+    """What a ticket's notices are addressed and threaded by: ``by_id`` of its requester,
+    its ``collaborators``, ``follow_up_of`` and ``messages.conversation_ids``."""
+
+    requester: ContactRow | None
+    collaborators: tuple[ContactRow, ...]
+    follow_up_of: int | None
+    conversation: tuple[str, ...]
+
+
+# The four reads as one statement (every mail's notices need them): (part, order, n, a, b).
+_OF_TICKET = (
+    "SELECT 0, 0, id, email, name FROM contact WHERE id = ?"
+    " UNION ALL SELECT 1, p.id, c.id, c.email, c.name FROM participant p"
+    " JOIN contact c ON c.id = p.contact_id WHERE p.ticket_id = ? AND p.role = 'collaborator'"
+    " UNION ALL SELECT 2, 0, t.number, '', '' FROM ticket_link l JOIN ticket t"
+    " ON t.id = l.other_id JOIN participant p ON p.ticket_id = t.id AND p.contact_id = ?"
+    " WHERE l.ticket_id = ? AND l.kind = 'follow_up_of'"
+    " UNION ALL SELECT 3, id, id, message_id, '' FROM (SELECT id, message_id FROM message"
+    " WHERE ticket_id = ? AND direction = 'in' ORDER BY id LIMIT 1) AS first"
+    " UNION ALL SELECT 4, id, id, message_id, '' FROM (SELECT id, message_id FROM message"
+    " WHERE ticket_id = ? AND kind IN ('customer', 'external') ORDER BY id DESC LIMIT 3)"
+    " AS latest"
+)
+
+
+def of_ticket(ticket_id: int, requester_id: int) -> TicketPeople:
+    """Requester, collaborators, the ticket it follows up and its conversation's
+    Message-IDs, in one round trip (each as its own function above would read it)."""
+    found = sorted(
+        sql.rows(
+            _OF_TICKET, requester_id, ticket_id, requester_id, ticket_id, ticket_id, ticket_id
+        ),
+        key=lambda r: (int(r[0]), int(r[1])),
+    )
+    parts: dict[int, list[tuple[Any, ...]]] = {}
+    for row in found:
+        parts.setdefault(int(row[0]), []).append(row)
+    requester = [ContactRow(int(r[2]), str(r[3]), str(r[4] or "")) for r in parts.get(0, [])]
+    follow_up = parts.get(2)
+    return TicketPeople(
+        requester=requester[0] if requester else None,
+        collaborators=tuple(
+            ContactRow(int(r[2]), str(r[3]), str(r[4] or "")) for r in parts.get(1, [])
+        ),
+        follow_up_of=int(follow_up[0][2]) if follow_up else None,
+        conversation=tuple(str(r[3]) for r in [*parts.get(3, []), *parts.get(4, [])]),
+    )
 
 
 def mark_undeliverable(email: str, until: dt.datetime, reason: str) -> None:

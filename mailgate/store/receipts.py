@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from mailgate.store import sql
-from mailgate.store.db import utcnow
+from mailgate.store import inflight, sql
+from mailgate.store.db import is_sqlite, utcnow
 from mailgate.store.faults import TEMPORARY_PREFIX
 from mailgate.store.rows import ReceiptRow
 
@@ -67,18 +68,26 @@ def insert(
     envelope: dict[str, Any],
     now: dt.datetime,
     lease_until: dt.datetime,
+    in_flight: str = "",
 ) -> ReceiptRow | None:
     """A new receipt under ``key``, leased to the caller; None when the key is taken.
 
     ON CONFLICT makes the first delivery win atomically, on every backend. As the first
     statement of its transaction, it is committed the moment it returns on PostgreSQL
     (``sql.one_committed``: no round trip of its own for the COMMIT).
+
+    ``in_flight`` (PostgreSQL): the Message-ID to mark in flight (``store.inflight``) when
+    the receipt is created — taken by the INSERT's RETURNING, so it is held before the
+    receipt is committed (whoever sees the receipt can wait for it), in the same round
+    trip. Nothing is taken when the key was taken already.
     """
+    taking = in_flight and not is_sqlite()
+    also = f", {inflight.hold_expression(in_flight)}" if taking else ""
     created = sql.one_committed(
         "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source,"
         " mailbox, envelope, status, action, reason, attempts, received_at, lease_until)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', '', '', 1, ?, ?)"
-        " ON CONFLICT (message_id) DO NOTHING RETURNING id",
+        f" ON CONFLICT (message_id) DO NOTHING RETURNING id{also}",
         key,
         sha256,
         fingerprint,
@@ -92,6 +101,8 @@ def insert(
     )
     if created is None:
         return None
+    if taking and created[1]:
+        inflight.took(in_flight)
     return ReceiptRow(
         id=int(created[0]),
         message_id=key,
@@ -189,26 +200,31 @@ def quarantine(receipt_id: int, reason: str) -> None:
     )
 
 
-def status_locked(receipt_id: int, content_fingerprint: str) -> tuple[str | None, bool]:
+def status_locked(
+    receipt_id: int, content_fingerprint: str, parents: Sequence[str] = ()
+) -> tuple[str | None, bool, list[str]]:
     """The receipt's status, row-locked for the processing transaction, with the mail's
-    content fingerprint written (it is only seen once the transaction commits); and
-    whether an earlier mail said the same (``same_content`` finds it).
+    content fingerprint written (it is only seen once the transaction commits); whether
+    an earlier mail said the same (``same_content`` finds it); and (PostgreSQL) those of
+    ``parents`` still in flight (``inflight.UNFINISHED_BEFORE``).
 
     One UPDATE … RETURNING does it all: an UPDATE takes the row lock as SELECT … FOR
     UPDATE did on PostgreSQL, and waits for (then sees) a transaction that holds it.
     """
+    checked = bool(parents) and not is_sqlite()
     found = sql.one(
         "UPDATE receipt SET content_fingerprint = ? WHERE id = ? RETURNING status,"
-        f" EXISTS ({_SAME_CONTENT})",
+        f" EXISTS ({_SAME_CONTENT}){f', {inflight.UNFINISHED_BEFORE}' if checked else ''}",
         content_fingerprint,
         receipt_id,
         content_fingerprint,
         content_fingerprint,
         receipt_id,
+        *((receipt_id, [sql.clean(p) for p in parents]) if checked else ()),
     )
     if found is None:
-        return None, False
-    return str(found[0]), bool(found[1])
+        return None, False, []
+    return str(found[0]), bool(found[1]), [str(p) for p in found[2]] if checked else []
 
 
 # An earlier mail with the same content fingerprint (processed, not quarantined).

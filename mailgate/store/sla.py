@@ -130,6 +130,23 @@ def _timer(row: Sequence[Any]) -> TimerRow:
 # --- clocks -------------------------------------------------------------------------------
 
 
+def none_yet(ticket_id: int, *, timers: bool = True) -> None:
+    """The ticket has no clocks (and, with ``timers``, no timers) as the open transaction
+    sees it — it inserted the ticket (nobody else can have written any), or read it locked
+    with ``HAS_CLOCKS`` false: the transaction reads none until it writes some (a round
+    trip less each)."""
+    cache = transaction_cache()
+    if cache is not None:
+        cache[("sla_clock", ticket_id)] = ()
+        if timers:  # a new ticket: its history is what this transaction writes (``noted``)
+            cache[("timer", ticket_id)] = ()
+            cache[("history", ticket_id)] = []
+
+
+# Whether a ticket has clocks, as a column of a statement on ``ticket`` (``tickets.lock``).
+HAS_CLOCKS = "EXISTS (SELECT 1 FROM sla_clock WHERE sla_clock.ticket_id = ticket.id)"
+
+
 def clocks_of(ticket_id: int) -> list[ClockRow]:
     """The ticket's clocks; read once per transaction (the reaction and every notice's
     variables ask), until ``replace_clocks`` writes them."""
@@ -209,12 +226,25 @@ def ticket_filter(*, breached: bool = False, due_before: dt.datetime | None = No
 
 
 def timers_of(ticket_id: int) -> list[TimerRow]:
+    cache = transaction_cache()
+    if cache is not None and ("timer", ticket_id) in cache:  # none yet (``none_yet``)
+        return list(cache[("timer", ticket_id)])
     return [_timer(r) for r in sql.rows(f"{_TIMER} WHERE ticket_id = ? ORDER BY id", ticket_id)]
+
+
+def _timers_written(ticket_id: int | None) -> None:
+    """Forget what ``none_yet`` said about the timers of ``ticket_id`` (None: of all)."""
+    cache = transaction_cache()
+    if cache is not None:
+        timers = [k for k in cache if isinstance(k, tuple) and k[0] == "timer"]
+        for key in [k for k in timers if ticket_id in (None, k[1])]:
+            del cache[key]
 
 
 def sync_timers(ticket_id: int, wanted: Sequence[tuple[str, str, dt.datetime]]) -> None:
     """The undone timers of the ticket are ``wanted`` (kind, key, due) now; done ones stay done."""
     existing = {(t.kind, t.key): t for t in timers_of(ticket_id)}
+    _timers_written(ticket_id)
     keep = {(kind, key): due for kind, key, due in wanted}
     for ident, timer in existing.items():
         if timer.done_at is not None:
@@ -271,6 +301,7 @@ def claim(timer_id: int) -> TimerRow | None:
 
 
 def mark_done(timer_id: int, now: dt.datetime, outcome: str) -> None:
+    _timers_written(None)
     sql.run(
         "UPDATE timer SET done_at = ?, outcome = ? WHERE id = ?", sql.ts(now), outcome, timer_id
     )
@@ -283,8 +314,23 @@ HISTORY_KINDS = (
 )  # fmt: skip
 
 
+def noted(rows: Sequence[Sequence[Any]]) -> None:
+    """Event rows (``events.COLUMNS``) this transaction writes: kept for the ``history`` of
+    a ticket it made (``none_yet``), whose events are all its own — not read back."""
+    cache = transaction_cache()
+    if not cache:
+        return
+    for ticket_id, at, _, kind, old, new, *_ in rows:
+        kept = cache.get(("history", ticket_id))
+        if kept is not None and kind in HISTORY_KINDS:
+            kept.append((str(kind), str(sql.clean(old) or ""), str(sql.clean(new) or ""), at))
+
+
 def history(ticket_id: int) -> list[tuple[str, str, str, dt.datetime]]:
     """(kind, old, new, at) of the events the clocks are computed from, in order."""
+    cache = transaction_cache()
+    if cache is not None and ("history", ticket_id) in cache:
+        return list(cache[("history", ticket_id)])
     found = []
     for kind, old, new, at in sql.rows(
         "SELECT kind, old, new, at FROM event WHERE ticket_id = ?"

@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from mailgate.config import Config
 from mailgate.store import counters, sql
+from mailgate.store import sla as sla_rows
 from mailgate.store.db import is_sqlite
 from mailgate.store.rows import TicketRow
 
@@ -137,6 +138,30 @@ def by_number(number: int) -> TicketRow | None:
     return _row(sql.one(f"{_SELECT} WHERE number = ?", number))
 
 
+def of_messages(ids: Sequence[str]) -> list[tuple[str, str, TicketRow]]:
+    """(Message-ID, direction, its ticket) of every stored message among ``ids``, the
+    newest message first — each with its ticket in the same statement (a reply's lookup)."""
+    columns = ", ".join(f"t.{c}" for c in _COLUMNS)
+    found = [
+        row
+        for chunk in sql.chunks(ids)
+        for row in sql.rows(
+            f"SELECT m.id, m.message_id, m.direction, {columns} FROM message m"
+            " JOIN ticket t ON t.id = m.ticket_id"
+            f" WHERE m.message_id IN ({sql.placeholders(len(chunk))})",
+            *chunk,
+        )
+    ]
+    found.sort(key=lambda r: -int(r[0]))
+    return [(str(r[1]), str(r[2]), _ticket(r[3:])) for r in found]
+
+
+def _ticket(raw: tuple[Any, ...]) -> TicketRow:
+    ticket = _row(raw)
+    assert ticket is not None
+    return ticket
+
+
 def number_of(ticket_id: int | None) -> int | None:
     if ticket_id is None:
         return None
@@ -145,12 +170,21 @@ def number_of(ticket_id: int | None) -> int | None:
 
 
 def lock(ticket_id: int) -> TicketRow:
-    """Re-read a ticket for update (PostgreSQL row lock; SQLite is already serialised)."""
+    """Re-read a ticket for update (PostgreSQL row lock; SQLite is already serialised).
+
+    Whether it has SLA clocks comes with it: a ticket without (no policy applies, or
+    none configured) then has none to read for its notices (``sla.none_yet``)."""
     lock_clause = "" if is_sqlite() else " FOR UPDATE"
-    fresh = _row(sql.one(f"{_SELECT} WHERE id = ?{lock_clause}", ticket_id))
-    if fresh is None:
+    found = sql.one(
+        f"SELECT {', '.join(_COLUMNS)}, {sla_rows.HAS_CLOCKS} FROM ticket"
+        f" WHERE id = ?{lock_clause}",
+        ticket_id,
+    )
+    if found is None:
         raise LookupError(f"ticket {ticket_id} vanished")
-    return fresh
+    if not found[-1]:
+        sla_rows.none_yet(ticket_id, timers=False)
+    return _ticket(found[:-1])
 
 
 def try_lock(ticket_id: int) -> TicketRow | None:
@@ -189,24 +223,25 @@ def lock_final(ticket: TicketRow) -> TicketRow:
         ticket = by_id(locked.merged_into_id)
 
 
-def new_number(config: Config) -> int:
+def new_numbers(config: Config) -> Iterator[int]:
+    """Numbers for a new ticket, in the order ``insert`` tries them (it takes the first
+    that is free, so a free number costs no lookup of its own)."""
     if config.gateway.ticket_numbers == "sequential":
-        return counters.increment("ticket_number", first=config.gateway.first_ticket_number)
-    return _random_number()
+        while True:
+            yield counters.increment("ticket_number", first=config.gateway.first_ticket_number)
+    yield from _random_numbers()
 
 
 _random_digits = [6]
 
 
-def _random_number() -> int:
+def _random_numbers() -> Iterator[int]:
     # Six random digits while there is room; a full space widens to seven, and so on.
-    # The width only grows, so a busy helpdesk pays the extra lookups once.
+    # The width only grows, so a busy helpdesk pays the extra tries once.
     while True:
         digits = _random_digits[0]
         for _ in range(4):
-            number = secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)
-            if sql.one("SELECT 1 FROM ticket WHERE number = ?", number) is None:
-                return int(number)
+            yield secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)
         _random_digits[0] = digits + 1
 
 
@@ -215,7 +250,7 @@ def _random_number() -> int:
 
 def insert(
     *,
-    number: int,
+    numbers: Iterator[int],
     subject: str,
     priority: str,
     mailbox: str,
@@ -226,23 +261,35 @@ def insert(
     foreign_tags: Sequence[str],
     now: dt.datetime,
 ) -> TicketRow:
-    """A new ticket in status ``new``, its requester a participant. Lifecycle only."""
-    ticket_id = sql.insert(
-        "INSERT INTO ticket (number, subject, status, priority, mailbox, team_id, requester_id,"
-        " category, tags, foreign_tags, created_at, updated_at)"
-        " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        number,
-        subject,
-        priority,
-        mailbox,
-        team_id,
-        requester_id,
-        category,
-        sql.js(list(tags)),
-        sql.js(list(foreign_tags)),
-        sql.ts(now),
-        sql.ts(now),
-    )
+    """A new ticket in status ``new``, its requester a participant. Lifecycle only.
+
+    Numbered with the first of ``numbers`` no ticket has: each is tried by the INSERT
+    itself (ON CONFLICT … DO NOTHING), not looked up first — one round trip, and a number
+    another process takes at the same moment is simply passed over."""
+    for number in numbers:
+        created = sql.one(
+            "INSERT INTO ticket (number, subject, status, priority, mailbox, team_id,"
+            " requester_id, category, tags, foreign_tags, created_at, updated_at)"
+            " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (number) DO NOTHING RETURNING id",
+            number,
+            subject,
+            priority,
+            mailbox,
+            team_id,
+            requester_id,
+            category,
+            sql.js(list(tags)),
+            sql.js(list(foreign_tags)),
+            sql.ts(now),
+            sql.ts(now),
+        )
+        if created is not None:
+            break
+    else:
+        raise AssertionError("new_numbers() never ends")
+    ticket_id = int(created[0])
+    sla_rows.none_yet(ticket_id)  # nothing to read of a ticket this transaction made
     sql.later(
         "INSERT INTO participant (ticket_id, contact_id, role) VALUES (?, ?, 'requester')",
         ticket_id,
