@@ -5,6 +5,7 @@ Imports peewee and the standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 
@@ -42,22 +43,34 @@ class SqliteDatabase(pw.SqliteDatabase):
 
 def _begin_immediate(connection: sqlite3.Connection) -> None:
     """BEGIN IMMEDIATE, tried again in fine steps while another connection writes."""
+    restore = f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"
     connection.execute("PRAGMA busy_timeout = 0")
     try:
-        deadline = 0.0
-        pause = _WAIT_FIRST
-        while True:
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != _SQLITE_BUSY:
-                    raise
-                now = time.monotonic()
-                deadline = deadline or now + BUSY_TIMEOUT_MS / 1000
-                if now >= deadline:
-                    raise
-            time.sleep(min(pause, deadline - now))
-            pause = min(pause * 2, _WAIT_MOST)
-    finally:
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _begin_when_free(connection)
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # the error that matters is the first
+            connection.execute(restore)
+        raise
+    try:
+        connection.execute(restore)
+    except BaseException:
+        connection.execute("ROLLBACK")  # peewee never learns of this transaction
+        raise
+
+
+def _begin_when_free(connection: sqlite3.Connection) -> None:
+    deadline = 0.0
+    pause = _WAIT_FIRST
+    while True:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != _SQLITE_BUSY:
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + BUSY_TIMEOUT_MS / 1000
+            if now >= deadline:
+                raise
+        time.sleep(min(pause, deadline - now))
+        pause = min(pause * 2, _WAIT_MOST)
