@@ -89,10 +89,12 @@ def drop_stale_acknowledgements(config: Config) -> int:
         return 0
     limit = config.outbound.limits.held_acknowledgement_max_age
     why = f"dropped: held by the circuit breaker longer than {limit}"
+    before = store.utcnow() - dt.timedelta(seconds=age)
+    with store.reads():  # (a run takes the write lock only for what it changes)
+        if not outbox_rows.stale_held("acknowledgement", before):
+            return 0
     with store.write_transaction():
-        dropped = outbox_rows.drop_stale_held(
-            "acknowledgement", store.utcnow() - dt.timedelta(seconds=age), why
-        )
+        dropped = outbox_rows.drop_stale_held("acknowledgement", before, why)
         for item_id, ticket_id in dropped:
             if ticket_id is not None:
                 event_rows.add(
@@ -109,6 +111,9 @@ def drop_stale_acknowledgements(config: Config) -> int:
 
 def _claim(size: int, worker: str) -> list[int]:
     now = store.utcnow()
+    with store.reads():
+        if not outbox_rows.mail_due(now):
+            return []
     with store.write_transaction():
         return outbox_rows.claim_due(size, worker, now, now + LEASE)
 
@@ -414,6 +419,9 @@ def _ticket_event(ticket_id: int | None, notice: str, kind: str, detail: str) ->
 def recover(config: Config, transport: Transport) -> None:
     """Settle rows a crashed sender left behind (expired claims, interrupted sends)."""
     now = store.utcnow()
+    with store.reads():
+        if not outbox_rows.lease_over(now):
+            return
     with store.write_transaction():
         outbox_rows.requeue_expired_claims(now)
         stale = outbox_rows.stuck_sending(now)

@@ -25,6 +25,7 @@ from peewee import DataError, IntegrityError, InterfaceError, OperationalError, 
 
 from mailgate.errors import ConfigError
 from mailgate.store import faults
+from mailgate.store.sqlitedb import BUSY_TIMEOUT_MS, SqliteDatabase
 
 db = pw.DatabaseProxy()
 
@@ -44,6 +45,7 @@ __all__ = [
     "new_message_id",
     "open_database",
     "pgcode",
+    "reads",
     "savepoint",
     "single_statement",
     "transaction_cache",
@@ -76,11 +78,11 @@ def open_database(url: str, *, sync: str = "normal") -> pw.Database:
             "journal_mode": "wal",
             "synchronous": "full" if sync == "full" else "normal",
             "foreign_keys": 1,
-            "busy_timeout": 30000,
+            "busy_timeout": BUSY_TIMEOUT_MS,
             "cache_size": -16000,
             "wal_autocheckpoint": 10000,
         }
-        kwargs["timeout"] = 30
+        kwargs["timeout"] = BUSY_TIMEOUT_MS / 1000
     try:
         database = _connect(url, **kwargs)
     except (ValueError, RuntimeError) as exc:
@@ -96,7 +98,7 @@ def open_database(url: str, *, sync: str = "normal") -> pw.Database:
 # CockroachDB, the SQLite extensions, the pools): a tenth of the start of a command. It
 # is imported only for a scheme not listed here, which then fails as it always did.
 _DATABASES: dict[str, type[pw.Database]] = {
-    "sqlite": pw.SqliteDatabase,
+    "sqlite": SqliteDatabase,
     "postgresql": pw.PostgresqlDatabase,
     "postgres": pw.PostgresqlDatabase,
     # the driver's names, which the config accepts too (config.blobs.POSTGRES_SCHEMES)
@@ -387,6 +389,15 @@ def single_statement() -> Iterator[None]:
                 yield
         else:
             yield
+
+
+@contextmanager
+def reads() -> Iterator[None]:
+    """Statements that only read, outside any transaction: each sees what was committed
+    when it runs, and takes no lock (on SQLite no write lock, so a writer elsewhere never
+    waits for it). Faults are told apart as in ``write_transaction``."""
+    with _translated_faults():
+        yield
 
 
 @contextmanager

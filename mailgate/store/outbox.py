@@ -164,18 +164,23 @@ def release_held(now: dt.datetime, ticket_id: int | None = None) -> int:
     )
 
 
-def drop_stale_held(
-    notice: str, created_before: dt.datetime, why: str
-) -> list[tuple[int, int | None]]:
-    """Held mail of kind ``notice`` queued before then: marked failed with ``why``;
-    (id, ticket id) of each."""
-    rows = sql.rows(
+def stale_held(notice: str, created_before: dt.datetime) -> list[tuple[Any, ...]]:
+    """(id, ticket id) of the held mail of kind ``notice`` queued before then."""
+    return sql.rows(
         "SELECT id, ticket_id FROM outbox_item WHERE status = 'queued' AND notice = ?"
         " AND last_error LIKE ? AND created_at < ?",
         notice,
         HELD,
         sql.ts(created_before),
     )
+
+
+def drop_stale_held(
+    notice: str, created_before: dt.datetime, why: str
+) -> list[tuple[int, int | None]]:
+    """Held mail of kind ``notice`` queued before then: marked failed with ``why``;
+    (id, ticket id) of each."""
+    rows = stale_held(notice, created_before)
     for item_id, _ in rows:
         sql.run(
             "UPDATE outbox_item SET status = 'failed', last_error = ? WHERE id = ?"
@@ -184,6 +189,31 @@ def drop_stale_held(
             item_id,
         )
     return [(int(r[0]), None if r[1] is None else int(r[1])) for r in rows]
+
+
+def lease_over(now: dt.datetime) -> bool:
+    """Whether a row (mail or webhook delivery) is claimed or ``sending`` past its lease:
+    what ``requeue_expired_claims`` and the recoveries look for."""
+    return (
+        sql.one(
+            "SELECT 1 FROM outbox_item WHERE status IN ('claimed', 'sending')"
+            " AND next_attempt_at <= ? LIMIT 1",
+            sql.ts(now),
+        )
+        is not None
+    )
+
+
+def mail_due(now: dt.datetime) -> bool:
+    """Whether ``claim_due`` would find a mail to claim."""
+    return (
+        sql.one(
+            "SELECT 1 FROM outbox_item WHERE status = 'queued' AND next_attempt_at <= ?"
+            " AND notice <> 'webhook' LIMIT 1",
+            sql.ts(now),
+        )
+        is not None
+    )
 
 
 def requeue_expired_claims(now: dt.datetime) -> None:

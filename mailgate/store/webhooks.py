@@ -66,6 +66,20 @@ def insert(items: Iterable[tuple[str, int | None, str, str, bytes]], now: dt.dat
     )
 
 
+def due(now: dt.datetime) -> bool:
+    """Whether a delivery waits that is due (``claim_due`` may still skip it while an
+    older one to the same URL is in flight)."""
+    return (
+        sql.one(
+            "SELECT 1 FROM outbox_item WHERE notice = ? AND status = 'queued'"
+            " AND next_attempt_at <= ? LIMIT 1",
+            KIND,
+            sql.ts(now),
+        )
+        is not None
+    )
+
+
 def claim_due(size: int, worker: str, now: dt.datetime, lease_until: dt.datetime) -> list[int]:
     """Claim up to ``size`` due deliveries for ``worker``, the oldest waiting one per URL."""
     lock = "" if is_sqlite() else " FOR UPDATE SKIP LOCKED"

@@ -42,13 +42,21 @@ def deliver(config: Config, *, limit: int | None = None) -> Report:
     report = Report()
     worker = uuid.uuid4().hex
     now = store.utcnow()
-    with store.write_transaction():
-        outbox_rows.requeue_expired_claims(now)
-        hook_rows.requeue_stuck(now)
+    # Read first, so that a run with nothing to do (most of them, every few seconds while
+    # mail arrives) takes no write lock: on SQLite the ingest worker would wait for it.
+    with store.reads():
+        over = outbox_rows.lease_over(now)
+    if over:
+        with store.write_transaction():
+            outbox_rows.requeue_expired_claims(now)
+            hook_rows.requeue_stuck(now)
     tried = 0
     while limit is None or tried < limit:
         size = config.outbound.batch_size if limit is None else limit - tried
         now = store.utcnow()
+        with store.reads():
+            if not hook_rows.due(now):
+                break
         with store.write_transaction():
             batch = hook_rows.claim_due(size, worker, now, now + outbox.LEASE)
         if not batch:
