@@ -177,21 +177,19 @@ class _FromFile:
                 stuffed += b"\r\n"
             client.send(stuffed + b".\r\n")
             return
-        pending = bytearray()
-        last = b"\r\n"
+        # A buffer at a time, stuffed by the regex (not a Python loop over the lines: a
+        # file's base64 is ~13,000 lines a MiB). A buffer that starts inside a line (the
+        # one before did not end with LF) must not get a dot for its first byte.
+        tail, pending = b"\r\n", b""
         with msg.open() as source:
-            for line in source:
-                if line.startswith(b"."):
-                    pending += b"."
-                pending += line
-                last = line
-                if len(pending) >= BUFFER:
-                    client.send(bytes(pending))
-                    pending.clear()
-        if not last.endswith(b"\r\n"):
-            pending += b"\r\n"
-        pending += b".\r\n"
-        client.send(bytes(pending))
+            while chunk := source.read(BUFFER):
+                if pending:
+                    client.send(pending)
+                pending = _STUFF.sub(b"..", chunk)
+                if not tail.endswith(b"\n") and chunk.startswith(b"."):
+                    pending = pending[1:]
+                tail = (tail + chunk)[-2:]
+        client.send(pending + (b".\r\n" if tail == b"\r\n" else b"\r\n.\r\n"))
 
     def finish(
         self, msg: Any, refused: dict[str, tuple[int, bytes]], *, sent: bool = False
