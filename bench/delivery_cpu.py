@@ -103,6 +103,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--dump", type=Path)
+    parser.add_argument(
+        "--seed", type=Path, help="the ingested database kept here, or taken from here if there"
+    )
     args = parser.parse_args()
     import mailgate
 
@@ -110,15 +113,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="delivery-cpu-"))
     port = free_port()
     try:
-        seed = work / "seed"
-        ctx = fresh(
-            seed, transport="smtp", smtp={"host": "127.0.0.1", "port": port, "security": "none"}
-        )
-        for raw in corpus(args.mails):
-            ingest(ctx, raw, source="bench")
-        store.close()
+        seed = args.seed or work / "seed"
+        if not (seed / "mailgate.db").exists():
+            ctx = fresh(
+                seed, transport="smtp", smtp={"host": "127.0.0.1", "port": port, "security": "none"}
+            )
+            for raw in corpus(args.mails):
+                ingest(ctx, raw, source="bench")
+            store.close()
         if args.dump:
-            print(f"dumped {dump(seed, args.dump)} composed notices to {args.dump}")
+            copy = work / "dump"
+            shutil.copytree(seed, copy)
+            print(f"dumped {dump(copy, args.dump)} composed notices to {args.dump}")
             return
         sink = subprocess.Popen(
             [sys.executable, "-c", _SINK_PROGRAM, str(port)], stdout=subprocess.PIPE, text=True
@@ -131,7 +137,9 @@ def main() -> None:
                 shutil.copytree(seed, root)
                 ctx = open_context(_config(root, port))
                 profiler = (
-                    cProfile.Profile() if args.profile and attempt == args.rounds - 1 else None
+                    cProfile.Profile(time.process_time)
+                    if args.profile and attempt == args.rounds - 1
+                    else None
                 )
                 gc.collect()
                 started, wall = time.process_time(), time.perf_counter()

@@ -25,6 +25,20 @@ BUFFER = 1 << 16
 _STUFF = re.compile(rb"(?m)^\.")
 
 
+# A plain address (dot-atoms on both sides of the @): what smtplib's ``quoteaddr`` makes of
+# it is the address in <>, without running the stdlib's address parser (~0.3 ms of CPU an
+# envelope, more than composing the mail's headers).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def quoteaddr(address: str) -> str:
+    """``smtplib.quoteaddr``: the same answer for every address, cheaper for plain ones."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 class MailFile:
     """A mail to be read from a file or a blob store, as ``sendmail`` takes it (its
     length is announced as SIZE)."""
@@ -90,10 +104,8 @@ class _FromFile:
         if not (client.does_esmtp and client.has_extn("pipelining")):
             return recipients
         tail = " " + " ".join(rcpt_options) if rcpt_options else ""
-        lines = [
-            f"MAIL FROM:{smtplib.quoteaddr(from_addr)}{' ' + ' '.join(options) if options else ''}"
-        ]
-        lines += [f"RCPT TO:{smtplib.quoteaddr(r)}{tail}" for r in recipients]
+        lines = [f"MAIL FROM:{quoteaddr(from_addr)}{' ' + ' '.join(options) if options else ''}"]
+        lines += [f"RCPT TO:{quoteaddr(r)}{tail}" for r in recipients]
         lines.append("DATA")
         for line in lines:
             if "\r" in line or "\n" in line:
