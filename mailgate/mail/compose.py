@@ -233,10 +233,20 @@ def _file_part(file: OutFile) -> list[_Piece]:
 _BASE64_CHUNK = 57 * 16384
 
 
+def _base64_crlf(data: bytes | bytearray | memoryview) -> bytes:
+    """``base64.encodebytes`` with CRLF line ends: lines of 76 characters, the last one
+    shorter, each ended. Encoded in one call and cut by slicing (encodebytes calls the
+    encoder once a line and its result is copied again to replace the line ends)."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    if not encoded:
+        return b""
+    return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
+
+
 def _base64_lines(data: bytes) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(view), _BASE64_CHUNK):
-        yield base64.encodebytes(view[start : start + _BASE64_CHUNK]).replace(b"\n", b"\r\n")
+        yield _base64_crlf(view[start : start + _BASE64_CHUNK])
     if not data:
         yield b""
 
@@ -249,10 +259,10 @@ def _base64_stream(chunks: Iterable[bytes]) -> Iterator[bytes]:
         pending += chunk
         empty = empty and not chunk
         while len(pending) >= _BASE64_CHUNK:
-            yield base64.encodebytes(pending[:_BASE64_CHUNK]).replace(b"\n", b"\r\n")
+            yield _base64_crlf(pending[:_BASE64_CHUNK])
             del pending[:_BASE64_CHUNK]
     if pending:
-        yield base64.encodebytes(pending).replace(b"\n", b"\r\n")
+        yield _base64_crlf(pending)
     elif empty:
         yield b"\r\n"  # what an empty file's part ends with (see _multipart)
 

@@ -99,6 +99,36 @@ def _environment(
     )
 
 
+def template(search_path: tuple[str, ...], name: str) -> jinja2.Template | None:
+    """``name`` in ``environment(search_path)``; None when no directory has it.
+
+    Looked up once per reading of the files (a notice renders two or three templates;
+    Jinja's own lookup builds a cache key and a weak reference each time).
+    """
+    return _template(search_path, getattr(_trial, "generation", _generation[0]), name)
+
+
+@functools.lru_cache(maxsize=512)
+def _template(search_path: tuple[str, ...], generation: int, name: str) -> jinja2.Template | None:
+    try:
+        found = _environment(search_path, generation).get_template(name)
+    except jinja2.TemplateNotFound:
+        return None  # the files were read once: it will not appear in this reading
+    # Every render copies the globals into its context; from Jinja's ChainMap (the
+    # template's over the environment's) that is a Python loop over both, a third of
+    # the render of a notice's body. The same values as a dict: nothing changes an
+    # environment's globals once it is made.
+    found.globals = dict(found.globals)
+    return found
+
+
+def _required(search_path: tuple[str, ...], name: str) -> jinja2.Template:
+    found = template(search_path, name)
+    if found is None:
+        raise jinja2.TemplateNotFound(name)
+    return found
+
+
 class _Snapshot(jinja2.BaseLoader):
     """Every template file of the search path, read once (the first directory wins).
 
@@ -161,9 +191,9 @@ def render_subject(
 ) -> str:
     """The subject, one line (``notices.queue`` renders it in the change's transaction: the
     thread entry and the outbox show it before the mail is composed)."""
-    env = environment(search_path(config, mailbox))
+    where = search_path(config, mailbox)
     with _template_errors(config, mailbox):
-        subject = env.get_template(f"{kind}/subject.txt").render(variables)
+        subject = _required(where, f"{kind}/subject.txt").render(variables)
     return compose.one_line(subject)
 
 
@@ -178,19 +208,15 @@ def render_bodies(
     """The plain-text body and the HTML body ('' when the kind has none or it renders to
     nothing, or for ``html=False``): what a queued notice's snapshot becomes when it is
     sent."""
-    env = environment(search_path(config, mailbox))
+    where = search_path(config, mailbox)
     with _template_errors(config, mailbox):
-        text = env.get_template(f"{kind}/body.txt").render(variables)
+        text = _required(where, f"{kind}/body.txt").render(variables)
         if not html:
             return text.strip("\n") + "\n", ""
-        try:
-            html_template = env.get_template(f"{kind}/body.html")
-        except jinja2.TemplateNotFound:
-            markup = ""
-        else:
-            # A body.html that renders to nothing (assignment and reopened for a plain
-            # mail) leaves the notice plain text.
-            markup = html_template.render(variables)
+        html_template = template(where, f"{kind}/body.html")
+        # A body.html that renders to nothing (assignment and reopened for a plain mail)
+        # leaves the notice plain text.
+        markup = "" if html_template is None else html_template.render(variables)
     return text.strip("\n") + "\n", markup if markup.strip() else ""
 
 

@@ -25,6 +25,20 @@ BUFFER = 1 << 16
 _STUFF = re.compile(rb"(?m)^\.")
 
 
+# A plain address (dot-atoms on both sides of the @): what smtplib's ``quoteaddr`` makes of
+# it is the address in <>, without running the stdlib's address parser (~0.3 ms of CPU an
+# envelope, more than composing the mail's headers).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def quoteaddr(address: str) -> str:
+    """``smtplib.quoteaddr``: the same answer for every address, cheaper for plain ones."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 class MailFile:
     """A mail to be read from a file or a blob store, as ``sendmail`` takes it (its
     length is announced as SIZE)."""
@@ -90,10 +104,8 @@ class _FromFile:
         if not (client.does_esmtp and client.has_extn("pipelining")):
             return recipients
         tail = " " + " ".join(rcpt_options) if rcpt_options else ""
-        lines = [
-            f"MAIL FROM:{smtplib.quoteaddr(from_addr)}{' ' + ' '.join(options) if options else ''}"
-        ]
-        lines += [f"RCPT TO:{smtplib.quoteaddr(r)}{tail}" for r in recipients]
+        lines = [f"MAIL FROM:{quoteaddr(from_addr)}{' ' + ' '.join(options) if options else ''}"]
+        lines += [f"RCPT TO:{quoteaddr(r)}{tail}" for r in recipients]
         lines.append("DATA")
         for line in lines:
             if "\r" in line or "\n" in line:
@@ -177,21 +189,19 @@ class _FromFile:
                 stuffed += b"\r\n"
             client.send(stuffed + b".\r\n")
             return
-        pending = bytearray()
-        last = b"\r\n"
+        # A buffer at a time, stuffed by the regex (not a Python loop over the lines: a
+        # file's base64 is ~13,000 lines a MiB). A buffer that starts inside a line (the
+        # one before did not end with LF) must not get a dot for its first byte.
+        tail, pending = b"\r\n", b""
         with msg.open() as source:
-            for line in source:
-                if line.startswith(b"."):
-                    pending += b"."
-                pending += line
-                last = line
-                if len(pending) >= BUFFER:
-                    client.send(bytes(pending))
-                    pending.clear()
-        if not last.endswith(b"\r\n"):
-            pending += b"\r\n"
-        pending += b".\r\n"
-        client.send(bytes(pending))
+            while chunk := source.read(BUFFER):
+                if pending:
+                    client.send(pending)
+                pending = _STUFF.sub(b"..", chunk)
+                if not tail.endswith(b"\n") and chunk.startswith(b"."):
+                    pending = pending[1:]
+                tail = (tail + chunk)[-2:]
+        client.send(pending + (b".\r\n" if tail == b"\r\n" else b"\r\n.\r\n"))
 
     def finish(
         self, msg: Any, refused: dict[str, tuple[int, bytes]], *, sent: bool = False
