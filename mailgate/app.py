@@ -138,7 +138,9 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.ready = threading.Event()
         self.upkeep = Upkeep(self, reload)  # the heartbeat, and SIGHUP's reload
-        self.metrics = Metrics(ctx.config)
+        # Counted only when somebody can read the counts: /metrics, or the desk's.
+        shown = bool(ctx.config.metrics.listen or ctx.config.web.listen)
+        self.metrics = Metrics(ctx.config, counting=shown)
         self.web: Any = None  # the desk (web.process.DeskProcess) when [web] listen is set
 
     # --- the database thread -------------------------------------------------------------
