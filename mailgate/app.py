@@ -36,7 +36,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -48,10 +48,12 @@ from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.logs import event, redact_url
 from mailgate.metrics import Metrics
 from mailgate.store import imapclaims, ledger
-from mailgate.transports import imap as imap_transport
 from mailgate.transports import smtp as smtp_transport
 from mailgate.upkeep import HEARTBEAT_SECONDS, Reload, Upkeep
 from mailgate.worker import Pool, handoff, heap
+
+if TYPE_CHECKING:
+    from mailgate.transports import imap as imap_transport
 
 log = logging.getLogger("mailgate.serve")
 
@@ -136,7 +138,9 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.ready = threading.Event()
         self.upkeep = Upkeep(self, reload)  # the heartbeat, and SIGHUP's reload
-        self.metrics = Metrics(ctx.config)
+        # Counted only when somebody can read the counts: /metrics, or the desk's.
+        shown = bool(ctx.config.metrics.listen or ctx.config.web.listen)
+        self.metrics = Metrics(ctx.config, counting=shown)
         self.web: Any = None  # the desk (web.process.DeskProcess) when [web] listen is set
 
     # --- the database thread -------------------------------------------------------------
@@ -336,6 +340,12 @@ class Gateway:
             ) from None
 
     def _start_pollers(self) -> None:
+        if not self.ctx.config.imap:
+            return
+        # Imported only with accounts to poll: the IMAP client and imaplib are half a
+        # MiB of serve's memory (bench/memory.py).
+        from mailgate.transports import imap as imap_transport
+
         sink = _ImapSink(self)
         for account in self.ctx.config.imap:
             poller = imap_transport.Poller(account, sink, self.imap_stop)

@@ -124,6 +124,14 @@ def test_metrics_are_on_the_desk_port_when_serve_counts_them(ctx: Context) -> No
         assert alone.get("/metrics").status_code == 404
 
 
+def test_metrics_nobody_can_read_count_nothing_and_show_nothing(ctx: Context) -> None:
+    metrics = Metrics(ctx.config, counting=False)  # serve without [metrics] listen or a desk
+    metrics.received.labels("smtp", "created").inc()
+    metrics.latency.labels("smtp").observe(0.5)
+    assert metrics.render() == b""
+    assert metrics.start() is None
+
+
 @pytest.mark.parametrize(
     ("web", "key"),
     [

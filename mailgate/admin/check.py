@@ -24,7 +24,6 @@ from mailgate.errors import ConfigError
 from mailgate.logs import redact_url
 from mailgate.store import health, ledger
 from mailgate.store.db import utcnow
-from mailgate.transports import imap as imap_transport
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,10 @@ def checks(config: Config) -> list[Check]:
         except Exception as exc:  # noqa: BLE001
             results.append(Check("database", False, f"{redact_url(config.database.url)}: {exc}"))
     for account in config.imap:
+        # Here, not at the top: serve imports this module (its start checks and SIGHUP's
+        # reload), and needs the IMAP client only with accounts to poll.
+        from mailgate.transports import imap as imap_transport
+
         try:
             results.append(Check(f"imap {account.name}", True, imap_transport.check(account)))
         except Exception as exc:  # noqa: BLE001

@@ -9,35 +9,42 @@ breaker's state and its trips (a counter in the database, since the breaker runs
 the worker and the jobs thread). ``[metrics] listen`` ("127.0.0.1:9464") serves them while serve
 runs; a web front end may serve ``render()`` on its own port instead.
 
-The front door: ``Metrics`` (one registry per serve). Imports prometheus_client,
-config and the store's health reads.
+The front door: ``Metrics`` (one registry per serve). Imports prometheus_client (and
+the store's health reads, ``gauges.py``) only when it counts: a serve with neither
+``[metrics] listen`` nor a desk shows its counts to nobody, and prometheus_client with
+the HTTP server it brings is most of a MiB of serve's memory (bench/memory.py).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from mailgate.config import Config
 from mailgate.errors import ConfigError
-from mailgate.store import health
-from mailgate.store.db import utcnow
-
-log = logging.getLogger("mailgate.metrics")
 
 __all__ = ["Metrics"]
 
 
 class Metrics:
-    def __init__(self, config: Config) -> None:
+    """serve's counters; with ``counting=False`` they count nothing and import nothing."""
+
+    def __init__(self, config: Config, *, counting: bool = True) -> None:
         self.config = config
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.registry: Any = None
+        quiet = _Uncounted()
+        self.received: Any = quiet
+        self.latency: Any = quiet
+        self.notices: Any = quiet
+        self.imap_errors: Any = quiet
+        if not counting:
+            return
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        from mailgate.metrics.gauges import FromDatabase
+
         self.registry = CollectorRegistry()
         self.received = Counter(
             "mailgate_mails_received",
@@ -64,21 +71,23 @@ class Metrics:
             ["account"],
             registry=self.registry,
         )
-        self.registry.register(_FromDatabase(self))
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self.registry.register(FromDatabase(self))
 
     def render(self) -> bytes:
         """The text exposition format (for a web front end's own /metrics)."""
+        if self.registry is None:
+            return b""
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
 
     def start(self) -> str | None:
         """Serve /metrics on ``[metrics] listen``; the address, or None when not set."""
+        listen = self.config.metrics.listen
+        if not listen or self.registry is None:
+            return None
         from prometheus_client import start_http_server
 
-        listen = self.config.metrics.listen
-        if not listen:
-            return None
         host, _, port = listen.rpartition(":")
         try:
             self._server, self._thread = start_http_server(int(port), host, self.registry)
@@ -96,63 +105,14 @@ class Metrics:
             self._server = None
 
 
-class _FromDatabase(Collector):
-    """The gauges read at each scrape: what waits now."""
+class _Uncounted:
+    """A counter, histogram or label set that keeps nothing."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def labels(self, *values: str) -> _Uncounted:
+        return self
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        from mailgate.notices.breaker import BREAKER_TRIPS, rates
-        from mailgate.store import breaker as breaker_counts
-        from mailgate.store import counters
+    def inc(self, amount: float = 1) -> None:
+        pass
 
-        try:
-            now = utcnow()
-            backlog = health.backlog(now - dt.timedelta(hours=1))
-            limits = rates(self.metrics.config.outbound.limits)[2]
-            minute = breaker_counts.minute(now)
-            tripped = any(
-                breaker_counts.overall(minute - max(seconds // 60, 1)) >= count
-                for count, seconds in limits
-            )
-            trips = counters.value(BREAKER_TRIPS)
-        except Exception as exc:  # noqa: BLE001 - a scrape must never take serve down
-            log.warning("metrics: reading the database failed: %s", exc)
-            return
-        outbox = GaugeMetricFamily(
-            "mailgate_outbox_items", "Outbox mails by state (not yet sent)", labels=["state"]
-        )
-        for state in ("queued", "failed", "uncertain"):
-            outbox.add_metric([state], backlog["outbox"][state])
-        yield outbox
-        hooks = GaugeMetricFamily(
-            "mailgate_webhook_deliveries",
-            "Webhook deliveries by state (not yet delivered)",
-            labels=["state"],
-        )
-        for state in ("queued", "failed", "uncertain"):
-            hooks.add_metric([state], backlog["webhooks"][state])
-        yield hooks
-        oldest = backlog["outbox"]["oldest_waiting_at"]
-        age = (now - oldest).total_seconds() if oldest else 0.0
-        yield GaugeMetricFamily(
-            "mailgate_outbox_oldest_age_seconds",
-            "Age of the oldest outbox mail waiting to be sent (0: none waits)",
-            value=max(age, 0.0),
-        )
-        yield GaugeMetricFamily(
-            "mailgate_quarantine_items",
-            "Quarantined mails not yet retried or deleted",
-            value=len(backlog["quarantined"]),
-        )
-        yield CounterMetricFamily(
-            "mailgate_breaker_trips",
-            "Recipients of automatic mail the circuit breaker held back (all processes)",
-            value=trips,
-        )
-        yield GaugeMetricFamily(
-            "mailgate_breaker_open",
-            "1 while the circuit breaker's overall window is full (no automatic mail leaves)",
-            value=1 if tripped else 0,
-        )
+    def observe(self, value: float) -> None:
+        pass

@@ -14,6 +14,8 @@ database errors worth telling apart, and the schema. Import the rest as
 ``from mailgate.store import tickets``.
 """
 
+# First, before anything imports peewee: it is imported without psycopg2 (drivers.py).
+from mailgate.store import drivers  # noqa: F401  # isort: skip
 from mailgate.store.db import (
     UNAVAILABLE,
     DataError,

@@ -24,7 +24,7 @@ import peewee as pw
 from peewee import DataError, IntegrityError, InterfaceError, OperationalError, PeeweeException
 
 from mailgate.errors import ConfigError
-from mailgate.store import faults
+from mailgate.store import drivers, faults
 from mailgate.store.sqlitedb import BUSY_TIMEOUT_MS, SqliteDatabase
 
 db = pw.DatabaseProxy()
@@ -113,6 +113,8 @@ def _connect(url: str, **kwargs: Any) -> pw.Database:
 
     parsed = urlparse(url)
     database_class = _DATABASES.get(parsed.scheme)
+    if database_class is not SqliteDatabase:
+        drivers.postgresql()  # peewee was imported without it (drivers.py)
     if database_class is None:
         from playhouse.db_url import connect
 

@@ -8,11 +8,9 @@ body here and goes nowhere else: not into errors, not into logs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import http.client
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -39,15 +37,26 @@ def signature(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # urllib then raises HTTPError with the 3xx
+@functools.cache
+def _opener() -> Any:
+    """urllib's opener that never follows a redirect, built at the first POST."""
+    import urllib.request
 
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # urllib then raises HTTPError with the 3xx
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+    return urllib.request.build_opener(NoRedirects)
 
 
 def post(url: str, body: bytes, *, secret: bytes, event: str, delivery_id: str) -> Answer:
+    # Imported here: only the thread that posts needs urllib.request and http.client
+    # (about half a MiB), not the ingest worker that queues deliveries, nor a serve
+    # without webhooks (bench/memory.py).
+    import http.client
+    import urllib.error
+    import urllib.request
+
     # The loader admits http(s) URLs only: no file:, no custom scheme reaches here.
     request = urllib.request.Request(  # noqa: S310
         url,
@@ -62,7 +71,7 @@ def post(url: str, body: bytes, *, secret: bytes, event: str, delivery_id: str) 
         },
     )
     try:
-        with _OPENER.open(request, timeout=TIMEOUT) as response:
+        with _opener().open(request, timeout=TIMEOUT) as response:
             response.read(65536)  # the answer's body is not ours to keep
             status, reason = int(response.status), str(response.reason)
     except urllib.error.HTTPError as exc:
