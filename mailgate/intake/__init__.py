@@ -39,6 +39,7 @@ from mailgate.mail.parse import synthesized_message_id
 from mailgate.store import DataError, write_transaction
 from mailgate.store import receipts as receipt_rows
 from mailgate.store.db import utcnow
+from mailgate.store.rows import ReceiptRow
 
 __all__ = ["Envelope", "Outcome", "explain", "ingest", "process", "recover", "retry", "stop"]
 
@@ -80,34 +81,20 @@ def _receive(
     sender: str,
     fingerprint: str,
 ) -> Outcome:
-    try:
-        receipt, duplicate = receipts.receive(
-            message_id,
-            sha256,
-            sender,
-            len(raw),
-            source,
-            mailbox or "",
-            envelope,
-            fingerprint,
+    def receive(key: str, who: str) -> tuple[ReceiptRow, int | None]:
+        return receipts.receive(
+            key, sha256, who, len(raw), source, mailbox or "", envelope, fingerprint,
             in_flight=message_id,
-        )
+        )  # fmt: skip
+
+    try:
+        receipt, duplicate = receive(message_id, sender)
     except TemporaryFailure:
         raise
     except (DataError, ValueError, UnicodeError):  # a value the database refused:
         # keep the mail under its bytes alone
         log.exception("receipt refused; storing the mail under its sha256")
-        receipt, duplicate = receipts.receive(
-            synthesized_message_id(sha256),
-            sha256,
-            "",
-            len(raw),
-            source,
-            mailbox or "",
-            envelope,
-            fingerprint,
-            in_flight=message_id,
-        )
+        receipt, duplicate = receive(synthesized_message_id(sha256), "")
     if duplicate is not None:
         outcome = Outcome(
             "duplicate",
