@@ -185,6 +185,8 @@ class Gateway:
         self, raw: bytes, path: str, source: str, mailbox: str | None, envelope: Envelope | None
     ) -> concurrent.futures.Future[Outcome]:
         seconds = self.ctx.config.gateway.max_processing_seconds
+        if self.web is not None:  # mail is arriving: the desk keeps to its share (web/yielding.py)
+            self.web.clock.mark()
         return handoff.ingest(
             self.worker, self.metrics, seconds, raw, path, source, mailbox, envelope
         )

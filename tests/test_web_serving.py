@@ -143,6 +143,8 @@ def test_metrics_nobody_can_read_count_nothing_and_show_nothing(ctx: Context) ->
         ({"root_path": "/helpdesk/"}, "web.root_path"),
         ({"session_hours": 0}, "web.session_hours"),
         ({"workers": 33}, "web.workers"),
+        ({"intake_share": 0}, "web.intake_share"),
+        ({"intake_share": 1.5}, "web.intake_share"),
         ({"trusted_proxies": ["10.0.0.1", "proxy.example.org"]}, "web.trusted_proxies[1]"),
         ({"public_url": "desk.example.org"}, "web.public_url"),
     ],

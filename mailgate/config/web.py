@@ -35,6 +35,9 @@ class Web:
     # agents browse (issue 15). Each more costs a process's memory (~60 MB).
     # 0: the default — 2 for `mailgate web`, 1 inside `serve` (intake first).
     workers: int = 0
+    # Inside `serve`, while mail is arriving, the desk keeps to this share of one CPU
+    # (pages wait their turn, intake keeps its rate: issue 15); 1: no limit.
+    intake_share: float = 0.2
 
     def processes(self, inside_serve: bool) -> int:
         """How many processes serve the desk (``workers``, or its default)."""
@@ -57,6 +60,8 @@ def check_web(web: Web, fail: Callable[[str, str], NoReturn]) -> None:
         fail("web.session_hours", "must be at least 1")
     if not 0 <= web.workers <= 32:
         fail("web.workers", f"must be from 1 to 32 (0: the default), not {web.workers}")
+    if not 0.05 <= web.intake_share <= 1.0:
+        fail("web.intake_share", f"must be from 0.05 to 1 (1: no limit), not {web.intake_share}")
     for i, proxy in enumerate(web.trusted_proxies):
         try:
             ipaddress.ip_network(proxy, strict=False)

@@ -47,6 +47,7 @@ from typing import Any
 from mailgate.context import Context
 from mailgate.errors import ConfigError
 from mailgate.logs import event
+from mailgate.web.yielding import MailClock
 
 log = logging.getLogger("mailgate.web")
 
@@ -84,6 +85,7 @@ def _main(
     parent: int,
     counted: bool,
     primary: bool = True,
+    clock: MailClock | None = None,
 ) -> None:
     """The desk process: serve ``sock`` until SIGTERM or until its parent is gone.
 
@@ -107,7 +109,7 @@ def _main(
         ctx = open_context(load(Path(config_path)), create_secret=False)
         helpers = ctx.config.web.processes(inside_serve=True) - 1 if primary else 0
         metrics = _Metrics(conn) if counted else None
-        asyncio.run(_serve(ctx, sock, conn, metrics, helpers, primary))
+        asyncio.run(_serve(ctx, sock, conn, metrics, helpers, primary, clock))
     except Exception as exc:  # noqa: BLE001 - serve reports it
         with contextlib.suppress(OSError):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -120,6 +122,7 @@ async def _serve(
     metrics: Any,
     helpers: int,
     primary: bool = True,
+    clock: MailClock | None = None,
 ) -> None:
     from mailgate.web.server import serve_socket
 
@@ -133,11 +136,11 @@ async def _serve(
         loop.add_signal_handler(signal.SIGUSR1, stopping.set)
     # A helper exists only beside another process (of serve's desk or of mailgate web).
     processes = ctx.config.web.processes(inside_serve=True) if primary else 2
-    running = await serve_socket(ctx, sock, metrics, processes)
+    running = await serve_socket(ctx, sock, metrics, processes, clock)
     if primary:  # serve's desk; its helpers inherit it (those of ``mailgate web`` do not)
         yield_cpu()  # not before: starting (imports, the application) would wait for intake
     conn.send(("ready", None))
-    started = await start_helpers(ctx, sock, metrics, helpers)
+    started = await start_helpers(ctx, sock, metrics, helpers, clock)
     await stopping.wait()
     await asyncio.gather(running.stop(), stop_helpers(started))
 
@@ -157,7 +160,7 @@ def yield_cpu() -> bool:
 
 
 async def start_helpers(
-    ctx: Context, sock: socket.socket, metrics: Any, count: int
+    ctx: Context, sock: socket.socket, metrics: Any, count: int, clock: MailClock | None = None
 ) -> list[DeskProcess]:
     """``count`` more processes serving ``sock`` beside this one (``[web] workers``).
 
@@ -171,7 +174,7 @@ async def start_helpers(
     loop = asyncio.get_running_loop()
     started: list[DeskProcess] = []
     for _ in range(count):
-        helper = DeskProcess(sock.dup(), str(ctx.config.path), "", metrics, os.getpid())
+        helper = DeskProcess(sock.dup(), str(ctx.config.path), "", metrics, os.getpid(), clock)
         helper.primary = False
         try:
             helper.process, helper.conn = helper._start()
@@ -203,10 +206,18 @@ class DeskProcess:
     """
 
     def __init__(
-        self, sock: socket.socket, config_path: str, url: str, metrics: Any, parent: int
+        self,
+        sock: socket.socket,
+        config_path: str,
+        url: str,
+        metrics: Any,
+        parent: int,
+        clock: MailClock | None = None,
     ) -> None:
         self.sock, self.config_path, self.url, self.metrics = sock, config_path, url, metrics
         self.parent = parent
+        # serve stamps it with each mail it hands to its worker: the desk's pace (yielding.py)
+        self.clock = clock if clock is not None else MailClock()
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
         self.stopped = False
@@ -228,7 +239,8 @@ class DeskProcess:
         process = context.Process(
             target=_main,
             args=(self.sock, theirs, self.config_path, logging.getLogger().level,
-                  logs.current_format(), self.parent, self.metrics is not None, self.primary),
+                  logs.current_format(), self.parent, self.metrics is not None, self.primary,
+                  self.clock),
             name="mailgate-web" if self.primary else "mailgate-web-helper",
             daemon=False,
         )  # fmt: skip

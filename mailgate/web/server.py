@@ -92,14 +92,19 @@ async def start(ctx: Context, metrics: Any = None) -> Running:
 
 
 async def serve_socket(
-    ctx: Context, sock: socket.socket, metrics: Any = None, processes: int = 1
+    ctx: Context, sock: socket.socket, metrics: Any = None, processes: int = 1, clock: Any = None
 ) -> Running:
     """Serve the desk on a bound, listening socket in the running loop, one of
-    ``processes`` that serve it (``[web] workers``)."""
+    ``processes`` that serve it (``[web] workers``); inside serve, ``clock`` tells when
+    mail is arriving, and the desk then keeps to its share of the CPU (``yielding.py``)."""
     from mailgate.web.app import create_app
 
     web = ctx.config.web
     app: Any = create_app(ctx, metrics=metrics)
+    if clock is not None and web.intake_share < 1.0:
+        from mailgate.web.yielding import Pace
+
+        app = Pace(app, clock, web.intake_share / processes)
     if processes > 1:
         app = Spread(app)
     config = uvicorn.Config(

@@ -1,0 +1,134 @@
+"""While mail is arriving, serve's desk keeps to its share of one CPU (issue 15,
+``[web] intake_share``): pages take turns and wait, intake keeps its rate; with no
+mail arriving the desk is not held back at all."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import time
+from pathlib import Path
+from typing import Any
+
+from mailgate.web.yielding import QUIET_SECONDS, MailClock, Pace
+from tests.conftest import open_gateway
+from tests.support import compose, config_data, load_config, write_config
+
+
+class Pages:
+    """An ASGI application whose requests say when they started and wait to be let go."""
+
+    def __init__(self, cpu_seconds: float = 0.0) -> None:
+        self.started: list[str] = []
+        self.go: dict[str, asyncio.Event] = {}
+        self.cpu_seconds = cpu_seconds
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        name = scope["path"]
+        self.started.append(name)
+        if self.cpu_seconds:  # a page's Python
+            until = time.process_time() + self.cpu_seconds
+            while time.process_time() < until:
+                pass
+        if name in self.go:
+            await self.go[name].wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": name.encode()})
+
+
+async def get(app: Any, path: str) -> int:
+    answers: list[Any] = []
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        answers.append(message)
+
+    await app({"type": "http", "path": path, "method": "GET", "headers": []}, receive, send)
+    return int(answers[0]["status"])
+
+
+def test_while_mail_arrives_one_page_is_worked_on_at_a_time() -> None:
+    async def run() -> list[str]:
+        pages, clock = Pages(), MailClock()
+        pages.go["/slow"] = asyncio.Event()
+        app = Pace(pages, clock, share=1.0 - 1e-9)  # no waiting for CPU: only the turns
+        clock.mark()
+        slow = asyncio.ensure_future(get(app, "/slow"))
+        await asyncio.sleep(0.05)
+        quick = asyncio.ensure_future(get(app, "/quick"))
+        await asyncio.sleep(0.05)
+        seen = list(pages.started)  # /quick waits for /slow's answer
+        pages.go["/slow"].set()
+        assert await slow == 200 and await quick == 200
+        return seen + pages.started
+
+    assert asyncio.run(run()) == ["/slow", "/slow", "/quick"]
+
+
+def test_with_no_mail_arriving_pages_are_not_held_back() -> None:
+    async def run() -> list[str]:
+        pages, clock = Pages(), MailClock()  # never marked: no mail
+        pages.go["/slow"] = asyncio.Event()
+        app = Pace(pages, clock, share=0.05)
+        slow = asyncio.ensure_future(get(app, "/slow"))
+        await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(get(app, "/quick"), 5) == 200  # while /slow is open
+        pages.go["/slow"].set()
+        assert await slow == 200
+        return pages.started
+
+    assert asyncio.run(run()) == ["/slow", "/quick"]
+
+
+def test_while_mail_arrives_the_desk_keeps_to_its_share_of_the_cpu() -> None:
+    share, page_cpu, count = 0.25, 0.04, 6
+
+    async def run() -> tuple[float, float]:
+        pages, clock = Pages(cpu_seconds=page_cpu), MailClock()
+        app = Pace(pages, clock, share=share)
+        began, cpu = time.monotonic(), time.process_time()
+        for _ in range(count):
+            clock.mark()  # mail keeps arriving
+            await get(app, "/queue")
+        return time.monotonic() - began, time.process_time() - cpu
+
+    wall, cpu = asyncio.run(run())
+    # The first page goes at once; each later one waits until the CPU so far is
+    # within the share: at least (count - 1) pages' CPU ÷ share in all. A loaded
+    # machine only makes it longer.
+    assert cpu >= count * page_cpu
+    assert wall >= (count - 1) * page_cpu / share * 0.95
+
+
+def test_the_pace_ends_a_moment_after_the_last_mail() -> None:
+    async def run() -> float:
+        pages, clock = Pages(cpu_seconds=0.05), MailClock()
+        app = Pace(pages, clock, share=0.01)
+        clock.mark()
+        await get(app, "/queue")  # five seconds of waiting at 1 %, if mail kept coming
+        clock.value.value = time.monotonic() - QUIET_SECONDS - 0.01  # the last mail was then
+        began = time.monotonic()
+        await get(app, "/queue")
+        return time.monotonic() - began
+
+    assert asyncio.run(run()) < 2.5
+
+
+def test_serve_tells_its_desk_when_mail_arrives(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    data = config_data(
+        tmp_path, database_url, {"listener": {"port": 0}, "web": {"listen": "127.0.0.1:0"}}
+    )
+    ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
+    running = serve_in_thread(ctx, imap=False)
+    clock = running.gateway.web.clock
+    assert not clock.busy(time.monotonic())
+    port = int(running.gateway.server.sockets[0].getsockname()[1])
+    before = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.sendmail("ann@customer.example", ["support@example.org"], compose(subject="Hi"))
+    assert clock.value.value >= before  # read by the desk process from shared memory
+    running.stop()
