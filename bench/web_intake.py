@@ -27,6 +27,11 @@ of short wake-ups (client, listener, worker, listener), each of which that can d
 earlier figures; the README reports them, and the figure at a human page rate
 (``--think 1``: 8 pages/s). Each login costs the desk an Argon2 hash (0.26 s of CPU,
 measured), hence logged in before.
+
+Since ``[web] intake_share`` (default 0.2, ``mailgate/web/yielding.py``) the desk in
+serve keeps to that share of one CPU while mail arrives, so the pages' rate printed
+here is what a fifth of a core gives (about 20 pages/s) and their latency is the wait
+for a turn; the config the bench writes leaves the default.
 """
 
 from __future__ import annotations
