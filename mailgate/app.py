@@ -186,7 +186,7 @@ class Gateway:
     ) -> concurrent.futures.Future[Outcome]:
         seconds = self.ctx.config.gateway.max_processing_seconds
         if self.web is not None:  # mail is arriving: the desk keeps to its share (web/yielding.py)
-            self.web.clock.mark()
+            self.web.mail_arrives()
         return handoff.ingest(
             self.worker, self.metrics, seconds, raw, path, source, mailbox, envelope
         )

@@ -216,8 +216,9 @@ class DeskProcess:
     ) -> None:
         self.sock, self.config_path, self.url, self.metrics = sock, config_path, url, metrics
         self.parent = parent
-        # serve stamps it with each mail it hands to its worker: the desk's pace (yielding.py)
-        self.clock = clock if clock is not None else MailClock()
+        # serve's desk and its helpers: stamped with each mail serve hands to its worker,
+        # the desk's pace (yielding.py); none for ``mailgate web``'s helpers
+        self.clock = clock
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
         self.stopped = False
@@ -226,6 +227,11 @@ class DeskProcess:
     @property
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid
+
+    def mail_arrives(self) -> None:
+        """serve handed a mail to its worker: the desk keeps to its share for a while."""
+        if self.clock is not None:
+            self.clock.mark()
 
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
@@ -354,8 +360,9 @@ def spawn(ctx: Context, metrics: Any = None) -> DeskProcess:
     sock = bind(web.listen, str(ctx.config.path))
     host, port = sock.getsockname()[:2]
     desk = DeskProcess(
-        sock, str(ctx.config.path), url_of(host, port, web.root_path), metrics, os.getpid()
-    )
+        sock, str(ctx.config.path), url_of(host, port, web.root_path), metrics, os.getpid(),
+        MailClock(),
+    )  # fmt: skip
     try:
         desk.process, desk.conn = desk._start()
     except BaseException:

@@ -104,7 +104,8 @@ async def serve_socket(
     if clock is not None and web.intake_share < 1.0:
         from mailgate.web.yielding import Pace
 
-        app = Pace(app, clock, web.intake_share / processes)
+        # the share is the whole desk's: each of serve's desk processes takes its part
+        app = Pace(app, clock, web.intake_share / web.processes(inside_serve=True))
     if processes > 1:
         app = Spread(app)
     config = uvicorn.Config(

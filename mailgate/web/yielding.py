@@ -7,13 +7,16 @@ the desk at ~0.6 of a core). Intake is a relay of short wake-ups (client → lis
 → ingest worker → listener); the desk fills the gaps between them, and every time it
 does, the next wake-up finds a core whose caches hold the desk's pages. How much
 that costs grows with how much of the gaps the desk fills, so while mail is arriving
-the desk paces itself: it lets a request in only when its CPU over the time it has
-been paced is within ``share`` of one core; the rest wait their turn, in order.
+the desk paces itself: requests start one after another, spaced by what a request
+has cost the desk lately (its CPU ÷ the requests it started) ÷ ``share`` — a page of
+~11 ms at a fifth of a core starts every 55 ms, some 18 pages a second. Requests
+that have started run side by side: a slow upload, a slow download or a slow page
+holds nobody up. More than ``MOST_WAITING`` waiting for their start get 503 with
+``Retry-After`` (clients that gave up do not pile up).
 
-What users see: nothing at ordinary rates (a page costs the desk ~11 ms of CPU, so a
-fifth of a core is about 18 pages a second — people clicking); under a flood of mail,
-pages come later rather than intake slowing. A second after the last mail the pace
-is off. ``mailgate web`` (no listener beside it) is never paced.
+What users see: nothing while people click (the cap is above what a team asks for);
+under a flood of mail, pages come later rather than intake slowing. A second after
+the last mail the pace is off. ``mailgate web`` (no listener beside it) is never paced.
 
 The signal: serve stamps ``MailClock`` (a double in memory shared with the desk's
 processes) with ``time.monotonic()`` each time it hands a mail to its ingest worker;
@@ -29,9 +32,14 @@ from typing import Any
 
 # The pace is off this long after the last mail handed to the worker.
 QUIET_SECONDS = 1.0
-# A debt of CPU older than this is not carried over (a page that took long
-# before the pace began does not make the next wait long).
-MOST_DEBT_SECONDS = 0.5
+# What a request is taken to cost the desk (CPU seconds) until it has been measured,
+# and the bounds of the measure: the gap between two starts is at most
+# MOST_COST ÷ share, however heavy the last pages were.
+FIRST_COST, LEAST_COST, MOST_COST = 0.01, 0.001, 0.1
+# Requests whose start is measured together (the desk's CPU over them ÷ their number).
+WINDOW = 4
+# Requests waiting for their start beyond this are answered 503 at once.
+MOST_WAITING = 64
 
 
 class MailClock:
@@ -48,56 +56,59 @@ class MailClock:
 
 
 class Pace:
-    """ASGI middleware: while mail is arriving, one HTTP request at a time is worked on,
-    and each waits until the desk's CPU since the pace began is within ``share`` of one
-    core. A request gives up its turn when it starts its answer (a download streams on
-    without holding the others)."""
+    """ASGI middleware: while mail is arriving, HTTP requests start one after another,
+    each ``cost ÷ share`` seconds after the one before (see the module's docstring)."""
+
+    most_waiting = MOST_WAITING
 
     def __init__(self, app: Any, clock: MailClock, share: float) -> None:
         self.app, self.clock, self.share = app, clock, share
-        self.turn = asyncio.Lock()
-        self.debt = 0.0  # CPU seconds used beyond the share
+        self.gate = asyncio.Lock()
+        self.next_start = 0.0  # monotonic time the next request may start
+        self.cost = FIRST_COST
+        self.waiting = 0
+        self.started = 0  # requests started since ``self.cpu`` was read
         self.cpu = time.process_time()
-        self.at = time.monotonic()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or self.share >= 1.0 or not self._busy():
-            await self.app(scope, receive, send)
-            return
-        await self.turn.acquire()
-        held = True
-
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                self.turn.release()
-
-        async def answering(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                release()
-            await send(message)
-
-        try:
-            await self._wait()
-            await self.app(scope, receive, answering)
-        finally:
-            release()
+        if scope["type"] == "http" and self.share < 1.0 and self._busy():
+            if self.waiting >= self.most_waiting:
+                await _busy_answer(send)
+                return
+            self.waiting += 1
+            try:
+                async with self.gate:
+                    await self._turn()
+            finally:
+                self.waiting -= 1
+        await self.app(scope, receive, send)
 
     def _busy(self) -> bool:
-        """Whether mail is arriving; if not, the count starts afresh."""
-        now = time.monotonic()
-        if self.clock.busy(now):
+        """Whether mail is arriving; if not, the pace starts afresh next time."""
+        if self.clock.busy(time.monotonic()):
             return True
-        self.debt, self.cpu, self.at = 0.0, time.process_time(), now
+        self.next_start, self.started, self.cpu = 0.0, 0, time.process_time()
         return False
 
-    async def _wait(self) -> None:
-        while True:
-            now, cpu = time.monotonic(), time.process_time()
-            used, elapsed = cpu - self.cpu, now - self.at
-            self.cpu, self.at = cpu, now
-            self.debt = min(max(0.0, self.debt + used - self.share * elapsed), MOST_DEBT_SECONDS)
-            if self.debt <= 0.0 or not self.clock.busy(now):
-                return
-            await asyncio.sleep(self.debt / self.share)
+    async def _turn(self) -> None:
+        wait = self.next_start - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self.started += 1
+        if self.started >= WINDOW:
+            cpu = time.process_time()
+            cost = (cpu - self.cpu) / self.started
+            self.cost = min(max(cost, LEAST_COST), MOST_COST)
+            self.started, self.cpu = 0, cpu
+        self.next_start = time.monotonic() + self.cost / self.share
+
+
+async def _busy_answer(send: Any) -> None:
+    body = b"The desk is busy while mail is arriving; try again in a moment.\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
