@@ -28,14 +28,19 @@ def fetch(url: str) -> tuple[int, str]:
         return answer.status, answer.read().decode()
 
 
-def test_the_desk_of_serve_is_a_child_process_that_yields_the_cpu_and_shows_serves_metrics(
-    tmp_path: Path, database_url: str, serve_in_thread: Any
-) -> None:
+def serve_with_desk(tmp_path: Path, database_url: str, serve_in_thread: Any) -> Any:
+    """serve in a thread, its listener and its desk on free ports."""
     data = config_data(
         tmp_path, database_url, {"listener": {"port": 0}, "web": {"listen": "127.0.0.1:0"}}
     )
     ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
-    running = serve_in_thread(ctx, imap=False)
+    return serve_in_thread(ctx, imap=False)
+
+
+def test_the_desk_of_serve_is_a_child_process_that_yields_the_cpu_and_shows_serves_metrics(
+    tmp_path: Path, database_url: str, serve_in_thread: Any
+) -> None:
+    running = serve_with_desk(tmp_path, database_url, serve_in_thread)
     desk = running.gateway.web
     assert desk.pid != os.getpid() and alive(desk.pid)
     mine = os.getpriority(os.PRIO_PROCESS, 0)

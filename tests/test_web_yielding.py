@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mailgate.web.yielding import QUIET_SECONDS, MailClock, Pace
-from tests.conftest import open_gateway
-from tests.support import compose, config_data, load_config, write_config
+from tests.support import compose
+from tests.test_web_process import serve_with_desk
 
 
 class Pages:
@@ -162,11 +162,7 @@ def test_the_pace_ends_a_moment_after_the_last_mail() -> None:
 def test_serve_tells_its_desk_when_mail_arrives(
     tmp_path: Path, database_url: str, serve_in_thread: Any
 ) -> None:
-    data = config_data(
-        tmp_path, database_url, {"listener": {"port": 0}, "web": {"listen": "127.0.0.1:0"}}
-    )
-    ctx = open_gateway(load_config(write_config(tmp_path / "mailgate.toml", data)))
-    running = serve_in_thread(ctx, imap=False)
+    running = serve_with_desk(tmp_path, database_url, serve_in_thread)
     clock = running.gateway.web.clock
     assert not clock.busy(time.monotonic())
     port = int(running.gateway.server.sockets[0].getsockname()[1])
