@@ -6,6 +6,9 @@ each test reads what each person found in their inbox — nothing else counts.
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from mailgate.store import views as queries
@@ -173,6 +176,7 @@ def test_queue_answers_an_agent_with_her_tickets_and_changes_nothing(desk: Desk)
     assert ("queue", "alice@example.org") not in kinds(desk.deliver())
 
 
+BERLIN = ZoneInfo("Europe/Berlin")
 AGENTS_WITH_DIGEST = {
     "gateway": {"timezone": "Europe/Berlin"},
     "agent": [
@@ -192,16 +196,21 @@ def test_a_daily_digest_at_the_agents_hour_once_a_day(desk: Desk) -> None:
     assert desk.cli("tickets", "assign", str(number), "jane").returncode == 0
     desk.deliver()
 
-    def run(at: str) -> str:
+    # Tomorrow and the day after, in Berlin (the ticket was opened now: the runs come after).
+    tomorrow = dt.datetime.now(BERLIN).date() + dt.timedelta(days=1)
+
+    def run(day: int, berlin: str) -> str:
+        local = dt.datetime.combine(tomorrow + dt.timedelta(days=day), dt.time.fromisoformat(berlin))
+        at = local.replace(tzinfo=BERLIN).astimezone(dt.UTC).isoformat()
         result = desk.cli("jobs", "run", "--at", at)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    assert "digest" not in run("2026-12-04T06:30:00Z")  # 07:30 in Berlin: not yet
+    assert "digest" not in run(0, "07:30")  # not yet
     assert desk.deliver() == []
-    assert "daily digest queued for jane" in run("2026-12-04T07:05:00Z")
+    assert "daily digest queued for jane" in run(0, "08:05")
     mails = desk.deliver()
     assert kinds(mails) == [("queue", "jane.doe@example.org")]
     assert f"[EB#{number}]" in plain(to(mails, "jane.doe@example.org")[0])
-    assert "digest" not in run("2026-12-04T15:00:00Z")  # once a day
-    assert "daily digest queued for jane" in run("2026-12-05T07:01:00Z")
+    assert "digest" not in run(0, "16:00")  # once a day
+    assert "daily digest queued for jane" in run(1, "08:01")
