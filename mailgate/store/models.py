@@ -21,6 +21,7 @@ import peewee as pw
 # Re-exported: queries written against the models use both (and tests do).
 from mailgate.store.db import db as db
 from mailgate.store.db import utcnow as utcnow
+from mailgate.store.deflated import deflate, inflate
 
 
 class JSONField(pw.TextField):
@@ -38,6 +39,17 @@ class BytesField(pw.BlobField):
 
     def python_value(self, value: Any) -> Any:
         return bytes(value) if isinstance(value, memoryview | bytearray) else value
+
+
+class DeflatedBytesField(BytesField):
+    """An outbox content: stored deflated when that is smaller (``store.deflated``)."""
+
+    def db_value(self, value: Any) -> Any:
+        return super().db_value(deflate(value) if isinstance(value, bytes) else value)  # type: ignore[no-untyped-call]
+
+    def python_value(self, value: Any) -> Any:
+        value = super().python_value(value)
+        return inflate(value) if isinstance(value, bytes) else value
 
 
 class BaseModel(pw.Model):
@@ -251,7 +263,7 @@ class OutboxItem(BaseModel):
     notice = pw.CharField(max_length=40)
     sender = pw.CharField(max_length=320)
     recipients = JSONField()
-    content = BytesField()  # the mail as it goes on the wire
+    content = DeflatedBytesField()  # the mail as it goes on the wire (or its snapshot)
     automatic = pw.BooleanField(default=True)
     status = pw.CharField(max_length=20, default="queued")
     attempts = pw.IntegerField(default=0)
@@ -353,6 +365,8 @@ class WebLoginLink(BaseModel):
 
     class Meta:
         indexes = ((("agent_key", "created_at"), False),)
+
+
 class ApiToken(BaseModel):
     """A bearer token of the JSON API (migration 0011): only its SHA-256 is kept."""
 
@@ -367,6 +381,8 @@ class ApiToken(BaseModel):
 
     class Meta:
         table_name = "api_token"
+
+
 class StoredBlob(BaseModel):
     """A blob of the PostgreSQL blob store (``store/blobdb.py``; migration 0013)."""
 
