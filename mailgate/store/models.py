@@ -288,7 +288,7 @@ class AutoMailLog(BaseModel):
 
     recipient = pw.CharField(max_length=320)
     ticket_id = pw.BigIntegerField(null=True)
-    at = pw.DateTimeField(default=utcnow, index=True)
+    at = pw.DateTimeField(default=utcnow)  # no index of its own (migration 0016)
 
     class Meta:
         indexes = ((("recipient", "at"), False), (("ticket_id", "at"), False))

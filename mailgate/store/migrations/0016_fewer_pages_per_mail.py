@@ -9,6 +9,9 @@ Each B-tree page a mail's transactions change is one more page its commit writes
   to take it out again, besides the page the fingerprint goes to. Nothing looks
   up '' (``store.receipts._SAME_CONTENT`` says ``content_fingerprint <> ''``, which
   lets both planners use the partial index).
+* ``auto_mail_log_at`` goes: only the hourly prune read it, which deletes by id now
+  (``store.breaker.prune``); the windows read the (recipient, at) and (ticket, at)
+  indexes.
 """
 
 from __future__ import annotations
@@ -22,3 +25,4 @@ def apply(db: Any, dialect: str) -> None:
         "CREATE INDEX receipt_content_fingerprint ON receipt (content_fingerprint)"
         " WHERE content_fingerprint <> ''"
     )
+    db.execute_sql("DROP INDEX IF EXISTS auto_mail_log_at")
