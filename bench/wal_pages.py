@@ -5,9 +5,11 @@
 Every page a commit writes is one frame of the WAL file. Each tree runs in a child
 process (``PYTHONPATH`` = the tree): 300 realistic mails are ingested into a fresh
 SQLite database after a warm-up, with the automatic checkpoint off, so the WAL holds
-every frame those mails wrote. The frames' page numbers are then named with
-``dbstat`` (which table or index owns each page), and counted per mail: in all, per
-commit, and per table or index. Deterministic: the same tree gives the same counts.
+every frame those mails wrote. After each mail, its new frames' page numbers are
+named with ``dbstat`` (which table or index owns each page then: a page the free
+list hands from one B-tree to another counts for the right one), and counted per
+mail: in all, per commit, and per table or index. Deterministic but for random keys
+(Message-IDs): the same tree gives the same counts within a few hundredths.
 """
 
 from __future__ import annotations

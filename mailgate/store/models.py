@@ -21,7 +21,6 @@ import peewee as pw
 # Re-exported: queries written against the models use both (and tests do).
 from mailgate.store.db import db as db
 from mailgate.store.db import utcnow as utcnow
-from mailgate.store.deflated import deflate, inflate
 
 
 class JSONField(pw.TextField):
@@ -39,17 +38,6 @@ class BytesField(pw.BlobField):
 
     def python_value(self, value: Any) -> Any:
         return bytes(value) if isinstance(value, memoryview | bytearray) else value
-
-
-class DeflatedBytesField(BytesField):
-    """An outbox content: stored deflated when that is smaller (``store.deflated``)."""
-
-    def db_value(self, value: Any) -> Any:
-        return super().db_value(deflate(value) if isinstance(value, bytes) else value)  # type: ignore[no-untyped-call]
-
-    def python_value(self, value: Any) -> Any:
-        value = super().python_value(value)
-        return inflate(value) if isinstance(value, bytes) else value
 
 
 class BaseModel(pw.Model):
@@ -263,7 +251,7 @@ class OutboxItem(BaseModel):
     notice = pw.CharField(max_length=40)
     sender = pw.CharField(max_length=320)
     recipients = JSONField()
-    content = DeflatedBytesField()  # the mail as it goes on the wire (or its snapshot)
+    content = BytesField()  # the mail as it goes on the wire
     automatic = pw.BooleanField(default=True)
     status = pw.CharField(max_length=20, default="queued")
     attempts = pw.IntegerField(default=0)
@@ -347,7 +335,7 @@ class WebLoginAttempt(BaseModel):
 
     account = pw.CharField(max_length=320)
     client = pw.CharField(max_length=100)
-    at = pw.DateTimeField(default=utcnow, index=True)
+    at = pw.DateTimeField(default=utcnow)  # no index of its own (migration 0016)
     ok = pw.BooleanField()
 
     class Meta:
@@ -365,8 +353,6 @@ class WebLoginLink(BaseModel):
 
     class Meta:
         indexes = ((("agent_key", "created_at"), False),)
-
-
 class ApiToken(BaseModel):
     """A bearer token of the JSON API (migration 0011): only its SHA-256 is kept."""
 
@@ -381,8 +367,6 @@ class ApiToken(BaseModel):
 
     class Meta:
         table_name = "api_token"
-
-
 class StoredBlob(BaseModel):
     """A blob of the PostgreSQL blob store (``store/blobdb.py``; migration 0013)."""
 

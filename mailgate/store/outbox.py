@@ -20,7 +20,6 @@ from typing import Any
 
 from mailgate.store import sql
 from mailgate.store.db import is_sqlite
-from mailgate.store.deflated import deflate, inflate
 from mailgate.store.rows import OutboxMail, OutboxRow
 
 COLUMNS = (
@@ -72,7 +71,7 @@ def insert(
                 notice,
                 sender,
                 sql.js(recipients),
-                deflate(content),
+                content,
                 automatic,
                 "queued",
                 0,
@@ -298,7 +297,7 @@ def claimed_to_sending(
         " WHERE id = ? AND status = 'claimed' AND last_error = ?",
         attempts,
         sql.ts(lease_until),
-        *(() if content is None else (deflate(content),)),
+        *(() if content is None else (content,)),
         item_id,
         claim_mark(worker),
     ).rowcount
@@ -317,7 +316,7 @@ def claimed_mails(ids: list[int], worker: str) -> list[OutboxMail]:
             notice=row[2],
             sender=row[3],
             recipients=tuple(json.loads(row[4])),
-            content=inflate(bytes(row[5])),
+            content=bytes(row[5]),
             message_id=row[6],
             attempts=int(row[7]) + 1,
         )

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from mailgate.store import sql
 from mailgate.store.db import is_sqlite
-from mailgate.store.deflated import deflate, inflate
 from mailgate.store.outbox import COLUMNS, claim_mark, claimed_to_sending, mark_claimed
 
 KIND = "webhook"
@@ -52,7 +51,7 @@ def insert(items: Iterable[tuple[str, int | None, str, str, bytes]], now: dt.dat
                 KIND,
                 "",
                 sql.js([url]),
-                deflate(body),
+                body,
                 False,
                 "queued",
                 0,
@@ -119,7 +118,7 @@ def start_sending(item_id: int, worker: str, lease_until: dt.datetime) -> Delive
         url=str(row[2]),
         event=str(row[3]),
         delivery_id=str(row[4]),
-        body=inflate(bytes(row[5])),
+        body=bytes(row[5]),
         attempts=int(row[6]) + 1,
     )
 
