@@ -103,3 +103,39 @@ def test_bad_limit_values_are_one_line_naming_key_and_file(
     assert done.returncode == 78
     (line,) = done.stderr.decode().strip().splitlines()
     assert message in line and str(path) in line
+
+
+def test_the_breaker_forgets_what_its_windows_no_longer_count_and_keeps_the_rest(
+    ctx: Context,
+) -> None:
+    """The hourly prune deletes the bookkeeping older than the longest window, by id (the
+    log has no index by time: issue 16), and never a row a window still counts — a held
+    mail is counted when it is due, later than the rows written after it."""
+    from mailgate import store
+    from mailgate.store import breaker
+
+    now = m.utcnow()
+    hours = dt.timedelta(hours=1)
+    with store.write_transaction():
+        breaker.count([("old@customer.example", 1), ("staff:alice@example.org", 1)], now - 3 * hours)
+        breaker.count([("held@customer.example", 2)], now + hours / 2)  # due in half an hour
+        breaker.count([("later@customer.example", 3)], now - 2 * hours)
+        breaker.count([("recent@customer.example", 4)], now - hours / 6)
+        breaker.prune(now - hours)
+
+    def logged() -> list[str]:
+        return [r.recipient for r in m.AutoMailLog.select().order_by(m.AutoMailLog.id)]
+
+    assert logged() == ["held@customer.example", "later@customer.example", "recent@customer.example"]
+    everyone = ["held@customer.example", "later@customer.example", "recent@customer.example"]
+    assert breaker.per_recipient(everyone, now - hours) == {
+        "held@customer.example": 1,
+        "recent@customer.example": 1,
+    }
+    assert breaker.per_ticket(2, now - hours, 10) == 1
+    with store.write_transaction():
+        breaker.prune(now + hours)  # an hour on: the held mail is past the window too
+    assert logged() == []
+    with store.write_transaction():
+        breaker.prune(now + 2 * hours)  # nothing left: nothing to do
+    assert logged() == []

@@ -473,3 +473,47 @@ def test_the_tests_upgraded_database_is_what_upgrade_makes_of_an_empty_one(
         assert shape_of_database() == fresh
         store.close()
     assert fresh["migrations"] == [x.name for x in schema.known()]
+
+
+def test_0016_a_mail_said_again_under_another_message_id_is_still_a_duplicate(
+    config: Config,
+) -> None:
+    """Issue 16: the content fingerprints are indexed only where there is one (a receipt
+    is committed without, its processing writes it). A mail received before the upgrade
+    is still recognised when it comes again re-encoded under another Message-ID."""
+    from mailgate import intake
+
+    ctx = open_context(config)
+    store.upgrade()
+    raw = compose(subject="Card blocked", message_id="<first@customer.example>")
+    first = intake.ingest(ctx, raw, source="smtp")
+    # The database as it was before 0016: the index had every receipt, '' too.
+    db.execute_sql("DROP INDEX receipt_content_fingerprint")
+    db.execute_sql("CREATE INDEX receipt_content_fingerprint ON receipt (content_fingerprint)")
+    db.execute_sql("DELETE FROM migration WHERE name = '0016_fewer_pages_per_mail'")
+    assert store.upgrade().applied == ("0016_fewer_pages_per_mail",)
+    if dialect() == "sqlite":
+        index = db.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'receipt_content_fingerprint'"
+        ).fetchone()[0]
+    else:
+        index = db.execute_sql(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'receipt_content_fingerprint'"
+            " AND schemaname = current_schema()"
+        ).fetchone()[0]
+    assert "WHERE" in index and "content_fingerprint" in index, index
+    again = raw.replace(b"<first@customer.example>", b"<again@customer.example>")
+    outcome = intake.ingest(ctx, again, source="smtp")
+    assert (outcome.action, outcome.ticket) == ("duplicate", first.ticket)
+    if dialect() == "sqlite":
+        plan = " ".join(
+            str(row[3])
+            for row in db.execute_sql(
+                "EXPLAIN QUERY PLAN SELECT ticket_id FROM receipt AS earlier WHERE ? <> ''"
+                " AND earlier.content_fingerprint = ? AND earlier.content_fingerprint <> ''"
+                " AND earlier.id <> ? ORDER BY earlier.id LIMIT 1",
+                ("x", "x", 1),
+            )
+        )
+        assert "receipt_content_fingerprint" in plan, plan
+    store.close()

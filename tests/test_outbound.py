@@ -102,6 +102,26 @@ def test_round_trip_customer_reply_to_the_acknowledgement_lands_quote_stripped(
     assert last_in["text"] == "It is still down this morning."
 
 
+def test_our_message_ids_sort_by_the_time_they_were_made_and_thread_replies(
+    smtp_ctx: Context, relay: Relay
+) -> None:
+    """Issue 16: our Message-IDs lead with the time they were made (so the unique indexes
+    on them take each new one on their last page), and are still unique, unguessable and
+    what a reply to the notice is threaded by."""
+    first = ingest(smtp_ctx, compose(subject="Terminal down"), source="smtp")
+    ingest(smtp_ctx, compose(subject="Invoice wrong", sender="bo@customer.example"), source="smtp")
+    ids = [i.message_id for i in items()]
+    made = [mid[1:13] for mid in ids]  # the time they were made, in ms, leads
+    assert len(ids) >= 4 and made == sorted(made) and len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"<[0-9a-f]{32}\.\d+@helpdesk\.example\.org>", mid) for mid in ids)
+    assert deliver(smtp_ctx).sent == len(ids)
+    (ack,) = [r for r in relay.received if r.rcpt_tos == ["carla@customer.example"]]
+    assert ack.message["Message-ID"] in ids
+    reply = reply_to(ack.content, sender="carla@customer.example", body="Still down.")
+    outcome = ingest(smtp_ctx, reply, source="smtp")
+    assert (outcome.action, outcome.ticket) == ("appended", first.ticket)
+
+
 def test_a_batch_goes_over_the_configured_connections_kept_open(
     smtp_ctx: Context, relay: Relay
 ) -> None:

@@ -8,7 +8,6 @@ changes go through ``mailgate.lifecycle``.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from mailgate import attachments, lifecycle, routing
@@ -17,7 +16,7 @@ from mailgate.context import Context
 from mailgate.errors import UsageError
 from mailgate.events import Event, Journal
 from mailgate.store import attachments as stored_attachments
-from mailgate.store import messages
+from mailgate.store import messages, ordered_token
 from mailgate.store import tickets as ticket_rows
 from mailgate.store.rows import MessageRow, TicketRow
 
@@ -136,7 +135,7 @@ def _stored_text(
         ticket.id,
         direction="in",
         kind=kind,
-        message_id=f"<cli.{uuid.uuid4().hex}.{ticket.number}@{ctx.config.gateway.domain}>",
+        message_id=f"<cli.{ordered_token()}.{ticket.number}@{ctx.config.gateway.domain}>",
         from_addr=agent.emails[0] if agent else "",
         from_name=agent.name if agent else "",
         subject=ticket.subject,

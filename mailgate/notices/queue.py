@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from dataclasses import dataclass
 
 from mailgate.config import Config, Mailbox
@@ -38,7 +37,7 @@ from mailgate.notices.rules import Intent, mailbox_of
 from mailgate.store import breaker as counts
 from mailgate.store import messages, tickets
 from mailgate.store import outbox as outbox_rows
-from mailgate.store.db import utcnow
+from mailgate.store.db import ordered_token, utcnow
 from mailgate.store.rows import TicketRow
 
 log = logging.getLogger("mailgate.notices")
@@ -127,7 +126,7 @@ def _head(
         reply_address,
         in_reply_to,
         references,
-        f"<{uuid.uuid4().hex}.{ticket.number}@{config.gateway.domain}>",
+        f"<{ordered_token()}.{ticket.number}@{config.gateway.domain}>",
         utcnow(),
     )
 

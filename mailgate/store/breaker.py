@@ -149,8 +149,21 @@ def count(recipients: Iterable[tuple[str, int]], now: dt.datetime) -> None:
 
 
 def prune(cutoff: dt.datetime) -> None:
-    """Forget bookkeeping older than ``cutoff`` (the longest window)."""
-    sql.run("DELETE FROM auto_mail_log WHERE at < ?", sql.ts(cutoff))
+    """Forget bookkeeping older than ``cutoff`` (the longest window).
+
+    The log has no index by time alone (migration 0016: each mail wrote a page of it):
+    its rows are added in time order, so the ones before the first row still counted
+    (in id order) are all older than the cutoff, and go by id. That first row is found
+    walking from the oldest, across the rows that go anyway. A row counted at a later
+    time (held mail, counted when due) keeps the rows after it until it is past the
+    cutoff itself — a window later at most; the counts read ``at`` and never see them.
+    """
+    sql.run(
+        "DELETE FROM auto_mail_log WHERE id < COALESCE("
+        "(SELECT id FROM auto_mail_log WHERE at >= ? ORDER BY id LIMIT 1),"
+        " (SELECT MAX(id) + 1 FROM auto_mail_log))",
+        sql.ts(cutoff),
+    )
     sql.run("DELETE FROM mail_counter WHERE minute < ?", minute(cutoff))
 
 

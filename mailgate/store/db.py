@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import secrets
 import threading
-import uuid
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,7 @@ __all__ = [
     "limit_page_cache",
     "new_message_id",
     "open_database",
+    "ordered_token",
     "pgcode",
     "reads",
     "savepoint",
@@ -59,7 +61,15 @@ def utcnow() -> dt.datetime:
 
 
 def new_message_id(domain: str) -> str:
-    return f"<{uuid.uuid4().hex}@{domain}>"
+    return f"<{ordered_token()}@{domain}>"
+
+
+def ordered_token() -> str:
+    """32 hex digits that sort in the order they were made (the time in ms, then 80
+    random bits, which keep our Message-IDs unguessable): as keys of an index (our
+    Message-IDs in ``message``, ``outbox_item``) they land on its rightmost page, where
+    a uuid4 dirtied a random page of its own for the commit to write (issue 16)."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def open_database(url: str, *, sync: str = "normal") -> pw.Database:

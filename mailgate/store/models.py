@@ -276,7 +276,7 @@ class AutoMailLog(BaseModel):
 
     recipient = pw.CharField(max_length=320)
     ticket_id = pw.BigIntegerField(null=True)
-    at = pw.DateTimeField(default=utcnow, index=True)
+    at = pw.DateTimeField(default=utcnow)  # no index of its own (migration 0016)
 
     class Meta:
         indexes = ((("recipient", "at"), False), (("ticket_id", "at"), False))
@@ -335,7 +335,7 @@ class WebLoginAttempt(BaseModel):
 
     account = pw.CharField(max_length=320)
     client = pw.CharField(max_length=100)
-    at = pw.DateTimeField(default=utcnow, index=True)
+    at = pw.DateTimeField(default=utcnow)  # no index of its own (migration 0016)
     ok = pw.BooleanField()
 
     class Meta:

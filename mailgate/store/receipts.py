@@ -227,10 +227,12 @@ def status_locked(
     return str(found[0]), bool(found[1]), [str(p) for p in found[2]] if checked else []
 
 
-# An earlier mail with the same content fingerprint (processed, not quarantined).
+# An earlier mail with the same content fingerprint (processed, not quarantined). The
+# index has only the fingerprints that are not '' (migration 0016): the query says so.
 _SAME_CONTENT = (
     "SELECT ticket_id, received_at FROM receipt AS earlier WHERE ? <> ''"
-    " AND earlier.content_fingerprint = ? AND earlier.id <> ? AND earlier.status = 'processed'"
+    " AND earlier.content_fingerprint = ? AND earlier.content_fingerprint <> ''"
+    " AND earlier.id <> ? AND earlier.status = 'processed'"
     " AND earlier.action NOT IN ('duplicate', 'quarantined')"
 )
 
