@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mailgate.config import Config, Limits, base_address, parse_rate
@@ -51,7 +50,7 @@ def admit(
     silently. Counts include the notices admitted earlier in this same transaction.
     """
     intents = [
-        replace(i, to=[Address(i.for_agent.emails[0], i.for_agent.name)])
+        i.but(to=[Address(i.for_agent.emails[0], i.for_agent.name)])
         if i.for_agent is not None and not i.to
         else i
         for i in intents
@@ -128,9 +127,9 @@ def admit(
             )
         if kept["to"] or kept["cc"]:
             to, cc = _capped(config, ticket, intent.kind, kept["to"], kept["cc"])
-            admitted.append(replace(intent, to=to, cc=cc))
+            admitted.append(intent.but(to=to, cc=cc))
         if deferred["to"] or deferred["cc"]:
-            held = replace(intent, to=deferred["to"], cc=deferred["cc"])
+            held = intent.but(to=deferred["to"], cc=deferred["cc"])
             admitted.extend(_held(config, ticket, held, deferred_why, deferred_due))
     return admitted
 
@@ -154,7 +153,7 @@ def _held(
     )
     event(log, "notice.held", notice=intent.kind, ticket=ticket.number, reason=reason, due=when)
     to, cc = _capped(config, ticket, intent.kind, list(intent.to), list(intent.cc))
-    held = [replace(intent, to=to, cc=cc, due=due, held=reason)]
+    held = [intent.but(to=to, cc=cc, due=due, held=reason)]
     agent = intent.agent
     if agent is not None and intent.kind == "agent_reply":
         held.append(

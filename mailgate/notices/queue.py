@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
+import os
 from dataclasses import dataclass
 
 from mailgate.config import Config, Mailbox
@@ -127,9 +127,17 @@ def _head(
         reply_address,
         in_reply_to,
         references,
-        f"<{uuid.uuid4().hex}.{ticket.number}@{config.gateway.domain}>",
+        f"<{_uuid4_hex()}.{ticket.number}@{config.gateway.domain}>",
         utcnow(),
     )
+
+
+def _uuid4_hex(random: bytes | None = None) -> str:
+    """``uuid.uuid4().hex`` (version and variant bits set as ``uuid.UUID`` sets them),
+    without building the UUID object: a third of the cost, once a notice."""
+    value = int.from_bytes(random if random is not None else os.urandom(16), "big")
+    value = (value & ~(0xC000 << 48) | (0x8000 << 48)) & ~(0xF000 << 64) | (4 << 76)
+    return f"{value:032x}"
 
 
 def _subject(intent: Intent, rendered: str) -> str:
