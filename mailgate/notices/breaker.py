@@ -75,6 +75,7 @@ def admit(
         kept: dict[str, list[Address]] = {"to": [], "cc": []}
         deferred: dict[str, list[Address]] = {"to": [], "cc": []}
         deferred_why, deferred_due = "", now
+        counted: list[str] = []  # the window keys of the recipients kept (automatic mail)
         for field_name in ("to", "cc"):
             for person in getattr(intent, field_name):
                 email = person.email.lower()
@@ -99,6 +100,8 @@ def admit(
                         deferred[field_name].append(person)
                         deferred_why, deferred_due = reason, max(deferred_due, due)
                         continue
+                    if not reason:
+                        counted.append(key)
                 else:
                     reason = ""
                 if reason:
@@ -119,12 +122,7 @@ def admit(
                     continue
                 kept[field_name].append(person)
         if automatic:
-            breaker.count(
-                [
-                    window_key(config, intent.kind, p.email.lower())
-                    for p in (*kept["to"], *kept["cc"])
-                ]
-            )
+            breaker.count(counted)
         if kept["to"] or kept["cc"]:
             to, cc = _capped(config, ticket, intent.kind, kept["to"], kept["cc"])
             admitted.append(intent.but(to=to, cc=cc))
