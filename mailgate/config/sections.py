@@ -11,6 +11,7 @@ Imports only the standard library and ``mailgate.errors``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import typing
 from dataclasses import dataclass, field
@@ -174,14 +175,18 @@ class Mailbox:
     def is_form_sender(self, address: str) -> bool:
         """Whether ``address`` is a web form's own (``form_senders``): it never gets mail."""
         address = address.lower()
-        local = address.rsplit("@", 1)[0]
-        for entry in (e.lower() for e in self.form_senders):
-            if "@" not in entry and not any(c in entry for c in "*?["):
-                if local == entry:
-                    return True
-            elif fnmatch.fnmatchcase(address, entry):
-                return True
-        return False
+        local_parts, patterns = self._form_senders
+        if address.rsplit("@", 1)[0] in local_parts:
+            return True
+        return any(fnmatch.fnmatchcase(address, pattern) for pattern in patterns)
+
+    @functools.cached_property
+    def _form_senders(self) -> tuple[frozenset[str], tuple[str, ...]]:
+        """``form_senders`` sorted once (every address of every notice is asked about):
+        the plain local parts, and the addresses and patterns fnmatch compares."""
+        entries = [e.lower() for e in self.form_senders]
+        plain = [e for e in entries if "@" not in e and not any(c in e for c in "*?[")]
+        return frozenset(plain), tuple(e for e in entries if e not in plain)
 
 
 @dataclass(frozen=True)

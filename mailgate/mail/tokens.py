@@ -19,6 +19,13 @@ from dataclasses import dataclass
 _TOKEN_CHARS = 16
 
 
+def _token(mac: bytes) -> str:
+    """The first ``_TOKEN_CHARS`` of the MAC in lower-case base32. Base32 encodes every 5
+    bytes on their own (8 characters), so the 10 bytes that make the 16 characters are
+    encoded alone: the same token, a third of the work (``b32encode`` is pure Python)."""
+    return base64.b32encode(mac[: _TOKEN_CHARS * 5 // 8]).decode("ascii").lower()
+
+
 @dataclass(frozen=True)
 class ReplyAddress:
     number: int
@@ -28,7 +35,7 @@ class ReplyAddress:
 
 def sign(secret: bytes, agent_key: str, number: int) -> str:
     mac = hmac.digest(secret, f"agent:{agent_key}:ticket:{number}".encode(), "sha256")
-    return base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
+    return _token(mac)
 
 
 def verify(secret: bytes, agent_key: str, number: int, token: str) -> bool:
@@ -39,7 +46,7 @@ def sign_requester(secret: bytes, requester_id: int, number: int) -> str:
     """The token of the reply address in notices to a ticket's requester (its own message)."""
     text = f"requester:{requester_id}:ticket:{number}"
     mac = hmac.digest(secret, text.encode(), "sha256")
-    return base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
+    return _token(mac)
 
 
 def verify_requester(secret: bytes, requester_id: int, number: int, token: str) -> bool:
@@ -84,7 +91,7 @@ class RatingAddress:
 def sign_rating(secret: bytes, number: int, rating: str) -> str:
     """The HMAC of a rating link: the same scheme as agents' reply addresses, its own message."""
     mac = hmac.digest(secret, f"rate:{number}:{rating}".encode(), "sha256")
-    return base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
+    return _token(mac)
 
 
 def verify_rating(secret: bytes, address: RatingAddress) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mailgate.config import Config, Limits, base_address, parse_rate
@@ -51,7 +50,7 @@ def admit(
     silently. Counts include the notices admitted earlier in this same transaction.
     """
     intents = [
-        replace(i, to=[Address(i.for_agent.emails[0], i.for_agent.name)])
+        i.but(to=[Address(i.for_agent.emails[0], i.for_agent.name)])
         if i.for_agent is not None and not i.to
         else i
         for i in intents
@@ -76,6 +75,7 @@ def admit(
         kept: dict[str, list[Address]] = {"to": [], "cc": []}
         deferred: dict[str, list[Address]] = {"to": [], "cc": []}
         deferred_why, deferred_due = "", now
+        counted: list[str] = []  # the window keys of the recipients kept (automatic mail)
         for field_name in ("to", "cc"):
             for person in getattr(intent, field_name):
                 email = person.email.lower()
@@ -100,6 +100,8 @@ def admit(
                         deferred[field_name].append(person)
                         deferred_why, deferred_due = reason, max(deferred_due, due)
                         continue
+                    if not reason:
+                        counted.append(key)
                 else:
                     reason = ""
                 if reason:
@@ -120,17 +122,12 @@ def admit(
                     continue
                 kept[field_name].append(person)
         if automatic:
-            breaker.count(
-                [
-                    window_key(config, intent.kind, p.email.lower())
-                    for p in (*kept["to"], *kept["cc"])
-                ]
-            )
+            breaker.count(counted)
         if kept["to"] or kept["cc"]:
             to, cc = _capped(config, ticket, intent.kind, kept["to"], kept["cc"])
-            admitted.append(replace(intent, to=to, cc=cc))
+            admitted.append(intent.but(to=to, cc=cc))
         if deferred["to"] or deferred["cc"]:
-            held = replace(intent, to=deferred["to"], cc=deferred["cc"])
+            held = intent.but(to=deferred["to"], cc=deferred["cc"])
             admitted.extend(_held(config, ticket, held, deferred_why, deferred_due))
     return admitted
 
@@ -154,7 +151,7 @@ def _held(
     )
     event(log, "notice.held", notice=intent.kind, ticket=ticket.number, reason=reason, due=when)
     to, cc = _capped(config, ticket, intent.kind, list(intent.to), list(intent.cc))
-    held = [replace(intent, to=to, cc=cc, due=due, held=reason)]
+    held = [intent.but(to=to, cc=cc, due=due, held=reason)]
     agent = intent.agent
     if agent is not None and intent.kind == "agent_reply":
         held.append(

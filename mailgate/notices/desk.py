@@ -21,8 +21,6 @@ the note in it and gets no second mail. A web form's own address
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from mailgate.config import Mailbox
 from mailgate.context import Context
 from mailgate.events import Event
@@ -50,7 +48,7 @@ def intents(
     note = next((e for e in reversed(events) if e.kind == "note" and e.message), None)
     if note is not None:
         # The note written with #assign or #team is part of the assignment notice.
-        found = [replace(i, note=note.message) if i.kind == "assignment" else i for i in found]
+        found = [i.but(note=note.message) if i.kind == "assignment" else i for i in found]
     told = {i.for_agent.key for i in found if i.for_agent is not None and i.kind == "assignment"}
     added: list[Intent] = []
     if note is not None and on.note:
@@ -85,7 +83,7 @@ def intents(
     box = mailbox_of(ctx.config, ticket)
     if added:
         who = found[0].people if found and found[0].people else people_of(ticket)
-        found = found + [replace(i, people=who) for i in added]
+        found = found + [i.but(people=who) for i in added]
     return [i for i in (_without_form_senders(i, box) for i in found) if i is not None]
 
 
@@ -97,7 +95,7 @@ def _without_form_senders(intent: Intent, box: Mailbox) -> Intent | None:
         return intent
     if not to and not cc and intent.for_agent is None:
         return None
-    return replace(intent, to=to, cc=cc)
+    return intent.but(to=to, cc=cc)
 
 
 def _reassigned(ticket: TicketRow, events: list[Event], note: Event | None) -> list[Intent]:
