@@ -176,3 +176,26 @@ def test_statements_used_again_are_prepared_and_errors_stay_what_they_were(ctx: 
     for _ in range(3):  # a % of the text's own, prepared too
         assert sql.value("SELECT COUNT(*) FROM setting WHERE key LIKE 'prepared-%'") == 2
     assert sql.value("SELECT COUNT(*) FROM pg_prepared_statements") >= 2
+
+
+@pytest.mark.postgres
+def test_writes_sent_later_are_prepared_and_their_errors_still_roll_back(ctx: Context) -> None:
+    """The writes nobody reads back (``sql.later``) travel with the next statement, from
+    their second use on as a prepared statement: every one is written, one the server
+    cannot prepare is sent as text and written too, and a key taken by one of them
+    still takes the whole transaction back."""
+    insert = "INSERT INTO setting (key, value) VALUES (?, ?)"
+    unpreparable = "UPDATE setting SET value = value + 1 WHERE key = ? AND ? IS NULL"
+    for i in range(4):
+        with store.write_transaction():
+            sql.later(insert, f"later-{i}", i)
+            sql.later(unpreparable, f"later-{i}", None)
+    assert sql.rows("SELECT key, value FROM setting WHERE key LIKE 'later-%' ORDER BY key") == [
+        (f"later-{i}", i + 1) for i in range(4)
+    ]
+    prepared = "SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE ?"
+    assert sql.value(prepared, "%PREPARE % AS INSERT INTO setting (key, value) VALUES ($1, $2)%")
+    with pytest.raises(store.IntegrityError), store.write_transaction():
+        sql.later(insert, "later-new", 9)
+        sql.later(insert, "later-0", 9)  # taken: raised by the COMMIT, inside the transaction
+    assert sql.value("SELECT COUNT(*) FROM setting WHERE key = 'later-new'") == 0

@@ -14,9 +14,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from peewee import DataError, IntegrityError, InterfaceError, OperationalError, 
 
 from mailgate.errors import ConfigError
 from mailgate.store import drivers, faults
+from mailgate.store.pgdb import PostgresDatabase, pgcode
 from mailgate.store.sqlitedb import BUSY_TIMEOUT_MS, SqliteDatabase
 
 db = pw.DatabaseProxy()
@@ -98,7 +98,7 @@ def open_database(url: str, *, sync: str = "normal") -> pw.Database:
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"database.url: {exc}") from None
     if type(database) is pw.PostgresqlDatabase:
-        database = _PostgresDatabase(database.database, **database.connect_params)
+        database = PostgresDatabase(database.database, **database.connect_params)
     db.initialize(database)
     return database
 
@@ -167,181 +167,6 @@ def _query_value(value: str) -> Any:
     return value
 
 
-class _PostgresDatabase(pw.PostgresqlDatabase):
-    """PostgreSQL with fewer round trips: what needs no answer travels with what does.
-
-    peewee runs the driver in autocommit mode and sends ``BEGIN`` on its own, a round
-    trip of its own for every transaction (four or five per mail). Here ``begin()``
-    only notes it, and the first statement of the transaction carries it (psycopg2
-    sends ``BEGIN; INSERT …`` as one simple query, whose result is the last
-    statement's). A transaction that ran no statement sends neither BEGIN nor COMMIT.
-    ``SET LOCAL`` settings (``write_transaction(durable=False)``) and writes whose
-    result nobody reads (``sql.later``: events, attachments, counters, the receipt's
-    last update) travel the same way, with the next statement or the COMMIT; an error
-    in one of them is raised there, still inside the transaction, which rolls back.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pending = threading.local()  # peewee keeps one connection per thread
-
-    def _take_pending(self) -> tuple[str, bool]:
-        """(the statements waiting to be sent, whether BEGIN is among them)."""
-        text: str = getattr(self._pending, "text", "")
-        unsent: bool = getattr(self._pending, "unsent_begin", False)
-        self._pending.text, self._pending.unsent_begin = "", False
-        return text, unsent
-
-    def _take_after_commit(self) -> list[tuple[str, Callable[[], None]]]:
-        after: list[tuple[str, Callable[[], None]]] = getattr(self._pending, "after", [])
-        self._pending.after = []
-        return after
-
-    def send_after_commit(self, statement: str, sent: Callable[[], None]) -> None:
-        """Send ``statement`` right after this transaction's COMMIT, in the same round
-        trip (the server runs it once the COMMIT succeeded); ``sent()`` is called when
-        it ran. A rollback, or a COMMIT that fails, drops it unsent."""
-        after: list[tuple[str, Callable[[], None]]] = getattr(self._pending, "after", [])
-        self._pending.after = [*after, (statement, sent)]
-
-    def execute_alone(self, sql: str, params: Any = None) -> Any:
-        """``sql`` as the transaction's first statement, committing on its own: sent
-        without BEGIN, the server runs it in a transaction of its own and commits it
-        (durably) before answering — one round trip instead of two. The transaction
-        then goes on as if it had just begun. Inside a transaction that already ran
-        something (or a nested one) it is simply one more statement of it."""
-        pending = getattr(self._pending, "text", "")
-        if self.transaction_depth() != 1 or pending != "BEGIN; ":
-            return self.execute_sql(sql, params)
-        self._pending.text = ""
-        try:
-            return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
-        finally:
-            self._pending.text, self._pending.unsent_begin = "BEGIN; ", True
-
-    def begin(self, isolation_level: Any = None) -> None:
-        if isolation_level is not None or getattr(self, "_isolation_level", None):
-            super().begin(isolation_level)
-            return
-        if self.is_closed():
-            # Connecting resets peewee's per-thread state (the open transactions among it):
-            # it must happen now, not with the first statement.
-            self.connect()
-        self._pending.text, self._pending.unsent_begin = "BEGIN; ", True
-
-    def defer(self, statement: str, params: Any = None) -> None:
-        """Send ``statement`` with the transaction's next statement (or its COMMIT); at
-        once when no transaction is open."""
-        if self.transaction_depth() == 0:
-            self.execute_sql(statement, params)
-            return
-        if params is not None:
-            cursor = self.connection().cursor()  # type: ignore[no-untyped-call]
-            statement = cursor.mogrify(statement, params).decode()
-        pending: str = getattr(self._pending, "text", "")
-        self._pending.text = f"{pending}{statement}; "
-
-    # Prepared statements a connection keeps at most (IN lists of every length are texts
-    # of their own; past this many the rest is sent as text).
-    PREPARED_MAX = 200
-
-    def execute_prepared(self, text: str, params: tuple[Any, ...]) -> Any:
-        """``text`` (``?`` for parameters, as ``store.sql`` writes it) as a prepared
-        statement of this connection from its second use on: the server parses and
-        plans it once instead of every time (measured: a third to a fifth of the
-        server's CPU for the hot path's joins). The first PREPARE travels with that
-        use (``PREPARE …; EXECUTE …``), inside a savepoint when a transaction is open,
-        so a text the server cannot prepare (a parameter whose type it cannot infer:
-        SQLSTATE class 42) costs a ROLLBACK TO SAVEPOINT and is sent as plain text from
-        then on; any other error is the statement's own and raised as it was before.
-        (Session state: a pooler in transaction mode must not sit in between — nor may
-        it for the advisory locks of ``store/inflight.py``.)"""
-        plain = text.replace("%", "%%").replace("?", "%s")
-        state = self._pending
-        connection = self.connection()  # type: ignore[no-untyped-call]
-        if getattr(state, "prepared_on", None) is not connection:
-            state.prepared_on, state.prepared, state.named = connection, {}, 0
-        statements: dict[str, str | None] = state.prepared
-        name = statements.get(text, "")
-        if text not in statements:  # the first use: plain; prepared when it comes again
-            if len(statements) < self.PREPARED_MAX:
-                statements[text] = ""
-            return self.execute_sql(plain, params)
-        if name is None:
-            return self.execute_sql(plain, params)
-        if name:
-            marks = ", ".join("%s" for _ in params)
-            return self.execute_sql(
-                f"EXECUTE {name}({marks})" if params else f"EXECUTE {name}", params
-            )
-        parts = text.split("?")
-        if len(parts) - 1 != len(params):
-            statements[text] = None
-            return self.execute_sql(plain, params)
-        state.named += 1
-        name = f"mailgate_{state.named}"
-        body = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
-        execute = (
-            f"EXECUTE {name}({', '.join('%s' for _ in params)})" if params else f"EXECUTE {name}"
-        )
-        prepare = f"PREPARE {name} AS {body.replace('%', '%%')}"
-        inside = self.transaction_depth() > 0
-        if inside:
-            sent = f"SAVEPOINT mp; {prepare}; RELEASE SAVEPOINT mp; {execute}"
-        else:
-            sent = f"{prepare}; {execute}"
-        try:
-            cursor = self.execute_sql(sent, params)
-        except PeeweeException as exc:
-            statements[text] = None  # (PREPARE outlives a rollback: never this name again)
-            if not (pgcode(exc) or "").startswith("42"):
-                raise  # the statement's own error (a deadlock, a taken key…): as before
-            if inside:
-                try:
-                    super().execute_sql("ROLLBACK TO SAVEPOINT mp")  # type: ignore[no-untyped-call]
-                except PeeweeException:
-                    raise exc from None
-            return self.execute_sql(plain, params)
-        statements[text] = name
-        return cursor
-
-    def execute_sql(self, sql: str, params: Any = None) -> Any:
-        pending, _ = self._take_pending()
-        if pending:
-            # peewee always passes parameters, so psycopg2 reads % in the whole text.
-            sql = pending.replace("%", "%%") + sql
-        return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
-
-    def commit(self) -> None:
-        pending, unsent_begin = self._take_pending()
-        after = self._take_after_commit()
-        if unsent_begin and not pending.removeprefix("BEGIN; "):
-            pending = ""  # nothing ran: nothing to commit
-            if not after:
-                return
-            text = "; ".join(statement for statement, _ in after)
-        else:
-            text = "; ".join(["COMMIT", *(statement for statement, _ in after)])
-        if pending or after:
-            # The server runs the statements after COMMIT only once it succeeded.
-            super().execute_sql(pending.replace("%", "%%") + text)  # type: ignore[no-untyped-call]
-            for _, sent in after:
-                sent()
-            return
-        super().commit()
-
-    def rollback(self) -> None:
-        _, unsent_begin = self._take_pending()  # writes not sent yet: simply dropped
-        self._take_after_commit()
-        if not unsent_begin:
-            super().rollback()
-
-    def close(self) -> bool:
-        self._take_pending()
-        self._take_after_commit()
-        return bool(super().close())
-
-
 def limit_page_cache(kib: int) -> None:
     """SQLite: every connection of this process opened from now on (and this thread's)
     keeps at most ``kib`` KiB of pages in memory (``open_database`` allows 16,000)."""
@@ -377,7 +202,7 @@ def write_transaction(*, durable: bool = True) -> Iterator[None]:
     too many variables is a bug of ours, never temporary (``faults.QueryTooLarge``).
     """
     with _translated_faults(), db.atomic("IMMEDIATE") if is_sqlite() else db.atomic():
-        if not durable and isinstance(db.obj, _PostgresDatabase):
+        if not durable and isinstance(db.obj, PostgresDatabase):
             if db.obj.transaction_depth() == 1:
                 db.obj.defer("SET LOCAL synchronous_commit = off")
         try:
@@ -474,19 +299,6 @@ _CONFLICTS = frozenset({"40P01", "40001", "55P03"})
 
 def _is_conflict(exc: BaseException) -> bool:
     return pgcode(exc) in _CONFLICTS
-
-
-def pgcode(exc: BaseException) -> str | None:
-    """The PostgreSQL SQLSTATE behind a peewee error (the driver's error is its context)."""
-    seen: BaseException | None = exc
-    for _ in range(3):
-        if seen is None:
-            break
-        code = getattr(seen, "pgcode", None)
-        if code:
-            return str(code)
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _reset_connection() -> None:

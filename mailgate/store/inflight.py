@@ -53,12 +53,13 @@ def hold(message_id: str) -> bool:
     return held
 
 
-def hold_expression(message_id: str) -> str:
+def hold_expression(message_id: str) -> tuple[str, int]:
     """The SQL expression that takes ``message_id`` for this session (true when it did), for
     a statement that takes it on its way — the receipt's INSERT … RETURNING, so that it is
-    held before the receipt is committed, without a round trip of its own. Report the
-    result with ``took``. PostgreSQL only."""
-    return f"pg_try_advisory_lock({NAMESPACE}, {_key(message_id)})"
+    held before the receipt is committed, without a round trip of its own — and its
+    parameter (the key: the statement's text stays the same, so it is prepared once per
+    connection). Report the result with ``took``. PostgreSQL only."""
+    return f"pg_try_advisory_lock({NAMESPACE}, ?)", _key(message_id)
 
 
 def took(message_id: str) -> None:

@@ -82,7 +82,10 @@ def insert(
     trip. Nothing is taken when the key was taken already.
     """
     taking = in_flight and not is_sqlite()
-    also = f", {inflight.hold_expression(in_flight)}" if taking else ""
+    also, lock = "", tuple[int, ...]()  # the in-flight lock's expression, its key
+    if taking:
+        expression, lock_key = inflight.hold_expression(in_flight)
+        also, lock = f", {expression}", (lock_key,)
     created = sql.one_committed(
         "INSERT INTO receipt (message_id, sha256, fingerprint, size, sender, source,"
         " mailbox, envelope, status, action, reason, attempts, received_at, lease_until)"
@@ -98,6 +101,7 @@ def insert(
         sql.js(envelope),
         sql.ts(now),
         sql.ts(lease_until),
+        *lock,
     )
     if created is None:
         return None

@@ -55,13 +55,13 @@ def run(text: str, *params: Any) -> Any:
 def one_committed(text: str, *params: Any) -> tuple[Any, ...] | None:
     """The first statement of a ``write_transaction`` that needs nothing after it to be
     committed (a receipt): on PostgreSQL it commits on its own, durably, in the one round
-    trip (``db._PostgresDatabase.execute_alone``), and the transaction goes on as if
+    trip (``pgdb.PostgresDatabase.execute_alone``), and the transaction goes on as if
     just begun. On SQLite it is part of the transaction, committed with it."""
     database = db.obj
     if isinstance(database, pw.SqliteDatabase):
         return one(text, *params)
     row: tuple[Any, ...] | None = database.execute_alone(
-        _sql(text), tuple(map(clean, params))
+        text, tuple(map(clean, params))
     ).fetchone()
     return row
 
@@ -69,12 +69,15 @@ def one_committed(text: str, *params: Any) -> tuple[Any, ...] | None:
 def later(text: str, *params: Any) -> None:
     """A write whose result (rows, rowcount) nobody reads: on PostgreSQL it travels with
     the transaction's next statement or its COMMIT instead of a round trip of its own
-    (``db._PostgresDatabase``); an error in it is raised there, inside the transaction.
+    (``pgdb.PostgresDatabase``); an error in it is raised there, inside the transaction.
     At once on SQLite and outside a transaction."""
-    if is_sqlite():
+    database = db.obj
+    if isinstance(database, pw.SqliteDatabase):
         run(text, *params)
-    else:
-        db.obj.defer(_sql(text), tuple(map(clean, params)))
+    elif "pg_" in text or ";" in text:  # as in run(): as text
+        database.defer(_sql(text), tuple(map(clean, params)))
+    else:  # prepared from its second use on, as run() prepares
+        database.defer_prepared(text, tuple(map(clean, params)))
 
 
 def clean(value: Any) -> Any:
