@@ -94,6 +94,11 @@ class Handler:
         self._counter = counter
         self._lmtp = lmtp
 
+    def __dir__(self) -> list[str]:
+        """The hooks only: aiosmtpd looks them up (and AUTH methods, we have none) with
+        ``dir()`` and ``inspect.getmembers()`` for every connection."""
+        return _protocol_names(type(self), ("handle_",))
+
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
@@ -178,10 +183,10 @@ _PLAIN_PATH = re.compile(
 )
 
 
-def _protocol_names(cls: type) -> list[str]:
+def _protocol_names(cls: type, prefixes: tuple[str, ...] = ("smtp_", "auth_")) -> list[str]:
     found = _names.get(cls)
     if found is None:
-        found = _names[cls] = sorted(n for n in dir(cls) if n.startswith(("smtp_", "auth_")))
+        found = _names[cls] = sorted(n for n in dir(cls) if n.startswith(prefixes))
     return found
 
 
