@@ -158,7 +158,7 @@ class Gateway:
         outcome: Outcome = await asyncio.wrap_future(
             self._in_worker(raw, path, "smtp", None, envelope)
         )
-        self.kick_outbox()
+        self.kick_outbox(in_loop=True)
         return outcome
 
     def ingest_in_worker(
@@ -212,7 +212,7 @@ class Gateway:
     def accepts(self, address: str) -> bool:
         return self.ctx.config.mailbox_for([address]) is not None
 
-    def kick_outbox(self) -> None:
+    def kick_outbox(self, *, in_loop: bool = False) -> None:
         """Deliver soon: a new mail usually queued an acknowledgement (and webhooks)."""
         if self.loop is None or self.scheduler is None:
             return
@@ -227,7 +227,10 @@ class Gateway:
                 if job is not None and (job.next_run_time is None or job.next_run_time > soon):
                     job.modify(next_run_time=soon)
 
-        self.loop.call_soon_threadsafe(kick)
+        if in_loop:
+            kick()  # the listener's mail, answered in the loop: no wake-up through its self-pipe
+        else:
+            self.loop.call_soon_threadsafe(kick)
 
     # --- IMAP sink (called from poller threads) -------------------------------------------
 

@@ -273,3 +273,49 @@ def test_a_mail_in_pieces_and_pipelined_commands_arrive_as_sent(listening: Conte
         assert hashlib.sha256(expected).hexdigest() in {
             hashlib.sha256(v).hexdigest() for v in kept.values()
         }
+
+
+PATHS = [
+    "<carla@customer.example>",
+    "<carla@customer.example> SIZE=1234 BODY=8BITMIME",
+    "<carla@customer.example>  SIZE=1234 ",
+    "<>",
+    "<> SIZE=10",
+    "<Carla.Berg+ticket_7@Mail-1.Customer.EXAMPLE>",
+    "<o'neil!#$%&*/=?^`{|}~@x.example>",
+    "<carla@customer.example.>",
+    "<carla..berg@customer.example>",
+    "<carla@[192.0.2.7]>",
+    '<"carla berg"@customer.example>',
+    "<carla@customer.example> (a comment)",
+    "<carla@customer.example>SIZE=1",
+    " <carla@customer.example>",
+    "carla@customer.example",
+    "<carla@customer.example",
+    "<@relay.example:carla@customer.example>",
+    "<ç@bücher.example>",
+    "<" + "x" * 65 + "@customer.example>",
+    "<carla@>",
+    "<@customer.example>",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_fast_path_reads_mail_from_and_rcpt_to_as_aiosmtpd_does(path: str) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from mailgate.transports.smtp import MailgateSMTP
+
+    for limit in (0, 64):
+        server = MailgateSMTP.__new__(MailgateSMTP)
+        server.local_part_limit = limit
+        assert server._getaddr(path) == SMTP._getaddr(server, path)
+
+
+def test_the_lines_of_the_ehlo_reply_arrive_whole(listening: Context) -> None:
+    with smtp(listening) as client:
+        code, features = client.ehlo("mx.customer.example")
+    assert code == 250
+    assert features.decode().splitlines()[1:] == [
+        "SIZE 200000", "8BITMIME", "SMTPUTF8", "HELP"
+    ]  # fmt: skip
