@@ -121,8 +121,7 @@ class Gateway:
         self.with_smtp = smtp and ctx.config.listener.enabled
         self.with_imap = imap
         self.db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-db")
-        # Ingest runs in processes of their own (see worker/); the loop and the IMAP
-        # threads hand mails over and await the answers.
+        # Ingest runs in worker processes (worker/); the loop and IMAP threads hand mails over.
         self.worker = Pool(ctx.config.path, ctx.config.gateway.ingest_workers)
         self.sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-outbox")
         self.hooks = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailgate-hooks")
@@ -184,12 +183,12 @@ class Gateway:
     def _in_worker(
         self, raw: bytes, path: str, source: str, mailbox: str | None, envelope: Envelope | None
     ) -> concurrent.futures.Future[Outcome]:
-        seconds = self.ctx.config.gateway.max_processing_seconds
         if self.web is not None:  # mail is arriving: the desk keeps to its share (web/yielding.py)
             self.web.mail_arrives()
         return handoff.ingest(
-            self.worker, self.metrics, seconds, raw, path, source, mailbox, envelope
-        )
+            self.worker, self.metrics, self.ctx.config.gateway.max_processing_seconds,
+            raw, path, source, mailbox, envelope,
+        )  # fmt: skip
 
     def check_login(self, login: str, password: str) -> str | None:
         """SMTP AUTH for agents: the agent's key (or address) and its password."""
@@ -218,8 +217,7 @@ class Gateway:
             return
 
         def kick() -> None:
-            # At most one delivery run per KICK_DELAY: under a burst of mail the outbox
-            # is sent in batches instead of competing with every single ingest.
+            # At most one delivery run per KICK_DELAY: a burst of mail is sent in batches.
             assert self.scheduler is not None
             soon = _now() + dt.timedelta(seconds=KICK_DELAY)
             for name in ("outbox", "webhooks"):
