@@ -331,6 +331,17 @@ def claimed_mails(ids: list[int], worker: str) -> list[OutboxMail]:
     return [found[i] for i in ids if i in found]
 
 
+def settle_sent(ids: list[int], sent_at: dt.datetime) -> None:
+    """Mails the relay took from every recipient: ``sent``, one statement for a round."""
+    if ids:
+        sql.run(
+            "UPDATE outbox_item SET status = 'sent', sent_at = ?, last_error = ''"
+            f" WHERE id IN ({sql.placeholders(len(ids))})",
+            sql.ts(sent_at),
+            *ids,
+        )
+
+
 def claim_mark(worker: str) -> str:
     return f"claimed by {worker}"
 
